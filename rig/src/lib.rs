@@ -1,0 +1,7 @@
+//! twinloop-rig: the real-time closed-loop rig daemon and the `twinloop` binary.
+//!
+//! # Layout (in the order data flows)
+//! - [`protocol`]: the ZeroMQ wire format every source and subscriber speaks.
+//! - [`clock`]: [`clock::RigTime`], the one time base, and the host's monotonic clock.
+pub mod clock;
+pub mod protocol;

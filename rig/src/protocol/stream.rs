@@ -1,0 +1,170 @@
+//! Stream and dtype codes of the wire protocol.
+
+use serde::{Deserialize, Serialize};
+use std::fmt;
+
+/// What a message carries. Inputs (1–15) come from a rig; outputs (16–31) are published by the
+/// daemon. Codes are part of the wire format: never renumber.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[repr(u16)]
+pub enum Stream {
+    /// Two-photon frame, u16 or i16 `[height, width]`; `plane`/`channel` set; `aux` = frame number.
+    TwoPhoton = 1,
+    /// Eye-camera frame, u8 `[height, width]`; `aux` = camera frame number.
+    EyeCamera = 2,
+    /// Treadmill encoder, i64 `[1]`: cumulative counts at `t_ns`.
+    Treadmill = 3,
+    /// Sync event, no payload; `aux` = [`SyncCode`].
+    Sync = 4,
+    /// Control, JSON: `{"event": "hello" | "end", ...}` from a bridge.
+    Control = 5,
+    /// Per-cell activity of one imaging frame, f32 `[cells]`; `aux` = its imaging frame's seq.
+    Activity = 16,
+    /// Stimulus onset, JSON (trial index, spec, rig time).
+    Stimulus = 17,
+    /// A display flip, no payload; `seq` = display frame, `aux` = trial index (-1 for gray).
+    Flip = 18,
+    /// What the mouse sees on a flip, u8 `[h, w]` at the twin's resolution; `seq` = display frame.
+    View = 19,
+    /// A selector decision, JSON.
+    Decision = 20,
+    /// Daemon status heartbeat, JSON (counters, progress).
+    Status = 21,
+    /// Flow-control acknowledgement, no payload; `aux` = stream code, `seq` = last seq consumed.
+    Ack = 22,
+}
+
+impl Stream {
+    pub const ALL: [Stream; 12] = [
+        Stream::TwoPhoton,
+        Stream::EyeCamera,
+        Stream::Treadmill,
+        Stream::Sync,
+        Stream::Control,
+        Stream::Activity,
+        Stream::Stimulus,
+        Stream::Flip,
+        Stream::View,
+        Stream::Decision,
+        Stream::Status,
+        Stream::Ack,
+    ];
+
+    pub fn from_code(code: u16) -> Option<Stream> {
+        Stream::ALL.into_iter().find(|s| *s as u16 == code)
+    }
+
+    pub const fn code(self) -> u16 {
+        self as u16
+    }
+
+    /// The topic frame, also the subscription prefix.
+    pub const fn topic(self) -> &'static str {
+        match self {
+            Stream::TwoPhoton => "two_photon",
+            Stream::EyeCamera => "eye_camera",
+            Stream::Treadmill => "treadmill",
+            Stream::Sync => "sync",
+            Stream::Control => "control",
+            Stream::Activity => "activity",
+            Stream::Stimulus => "stimulus",
+            Stream::Flip => "flip",
+            Stream::View => "view",
+            Stream::Decision => "decision",
+            Stream::Status => "status",
+            Stream::Ack => "ack",
+        }
+    }
+
+    /// Dtypes this stream may carry.
+    pub fn allows(self, dtype: Dtype) -> bool {
+        match self {
+            Stream::TwoPhoton => matches!(dtype, Dtype::U16 | Dtype::I16),
+            Stream::EyeCamera | Stream::View => dtype == Dtype::U8,
+            Stream::Treadmill => dtype == Dtype::I64,
+            Stream::Sync | Stream::Flip | Stream::Ack => true,
+            Stream::Activity => dtype == Dtype::F32,
+            Stream::Control | Stream::Stimulus | Stream::Decision | Stream::Status => {
+                dtype == Dtype::Json
+            }
+        }
+    }
+
+    /// Whether a rig sends this stream to the daemon.
+    pub const fn is_input(self) -> bool {
+        (self as u16) < 16
+    }
+}
+
+impl fmt::Display for Stream {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.topic())
+    }
+}
+
+/// Element type of a payload.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[repr(u8)]
+pub enum Dtype {
+    U8 = 1,
+    U16 = 2,
+    I16 = 3,
+    U32 = 4,
+    I32 = 5,
+    U64 = 6,
+    I64 = 7,
+    F32 = 8,
+    F64 = 9,
+    /// UTF-8 JSON text; shape `[n_bytes]`.
+    Json = 32,
+}
+
+impl Dtype {
+    pub fn from_code(code: u8) -> Option<Dtype> {
+        use Dtype::*;
+        [U8, U16, I16, U32, I32, U64, I64, F32, F64, Json]
+            .into_iter()
+            .find(|d| *d as u8 == code)
+    }
+
+    pub const fn size_bytes(self) -> usize {
+        match self {
+            Dtype::U8 | Dtype::Json => 1,
+            Dtype::U16 | Dtype::I16 => 2,
+            Dtype::U32 | Dtype::I32 | Dtype::F32 => 4,
+            Dtype::U64 | Dtype::I64 | Dtype::F64 => 8,
+        }
+    }
+}
+
+impl fmt::Display for Dtype {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{self:?}")
+    }
+}
+
+/// Codes carried in `aux` of a [`Stream::Sync`] message.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[repr(i64)]
+pub enum SyncCode {
+    /// The microscope's frame clock (one tick per imaging frame).
+    FrameClock = 1,
+    /// Photodiode under the monitor's sync patch turned bright.
+    PhotodiodeRise = 2,
+    /// Photodiode turned dark.
+    PhotodiodeFall = 3,
+    /// Trial marker from the rig's own sequencer.
+    TrialMarker = 4,
+}
+
+impl SyncCode {
+    pub fn from_code(code: i64) -> Option<SyncCode> {
+        use SyncCode::*;
+        [FrameClock, PhotodiodeRise, PhotodiodeFall, TrialMarker]
+            .into_iter()
+            .find(|c| *c as i64 == code)
+    }
+}
