@@ -1,0 +1,2 @@
+//! Sinks: the session log and the event bus.
+pub mod session_log;

@@ -1,0 +1,1 @@
+//! Online OASIS deconvolution (being written).

@@ -1,0 +1,3 @@
+//! Processing stages, one folder per stage.
+pub mod deconvolve;
+pub mod register;

@@ -1,0 +1,1 @@
+//! Online motion correction (being written).
