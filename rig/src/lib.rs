@@ -4,8 +4,10 @@
 //! - [`protocol`]: the ZeroMQ wire format every source and subscriber speaks.
 //! - [`clock`]: [`clock::RigTime`], the one time base, and the host's monotonic clock.
 pub mod clock;
+pub mod config;
 pub mod protocol;
 pub mod ring;
 pub mod sim;
 pub mod sinks;
 pub mod stages;
+pub mod telemetry;

@@ -1,0 +1,416 @@
+//! Session and rig configuration: one TOML file, every section a `deny_unknown_fields` struct
+//! whose doc comments are the reference. `configs/sim.toml` is embedded as the default.
+
+use crate::sim::SimConfig;
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+use thiserror::Error;
+use twinloop_stimulus::ViewGeometry;
+
+/// The embedded default: a full simulated closed-loop session.
+pub const DEFAULT_SIM_TOML: &str = include_str!("../../configs/sim.toml");
+
+#[derive(Debug, Error)]
+pub enum ConfigError {
+    #[error("cannot read config {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("invalid config{origin}: {message}")]
+    Parse { origin: String, message: String },
+    #[error("invalid config: `{field}` = {value}: {allowed}")]
+    Invalid {
+        field: &'static str,
+        value: String,
+        allowed: &'static str,
+    },
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    pub session: SessionConfig,
+    pub source: SourceConfig,
+    pub imaging: ImagingConfig,
+    #[serde(default)]
+    pub eye: EyeConfig,
+    #[serde(default)]
+    pub treadmill: TreadmillConfig,
+    #[serde(default)]
+    pub display: DisplayConfig,
+    #[serde(default)]
+    pub trials: TrialsConfig,
+    #[serde(default)]
+    pub rings: RingsConfig,
+    #[serde(default)]
+    pub sim: SimConfig,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SessionConfig {
+    /// Name used in the session directory.
+    pub name: String,
+    /// Session length in seconds of rig time.
+    pub duration_s: f64,
+    /// Pace the simulated rig to the wall clock; `false` runs as fast as the pipeline consumes.
+    pub realtime: bool,
+    /// Root under which each run makes its session directory.
+    pub out_dir: PathBuf,
+    /// Seed of every random choice the daemon makes (the selector).
+    pub seed: u64,
+    /// Also write raw two-photon and eye-camera pixels into the session log (needed to replay
+    /// the imaging pipeline; about 15 MiB/s for 512x512 at 30 Hz).
+    pub record_frames: bool,
+    /// Show a progress bar on the terminal.
+    pub progress: bool,
+}
+
+impl Default for SessionConfig {
+    fn default() -> Self {
+        SessionConfig {
+            name: "session".into(),
+            duration_s: 60.0,
+            realtime: true,
+            out_dir: "sessions".into(),
+            seed: 1,
+            record_frames: false,
+            progress: true,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SourceKind {
+    /// The simulated rig runs in-process and speaks the wire protocol over the same sockets.
+    Sim,
+    /// An external bridge (a microscope, `twinloop sim-rig`, a Python script) connects.
+    Bridge,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SourceConfig {
+    pub kind: SourceKind,
+    /// Endpoint the daemon binds a PULL socket on for rig data (`tcp://host:port`, port 0 picks
+    /// a free one, or `ipc:///path`).
+    pub ingest: String,
+    /// Endpoint the daemon binds a PUB socket on for what it publishes.
+    pub publish: String,
+    /// End the session when no input arrives for this long (seconds).
+    pub idle_timeout_s: f64,
+    /// Frames a sender may have in flight before the daemon's ack (credit-based flow control).
+    pub flow_window: u32,
+}
+
+impl Default for SourceConfig {
+    fn default() -> Self {
+        SourceConfig {
+            kind: SourceKind::Sim,
+            ingest: "tcp://127.0.0.1:0".into(),
+            publish: "tcp://127.0.0.1:0".into(),
+            idle_timeout_s: 10.0,
+            flow_window: 32,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Extraction {
+    /// PLACEHOLDER: mean over each simulated cell's true footprint (from the simulator's truth).
+    TruthFootprints,
+    /// PLACEHOLDER: mean over square blocks tiling the frame, one "cell" per block.
+    Grid,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ImagingConfig {
+    pub width: u32,
+    pub height: u32,
+    pub planes: u8,
+    pub channels: u8,
+    pub frame_rate_hz: f64,
+    pub extraction: Extraction,
+    /// Block size for `extraction = "grid"`.
+    pub grid_block_px: u32,
+    /// A frame whose activity is published later than this after arrival counts as late.
+    pub late_after_ms: f64,
+}
+
+impl Default for ImagingConfig {
+    fn default() -> Self {
+        ImagingConfig {
+            width: 512,
+            height: 512,
+            planes: 1,
+            channels: 1,
+            frame_rate_hz: 30.0,
+            extraction: Extraction::TruthFootprints,
+            grid_block_px: 32,
+            late_after_ms: 5.0,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct EyeConfig {
+    pub width: u32,
+    pub height: u32,
+    pub frame_rate_hz: f64,
+}
+
+impl Default for EyeConfig {
+    fn default() -> Self {
+        EyeConfig {
+            width: 320,
+            height: 240,
+            frame_rate_hz: 60.0,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TreadmillConfig {
+    pub sample_rate_hz: f64,
+}
+
+impl Default for TreadmillConfig {
+    fn default() -> Self {
+        TreadmillConfig {
+            sample_rate_hz: 100.0,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DisplayConfig {
+    pub refresh_hz: f64,
+    /// The twin-resolution view rendered for the twin and the simulated mouse.
+    pub view_width: usize,
+    pub view_height: usize,
+    pub azimuth_deg: (f64, f64),
+    pub elevation_deg: (f64, f64),
+}
+
+impl Default for DisplayConfig {
+    fn default() -> Self {
+        let v = ViewGeometry::default();
+        DisplayConfig {
+            refresh_hz: 60.0,
+            view_width: v.width,
+            view_height: v.height,
+            azimuth_deg: v.azimuth_deg,
+            elevation_deg: v.elevation_deg,
+        }
+    }
+}
+
+impl DisplayConfig {
+    pub fn view(&self) -> ViewGeometry {
+        ViewGeometry {
+            width: self.view_width,
+            height: self.view_height,
+            azimuth_deg: self.azimuth_deg,
+            elevation_deg: self.elevation_deg,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Policy {
+    /// PLACEHOLDER: uniform random choice from the library.
+    Random,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TrialsConfig {
+    /// How long each stimulus is shown (seconds).
+    pub stimulus_s: f64,
+    /// Inter-trial gray at mean luminance (seconds).
+    pub gray_s: f64,
+    pub policy: Policy,
+}
+
+impl Default for TrialsConfig {
+    fn default() -> Self {
+        TrialsConfig {
+            stimulus_s: 2.0,
+            gray_s: 1.0,
+            policy: Policy::Random,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RingsConfig {
+    /// Preallocated two-photon frame buffers (each width*height u16).
+    pub frame_pool: usize,
+    /// Ring from ingest to the imaging stage; when full, that stage skips frames (counted).
+    pub stage_ring: usize,
+    /// Ring from ingest to the recorder; when full, ingest waits (the recorder loses nothing).
+    pub recorder_ring: usize,
+}
+
+impl Default for RingsConfig {
+    fn default() -> Self {
+        RingsConfig {
+            frame_pool: 256,
+            stage_ring: 32,
+            recorder_ring: 192,
+        }
+    }
+}
+
+impl Config {
+    /// The embedded default (`configs/sim.toml`).
+    pub fn default_sim() -> Config {
+        // The embedded file is checked by a unit test; failing here is a build defect.
+        Config::from_toml(DEFAULT_SIM_TOML, "configs/sim.toml (embedded)")
+            .expect("embedded configs/sim.toml is valid")
+    }
+
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        Config::from_toml(&text, &path.display().to_string())
+    }
+
+    pub fn from_toml(text: &str, origin: &str) -> Result<Config, ConfigError> {
+        let cfg: Config = toml::from_str(text).map_err(|e| ConfigError::Parse {
+            origin: format!(" {origin}"),
+            message: e.to_string(),
+        })?;
+        cfg.validate()?;
+        Ok(cfg)
+    }
+
+    /// Check ranges that serde cannot; the error names the field and what is allowed.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        fn positive(field: &'static str, v: f64) -> Result<(), ConfigError> {
+            if v.is_finite() && v > 0.0 {
+                Ok(())
+            } else {
+                Err(ConfigError::Invalid {
+                    field,
+                    value: v.to_string(),
+                    allowed: "must be a positive number",
+                })
+            }
+        }
+        fn range(
+            field: &'static str,
+            v: u64,
+            lo: u64,
+            hi: u64,
+            allowed: &'static str,
+        ) -> Result<(), ConfigError> {
+            if (lo..=hi).contains(&v) {
+                Ok(())
+            } else {
+                Err(ConfigError::Invalid {
+                    field,
+                    value: v.to_string(),
+                    allowed,
+                })
+            }
+        }
+        positive("session.duration_s", self.session.duration_s)?;
+        positive("source.idle_timeout_s", self.source.idle_timeout_s)?;
+        range("source.flow_window", self.source.flow_window as u64, 1, 4096, "1 ..= 4096 frames")?;
+        range("imaging.width", self.imaging.width as u64, 8, 8192, "8 ..= 8192 pixels")?;
+        range("imaging.height", self.imaging.height as u64, 8, 8192, "8 ..= 8192 pixels")?;
+        range("imaging.planes", self.imaging.planes as u64, 1, 64, "1 ..= 64")?;
+        range("imaging.channels", self.imaging.channels as u64, 1, 4, "1 ..= 4")?;
+        positive("imaging.frame_rate_hz", self.imaging.frame_rate_hz)?;
+        range("imaging.grid_block_px", self.imaging.grid_block_px as u64, 2, 512, "2 ..= 512 pixels")?;
+        positive("eye.frame_rate_hz", self.eye.frame_rate_hz)?;
+        positive("treadmill.sample_rate_hz", self.treadmill.sample_rate_hz)?;
+        positive("display.refresh_hz", self.display.refresh_hz)?;
+        range("display.view_width", self.display.view_width as u64, 4, 4096, "4 ..= 4096 pixels")?;
+        range("display.view_height", self.display.view_height as u64, 4, 4096, "4 ..= 4096 pixels")?;
+        positive("trials.stimulus_s", self.trials.stimulus_s)?;
+        if !(self.trials.gray_s.is_finite() && self.trials.gray_s >= 0.0) {
+            return Err(ConfigError::Invalid {
+                field: "trials.gray_s",
+                value: self.trials.gray_s.to_string(),
+                allowed: "must be zero or a positive number of seconds",
+            });
+        }
+        range("rings.stage_ring", self.rings.stage_ring as u64, 1, 1 << 16, "1 ..= 65536")?;
+        range("rings.recorder_ring", self.rings.recorder_ring as u64, 1, 1 << 16, "1 ..= 65536")?;
+        let needed = self.rings.stage_ring + self.rings.recorder_ring + 4;
+        if self.rings.frame_pool < needed {
+            return Err(ConfigError::Invalid {
+                field: "rings.frame_pool",
+                value: self.rings.frame_pool.to_string(),
+                allowed: "must be at least rings.stage_ring + rings.recorder_ring + 4",
+            });
+        }
+        if self.imaging.extraction == Extraction::TruthFootprints && self.source.kind != SourceKind::Sim
+        {
+            return Err(ConfigError::Invalid {
+                field: "imaging.extraction",
+                value: "\"truth_footprints\"".into(),
+                allowed: "needs source.kind = \"sim\" (only the simulator knows true footprints); use \"grid\"",
+            });
+        }
+        Ok(())
+    }
+
+    pub fn frame_period_ns(&self) -> i64 {
+        (1e9 / self.imaging.frame_rate_hz).round() as i64
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn embedded_default_parses_and_validates() {
+        let c = Config::default_sim();
+        assert_eq!(c.source.kind, SourceKind::Sim);
+        assert_eq!(c.session.duration_s, 60.0);
+    }
+
+    #[test]
+    fn unknown_field_is_named() {
+        let text = DEFAULT_SIM_TOML.replace("[imaging]", "[imaging]\nwidht = 3");
+        let e = Config::from_toml(&text, "t.toml").unwrap_err().to_string();
+        assert!(e.contains("widht"), "{e}");
+    }
+
+    #[test]
+    fn out_of_range_value_names_field_and_allowed() {
+        let text = DEFAULT_SIM_TOML.replace("frame_rate_hz = 30.0", "frame_rate_hz = -3.0");
+        let e = Config::from_toml(&text, "t.toml").unwrap_err().to_string();
+        assert!(e.contains("imaging.frame_rate_hz") && e.contains("positive"), "{e}");
+    }
+
+    #[test]
+    fn wrong_type_is_a_parse_error_with_location() {
+        let text = DEFAULT_SIM_TOML.replace("duration_s = 60.0", "duration_s = \"long\"");
+        let e = Config::from_toml(&text, "t.toml").unwrap_err().to_string();
+        assert!(e.contains("duration_s") && e.contains("t.toml"), "{e}");
+    }
+
+    #[test]
+    fn pool_smaller_than_its_rings_is_rejected() {
+        let mut c = Config::default_sim();
+        c.rings.frame_pool = 8;
+        let e = c.validate().unwrap_err().to_string();
+        assert!(e.contains("rings.frame_pool"), "{e}");
+    }
+}

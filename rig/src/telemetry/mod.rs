@@ -1,0 +1,8 @@
+//! What the daemon counts and times: typed counters shared by every thread, and per-stage
+//! latency histograms owned by the thread that records them (no locks on the hot path).
+
+mod counters;
+mod latency;
+
+pub use counters::{Anomaly, Counters, CountersSnapshot};
+pub use latency::{LatencyHist, LatencySummary};
