@@ -5,6 +5,7 @@
 //! - [`clock`]: [`clock::RigTime`], the one time base, and the host's monotonic clock.
 pub mod clock;
 pub mod config;
+pub mod frames;
 pub mod protocol;
 pub mod ring;
 pub mod sim;

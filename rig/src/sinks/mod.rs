@@ -1,2 +1,3 @@
 //! Sinks: the session log and the event bus.
 pub mod session_log;
+pub mod records;
