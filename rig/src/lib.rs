@@ -3,12 +3,16 @@
 //! # Layout (in the order data flows)
 //! - [`protocol`]: the ZeroMQ wire format every source and subscriber speaks.
 //! - [`clock`]: [`clock::RigTime`], the one time base, and the host's monotonic clock.
+pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod frames;
 pub mod protocol;
+pub mod sources;
 pub mod ring;
 pub mod sim;
+pub mod scheduler;
+pub mod session;
 pub mod sinks;
 pub mod stages;
 pub mod telemetry;

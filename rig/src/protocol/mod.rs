@@ -116,5 +116,15 @@ impl Message {
     }
 }
 
+impl From<Message> for zeromq::ZmqMessage {
+    fn from(m: Message) -> zeromq::ZmqMessage {
+        let [topic, header, payload] = m.into_frames();
+        let mut z = zeromq::ZmqMessage::from(topic);
+        z.push_back(header);
+        z.push_back(payload);
+        z
+    }
+}
+
 #[cfg(test)]
 mod tests;

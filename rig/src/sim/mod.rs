@@ -84,3 +84,4 @@ impl SimMouse {
         std::fs::write(dir.join("cells.json"), serde_json::to_vec(&self.cells)?)
     }
 }
+pub mod bridge;

@@ -1,0 +1,37 @@
+//! The `twinloop` command line. Each subcommand is one file: its clap arguments and its `run`.
+
+mod run;
+mod sim_rig;
+
+use clap::{Parser, Subcommand};
+use tracing_subscriber::EnvFilter;
+
+#[derive(Debug, Parser)]
+#[command(name = "twinloop", version, about = "Real-time closed-loop two-photon rig controller with a digital twin")]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run a session (default: the embedded simulated session, configs/sim.toml).
+    Run(run::RunArgs),
+    /// Run the simulated rig alone, as an external bridge to a daemon started with
+    /// `source.kind = "bridge"`.
+    SimRig(sim_rig::SimRigArgs),
+}
+
+/// Entry point of the binary; errors are reported by `main` with their causes.
+pub fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")))
+        .with_writer(std::io::stderr)
+        .init();
+    match cli.command {
+        None => run::run(&run::RunArgs::default()),
+        Some(Command::Run(args)) => run::run(&args),
+        Some(Command::SimRig(args)) => sim_rig::run(&args),
+    }
+}

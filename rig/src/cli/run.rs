@@ -1,0 +1,54 @@
+//! `twinloop run [config.toml]`: one session from a config, then its summary.
+
+use crate::config::Config;
+use crate::session::{self, Hooks};
+use anyhow::Context;
+use clap::Args;
+use std::path::PathBuf;
+
+#[derive(Debug, Args, Default)]
+pub struct RunArgs {
+    /// Session config (TOML); without it, the embedded configs/sim.toml.
+    pub config: Option<PathBuf>,
+    /// Override `session.duration_s` (seconds of rig time).
+    #[arg(long)]
+    pub duration: Option<f64>,
+    /// Run as fast as the pipeline consumes instead of in real time.
+    #[arg(long)]
+    pub fast: bool,
+    /// Override `session.out_dir`.
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// Record raw frames into the session log (`session.record_frames`).
+    #[arg(long)]
+    pub record_frames: bool,
+}
+
+pub fn load_config(path: Option<&std::path::Path>) -> anyhow::Result<Config> {
+    Ok(match path {
+        Some(p) => Config::load(p)?,
+        None => Config::default_sim(),
+    })
+}
+
+pub fn run(args: &RunArgs) -> anyhow::Result<()> {
+    let mut cfg = load_config(args.config.as_deref())?;
+    if let Some(d) = args.duration {
+        cfg.session.duration_s = d;
+    }
+    if args.fast {
+        cfg.session.realtime = false;
+    }
+    if let Some(out) = &args.out {
+        cfg.session.out_dir = out.clone();
+    }
+    cfg.session.record_frames |= args.record_frames;
+    cfg.validate()?;
+    let command_line = std::env::args().collect();
+    let summary = session::run(&cfg, command_line, Hooks::default()).context("session failed")?;
+    println!("{summary}");
+    if let Some(e) = &summary.recorder_error {
+        anyhow::bail!("the session log could not be written completely: {e}");
+    }
+    Ok(())
+}

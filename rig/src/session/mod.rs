@@ -1,0 +1,354 @@
+//! A session: build the pipeline from a config, run it to the end, and summarise.
+//!
+//! # Threads (see `docs/ARCHITECTURE.md`)
+//! - `io`: a tokio current-thread runtime with the ingest loop (PULL) and the publisher (PUB).
+//! - `extract`: the imaging stage.
+//! - `recorder`: the session log.
+//! - `selector` and `renderer`: the scheduler.
+//! - `sim-rig` (simulated sessions only): the simulated mouse behind its own sockets.
+//!
+//! Shutdown flows downstream: ingest ends (source's `end`, duration, idle or Ctrl-C) and drops
+//! its ring producers; each stage drains its rings and drops its own; the recorder and the
+//! publisher stop last.
+
+mod summary;
+
+pub use summary::SessionSummary;
+
+use crate::config::{Config, Extraction, SourceKind};
+use crate::frames::{ActivityBuf, EyeBuf, FrameBuf};
+use crate::ring::{Pool, Wakeup, ring};
+use crate::scheduler::{PlaceholderRenderer, RandomSelector, SelectorThread};
+use crate::sim::bridge::{SimRigOptions, SimRigReport};
+use crate::sim::{SimGeometry, SimMouse};
+use crate::sinks::event_bus::{self, Publisher};
+use crate::sinks::recorder::Recorder;
+use crate::sinks::session_log::{Manifest, SessionDir};
+use crate::sources::zmq_ingest::{self, IngestEnd};
+use crate::sources::{Ingest, IngestOutputs};
+use crate::stages::extract::{ExtractStage, Footprints, StageOutputs};
+use crate::telemetry::{Counters, LatencyHist};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant, SystemTime};
+use thiserror::Error;
+use twinloop_stimulus::Library;
+
+#[derive(Debug, Error)]
+pub enum SessionError {
+    #[error("session directory: {0}")]
+    Dir(#[from] crate::sinks::session_log::SessionError),
+    #[error("session log: {0}")]
+    Log(#[from] crate::sinks::session_log::LogError),
+    #[error("cannot bind {what} on {endpoint}: {source}")]
+    Bind {
+        what: &'static str,
+        endpoint: String,
+        source: zeromq::ZmqError,
+    },
+    #[error("simulated rig: {0}")]
+    Sim(String),
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+    #[error("thread {0} panicked")]
+    Panicked(&'static str),
+}
+
+/// Geometry the simulator needs, from the rig config.
+pub fn sim_geometry(cfg: &Config) -> SimGeometry {
+    SimGeometry {
+        imaging_width: cfg.imaging.width as usize,
+        imaging_height: cfg.imaging.height as usize,
+        imaging_rate_hz: cfg.imaging.frame_rate_hz,
+        eye_width: cfg.eye.width as usize,
+        eye_height: cfg.eye.height as usize,
+        eye_rate_hz: cfg.eye.frame_rate_hz,
+        treadmill_rate_hz: cfg.treadmill.sample_rate_hz,
+        view_width: cfg.display.view_width,
+        view_height: cfg.display.view_height,
+        view_azimuth_deg: cfg.display.azimuth_deg,
+        view_elevation_deg: cfg.display.elevation_deg,
+    }
+}
+
+/// Callbacks a caller may want while the session runs (the progress bar, tests).
+#[derive(Default)]
+pub struct Hooks {
+    /// Called with the session directory and the bound endpoints once sockets are up.
+    pub on_ready: Option<Box<dyn FnOnce(&std::path::Path, &str, &str) + Send>>,
+}
+
+pub fn run(cfg: &Config, command_line: Vec<String>, hooks: Hooks) -> Result<SessionSummary, SessionError> {
+    let wall = Instant::now();
+    let created = SystemTime::now();
+    let dir = SessionDir::create(&cfg.session.out_dir, &cfg.session.name, created)?;
+    let _span = tracing::info_span!("session", dir = %dir.path().display()).entered();
+    let config_value = serde_json::to_value(cfg).unwrap_or_default();
+    let mut manifest = Manifest::new(created, command_line, config_value);
+    manifest.seeds.insert("session".into(), cfg.session.seed);
+    if let Some(seed) = serde_json::to_value(&cfg.sim).ok().and_then(|v| v.get("seed")?.as_u64()) {
+        manifest.seeds.insert("sim".into(), seed);
+    }
+    dir.write_manifest(&manifest)?;
+    let writer = dir.create_log()?;
+
+    // The simulated mouse is built first: its true footprints feed the placeholder extraction.
+    let mouse = match cfg.source.kind {
+        SourceKind::Sim => Some(
+            SimMouse::new(&cfg.sim, &sim_geometry(cfg)).map_err(|e| SessionError::Sim(e.to_string()))?,
+        ),
+        SourceKind::Bridge => None,
+    };
+    let footprints = match (cfg.imaging.extraction, &mouse) {
+        (Extraction::TruthFootprints, Some(m)) => Footprints::from_truth(m.cells()),
+        _ => Footprints::grid(cfg.imaging.width, cfg.imaging.height, cfg.imaging.grid_block_px),
+    };
+    let n_cells = footprints.cells();
+
+    let counters = Arc::new(Counters::default());
+    let frame_px = (cfg.imaging.width * cfg.imaging.height) as usize;
+    let eye_px = (cfg.eye.width * cfg.eye.height) as usize;
+    let frame_pool = Pool::new(cfg.rings.frame_pool, || FrameBuf::with_capacity(frame_px));
+    let eye_pool = Pool::new(64, || EyeBuf::with_capacity(eye_px));
+    let activity_pool = Pool::new(cfg.rings.recorder_ring * 2 + 16, || ActivityBuf::with_capacity(n_cells));
+
+    let stage_wake = Wakeup::new();
+    let recorder_wake = Wakeup::new();
+    let selector_wake = Wakeup::new();
+    let renderer_wake = Wakeup::new();
+    let (to_stage, stage_rx) = ring(cfg.rings.stage_ring, Arc::clone(&stage_wake));
+    let (to_recorder, rec_frames) = ring(cfg.rings.recorder_ring, Arc::clone(&recorder_wake));
+    let (eye_to_recorder, rec_eye) = ring(32, Arc::clone(&recorder_wake));
+    let (act_to_recorder, rec_activity) = ring(cfg.rings.recorder_ring, Arc::clone(&recorder_wake));
+    let (act_to_selector, sel_activity) = ring(cfg.rings.recorder_ring, Arc::clone(&selector_wake));
+    let (act_to_bus, bus_activity) = ring(cfg.rings.stage_ring, Wakeup::new());
+    let (events_tx, events_rx) = crossbeam_channel::bounded(8192);
+    let (bus, bus_rx, bus_notify) = event_bus::bus(4096, Arc::clone(&counters));
+    let (queue_tx, queue_rx) = crossbeam_channel::bounded(1);
+
+    let mut ingest = Ingest::new(
+        cfg,
+        IngestOutputs {
+            frame_pool,
+            eye_pool,
+            to_stage,
+            to_recorder,
+            eye_to_recorder,
+            events: events_tx.clone(),
+        },
+        Arc::clone(&counters),
+    );
+    let latest_frame_t = Arc::clone(&ingest.latest_frame_t);
+    let acked = Arc::clone(&ingest.acked);
+    {
+        let renderer_wake = Arc::clone(&renderer_wake);
+        ingest.set_on_frame(move || renderer_wake.wake());
+    }
+    let stop_renderer = Arc::new(AtomicBool::new(false));
+
+    let recorder = Recorder {
+        writer,
+        frames: rec_frames,
+        eye: rec_eye,
+        activity: rec_activity,
+        events: events_rx,
+        wake: recorder_wake,
+        counters: Arc::clone(&counters),
+        record_frames: cfg.session.record_frames,
+        max_frame_bytes: frame_px * 2,
+        events_closed: false,
+    };
+    let stage = ExtractStage {
+        footprints,
+        input: stage_rx,
+        wake: stage_wake,
+        out: StageOutputs {
+            pool: activity_pool,
+            to_recorder: act_to_recorder,
+            to_selector: act_to_selector,
+            to_bus: act_to_bus,
+            bus: bus.clone(),
+            events: events_tx.clone(),
+        },
+        counters: Arc::clone(&counters),
+        late_after_ns: (cfg.imaging.late_after_ms * 1e6) as i64,
+    };
+    let selector = SelectorThread {
+        selector: Box::new(RandomSelector::new(Library::small_gratings(), cfg.session.seed)),
+        activity: sel_activity,
+        wake: selector_wake,
+        queue: queue_tx,
+        bus: bus.clone(),
+        events: events_tx.clone(),
+        counters: Arc::clone(&counters),
+    };
+    let renderer = PlaceholderRenderer {
+        queue: queue_rx,
+        latest_frame_t: Arc::clone(&latest_frame_t),
+        stop: Arc::clone(&stop_renderer),
+        wake: Arc::clone(&renderer_wake),
+        bus: bus.clone(),
+        events: events_tx,
+        counters: Arc::clone(&counters),
+        view: cfg.display.view(),
+        display_period_ns: (1e9 / cfg.display.refresh_hz).round() as i64,
+        frame_period_ns: cfg.frame_period_ns(),
+        stimulus_ns: (cfg.trials.stimulus_s * 1e9) as i64,
+        gray_ns: (cfg.trials.gray_s * 1e9) as i64,
+    };
+    let publisher = Publisher {
+        rx: bus_rx,
+        notify: bus_notify,
+        activity: bus_activity,
+        acked,
+        latest_frame_t: Arc::clone(&latest_frame_t),
+        counters: Arc::clone(&counters),
+        heartbeat: Duration::from_millis(100),
+    };
+    drop(bus);
+
+    let recorder_h = spawn("recorder", move || recorder.run())?;
+    let stage_h = spawn("extract", move || stage.run())?;
+    let selector_h = spawn("selector", move || selector.run())?;
+    let renderer_h = spawn("renderer", move || renderer.run())?;
+
+    // IO thread: bind, report endpoints, then ingest and publish until the source is done.
+    let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+    let idle = Duration::from_secs_f64(cfg.source.idle_timeout_s);
+    let duration_ns = match cfg.source.kind {
+        // The simulated rig ends the session itself, after exactly `duration_s` of frames.
+        SourceKind::Sim => i64::MAX,
+        SourceKind::Bridge => (cfg.session.duration_s * 1e9) as i64 - cfg.frame_period_ns(),
+    };
+    let (ingest_ep, publish_ep) = (cfg.source.ingest.clone(), cfg.source.publish.clone());
+    let io_stop = Arc::clone(&stop_renderer);
+    let io_wake = Arc::clone(&renderer_wake);
+    let io_h = spawn("io", move || -> Result<(IngestEnd, LatencyHist), SessionError> {
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+        rt.block_on(async move {
+            let bound = async {
+                let (pull, pull_ep) = zmq_ingest::bind_pull(&ingest_ep).await.map_err(|source| {
+                    SessionError::Bind { what: "ingest (PULL)", endpoint: ingest_ep.clone(), source }
+                })?;
+                let (publ, pub_ep) = event_bus::bind_pub(&publish_ep).await.map_err(|source| {
+                    SessionError::Bind { what: "publish (PUB)", endpoint: publish_ep.clone(), source }
+                })?;
+                Ok::<_, SessionError>((pull, pull_ep, publ, pub_ep))
+            }
+            .await;
+            let (pull, pull_ep, publ, pub_ep) = match bound {
+                Ok(b) => b,
+                Err(e) => {
+                    let _ = ready_tx.send(None);
+                    io_stop.store(true, Ordering::Release);
+                    io_wake.wake();
+                    return Err(e);
+                }
+            };
+            let _ = ready_tx.send(Some((pull_ep, pub_ep)));
+            let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+            tokio::spawn(async move {
+                if tokio::signal::ctrl_c().await.is_ok() {
+                    tracing::warn!("Ctrl-C: ending the session after draining");
+                    let _ = stop_tx.send(true);
+                }
+            });
+            let publisher = tokio::spawn(publisher.run(publ));
+            let end = zmq_ingest::run(pull, &mut ingest, stop_rx, idle, duration_ns).await;
+            tracing::info!(?end, "ingest ended");
+            let latency = ingest.latency().clone();
+            drop(ingest);
+            io_stop.store(true, Ordering::Release);
+            io_wake.wake();
+            let _ = publisher.await;
+            Ok((end, latency))
+        })
+    })?;
+
+    let endpoints = ready_rx.recv().ok().flatten();
+    let mut sim_h = None;
+    if let Some((pull_ep, pub_ep)) = &endpoints {
+        tracing::info!(ingest = %pull_ep, publish = %pub_ep, "daemon listening");
+        if let Some(hook) = hooks.on_ready {
+            hook(dir.path(), pull_ep, pub_ep);
+        }
+        if let Some(mouse) = mouse {
+            let opts = SimRigOptions {
+                ingest: pull_ep.clone(),
+                publish: pub_ep.clone(),
+                duration_s: cfg.session.duration_s,
+                realtime: cfg.session.realtime,
+                flow_window: cfg.source.flow_window,
+                geometry: sim_geometry(cfg),
+                truth_dir: Some(dir.truth_dir()),
+                view_timeout: Duration::from_secs(2),
+            };
+            sim_h = Some(spawn("sim-rig", move || -> Result<SimRigReport, SessionError> {
+                let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+                rt.block_on(crate::sim::bridge::run(mouse, opts))
+                    .map_err(|e| SessionError::Sim(e.to_string()))
+            })?);
+        }
+    }
+
+    let progress = summary::Progress::start(cfg, Arc::clone(&counters), Arc::clone(&latest_frame_t));
+    let io = join("io", io_h)?;
+    progress.finish();
+    let sim = match sim_h {
+        Some(h) => Some(join("sim-rig", h)?),
+        None => None,
+    };
+    let stage = join("extract", stage_h)?;
+    join("selector", selector_h)?;
+    let renderer = join("renderer", renderer_h)?;
+    let recorder = join("recorder", recorder_h)?;
+    let (ingest_end, ingest_latency) = io?;
+    let sim = match sim {
+        Some(Err(e)) => {
+            tracing::error!(error = %e, "simulated rig failed");
+            None
+        }
+        Some(Ok(r)) => Some(r),
+        None => None,
+    };
+
+    let summary = SessionSummary {
+        session_dir: dir.path().to_path_buf(),
+        cells: n_cells,
+        wall_s: wall.elapsed().as_secs_f64(),
+        ingest_end,
+        counters: counters.snapshot(),
+        latency: [
+            &ingest_latency,
+            &stage.stage,
+            &stage.compute,
+            &stage.end_to_end,
+            &recorder.latency,
+        ]
+        .iter()
+        .map(|h| h.summary())
+        .collect(),
+        renderer,
+        sim,
+        log_records: recorder.stats.records,
+        log_bytes: recorder.stats.bytes,
+        recorder_error: recorder.error,
+        rig_time_s: {
+            let t = latest_frame_t.load(Ordering::Acquire);
+            if t == i64::MIN { 0.0 } else { t as f64 * 1e-9 + 1.0 / cfg.imaging.frame_rate_hz }
+        },
+    };
+    summary.write(&dir)?;
+    Ok(summary)
+}
+
+fn spawn<T: Send + 'static>(
+    name: &'static str,
+    f: impl FnOnce() -> T + Send + 'static,
+) -> Result<std::thread::JoinHandle<T>, SessionError> {
+    Ok(std::thread::Builder::new().name(name.into()).spawn(f)?)
+}
+
+fn join<T>(name: &'static str, h: std::thread::JoinHandle<T>) -> Result<T, SessionError> {
+    h.join().map_err(|_| SessionError::Panicked(name))
+}
