@@ -9,6 +9,7 @@ pub mod config;
 pub mod frames;
 pub mod protocol;
 pub mod sources;
+pub mod replay;
 pub mod ring;
 pub mod sim;
 pub mod scheduler;

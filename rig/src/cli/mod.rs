@@ -1,5 +1,6 @@
 //! The `twinloop` command line. Each subcommand is one file: its clap arguments and its `run`.
 
+mod replay;
 mod run;
 mod sim_rig;
 
@@ -20,6 +21,8 @@ enum Command {
     /// Run the simulated rig alone, as an external bridge to a daemon started with
     /// `source.kind = "bridge"`.
     SimRig(sim_rig::SimRigArgs),
+    /// Re-run a logged session's pipeline from its log and check it reproduces the live run.
+    Replay(replay::ReplayArgs),
 }
 
 /// Entry point of the binary; errors are reported by `main` with their causes.
@@ -33,5 +36,6 @@ pub fn main() -> anyhow::Result<()> {
         None => run::run(&run::RunArgs::default()),
         Some(Command::Run(args)) => run::run(&args),
         Some(Command::SimRig(args)) => sim_rig::run(&args),
+        Some(Command::Replay(args)) => replay::run(&args),
     }
 }

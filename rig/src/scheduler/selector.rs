@@ -58,6 +58,11 @@ impl RandomSelector {
             seen: 0,
         }
     }
+
+    /// Activity frames observed so far.
+    pub fn frames_seen(&self) -> u64 {
+        self.seen
+    }
 }
 
 impl Selector for RandomSelector {

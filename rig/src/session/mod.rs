@@ -99,6 +99,11 @@ pub fn run(cfg: &Config, command_line: Vec<String>, hooks: Hooks) -> Result<Sess
         ),
         SourceKind::Bridge => None,
     };
+    if let Some(m) = &mouse {
+        // Written now, not only at the end, so a killed session can still be replayed.
+        std::fs::create_dir_all(dir.truth_dir())?;
+        std::fs::write(dir.truth_dir().join("cells.json"), serde_json::to_vec(m.cells()).unwrap_or_default())?;
+    }
     let footprints = match (cfg.imaging.extraction, &mouse) {
         (Extraction::TruthFootprints, Some(m)) => Footprints::from_truth(m.cells()),
         _ => Footprints::grid(cfg.imaging.width, cfg.imaging.height, cfg.imaging.grid_block_px),

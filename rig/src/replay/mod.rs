@@ -1,0 +1,275 @@
+//! Replay: re-run a logged session's pipeline from its log, as fast as it goes, and check that
+//! it reproduces the live run — the same activity for every frame and the same decisions.
+//!
+//! The log is the source: every two-photon `Input` record is re-parsed and fed through the
+//! same pool, ring and extraction stage as live (waiting when the stage is busy, since replay
+//! has no deadline). The selector is fed the activity of exactly the frames the live selector
+//! saw (the live `Activity` records), in order, and asked for each decision at the point the
+//! live one was made (its `after_frame_seq`), so decisions are reproduced even when the live
+//! stage skipped frames.
+
+use crate::config::{Config, Extraction};
+use crate::frames::{ActivityBuf, FrameBuf, FrameMeta};
+use crate::ring::{Pool, Wakeup, ring};
+use crate::scheduler::{Decision, RandomSelector, Selector};
+use crate::sim::CellTruth;
+use crate::sinks::event_bus;
+use crate::sinks::records::{self, RecordKind};
+use crate::sinks::session_log::{SessionDir, TailState};
+use crate::stages::extract::{ExtractStage, Footprints, StageOutputs};
+use crate::telemetry::Counters;
+use crate::protocol::Stream;
+use serde::Serialize;
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use thiserror::Error;
+use twinloop_stimulus::Library;
+
+#[derive(Debug, Error)]
+pub enum ReplayError {
+    #[error("{0}")]
+    Session(#[from] crate::sinks::session_log::SessionError),
+    #[error("{0}")]
+    Log(#[from] crate::sinks::session_log::LogError),
+    #[error("the manifest's config is not a config this version understands: {0}")]
+    Config(String),
+    #[error("cannot read true footprints {path}: {reason} (needed for extraction = \"truth_footprints\")")]
+    Truth { path: String, reason: String },
+    #[error("record {index}: {source}")]
+    Record {
+        index: u64,
+        source: records::RecordError,
+    },
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// What a replay found.
+#[derive(Debug, Clone, Serialize)]
+pub struct ReplayReport {
+    pub session_dir: String,
+    /// State of the log's end: clean, or where a crash cut it.
+    pub log_tail: String,
+    pub records: u64,
+    pub frames_logged: u64,
+    /// Frames whose pixels were in the log and went through the pipeline again.
+    pub frames_replayed: u64,
+    pub activity_compared: u64,
+    pub activity_max_abs_diff: f32,
+    pub activity_mismatches: u64,
+    pub decisions_logged: u64,
+    pub decisions_reproduced: u64,
+    pub first_decision_mismatch: Option<String>,
+    pub wall_s: f64,
+    pub frames_per_s: f64,
+}
+
+impl ReplayReport {
+    /// Everything that could be compared matched.
+    pub fn reproduced(&self) -> bool {
+        self.activity_mismatches == 0 && self.decisions_reproduced == self.decisions_logged
+    }
+}
+
+/// What the log holds, split by what replay needs.
+struct Logged {
+    frames: Vec<(FrameMeta, Option<Vec<u8>>)>,
+    activity: Vec<records::ActivityRecord>,
+    decisions: Vec<Decision>,
+    records: u64,
+    tail: TailState,
+}
+
+fn read_log(dir: &SessionDir) -> Result<Logged, ReplayError> {
+    let mut reader = dir.open_log()?;
+    let mut buf = Vec::new();
+    let mut logged = Logged {
+        frames: Vec::new(),
+        activity: Vec::new(),
+        decisions: Vec::new(),
+        records: 0,
+        tail: TailState::Clean,
+    };
+    while let Some(info) = reader.next_into(&mut buf)? {
+        logged.records += 1;
+        let bad = |source| ReplayError::Record {
+            index: info.index,
+            source,
+        };
+        match RecordKind::from_code(info.kind) {
+            Some(RecordKind::Input) => {
+                let r = records::decode_input(&buf).map_err(bad)?;
+                if r.header.stream == Stream::TwoPhoton {
+                    let meta = FrameMeta::from_header(&r.header, r.recv_ns);
+                    logged.frames.push((meta, r.payload.map(<[u8]>::to_vec)));
+                }
+            }
+            Some(RecordKind::Activity) => logged.activity.push(records::decode_activity(&buf).map_err(bad)?),
+            Some(RecordKind::Decision) => logged.decisions.push(records::decode_json("decision", &buf).map_err(bad)?),
+            _ => {}
+        }
+    }
+    if let Some(t) = reader.tail() {
+        logged.tail = t.clone();
+    }
+    Ok(logged)
+}
+
+fn footprints(cfg: &Config, dir: &SessionDir) -> Result<Footprints, ReplayError> {
+    match cfg.imaging.extraction {
+        Extraction::Grid => Ok(Footprints::grid(cfg.imaging.width, cfg.imaging.height, cfg.imaging.grid_block_px)),
+        Extraction::TruthFootprints => {
+            let path = dir.truth_dir().join("cells.json");
+            let err = |reason: String| ReplayError::Truth {
+                path: path.display().to_string(),
+                reason,
+            };
+            let text = std::fs::read(&path).map_err(|e| err(e.to_string()))?;
+            let cells: Vec<CellTruth> = serde_json::from_slice(&text).map_err(|e| err(e.to_string()))?;
+            Ok(Footprints::from_truth(&cells))
+        }
+    }
+}
+
+/// Replay the session in `path`.
+pub fn replay(path: &Path) -> Result<ReplayReport, ReplayError> {
+    let started = Instant::now();
+    let dir = SessionDir::open(path)?;
+    let manifest = dir.read_manifest()?;
+    let cfg: Config = serde_json::from_value(manifest.config.clone()).map_err(|e| ReplayError::Config(e.to_string()))?;
+    let logged = read_log(&dir)?;
+    let recomputed = recompute_activity(&cfg, &dir, &logged)?;
+
+    let mut report = ReplayReport {
+        session_dir: dir.path().display().to_string(),
+        log_tail: logged.tail.to_string(),
+        records: logged.records,
+        frames_logged: logged.frames.len() as u64,
+        frames_replayed: recomputed.len() as u64,
+        activity_compared: 0,
+        activity_max_abs_diff: 0.0,
+        activity_mismatches: 0,
+        decisions_logged: logged.decisions.len() as u64,
+        decisions_reproduced: 0,
+        first_decision_mismatch: None,
+        wall_s: 0.0,
+        frames_per_s: 0.0,
+    };
+    for live in &logged.activity {
+        if let Some(again) = recomputed.get(&(live.plane, live.frame_seq)) {
+            report.activity_compared += 1;
+            let diff = live
+                .values
+                .iter()
+                .zip(again)
+                .map(|(a, b)| (a - b).abs())
+                .fold(if live.values.len() == again.len() { 0.0 } else { f32::INFINITY }, f32::max);
+            report.activity_max_abs_diff = report.activity_max_abs_diff.max(diff);
+            if diff != 0.0 {
+                report.activity_mismatches += 1;
+            }
+        }
+    }
+
+    // Decisions: the live selector's inputs, in order, with decisions at the same points.
+    let mut selector = RandomSelector::new(Library::small_gratings(), cfg.session.seed);
+    let mut activity = logged.activity.iter();
+    let mut scratch = ActivityBuf::with_capacity(0);
+    for live in &logged.decisions {
+        while selector.frames_seen() < live.frames_seen {
+            let Some(a) = activity.next() else { break };
+            scratch.frame.seq = a.frame_seq;
+            scratch.frame.plane = a.plane;
+            selector.observe(&scratch);
+        }
+        let again = selector.decide(live.trial);
+        if &again == live {
+            report.decisions_reproduced += 1;
+        } else if report.first_decision_mismatch.is_none() {
+            report.first_decision_mismatch = Some(format!("trial {}: live {:?}, replay {:?}", live.trial, live, again));
+        }
+    }
+    report.wall_s = started.elapsed().as_secs_f64();
+    report.frames_per_s = report.frames_replayed as f64 / report.wall_s.max(1e-9);
+    Ok(report)
+}
+
+/// Feed every logged frame with pixels through the extraction stage; activity by (plane, seq).
+fn recompute_activity(
+    cfg: &Config,
+    dir: &SessionDir,
+    logged: &Logged,
+) -> Result<BTreeMap<(u8, u64), Vec<f32>>, ReplayError> {
+    let mut frames = logged
+        .frames
+        .iter()
+        .filter_map(|(meta, pixels)| pixels.as_deref().map(|p| (meta, p)))
+        .peekable();
+    let mut out = BTreeMap::new();
+    if frames.peek().is_none() {
+        return Ok(out);
+    }
+    let footprints = footprints(cfg, dir)?;
+    let n_cells = footprints.cells();
+    let frame_px = (cfg.imaging.width * cfg.imaging.height) as usize;
+    let counters = Arc::new(Counters::default());
+    let frame_pool = Pool::new(64, || FrameBuf::with_capacity(frame_px));
+    let stage_wake = Wakeup::new();
+    let (to_stage, stage_rx) = ring(32, Arc::clone(&stage_wake));
+    let (to_collector, mut collected) = ring(64, Wakeup::new());
+    // Replay drives its selector from the log; this copy of the activity is read and dropped.
+    let (to_selector, mut unused) = ring(64, Wakeup::new());
+    let (to_bus, _bus_ring) = ring(1, Wakeup::new());
+    let (bus, _bus_rx, _) = event_bus::bus(1, Arc::clone(&counters));
+    let (events, _events_rx) = crossbeam_channel::bounded(16);
+    let stage = ExtractStage {
+        footprints,
+        input: stage_rx,
+        wake: stage_wake,
+        out: StageOutputs {
+            pool: Pool::new(256, || ActivityBuf::with_capacity(n_cells)),
+            to_recorder: to_collector,
+            to_selector,
+            to_bus,
+            bus,
+            events,
+        },
+        counters,
+        late_after_ns: i64::MAX,
+    };
+    let stage_h = std::thread::Builder::new()
+        .name("replay-extract".into())
+        .spawn(move || stage.run())?;
+    let mut to_stage = Some(to_stage);
+    while !collected.is_finished() {
+        let mut busy = false;
+        if let Some(tx) = &mut to_stage {
+            if let Some((meta, pixels)) = frames.peek()
+                && !tx.is_full()
+                && let Some(mut slot) = frame_pool.try_take()
+            {
+                slot.fill_from_le(**meta, pixels);
+                // Not full, and this thread is the only producer: the push succeeds.
+                let _ = tx.try_push(slot.freeze());
+                frames.next();
+                busy = true;
+            }
+            if frames.peek().is_none() {
+                // Closing the stage's input lets it finish after the last frame.
+                to_stage = None;
+            }
+        }
+        while let Some(a) = collected.try_pop() {
+            out.insert((a.frame.plane, a.frame.seq), a.values().to_vec());
+            busy = true;
+        }
+        while unused.try_pop().is_some() {}
+        if !busy {
+            std::thread::sleep(Duration::from_micros(50));
+        }
+    }
+    let _ = stage_h.join();
+    Ok(out)
+}
