@@ -1,1 +1,21 @@
 //! End-to-end test helpers shared by the tests in this crate.
+
+use std::path::Path;
+use twinloop_rig::config::Config;
+use twinloop_rig::session::{self, Hooks, SessionSummary};
+
+/// The embedded default, shortened and sped up for a test, writing under `out_dir`.
+pub fn fast_sim_config(out_dir: &Path, duration_s: f64) -> Config {
+    let mut cfg = Config::default_sim();
+    cfg.session.duration_s = duration_s;
+    cfg.session.realtime = false;
+    cfg.session.progress = false;
+    cfg.session.out_dir = out_dir.to_path_buf();
+    cfg.source.idle_timeout_s = 5.0;
+    cfg
+}
+
+/// Run a session to its end.
+pub fn run_session(cfg: &Config) -> SessionSummary {
+    session::run(cfg, vec!["e2e-test".into()], Hooks::default()).expect("session runs")
+}
