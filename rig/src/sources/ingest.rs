@@ -138,24 +138,31 @@ impl Ingest {
 
     /// Handle one multipart message received at host time `recv_ns`.
     pub fn handle(&mut self, frames: &[Bytes], recv_ns: i64) -> Outcome {
-        let message = match Message::parse(frames) {
-            Ok(m) => m,
+        let h = match Message::validate(frames) {
+            Ok(h) => h,
             Err(e) => return self.reject_protocol(e, frames),
         };
-        let h = message.header;
+        let payload = &frames[2];
+        let message = || Message {
+            header: h,
+            payload: payload.clone(),
+        };
         if !h.stream.is_input() {
             return self.reject("unknown_stream", format!("{} is an output stream, not an input", h.stream), Some(&h));
         }
         if h.stream == Stream::Control {
             // A hello starts a new numbering; control messages are not sequence-checked.
-            let event = serde_json::from_slice::<serde_json::Value>(&message.payload)
+            let event = serde_json::from_slice::<serde_json::Value>(payload)
                 .ok()
                 .and_then(|v| v.get("event").and_then(|e| e.as_str()).map(str::to_owned));
             if event.as_deref() == Some("hello") {
                 self.seq.reset();
             }
             let end = event.as_deref() == Some("end");
-            self.send_event(RecorderItem::Input { recv_ns, message });
+            self.send_event(RecorderItem::Input {
+                recv_ns,
+                message: message(),
+            });
             return if end { Outcome::End } else { Outcome::Event(Stream::Control) };
         }
         if let Err(why) = self.check_shape(&h) {
@@ -181,14 +188,17 @@ impl Ingest {
                 return self.reject("sequence", format!("{what}: seq {} after {last}", h.seq), Some(&h));
             }
         }
-        self.counters.bytes_in.fetch_add(message.payload.len() as u64, Ordering::Relaxed);
+        self.counters.bytes_in.fetch_add(payload.len() as u64, Ordering::Relaxed);
         match h.stream {
-            Stream::TwoPhoton => self.frame(&h, &message.payload, recv_ns),
-            Stream::EyeCamera => self.eye_frame(&h, &message.payload, recv_ns),
+            Stream::TwoPhoton => self.frame(&h, payload, recv_ns),
+            Stream::EyeCamera => self.eye_frame(&h, payload, recv_ns),
             s => {
                 let c = if s == Stream::Treadmill { &self.counters.treadmill_in } else { &self.counters.sync_in };
                 Counters::inc(c);
-                self.send_event(RecorderItem::Input { recv_ns, message });
+                self.send_event(RecorderItem::Input {
+                    recv_ns,
+                    message: message(),
+                });
                 Outcome::Event(s)
             }
         }
