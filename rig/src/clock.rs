@@ -37,8 +37,11 @@ impl RigTime {
     }
 
     /// `self + d`, saturating at the end of the clock.
-    pub fn add(self, d: Duration) -> Self {
-        RigTime(self.0.saturating_add(d.as_nanos().min(i64::MAX as u128) as i64))
+    pub fn plus(self, d: Duration) -> Self {
+        RigTime(
+            self.0
+                .saturating_add(d.as_nanos().min(i64::MAX as u128) as i64),
+        )
     }
 
     /// Signed difference `self - earlier` in nanoseconds.
@@ -87,7 +90,7 @@ mod tests {
     fn rig_time_round_trips_seconds() {
         let t = RigTime::from_secs_f64(1.5);
         assert_eq!(t.as_nanos(), 1_500_000_000);
-        assert_eq!(t.add(Duration::from_millis(500)).as_secs_f64(), 2.0);
+        assert_eq!(t.plus(Duration::from_millis(500)).as_secs_f64(), 2.0);
         assert_eq!(Hertz(30.0).period_ns(), 33_333_333);
     }
 

@@ -328,18 +328,66 @@ impl Config {
         }
         positive("session.duration_s", self.session.duration_s)?;
         positive("source.idle_timeout_s", self.source.idle_timeout_s)?;
-        range("source.flow_window", self.source.flow_window as u64, 1, 4096, "1 ..= 4096 frames")?;
-        range("imaging.width", self.imaging.width as u64, 8, 8192, "8 ..= 8192 pixels")?;
-        range("imaging.height", self.imaging.height as u64, 8, 8192, "8 ..= 8192 pixels")?;
-        range("imaging.planes", self.imaging.planes as u64, 1, 64, "1 ..= 64")?;
-        range("imaging.channels", self.imaging.channels as u64, 1, 4, "1 ..= 4")?;
+        range(
+            "source.flow_window",
+            self.source.flow_window as u64,
+            1,
+            4096,
+            "1 ..= 4096 frames",
+        )?;
+        range(
+            "imaging.width",
+            self.imaging.width as u64,
+            8,
+            8192,
+            "8 ..= 8192 pixels",
+        )?;
+        range(
+            "imaging.height",
+            self.imaging.height as u64,
+            8,
+            8192,
+            "8 ..= 8192 pixels",
+        )?;
+        range(
+            "imaging.planes",
+            self.imaging.planes as u64,
+            1,
+            64,
+            "1 ..= 64",
+        )?;
+        range(
+            "imaging.channels",
+            self.imaging.channels as u64,
+            1,
+            4,
+            "1 ..= 4",
+        )?;
         positive("imaging.frame_rate_hz", self.imaging.frame_rate_hz)?;
-        range("imaging.grid_block_px", self.imaging.grid_block_px as u64, 2, 512, "2 ..= 512 pixels")?;
+        range(
+            "imaging.grid_block_px",
+            self.imaging.grid_block_px as u64,
+            2,
+            512,
+            "2 ..= 512 pixels",
+        )?;
         positive("eye.frame_rate_hz", self.eye.frame_rate_hz)?;
         positive("treadmill.sample_rate_hz", self.treadmill.sample_rate_hz)?;
         positive("display.refresh_hz", self.display.refresh_hz)?;
-        range("display.view_width", self.display.view_width as u64, 4, 4096, "4 ..= 4096 pixels")?;
-        range("display.view_height", self.display.view_height as u64, 4, 4096, "4 ..= 4096 pixels")?;
+        range(
+            "display.view_width",
+            self.display.view_width as u64,
+            4,
+            4096,
+            "4 ..= 4096 pixels",
+        )?;
+        range(
+            "display.view_height",
+            self.display.view_height as u64,
+            4,
+            4096,
+            "4 ..= 4096 pixels",
+        )?;
         positive("trials.stimulus_s", self.trials.stimulus_s)?;
         if !(self.trials.gray_s.is_finite() && self.trials.gray_s >= 0.0) {
             return Err(ConfigError::Invalid {
@@ -348,8 +396,20 @@ impl Config {
                 allowed: "must be zero or a positive number of seconds",
             });
         }
-        range("rings.stage_ring", self.rings.stage_ring as u64, 1, 1 << 16, "1 ..= 65536")?;
-        range("rings.recorder_ring", self.rings.recorder_ring as u64, 1, 1 << 16, "1 ..= 65536")?;
+        range(
+            "rings.stage_ring",
+            self.rings.stage_ring as u64,
+            1,
+            1 << 16,
+            "1 ..= 65536",
+        )?;
+        range(
+            "rings.recorder_ring",
+            self.rings.recorder_ring as u64,
+            1,
+            1 << 16,
+            "1 ..= 65536",
+        )?;
         let needed = self.rings.stage_ring + self.rings.recorder_ring + 4;
         if self.rings.frame_pool < needed {
             return Err(ConfigError::Invalid {
@@ -358,7 +418,8 @@ impl Config {
                 allowed: "must be at least rings.stage_ring + rings.recorder_ring + 4",
             });
         }
-        if self.imaging.extraction == Extraction::TruthFootprints && self.source.kind != SourceKind::Sim
+        if self.imaging.extraction == Extraction::TruthFootprints
+            && self.source.kind != SourceKind::Sim
         {
             return Err(ConfigError::Invalid {
                 field: "imaging.extraction",
@@ -396,7 +457,10 @@ mod tests {
     fn out_of_range_value_names_field_and_allowed() {
         let text = DEFAULT_SIM_TOML.replace("frame_rate_hz = 30.0", "frame_rate_hz = -3.0");
         let e = Config::from_toml(&text, "t.toml").unwrap_err().to_string();
-        assert!(e.contains("imaging.frame_rate_hz") && e.contains("positive"), "{e}");
+        assert!(
+            e.contains("imaging.frame_rate_hz") && e.contains("positive"),
+            "{e}"
+        );
     }
 
     #[test]

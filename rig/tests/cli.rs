@@ -15,21 +15,32 @@ fn twinloop() -> Command {
 fn an_invalid_config_names_the_field_and_what_is_allowed() {
     let tmp = tempfile::tempdir().unwrap();
     let cfg = tmp.path().join("bad.toml");
-    let text = twinloop_rig::config::DEFAULT_SIM_TOML.replace("refresh_hz = 60.0", "refresh_hz = 0.0");
+    let text =
+        twinloop_rig::config::DEFAULT_SIM_TOML.replace("refresh_hz = 60.0", "refresh_hz = 0.0");
     std::fs::write(&cfg, text).unwrap();
     let out = twinloop().arg("run").arg(&cfg).output().unwrap();
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("display.refresh_hz") && err.contains("positive"), "{err}");
+    assert!(
+        err.contains("display.refresh_hz") && err.contains("positive"),
+        "{err}"
+    );
 
-    let out = twinloop().args(["run", "/nonexistent/rig.toml"]).output().unwrap();
+    let out = twinloop()
+        .args(["run", "/nonexistent/rig.toml"])
+        .output()
+        .unwrap();
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("/nonexistent/rig.toml"), "{err}");
 }
 
 fn newest_session(root: &Path) -> Option<std::path::PathBuf> {
-    std::fs::read_dir(root).ok()?.filter_map(|e| e.ok()).map(|e| e.path()).max()
+    std::fs::read_dir(root)
+        .ok()?
+        .filter_map(|e| e.ok())
+        .map(|e| e.path())
+        .max()
 }
 
 #[test]
@@ -45,7 +56,10 @@ fn a_daemon_killed_mid_session_leaves_a_readable_log() {
     // Wait until the real-time session has logged a few seconds, then SIGKILL it mid-write.
     let started = Instant::now();
     let log = loop {
-        assert!(started.elapsed() < Duration::from_secs(60), "session never started logging");
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "session never started logging"
+        );
         if let Some(dir) = newest_session(tmp.path()) {
             let log = dir.join("records.log");
             if std::fs::metadata(&log).map(|m| m.len()).unwrap_or(0) > 40 << 20 {
@@ -58,8 +72,14 @@ fn a_daemon_killed_mid_session_leaves_a_readable_log() {
     child.wait().unwrap();
     let dir = SessionDir::open(log.parent().unwrap()).unwrap();
     let (records, tail) = dir.open_log().unwrap().read_to_end().unwrap();
-    let frames = records.iter().filter(|r| r.info.kind == RecordKind::Input as u16).count();
-    assert!(frames > 50, "records up to the kill are readable ({frames} inputs)");
+    let frames = records
+        .iter()
+        .filter(|r| r.info.kind == RecordKind::Input as u16)
+        .count();
+    assert!(
+        frames > 50,
+        "records up to the kill are readable ({frames} inputs)"
+    );
     if let TailState::Truncated { bytes_after, .. } = tail {
         // A crash cuts at most the record being written (a frame is ~512 KiB).
         assert!(bytes_after < 1 << 20, "{bytes_after} bytes lost");

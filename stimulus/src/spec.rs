@@ -63,9 +63,19 @@ impl StimulusSpec {
                         })
                     }
                 };
-                check("sf_cpd", sf_cpd, sf_cpd > 0.0 && sf_cpd <= 2.0, "(0, 2] cycles/deg")?;
+                check(
+                    "sf_cpd",
+                    sf_cpd,
+                    sf_cpd > 0.0 && sf_cpd <= 2.0,
+                    "(0, 2] cycles/deg",
+                )?;
                 check("tf_hz", tf_hz, (0.0..=30.0).contains(&tf_hz), "[0, 30] Hz")?;
-                check("contrast", contrast, (0.0..=1.0).contains(&contrast), "[0, 1]")
+                check(
+                    "contrast",
+                    contrast,
+                    (0.0..=1.0).contains(&contrast),
+                    "[0, 1]",
+                )
             }
         }
     }

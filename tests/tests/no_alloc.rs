@@ -59,7 +59,10 @@ unsafe impl GlobalAlloc for Counting {
 #[global_allocator]
 static GLOBAL: Counting = Counting;
 
-fn hot_thread<T: Send + 'static>(name: &str, f: impl FnOnce() -> T + Send + 'static) -> std::thread::JoinHandle<T> {
+fn hot_thread<T: Send + 'static>(
+    name: &str,
+    f: impl FnOnce() -> T + Send + 'static,
+) -> std::thread::JoinHandle<T> {
     std::thread::Builder::new()
         .name(name.into())
         .spawn(move || {
@@ -148,9 +151,21 @@ fn steady_state_frames_allocate_nothing() {
     // Messages as zmq.rs would hand them over, built before the window.
     let messages: Vec<[Bytes; 3]> = (0..1300u64)
         .map(|seq| {
-            let header = Header::new(Stream::TwoPhoton, Dtype::U16, &[h, w], seq, seq as i64 * 33_333_333);
-            let payload: Vec<u8> = (0..px).flat_map(|i| ((i as u64 + seq) as u16).to_le_bytes()).collect();
-            Message { header, payload: Bytes::from(payload) }.into_frames()
+            let header = Header::new(
+                Stream::TwoPhoton,
+                Dtype::U16,
+                &[h, w],
+                seq,
+                seq as i64 * 33_333_333,
+            );
+            let payload: Vec<u8> = (0..px)
+                .flat_map(|i| ((i as u64 + seq) as u16).to_le_bytes())
+                .collect();
+            Message {
+                header,
+                payload: Bytes::from(payload),
+            }
+            .into_frames()
         })
         .collect();
 
@@ -159,7 +174,11 @@ fn steady_state_frames_allocate_nothing() {
     WINDOW.store(true, Ordering::SeqCst);
     drop(std::hint::black_box(vec![1u8; 64]));
     WINDOW.store(false, Ordering::SeqCst);
-    assert_eq!(ALLOCATIONS.swap(0, Ordering::SeqCst), 1, "the counting allocator counts");
+    assert_eq!(
+        ALLOCATIONS.swap(0, Ordering::SeqCst),
+        1,
+        "the counting allocator counts"
+    );
     let settle = |n: u64| {
         while counters.frames_processed.load(Ordering::Acquire) < n
             || counters.records_written.load(Ordering::Acquire) < 2 * n
@@ -174,7 +193,9 @@ fn steady_state_frames_allocate_nothing() {
         }
         assert_eq!(ingest.handle(m, 0), Outcome::Frame { seq: i as u64 });
         // Pace to the stage so it never skips (a skip is logged, and logging allocates).
-        while counters.frames_in.load(Ordering::Acquire) > counters.frames_processed.load(Ordering::Acquire) + 8 {
+        while counters.frames_in.load(Ordering::Acquire)
+            > counters.frames_processed.load(Ordering::Acquire) + 8
+        {
             std::thread::yield_now();
         }
     }
@@ -190,7 +211,16 @@ fn steady_state_frames_allocate_nothing() {
     let report = recorder_h.join().unwrap();
     assert!(report.error.is_none());
     let s = counters.snapshot();
-    assert_eq!((s.frames_in, s.frames_processed, s.stage_skips), (1300, 1300, 0));
-    assert_eq!(s.records_written, 2600, "every frame and its activity were logged");
-    assert_eq!(allocations, 0, "heap allocations on the hot path over 1,000 frames");
+    assert_eq!(
+        (s.frames_in, s.frames_processed, s.stage_skips),
+        (1300, 1300, 0)
+    );
+    assert_eq!(
+        s.records_written, 2600,
+        "every frame and its activity were logged"
+    );
+    assert_eq!(
+        allocations, 0,
+        "heap allocations on the hot path over 1,000 frames"
+    );
 }

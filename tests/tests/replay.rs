@@ -13,10 +13,18 @@ fn replay_reproduces_activity_and_decisions_exactly() {
     assert_eq!(r.log_tail, "clean");
     assert_eq!(r.frames_replayed, live.counters.frames_in);
     assert_eq!(r.activity_compared, live.counters.frames_processed);
-    assert_eq!(r.activity_mismatches, 0, "max diff {}", r.activity_max_abs_diff);
+    assert_eq!(
+        r.activity_mismatches, 0,
+        "max diff {}",
+        r.activity_max_abs_diff
+    );
     assert_eq!(r.decisions_logged, live.counters.decisions);
     assert!(r.decisions_logged >= 2);
-    assert_eq!(r.decisions_reproduced, r.decisions_logged, "{:?}", r.first_decision_mismatch);
+    assert_eq!(
+        r.decisions_reproduced, r.decisions_logged,
+        "{:?}",
+        r.first_decision_mismatch
+    );
     assert!(r.reproduced());
 }
 

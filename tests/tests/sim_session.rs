@@ -2,9 +2,9 @@
 //! against what the simulator and the config say must have happened.
 
 use twinloop_e2e::{fast_sim_config, run_session};
+use twinloop_rig::protocol::Stream;
 use twinloop_rig::sinks::records::{self, RecordKind};
 use twinloop_rig::sinks::session_log::{SessionDir, TailState};
-use twinloop_rig::protocol::Stream;
 
 #[test]
 fn a_simulated_session_delivers_every_sample_and_logs_it() {
@@ -23,7 +23,10 @@ fn a_simulated_session_delivers_every_sample_and_logs_it() {
     assert_eq!(sim.frames_sent, frames);
     assert_eq!(c.eye_frames_in, sim.eye_frames_sent);
     assert_eq!(c.treadmill_in, sim.treadmill_sent);
-    assert_eq!(sim.view_timeouts, 0, "lock-step: the mouse never waited in vain for a flip");
+    assert_eq!(
+        sim.view_timeouts, 0,
+        "lock-step: the mouse never waited in vain for a flip"
+    );
     // Trials: gray_s then stimulus_s each; the display runs one imaging period ahead.
     let trial_s = cfg.trials.gray_s + cfg.trials.stimulus_s;
     assert_eq!(c.trials, (duration_s / trial_s).ceil() as u64);
@@ -31,7 +34,10 @@ fn a_simulated_session_delivers_every_sample_and_logs_it() {
     // 60 Hz flips over the session plus the lookahead.
     let flips = c.flips as f64 / (duration_s * cfg.display.refresh_hz);
     assert!((1.0..1.02).contains(&flips), "flips {}", c.flips);
-    assert_eq!(s.ingest_end, twinloop_rig::sources::zmq_ingest::IngestEnd::SourceEnded);
+    assert_eq!(
+        s.ingest_end,
+        twinloop_rig::sources::zmq_ingest::IngestEnd::SourceEnded
+    );
 
     // The log holds everything, cleanly closed.
     let dir = SessionDir::open(&s.session_dir).unwrap();
@@ -55,13 +61,21 @@ fn a_simulated_session_delivers_every_sample_and_logs_it() {
     assert_eq!(of(Stream::EyeCamera), c.eye_frames_in);
     assert_eq!(of(Stream::Control), 2, "hello and end");
     // Activity values are per cell and finite.
-    let first = recs.iter().find(|r| r.info.kind == RecordKind::Activity as u16).unwrap();
+    let first = recs
+        .iter()
+        .find(|r| r.info.kind == RecordKind::Activity as u16)
+        .unwrap();
     let a = records::decode_activity(&first.payload).unwrap();
     assert_eq!(a.values.len(), s.cells);
     assert!(a.values.iter().all(|v| v.is_finite() && *v > 0.0));
 
     // Summary files and ground truth are there.
-    for f in ["summary.json", "latency.json", "manifest.json", "truth/cells.json"] {
+    for f in [
+        "summary.json",
+        "latency.json",
+        "manifest.json",
+        "truth/cells.json",
+    ] {
         assert!(s.session_dir.join(f).exists(), "{f}");
     }
 }
@@ -76,7 +90,12 @@ fn the_same_seeds_give_the_same_session() {
     let a = run_session(&cfg);
     let b = run_session(&cfg);
     let read = |dir: &std::path::Path| {
-        let (recs, _) = SessionDir::open(dir).unwrap().open_log().unwrap().read_to_end().unwrap();
+        let (recs, _) = SessionDir::open(dir)
+            .unwrap()
+            .open_log()
+            .unwrap()
+            .read_to_end()
+            .unwrap();
         let activity: Vec<Vec<u8>> = recs
             .iter()
             .filter(|r| r.info.kind == RecordKind::Activity as u16)
@@ -87,7 +106,10 @@ fn the_same_seeds_give_the_same_session() {
             .filter(|r| r.info.kind == RecordKind::Stimulus as u16)
             .map(|r| {
                 let v: serde_json::Value = serde_json::from_slice(&r.payload).unwrap();
-                (v["trial"].as_u64().unwrap(), v["stimulus"].as_u64().unwrap())
+                (
+                    v["trial"].as_u64().unwrap(),
+                    v["stimulus"].as_u64().unwrap(),
+                )
             })
             .collect();
         (activity, shown)
@@ -95,6 +117,9 @@ fn the_same_seeds_give_the_same_session() {
     let (act_a, shown_a) = read(&a.session_dir);
     let (act_b, shown_b) = read(&b.session_dir);
     assert!(!act_a.is_empty() && shown_a.len() >= 2);
-    assert!(act_a == act_b, "activity differs between identical sessions");
+    assert!(
+        act_a == act_b,
+        "activity differs between identical sessions"
+    );
     assert_eq!(shown_a, shown_b, "the same stimuli in the same order");
 }

@@ -8,7 +8,11 @@ use clap::{Parser, Subcommand};
 use tracing_subscriber::EnvFilter;
 
 #[derive(Debug, Parser)]
-#[command(name = "twinloop", version, about = "Real-time closed-loop two-photon rig controller with a digital twin")]
+#[command(
+    name = "twinloop",
+    version,
+    about = "Real-time closed-loop two-photon rig controller with a digital twin"
+)]
 pub struct Cli {
     #[command(subcommand)]
     command: Option<Command>,
@@ -29,7 +33,9 @@ enum Command {
 pub fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     tracing_subscriber::fmt()
-        .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")))
+        .with_env_filter(
+            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
+        )
         .with_writer(std::io::stderr)
         .init();
     match cli.command {

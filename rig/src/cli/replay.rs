@@ -21,19 +21,27 @@ pub fn run(args: &ReplayArgs) -> anyhow::Result<()> {
         println!("{}", serde_json::to_string_pretty(&r)?);
     } else {
         println!("replay of {}", r.session_dir);
-        println!("  log              {} records, tail: {}", r.records, r.log_tail);
+        println!(
+            "  log              {} records, tail: {}",
+            r.records, r.log_tail
+        );
         println!(
             "  frames           {} logged, {} re-run through the pipeline ({:.0} frames/s)",
             r.frames_logged, r.frames_replayed, r.frames_per_s
         );
         if r.frames_replayed == 0 {
-            println!("                   (no pixels in the log: run with --record-frames to replay the imaging stage)");
+            println!(
+                "                   (no pixels in the log: run with --record-frames to replay the imaging stage)"
+            );
         }
         println!(
             "  activity         {} frames compared, {} differ, max |diff| {}",
             r.activity_compared, r.activity_mismatches, r.activity_max_abs_diff
         );
-        println!("  decisions        {} of {} reproduced", r.decisions_reproduced, r.decisions_logged);
+        println!(
+            "  decisions        {} of {} reproduced",
+            r.decisions_reproduced, r.decisions_logged
+        );
         if let Some(m) = &r.first_decision_mismatch {
             println!("  first mismatch   {m}");
         }

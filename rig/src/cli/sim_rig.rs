@@ -45,7 +45,9 @@ pub fn run(args: &SimRigArgs) -> anyhow::Result<()> {
         truth_dir: Some(args.truth_dir.clone()),
         view_timeout: Duration::from_secs(2),
     };
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
     let report = rt.block_on(bridge::run(mouse, opts))?;
     println!("{}", serde_json::to_string_pretty(&report)?);
     Ok(())

@@ -42,7 +42,11 @@ fn rejects_each_malformation_with_its_reason() {
     let short = [good[0].clone(), good[1].clone(), Bytes::from(vec![0u8; 10])];
     assert_eq!(Message::parse(&short).unwrap_err().label(), "payload_size");
     // garbage header
-    let garbage = [good[0].clone(), Bytes::from(vec![0xAB; 64]), good[2].clone()];
+    let garbage = [
+        good[0].clone(),
+        Bytes::from(vec![0xAB; 64]),
+        good[2].clone(),
+    ];
     assert_eq!(Message::parse(&garbage).unwrap_err().label(), "bad_magic");
     let truncated = [good[0].clone(), Bytes::from(vec![0u8; 10]), good[2].clone()];
     assert_eq!(
@@ -66,8 +70,15 @@ fn rejects_each_malformation_with_its_reason() {
         ProtocolError::UnknownStream(200)
     );
     // topic that lies about the stream
-    let lying = [Bytes::from_static(b"eye_camera"), good[1].clone(), good[2].clone()];
-    assert_eq!(Message::parse(&lying).unwrap_err().label(), "topic_mismatch");
+    let lying = [
+        Bytes::from_static(b"eye_camera"),
+        good[1].clone(),
+        good[2].clone(),
+    ];
+    assert_eq!(
+        Message::parse(&lying).unwrap_err().label(),
+        "topic_mismatch"
+    );
     // a dtype the stream does not carry
     let mut hdr = good[1].to_vec();
     hdr[8] = Dtype::F64 as u8;

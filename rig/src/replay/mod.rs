@@ -10,6 +10,7 @@
 
 use crate::config::{Config, Extraction};
 use crate::frames::{ActivityBuf, FrameBuf, FrameMeta};
+use crate::protocol::Stream;
 use crate::ring::{Pool, Wakeup, ring};
 use crate::scheduler::{Decision, RandomSelector, Selector};
 use crate::sim::CellTruth;
@@ -18,7 +19,6 @@ use crate::sinks::records::{self, RecordKind};
 use crate::sinks::session_log::{SessionDir, TailState};
 use crate::stages::extract::{ExtractStage, Footprints, StageOutputs};
 use crate::telemetry::Counters;
-use crate::protocol::Stream;
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -35,7 +35,9 @@ pub enum ReplayError {
     Log(#[from] crate::sinks::session_log::LogError),
     #[error("the manifest's config is not a config this version understands: {0}")]
     Config(String),
-    #[error("cannot read true footprints {path}: {reason} (needed for extraction = \"truth_footprints\")")]
+    #[error(
+        "cannot read true footprints {path}: {reason} (needed for extraction = \"truth_footprints\")"
+    )]
     Truth { path: String, reason: String },
     #[error("record {index}: {source}")]
     Record {
@@ -106,8 +108,12 @@ fn read_log(dir: &SessionDir) -> Result<Logged, ReplayError> {
                     logged.frames.push((meta, r.payload.map(<[u8]>::to_vec)));
                 }
             }
-            Some(RecordKind::Activity) => logged.activity.push(records::decode_activity(&buf).map_err(bad)?),
-            Some(RecordKind::Decision) => logged.decisions.push(records::decode_json("decision", &buf).map_err(bad)?),
+            Some(RecordKind::Activity) => logged
+                .activity
+                .push(records::decode_activity(&buf).map_err(bad)?),
+            Some(RecordKind::Decision) => logged
+                .decisions
+                .push(records::decode_json("decision", &buf).map_err(bad)?),
             _ => {}
         }
     }
@@ -119,7 +125,11 @@ fn read_log(dir: &SessionDir) -> Result<Logged, ReplayError> {
 
 fn footprints(cfg: &Config, dir: &SessionDir) -> Result<Footprints, ReplayError> {
     match cfg.imaging.extraction {
-        Extraction::Grid => Ok(Footprints::grid(cfg.imaging.width, cfg.imaging.height, cfg.imaging.grid_block_px)),
+        Extraction::Grid => Ok(Footprints::grid(
+            cfg.imaging.width,
+            cfg.imaging.height,
+            cfg.imaging.grid_block_px,
+        )),
         Extraction::TruthFootprints => {
             let path = dir.truth_dir().join("cells.json");
             let err = |reason: String| ReplayError::Truth {
@@ -127,7 +137,8 @@ fn footprints(cfg: &Config, dir: &SessionDir) -> Result<Footprints, ReplayError>
                 reason,
             };
             let text = std::fs::read(&path).map_err(|e| err(e.to_string()))?;
-            let cells: Vec<CellTruth> = serde_json::from_slice(&text).map_err(|e| err(e.to_string()))?;
+            let cells: Vec<CellTruth> =
+                serde_json::from_slice(&text).map_err(|e| err(e.to_string()))?;
             Ok(Footprints::from_truth(&cells))
         }
     }
@@ -138,7 +149,8 @@ pub fn replay(path: &Path) -> Result<ReplayReport, ReplayError> {
     let started = Instant::now();
     let dir = SessionDir::open(path)?;
     let manifest = dir.read_manifest()?;
-    let cfg: Config = serde_json::from_value(manifest.config.clone()).map_err(|e| ReplayError::Config(e.to_string()))?;
+    let cfg: Config = serde_json::from_value(manifest.config.clone())
+        .map_err(|e| ReplayError::Config(e.to_string()))?;
     let logged = read_log(&dir)?;
     let recomputed = recompute_activity(&cfg, &dir, &logged)?;
 
@@ -165,7 +177,14 @@ pub fn replay(path: &Path) -> Result<ReplayReport, ReplayError> {
                 .iter()
                 .zip(again)
                 .map(|(a, b)| (a - b).abs())
-                .fold(if live.values.len() == again.len() { 0.0 } else { f32::INFINITY }, f32::max);
+                .fold(
+                    if live.values.len() == again.len() {
+                        0.0
+                    } else {
+                        f32::INFINITY
+                    },
+                    f32::max,
+                );
             report.activity_max_abs_diff = report.activity_max_abs_diff.max(diff);
             if diff != 0.0 {
                 report.activity_mismatches += 1;
@@ -188,7 +207,10 @@ pub fn replay(path: &Path) -> Result<ReplayReport, ReplayError> {
         if &again == live {
             report.decisions_reproduced += 1;
         } else if report.first_decision_mismatch.is_none() {
-            report.first_decision_mismatch = Some(format!("trial {}: live {:?}, replay {:?}", live.trial, live, again));
+            report.first_decision_mismatch = Some(format!(
+                "trial {}: live {:?}, replay {:?}",
+                live.trial, live, again
+            ));
         }
     }
     report.wall_s = started.elapsed().as_secs_f64();

@@ -38,8 +38,14 @@ pub struct PlaceholderRenderer {
 }
 
 enum Showing {
-    Gray { until: RigTime },
-    Trial { decision: Decision, onset: RigTime, until: RigTime },
+    Gray {
+        until: RigTime,
+    },
+    Trial {
+        decision: Decision,
+        onset: RigTime,
+        until: RigTime,
+    },
 }
 
 #[derive(Debug, Default, Clone, serde::Serialize)]
@@ -75,14 +81,18 @@ impl PlaceholderRenderer {
             let horizon = latest + self.frame_period_ns + self.display_period_ns;
             let mut rendered = false;
             loop {
-                let t = RigTime::from_nanos(t0.as_nanos() + display_frame as i64 * self.display_period_ns);
+                let t = RigTime::from_nanos(
+                    t0.as_nanos() + display_frame as i64 * self.display_period_ns,
+                );
                 if t.as_nanos() > horizon {
                     break;
                 }
                 let onset = self.advance(&mut showing, t, display_frame, &mut report);
                 let (spec, trial, since) = match &showing {
                     Showing::Gray { .. } => (&StimulusSpec::Gray, -1i64, 0.0),
-                    Showing::Trial { decision, onset, .. } => (
+                    Showing::Trial {
+                        decision, onset, ..
+                    } => (
                         &decision.spec,
                         decision.trial as i64,
                         t.nanos_since(*onset) as f64 * 1e-9,
@@ -105,7 +115,13 @@ impl PlaceholderRenderer {
     }
 
     /// Move the trial state machine to flip time `t`; true when a trial starts on this flip.
-    fn advance(&self, showing: &mut Showing, t: RigTime, display_frame: u64, report: &mut RendererReport) -> bool {
+    fn advance(
+        &self,
+        showing: &mut Showing,
+        t: RigTime,
+        display_frame: u64,
+        report: &mut RendererReport,
+    ) -> bool {
         if let Showing::Trial { until, .. } = showing
             && t >= *until
         {
@@ -129,8 +145,12 @@ impl PlaceholderRenderer {
                     "onset_t_ns": t.as_nanos(),
                     "display_frame": display_frame,
                 });
-                self.bus
-                    .publish(Message::json(Stream::Stimulus, decision.trial, t.as_nanos(), &value));
+                self.bus.publish(Message::json(
+                    Stream::Stimulus,
+                    decision.trial,
+                    t.as_nanos(),
+                    &value,
+                ));
                 let _ = self.events.send(RecorderItem::Json {
                     kind: RecordKind::Stimulus,
                     value,

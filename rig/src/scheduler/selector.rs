@@ -79,7 +79,11 @@ impl Selector for RandomSelector {
         let i = self.rng.random_range(0..self.library.len().max(1));
         let (stimulus, name, spec) = match self.library.entries.get(i) {
             Some(e) => (e.id, e.name.clone(), e.spec.clone()),
-            None => (StimulusId(0), "gray (empty library)".into(), StimulusSpec::Gray),
+            None => (
+                StimulusId(0),
+                "gray (empty library)".into(),
+                StimulusSpec::Gray,
+            ),
         };
         Decision {
             trial,

@@ -71,14 +71,21 @@ pub fn sim_geometry(cfg: &Config) -> SimGeometry {
     }
 }
 
+/// Called with the session directory, the ingest endpoint and the publish endpoint.
+pub type ReadyHook = Box<dyn FnOnce(&std::path::Path, &str, &str) + Send>;
+
 /// Callbacks a caller may want while the session runs (the progress bar, tests).
 #[derive(Default)]
 pub struct Hooks {
     /// Called with the session directory and the bound endpoints once sockets are up.
-    pub on_ready: Option<Box<dyn FnOnce(&std::path::Path, &str, &str) + Send>>,
+    pub on_ready: Option<ReadyHook>,
 }
 
-pub fn run(cfg: &Config, command_line: Vec<String>, hooks: Hooks) -> Result<SessionSummary, SessionError> {
+pub fn run(
+    cfg: &Config,
+    command_line: Vec<String>,
+    hooks: Hooks,
+) -> Result<SessionSummary, SessionError> {
     let wall = Instant::now();
     let created = SystemTime::now();
     let dir = SessionDir::create(&cfg.session.out_dir, &cfg.session.name, created)?;
@@ -86,7 +93,10 @@ pub fn run(cfg: &Config, command_line: Vec<String>, hooks: Hooks) -> Result<Sess
     let config_value = serde_json::to_value(cfg).unwrap_or_default();
     let mut manifest = Manifest::new(created, command_line, config_value);
     manifest.seeds.insert("session".into(), cfg.session.seed);
-    if let Some(seed) = serde_json::to_value(&cfg.sim).ok().and_then(|v| v.get("seed")?.as_u64()) {
+    if let Some(seed) = serde_json::to_value(&cfg.sim)
+        .ok()
+        .and_then(|v| v.get("seed")?.as_u64())
+    {
         manifest.seeds.insert("sim".into(), seed);
     }
     dir.write_manifest(&manifest)?;
@@ -95,18 +105,26 @@ pub fn run(cfg: &Config, command_line: Vec<String>, hooks: Hooks) -> Result<Sess
     // The simulated mouse is built first: its true footprints feed the placeholder extraction.
     let mouse = match cfg.source.kind {
         SourceKind::Sim => Some(
-            SimMouse::new(&cfg.sim, &sim_geometry(cfg)).map_err(|e| SessionError::Sim(e.to_string()))?,
+            SimMouse::new(&cfg.sim, &sim_geometry(cfg))
+                .map_err(|e| SessionError::Sim(e.to_string()))?,
         ),
         SourceKind::Bridge => None,
     };
     if let Some(m) = &mouse {
         // Written now, not only at the end, so a killed session can still be replayed.
         std::fs::create_dir_all(dir.truth_dir())?;
-        std::fs::write(dir.truth_dir().join("cells.json"), serde_json::to_vec(m.cells()).unwrap_or_default())?;
+        std::fs::write(
+            dir.truth_dir().join("cells.json"),
+            serde_json::to_vec(m.cells()).unwrap_or_default(),
+        )?;
     }
     let footprints = match (cfg.imaging.extraction, &mouse) {
         (Extraction::TruthFootprints, Some(m)) => Footprints::from_truth(m.cells()),
-        _ => Footprints::grid(cfg.imaging.width, cfg.imaging.height, cfg.imaging.grid_block_px),
+        _ => Footprints::grid(
+            cfg.imaging.width,
+            cfg.imaging.height,
+            cfg.imaging.grid_block_px,
+        ),
     };
     let n_cells = footprints.cells();
 
@@ -115,7 +133,9 @@ pub fn run(cfg: &Config, command_line: Vec<String>, hooks: Hooks) -> Result<Sess
     let eye_px = (cfg.eye.width * cfg.eye.height) as usize;
     let frame_pool = Pool::new(cfg.rings.frame_pool, || FrameBuf::with_capacity(frame_px));
     let eye_pool = Pool::new(64, || EyeBuf::with_capacity(eye_px));
-    let activity_pool = Pool::new(cfg.rings.recorder_ring * 2 + 16, || ActivityBuf::with_capacity(n_cells));
+    let activity_pool = Pool::new(cfg.rings.recorder_ring * 2 + 16, || {
+        ActivityBuf::with_capacity(n_cells)
+    });
 
     let stage_wake = Wakeup::new();
     let recorder_wake = Wakeup::new();
@@ -179,7 +199,10 @@ pub fn run(cfg: &Config, command_line: Vec<String>, hooks: Hooks) -> Result<Sess
         late_after_ns: (cfg.imaging.late_after_ms * 1e6) as i64,
     };
     let selector = SelectorThread {
-        selector: Box::new(RandomSelector::new(Library::small_gratings(), cfg.session.seed)),
+        selector: Box::new(RandomSelector::new(
+            Library::small_gratings(),
+            cfg.session.seed,
+        )),
         activity: sel_activity,
         wake: selector_wake,
         queue: queue_tx,
@@ -228,47 +251,62 @@ pub fn run(cfg: &Config, command_line: Vec<String>, hooks: Hooks) -> Result<Sess
     let (ingest_ep, publish_ep) = (cfg.source.ingest.clone(), cfg.source.publish.clone());
     let io_stop = Arc::clone(&stop_renderer);
     let io_wake = Arc::clone(&renderer_wake);
-    let io_h = spawn("io", move || -> Result<(IngestEnd, LatencyHist), SessionError> {
-        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
-        rt.block_on(async move {
-            let bound = async {
-                let (pull, pull_ep) = zmq_ingest::bind_pull(&ingest_ep).await.map_err(|source| {
-                    SessionError::Bind { what: "ingest (PULL)", endpoint: ingest_ep.clone(), source }
-                })?;
-                let (publ, pub_ep) = event_bus::bind_pub(&publish_ep).await.map_err(|source| {
-                    SessionError::Bind { what: "publish (PUB)", endpoint: publish_ep.clone(), source }
-                })?;
-                Ok::<_, SessionError>((pull, pull_ep, publ, pub_ep))
-            }
-            .await;
-            let (pull, pull_ep, publ, pub_ep) = match bound {
-                Ok(b) => b,
-                Err(e) => {
-                    let _ = ready_tx.send(None);
-                    io_stop.store(true, Ordering::Release);
-                    io_wake.wake();
-                    return Err(e);
+    let io_h = spawn(
+        "io",
+        move || -> Result<(IngestEnd, LatencyHist), SessionError> {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()?;
+            rt.block_on(async move {
+                let bound = async {
+                    let (pull, pull_ep) =
+                        zmq_ingest::bind_pull(&ingest_ep).await.map_err(|source| {
+                            SessionError::Bind {
+                                what: "ingest (PULL)",
+                                endpoint: ingest_ep.clone(),
+                                source,
+                            }
+                        })?;
+                    let (publ, pub_ep) =
+                        event_bus::bind_pub(&publish_ep).await.map_err(|source| {
+                            SessionError::Bind {
+                                what: "publish (PUB)",
+                                endpoint: publish_ep.clone(),
+                                source,
+                            }
+                        })?;
+                    Ok::<_, SessionError>((pull, pull_ep, publ, pub_ep))
                 }
-            };
-            let _ = ready_tx.send(Some((pull_ep, pub_ep)));
-            let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-            tokio::spawn(async move {
-                if tokio::signal::ctrl_c().await.is_ok() {
-                    tracing::warn!("Ctrl-C: ending the session after draining");
-                    let _ = stop_tx.send(true);
-                }
-            });
-            let publisher = tokio::spawn(publisher.run(publ));
-            let end = zmq_ingest::run(pull, &mut ingest, stop_rx, idle, duration_ns).await;
-            tracing::info!(?end, "ingest ended");
-            let latency = ingest.latency().clone();
-            drop(ingest);
-            io_stop.store(true, Ordering::Release);
-            io_wake.wake();
-            let _ = publisher.await;
-            Ok((end, latency))
-        })
-    })?;
+                .await;
+                let (pull, pull_ep, publ, pub_ep) = match bound {
+                    Ok(b) => b,
+                    Err(e) => {
+                        let _ = ready_tx.send(None);
+                        io_stop.store(true, Ordering::Release);
+                        io_wake.wake();
+                        return Err(e);
+                    }
+                };
+                let _ = ready_tx.send(Some((pull_ep, pub_ep)));
+                let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+                tokio::spawn(async move {
+                    if tokio::signal::ctrl_c().await.is_ok() {
+                        tracing::warn!("Ctrl-C: ending the session after draining");
+                        let _ = stop_tx.send(true);
+                    }
+                });
+                let publisher = tokio::spawn(publisher.run(publ));
+                let end = zmq_ingest::run(pull, &mut ingest, stop_rx, idle, duration_ns).await;
+                tracing::info!(?end, "ingest ended");
+                let latency = ingest.latency().clone();
+                drop(ingest);
+                io_stop.store(true, Ordering::Release);
+                io_wake.wake();
+                let _ = publisher.await;
+                Ok((end, latency))
+            })
+        },
+    )?;
 
     let endpoints = ready_rx.recv().ok().flatten();
     let mut sim_h = None;
@@ -288,15 +326,21 @@ pub fn run(cfg: &Config, command_line: Vec<String>, hooks: Hooks) -> Result<Sess
                 truth_dir: Some(dir.truth_dir()),
                 view_timeout: Duration::from_secs(2),
             };
-            sim_h = Some(spawn("sim-rig", move || -> Result<SimRigReport, SessionError> {
-                let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
-                rt.block_on(crate::sim::bridge::run(mouse, opts))
-                    .map_err(|e| SessionError::Sim(e.to_string()))
-            })?);
+            sim_h = Some(spawn(
+                "sim-rig",
+                move || -> Result<SimRigReport, SessionError> {
+                    let rt = tokio::runtime::Builder::new_current_thread()
+                        .enable_all()
+                        .build()?;
+                    rt.block_on(crate::sim::bridge::run(mouse, opts))
+                        .map_err(|e| SessionError::Sim(e.to_string()))
+                },
+            )?);
         }
     }
 
-    let progress = summary::Progress::start(cfg, Arc::clone(&counters), Arc::clone(&latest_frame_t));
+    let progress =
+        summary::Progress::start(cfg, Arc::clone(&counters), Arc::clone(&latest_frame_t));
     let io = join("io", io_h)?;
     progress.finish();
     let sim = match sim_h {
@@ -340,7 +384,11 @@ pub fn run(cfg: &Config, command_line: Vec<String>, hooks: Hooks) -> Result<Sess
         recorder_error: recorder.error,
         rig_time_s: {
             let t = latest_frame_t.load(Ordering::Acquire);
-            if t == i64::MIN { 0.0 } else { t as f64 * 1e-9 + 1.0 / cfg.imaging.frame_rate_hz }
+            if t == i64::MIN {
+                0.0
+            } else {
+                t as f64 * 1e-9 + 1.0 / cfg.imaging.frame_rate_hz
+            }
         },
     };
     summary.write(&dir)?;

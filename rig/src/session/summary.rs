@@ -34,12 +34,17 @@ pub struct SessionSummary {
 impl SessionSummary {
     pub fn write(&self, dir: &SessionDir) -> std::io::Result<()> {
         std::fs::write(dir.summary_path(), serde_json::to_string_pretty(self)?)?;
-        std::fs::write(dir.latency_path(), serde_json::to_string_pretty(&self.latency)?)?;
+        std::fs::write(
+            dir.latency_path(),
+            serde_json::to_string_pretty(&self.latency)?,
+        )?;
         Ok(())
     }
 
     pub fn latency(&self, stage_prefix: &str) -> Option<&LatencySummary> {
-        self.latency.iter().find(|l| l.stage.starts_with(stage_prefix))
+        self.latency
+            .iter()
+            .find(|l| l.stage.starts_with(stage_prefix))
     }
 }
 

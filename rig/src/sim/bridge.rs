@@ -149,8 +149,11 @@ pub async fn run(mut mouse: SimMouse, opts: SimRigOptions) -> Result<SimRigRepor
         seq: [0; 6],
     };
     let hello = serde_json::json!({"event": "hello", "source": "twinloop sim-rig"});
-    link.send(Message::json(Stream::Control, 0, 0, &hello).header, json_bytes(&hello))
-        .await?;
+    link.send(
+        Message::json(Stream::Control, 0, 0, &hello).header,
+        json_bytes(&hello),
+    )
+    .await?;
 
     let frame_ns = (1e9 / g.imaging_rate_hz).round() as i64;
     let eye_ns = (1e9 / g.eye_rate_hz).round() as i64;
@@ -169,13 +172,17 @@ pub async fn run(mut mouse: SimMouse, opts: SimRigOptions) -> Result<SimRigRepor
             while link.newest_view_t < t_k {
                 if !link.pump(opts.view_timeout).await {
                     report.view_timeouts += 1;
-                    tracing::warn!(frame = k, "no flips from the daemon: the mouse keeps seeing the last view");
+                    tracing::warn!(
+                        frame = k,
+                        "no flips from the daemon: the mouse keeps seeing the last view"
+                    );
                     break;
                 }
             }
         }
         // Credit-based flow control: at most `flow_window` frames unacknowledged.
-        while k > 0 && k.saturating_sub(link.acked.map_or(0, |a| a + 1)) >= opts.flow_window as u64 {
+        while k > 0 && k.saturating_sub(link.acked.map_or(0, |a| a + 1)) >= opts.flow_window as u64
+        {
             report.flow_waits += 1;
             if !link.pump(opts.view_timeout).await {
                 tracing::warn!(frame = k, "no ack from the daemon; sending anyway");
@@ -186,13 +193,16 @@ pub async fn run(mut mouse: SimMouse, opts: SimRigOptions) -> Result<SimRigRepor
             if *t >= t_k {
                 break;
             }
-            let Some((t, view, onset)) = link.pending_views.pop_front() else { break };
+            let Some((t, view, onset)) = link.pending_views.pop_front() else {
+                break;
+            };
             if view.len() == g.view_width * g.view_height {
                 mouse.show(&view, RigTime::from_nanos(t));
                 report.views_shown += 1;
             }
             if onset {
-                let mut h = Header::new(Stream::Sync, Dtype::U8, &[0], 0, t + SIM_DISPLAY_LATENCY_NS);
+                let mut h =
+                    Header::new(Stream::Sync, Dtype::U8, &[0], 0, t + SIM_DISPLAY_LATENCY_NS);
                 h.aux = SyncCode::PhotodiodeRise as i64;
                 link.send(h, Bytes::new()).await?;
             }
@@ -247,8 +257,11 @@ pub async fn run(mut mouse: SimMouse, opts: SimRigOptions) -> Result<SimRigRepor
         report.frames_sent += 1;
     }
     let end = serde_json::json!({"event": "end", "frames": report.frames_sent});
-    link.send(Message::json(Stream::Control, 0, 0, &end).header, json_bytes(&end))
-        .await?;
+    link.send(
+        Message::json(Stream::Control, 0, 0, &end).header,
+        json_bytes(&end),
+    )
+    .await?;
     // Give the last messages time to leave before the socket closes.
     tokio::time::sleep(Duration::from_millis(100)).await;
     if let Some(dir) = &opts.truth_dir {

@@ -10,7 +10,10 @@ pub struct SimConfig {
 }
 impl Default for SimConfig {
     fn default() -> Self {
-        SimConfig { neurons: 1000, seed: 7 }
+        SimConfig {
+            neurons: 1000,
+            seed: 7,
+        }
     }
 }
 #[derive(Debug, Clone)]
@@ -57,7 +60,10 @@ impl SimMouse {
                 }
             })
             .collect();
-        Ok(SimMouse { cells, w: g.imaging_width })
+        Ok(SimMouse {
+            cells,
+            w: g.imaging_width,
+        })
     }
     pub fn show(&mut self, _view: &[u8], _t: RigTime) {}
     pub fn imaging_frame(&mut self, t: RigTime, out: &mut [u16]) {

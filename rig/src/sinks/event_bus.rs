@@ -57,7 +57,10 @@ pub struct Publisher {
     pub heartbeat: Duration,
 }
 
-pub fn bus(capacity: usize, counters: Arc<Counters>) -> (Bus, mpsc::Receiver<Message>, Arc<Notify>) {
+pub fn bus(
+    capacity: usize,
+    counters: Arc<Counters>,
+) -> (Bus, mpsc::Receiver<Message>, Arc<Notify>) {
     let (tx, rx) = mpsc::channel(capacity);
     let notify = Arc::new(Notify::new());
     (
@@ -137,13 +140,21 @@ impl Publisher {
             }
             if heartbeat {
                 let status = self.status("running", t_ns);
-                send(&mut sock, Message::json(Stream::Status, status_seq, t_ns, &status)).await;
+                send(
+                    &mut sock,
+                    Message::json(Stream::Status, status_seq, t_ns, &status),
+                )
+                .await;
                 status_seq += 1;
             }
         }
         let t_ns = self.latest_frame_t.load(Ordering::Acquire);
         let status = self.status("ended", t_ns);
-        send(&mut sock, Message::json(Stream::Status, status_seq, t_ns, &status)).await;
+        send(
+            &mut sock,
+            Message::json(Stream::Status, status_seq, t_ns, &status),
+        )
+        .await;
         // Let the writer tasks flush the last messages before the socket closes.
         tokio::time::sleep(Duration::from_millis(100)).await;
     }

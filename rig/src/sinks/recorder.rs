@@ -119,7 +119,8 @@ impl Recorder {
         }
         while let Some(a) = self.activity.try_pop() {
             *busy = true;
-            let prefix = encode_activity_prefix(a.frame.seq, a.frame.t, a.frame.plane, a.len as u32);
+            let prefix =
+                encode_activity_prefix(a.frame.seq, a.frame.t, a.frame.plane, a.len as u32);
             f32_le_bytes(a.values(), scratch);
             self.append(RecordKind::Activity, &[&prefix, scratch])?;
         }

@@ -40,7 +40,11 @@ impl RecordKind {
 pub const INPUT_PREFIX_LEN: usize = 16 + HEADER_LEN;
 
 /// The fixed part of an `Input` record (the payload follows it).
-pub fn encode_input_prefix(recv_ns: i64, has_payload: bool, header: &Header) -> [u8; INPUT_PREFIX_LEN] {
+pub fn encode_input_prefix(
+    recv_ns: i64,
+    has_payload: bool,
+    header: &Header,
+) -> [u8; INPUT_PREFIX_LEN] {
     let mut b = [0u8; INPUT_PREFIX_LEN];
     b[0..8].copy_from_slice(&recv_ns.to_le_bytes());
     b[8] = has_payload as u8;
@@ -91,7 +95,12 @@ pub fn decode_input(b: &[u8]) -> Result<InputRecord<'_>, RecordError> {
 
 pub const ACTIVITY_PREFIX_LEN: usize = 32;
 
-pub fn encode_activity_prefix(frame_seq: u64, t: RigTime, plane: u8, n: u32) -> [u8; ACTIVITY_PREFIX_LEN] {
+pub fn encode_activity_prefix(
+    frame_seq: u64,
+    t: RigTime,
+    plane: u8,
+    n: u32,
+) -> [u8; ACTIVITY_PREFIX_LEN] {
     let mut b = [0u8; ACTIVITY_PREFIX_LEN];
     b[0..8].copy_from_slice(&frame_seq.to_le_bytes());
     b[8..16].copy_from_slice(&t.as_nanos().to_le_bytes());
@@ -181,7 +190,10 @@ impl FlipRecord {
     }
 }
 
-pub fn decode_json<T: serde::de::DeserializeOwned>(kind: &'static str, b: &[u8]) -> Result<T, RecordError> {
+pub fn decode_json<T: serde::de::DeserializeOwned>(
+    kind: &'static str,
+    b: &[u8],
+) -> Result<T, RecordError> {
     serde_json::from_slice(b).map_err(|source| RecordError::Json { kind, source })
 }
 
@@ -215,7 +227,10 @@ mod tests {
         f32_le_bytes(&values, &mut bytes);
         rec.extend_from_slice(&bytes);
         let a = decode_activity(&rec).unwrap();
-        assert_eq!((a.frame_seq, a.plane, a.values.as_slice()), (4, 1, &values[..]));
+        assert_eq!(
+            (a.frame_seq, a.plane, a.values.as_slice()),
+            (4, 1, &values[..])
+        );
         assert!(decode_activity(&rec[..rec.len() - 1]).is_err());
         let f = FlipRecord {
             display_frame: 3,

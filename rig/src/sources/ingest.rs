@@ -27,7 +27,10 @@ use std::time::Duration;
 #[derive(Debug)]
 pub enum RecorderItem {
     /// A non-frame input message, as received.
-    Input { recv_ns: i64, message: Message },
+    Input {
+        recv_ns: i64,
+        message: Message,
+    },
     Anomaly(Anomaly),
     Flip(crate::sinks::records::FlipRecord),
     Json {
@@ -49,8 +52,12 @@ pub struct IngestOutputs {
 /// What happened to one message.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Outcome {
-    Frame { seq: u64 },
-    EyeFrame { seq: u64 },
+    Frame {
+        seq: u64,
+    },
+    EyeFrame {
+        seq: u64,
+    },
     Event(Stream),
     /// The source said it is done (`control` `{"event": "end"}`).
     End,
@@ -148,7 +155,11 @@ impl Ingest {
             payload: payload.clone(),
         };
         if !h.stream.is_input() {
-            return self.reject("unknown_stream", format!("{} is an output stream, not an input", h.stream), Some(&h));
+            return self.reject(
+                "unknown_stream",
+                format!("{} is an output stream, not an input", h.stream),
+                Some(&h),
+            );
         }
         if h.stream == Stream::Control {
             // A hello starts a new numbering; control messages are not sequence-checked.
@@ -163,7 +174,11 @@ impl Ingest {
                 recv_ns,
                 message: message(),
             });
-            return if end { Outcome::End } else { Outcome::Event(Stream::Control) };
+            return if end {
+                Outcome::End
+            } else {
+                Outcome::Event(Stream::Control)
+            };
         }
         if let Err(why) = self.check_shape(&h) {
             return self.reject("shape", why, Some(&h));
@@ -184,16 +199,30 @@ impl Ingest {
                 }));
             }
             Err(last) => {
-                let what = if h.seq == last { "repeated" } else { "out of order" };
-                return self.reject("sequence", format!("{what}: seq {} after {last}", h.seq), Some(&h));
+                let what = if h.seq == last {
+                    "repeated"
+                } else {
+                    "out of order"
+                };
+                return self.reject(
+                    "sequence",
+                    format!("{what}: seq {} after {last}", h.seq),
+                    Some(&h),
+                );
             }
         }
-        self.counters.bytes_in.fetch_add(payload.len() as u64, Ordering::Relaxed);
+        self.counters
+            .bytes_in
+            .fetch_add(payload.len() as u64, Ordering::Relaxed);
         match h.stream {
             Stream::TwoPhoton => self.frame(&h, payload, recv_ns),
             Stream::EyeCamera => self.eye_frame(&h, payload, recv_ns),
             s => {
-                let c = if s == Stream::Treadmill { &self.counters.treadmill_in } else { &self.counters.sync_in };
+                let c = if s == Stream::Treadmill {
+                    &self.counters.treadmill_in
+                } else {
+                    &self.counters.sync_in
+                };
                 Counters::inc(c);
                 self.send_event(RecorderItem::Input {
                     recv_ns,
@@ -210,7 +239,10 @@ impl Ingest {
                 if h.ndim != 2 || h.shape[0] != self.height || h.shape[1] != self.width {
                     return Err(format!(
                         "frame shape {:?} (ndim {}) but imaging is [{}, {}] (height, width)",
-                        &h.shape[..h.ndim as usize], h.ndim, self.height, self.width
+                        &h.shape[..h.ndim as usize],
+                        h.ndim,
+                        self.height,
+                        self.width
                     ));
                 }
                 if h.plane >= self.planes || h.channel >= self.channels {
@@ -220,13 +252,14 @@ impl Ingest {
                     ));
                 }
             }
-            Stream::EyeCamera => {
-                if h.ndim != 2 || h.elements() > self.eye_capacity || h.elements() == 0 {
-                    return Err(format!(
-                        "eye frame shape {:?} does not fit the eye camera's {} pixels",
-                        &h.shape[..h.ndim as usize], self.eye_capacity
-                    ));
-                }
+            Stream::EyeCamera
+                if h.ndim != 2 || h.elements() > self.eye_capacity || h.elements() == 0 =>
+            {
+                return Err(format!(
+                    "eye frame shape {:?} does not fit the eye camera's {} pixels",
+                    &h.shape[..h.ndim as usize],
+                    self.eye_capacity
+                ));
             }
             _ => {}
         }
@@ -374,8 +407,16 @@ mod tests {
     }
 
     fn frame(seq: u64) -> [Bytes; 3] {
-        let h = Header::new(Stream::TwoPhoton, Dtype::U16, &[8, 16], seq, seq as i64 * 33_000_000);
-        let payload: Vec<u8> = (0..16 * 8u16).flat_map(|v| (v + seq as u16).to_le_bytes()).collect();
+        let h = Header::new(
+            Stream::TwoPhoton,
+            Dtype::U16,
+            &[8, 16],
+            seq,
+            seq as i64 * 33_000_000,
+        );
+        let payload: Vec<u8> = (0..16 * 8u16)
+            .flat_map(|v| (v + seq as u16).to_le_bytes())
+            .collect();
         Message {
             header: h,
             payload: Bytes::from(payload),
@@ -410,14 +451,31 @@ mod tests {
         for seq in 0..100 {
             r.ingest.handle(&frame(seq), 1);
         }
-        let recorded: Vec<u64> = std::iter::from_fn(|| r.recorder.try_pop().map(|f| f.meta.seq)).collect();
-        assert_eq!(recorded, (0..100).collect::<Vec<_>>(), "recorder sees every frame, in order");
-        let processed: Vec<u64> = std::iter::from_fn(|| r.stage.try_pop().map(|f| f.meta.seq)).collect();
-        assert_eq!(processed, vec![0, 1, 2, 3], "the stalled stage holds only what its ring fits");
+        let recorded: Vec<u64> =
+            std::iter::from_fn(|| r.recorder.try_pop().map(|f| f.meta.seq)).collect();
+        assert_eq!(
+            recorded,
+            (0..100).collect::<Vec<_>>(),
+            "recorder sees every frame, in order"
+        );
+        let processed: Vec<u64> =
+            std::iter::from_fn(|| r.stage.try_pop().map(|f| f.meta.seq)).collect();
+        assert_eq!(
+            processed,
+            vec![0, 1, 2, 3],
+            "the stalled stage holds only what its ring fits"
+        );
         assert_eq!(r.counters.stage_skips.load(Ordering::Relaxed), 96);
         let skips = anomalies(&r.events);
         assert_eq!(skips.len(), 96);
-        assert_eq!(skips[0], Anomaly::StageSkip { stream: Stream::TwoPhoton, seq: 4 }, "named by stream and seq");
+        assert_eq!(
+            skips[0],
+            Anomaly::StageSkip {
+                stream: Stream::TwoPhoton,
+                seq: 4
+            },
+            "named by stream and seq"
+        );
     }
 
     #[test]
@@ -425,10 +483,18 @@ mod tests {
         let mut r = rig(64);
         r.ingest.handle(&frame(0), 1);
         r.ingest.handle(&frame(1), 1);
-        assert_eq!(r.ingest.handle(&frame(5), 1), Outcome::Frame { seq: 5 }, "a gap is accepted");
+        assert_eq!(
+            r.ingest.handle(&frame(5), 1),
+            Outcome::Frame { seq: 5 },
+            "a gap is accepted"
+        );
         assert_eq!(r.ingest.handle(&frame(5), 1), Outcome::Rejected("sequence"));
         assert_eq!(r.ingest.handle(&frame(3), 1), Outcome::Rejected("sequence"));
-        assert_eq!(r.ingest.handle(&frame(6), 1), Outcome::Frame { seq: 6 }, "the stream carries on");
+        assert_eq!(
+            r.ingest.handle(&frame(6), 1),
+            Outcome::Frame { seq: 6 },
+            "the stream carries on"
+        );
         let s = r.counters.snapshot();
         assert_eq!((s.gaps, s.missing, s.frames_in), (1, 3, 4));
         assert_eq!(s.rejected["sequence"], 2);
@@ -448,7 +514,12 @@ mod tests {
         let mut r = rig(64);
         r.ingest.handle(&frame(0), 1);
         r.ingest.handle(&frame(1), 1);
-        let hello = Message::json(Stream::Control, 0, 0, &serde_json::json!({"event": "hello"}));
+        let hello = Message::json(
+            Stream::Control,
+            0,
+            0,
+            &serde_json::json!({"event": "hello"}),
+        );
         r.ingest.handle(&hello.into_frames(), 1);
         assert_eq!(r.ingest.handle(&frame(0), 1), Outcome::Frame { seq: 0 });
     }
@@ -464,22 +535,51 @@ mod tests {
         };
         let wrong_shape = {
             let h = Header::new(Stream::TwoPhoton, Dtype::U16, &[4, 4], 0, 0);
-            Message { header: h, payload: Bytes::from(vec![0u8; 32]) }.into_frames()
+            Message {
+                header: h,
+                payload: Bytes::from(vec![0u8; 32]),
+            }
+            .into_frames()
         };
         let bad_plane = {
             let mut h = Header::new(Stream::TwoPhoton, Dtype::U16, &[8, 16], 0, 0);
             h.plane = 3;
-            Message { header: h, payload: Bytes::from(vec![0u8; 256]) }.into_frames()
+            Message {
+                header: h,
+                payload: Bytes::from(vec![0u8; 256]),
+            }
+            .into_frames()
         };
         let output_stream = {
             let h = Header::new(Stream::Activity, Dtype::F32, &[1], 0, 0);
-            Message { header: h, payload: Bytes::from(vec![0u8; 4]) }.into_frames()
+            Message {
+                header: h,
+                payload: Bytes::from(vec![0u8; 4]),
+            }
+            .into_frames()
         };
         let cases: Vec<(&str, Vec<Bytes>)> = vec![
-            ("payload_size", vec![good[0].clone(), good[1].clone(), Bytes::from(vec![0u8; 7])]),
+            (
+                "payload_size",
+                vec![good[0].clone(), good[1].clone(), Bytes::from(vec![0u8; 7])],
+            ),
             ("unsupported_version", with_header(&|h| h[4] = 2).to_vec()),
-            ("bad_magic", vec![good[0].clone(), Bytes::from(vec![0x5a; 64]), good[2].clone()]),
-            ("header_length", vec![good[0].clone(), Bytes::from_static(b"garbage"), good[2].clone()]),
+            (
+                "bad_magic",
+                vec![
+                    good[0].clone(),
+                    Bytes::from(vec![0x5a; 64]),
+                    good[2].clone(),
+                ],
+            ),
+            (
+                "header_length",
+                vec![
+                    good[0].clone(),
+                    Bytes::from_static(b"garbage"),
+                    good[2].clone(),
+                ],
+            ),
             ("unknown_stream", with_header(&|h| h[6] = 99).to_vec()),
             ("frame_count", good[..2].to_vec()),
             ("shape", wrong_shape.to_vec()),
@@ -498,13 +598,21 @@ mod tests {
         let rejected: Vec<_> = anomalies(&r.events)
             .into_iter()
             .filter_map(|a| match a {
-                Anomaly::Rejected { label, reason, stream, .. } => Some((label, reason, stream)),
+                Anomaly::Rejected {
+                    label,
+                    reason,
+                    stream,
+                    ..
+                } => Some((label, reason, stream)),
                 _ => None,
             })
             .collect();
         assert_eq!(rejected.len(), cases.len());
         let (_, reason, stream) = &rejected[6];
-        assert!(reason.contains("[4, 4]") && reason.contains("[8, 16]"), "{reason}");
+        assert!(
+            reason.contains("[4, 4]") && reason.contains("[8, 16]"),
+            "{reason}"
+        );
         assert_eq!(*stream, Some(Stream::TwoPhoton));
     }
 
@@ -513,8 +621,14 @@ mod tests {
         let mut r = rig(8);
         let mut tick = Header::new(Stream::Sync, Dtype::U8, &[0], 0, 5);
         tick.aux = SyncCode::FrameClock as i64;
-        let tick = Message { header: tick, payload: Bytes::new() };
-        assert_eq!(r.ingest.handle(&tick.into_frames(), 1), Outcome::Event(Stream::Sync));
+        let tick = Message {
+            header: tick,
+            payload: Bytes::new(),
+        };
+        assert_eq!(
+            r.ingest.handle(&tick.into_frames(), 1),
+            Outcome::Event(Stream::Sync)
+        );
         let end = Message::json(Stream::Control, 0, 0, &serde_json::json!({"event": "end"}));
         assert_eq!(r.ingest.handle(&end.into_frames(), 1), Outcome::End);
         let inputs = r

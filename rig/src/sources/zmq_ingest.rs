@@ -73,7 +73,9 @@ pub async fn run(
                 }
             }
             // A peer dying mid-message yields one error; the socket keeps working.
-            Err(e) => tracing::warn!(error = %e, "receive error (a peer may have died mid-message)"),
+            Err(e) => {
+                tracing::warn!(error = %e, "receive error (a peer may have died mid-message)")
+            }
         }
     }
 }

@@ -24,8 +24,8 @@ pub struct LatencySummary {
 impl LatencyHist {
     pub fn new(name: &'static str) -> LatencyHist {
         // Bounds are constants that hdrhistogram accepts; failure would be a code defect.
-        let hist = Histogram::new_with_bounds(100, 100_000_000_000, 3)
-            .expect("valid histogram bounds");
+        let hist =
+            Histogram::new_with_bounds(100, 100_000_000_000, 3).expect("valid histogram bounds");
         LatencyHist { name, hist }
     }
 

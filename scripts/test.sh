@@ -1,0 +1,12 @@
+#!/usr/bin/env bash
+# The whole test suite from a fresh clone: the Python peers (pyzmq, numpy) in a local venv,
+# then every Rust test in the workspace. Needs only the Rust toolchain, Python 3 and network
+# access to the package registries.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+if [ ! -x .venv/bin/python ]; then
+    python3 -m venv .venv
+fi
+.venv/bin/pip install --quiet --disable-pip-version-check -r tests/requirements.txt
+export TWINLOOP_PYTHON="$PWD/.venv/bin/python"
+cargo test --workspace --locked
