@@ -1,93 +1,356 @@
-//! The simulated rig (TEMPORARY STUB while the simulator is being written; replaced wholesale).
-use crate::clock::RigTime;
-use serde::{Deserialize, Serialize};
+//! The simulated rig: a synthetic mouse with V1-like neurons, a two-photon microscope, an eye
+//! camera and a treadmill, all scored against the ground truth it saves.
+//!
+//! The driver (`bridge`, ZeroMQ) shows stimuli with [`SimMouse::show`] and pulls sensor data
+//! with [`SimMouse::imaging_frame`], [`SimMouse::eye_frame`] and
+//! [`SimMouse::treadmill_count`], each in time order. Everything is a deterministic function of
+//! the seed, the stimuli and the times asked for.
+//!
+//! # Layout (in the order data flows)
+//! - `bridge`: the ZeroMQ driver that serves this mouse as a rig (written with the daemon).
+//! - [`config`]: [`SimConfig`] (the mouse, from `sim.toml`) and [`SimGeometry`] (the sensors).
+//! - `random`: one ChaCha8 stream per component, and fast per-pixel samplers.
+//! - `behaviour`: running, arousal and pupil, gaze, blinks, on a fixed substep.
+//! - `anatomy` (with `field`): somata, footprints, blood vessels, neuropil maps.
+//! - `tuning`: each cell's receptive field, tuning, state coupling and brightness.
+//! - `receptive_field`: the Gabor quadrature pairs applied to the gaze-shifted view.
+//! - `neurons`: temporal filters, direction selectivity, simple/complex, nonlinearity,
+//!   state gain, Poisson spikes.
+//! - `calcium`: indicator kinetics (AR(2)), so F = F0 (1 + dff_per_spike c).
+//! - `microscope`: neuropil, vessels, bleaching, motion, shot and read noise, u16 frames.
+//! - `eye`: the eye-camera image and its linear camera model.
+//! - `treadmill`: encoder counts from distance run.
+//! - `truth`: [`CellTruth`] and the per-frame truth written by [`SimMouse::write_truth`].
+//!
+//! # Time
+//! Neural dynamics advance on a fixed substep (`neural_dt_s`, 1/60 s by default) when an imaging
+//! frame is asked for; each substep uses the last view shown at or before it. Behaviour and brain
+//! motion advance on their own fixed substep (`behaviour_dt_s`), so the three streams agree
+//! whatever their rates.
+//!
+//! # Performance
+//! No allocation per imaging or eye frame (truth vectors grow amortised). Filtering runs only
+//! when the view or the gaze changes, over each cell's receptive-field window.
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct SimConfig {
-    pub neurons: usize,
-    pub seed: u64,
-}
-impl Default for SimConfig {
-    fn default() -> Self {
-        SimConfig {
-            neurons: 1000,
-            seed: 7,
-        }
-    }
-}
-#[derive(Debug, Clone)]
-pub struct SimGeometry {
-    pub imaging_width: usize,
-    pub imaging_height: usize,
-    pub imaging_rate_hz: f64,
-    pub eye_width: usize,
-    pub eye_height: usize,
-    pub eye_rate_hz: f64,
-    pub treadmill_rate_hz: f64,
-    pub view_width: usize,
-    pub view_height: usize,
-    pub view_azimuth_deg: (f64, f64),
-    pub view_elevation_deg: (f64, f64),
-}
+pub mod bridge;
+pub mod config;
+pub mod eye;
+pub mod truth;
+pub mod tuning;
+
+mod anatomy;
+mod behaviour;
+mod calcium;
+mod field;
+mod microscope;
+mod neurons;
+mod random;
+mod receptive_field;
+mod treadmill;
+
+#[cfg(test)]
+mod tests;
+
+pub use config::{SimConfig, SimGeometry};
+pub use eye::EyeCameraModel;
+pub use truth::CellTruth;
+pub use tuning::{CellParams, CellType};
+
+use crate::clock::RigTime;
+use behaviour::Behaviour;
+use calcium::{Calcium, Kinetics};
+use eye::EyeCamera;
+use microscope::Microscope;
+use neurons::Neurons;
+use rand_chacha::ChaCha8Rng;
+use random::{Stream, stream};
+use receptive_field::RfBank;
+use std::collections::VecDeque;
+use treadmill::Encoder;
+use truth::{FrameRecord, TruthLog};
+
+/// Gaze changes smaller than this do not re-filter a static view, deg.
+const GAZE_REFILTER_DEG: f64 = 0.2;
+
+/// Why a simulated rig could not be built.
 #[derive(Debug, thiserror::Error)]
-#[error("sim")]
-pub struct SimError;
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct CellTruth {
-    pub id: u32,
-    pub centre_y: f32,
-    pub centre_x: f32,
-    pub radius_px: f32,
-    pub footprint: Vec<(u32, f32)>,
+pub enum SimError {
+    /// A config or geometry field is out of range.
+    #[error("invalid sim setting `{field}`: {reason}")]
+    InvalidConfig {
+        /// The field, as written in the config (`section.name`).
+        field: &'static str,
+        /// What is wrong with it.
+        reason: String,
+    },
 }
+
+/// Counts of inputs the simulator had to repair rather than reject (the API has no error path
+/// per frame).
+#[derive(Copy, Clone, Debug, Default, PartialEq, Eq)]
+pub struct SimStats {
+    /// Views whose length was not `view_width * view_height` (padded with grey or cut).
+    pub views_resized: u64,
+    /// Output buffers of the wrong length (filled as far as they reach).
+    pub buffers_mis_sized: u64,
+}
+
+/// The simulated mouse and its rig.
 pub struct SimMouse {
+    cfg: SimConfig,
+    geom: SimGeometry,
     cells: Vec<CellTruth>,
-    w: usize,
+    rf: RfBank,
+    neurons: Neurons,
+    calcium: Calcium,
+    behaviour: Behaviour,
+    microscope: Microscope,
+    eye: EyeCamera,
+    encoder: Encoder,
+    truth: TruthLog,
+    spike_rng: ChaCha8Rng,
+    /// Views shown but not yet reached by the neural substeps, oldest first.
+    pending_views: VecDeque<(RigTime, Vec<u8>)>,
+    spare_views: Vec<Vec<u8>>,
+    view: Vec<u8>,
+    view_changed: bool,
+    filtered_gaze_deg: (f64, f64),
+    drive_even: Vec<f32>,
+    drive_odd: Vec<f32>,
+    f0_photons: Vec<f32>,
+    dff_per_spike: Vec<f32>,
+    cell_f: Vec<f32>,
+    substep: i64,
+    stats: SimStats,
 }
+
 impl SimMouse {
-    pub fn new(_cfg: &SimConfig, g: &SimGeometry) -> Result<SimMouse, SimError> {
-        let cells = (0..16u32)
-            .map(|i| {
-                let cy = 16 + 32 * (i / 4) as usize;
-                let cx = 16 + 32 * (i % 4) as usize;
-                CellTruth {
-                    id: i,
-                    centre_y: cy as f32,
-                    centre_x: cx as f32,
-                    radius_px: 3.0,
-                    footprint: vec![((cy * g.imaging_width + cx) as u32, 1.0)],
-                }
+    /// Builds the mouse: anatomy, tuning and all processes, from `cfg.seed`.
+    pub fn new(cfg: &SimConfig, geom: &SimGeometry) -> Result<SimMouse, SimError> {
+        cfg.validate()?;
+        geom.validate()?;
+        let seed = cfg.seed;
+        let anatomy = anatomy::build(cfg, geom, &mut stream(seed, Stream::Anatomy));
+        let mut tuning_rng = stream(seed, Stream::Tuning);
+        let cells: Vec<CellTruth> = anatomy
+            .somata
+            .iter()
+            .enumerate()
+            .map(|(i, s)| CellTruth {
+                id: i as u32,
+                centre_y_px: s.centre_y_px,
+                centre_x_px: s.centre_x_px,
+                radius_px: s.radius_px,
+                footprint: s.footprint.clone(),
+                params: tuning::draw(
+                    cfg,
+                    geom,
+                    s.centre_y_px as f64,
+                    s.centre_x_px as f64,
+                    &mut tuning_rng,
+                ),
             })
             .collect();
+        let params: Vec<&CellParams> = cells.iter().map(|c| &c.params).collect();
+        let n = cells.len();
+        let rf = RfBank::new(&params, geom);
+        let neurons = Neurons::new(&params, cfg.neural_dt_s);
+        let calcium = Calcium::new(
+            Kinetics::new(cfg.calcium.decay_s, cfg.calcium.rise_s, cfg.neural_dt_s),
+            n,
+        );
+        let behaviour = Behaviour::new(
+            &cfg.behaviour,
+            cfg.behaviour_dt_s,
+            stream(seed, Stream::Behaviour),
+        );
+        let microscope = Microscope::new(
+            &cfg.microscope,
+            geom.imaging_width,
+            geom.imaging_height,
+            &anatomy,
+            cfg.behaviour_dt_s,
+            stream(seed, Stream::Photons),
+            stream(seed, Stream::Motion),
+        );
+        let eye = EyeCamera::new(
+            &cfg.eye,
+            geom.eye_width,
+            geom.eye_height,
+            &mut stream(seed, Stream::EyeAnatomy),
+            stream(seed, Stream::EyeNoise),
+        );
+        let frames_hint = (10.0 * geom.imaging_rate_hz).ceil() as usize;
+        let view_len = geom.view_width * geom.view_height;
         Ok(SimMouse {
+            cfg: cfg.clone(),
+            geom: geom.clone(),
+            f0_photons: params.iter().map(|p| p.f0_photons as f32).collect(),
+            dff_per_spike: params.iter().map(|p| p.dff_per_spike as f32).collect(),
             cells,
-            w: g.imaging_width,
+            rf,
+            neurons,
+            calcium,
+            behaviour,
+            microscope,
+            eye,
+            encoder: Encoder::new(&cfg.treadmill),
+            truth: TruthLog::new(n, cfg.calcium.record_calcium, frames_hint),
+            spike_rng: stream(seed, Stream::Spikes),
+            pending_views: VecDeque::with_capacity(8),
+            spare_views: (0..8).map(|_| vec![128; view_len]).collect(),
+            view: vec![128; view_len],
+            view_changed: true,
+            filtered_gaze_deg: (0.0, 0.0),
+            drive_even: vec![0.0; n],
+            drive_odd: vec![0.0; n],
+            cell_f: vec![0.0; n],
+            substep: 0,
+            stats: SimStats::default(),
         })
     }
-    pub fn show(&mut self, _view: &[u8], _t: RigTime) {}
-    pub fn imaging_frame(&mut self, t: RigTime, out: &mut [u16]) {
-        let v = (t.as_nanos() / 1_000_000 % 1000) as u16;
-        out.fill(100);
-        for c in &self.cells {
-            for &(p, _) in &c.footprint {
-                out[p as usize] = 100 + v + c.id as u16;
-            }
+
+    /// The stimulus shown from rig time `t` on (until the next call): a
+    /// `view_height * view_width` u8 frame, row 0 at the top (max elevation), column 0 at the
+    /// left (min azimuth), 128 = mean grey; pixel p has contrast (p / 255 - 0.5) * 2.
+    pub fn show(&mut self, view: &[u8], t: RigTime) {
+        let len = self.geom.view_width * self.geom.view_height;
+        let mut buf = self.spare_views.pop().unwrap_or_default();
+        buf.clear();
+        buf.extend_from_slice(&view[..view.len().min(len)]);
+        if view.len() != len {
+            buf.resize(len, 128);
+            self.stats.views_resized += 1;
         }
-        let _ = self.w;
+        self.pending_views.push_back((t, buf));
     }
-    pub fn eye_frame(&mut self, _t: RigTime, out: &mut [u8]) {
-        out.fill(128);
+
+    /// Advances the brain to `t` and renders the two-photon frame acquired at `t` into `out`
+    /// (`imaging_height * imaging_width` u16, row-major).
+    pub fn imaging_frame(&mut self, t: RigTime, out: &mut [u16]) {
+        if out.len() != self.geom.imaging_width * self.geom.imaging_height {
+            self.stats.buffers_mis_sized += 1;
+        }
+        self.advance_brain(t);
+        self.microscope.advance(t, &mut self.behaviour);
+        let mut population_dff = 0.0f32;
+        for (i, f) in self.cell_f.iter_mut().enumerate() {
+            let dff = self.dff_per_spike[i] * self.calcium.level(i);
+            *f = self.f0_photons[i] * (1.0 + dff);
+            population_dff += dff;
+        }
+        population_dff /= self.cell_f.len().max(1) as f32;
+        let motion_px = self.microscope.render(t, &self.cell_f, population_dff, out);
+        let b = self.behaviour.at(t);
+        let rec = FrameRecord {
+            t_s: t.as_secs_f64(),
+            motion_px,
+            behaviour: [
+                b.gaze_azimuth_deg,
+                b.gaze_elevation_deg,
+                b.pupil_radius_mm * self.eye.model.px_per_mm,
+                b.speed_cm_s,
+            ],
+        };
+        let calcium = &self.calcium;
+        self.truth
+            .close_frame(&rec, &self.neurons.rates_hz, |i| calcium.level(i));
     }
+
+    /// Eye-camera frame at `t` (`eye_height * eye_width` u8, row-major).
+    pub fn eye_frame(&mut self, t: RigTime, out: &mut [u8]) {
+        if out.len() != self.geom.eye_width * self.geom.eye_height {
+            self.stats.buffers_mis_sized += 1;
+        }
+        let b = self.behaviour.at(t);
+        let p = self.eye.render(&b, out);
+        self.truth.push_eye([
+            t.as_secs_f64(),
+            p.centre_x_px,
+            p.centre_y_px,
+            p.radius_px,
+            f64::from(p.blinking as u8),
+        ]);
+    }
+
+    /// Cumulative treadmill encoder count at `t` (no wrap).
     pub fn treadmill_count(&mut self, t: RigTime) -> i64 {
-        t.as_nanos() / 10_000_000
+        self.encoder.count(self.behaviour.at(t).distance_cm)
     }
+
+    /// Ground truth of every cell, indexed by id.
     pub fn cells(&self) -> &[CellTruth] {
         &self.cells
     }
+
+    /// The eye camera's linear model (gaze in degrees to pupil centre in pixels).
+    pub fn eye_camera(&self) -> &EyeCameraModel {
+        &self.eye.model
+    }
+
+    /// Centimetres the mouse runs per encoder count.
+    pub fn treadmill_cm_per_count(&self) -> f64 {
+        self.encoder.cm_per_count()
+    }
+
+    /// Inputs repaired so far.
+    pub fn stats(&self) -> SimStats {
+        self.stats
+    }
+
+    /// Writes the ground truth so far into `dir` (see [`truth`] for the files and layouts).
     pub fn write_truth(&self, dir: &std::path::Path) -> std::io::Result<()> {
-        std::fs::create_dir_all(dir)?;
-        std::fs::write(dir.join("cells.json"), serde_json::to_vec(&self.cells)?)
+        let config = serde_json::json!({ "config": self.cfg, "geometry": self.geom });
+        self.truth.write(dir, &self.cells, &self.eye.model, &config)
+    }
+
+    /// Rig time of neural substep `n`, ns.
+    fn substep_ns(&self, n: i64) -> i64 {
+        (n as f64 * self.cfg.neural_dt_s * 1e9).round() as i64
+    }
+
+    fn advance_brain(&mut self, t: RigTime) {
+        loop {
+            let t_next = self.substep_ns(self.substep + 1);
+            if t_next > t.as_nanos() {
+                break;
+            }
+            self.substep += 1;
+            while self
+                .pending_views
+                .front()
+                .is_some_and(|(shown, _)| shown.as_nanos() <= t_next)
+            {
+                if let Some((_, next)) = self.pending_views.pop_front() {
+                    let old = std::mem::replace(&mut self.view, next);
+                    self.spare_views.push(old);
+                    self.view_changed = true;
+                }
+            }
+            let b = self.behaviour.at(RigTime::from_nanos(t_next));
+            let gaze = if self.cfg.cells.gaze_shifts_view {
+                (b.gaze_azimuth_deg, b.gaze_elevation_deg)
+            } else {
+                (0.0, 0.0)
+            };
+            let moved =
+                (gaze.0 - self.filtered_gaze_deg.0).hypot(gaze.1 - self.filtered_gaze_deg.1);
+            if self.view_changed || moved > GAZE_REFILTER_DEG {
+                self.rf.load_view(&self.view, gaze);
+                self.rf.project(&mut self.drive_even, &mut self.drive_odd);
+                self.filtered_gaze_deg = gaze;
+                self.view_changed = false;
+            }
+            self.neurons.step(
+                &self.drive_even,
+                &self.drive_odd,
+                b.speed_cm_s as f32,
+                b.pupil_z as f32,
+                &mut self.spike_rng,
+            );
+            self.calcium.step(&self.neurons.spikes);
+            self.truth
+                .accumulate(&self.neurons.spikes, &self.neurons.rates_hz);
+        }
     }
 }
-pub mod bridge;

@@ -1,0 +1,175 @@
+//! Firing: from the spatial filters' outputs to rates and Poisson spikes, one substep at a time.
+//!
+//! Per cell, in the order the signal flows:
+//! 1. a band-pass temporal filter on each quadrature channel: a fast minus (1 - sustained) times
+//!    a slow first-order low-pass, the time constants a factor 4 apart around the preferred
+//!    temporal frequency, normalised to unit gain there;
+//! 2. direction selectivity (Adelson-Bergen style): each channel plus `ds` times the other's
+//!    temporal derivative, which is a quarter-cycle shifted copy at the preferred frequency, so
+//!    motion in the preferred direction adds and in the null direction cancels;
+//! 3. simple cells half-rectify channel 1, complex cells take the pair's amplitude;
+//! 4. a Naka-Rushton nonlinearity between baseline and baseline + max rate;
+//! 5. a multiplicative state gain from running and pupil size;
+//! 6. Poisson spikes with mean rate x dt.
+
+use super::random::{poisson_inversion, unit_from_bits};
+use super::tuning::{CellParams, CellType};
+use rand::RngCore;
+
+/// Temporal filters, nonlinearity and state coupling of every cell, structure-of-arrays.
+pub(crate) struct Neurons {
+    a_fast: Vec<f32>,
+    a_slow: Vec<f32>,
+    slow_weight: Vec<f32>,
+    bandpass_norm: Vec<f32>,
+    derivative_norm: Vec<f32>,
+    ds: Vec<f32>,
+    complex: Vec<bool>,
+    baseline_hz: Vec<f32>,
+    max_hz: Vec<f32>,
+    c50_pow: Vec<f32>,
+    exponent: Vec<f32>,
+    run_k: Vec<f32>,
+    pupil_k: Vec<f32>,
+    /// Filter state: [fast even, slow even, fast odd, slow odd, band-passed even, odd].
+    state: Vec<[f32; 6]>,
+    /// Rate of each cell in the last substep, Hz.
+    pub rates_hz: Vec<f32>,
+    /// Spikes of each cell in the last substep.
+    pub spikes: Vec<u32>,
+    dt_s: f32,
+}
+
+/// Complex frequency response (re, im) of the unit-DC-gain low-pass `y = a y + (1 - a) x` at
+/// `omega_dt` radians per substep.
+fn lowpass_response(a: f64, omega_dt: f64) -> (f64, f64) {
+    let (s, c) = omega_dt.sin_cos();
+    // (1 - a) / (1 - a e^{-i w}) = (1 - a) / ((1 - a c) + i a s)
+    let (re, im) = (1.0 - a * c, a * s);
+    let den = re * re + im * im;
+    ((1.0 - a) * re / den, -(1.0 - a) * im / den)
+}
+
+impl Neurons {
+    pub(crate) fn new(cells: &[&CellParams], dt_s: f64) -> Neurons {
+        let n = cells.len();
+        let mut me = Neurons {
+            a_fast: Vec::with_capacity(n),
+            a_slow: Vec::with_capacity(n),
+            slow_weight: Vec::with_capacity(n),
+            bandpass_norm: Vec::with_capacity(n),
+            derivative_norm: Vec::with_capacity(n),
+            ds: Vec::with_capacity(n),
+            complex: Vec::with_capacity(n),
+            baseline_hz: Vec::with_capacity(n),
+            max_hz: Vec::with_capacity(n),
+            c50_pow: Vec::with_capacity(n),
+            exponent: Vec::with_capacity(n),
+            run_k: Vec::with_capacity(n),
+            pupil_k: Vec::with_capacity(n),
+            state: vec![[0.0; 6]; n],
+            rates_hz: vec![0.0; n],
+            spikes: vec![0; n],
+            dt_s: dt_s as f32,
+        };
+        for p in cells {
+            let omega = std::f64::consts::TAU * p.temporal_freq_hz;
+            // Corner frequencies a factor 4 apart, geometric mean at the preferred frequency.
+            let tau_fast = 0.5 / omega;
+            let tau_slow = 2.0 / omega;
+            let a_fast = (-dt_s / tau_fast).exp();
+            let a_slow = (-dt_s / tau_slow).exp();
+            let w = 1.0 - p.sustained_fraction;
+            let (fr, fi) = lowpass_response(a_fast, omega * dt_s);
+            let (sr, si) = lowpass_response(a_slow, omega * dt_s);
+            let gain = ((fr - w * sr).powi(2) + (fi - w * si).powi(2))
+                .sqrt()
+                .max(1e-6);
+            me.a_fast.push(a_fast as f32);
+            me.a_slow.push(a_slow as f32);
+            me.slow_weight.push(w as f32);
+            me.bandpass_norm.push((1.0 / gain) as f32);
+            // A first difference has gain 2 sin(w dt / 2) at w.
+            me.derivative_norm
+                .push((1.0 / (2.0 * (0.5 * omega * dt_s).sin())) as f32);
+            me.ds.push(p.direction_selectivity as f32);
+            me.complex.push(p.cell_type == CellType::Complex);
+            me.baseline_hz.push(p.baseline_rate_hz as f32);
+            me.max_hz.push(p.max_rate_hz as f32);
+            me.c50_pow.push(p.c50.powf(p.nr_exponent) as f32);
+            me.exponent.push(p.nr_exponent as f32);
+            me.run_k.push(p.run_coupling as f32);
+            me.pupil_k.push(p.pupil_coupling as f32);
+        }
+        me
+    }
+
+    /// Advances one substep with spatial drives `even`, `odd`, running speed and pupil
+    /// dilation `pupil_z` in [-1, 1]; fills `rates_hz` and `spikes`.
+    pub(crate) fn step(
+        &mut self,
+        even: &[f32],
+        odd: &[f32],
+        speed_cm_s: f32,
+        pupil_z: f32,
+        rng: &mut impl RngCore,
+    ) {
+        let run = (speed_cm_s / 10.0).tanh();
+        let dt = self.dt_s;
+        for i in 0..self.state.len() {
+            let s = &mut self.state[i];
+            let (af, aw) = (self.a_fast[i], self.a_slow[i]);
+            let (e, o) = (even[i], odd[i]);
+            s[0] = af * s[0] + (1.0 - af) * e;
+            s[1] = aw * s[1] + (1.0 - aw) * e;
+            s[2] = af * s[2] + (1.0 - af) * o;
+            s[3] = aw * s[3] + (1.0 - aw) * o;
+            let norm = self.bandpass_norm[i];
+            let be = norm * (s[0] - self.slow_weight[i] * s[1]);
+            let bo = norm * (s[2] - self.slow_weight[i] * s[3]);
+            let dn = self.derivative_norm[i];
+            let (dbe, dbo) = (dn * (be - s[4]), dn * (bo - s[5]));
+            s[4] = be;
+            s[5] = bo;
+            let ds = self.ds[i];
+            let q1 = (be + ds * dbo) / (1.0 + ds);
+            let drive = if self.complex[i] {
+                let q2 = (bo - ds * dbe) / (1.0 + ds);
+                (q1 * q1 + q2 * q2).sqrt()
+            } else {
+                q1.max(0.0)
+            };
+            let dp = if drive > 0.0 {
+                drive.powf(self.exponent[i])
+            } else {
+                0.0
+            };
+            let driven = self.max_hz[i] * dp / (dp + self.c50_pow[i]);
+            let gain = (1.0 + self.run_k[i] * run + self.pupil_k[i] * pupil_z).max(0.05);
+            let rate = gain * (self.baseline_hz[i] + driven);
+            self.rates_hz[i] = rate;
+            self.spikes[i] = poisson_inversion(rate * dt, unit_from_bits(rng.next_u32()));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bandpass_is_normalised_at_the_preferred_frequency() {
+        for tf in [1.0, 2.0, 4.0] {
+            let omega = std::f64::consts::TAU * tf;
+            let dt = 1.0 / 60.0;
+            let a_fast = (-dt / (0.5 / omega)).exp();
+            let a_slow = (-dt / (2.0 / omega)).exp();
+            let (fr, fi) = lowpass_response(a_fast, omega * dt);
+            let (sr, si) = lowpass_response(a_slow, omega * dt);
+            // Unit DC gain, falling with frequency.
+            let (dr, di) = lowpass_response(a_fast, 0.0);
+            assert!((dr - 1.0).abs() < 1e-12 && di.abs() < 1e-12);
+            assert!(fr.hypot(fi) < 1.0 && sr.hypot(si) < fr.hypot(fi));
+        }
+    }
+}

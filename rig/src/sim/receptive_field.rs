@@ -1,0 +1,164 @@
+//! The spatial stage of every cell: a quadrature pair of Gabor filters applied to the view.
+//!
+//! Filtering is the costliest step of the brain (cells x RF pixels x 2 per view), so it runs only
+//! when the view or the gaze has changed, over each cell's window of the view (2.5 envelope s.d.
+//! around the centre, clipped to the view, since outside it the screen is mean grey). Windows
+//! are padded to a multiple of 8 columns so the dot products vectorise.
+
+use super::config::SimGeometry;
+use super::tuning::CellParams;
+
+const LANES: usize = 8;
+
+struct Window {
+    /// Start of this cell's weights in `even` / `odd`.
+    offset: usize,
+    row0: usize,
+    col0: usize,
+    rows: usize,
+    /// Multiple of `LANES`.
+    cols: usize,
+}
+
+/// All cells' Gabor pairs, and the gaze-shifted contrast image they read.
+pub(crate) struct RfBank {
+    view_w: usize,
+    view_h: usize,
+    /// Row stride of `contrast`: the view width plus zero padding for the last lanes.
+    stride: usize,
+    deg_per_px: (f64, f64),
+    windows: Vec<Window>,
+    even: Vec<f32>,
+    odd: Vec<f32>,
+    /// Contrast in [-1, 1] of the view as the retina sees it (shifted by the gaze), padded.
+    contrast: Vec<f32>,
+}
+
+impl RfBank {
+    pub(crate) fn new(cells: &[&CellParams], geom: &SimGeometry) -> RfBank {
+        let (vw, vh) = (geom.view_width, geom.view_height);
+        let stride = vw + LANES;
+        let (dx_deg, dy_deg) = geom.view_deg_per_px();
+        let mut windows = Vec::with_capacity(cells.len());
+        let (mut even, mut odd) = (Vec::new(), Vec::new());
+        for p in cells {
+            let sigma = p.rf_sigma_deg;
+            let reach = 2.5 * sigma;
+            // Columns grow with azimuth, rows shrink with elevation.
+            let (a0, _) = geom.view_azimuth_deg;
+            let (_, e1) = geom.view_elevation_deg;
+            let col_c = (p.rf_azimuth_deg - a0) / dx_deg - 0.5;
+            let row_c = (e1 - p.rf_elevation_deg) / dy_deg - 0.5;
+            let col0 = ((col_c - reach / dx_deg).floor().max(0.0) as usize).min(vw - 1);
+            let col1 = ((col_c + reach / dx_deg).ceil().max(0.0) as usize).min(vw - 1);
+            let row0 = ((row_c - reach / dy_deg).floor().max(0.0) as usize).min(vh - 1);
+            let row1 = ((row_c + reach / dy_deg).ceil().max(0.0) as usize).min(vh - 1);
+            let cols = (col1 + 1 - col0).div_ceil(LANES) * LANES;
+            let rows = row1 + 1 - row0;
+            // Normalised so that an optimal full-contrast grating gives a unit-amplitude pair:
+            // the envelope integrates to 2 pi sigma^2, the carrier halves it.
+            let norm = dx_deg * dy_deg / (std::f64::consts::PI * sigma * sigma);
+            let k = std::f64::consts::TAU * p.spatial_freq_cpd;
+            let (ds, dc) = p.preferred_direction_deg.to_radians().sin_cos();
+            let phase = p.phase_deg.to_radians();
+            let offset = even.len();
+            for r in row0..row0 + rows {
+                for c in col0..col0 + cols {
+                    let (az, el) = geom.view_pixel_deg(r as f64, c as f64);
+                    let (u, v) = (az - p.rf_azimuth_deg, el - p.rf_elevation_deg);
+                    let inside = c < vw;
+                    let g = if inside {
+                        norm * (-(u * u + v * v) / (2.0 * sigma * sigma)).exp()
+                    } else {
+                        0.0
+                    };
+                    let arg = k * (u * dc + v * ds) + phase;
+                    even.push((g * arg.cos()) as f32);
+                    odd.push((g * arg.sin()) as f32);
+                }
+            }
+            windows.push(Window {
+                offset,
+                row0,
+                col0,
+                rows,
+                cols,
+            });
+        }
+        RfBank {
+            view_w: vw,
+            view_h: vh,
+            stride,
+            deg_per_px: (dx_deg, dy_deg),
+            windows,
+            even,
+            odd,
+            contrast: vec![0.0; stride * vh],
+        }
+    }
+
+    /// Loads `view` (u8, 128 = mean grey) as the retina sees it with the eye rotated by
+    /// `gaze_deg` (azimuth, elevation): a receptive field at screen position p at zero gaze
+    /// looks at p + gaze. Bilinear; the screen beyond the view is mean grey.
+    pub(crate) fn load_view(&mut self, view: &[u8], gaze_deg: (f64, f64)) {
+        let (vw, vh, stride) = (self.view_w, self.view_h, self.stride);
+        let shift_c = (gaze_deg.0 / self.deg_per_px.0) as f32;
+        let shift_r = (-gaze_deg.1 / self.deg_per_px.1) as f32;
+        let at = |r: i64, c: i64| -> f32 {
+            if r < 0 || c < 0 || r >= vh as i64 || c >= vw as i64 {
+                0.0
+            } else {
+                let p = view
+                    .get(r as usize * vw + c as usize)
+                    .copied()
+                    .unwrap_or(128);
+                (p as f32 / 255.0 - 0.5) * 2.0
+            }
+        };
+        let (fr, fc) = (shift_r.floor(), shift_c.floor());
+        let (wr, wc) = (shift_r - fr, shift_c - fc);
+        let (ir, ic) = (fr as i64, fc as i64);
+        for r in 0..vh {
+            for c in 0..vw {
+                let (sr, sc) = (r as i64 + ir, c as i64 + ic);
+                let v = (1.0 - wr) * ((1.0 - wc) * at(sr, sc) + wc * at(sr, sc + 1))
+                    + wr * ((1.0 - wc) * at(sr + 1, sc) + wc * at(sr + 1, sc + 1));
+                self.contrast[r * stride + c] = v;
+            }
+        }
+    }
+
+    /// Filters the loaded view: `even[i]`, `odd[i]` are cell i's quadrature responses.
+    pub(crate) fn project(&self, even_out: &mut [f32], odd_out: &mut [f32]) {
+        for ((w, e_out), o_out) in self
+            .windows
+            .iter()
+            .zip(even_out.iter_mut())
+            .zip(odd_out.iter_mut())
+        {
+            let mut acc_e = [0.0f32; LANES];
+            let mut acc_o = [0.0f32; LANES];
+            for r in 0..w.rows {
+                let img_start = (w.row0 + r) * self.stride + w.col0;
+                let Some(img) = self.contrast.get(img_start..img_start + w.cols) else {
+                    continue;
+                };
+                let wstart = w.offset + r * w.cols;
+                let we = &self.even[wstart..wstart + w.cols];
+                let wo = &self.odd[wstart..wstart + w.cols];
+                for ((i8, e8), o8) in img
+                    .chunks_exact(LANES)
+                    .zip(we.chunks_exact(LANES))
+                    .zip(wo.chunks_exact(LANES))
+                {
+                    for l in 0..LANES {
+                        acc_e[l] += i8[l] * e8[l];
+                        acc_o[l] += i8[l] * o8[l];
+                    }
+                }
+            }
+            *e_out = acc_e.iter().sum();
+            *o_out = acc_o.iter().sum();
+        }
+    }
+}

@@ -1,0 +1,238 @@
+//! Ground truth: what each cell is, and what really happened in every frame.
+//!
+//! Per-frame truth is appended as frames are produced (frame-major, so appending is cheap) and
+//! transposed to the documented layouts when written. Files written by [`TruthLog::write`]
+//! (all `.npy` are C-order float32):
+//!
+//! | file | shape | content |
+//! | --- | --- | --- |
+//! | `cells.json` | | every [`CellTruth`] |
+//! | `eye_camera.json` | | the eye camera's linear model |
+//! | `config.json` | | the `SimConfig` and `SimGeometry` used |
+//! | `frame_times.npy` | [frames] | rig time of each imaging frame, s |
+//! | `spikes.npy` | [cells, frames] | spikes in the substeps since the previous frame |
+//! | `rates.npy` | [cells, frames] | mean rate over those substeps, Hz |
+//! | `calcium.npy` | [cells, frames] | noiseless calcium at the frame, in units of one spike's peak; F = f0 (1 + dff_per_spike c) (only with `calcium.record_calcium`) |
+//! | `motion.npy` | [frames, 2] | brain displacement (dy, dx), px: frame(y, x) = brain(y - dy, x - dx) |
+//! | `behaviour.npy` | [frames, 4] | pupil_x_deg, pupil_y_deg (gaze azimuth, elevation), pupil_radius_px, running_cm_s |
+//! | `eye.npy` | [eye frames, 5] | t_s, centre_x_px, centre_y_px, radius_px, blink (0/1) |
+
+use super::eye::EyeCameraModel;
+use super::tuning::CellParams;
+use npyz::WriterBuilder;
+use serde::{Deserialize, Serialize};
+use std::fs::File;
+use std::io::{BufWriter, Write};
+use std::path::Path;
+
+/// Everything there is to know about one simulated cell.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct CellTruth {
+    /// Index of the cell: row in `spikes.npy`, `rates.npy`, `calcium.npy`.
+    pub id: u32,
+    /// Soma centre, imaging px (brain coordinates, i.e. with no motion).
+    pub centre_y_px: f32,
+    /// Soma centre, imaging px.
+    pub centre_x_px: f32,
+    /// Soma radius, px.
+    pub radius_px: f32,
+    /// Spatial footprint: (pixel index y * width + x, weight); a pixel receives weight x F
+    /// photons per frame from this cell.
+    pub footprint: Vec<(u32, f32)>,
+    /// Tuning, state coupling and brightness.
+    #[serde(flatten)]
+    pub params: CellParams,
+}
+
+/// Per-frame truth, accumulated while the simulation runs.
+pub(crate) struct TruthLog {
+    n_cells: usize,
+    record_calcium: bool,
+    frame_times_s: Vec<f32>,
+    spikes: Vec<f32>,
+    rates: Vec<f32>,
+    calcium: Vec<f32>,
+    motion: Vec<[f32; 2]>,
+    behaviour: Vec<[f32; 4]>,
+    eye: Vec<[f32; 5]>,
+    spike_acc: Vec<u32>,
+    rate_acc: Vec<f32>,
+    substeps: u32,
+}
+
+/// What one imaging frame saw besides the cells.
+pub(crate) struct FrameRecord {
+    pub t_s: f64,
+    pub motion_px: (f64, f64),
+    /// pupil_x_deg, pupil_y_deg, pupil_radius_px, running_cm_s.
+    pub behaviour: [f64; 4],
+}
+
+impl TruthLog {
+    pub(crate) fn new(n_cells: usize, record_calcium: bool, frames_hint: usize) -> TruthLog {
+        let cap = frames_hint * n_cells;
+        TruthLog {
+            n_cells,
+            record_calcium,
+            frame_times_s: Vec::with_capacity(frames_hint),
+            spikes: Vec::with_capacity(cap),
+            rates: Vec::with_capacity(cap),
+            calcium: Vec::with_capacity(if record_calcium { cap } else { 0 }),
+            motion: Vec::with_capacity(frames_hint),
+            behaviour: Vec::with_capacity(frames_hint),
+            eye: Vec::with_capacity(2 * frames_hint),
+            spike_acc: vec![0; n_cells],
+            rate_acc: vec![0.0; n_cells],
+            substeps: 0,
+        }
+    }
+
+    /// Adds one neural substep.
+    pub(crate) fn accumulate(&mut self, spikes: &[u32], rates_hz: &[f32]) {
+        for (a, &s) in self.spike_acc.iter_mut().zip(spikes) {
+            *a += s;
+        }
+        for (a, &r) in self.rate_acc.iter_mut().zip(rates_hz) {
+            *a += r;
+        }
+        self.substeps += 1;
+    }
+
+    /// Closes an imaging frame. `rates_now` stands in for the mean rate when no substep
+    /// elapsed since the previous frame; `calcium(i)` is cell i's calcium at the frame.
+    pub(crate) fn close_frame(
+        &mut self,
+        rec: &FrameRecord,
+        rates_now: &[f32],
+        calcium: impl Fn(usize) -> f32,
+    ) {
+        self.frame_times_s.push(rec.t_s as f32);
+        self.spikes.extend(self.spike_acc.iter().map(|&s| s as f32));
+        if self.substeps > 0 {
+            let k = 1.0 / self.substeps as f32;
+            self.rates.extend(self.rate_acc.iter().map(|&r| r * k));
+        } else {
+            self.rates.extend_from_slice(rates_now);
+        }
+        if self.record_calcium {
+            self.calcium.extend((0..self.n_cells).map(&calcium));
+        }
+        self.motion
+            .push([rec.motion_px.0 as f32, rec.motion_px.1 as f32]);
+        self.behaviour.push(rec.behaviour.map(|v| v as f32));
+        self.spike_acc.fill(0);
+        self.rate_acc.fill(0.0);
+        self.substeps = 0;
+    }
+
+    /// Adds one eye-camera frame: t_s, centre_x_px, centre_y_px, radius_px, blink.
+    pub(crate) fn push_eye(&mut self, row: [f64; 5]) {
+        self.eye.push(row.map(|v| v as f32));
+    }
+
+    pub(crate) fn frames(&self) -> usize {
+        self.frame_times_s.len()
+    }
+
+    /// Frame-major [frames, cells] views, for tests.
+    #[cfg(test)]
+    pub(crate) fn spikes(&self) -> &[f32] {
+        &self.spikes
+    }
+    #[cfg(test)]
+    pub(crate) fn rates(&self) -> &[f32] {
+        &self.rates
+    }
+    #[cfg(test)]
+    pub(crate) fn calcium(&self) -> &[f32] {
+        &self.calcium
+    }
+    #[cfg(test)]
+    pub(crate) fn motion(&self) -> &[[f32; 2]] {
+        &self.motion
+    }
+    #[cfg(test)]
+    pub(crate) fn behaviour(&self) -> &[[f32; 4]] {
+        &self.behaviour
+    }
+    #[cfg(test)]
+    pub(crate) fn eye(&self) -> &[[f32; 5]] {
+        &self.eye
+    }
+
+    /// Writes every truth file into `dir` (created if missing).
+    pub(crate) fn write(
+        &self,
+        dir: &Path,
+        cells: &[CellTruth],
+        camera: &EyeCameraModel,
+        config: &serde_json::Value,
+    ) -> std::io::Result<()> {
+        std::fs::create_dir_all(dir)?;
+        write_json(&dir.join("cells.json"), cells)?;
+        write_json(&dir.join("eye_camera.json"), camera)?;
+        write_json(&dir.join("config.json"), config)?;
+        let (n, f) = (self.n_cells, self.frames());
+        write_npy(
+            &dir.join("frame_times.npy"),
+            &[f as u64],
+            self.frame_times_s.iter().copied(),
+        )?;
+        // [frames, cells] in memory, [cells, frames] on disk.
+        write_npy(
+            &dir.join("spikes.npy"),
+            &[n as u64, f as u64],
+            transposed(&self.spikes, f, n),
+        )?;
+        write_npy(
+            &dir.join("rates.npy"),
+            &[n as u64, f as u64],
+            transposed(&self.rates, f, n),
+        )?;
+        if self.record_calcium {
+            write_npy(
+                &dir.join("calcium.npy"),
+                &[n as u64, f as u64],
+                transposed(&self.calcium, f, n),
+            )?;
+        }
+        write_npy(
+            &dir.join("motion.npy"),
+            &[f as u64, 2],
+            self.motion.iter().flatten().copied(),
+        )?;
+        write_npy(
+            &dir.join("behaviour.npy"),
+            &[f as u64, 4],
+            self.behaviour.iter().flatten().copied(),
+        )?;
+        write_npy(
+            &dir.join("eye.npy"),
+            &[self.eye.len() as u64, 5],
+            self.eye.iter().flatten().copied(),
+        )?;
+        Ok(())
+    }
+}
+
+/// Iterates a row-major [rows, cols] array column by column.
+fn transposed(v: &[f32], rows: usize, cols: usize) -> impl Iterator<Item = f32> + '_ {
+    (0..cols).flat_map(move |c| (0..rows).map(move |r| v[r * cols + c]))
+}
+
+fn write_json<T: Serialize + ?Sized>(path: &Path, value: &T) -> std::io::Result<()> {
+    let mut w = BufWriter::new(File::create(path)?);
+    serde_json::to_writer(&mut w, value).map_err(std::io::Error::other)?;
+    w.flush()
+}
+
+fn write_npy(path: &Path, shape: &[u64], data: impl Iterator<Item = f32>) -> std::io::Result<()> {
+    let file = BufWriter::new(File::create(path)?);
+    let mut w = npyz::WriteOptions::<f32>::new()
+        .default_dtype()
+        .shape(shape)
+        .writer(file)
+        .begin_nd()?;
+    w.extend(data)?;
+    w.finish()
+}
