@@ -5,3 +5,4 @@ pub mod ingest;
 pub mod zmq_ingest;
 
 pub use ingest::{Ingest, IngestOutputs, Outcome, RecorderItem};
+pub mod scanimage;
