@@ -88,6 +88,12 @@ pub struct CellConfig {
     /// Mean and s.d. of the per-cell gain coupling to pupil size (gain 1 + k z, z the pupil's
     /// relative dilation in [-1, 1]).
     pub pupil_coupling: [f64; 2],
+    /// Mean and s.d. of the per-cell coupling to a shared, unobserved slow fluctuation of
+    /// excitability (a unit-variance Ornstein-Uhlenbeck process): gain ... + k latent. It gives
+    /// the population the shared variability that running and pupil do not explain.
+    pub latent_coupling: [f64; 2],
+    /// Time constant of the shared latent fluctuation, s.
+    pub latent_tau_s: f64,
     /// Receptive fields move with the eye: the view is shifted by the gaze before filtering.
     pub gaze_shifts_view: bool,
 }
@@ -111,6 +117,8 @@ impl Default for CellConfig {
             nr_exponent: [1.5, 3.0],
             run_coupling: [0.4, 0.4],
             pupil_coupling: [0.2, 0.2],
+            latent_coupling: [0.15, 0.1],
+            latent_tau_s: 2.0,
             gaze_shifts_view: true,
         }
     }
@@ -422,6 +430,8 @@ impl SimConfig {
         range("cells.nr_exponent", n.nr_exponent)?;
         non_negative("cells.run_coupling[1]", n.run_coupling[1])?;
         non_negative("cells.pupil_coupling[1]", n.pupil_coupling[1])?;
+        non_negative("cells.latent_coupling[1]", n.latent_coupling[1])?;
+        positive("cells.latent_tau_s", n.latent_tau_s)?;
         let c = &self.calcium;
         positive("calcium.decay_s", c.decay_s)?;
         positive("calcium.rise_s", c.rise_s)?;

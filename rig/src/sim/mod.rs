@@ -61,7 +61,7 @@ use behaviour::Behaviour;
 use calcium::{Calcium, Kinetics};
 use eye::EyeCamera;
 use microscope::Microscope;
-use neurons::Neurons;
+use neurons::{BrainState, Latent, Neurons};
 use rand_chacha::ChaCha8Rng;
 use random::{Stream, stream};
 use receptive_field::RfBank;
@@ -109,6 +109,7 @@ pub struct SimMouse {
     encoder: Encoder,
     truth: TruthLog,
     spike_rng: ChaCha8Rng,
+    latent: Latent,
     /// Views shown but not yet reached by the neural substeps, oldest first.
     pending_views: VecDeque<(RigTime, Vec<u8>)>,
     spare_views: Vec<Vec<u8>>,
@@ -197,6 +198,11 @@ impl SimMouse {
             encoder: Encoder::new(&cfg.treadmill),
             truth: TruthLog::new(n, cfg.calcium.record_calcium, frames_hint),
             spike_rng: stream(seed, Stream::Spikes),
+            latent: Latent::new(
+                cfg.cells.latent_tau_s,
+                cfg.neural_dt_s,
+                stream(seed, Stream::Latent),
+            ),
             pending_views: VecDeque::with_capacity(8),
             spare_views: (0..8).map(|_| vec![128; view_len]).collect(),
             view: vec![128; view_len],
@@ -245,6 +251,7 @@ impl SimMouse {
         let rec = FrameRecord {
             t_s: t.as_secs_f64(),
             motion_px,
+            latent: self.latent.value(),
             behaviour: [
                 b.gaze_azimuth_deg,
                 b.gaze_elevation_deg,
@@ -341,11 +348,15 @@ impl SimMouse {
                 self.filtered_gaze_deg = gaze;
                 self.view_changed = false;
             }
+            let state = BrainState {
+                speed_cm_s: b.speed_cm_s as f32,
+                pupil_z: b.pupil_z as f32,
+                latent: self.latent.step() as f32,
+            };
             self.neurons.step(
                 &self.drive_even,
                 &self.drive_odd,
-                b.speed_cm_s as f32,
-                b.pupil_z as f32,
+                &state,
                 &mut self.spike_rng,
             );
             self.calcium.step(&self.neurons.spikes);

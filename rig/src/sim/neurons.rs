@@ -9,12 +9,54 @@
 //!    motion in the preferred direction adds and in the null direction cancels;
 //! 3. simple cells half-rectify channel 1, complex cells take the pair's amplitude;
 //! 4. a Naka-Rushton nonlinearity between baseline and baseline + max rate;
-//! 5. a multiplicative state gain from running and pupil size;
+//! 5. a multiplicative state gain from running, pupil size and a shared latent fluctuation;
 //! 6. Poisson spikes with mean rate x dt.
 
 use super::random::{poisson_inversion, unit_from_bits};
 use super::tuning::{CellParams, CellType};
 use rand::RngCore;
+
+/// What modulates every cell's gain in one substep.
+#[derive(Copy, Clone, Debug, Default)]
+pub(crate) struct BrainState {
+    /// Running speed, cm/s.
+    pub speed_cm_s: f32,
+    /// Pupil dilation in [-1, 1].
+    pub pupil_z: f32,
+    /// The shared latent fluctuation (unit variance).
+    pub latent: f32,
+}
+
+/// The shared latent fluctuation: a unit-variance Ornstein-Uhlenbeck process on the neural
+/// substep, from its own stream.
+pub(crate) struct Latent {
+    value: f64,
+    decay: f64,
+    kick: f64,
+    rng: rand_chacha::ChaCha8Rng,
+}
+
+impl Latent {
+    pub(crate) fn new(tau_s: f64, dt_s: f64, rng: rand_chacha::ChaCha8Rng) -> Latent {
+        let decay = (-dt_s / tau_s).exp();
+        Latent {
+            value: 0.0,
+            decay,
+            kick: (1.0 - decay * decay).sqrt(),
+            rng,
+        }
+    }
+
+    /// Advances one substep and returns the new value.
+    pub(crate) fn step(&mut self) -> f64 {
+        self.value = self.decay * self.value + self.kick * super::random::normal(&mut self.rng);
+        self.value
+    }
+
+    pub(crate) fn value(&self) -> f64 {
+        self.value
+    }
+}
 
 /// Temporal filters, nonlinearity and state coupling of every cell, structure-of-arrays.
 pub(crate) struct Neurons {
@@ -31,6 +73,7 @@ pub(crate) struct Neurons {
     exponent: Vec<f32>,
     run_k: Vec<f32>,
     pupil_k: Vec<f32>,
+    latent_k: Vec<f32>,
     /// Filter state: [fast even, slow even, fast odd, slow odd, band-passed even, odd].
     state: Vec<[f32; 6]>,
     /// Rate of each cell in the last substep, Hz.
@@ -67,6 +110,7 @@ impl Neurons {
             exponent: Vec::with_capacity(n),
             run_k: Vec::with_capacity(n),
             pupil_k: Vec::with_capacity(n),
+            latent_k: Vec::with_capacity(n),
             state: vec![[0.0; 6]; n],
             rates_hz: vec![0.0; n],
             spikes: vec![0; n],
@@ -100,20 +144,25 @@ impl Neurons {
             me.exponent.push(p.nr_exponent as f32);
             me.run_k.push(p.run_coupling as f32);
             me.pupil_k.push(p.pupil_coupling as f32);
+            me.latent_k.push(p.latent_coupling as f32);
         }
         me
     }
 
-    /// Advances one substep with spatial drives `even`, `odd`, running speed and pupil
-    /// dilation `pupil_z` in [-1, 1]; fills `rates_hz` and `spikes`.
+    /// Advances one substep with spatial drives `even`, `odd` and the brain state; fills
+    /// `rates_hz` and `spikes`.
     pub(crate) fn step(
         &mut self,
         even: &[f32],
         odd: &[f32],
-        speed_cm_s: f32,
-        pupil_z: f32,
+        state: &BrainState,
         rng: &mut impl RngCore,
     ) {
+        let BrainState {
+            speed_cm_s,
+            pupil_z,
+            latent,
+        } = *state;
         let run = (speed_cm_s / 10.0).tanh();
         let dt = self.dt_s;
         for i in 0..self.state.len() {
@@ -145,7 +194,9 @@ impl Neurons {
                 0.0
             };
             let driven = self.max_hz[i] * dp / (dp + self.c50_pow[i]);
-            let gain = (1.0 + self.run_k[i] * run + self.pupil_k[i] * pupil_z).max(0.05);
+            let gain =
+                (1.0 + self.run_k[i] * run + self.pupil_k[i] * pupil_z + self.latent_k[i] * latent)
+                    .max(0.05);
             let rate = gain * (self.baseline_hz[i] + driven);
             self.rates_hz[i] = rate;
             self.spikes[i] = poisson_inversion(rate * dt, unit_from_bits(rng.next_u32()));
@@ -156,20 +207,92 @@ impl Neurons {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::sim::random::{Stream, stream};
+
+    fn cell(tf_hz: f64, ds: f64, cell_type: CellType) -> CellParams {
+        CellParams {
+            rf_azimuth_deg: 0.0,
+            rf_elevation_deg: 0.0,
+            rf_sigma_deg: 8.0,
+            preferred_direction_deg: 0.0,
+            preferred_orientation_deg: 0.0,
+            spatial_freq_cpd: 0.04,
+            temporal_freq_hz: tf_hz,
+            phase_deg: 0.0,
+            direction_selectivity: ds,
+            cell_type,
+            sustained_fraction: 0.2,
+            baseline_rate_hz: 1.0,
+            max_rate_hz: 20.0,
+            c50: 0.3,
+            nr_exponent: 2.0,
+            run_coupling: 0.0,
+            pupil_coupling: 0.0,
+            latent_coupling: 0.0,
+            f0_photons: 5.0,
+            dff_per_spike: 0.2,
+        }
+    }
+
+    /// Mean rate of `p` driven by the quadrature pair of a unit grating drifting at `f_hz`
+    /// (negative: the opposite direction), after the filters settle.
+    fn mean_rate(p: &CellParams, f_hz: f64) -> f64 {
+        let dt = 1.0 / 60.0;
+        let mut n = Neurons::new(&[p], dt);
+        let mut rng = stream(1, Stream::Spikes);
+        let state = BrainState::default();
+        let (mut sum, mut count) = (0.0, 0);
+        for k in 0..600 {
+            let ph = std::f64::consts::TAU * f_hz * k as f64 * dt;
+            n.step(&[ph.cos() as f32], &[ph.sin() as f32], &state, &mut rng);
+            if k >= 240 {
+                sum += n.rates_hz[0] as f64;
+                count += 1;
+            }
+        }
+        sum / count as f64
+    }
 
     #[test]
-    fn bandpass_is_normalised_at_the_preferred_frequency() {
+    fn temporal_tuning_peaks_near_the_preferred_frequency() {
         for tf in [1.0, 2.0, 4.0] {
-            let omega = std::f64::consts::TAU * tf;
-            let dt = 1.0 / 60.0;
-            let a_fast = (-dt / (0.5 / omega)).exp();
-            let a_slow = (-dt / (2.0 / omega)).exp();
-            let (fr, fi) = lowpass_response(a_fast, omega * dt);
-            let (sr, si) = lowpass_response(a_slow, omega * dt);
-            // Unit DC gain, falling with frequency.
-            let (dr, di) = lowpass_response(a_fast, 0.0);
-            assert!((dr - 1.0).abs() < 1e-12 && di.abs() < 1e-12);
-            assert!(fr.hypot(fi) < 1.0 && sr.hypot(si) < fr.hypot(fi));
+            let p = cell(tf, 0.0, CellType::Complex);
+            let at_pref = mean_rate(&p, tf);
+            assert!(
+                at_pref > mean_rate(&p, tf / 4.0),
+                "tf {tf}: slower drives more"
+            );
+            assert!(
+                at_pref > mean_rate(&p, (tf * 3.5).min(12.0)),
+                "tf {tf}: faster drives more"
+            );
+            // Unit drive at the preferred frequency is well above the semi-saturation.
+            assert!(at_pref > 1.0 + 0.5 * 20.0, "tf {tf}: rate {at_pref}");
         }
+    }
+
+    #[test]
+    fn direction_selectivity_favours_the_preferred_direction() {
+        for cell_type in [CellType::Simple, CellType::Complex] {
+            let selective = cell(2.0, 0.7, cell_type);
+            let (pref, null) = (mean_rate(&selective, 2.0), mean_rate(&selective, -2.0));
+            assert!(pref > 1.5 * null, "{cell_type:?}: {pref} vs {null}");
+            let plain = cell(2.0, 0.0, cell_type);
+            let (a, b) = (mean_rate(&plain, 2.0), mean_rate(&plain, -2.0));
+            assert!(
+                (a - b).abs() < 0.05 * a,
+                "{cell_type:?} without ds: {a} vs {b}"
+            );
+        }
+    }
+
+    #[test]
+    fn latent_is_a_unit_variance_slow_process() {
+        let mut l = Latent::new(2.0, 1.0 / 60.0, stream(2, Stream::Latent));
+        let v: Vec<f64> = (0..60_000).map(|_| l.step()).collect();
+        let var = v.iter().map(|x| x * x).sum::<f64>() / v.len() as f64;
+        assert!((var - 1.0).abs() < 0.2, "variance {var}");
+        let lag1 = v.windows(2).map(|w| w[0] * w[1]).sum::<f64>() / (v.len() - 1) as f64 / var;
+        assert!(lag1 > 0.98, "lag-1 autocorrelation {lag1}");
     }
 }

@@ -27,6 +27,8 @@ pub(crate) enum Stream {
     EyeAnatomy = 7,
     /// Eye-camera pixel noise.
     EyeNoise = 8,
+    /// The brain's shared latent fluctuation.
+    Latent = 9,
 }
 
 /// The ChaCha8 stream `stream` of `seed`.

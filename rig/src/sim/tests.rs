@@ -173,6 +173,7 @@ fn preferred_orientation_is_recovered_from_rates() {
     // Isolate visual tuning from state modulation.
     cfg.cells.run_coupling = [0.0, 0.0];
     cfg.cells.pupil_coupling = [0.0, 0.0];
+    cfg.cells.latent_coupling = [0.0, 0.0];
     let mut m = SimMouse::new(&cfg, &geom).expect("valid config");
     let (sf, tf, per_dir_s, settle_s) = (0.04, 2.0, 2.0, 0.5);
     let n = cfg.neurons;
@@ -235,6 +236,7 @@ fn direction_selective_cells_prefer_their_direction() {
     let mut cfg = small_config(22, 120);
     cfg.cells.run_coupling = [0.0, 0.0];
     cfg.cells.pupil_coupling = [0.0, 0.0];
+    cfg.cells.latent_coupling = [0.0, 0.0];
     cfg.cells.direction_selectivity_max = 0.9;
     let mut m = SimMouse::new(&cfg, &geom).expect("valid config");
     let n = cfg.neurons;
@@ -292,6 +294,7 @@ fn running_raises_rates_of_positively_coupled_cells() {
     let geom = small_geometry();
     let mut cfg = small_config(31, 100);
     cfg.cells.pupil_coupling = [0.0, 0.0];
+    cfg.cells.latent_coupling = [0.0, 0.0];
     cfg.behaviour.run_start_rate_hz = 0.2;
     cfg.behaviour.run_stop_rate_hz = 0.2;
     let mut m = SimMouse::new(&cfg, &geom).expect("valid config");
@@ -541,6 +544,7 @@ fn truth_files_have_the_documented_shapes() {
     assert_eq!(shape("motion.npy"), vec![frames, 2]);
     assert_eq!(shape("behaviour.npy"), vec![frames, 4]);
     assert_eq!(shape("frame_times.npy"), vec![frames]);
+    assert_eq!(shape("latent.npy"), vec![frames]);
     assert_eq!(shape("eye.npy"), vec![30, 5]);
     let cells: Vec<CellTruth> =
         serde_json::from_slice(&std::fs::read(dir.path().join("cells.json")).expect("cells.json"))
@@ -594,4 +598,29 @@ fn bad_settings_name_the_field() {
         config::CalciumConfig::default().rise_s
     );
     assert_eq!(partial.calcium.decay_s, 0.7);
+}
+
+#[test]
+fn the_recorded_latent_is_what_modulates_the_population() {
+    let geom = small_geometry();
+    let mut cfg = small_config(91, 40);
+    cfg.cells.run_coupling = [0.0, 0.0];
+    cfg.cells.pupil_coupling = [0.0, 0.0];
+    cfg.cells.latent_coupling = [0.3, 0.0];
+    let mut m = SimMouse::new(&cfg, &geom).expect("valid config");
+    let grey = vec![128u8; geom.view_width * geom.view_height];
+    run(&mut m, &geom, 0.0, 20.0, |_| grey.clone(), None, false);
+    let (rates, n) = (m.truth.rates(), cfg.neurons);
+    let frames = m.truth.frames();
+    let population: Vec<f64> = (0..frames)
+        .map(|f| {
+            rates[f * n..(f + 1) * n]
+                .iter()
+                .map(|&r| r as f64)
+                .sum::<f64>()
+        })
+        .collect();
+    let latent: Vec<f64> = m.truth.latent().iter().map(|&v| v as f64).collect();
+    let r = pearson(&population, &latent);
+    assert!(r > 0.9, "population rate vs latent: r = {r}");
 }

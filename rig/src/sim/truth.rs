@@ -14,6 +14,7 @@
 //! | `rates.npy` | [cells, frames] | mean rate over those substeps, Hz |
 //! | `calcium.npy` | [cells, frames] | noiseless calcium at the frame, in units of one spike's peak; F = f0 (1 + dff_per_spike c) (only with `calcium.record_calcium`) |
 //! | `motion.npy` | [frames, 2] | brain displacement (dy, dx), px: frame(y, x) = brain(y - dy, x - dx) |
+//! | `latent.npy` | [frames] | the shared latent fluctuation at the frame (see `latent_coupling`) |
 //! | `behaviour.npy` | [frames, 4] | pupil_x_deg, pupil_y_deg (gaze azimuth, elevation), pupil_radius_px, running_cm_s |
 //! | `eye.npy` | [eye frames, 5] | t_s, centre_x_px, centre_y_px, radius_px, blink (0/1) |
 
@@ -53,6 +54,7 @@ pub(crate) struct TruthLog {
     rates: Vec<f32>,
     calcium: Vec<f32>,
     motion: Vec<[f32; 2]>,
+    latent: Vec<f32>,
     behaviour: Vec<[f32; 4]>,
     eye: Vec<[f32; 5]>,
     spike_acc: Vec<u32>,
@@ -64,6 +66,8 @@ pub(crate) struct TruthLog {
 pub(crate) struct FrameRecord {
     pub t_s: f64,
     pub motion_px: (f64, f64),
+    /// The shared latent fluctuation.
+    pub latent: f64,
     /// pupil_x_deg, pupil_y_deg, pupil_radius_px, running_cm_s.
     pub behaviour: [f64; 4],
 }
@@ -79,6 +83,7 @@ impl TruthLog {
             rates: Vec::with_capacity(cap),
             calcium: Vec::with_capacity(if record_calcium { cap } else { 0 }),
             motion: Vec::with_capacity(frames_hint),
+            latent: Vec::with_capacity(frames_hint),
             behaviour: Vec::with_capacity(frames_hint),
             eye: Vec::with_capacity(2 * frames_hint),
             spike_acc: vec![0; n_cells],
@@ -119,6 +124,7 @@ impl TruthLog {
         }
         self.motion
             .push([rec.motion_px.0 as f32, rec.motion_px.1 as f32]);
+        self.latent.push(rec.latent as f32);
         self.behaviour.push(rec.behaviour.map(|v| v as f32));
         self.spike_acc.fill(0);
         self.rate_acc.fill(0.0);
@@ -150,6 +156,10 @@ impl TruthLog {
     #[cfg(test)]
     pub(crate) fn motion(&self) -> &[[f32; 2]] {
         &self.motion
+    }
+    #[cfg(test)]
+    pub(crate) fn latent(&self) -> &[f32] {
+        &self.latent
     }
     #[cfg(test)]
     pub(crate) fn behaviour(&self) -> &[[f32; 4]] {
@@ -200,6 +210,11 @@ impl TruthLog {
             &dir.join("motion.npy"),
             &[f as u64, 2],
             self.motion.iter().flatten().copied(),
+        )?;
+        write_npy(
+            &dir.join("latent.npy"),
+            &[f as u64],
+            self.latent.iter().copied(),
         )?;
         write_npy(
             &dir.join("behaviour.npy"),

@@ -62,6 +62,8 @@ pub struct CellParams {
     pub run_coupling: f64,
     /// Gain coupling to pupil dilation z in [-1, 1].
     pub pupil_coupling: f64,
+    /// Gain coupling to the shared latent fluctuation (`latent.npy`).
+    pub latent_coupling: f64,
     /// Resting brightness F0 of a footprint pixel of weight 1, photons per frame.
     pub f0_photons: f64,
     /// Peak dF/F of a single spike.
@@ -96,6 +98,7 @@ pub(crate) fn draw(
     };
     let run_coupling = n.run_coupling[0] + n.run_coupling[1] * normal(rng);
     let pupil_coupling = n.pupil_coupling[0] + n.pupil_coupling[1] * normal(rng);
+    let latent_coupling = n.latent_coupling[0] + n.latent_coupling[1] * normal(rng);
     CellParams {
         rf_azimuth_deg: az.clamp(a0.min(a1), a0.max(a1)),
         rf_elevation_deg: el.clamp(e0.min(e1), e0.max(e1)),
@@ -114,6 +117,7 @@ pub(crate) fn draw(
         nr_exponent: uniform(rng, n.nr_exponent[0], n.nr_exponent[1]),
         run_coupling,
         pupil_coupling,
+        latent_coupling,
         f0_photons: cfg.calcium.f0_photons * (0.5 * normal(rng)).exp(),
         dff_per_spike: uniform(
             rng,
