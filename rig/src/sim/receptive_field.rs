@@ -162,3 +162,111 @@ impl RfBank {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sim::tuning::CellType;
+
+    fn cell(az: f64, el: f64, dir: f64, sf: f64) -> CellParams {
+        CellParams {
+            rf_azimuth_deg: az,
+            rf_elevation_deg: el,
+            rf_sigma_deg: 8.0,
+            preferred_direction_deg: dir,
+            preferred_orientation_deg: dir % 180.0,
+            spatial_freq_cpd: sf,
+            temporal_freq_hz: 2.0,
+            phase_deg: 30.0,
+            direction_selectivity: 0.0,
+            cell_type: CellType::Complex,
+            sustained_fraction: 0.2,
+            baseline_rate_hz: 1.0,
+            max_rate_hz: 10.0,
+            c50: 0.2,
+            nr_exponent: 2.0,
+            run_coupling: 0.0,
+            pupil_coupling: 0.0,
+            latent_coupling: 0.0,
+            f0_photons: 5.0,
+            dff_per_spike: 0.2,
+        }
+    }
+
+    fn grating(geom: &SimGeometry, dir: f64, sf: f64, phase: f64) -> Vec<u8> {
+        let (s, c) = dir.to_radians().sin_cos();
+        let mut v = Vec::new();
+        for r in 0..geom.view_height {
+            for col in 0..geom.view_width {
+                let (az, el) = geom.view_pixel_deg(r as f64, col as f64);
+                let arg = std::f64::consts::TAU * sf * (az * c + el * s) + phase;
+                v.push((127.5 * (1.0 + arg.cos())).round() as u8);
+            }
+        }
+        v
+    }
+
+    #[test]
+    fn an_optimal_grating_gives_a_unit_quadrature_pair() {
+        let geom = SimGeometry::default();
+        let cells = [cell(0.0, 0.0, 30.0, 0.06), cell(-20.0, 10.0, 200.0, 0.05)];
+        let refs: Vec<&CellParams> = cells.iter().collect();
+        let mut bank = RfBank::new(&refs, &geom);
+        let (mut e, mut o) = (vec![0.0; 2], vec![0.0; 2]);
+        for (i, c) in cells.iter().enumerate() {
+            for phase in [0.0, 1.0, 2.5] {
+                bank.load_view(
+                    &grating(&geom, c.preferred_direction_deg, c.spatial_freq_cpd, phase),
+                    (0.0, 0.0),
+                );
+                bank.project(&mut e, &mut o);
+                let amp = e[i].hypot(o[i]);
+                assert!(
+                    (amp - 1.0).abs() < 0.1,
+                    "cell {i}, phase {phase}: amplitude {amp}"
+                );
+            }
+            // The orthogonal grating barely drives it.
+            bank.load_view(
+                &grating(
+                    &geom,
+                    c.preferred_direction_deg + 90.0,
+                    c.spatial_freq_cpd,
+                    0.0,
+                ),
+                (0.0, 0.0),
+            );
+            bank.project(&mut e, &mut o);
+            assert!(
+                e[i].hypot(o[i]) < 0.2,
+                "cell {i}: orthogonal drive {}",
+                e[i].hypot(o[i])
+            );
+        }
+    }
+
+    #[test]
+    fn looking_right_moves_the_scene_left_on_the_retina() {
+        let geom = SimGeometry::default();
+        let mut bank = RfBank::new(&[], &geom);
+        let (w, h) = (geom.view_width, geom.view_height);
+        let mut view = vec![128u8; w * h];
+        let (r0, c0) = (18, 30);
+        view[r0 * w + c0] = 255;
+        let (dx, dy) = geom.view_deg_per_px();
+        // Eye rotated 3 px right and 2 px up: the spot lands 3 px left and 2 px lower.
+        bank.load_view(&view, (3.0 * dx, 2.0 * dy));
+        let (mut best, mut at) = (f32::MIN, (0, 0));
+        for r in 0..h {
+            for c in 0..w {
+                let v = bank.contrast[r * bank.stride + c];
+                if v > best {
+                    best = v;
+                    at = (r, c);
+                }
+            }
+        }
+        assert_eq!(at, (r0 + 2, c0 - 3));
+        assert!((best - 1.0).abs() < 0.01);
+    }
+}
