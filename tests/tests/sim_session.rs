@@ -123,3 +123,61 @@ fn the_same_seeds_give_the_same_session() {
     );
     assert_eq!(shown_a, shown_b, "the same stimuli in the same order");
 }
+
+/// Pearson correlation of two equally long series.
+fn pearson(a: &[f64], b: &[f64]) -> f64 {
+    let n = a.len() as f64;
+    let (ma, mb) = (a.iter().sum::<f64>() / n, b.iter().sum::<f64>() / n);
+    let (mut sab, mut saa, mut sbb) = (0.0, 0.0, 0.0);
+    for (x, y) in a.iter().zip(b) {
+        sab += (x - ma) * (y - mb);
+        saa += (x - ma) * (x - ma);
+        sbb += (y - mb) * (y - mb);
+    }
+    sab / (saa * sbb).sqrt().max(1e-12)
+}
+
+#[test]
+fn activity_follows_the_simulated_calcium() {
+    // The placeholder extraction (mean over the true footprint, no motion correction) must
+    // still track each cell's true calcium: the floor the real imaging pipeline must beat.
+    let tmp = tempfile::tempdir().unwrap();
+    let cfg = fast_sim_config(tmp.path(), 20.0);
+    let s = run_session(&cfg);
+    let (recs, _) = SessionDir::open(&s.session_dir)
+        .unwrap()
+        .open_log()
+        .unwrap()
+        .read_to_end()
+        .unwrap();
+    let activity: Vec<Vec<f32>> = recs
+        .iter()
+        .filter(|r| r.info.kind == RecordKind::Activity as u16)
+        .map(|r| records::decode_activity(&r.payload).unwrap().values)
+        .collect();
+    let calcium =
+        npyz::NpyFile::new(std::fs::File::open(s.session_dir.join("truth/calcium.npy")).unwrap())
+            .unwrap();
+    let shape = calcium.shape().to_vec();
+    let calcium: Vec<f32> = calcium.into_vec().unwrap();
+    let (cells, frames) = (shape[0] as usize, shape[1] as usize);
+    assert_eq!((cells, frames), (s.cells, activity.len()));
+    let mut r: Vec<f64> = (0..cells)
+        .map(|c| {
+            let truth: Vec<f64> = calcium[c * frames..(c + 1) * frames]
+                .iter()
+                .map(|&v| v as f64)
+                .collect();
+            let seen: Vec<f64> = activity.iter().map(|a| a[c] as f64).collect();
+            pearson(&truth, &seen)
+        })
+        .filter(|r| r.is_finite())
+        .collect();
+    r.sort_by(|a, b| a.total_cmp(b));
+    let median = r[r.len() / 2];
+    eprintln!(
+        "placeholder extraction vs true calcium: median r = {median:.3}, n = {}",
+        r.len()
+    );
+    assert!(median > 0.85, "median correlation {median:.3}");
+}
