@@ -139,6 +139,8 @@ impl Neurons {
             me.ds.push(p.direction_selectivity as f32);
             me.complex.push(p.cell_type == CellType::Complex);
             me.baseline_hz.push(p.baseline_rate_hz as f32);
+            // Before the first substep a cell fires at its spontaneous rate.
+            me.rates_hz[me.baseline_hz.len() - 1] = p.baseline_rate_hz as f32;
             me.max_hz.push(p.max_rate_hz as f32);
             me.c50_pow.push(p.c50.powf(p.nr_exponent) as f32);
             me.exponent.push(p.nr_exponent as f32);
