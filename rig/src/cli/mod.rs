@@ -1,5 +1,6 @@
 //! The `twinloop` command line. Each subcommand is one file: its clap arguments and its `run`.
 
+mod deconvolve;
 mod replay;
 mod run;
 mod sim_rig;
@@ -25,6 +26,8 @@ enum Command {
     /// Run the simulated rig alone, as an external bridge to a daemon started with
     /// `source.kind = "bridge"`.
     SimRig(sim_rig::SimRigArgs),
+    /// Deconvolve fluorescence traces (cells x frames .npy) into spikes with OASIS.
+    Deconvolve(deconvolve::DeconvolveArgs),
     /// Re-run a logged session's pipeline from its log and check it reproduces the live run.
     Replay(replay::ReplayArgs),
 }
@@ -43,5 +46,6 @@ pub fn main() -> anyhow::Result<()> {
         Some(Command::Run(args)) => run::run(&args),
         Some(Command::SimRig(args)) => sim_rig::run(&args),
         Some(Command::Replay(args)) => replay::run(&args),
+        Some(Command::Deconvolve(args)) => deconvolve::run(&args),
     }
 }

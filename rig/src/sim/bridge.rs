@@ -189,15 +189,16 @@ pub async fn run(mut mouse: SimMouse, opts: SimRigOptions) -> Result<SimRigRepor
                 break;
             }
         }
+        // A flip reaches the eye (and the photodiode) one display latency after it happens.
         while let Some((t, _, _)) = link.pending_views.front() {
-            if *t >= t_k {
+            if *t + SIM_DISPLAY_LATENCY_NS >= t_k {
                 break;
             }
             let Some((t, view, onset)) = link.pending_views.pop_front() else {
                 break;
             };
             if view.len() == g.view_width * g.view_height {
-                mouse.show(&view, RigTime::from_nanos(t));
+                mouse.show(&view, RigTime::from_nanos(t + SIM_DISPLAY_LATENCY_NS));
                 report.views_shown += 1;
             }
             if onset {
