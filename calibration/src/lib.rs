@@ -1,1 +1,5 @@
-//! Calibration: what is measured before the loop runs. PLACEHOLDER crate: the calibration issues fill it.
+//! Calibration: what is measured before the loop runs. Imaging registration (the reference
+//! image and per-frame motion correction against it) lives in [`imaging::register`]; the other
+//! calibration issues fill the rest of this crate.
+
+pub mod imaging;
