@@ -101,7 +101,7 @@ def bad_messages(last_seq, shape):
         ("header_length", [tp, b"not a header", good]),
         ("sequence", [tp, header(TWO_PHOTON, U16, shape, last_seq), good]),  # repeated seq
         ("unknown_stream", [tp, header(9, U16, shape, nxt), good]),
-        ("unknown_stream", [TOPIC[ACTIVITY], header(ACTIVITY, F32, [1], 0), bytes(4)]),
+        ("not_an_input", [TOPIC[ACTIVITY], header(ACTIVITY, F32, [1], 0), bytes(4)]),
         ("frame_count", [tp, header(TWO_PHOTON, U16, shape, nxt)]),  # 2-frame message
         ("topic_mismatch", [b"eye_camera", header(TWO_PHOTON, U16, shape, nxt), good]),
         ("shape", [tp, header(TWO_PHOTON, U16, [h // 2, w], nxt), good[: h * w]]),

@@ -177,7 +177,8 @@ fn python_bridge_bad_input_is_rejected_by_label() {
         ("sequence", 1),
         ("shape", 1),
         ("topic_mismatch", 1),
-        ("unknown_stream", 2),
+        ("unknown_stream", 1),
+        ("not_an_input", 1),
         ("unsupported_version", 1),
     ]
     .into_iter()

@@ -9,7 +9,7 @@
 //!  9      1   ndim     u8, 0..=4
 //! 10      1   plane    u8 (two-photon plane index)
 //! 11      1   channel  u8 (two-photon channel index)
-//! 12      4   flags    u32, reserved (0)
+//! 12      4   flags    u32, inputs: 0; outputs: bit 0 = trial onset (flip, view)
 //! 16      8   seq      u64, per (stream, plane, channel), +1 per message
 //! 24      8   t_ns     i64, rig-clock timestamp in ns
 //! 32     16   shape    4 x u32, row-major, unused dims 0

@@ -201,6 +201,7 @@ pub fn replay(path: &Path) -> Result<ReplayReport, ReplayError> {
             let Some(a) = activity.next() else { break };
             scratch.frame.seq = a.frame_seq;
             scratch.frame.plane = a.plane;
+            scratch.frame.t = a.t;
             selector.observe(&scratch);
         }
         let again = selector.decide(live.trial);

@@ -32,6 +32,8 @@ pub struct Decision {
     pub after_frame_seq: Option<u64>,
     /// How many frames of activity it had seen.
     pub frames_seen: u64,
+    /// Rig time of that last frame (ns; 0 before any).
+    pub after_frame_t_ns: i64,
 }
 
 pub trait Selector: Send {
@@ -46,6 +48,7 @@ pub struct RandomSelector {
     library: Library,
     rng: ChaCha8Rng,
     last_seq: Option<u64>,
+    last_t_ns: i64,
     seen: u64,
 }
 
@@ -55,6 +58,7 @@ impl RandomSelector {
             library,
             rng: ChaCha8Rng::seed_from_u64(seed),
             last_seq: None,
+            last_t_ns: 0,
             seen: 0,
         }
     }
@@ -72,6 +76,7 @@ impl Selector for RandomSelector {
 
     fn observe(&mut self, activity: &ActivityBuf) {
         self.last_seq = Some(activity.frame.seq);
+        self.last_t_ns = activity.frame.t.as_nanos();
         self.seen += 1;
     }
 
@@ -93,6 +98,7 @@ impl Selector for RandomSelector {
             policy: self.name().to_string(),
             after_frame_seq: self.last_seq,
             frames_seen: self.seen,
+            after_frame_t_ns: self.last_t_ns,
         }
     }
 }
@@ -124,8 +130,12 @@ impl SelectorThread {
                 Counters::inc(&self.counters.decisions);
                 tracing::debug!(trial = d.trial, stimulus = d.stimulus.0, "decided");
                 let value = serde_json::to_value(&d).unwrap_or_default();
-                self.bus
-                    .publish(Message::json(Stream::Decision, d.trial, 0, &value));
+                self.bus.publish(Message::json(
+                    Stream::Decision,
+                    d.trial,
+                    d.after_frame_t_ns,
+                    &value,
+                ));
                 let _ = self.events.send(RecorderItem::Json {
                     kind: RecordKind::Decision,
                     value,

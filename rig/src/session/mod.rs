@@ -1,7 +1,9 @@
 //! A session: build the pipeline from a config, run it to the end, and summarise.
 //!
 //! # Threads (see `docs/ARCHITECTURE.md`)
-//! - `io`: a tokio current-thread runtime with the ingest loop (PULL) and the publisher (PUB).
+//! - `ingest`: a tokio current-thread runtime with the ingest loop (PULL).
+//! - `publish`: a tokio current-thread runtime with the publisher (PUB): heartbeats and acks
+//!   keep flowing while ingest waits on a slow recorder.
 //! - `extract`: the imaging stage.
 //! - `recorder`: the session log.
 //! - `selector` and `renderer`: the scheduler.
@@ -232,6 +234,16 @@ pub fn run(
         latest_frame_t: Arc::clone(&latest_frame_t),
         counters: Arc::clone(&counters),
         heartbeat: Duration::from_millis(100),
+        info: serde_json::json!({
+            "protocol_version": crate::protocol::VERSION,
+            "flow_window": cfg.source.flow_window,
+            "imaging": {
+                "height": cfg.imaging.height,
+                "width": cfg.imaging.width,
+                "planes": cfg.imaging.planes,
+                "channels": cfg.imaging.channels,
+            },
+        }),
     };
     drop(bus);
 
@@ -240,7 +252,36 @@ pub fn run(
     let selector_h = spawn("selector", move || selector.run())?;
     let renderer_h = spawn("renderer", move || renderer.run())?;
 
-    // IO thread: bind, report endpoints, then ingest and publish until the source is done.
+    // The publisher has a thread of its own, so heartbeats and acks keep flowing while ingest
+    // waits on a slow recorder.
+    let (pub_ready_tx, pub_ready_rx) = std::sync::mpsc::channel();
+    let publish_ep = cfg.source.publish.clone();
+    let publish_h = spawn("publish", move || -> Result<(), SessionError> {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?;
+        rt.block_on(async move {
+            match event_bus::bind_pub(&publish_ep).await {
+                Ok((sock, endpoint)) => {
+                    let _ = pub_ready_tx.send(Ok(endpoint));
+                    publisher.run(sock).await;
+                    Ok(())
+                }
+                Err(source) => {
+                    let e = SessionError::Bind {
+                        what: "publish (PUB)",
+                        endpoint: publish_ep.clone(),
+                        source,
+                    };
+                    let _ = pub_ready_tx.send(Err(e.to_string()));
+                    Err(e)
+                }
+            }
+        })
+    })?;
+    let pub_ep = pub_ready_rx.recv().ok();
+
+    // Ingest thread: bind PULL, report the endpoint, then receive until the source is done.
     let (ready_tx, ready_rx) = std::sync::mpsc::channel();
     let idle = Duration::from_secs_f64(cfg.source.idle_timeout_s);
     let duration_ns = match cfg.source.kind {
@@ -248,46 +289,41 @@ pub fn run(
         SourceKind::Sim => i64::MAX,
         SourceKind::Bridge => (cfg.session.duration_s * 1e9) as i64 - cfg.frame_period_ns(),
     };
-    let (ingest_ep, publish_ep) = (cfg.source.ingest.clone(), cfg.source.publish.clone());
+    let ingest_ep = cfg.source.ingest.clone();
     let io_stop = Arc::clone(&stop_renderer);
     let io_wake = Arc::clone(&renderer_wake);
+    let publisher_up = matches!(pub_ep, Some(Ok(_)));
     let io_h = spawn(
-        "io",
+        "ingest",
         move || -> Result<(IngestEnd, LatencyHist), SessionError> {
+            let finish = |ingest: Ingest| {
+                // Dropping ingest closes its rings: every stage drains and stops in turn.
+                drop(ingest);
+                io_stop.store(true, Ordering::Release);
+                io_wake.wake();
+            };
+            if !publisher_up {
+                let _ = ready_tx.send(None);
+                finish(ingest);
+                return Ok((IngestEnd::Stopped, LatencyHist::new("ingest")));
+            }
             let rt = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build()?;
             rt.block_on(async move {
-                let bound = async {
-                    let (pull, pull_ep) =
-                        zmq_ingest::bind_pull(&ingest_ep).await.map_err(|source| {
-                            SessionError::Bind {
-                                what: "ingest (PULL)",
-                                endpoint: ingest_ep.clone(),
-                                source,
-                            }
-                        })?;
-                    let (publ, pub_ep) =
-                        event_bus::bind_pub(&publish_ep).await.map_err(|source| {
-                            SessionError::Bind {
-                                what: "publish (PUB)",
-                                endpoint: publish_ep.clone(),
-                                source,
-                            }
-                        })?;
-                    Ok::<_, SessionError>((pull, pull_ep, publ, pub_ep))
-                }
-                .await;
-                let (pull, pull_ep, publ, pub_ep) = match bound {
+                let (pull, pull_ep) = match zmq_ingest::bind_pull(&ingest_ep).await {
                     Ok(b) => b,
-                    Err(e) => {
+                    Err(source) => {
                         let _ = ready_tx.send(None);
-                        io_stop.store(true, Ordering::Release);
-                        io_wake.wake();
-                        return Err(e);
+                        finish(ingest);
+                        return Err(SessionError::Bind {
+                            what: "ingest (PULL)",
+                            endpoint: ingest_ep.clone(),
+                            source,
+                        });
                     }
                 };
-                let _ = ready_tx.send(Some((pull_ep, pub_ep)));
+                let _ = ready_tx.send(Some(pull_ep));
                 let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
                 tokio::spawn(async move {
                     if tokio::signal::ctrl_c().await.is_ok() {
@@ -295,20 +331,19 @@ pub fn run(
                         let _ = stop_tx.send(true);
                     }
                 });
-                let publisher = tokio::spawn(publisher.run(publ));
                 let end = zmq_ingest::run(pull, &mut ingest, stop_rx, idle, duration_ns).await;
                 tracing::info!(?end, "ingest ended");
                 let latency = ingest.latency().clone();
-                drop(ingest);
-                io_stop.store(true, Ordering::Release);
-                io_wake.wake();
-                let _ = publisher.await;
+                finish(ingest);
                 Ok((end, latency))
             })
         },
     )?;
 
-    let endpoints = ready_rx.recv().ok().flatten();
+    let endpoints = match (ready_rx.recv().ok().flatten(), pub_ep) {
+        (Some(pull), Some(Ok(publ))) => Some((pull, publ)),
+        _ => None,
+    };
     let mut sim_h = None;
     if let Some((pull_ep, pub_ep)) = &endpoints {
         tracing::info!(ingest = %pull_ep, publish = %pub_ep, "daemon listening");
@@ -351,6 +386,7 @@ pub fn run(
     join("selector", selector_h)?;
     let renderer = join("renderer", renderer_h)?;
     let recorder = join("recorder", recorder_h)?;
+    join("publish", publish_h)??;
     let (ingest_end, ingest_latency) = io?;
     let sim = match sim {
         Some(Err(e)) => {

@@ -55,6 +55,8 @@ pub struct Publisher {
     pub latest_frame_t: Arc<AtomicI64>,
     pub counters: Arc<Counters>,
     pub heartbeat: Duration,
+    /// Fixed facts every heartbeat repeats (protocol version, flow window, imaging shape).
+    pub info: serde_json::Value,
 }
 
 pub fn bus(
@@ -133,7 +135,7 @@ impl Publisher {
                 send(&mut sock, activity_message(&a)).await;
             }
             let acked = self.acked.load(Ordering::Acquire);
-            let t_ns = self.latest_frame_t.load(Ordering::Acquire);
+            let t_ns = self.latest_frame_t.load(Ordering::Acquire).max(0);
             if acked != u64::MAX && (acked != last_ack || heartbeat) {
                 send(&mut sock, ack_message(acked, t_ns)).await;
                 last_ack = acked;
@@ -148,7 +150,7 @@ impl Publisher {
                 status_seq += 1;
             }
         }
-        let t_ns = self.latest_frame_t.load(Ordering::Acquire);
+        let t_ns = self.latest_frame_t.load(Ordering::Acquire).max(0);
         let status = self.status("ended", t_ns);
         send(
             &mut sock,
@@ -160,11 +162,15 @@ impl Publisher {
     }
 
     fn status(&self, state: &str, t_ns: i64) -> serde_json::Value {
-        serde_json::json!({
+        let mut v = serde_json::json!({
             "state": state,
-            "t_s": if t_ns == i64::MIN { 0.0 } else { t_ns as f64 * 1e-9 },
+            "t_s": t_ns as f64 * 1e-9,
             "counters": self.counters.snapshot(),
-        })
+        });
+        if let (Some(v), Some(info)) = (v.as_object_mut(), self.info.as_object()) {
+            v.extend(info.clone());
+        }
+        v
     }
 }
 

@@ -114,8 +114,10 @@ pub struct Ingest {
     eye_capacity: usize,
     /// Rig time of the newest two-photon frame (read by the renderer's frame-following clock).
     pub latest_frame_t: Arc<AtomicI64>,
-    /// Last two-photon sequence handed on (flow-control ack).
+    /// Flow-control ack: the index (from 0, counted since the source's `hello`) of the last
+    /// two-photon message handed on, across all planes and channels; `u64::MAX` before any.
     pub acked: Arc<AtomicU64>,
+    handed_on: u64,
     on_frame: Option<Box<dyn Fn() + Send>>,
     latency: LatencyHist,
 }
@@ -133,6 +135,7 @@ impl Ingest {
             channels: cfg.imaging.channels,
             latest_frame_t: Arc::new(AtomicI64::new(i64::MIN)),
             acked: Arc::new(AtomicU64::new(u64::MAX)),
+            handed_on: 0,
             on_frame: None,
             latency: LatencyHist::new("ingest"),
         }
@@ -156,7 +159,7 @@ impl Ingest {
         };
         if !h.stream.is_input() {
             return self.reject(
-                "unknown_stream",
+                "not_an_input",
                 format!("{} is an output stream, not an input", h.stream),
                 Some(&h),
             );
@@ -168,6 +171,8 @@ impl Ingest {
                 .and_then(|v| v.get("event").and_then(|e| e.as_str()).map(str::to_owned));
             if event.as_deref() == Some("hello") {
                 self.seq.reset();
+                self.handed_on = 0;
+                self.acked.store(u64::MAX, Ordering::Release);
             }
             let end = event.as_deref() == Some("end");
             self.send_event(RecorderItem::Input {
@@ -292,7 +297,8 @@ impl Ingest {
         }
         Counters::inc(&self.counters.frames_in);
         self.latest_frame_t.fetch_max(h.t_ns, Ordering::AcqRel);
-        self.acked.store(h.seq, Ordering::Release);
+        self.acked.store(self.handed_on, Ordering::Release);
+        self.handed_on += 1;
         if let Some(f) = &self.on_frame {
             f();
         }
@@ -584,7 +590,7 @@ mod tests {
             ("frame_count", good[..2].to_vec()),
             ("shape", wrong_shape.to_vec()),
             ("shape", bad_plane.to_vec()),
-            ("unknown_stream", output_stream.to_vec()),
+            ("not_an_input", output_stream.to_vec()),
         ];
         for (label, msg) in &cases {
             assert_eq!(r.ingest.handle(msg, 1), Outcome::Rejected(label), "{label}");

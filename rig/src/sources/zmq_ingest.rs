@@ -33,8 +33,16 @@ pub async fn bind_pull(endpoint: &str) -> zeromq::ZmqResult<(PullSocket, String)
     Ok((sock, bound.to_string()))
 }
 
+/// Remove a socket file left by a dead daemon, but never a regular file, and never the socket
+/// of a daemon that is still listening on it.
 pub(crate) fn remove_stale_ipc(endpoint: &str) {
-    if let Some(path) = endpoint.strip_prefix("ipc://") {
+    use std::os::unix::fs::FileTypeExt;
+    let Some(path) = endpoint.strip_prefix("ipc://") else {
+        return;
+    };
+    let is_socket = std::fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_socket());
+    if is_socket && std::os::unix::net::UnixStream::connect(path).is_err() {
+        tracing::info!(path, "removing a stale ipc socket file");
         let _ = std::fs::remove_file(path);
     }
 }

@@ -39,7 +39,7 @@ pub enum Anomaly {
     BusDrop { stream: Stream, seq: u64 },
 }
 
-const REJECT_LABELS: [&str; 12] = [
+const REJECT_LABELS: [&str; 13] = [
     "frame_count",
     "header_length",
     "bad_magic",
@@ -52,6 +52,7 @@ const REJECT_LABELS: [&str; 12] = [
     "payload_size",
     "sequence",
     "shape",
+    "not_an_input",
 ];
 
 /// Every counter of a session.
@@ -113,7 +114,8 @@ impl Counters {
         c.fetch_add(1, Relaxed);
     }
 
-    /// Count a rejection under its label (`"sequence"` and `"shape"` are the ingest's own).
+    /// Count a rejection under its label (`"sequence"`, `"shape"` and `"not_an_input"` are
+    /// the ingest's own).
     pub fn reject(&self, label: &str) {
         if let Some(i) = REJECT_LABELS.iter().position(|l| *l == label) {
             self.rejected[i].fetch_add(1, Relaxed);
