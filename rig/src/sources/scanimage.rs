@@ -347,7 +347,7 @@ mod tests {
                 Err(e) => break Some(e),
             }
         };
-        assert!(read >= 20 && read < 24, "{read} pages before the damage");
+        assert!((20..24).contains(&read), "{read} pages before the damage");
         if let Some(e) = err {
             let msg = e.to_string();
             assert!(msg.contains("page") && msg.contains("truncated"), "{msg}");
