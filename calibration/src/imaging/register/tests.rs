@@ -441,3 +441,33 @@ fn compute_reference_recovers_the_scene_up_to_a_constant_offset() {
         Err(RegistrationError::LengthMismatch { .. })
     ));
 }
+
+#[test]
+fn odd_sizes_and_uneven_blocks_register() {
+    for (h, w, block) in [
+        (101usize, 77usize, [32usize, 48usize]),
+        (77, 130, [128, 128]),
+        (16, 16, [16, 16]),
+    ] {
+        let scene = Scene::new(h, w, 12);
+        let reference = scene.shifted(h, w, 0.0, 0.0);
+        let (dy, dx) = (1.3f32, -0.6f32);
+        let frame = scene.shifted(h, w, dy, dx);
+        let params = RegistrationParams {
+            block_size_px: block,
+            ..Default::default()
+        };
+        let mut reg = Registrar::new(&reference, h, w, &params).expect("registrar");
+        let mut out = vec![0.0; h * w];
+        let r = reg.register(&frame, &mut out).expect("register");
+        let grid = reg.block_grid().expect("grid");
+        assert_eq!(r.n_blocks, grid.len());
+        if h >= 64 {
+            assert!(
+                (r.rigid_dy - dy).abs() < 0.15 && (r.rigid_dx - dx).abs() < 0.15,
+                "{h}x{w}: {r:?}"
+            );
+        }
+        assert!(out.iter().all(|v| v.is_finite()));
+    }
+}
