@@ -113,3 +113,67 @@ fn rigid_shifts_match_truth_and_the_numpy_suite2p_method() {
     assert!(vs_truth < 0.1, "{vs_truth}");
     assert!(vs_numpy < 0.1, "{vs_numpy}");
 }
+
+fn read_u16_pages(name: &str) -> (Vec<Vec<u16>>, usize, usize) {
+    let (pages, h, w) = read_tiff(name);
+    let pages = pages
+        .into_iter()
+        .map(|p| match p {
+            DecodingResult::U16(v) => v,
+            _ => panic!("{name} must be u16"),
+        })
+        .collect();
+    (pages, h, w)
+}
+
+#[test]
+fn block_shifts_match_the_field_and_the_numpy_suite2p_method() {
+    let (frames, h, w) = read_u16_pages("warped.tif");
+    let (reference, rh, rw) = read_u16_pages("warped_reference.tif");
+    assert_eq!((rh, rw), (h, w));
+    let reference: Vec<f32> = reference[0].iter().map(|&v| v as f32).collect();
+    // frame, block, iy, ix, true_dy, true_dx, s2p_dy, s2p_dx
+    let text = std::fs::read_to_string(fixture("warped_blocks.csv")).expect("warped_blocks.csv");
+    let rows: Vec<Vec<f32>> = text
+        .lines()
+        .skip(1)
+        .map(|l| {
+            l.split(',')
+                .map(|s| s.trim().parse().expect("number"))
+                .collect()
+        })
+        .collect();
+
+    let params = RegistrationParams {
+        block_size_px: [64, 64],
+        ..Default::default()
+    };
+    let mut reg = Registrar::new(&reference, h, w, &params).expect("registrar");
+    assert_eq!(reg.block_grid().map(BlockGrid::len), Some(36));
+    let mut out = vec![0.0f32; h * w];
+    let (mut vs_numpy, mut vs_truth) = (Vec::new(), Vec::new());
+    for (t, frame) in frames.iter().enumerate() {
+        let r = reg.register(frame, &mut out).expect("register");
+        let blocks = reg.block_shifts().expect("blocks");
+        for row in rows.iter().filter(|row| row[0] as usize == t) {
+            if row[1] < 0.0 {
+                vs_numpy.extend([r.rigid_dy - row[6], r.rigid_dx - row[7]]);
+                continue;
+            }
+            let b = row[1] as usize;
+            vs_numpy.extend([blocks.dy[b] - row[6], blocks.dx[b] - row[7]]);
+            vs_truth.extend([blocks.dy[b] - row[4], blocks.dx[b] - row[5]]);
+        }
+    }
+    assert_eq!(vs_truth.len(), 2 * 36 * frames.len());
+    let (e_numpy, worst_numpy) = rms(vs_numpy.into_iter());
+    let (e_truth, worst_truth) = rms(vs_truth.into_iter());
+    eprintln!(
+        "warped fixture ({} frames {h}x{w}, 36 blocks): block shifts vs numpy suite2p-method \
+         {e_numpy:.4} px RMS (max {worst_numpy:.3}); vs true field at block centres \
+         {e_truth:.4} px RMS (max {worst_truth:.3})",
+        frames.len()
+    );
+    assert!(e_numpy < 0.1, "{e_numpy}");
+    assert!(e_truth < 0.25, "{e_truth}");
+}
