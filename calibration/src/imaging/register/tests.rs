@@ -471,3 +471,50 @@ fn odd_sizes_and_uneven_blocks_register() {
         assert!(out.iter().all(|v| v.is_finite()));
     }
 }
+
+#[test]
+fn low_snr_blocks_fall_back_to_their_neighbours() {
+    let (h, w) = (256, 256);
+    let scene = Scene::new(h, w, 13);
+    let reference = scene.shifted(h, w, 0.0, 0.0);
+    let (dy, dx) = (2.4f32, -1.7f32);
+    let mut frame = scene.shifted(h, w, dy, dx);
+    // The top-left 80 x 80 px: featureless noise, as if a vessel or a dark patch hid the cells.
+    let mut rng = Rng::new(14);
+    for y in 0..80 {
+        for x in 0..80 {
+            frame[y * w + x] = 600.0 + 30.0 * rng.normal();
+        }
+    }
+    let params = RegistrationParams {
+        block_size_px: [64, 64],
+        ..Default::default()
+    };
+    let mut reg = Registrar::new(&reference, h, w, &params).expect("registrar");
+    let mut out = vec![0.0; h * w];
+    let r = reg.register(&frame, &mut out).expect("register");
+    let blocks = reg.block_shifts().expect("blocks");
+    assert!(r.n_blocks_smoothed >= 1, "{r:?}");
+    // Block 0 covers only noise: its own map is below threshold and it takes its neighbours'.
+    assert!(blocks.smoothing[0] > 0, "{blocks:?}");
+    // Blocks touching the noise patch (or smoothed with maps that do) are looser.
+    let grid = reg.block_grid().expect("grid");
+    for b in 0..r.n_blocks {
+        let (ys, xs) = (grid.y_starts[b / grid.nx()], grid.x_starts[b % grid.nx()]);
+        let touches_noise = ys < 80 && xs < 80;
+        // 64 px blocks estimate to ~0.1 px RMS (biased towards whole pixels), 128 px blocks to
+        // ~0.04 px.
+        let tol = if touches_noise || blocks.smoothing[b] > 0 {
+            0.5
+        } else {
+            0.3
+        };
+        assert!(
+            (blocks.dy[b] - dy).abs() < tol && (blocks.dx[b] - dx).abs() < tol,
+            "block {b}: ({}, {}) smoothing {}",
+            blocks.dy[b],
+            blocks.dx[b],
+            blocks.smoothing[b]
+        );
+    }
+}
