@@ -21,6 +21,19 @@ pub enum RegistrationError {
         /// Smallest side allowed, px.
         min: usize,
     },
+    /// The frame is larger than registration supports (warp indices are exact in f32 only up
+    /// to 2^24 pixels).
+    #[error(
+        "frame size {height}x{width} px is too large: (height + 1) * (width + 1) must be under {max} px"
+    )]
+    FrameTooLarge {
+        /// Frame height, px.
+        height: usize,
+        /// Frame width, px.
+        width: usize,
+        /// Bound on `(height + 1) * (width + 1)`.
+        max: usize,
+    },
     /// A buffer does not hold `height * width` pixels.
     #[error("{what} has {got} pixels, expected {expected} ({height}x{width})")]
     LengthMismatch {

@@ -66,6 +66,9 @@ use warp::FieldWarp;
 /// Smallest frame side accepted, px.
 pub const MIN_FRAME_PX: usize = 16;
 
+/// `(height + 1) * (width + 1)` must stay under this (2^24: exact f32 indices in the warp).
+pub const MAX_PADDED_PIXELS: usize = 1 << 24;
+
 /// A pixel type frames may arrive in.
 pub trait Pixel: Copy {
     /// The value as f32.
@@ -211,6 +214,14 @@ pub(crate) fn check_dims(h: usize, w: usize) -> Result<(), RegistrationError> {
             height: h,
             width: w,
             min: MIN_FRAME_PX,
+        });
+    }
+    // The warp computes source indices in f32 (see `warp::FieldWarp`).
+    if (h + 1).saturating_mul(w + 1) >= MAX_PADDED_PIXELS {
+        return Err(RegistrationError::FrameTooLarge {
+            height: h,
+            width: w,
+            max: MAX_PADDED_PIXELS,
         });
     }
     Ok(())

@@ -357,6 +357,10 @@ fn bad_input_errors_or_is_flagged_never_panics() {
         Registrar::new(&reference[..64], 8, 8, &params),
         Err(RegistrationError::FrameTooSmall { .. })
     ));
+    assert!(matches!(
+        Registrar::new(&[], 5000, 5000, &params),
+        Err(RegistrationError::FrameTooLarge { .. })
+    ));
     let bad_params = RegistrationParams {
         snr_thresh: f32::NAN,
         ..Default::default()

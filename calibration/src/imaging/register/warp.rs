@@ -110,7 +110,8 @@ pub(crate) struct FieldWarp {
 }
 
 impl FieldWarp {
-    /// `h * w` below 2^24 px (4096 x 4096), so indices are exact in f32.
+    /// `(h + 1) * (w + 1)` below 2^24 (checked by `check_dims` before any registrar is built),
+    /// so indices are exact in f32.
     pub(crate) fn new(grid: &BlockGrid, h: usize, w: usize) -> Self {
         let cy: Vec<f32> = (0..grid.ny()).map(|i| grid.centre_y(i)).collect();
         let cx: Vec<f32> = (0..grid.nx()).map(|j| grid.centre_x(j)).collect();
