@@ -1,1 +1,37 @@
-//! The twin: fnn-compatible architecture and online posterior. PLACEHOLDER crate: the twin issue fills it.
+//! twinloop-model: the digital twin — an fnn-compatible (Wang et al. 2025, `cajal/fnn`) visual
+//! cortex model on candle, streaming one frame at a time, with weights, metrics and a CLI seam.
+//!
+//! # Layout
+//! Data flows through the modules in this order:
+//! - [`config`]: the architecture's shapes (default: fnn's released network).
+//! - [`weights`]: safetensors with fnn's state-dict names, checked tensor by tensor.
+//! - [`device`]: CPU (reference) or CUDA behind the `cuda` feature, with fallback.
+//! - [`ops`]: custom ops candle lacks (bilinear `grid_sample`, forward + backward).
+//! - [`layers`]: standardised causal convolutions, linears, inter-group convs, group concat.
+//! - [`perspective`]: pupil → rotation → ray tracing → retina image (shared by all streams).
+//! - [`modulation`]: pupil size and running → state (per stream).
+//! - [`core`]: dense causal feedforward + conv-LSTM with grouped attention (per stream).
+//! - [`readout`]: per-neuron position and feature weights (per stream).
+//! - [`network`]: [`Twin`], streams averaged in log space, `exp`.
+//! - [`metrics`]: CC_abs, CC_max, CC_norm, single-trial correlation, FEVE.
+//! - [`cli`]: `twin predict` as a library function.
+
+pub mod cli;
+pub mod config;
+pub mod core;
+pub mod device;
+pub mod error;
+pub mod layers;
+pub mod metrics;
+pub mod modulation;
+pub mod network;
+pub mod ops;
+pub mod perspective;
+pub mod readout;
+pub mod weights;
+
+pub use config::TwinConfig;
+pub use device::{DevicePreference, select_device};
+pub use error::{ModelError, Result};
+pub use network::{FrameOutput, Twin};
+pub use weights::Weights;

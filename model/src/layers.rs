@@ -1,0 +1,390 @@
+//! fnn's building blocks: standardised convolutions with a kept temporal history, linears,
+//! inter-group 1x1 convolutions, group-interleaved concatenation, scaled GELU.
+//!
+//! Design constraints
+//! - Weights are standardised once at load, as fnn caches them at eval:
+//!   `W = (w - mean) / sqrt(var * fan_in + eps) * gain`, mean/var per output channel over all
+//!   other axes, population variance.
+//! - A causal temporal kernel of length T is a sum of T 2-D convolutions over the last T
+//!   (padded) inputs, oldest first. Before the first frame the history is filled with the first
+//!   input (replicate padding) or zeros (zero padding), as fnn does.
+
+use std::collections::VecDeque;
+
+use candle_core::{D, Device, Tensor};
+
+use crate::error::{CandleContext, Result};
+use crate::weights::Weights;
+
+/// fnn's variance-preserving GELU gain.
+pub const GELU_GAMMA: f64 = 1.701_504_349_708_557_1;
+
+/// fnn's weight-standardisation eps.
+pub const WNORM_EPS: f64 = 1e-5;
+
+/// Exact (erf) GELU times fnn's gain.
+pub fn gelu(x: &Tensor) -> Result<Tensor> {
+    x.gelu_erf()
+        .and_then(|y| y.affine(GELU_GAMMA, 0.0))
+        .ctx("gelu")
+}
+
+/// Logistic sigmoid.
+pub fn sigmoid(x: &Tensor) -> Result<Tensor> {
+    candle_nn::ops::sigmoid(x).ctx("sigmoid")
+}
+
+/// Group-interleaved channel concatenation (fnn `cat_groups_2d`): each tensor `[N, C_i, H, W]`
+/// is split into `groups` channel groups and the groups are concatenated group by group.
+pub fn cat_groups_2d(tensors: &[&Tensor], groups: usize) -> Result<Tensor> {
+    if groups == 1 {
+        return Tensor::cat(tensors, 1).ctx("cat_groups_2d");
+    }
+    let mut parts = Vec::with_capacity(tensors.len());
+    let (mut n, mut h, mut w, mut total) = (0, 0, 0, 0);
+    for t in tensors {
+        let (tn, c, th, tw) = t.dims4().ctx("cat_groups_2d")?;
+        (n, h, w) = (tn, th, tw);
+        total += c;
+        parts.push(
+            t.reshape((tn, groups, c / groups, th, tw))
+                .ctx("cat_groups_2d")?,
+        );
+    }
+    let refs: Vec<&Tensor> = parts.iter().collect();
+    Tensor::cat(&refs, 2)
+        .and_then(|t| t.reshape((n, total, h, w)))
+        .ctx("cat_groups_2d")
+}
+
+/// Standardises `w` over every axis but the first; `gain` (if any) is per output channel.
+fn standardise(w: &Tensor, fan_in: usize, gain: Option<&Tensor>, name: &str) -> Result<Tensor> {
+    let o = w.dim(0).ctx(name)?;
+    let flat = w.reshape((o, ())).ctx(name)?;
+    let mean = flat.mean_keepdim(1).ctx(name)?;
+    let centred = flat.broadcast_sub(&mean).ctx(name)?;
+    let var = centred.sqr().and_then(|v| v.mean_keepdim(1)).ctx(name)?;
+    let mut scale = var
+        .affine(fan_in as f64, WNORM_EPS)
+        .and_then(|v| v.sqrt())
+        .and_then(|v| v.recip())
+        .ctx(name)?;
+    if let Some(g) = gain {
+        scale = scale.mul(&g.reshape((o, 1)).ctx(name)?).ctx(name)?;
+    }
+    centred
+        .broadcast_mul(&scale)
+        .and_then(|t| t.reshape(w.dims()))
+        .ctx(name)
+}
+
+/// Spatial padding of a convolution's input.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Pad {
+    Zeros,
+    Replicate,
+}
+
+/// Shape and options of an fnn `Conv` (one stream).
+#[derive(Debug, Clone)]
+pub struct ConvSpec {
+    pub in_channels: usize,
+    pub out_channels: usize,
+    pub in_groups: usize,
+    pub out_groups: usize,
+    pub temporal: usize,
+    pub spatial: usize,
+    pub stride: usize,
+    pub pad: Pad,
+    pub gain: bool,
+    pub bias: bool,
+    pub wnorm: bool,
+}
+
+impl ConvSpec {
+    /// A 1x1, single-frame conv with fnn's defaults (gain and bias on, wnorm on).
+    pub fn pointwise(in_channels: usize, out_channels: usize) -> Self {
+        Self {
+            in_channels,
+            out_channels,
+            in_groups: 1,
+            out_groups: 1,
+            temporal: 1,
+            spatial: 1,
+            stride: 1,
+            pad: Pad::Zeros,
+            gain: true,
+            bias: true,
+            wnorm: true,
+        }
+    }
+    pub fn groups(mut self, in_groups: usize, out_groups: usize) -> Self {
+        self.in_groups = in_groups;
+        self.out_groups = out_groups;
+        self
+    }
+    pub fn gain(mut self, on: bool) -> Self {
+        self.gain = on;
+        self
+    }
+    pub fn bias(mut self, on: bool) -> Self {
+        self.bias = on;
+        self
+    }
+}
+
+/// A standardised, possibly causal-temporal, grouped 2-D convolution with kept history.
+pub struct Conv {
+    spec: ConvSpec,
+    padding: usize,
+    /// One kernel per temporal tap, oldest first: `[O, I/in_groups, k, k]`.
+    taps: Vec<Tensor>,
+    /// `[1, O, 1, 1]`.
+    bias: Option<Tensor>,
+    history: VecDeque<Tensor>,
+}
+
+impl Conv {
+    /// Loads stream `stream` of the conv at `prefix` (fnn names `weights.s`, `gains.s`, `biases.s`).
+    pub fn load(
+        w: &Weights,
+        prefix: &str,
+        stream: usize,
+        spec: ConvSpec,
+        dev: &Device,
+    ) -> Result<Self> {
+        let s = &spec;
+        let fan_in = s.in_channels / s.in_groups * s.temporal * s.spatial * s.spatial;
+        let wname = format!("{prefix}.weights.{stream}");
+        let raw = w.get(
+            &wname,
+            &[
+                s.out_channels,
+                s.in_channels / s.in_groups,
+                s.temporal,
+                s.spatial,
+                s.spatial,
+            ],
+        )?;
+        let fan_out = s.out_channels / s.out_groups;
+        let kernel = if s.wnorm {
+            let gain = if s.gain {
+                Some(w.get(
+                    &format!("{prefix}.gains.{stream}"),
+                    &[s.out_groups, fan_out],
+                )?)
+            } else {
+                None
+            };
+            standardise(&raw, fan_in, gain.as_ref(), &wname)?
+        } else {
+            raw
+        };
+        let mut taps = Vec::with_capacity(s.temporal);
+        for t in 0..s.temporal {
+            let k = kernel
+                .narrow(2, t, 1)
+                .and_then(|k| k.squeeze(2))
+                .and_then(|k| k.contiguous())
+                .and_then(|k| k.to_device(dev))
+                .ctx(&wname)?;
+            taps.push(k);
+        }
+        let bias = if s.bias {
+            let name = format!("{prefix}.biases.{stream}");
+            let b = w.get(&name, &[s.out_groups, fan_out])?;
+            Some(
+                b.reshape((1, s.out_channels, 1, 1))
+                    .and_then(|b| b.to_device(dev))
+                    .ctx(&name)?,
+            )
+        } else {
+            None
+        };
+        let padding = (spec.spatial - spec.stride) / 2;
+        Ok(Self {
+            padding,
+            taps,
+            bias,
+            history: VecDeque::with_capacity(spec.temporal),
+            spec,
+        })
+    }
+
+    /// Forgets the temporal history (start of a new clip).
+    pub fn reset(&mut self) {
+        self.history.clear();
+    }
+
+    /// One frame: `[N, I, H, W]` → `[N, O, H', W']`.
+    pub fn step(&mut self, x: &Tensor) -> Result<Tensor> {
+        let p = self.padding;
+        let x = if p == 0 {
+            x.clone()
+        } else {
+            match self.spec.pad {
+                Pad::Zeros => x
+                    .pad_with_zeros(2, p, p)
+                    .and_then(|x| x.pad_with_zeros(3, p, p)),
+                Pad::Replicate => x
+                    .pad_with_same(2, p, p)
+                    .and_then(|x| x.pad_with_same(3, p, p)),
+            }
+            .ctx("conv pad")?
+        };
+        let t = self.spec.temporal;
+        if t > 1 {
+            if self.history.is_empty() {
+                let start = match self.spec.pad {
+                    Pad::Replicate => x.clone(),
+                    Pad::Zeros => x.zeros_like().ctx("conv history")?,
+                };
+                for _ in 0..t {
+                    self.history.push_back(start.clone());
+                }
+            }
+            self.history.pop_front();
+            self.history.push_back(x.clone());
+        }
+        let mut y: Option<Tensor> = None;
+        for (k, kernel) in self.taps.iter().enumerate() {
+            let input = if t > 1 { &self.history[k] } else { &x };
+            let z = input
+                .conv2d(kernel, 0, self.spec.stride, 1, self.spec.in_groups)
+                .ctx("conv2d")?;
+            y = Some(match y {
+                None => z,
+                Some(acc) => (acc + z).ctx("conv sum")?,
+            });
+        }
+        let y = y.ok_or_else(|| crate::error::config_err("temporal", "must be at least 1"))?;
+        match &self.bias {
+            Some(b) => y.broadcast_add(b).ctx("conv bias"),
+            None => Ok(y),
+        }
+    }
+}
+
+/// A standardised linear layer (fnn `Linear`: a 1x1 `Conv` on `[N, F, 1, 1]`).
+pub struct Linear {
+    /// `[I, O]`, transposed for `x @ w`.
+    weight_t: Tensor,
+    /// `[1, O]`.
+    bias: Option<Tensor>,
+}
+
+impl Linear {
+    /// Loads stream `stream` of the linear at `prefix`.
+    pub fn load(
+        w: &Weights,
+        prefix: &str,
+        stream: usize,
+        in_features: usize,
+        out_features: usize,
+        gain: bool,
+        dev: &Device,
+    ) -> Result<Self> {
+        let wname = format!("{prefix}.weights.{stream}");
+        let raw = w.get(&wname, &[out_features, in_features, 1, 1, 1])?;
+        let g = if gain {
+            Some(w.get(&format!("{prefix}.gains.{stream}"), &[1, out_features])?)
+        } else {
+            None
+        };
+        let k = standardise(&raw, in_features, g.as_ref(), &wname)?;
+        let weight_t = k
+            .reshape((out_features, in_features))
+            .and_then(|k| k.t())
+            .and_then(|k| k.contiguous())
+            .and_then(|k| k.to_device(dev))
+            .ctx(&wname)?;
+        let bname = format!("{prefix}.biases.{stream}");
+        let b = w.get(&bname, &[1, out_features])?;
+        let bias = Some(b.to_device(dev).ctx(&bname)?);
+        Ok(Self { weight_t, bias })
+    }
+
+    /// `[N, I]` → `[N, O]`.
+    pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        let y = x.matmul(&self.weight_t).ctx("linear")?;
+        match &self.bias {
+            Some(b) => y.broadcast_add(b).ctx("linear bias"),
+            None => Ok(y),
+        }
+    }
+}
+
+/// fnn `InterGroup`: a 1x1 conv where each output group reads every *other* input group.
+pub struct InterGroup {
+    /// `[O, I, 1, 1]` block-off-diagonal kernel.
+    kernel: Tensor,
+}
+
+impl InterGroup {
+    pub fn load(
+        w: &Weights,
+        prefix: &str,
+        stream: usize,
+        in_channels: usize,
+        out_channels: usize,
+        groups: usize,
+        dev: &Device,
+    ) -> Result<Self> {
+        let gi = in_channels / groups;
+        let go = out_channels / groups;
+        let wname = format!("{prefix}.weights.{stream}");
+        let raw = w.get(&wname, &[groups, groups - 1, go, gi])?;
+        let gain = w.get(&format!("{prefix}.gains.{stream}"), &[groups, go])?;
+        // Standardise over (other group, input channel) per (group, output channel).
+        let per = raw
+            .permute((0, 2, 1, 3))
+            .and_then(|t| t.contiguous())
+            .ctx(&wname)?; // [G, go, G-1, gi]
+        let per = per.reshape((groups * go, (groups - 1) * gi)).ctx(&wname)?;
+        let std = standardise(
+            &per,
+            gi * (groups - 1),
+            Some(&gain.flatten_all().ctx(&wname)?),
+            &wname,
+        )?;
+        let std: Vec<f32> = std.flatten_all().and_then(|t| t.to_vec1()).ctx(&wname)?;
+        // Scatter to the full kernel: out (g, a) ← in (j, b), j ≠ g, j' = j - (j > g).
+        let mut full = vec![0f32; out_channels * in_channels];
+        for g in 0..groups {
+            for a in 0..go {
+                let row = g * go + a;
+                for j in 0..groups {
+                    if j == g {
+                        continue;
+                    }
+                    let jp = if j > g { j - 1 } else { j };
+                    for b in 0..gi {
+                        full[row * in_channels + j * gi + b] =
+                            std[row * (groups - 1) * gi + jp * gi + b];
+                    }
+                }
+            }
+        }
+        let kernel = Tensor::from_vec(full, (out_channels, in_channels, 1, 1), dev).ctx(&wname)?;
+        Ok(Self { kernel })
+    }
+
+    pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        x.conv2d(&self.kernel, 0, 1, 1, 1).ctx("intergroup")
+    }
+}
+
+/// L2-normalises along `dim` (no eps, as fnn).
+pub fn l2_normalise(x: &Tensor, dim: usize) -> Result<Tensor> {
+    let n = x
+        .sqr()
+        .and_then(|s| s.sum_keepdim(dim))
+        .and_then(|s| s.sqrt())
+        .ctx("l2 norm")?;
+    x.broadcast_div(&n).ctx("l2 normalise")
+}
+
+/// Softmax over the last axis.
+pub fn softmax_last(x: &Tensor) -> Result<Tensor> {
+    candle_nn::ops::softmax(x, D::Minus1).ctx("softmax")
+}

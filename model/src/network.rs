@@ -1,0 +1,150 @@
+//! The whole twin (fnn `Visual`): shared perspective, per-stream modulation, core and readout,
+//! streams averaged in log space, then `exp` (Poisson units).
+
+use std::path::Path;
+
+use candle_core::{Device, Tensor};
+
+use crate::config::TwinConfig;
+use crate::core::Core;
+use crate::error::{CandleContext, ModelError, Result};
+use crate::modulation::Modulation;
+use crate::perspective::Perspective;
+use crate::readout::{Readout, load_positions};
+use crate::weights::Weights;
+
+/// One ensemble stream.
+pub struct Stream {
+    pub modulation: Modulation,
+    pub core: Core,
+    pub readout: Readout,
+}
+
+/// Outputs of one frame.
+pub struct FrameOutput {
+    /// Stream-averaged log-rates `[N, U]`.
+    pub log_rate: Tensor,
+    /// Predicted responses `exp(log_rate)` `[N, U]`.
+    pub rate: Tensor,
+}
+
+/// The digital twin, streaming one frame per call with its state kept between calls.
+pub struct Twin {
+    cfg: TwinConfig,
+    dev: Device,
+    perspective: Perspective,
+    positions: Tensor,
+    streams: Vec<Stream>,
+}
+
+impl Twin {
+    /// Builds the twin from weights, checking every tensor against `cfg`.
+    pub fn new(cfg: TwinConfig, weights: &Weights, dev: &Device) -> Result<Self> {
+        cfg.validate()?;
+        let perspective = Perspective::load(weights, &cfg, dev)?;
+        let positions = load_positions(weights, &cfg, dev)?;
+        let mut streams = Vec::with_capacity(cfg.streams);
+        for s in 0..cfg.streams {
+            streams.push(Stream {
+                modulation: Modulation::load(weights, &cfg, s, dev)?,
+                core: Core::load(weights, &cfg, s, dev)?,
+                readout: Readout::load(weights, &cfg, s, dev)?,
+            });
+        }
+        weights.check_all_used()?;
+        Ok(Self {
+            cfg,
+            dev: dev.clone(),
+            perspective,
+            positions,
+            streams,
+        })
+    }
+
+    /// Loads a safetensors weight file.
+    pub fn from_file(cfg: TwinConfig, path: &Path, dev: &Device) -> Result<Self> {
+        let w = Weights::load(path)?;
+        Self::new(cfg, &w, dev)
+    }
+
+    pub fn config(&self) -> &TwinConfig {
+        &self.cfg
+    }
+
+    pub fn device(&self) -> &Device {
+        &self.dev
+    }
+
+    /// Forgets all temporal state (start of a new clip).
+    pub fn reset(&mut self) {
+        for s in &mut self.streams {
+            s.modulation.reset();
+            s.core.reset();
+        }
+    }
+
+    /// Retina images `[N, 1, H', W']` for a stimulus batch.
+    pub fn perspective(&self, stimulus: &Tensor, pupil: &Tensor) -> Result<Tensor> {
+        self.perspective.forward(stimulus, pupil)
+    }
+
+    /// One frame: stimulus `[N, 1, H, W]` in [0, 1], pupil centre `[N, P]`, modulation `[N, M]`.
+    pub fn step(
+        &mut self,
+        stimulus: &Tensor,
+        perspective: &Tensor,
+        modulation: &Tensor,
+    ) -> Result<FrameOutput> {
+        let (n, p) = perspective.dims2().ctx("perspective input")?;
+        let (nm, m) = modulation.dims2().ctx("modulation input")?;
+        if p != self.cfg.perspectives || m != self.cfg.modulations || nm != n {
+            return Err(ModelError::Input {
+                input: "perspective/modulation".into(),
+                reason: format!(
+                    "got [{n}, {p}] and [{nm}, {m}], expected [N, {}] and [N, {}]",
+                    self.cfg.perspectives, self.cfg.modulations
+                ),
+            });
+        }
+        let retina = self.perspective.forward(stimulus, perspective)?;
+        let mut sum: Option<Tensor> = None;
+        for s in &mut self.streams {
+            let mo = s.modulation.step(modulation)?;
+            let core = s.core.step(&retina, &mo)?;
+            let r = s.readout.forward(&core, &self.positions)?;
+            sum = Some(match sum {
+                None => r,
+                Some(acc) => (acc + r).ctx("stream sum")?,
+            });
+        }
+        let sum = sum.ok_or_else(|| crate::error::config_err("streams", "must be at least 1"))?;
+        let log_rate = sum
+            .affine(1.0 / self.streams.len() as f64, 0.0)
+            .ctx("stream mean")?;
+        let rate = log_rate.exp().ctx("exp")?;
+        Ok(FrameOutput { log_rate, rate })
+    }
+
+    /// One frame for a single animal: `frame` is u8 `[H, W]` row-major (divided by 255 as fnn),
+    /// `pupil` the perspective inputs, `behaviour` the modulation inputs. Returns `[U]` rates.
+    pub fn step_u8(&mut self, frame: &[u8], pupil: &[f32], behaviour: &[f32]) -> Result<Vec<f32>> {
+        let (h, w) = (self.cfg.stimulus_height, self.cfg.stimulus_width);
+        if frame.len() != h * w {
+            return Err(ModelError::Input {
+                input: "frame".into(),
+                reason: format!("{} pixels, expected {h}x{w}", frame.len()),
+            });
+        }
+        let pix: Vec<f32> = frame.iter().map(|&v| v as f32 / 255.0).collect();
+        let stim = Tensor::from_vec(pix, (1, 1, h, w), &self.dev).ctx("frame")?;
+        let p = Tensor::from_vec(pupil.to_vec(), (1, pupil.len()), &self.dev).ctx("pupil")?;
+        let m = Tensor::from_vec(behaviour.to_vec(), (1, behaviour.len()), &self.dev)
+            .ctx("behaviour")?;
+        let out = self.step(&stim, &p, &m)?;
+        out.rate
+            .squeeze(0)
+            .and_then(|t| t.to_device(&Device::Cpu))
+            .and_then(|t| t.to_vec1())
+            .ctx("rate")
+    }
+}
