@@ -134,11 +134,15 @@ impl ConvSpec {
 }
 
 /// A standardised, possibly causal-temporal, grouped 2-D convolution with kept history.
+///
+/// The T taps run as one 2-D convolution: the kept inputs are concatenated group-interleaved
+/// (per group: oldest tap's channels first) and the kernel is laid out to match,
+/// `[O, T * I/in_groups, k, k]` — the same sum as T separate convolutions, one GEMM.
 pub struct Conv {
     spec: ConvSpec,
     padding: usize,
-    /// One kernel per temporal tap, oldest first: `[O, I/in_groups, k, k]`.
-    taps: Vec<Tensor>,
+    /// `[O, T * I/in_groups, k, k]`, per group tap-major.
+    kernel: Tensor,
     /// `[1, O, 1, 1]`.
     bias: Option<Tensor>,
     history: VecDeque<Tensor>,
@@ -180,16 +184,18 @@ impl Conv {
         } else {
             raw
         };
-        let mut taps = Vec::with_capacity(s.temporal);
-        for t in 0..s.temporal {
-            let k = kernel
-                .narrow(2, t, 1)
-                .and_then(|k| k.squeeze(2))
-                .and_then(|k| k.contiguous())
-                .and_then(|k| k.to_device(dev))
-                .ctx(&wname)?;
-            taps.push(k);
-        }
+        let (o, ci, t, k) = (
+            s.out_channels,
+            s.in_channels / s.in_groups,
+            s.temporal,
+            s.spatial,
+        );
+        let kernel = kernel
+            .permute((0, 2, 1, 3, 4))
+            .and_then(|k| k.contiguous())
+            .and_then(|kk| kk.reshape((o, t * ci, k, k)))
+            .and_then(|k| k.to_device(dev))
+            .ctx(&wname)?;
         let bias = if s.bias {
             let name = format!("{prefix}.biases.{stream}");
             let b = w.get(&name, &[s.out_groups, fan_out])?;
@@ -204,7 +210,7 @@ impl Conv {
         let padding = (spec.spatial - spec.stride) / 2;
         Ok(Self {
             padding,
-            taps,
+            kernel,
             bias,
             history: VecDeque::with_capacity(spec.temporal),
             spec,
@@ -246,18 +252,15 @@ impl Conv {
             self.history.pop_front();
             self.history.push_back(x.clone());
         }
-        let mut y: Option<Tensor> = None;
-        for (k, kernel) in self.taps.iter().enumerate() {
-            let input = if t > 1 { &self.history[k] } else { &x };
-            let z = input
-                .conv2d(kernel, 0, self.spec.stride, 1, self.spec.in_groups)
-                .ctx("conv2d")?;
-            y = Some(match y {
-                None => z,
-                Some(acc) => (acc + z).ctx("conv sum")?,
-            });
-        }
-        let y = y.ok_or_else(|| crate::error::config_err("temporal", "must be at least 1"))?;
+        let input = if t > 1 {
+            let refs: Vec<&Tensor> = self.history.iter().collect();
+            cat_groups_2d(&refs, self.spec.in_groups)?
+        } else {
+            x
+        };
+        let y = input
+            .conv2d(&self.kernel, 0, self.spec.stride, 1, self.spec.in_groups)
+            .ctx("conv2d")?;
         match &self.bias {
             Some(b) => y.broadcast_add(b).ctx("conv bias"),
             None => Ok(y),

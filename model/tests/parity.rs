@@ -183,3 +183,111 @@ fn reset_restarts_the_clip() {
     let r0 = step(&mut f.twin, 0);
     assert!(max_rel(&r0, &want.narrow(0, 0, 1).unwrap(), 1e-6) < 1e-4);
 }
+
+#[test]
+fn batch_of_two_clips_matches_each_clip() {
+    // Row 0: the fixture clip; row 1: the same clip with the frames reversed in brightness.
+    // Row 0 must still match fnn; row 1 must match a separate single-clip run.
+    let mut f = load();
+    let mut solo = load().twin;
+    let (t, h, w) = (8, f.cfg.stimulus_height, f.cfg.stimulus_width);
+    let stim = f.io.get("stimulus_u8", &[f.frames, h, w]).unwrap();
+    let want = f.io.get("response", &[f.frames, f.cfg.units]).unwrap();
+    let pupil = f.io.get("perspective", &[f.frames, 2]).unwrap();
+    let behav = f.io.get("modulation", &[f.frames, 2]).unwrap();
+    for i in 0..t {
+        let s0 = stim
+            .get(i)
+            .unwrap()
+            .affine(1.0 / 255.0, 0.0)
+            .unwrap()
+            .reshape((1, 1, h, w))
+            .unwrap();
+        let s1 = s0.affine(-1.0, 1.0).unwrap();
+        let p0 = pupil.narrow(0, i, 1).unwrap();
+        let p1 = p0.affine(-0.5, 0.1).unwrap();
+        let m0 = behav.narrow(0, i, 1).unwrap();
+        let m1 = m0.affine(0.5, 0.3).unwrap();
+        let s = Tensor::cat(&[&s0, &s1], 0).unwrap();
+        let p = Tensor::cat(&[&p0, &p1], 0).unwrap();
+        let m = Tensor::cat(&[&m0, &m1], 0).unwrap();
+        let both = f.twin.step(&s, &p, &m).unwrap().rate;
+        let one = solo.step(&s1, &p1, &m1).unwrap().rate;
+        assert!(
+            max_rel(
+                &both.narrow(0, 0, 1).unwrap(),
+                &want.narrow(0, i, 1).unwrap(),
+                1e-6
+            ) < 1e-4
+        );
+        assert!(max_rel(&both.narrow(0, 1, 1).unwrap(), &one, 1e-6) < 1e-5);
+    }
+}
+
+#[test]
+fn predict_cli_matches_fnn() {
+    use twinloop_model::cli::{PredictArgs, predict, read_npy_f32, write_npy_f32};
+    let f = load();
+    let (t, h, w, u) = (
+        f.frames,
+        f.cfg.stimulus_height,
+        f.cfg.stimulus_width,
+        f.cfg.units,
+    );
+    let dir = std::env::temp_dir().join(format!("twinloop-model-predict-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let stim: Vec<u8> =
+        f.io.get("stimulus_u8", &[t, h, w])
+            .unwrap()
+            .flatten_all()
+            .unwrap()
+            .to_vec1::<f32>()
+            .unwrap()
+            .iter()
+            .map(|v| *v as u8)
+            .collect();
+    {
+        use npyz::WriterBuilder;
+        let file = std::fs::File::create(dir.join("stim.npy")).unwrap();
+        let mut wr = npyz::WriteOptions::new()
+            .default_dtype()
+            .shape(&[t as u64, h as u64, w as u64])
+            .writer(std::io::BufWriter::new(file))
+            .begin_nd()
+            .unwrap();
+        wr.extend(stim.iter().copied()).unwrap();
+        wr.finish().unwrap();
+    }
+    let flat = |name: &str| {
+        f.io.get(name, &[t, 2])
+            .unwrap()
+            .flatten_all()
+            .unwrap()
+            .to_vec1::<f32>()
+            .unwrap()
+    };
+    write_npy_f32(&dir.join("pupil.npy"), &[t as u64, 2], &flat("perspective")).unwrap();
+    write_npy_f32(
+        &dir.join("behaviour.npy"),
+        &[t as u64, 2],
+        &flat("modulation"),
+    )
+    .unwrap();
+    let args = PredictArgs {
+        weights: fixture("parity_weights.safetensors"),
+        config: Some(fixture("parity_config.json")),
+        stimulus: dir.join("stim.npy"),
+        pupil_center: dir.join("pupil.npy"),
+        behaviour: dir.join("behaviour.npy"),
+        out: dir.join("out.npy"),
+        device: twinloop_model::DevicePreference::Cpu,
+    };
+    let summary = predict(&args).unwrap();
+    assert_eq!((summary.frames, summary.units), (t, u));
+    let (shape, data) = read_npy_f32(&dir.join("out.npy")).unwrap();
+    assert_eq!(shape, vec![t as u64, u as u64]);
+    let got = Tensor::from_vec(data, (t, u), &Device::Cpu).unwrap();
+    let want = f.io.get("response", &[t, u]).unwrap();
+    assert!(max_rel(&got, &want, 1e-6) < 1e-4);
+    std::fs::remove_dir_all(&dir).ok();
+}
