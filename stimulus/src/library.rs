@@ -30,13 +30,7 @@ impl Library {
                 entries.push(LibraryEntry {
                     id: StimulusId(entries.len() as u32),
                     name: format!("grating dir {direction_deg:.0} sf {sf_cpd}"),
-                    spec: StimulusSpec::Grating {
-                        direction_deg,
-                        sf_cpd,
-                        tf_hz: 2.0,
-                        contrast: 1.0,
-                        phase_deg: 0.0,
-                    },
+                    spec: StimulusSpec::grating(direction_deg, sf_cpd, 2.0, 1.0, 0.0),
                 });
             }
         }

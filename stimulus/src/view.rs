@@ -3,8 +3,9 @@
 use serde::{Deserialize, Serialize};
 
 /// A `width` x `height` frame covering `azimuth_deg` (left to right) and `elevation_deg`
-/// (bottom to top); row 0 is the top. PLACEHOLDER mapping: linear in degrees (a flat
-/// approximation); the spherical correction of a real monitor comes with the stimulus issue.
+/// (bottom to top); row 0 is the top. The mapping is linear in degrees: a convenient view of the
+/// visual field (the twin's default). A real monitor's pixels go through
+/// [`crate::geometry::MonitorGeometry`] (spherical correction) instead.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct ViewGeometry {
     pub width: usize,
