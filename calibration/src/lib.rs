@@ -2,4 +2,5 @@
 //! image and per-frame motion correction against it) lives in [`imaging::register`]; the other
 //! calibration issues fill the rest of this crate.
 
+pub mod display;
 pub mod imaging;
