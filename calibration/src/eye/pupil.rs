@@ -33,10 +33,11 @@
 //! `allensdk.internal.brain_observatory.eye_calibration.EyeCalibration.compute_area`).
 //!
 //! # Performance
-//! Per 320×240 frame on one core of the 2-core development machine (release,
-//! `examples/bench_pupil.rs`, thread CPU time): p50 ≈ 80 µs, p99 ≈ 140 µs, against ≈ 110 µs /
-//! 320 µs for OpenCV's blur → threshold → contours → fitEllipse driven from Python on the same
-//! frames (`tests/fixtures/pupil/bench_opencv.py`). No heap allocation per frame.
+//! Per 320×240 frame on one core of the shared 2-core development machine (AMD EPYC, release,
+//! `examples/bench_pupil.rs`, thread CPU time over 4,000 frames, three runs): p50 80–100 µs,
+//! p99 140–175 µs, against p50 100–110 µs, p99 250–320 µs for OpenCV 5.0's blur → threshold →
+//! contours → fitEllipse driven from Python on the same frames
+//! (`tests/fixtures/pupil/bench_opencv.py`). No heap allocation per frame.
 
 use super::ellipse::{Ellipse, EllipseFitError, fit_ellipse};
 use super::raster::{Blob, Window, blur_binomial5, flood, quantile_level, to_u16_level};
