@@ -91,7 +91,7 @@ fn steady_state_frames_allocate_nothing() {
     let (act_to_selector, mut sel_rx) = ring(128, Wakeup::new());
     let (act_to_bus, mut bus_rx) = ring(32, Wakeup::new());
     let (events_tx, events_rx) = crossbeam_channel::bounded(1024);
-    let (bus, _bus_msgs, _notify) = event_bus::bus(16, Arc::clone(&counters));
+    let (bus, _bus_inbox) = event_bus::bus(16, Arc::clone(&counters));
 
     let mut ingest = Ingest::new(
         &cfg,

@@ -245,7 +245,7 @@ fn recompute_activity(
     // Replay drives its selector from the log; this copy of the activity is read and dropped.
     let (to_selector, mut unused) = ring(64, Wakeup::new());
     let (to_bus, _bus_ring) = ring(1, Wakeup::new());
-    let (bus, _bus_rx, _) = event_bus::bus(1, Arc::clone(&counters));
+    let (bus, _bus_inbox) = event_bus::bus(1, Arc::clone(&counters));
     let (events, _events_rx) = crossbeam_channel::bounded(16);
     let stage = ExtractStage {
         footprints,

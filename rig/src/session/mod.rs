@@ -1,9 +1,9 @@
 //! A session: build the pipeline from a config, run it to the end, and summarise.
 //!
 //! # Threads (see `docs/ARCHITECTURE.md`)
-//! - `ingest`: a tokio current-thread runtime with the ingest loop (PULL).
-//! - `publish`: a tokio current-thread runtime with the publisher (PUB): heartbeats and acks
-//!   keep flowing while ingest waits on a slow recorder.
+//! - `ingest`: the PULL socket (libzmq) and [`Ingest`].
+//! - `publish`: the PUB socket (libzmq): heartbeats and acks keep flowing while ingest waits on
+//!   a slow recorder.
 //! - `extract`: the imaging stage.
 //! - `recorder`: the session log.
 //! - `selector` and `renderer`: the scheduler.
@@ -42,11 +42,11 @@ pub enum SessionError {
     Dir(#[from] crate::sinks::session_log::SessionError),
     #[error("session log: {0}")]
     Log(#[from] crate::sinks::session_log::LogError),
-    #[error("cannot bind {what} on {endpoint}: {source}")]
+    #[error("cannot bind {what} on {endpoint}: {source} (is another daemon using it?)")]
     Bind {
         what: &'static str,
         endpoint: String,
-        source: zeromq::ZmqError,
+        source: zmq::Error,
     },
     #[error("simulated rig: {0}")]
     Sim(String),
@@ -148,9 +148,9 @@ pub fn run(
     let (eye_to_recorder, rec_eye) = ring(32, Arc::clone(&recorder_wake));
     let (act_to_recorder, rec_activity) = ring(cfg.rings.recorder_ring, Arc::clone(&recorder_wake));
     let (act_to_selector, sel_activity) = ring(cfg.rings.recorder_ring, Arc::clone(&selector_wake));
-    let (act_to_bus, bus_activity) = ring(cfg.rings.stage_ring, Wakeup::new());
     let (events_tx, events_rx) = crossbeam_channel::bounded(8192);
-    let (bus, bus_rx, bus_notify) = event_bus::bus(4096, Arc::clone(&counters));
+    let (bus, bus_inbox) = event_bus::bus(4096, Arc::clone(&counters));
+    let (act_to_bus, bus_activity) = ring(cfg.rings.stage_ring, bus.wakeup());
     let (queue_tx, queue_rx) = crossbeam_channel::bounded(1);
 
     let mut ingest = Ingest::new(
@@ -227,8 +227,7 @@ pub fn run(
         gray_ns: (cfg.trials.gray_s * 1e9) as i64,
     };
     let publisher = Publisher {
-        rx: bus_rx,
-        notify: bus_notify,
+        inbox: bus_inbox,
         activity: bus_activity,
         acked,
         latest_frame_t: Arc::clone(&latest_frame_t),
@@ -252,98 +251,85 @@ pub fn run(
     let selector_h = spawn("selector", move || selector.run())?;
     let renderer_h = spawn("renderer", move || renderer.run())?;
 
+    // libzmq refuses message parts larger than the largest legal one (a frame, with margin).
+    let max_part_bytes = (frame_px * 2).max(eye_px).max(1 << 20) + 4096;
+    let zmq_ctx = zmq::Context::new();
+    let stop = Arc::new(AtomicBool::new(false));
+    let sigint = signal_hook::flag::register(signal_hook::consts::SIGINT, Arc::clone(&stop)).ok();
+
     // The publisher has a thread of its own, so heartbeats and acks keep flowing while ingest
     // waits on a slow recorder.
-    let (pub_ready_tx, pub_ready_rx) = std::sync::mpsc::channel();
-    let publish_ep = cfg.source.publish.clone();
-    let publish_h = spawn("publish", move || -> Result<(), SessionError> {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()?;
-        rt.block_on(async move {
-            match event_bus::bind_pub(&publish_ep).await {
-                Ok((sock, endpoint)) => {
-                    let _ = pub_ready_tx.send(Ok(endpoint));
-                    publisher.run(sock).await;
-                    Ok(())
-                }
-                Err(source) => {
-                    let e = SessionError::Bind {
-                        what: "publish (PUB)",
-                        endpoint: publish_ep.clone(),
-                        source,
-                    };
-                    let _ = pub_ready_tx.send(Err(e.to_string()));
-                    Err(e)
-                }
+    let publ =
+        event_bus::bind_pub(&zmq_ctx, &cfg.source.publish, max_part_bytes).map_err(|source| {
+            SessionError::Bind {
+                what: "publish (PUB)",
+                endpoint: cfg.source.publish.clone(),
+                source,
             }
-        })
-    })?;
-    let pub_ep = pub_ready_rx.recv().ok();
+        });
+    let pull =
+        zmq_ingest::bind_pull(&zmq_ctx, &cfg.source.ingest, max_part_bytes).map_err(|source| {
+            SessionError::Bind {
+                what: "ingest (PULL)",
+                endpoint: cfg.source.ingest.clone(),
+                source,
+            }
+        });
+    let bound = match (publ, pull) {
+        (Ok(p), Ok(i)) => Ok((p, i)),
+        (Err(e), _) | (_, Err(e)) => Err(e),
+    };
+    let ((pub_sock, pub_ep), (pull_sock, pull_ep)) = match bound {
+        Ok(b) => b,
+        Err(e) => {
+            // Nothing will arrive: let every thread drain and stop before reporting.
+            drop(ingest);
+            drop(publisher);
+            stop_renderer.store(true, Ordering::Release);
+            renderer_wake.wake();
+            let _ = (
+                recorder_h.join(),
+                stage_h.join(),
+                selector_h.join(),
+                renderer_h.join(),
+            );
+            if let Some(id) = sigint {
+                signal_hook::low_level::unregister(id);
+            }
+            return Err(e);
+        }
+    };
+    let publish_h = spawn("publish", move || publisher.run(pub_sock))?;
 
-    // Ingest thread: bind PULL, report the endpoint, then receive until the source is done.
-    let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+    // Ingest thread: receive until the source is done, then close the rings.
     let idle = Duration::from_secs_f64(cfg.source.idle_timeout_s);
     let duration_ns = match cfg.source.kind {
         // The simulated rig ends the session itself, after exactly `duration_s` of frames.
         SourceKind::Sim => i64::MAX,
         SourceKind::Bridge => (cfg.session.duration_s * 1e9) as i64 - cfg.frame_period_ns(),
     };
-    let ingest_ep = cfg.source.ingest.clone();
     let io_stop = Arc::clone(&stop_renderer);
     let io_wake = Arc::clone(&renderer_wake);
-    let publisher_up = matches!(pub_ep, Some(Ok(_)));
+    let ingest_stop = Arc::clone(&stop);
     let io_h = spawn(
         "ingest",
         move || -> Result<(IngestEnd, LatencyHist), SessionError> {
-            let finish = |ingest: Ingest| {
-                // Dropping ingest closes its rings: every stage drains and stops in turn.
-                drop(ingest);
-                io_stop.store(true, Ordering::Release);
-                io_wake.wake();
-            };
-            if !publisher_up {
-                let _ = ready_tx.send(None);
-                finish(ingest);
-                return Ok((IngestEnd::Stopped, LatencyHist::new("ingest")));
+            let end = zmq_ingest::run(&pull_sock, &mut ingest, &ingest_stop, idle, duration_ns);
+            if end == IngestEnd::Stopped {
+                tracing::warn!("interrupted: ending the session after draining");
             }
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()?;
-            rt.block_on(async move {
-                let (pull, pull_ep) = match zmq_ingest::bind_pull(&ingest_ep).await {
-                    Ok(b) => b,
-                    Err(source) => {
-                        let _ = ready_tx.send(None);
-                        finish(ingest);
-                        return Err(SessionError::Bind {
-                            what: "ingest (PULL)",
-                            endpoint: ingest_ep.clone(),
-                            source,
-                        });
-                    }
-                };
-                let _ = ready_tx.send(Some(pull_ep));
-                let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-                tokio::spawn(async move {
-                    if tokio::signal::ctrl_c().await.is_ok() {
-                        tracing::warn!("Ctrl-C: ending the session after draining");
-                        let _ = stop_tx.send(true);
-                    }
-                });
-                let end = zmq_ingest::run(pull, &mut ingest, stop_rx, idle, duration_ns).await;
-                tracing::info!(?end, "ingest ended");
-                let latency = ingest.latency().clone();
-                finish(ingest);
-                Ok((end, latency))
-            })
+            tracing::info!(?end, "ingest ended");
+            let latency = ingest.latency().clone();
+            // Dropping ingest closes its rings: every stage drains and stops in turn.
+            drop(ingest);
+            drop(pull_sock);
+            io_stop.store(true, Ordering::Release);
+            io_wake.wake();
+            Ok((end, latency))
         },
     )?;
 
-    let endpoints = match (ready_rx.recv().ok().flatten(), pub_ep) {
-        (Some(pull), Some(Ok(publ))) => Some((pull, publ)),
-        _ => None,
-    };
+    let endpoints = Some((pull_ep, pub_ep));
     let mut sim_h = None;
     if let Some((pull_ep, pub_ep)) = &endpoints {
         tracing::info!(ingest = %pull_ep, publish = %pub_ep, "daemon listening");
@@ -386,7 +372,10 @@ pub fn run(
     join("selector", selector_h)?;
     let renderer = join("renderer", renderer_h)?;
     let recorder = join("recorder", recorder_h)?;
-    join("publish", publish_h)??;
+    join("publish", publish_h)?;
+    if let Some(id) = sigint {
+        signal_hook::low_level::unregister(id);
+    }
     let (ingest_end, ingest_latency) = io?;
     let sim = match sim {
         Some(Err(e)) => {

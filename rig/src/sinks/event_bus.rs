@@ -1,55 +1,62 @@
-//! The event bus: everything the daemon publishes, on one PUB socket.
+//! The event bus: everything the daemon publishes, on one PUB socket (libzmq).
 //!
 //! # Bounded by construction
-//! zmq.rs has no high-water mark, so the bus bounds memory itself: producers hand messages over
-//! a bounded queue (`try_send`; when full the message is dropped from the bus and counted —
-//! the session log still has it), per-frame activity comes through a ring of pooled buffers,
-//! and zmq.rs's PUB drops for a subscriber whose own queue is full. Two-photon frames are never
-//! published. Flow-control acks are state, not events: the newest ack is re-sent on every
-//! heartbeat, so a lost ack cannot stall a sender.
+//! Producers hand messages over a bounded channel (`try_send`; when full the message is dropped
+//! from the bus and counted — the session log still has it); per-frame activity comes through a
+//! ring of pooled buffers; libzmq's PUB drops for a subscriber past its high-water mark
+//! (`SNDHWM`). Two-photon frames are never published. Flow-control acks are state, not events:
+//! the newest ack is re-sent on every heartbeat, so a lost ack cannot stall a sender.
 
 use crate::clock::host_monotonic_ns;
 use crate::frames::Activity;
 use crate::protocol::{Dtype, Header, Message, Stream};
-use crate::ring::RingRx;
+use crate::ring::{RingRx, Wakeup};
 use crate::telemetry::Counters;
 use bytes::Bytes;
+use crossbeam_channel::{Receiver, Sender, TryRecvError, TrySendError};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
-use std::time::Duration;
-use tokio::sync::{Notify, mpsc};
-use zeromq::{PubSocket, Socket, SocketSend};
+use std::time::{Duration, Instant};
+
+/// Messages queued per subscriber before libzmq drops for it.
+const SNDHWM: i32 = 10_000;
 
 /// A cheap handle for publishing from any thread.
 #[derive(Clone)]
 pub struct Bus {
-    tx: mpsc::Sender<Message>,
-    notify: Arc<Notify>,
+    tx: Sender<Message>,
+    wake: Arc<Wakeup>,
     counters: Arc<Counters>,
 }
 
 impl Bus {
     /// Publish without blocking; a full bus drops the message and counts it.
     pub fn publish(&self, m: Message) {
-        if let Err(e) = self.tx.try_send(m) {
-            let m = match e {
-                mpsc::error::TrySendError::Full(m) | mpsc::error::TrySendError::Closed(m) => m,
-            };
-            Counters::inc(&self.counters.bus_drops);
-            tracing::debug!(stream = %m.header.stream, seq = m.header.seq, "bus full: message dropped from the bus");
+        match self.tx.try_send(m) {
+            Ok(()) => self.wake.wake(),
+            Err(TrySendError::Full(m) | TrySendError::Disconnected(m)) => {
+                Counters::inc(&self.counters.bus_drops);
+                tracing::debug!(stream = %m.header.stream, seq = m.header.seq, "bus full: message dropped from the bus");
+            }
         }
     }
 
-    /// Wake the publisher (after pushing activity into its ring).
-    pub fn wake(&self) {
-        self.notify.notify_one();
+    /// The publisher's wake-up, for rings that feed it.
+    pub fn wakeup(&self) -> Arc<Wakeup> {
+        Arc::clone(&self.wake)
     }
 }
 
-/// What the publisher task needs besides its socket.
+/// The publisher's end of the bus.
+pub struct BusInbox {
+    pub rx: Receiver<Message>,
+    pub wake: Arc<Wakeup>,
+}
+
+/// What the publisher thread needs besides its socket.
 pub struct Publisher {
-    pub rx: mpsc::Receiver<Message>,
-    pub notify: Arc<Notify>,
+    pub inbox: BusInbox,
+    /// Activity of every processed frame; its ring must wake `inbox.wake`.
     pub activity: RingRx<Activity>,
     pub acked: Arc<AtomicU64>,
     pub latest_frame_t: Arc<AtomicI64>,
@@ -59,28 +66,35 @@ pub struct Publisher {
     pub info: serde_json::Value,
 }
 
-pub fn bus(
-    capacity: usize,
-    counters: Arc<Counters>,
-) -> (Bus, mpsc::Receiver<Message>, Arc<Notify>) {
-    let (tx, rx) = mpsc::channel(capacity);
-    let notify = Arc::new(Notify::new());
+pub fn bus(capacity: usize, counters: Arc<Counters>) -> (Bus, BusInbox) {
+    let (tx, rx) = crossbeam_channel::bounded(capacity);
+    let wake = Wakeup::new();
     (
         Bus {
             tx,
-            notify: Arc::clone(&notify),
+            wake: Arc::clone(&wake),
             counters,
         },
-        rx,
-        notify,
+        BusInbox { rx, wake },
     )
 }
 
-pub async fn bind_pub(endpoint: &str) -> zeromq::ZmqResult<(PubSocket, String)> {
+/// Bind the PUB socket; subscribers' messages over `max_part_bytes` disconnect them.
+pub fn bind_pub(
+    ctx: &zmq::Context,
+    endpoint: &str,
+    max_part_bytes: usize,
+) -> Result<(zmq::Socket, String), zmq::Error> {
     crate::sources::zmq_ingest::remove_stale_ipc(endpoint);
-    let mut sock = PubSocket::new();
-    let bound = sock.bind(endpoint).await?;
-    Ok((sock, bound.to_string()))
+    let sock = ctx.socket(zmq::PUB)?;
+    sock.set_maxmsgsize(max_part_bytes as i64)?;
+    sock.set_sndhwm(SNDHWM)?;
+    // Pending messages may delay closing by at most this long.
+    sock.set_linger(200)?;
+    sock.bind(endpoint)?;
+    let bound =
+        crate::sources::zmq_ingest::last_endpoint(&sock).unwrap_or_else(|| endpoint.to_string());
+    Ok((sock, bound))
 }
 
 fn activity_message(a: &Activity) -> Message {
@@ -116,49 +130,61 @@ fn ack_message(seq: u64, t_ns: i64) -> Message {
 
 impl Publisher {
     /// Publish until every producer is gone, then send a final `status` with `state: ended`.
-    pub async fn run(mut self, mut sock: PubSocket) {
-        let mut tick = tokio::time::interval(self.heartbeat);
+    pub fn run(mut self, sock: zmq::Socket) {
+        let _span = tracing::info_span!("stage", name = "publisher").entered();
+        self.inbox.wake.register_current();
+        let mut next_heartbeat = Instant::now();
         let mut last_ack = u64::MAX;
         let mut status_seq = 0u64;
         let mut open = true;
         while open || !self.activity.is_finished() {
-            let mut heartbeat = false;
-            tokio::select! {
-                m = self.rx.recv(), if open => match m {
-                    Some(m) => send(&mut sock, m).await,
-                    None => open = false,
-                },
-                _ = self.notify.notified() => {}
-                _ = tick.tick() => heartbeat = true,
+            let mut busy = false;
+            loop {
+                match self.inbox.rx.try_recv() {
+                    Ok(m) => {
+                        send(&sock, m);
+                        busy = true;
+                    }
+                    Err(TryRecvError::Empty) => break,
+                    Err(TryRecvError::Disconnected) => {
+                        open = false;
+                        break;
+                    }
+                }
             }
             while let Some(a) = self.activity.try_pop() {
-                send(&mut sock, activity_message(&a)).await;
+                send(&sock, activity_message(&a));
+                busy = true;
             }
+            let heartbeat = Instant::now() >= next_heartbeat;
             let acked = self.acked.load(Ordering::Acquire);
             let t_ns = self.latest_frame_t.load(Ordering::Acquire).max(0);
             if acked != u64::MAX && (acked != last_ack || heartbeat) {
-                send(&mut sock, ack_message(acked, t_ns)).await;
+                send(&sock, ack_message(acked, t_ns));
                 last_ack = acked;
             }
             if heartbeat {
                 let status = self.status("running", t_ns);
                 send(
-                    &mut sock,
+                    &sock,
                     Message::json(Stream::Status, status_seq, t_ns, &status),
-                )
-                .await;
+                );
                 status_seq += 1;
+                next_heartbeat += self.heartbeat;
+            }
+            if !busy {
+                let until = next_heartbeat.saturating_duration_since(Instant::now());
+                self.inbox.wake.wait(until.min(Duration::from_millis(20)));
             }
         }
         let t_ns = self.latest_frame_t.load(Ordering::Acquire).max(0);
         let status = self.status("ended", t_ns);
         send(
-            &mut sock,
+            &sock,
             Message::json(Stream::Status, status_seq, t_ns, &status),
-        )
-        .await;
-        // Let the writer tasks flush the last messages before the socket closes.
-        tokio::time::sleep(Duration::from_millis(100)).await;
+        );
+        // Closing lingers (`set_linger`) so the last messages leave before the socket goes.
+        drop(sock);
     }
 
     fn status(&self, state: &str, t_ns: i64) -> serde_json::Value {
@@ -174,9 +200,12 @@ impl Publisher {
     }
 }
 
-async fn send(sock: &mut PubSocket, m: Message) {
+fn send(sock: &zmq::Socket, m: Message) {
     let (stream, seq) = (m.header.stream, m.header.seq);
-    if let Err(e) = sock.send(m.into()).await {
+    let [topic, header, payload] = m.into_frames();
+    // PUB never blocks: past a subscriber's high-water mark libzmq drops for that subscriber.
+    let parts: [&[u8]; 3] = [&topic, &header, &payload];
+    if let Err(e) = sock.send_multipart(parts, zmq::DONTWAIT) {
         tracing::debug!(%stream, seq, error = %e, "publish failed");
     }
 }

@@ -84,10 +84,10 @@ impl ExtractStage {
 
         push_waiting(&mut self.out.to_recorder, a.clone(), &self.counters);
         push_waiting(&mut self.out.to_selector, a.clone(), &self.counters);
+        // The ring wakes the publisher.
         if self.out.to_bus.try_push(a).is_err() {
             Counters::inc(&self.counters.bus_drops);
         }
-        self.out.bus.wake();
         Counters::inc(&self.counters.frames_processed);
 
         let latency = ready - frame.meta.recv_ns;
