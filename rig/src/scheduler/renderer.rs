@@ -42,7 +42,8 @@ enum Showing {
         until: RigTime,
     },
     Trial {
-        decision: Decision,
+        // Boxed: specs (clips, images) can be large, and the gray state is the common one.
+        decision: Box<Decision>,
         onset: RigTime,
         until: RigTime,
     },
@@ -158,7 +159,7 @@ impl PlaceholderRenderer {
                 Counters::inc(&self.counters.trials);
                 report.trials += 1;
                 *showing = Showing::Trial {
-                    decision,
+                    decision: Box::new(decision),
                     onset: t,
                     until: RigTime::from_nanos(t.as_nanos() + self.stimulus_ns),
                 };
