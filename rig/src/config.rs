@@ -2,6 +2,7 @@
 //! whose doc comments are the reference. `configs/sim.toml` is embedded as the default.
 
 use crate::sim::SimConfig;
+use crate::stages::behaviour::BehaviourStageConfig;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 use thiserror::Error;
@@ -43,6 +44,8 @@ pub struct Config {
     pub trials: TrialsConfig,
     #[serde(default)]
     pub rings: RingsConfig,
+    #[serde(default)]
+    pub behaviour: BehaviourStageConfig,
     #[serde(default)]
     pub sim: SimConfig,
 }

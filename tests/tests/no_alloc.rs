@@ -102,6 +102,7 @@ fn steady_state_frames_allocate_nothing() {
             to_recorder,
             eye_to_recorder,
             events: events_tx.clone(),
+            behaviour: None,
         },
         Arc::clone(&counters),
     );

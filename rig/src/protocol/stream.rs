@@ -31,12 +31,15 @@ pub enum Stream {
     Decision = 20,
     /// Daemon status heartbeat, JSON (counters, progress).
     Status = 21,
-    /// Flow-control acknowledgement, no payload; `aux` = stream code, `seq` = last seq consumed.
+    /// Flow-control acknowledgement, no payload; `aux` = stream code, `seq` = index of the
+    /// last two-photon message handed on since `hello`.
     Ack = 22,
+    /// Behaviour for one imaging frame, JSON (pupil centre and radius, treadmill speed, fills).
+    Behaviour = 23,
 }
 
 impl Stream {
-    pub const ALL: [Stream; 12] = [
+    pub const ALL: [Stream; 13] = [
         Stream::TwoPhoton,
         Stream::EyeCamera,
         Stream::Treadmill,
@@ -49,6 +52,7 @@ impl Stream {
         Stream::Decision,
         Stream::Status,
         Stream::Ack,
+        Stream::Behaviour,
     ];
 
     pub fn from_code(code: u16) -> Option<Stream> {
@@ -74,6 +78,7 @@ impl Stream {
             Stream::Decision => "decision",
             Stream::Status => "status",
             Stream::Ack => "ack",
+            Stream::Behaviour => "behaviour",
         }
     }
 
@@ -85,9 +90,11 @@ impl Stream {
             Stream::Treadmill => dtype == Dtype::I64,
             Stream::Sync | Stream::Flip | Stream::Ack => true,
             Stream::Activity => dtype == Dtype::F32,
-            Stream::Control | Stream::Stimulus | Stream::Decision | Stream::Status => {
-                dtype == Dtype::Json
-            }
+            Stream::Control
+            | Stream::Stimulus
+            | Stream::Decision
+            | Stream::Status
+            | Stream::Behaviour => dtype == Dtype::Json,
         }
     }
 

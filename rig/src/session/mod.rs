@@ -27,13 +27,15 @@ use crate::sinks::event_bus::{self, Publisher};
 use crate::sinks::recorder::Recorder;
 use crate::sinks::session_log::{Manifest, SessionDir};
 use crate::sources::zmq_ingest::{self, IngestEnd};
-use crate::sources::{Ingest, IngestOutputs};
+use crate::sources::{BehaviourFeed, Ingest, IngestOutputs};
+use crate::stages::behaviour::BehaviourStage;
 use crate::stages::extract::{ExtractStage, Footprints, StageOutputs};
 use crate::telemetry::{Counters, LatencyHist};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant, SystemTime};
 use thiserror::Error;
+use twinloop_calibration::body::{BehaviourAligner, Treadmill};
 use twinloop_stimulus::Library;
 
 #[derive(Debug, Error)]
@@ -52,6 +54,8 @@ pub enum SessionError {
     Sim(String),
     #[error("{0}")]
     Io(#[from] std::io::Error),
+    #[error("invalid config: {0}")]
+    Config(String),
     #[error("thread {0} panicked")]
     Panicked(&'static str),
 }
@@ -149,6 +153,9 @@ pub fn run(
     let (act_to_recorder, rec_activity) = ring(cfg.rings.recorder_ring, Arc::clone(&recorder_wake));
     let (act_to_selector, sel_activity) = ring(cfg.rings.recorder_ring, Arc::clone(&selector_wake));
     let (events_tx, events_rx) = crossbeam_channel::bounded(8192);
+    let behaviour_wake = Wakeup::new();
+    let (eye_to_behaviour, behaviour_eye) = ring(16, Arc::clone(&behaviour_wake));
+    let (behaviour_tx, behaviour_rx) = crossbeam_channel::bounded(4096);
     let (bus, bus_inbox) = event_bus::bus(4096, Arc::clone(&counters));
     let (act_to_bus, bus_activity) = ring(cfg.rings.stage_ring, bus.wakeup());
     let (queue_tx, queue_rx) = crossbeam_channel::bounded(1);
@@ -162,6 +169,10 @@ pub fn run(
             to_recorder,
             eye_to_recorder,
             events: events_tx.clone(),
+            behaviour: Some(BehaviourFeed {
+                eye: eye_to_behaviour,
+                inputs: behaviour_tx,
+            }),
         },
         Arc::clone(&counters),
     );
@@ -212,6 +223,22 @@ pub fn run(
         events: events_tx.clone(),
         counters: Arc::clone(&counters),
     };
+    let behaviour_cfg = &cfg.behaviour;
+    let behaviour = BehaviourStage {
+        eye: behaviour_eye,
+        inputs: behaviour_rx,
+        wake: behaviour_wake,
+        tracker: None,
+        treadmill: Treadmill::new(behaviour_cfg.treadmill.clone())
+            .map_err(|e| SessionError::Config(format!("behaviour.treadmill: {e}")))?,
+        aligner: BehaviourAligner::new(behaviour_cfg.aligner.clone())
+            .map_err(|e| SessionError::Config(format!("behaviour.aligner: {e}")))?,
+        eye_size: (0, 0),
+        pupil_config: behaviour_cfg.pupil.clone(),
+        bus: bus.clone(),
+        events: events_tx.clone(),
+        counters: Arc::clone(&counters),
+    };
     let renderer = PlaceholderRenderer {
         queue: queue_rx,
         latest_frame_t: Arc::clone(&latest_frame_t),
@@ -247,6 +274,7 @@ pub fn run(
     drop(bus);
 
     let recorder_h = spawn("recorder", move || recorder.run())?;
+    let behaviour_h = spawn("behaviour", move || behaviour.run())?;
     let stage_h = spawn("extract", move || stage.run())?;
     let selector_h = spawn("selector", move || selector.run())?;
     let renderer_h = spawn("renderer", move || renderer.run())?;
@@ -371,6 +399,7 @@ pub fn run(
     let stage = join("extract", stage_h)?;
     join("selector", selector_h)?;
     let renderer = join("renderer", renderer_h)?;
+    join("behaviour", behaviour_h)?;
     let recorder = join("recorder", recorder_h)?;
     join("publish", publish_h)?;
     if let Some(id) = sigint {

@@ -9,6 +9,8 @@
 //! | 17   | `Decision` | JSON: a selector decision (see `scheduler::Decision`) |
 //! | 18   | `Anomaly`  | JSON: a counted anomaly (`telemetry::Anomaly`) |
 //! | 19   | `Note`     | JSON: session events (start, end, summary) |
+//! | 20   | `Pupil`    | JSON: one eye frame's pupil (`stages::behaviour::PupilRecord`) |
+//! | 21   | `Behaviour`| JSON: one imaging frame's behaviour (`stages::behaviour::BehaviourRecord`) |
 //!
 //! Every input message is logged as it arrived (`Input`), so a replay re-parses the very bytes
 //! the live daemon saw. Frames carry their pixels only when `session.record_frames` is set.
@@ -26,14 +28,18 @@ pub enum RecordKind {
     Decision = 17,
     Anomaly = 18,
     Note = 19,
+    Pupil = 20,
+    Behaviour = 21,
 }
 
 impl RecordKind {
     pub fn from_code(code: u16) -> Option<RecordKind> {
         use RecordKind::*;
-        [Input, Activity, Flip, Stimulus, Decision, Anomaly, Note]
-            .into_iter()
-            .find(|k| *k as u16 == code)
+        [
+            Input, Activity, Flip, Stimulus, Decision, Anomaly, Note, Pupil, Behaviour,
+        ]
+        .into_iter()
+        .find(|k| *k as u16 == code)
     }
 }
 

@@ -16,6 +16,7 @@ use crate::config::Config;
 use crate::frames::{EyeBuf, EyeFrame, Frame, FrameBuf, FrameMeta};
 use crate::protocol::{Header, Message, ProtocolError, Stream};
 use crate::ring::{Pool, RingTx};
+use crate::stages::behaviour::BehaviourInput;
 use crate::telemetry::{Anomaly, Counters, LatencyHist};
 use bytes::Bytes;
 use crossbeam_channel::Sender;
@@ -47,6 +48,22 @@ pub struct IngestOutputs {
     pub to_recorder: RingTx<Frame>,
     pub eye_to_recorder: RingTx<EyeFrame>,
     pub events: Sender<RecorderItem>,
+    /// The behaviour stage's feed, when it runs (best effort: full means skipped and counted).
+    pub behaviour: Option<BehaviourFeed>,
+}
+
+/// What ingest hands the behaviour stage.
+pub struct BehaviourFeed {
+    pub eye: RingTx<EyeFrame>,
+    pub inputs: Sender<BehaviourInput>,
+}
+
+impl BehaviourFeed {
+    fn send(&self, input: BehaviourInput, counters: &Counters) {
+        if self.inputs.try_send(input).is_err() {
+            Counters::inc(&counters.behaviour_skips);
+        }
+    }
 }
 
 /// What happened to one message.
@@ -229,6 +246,17 @@ impl Ingest {
                     &self.counters.sync_in
                 };
                 Counters::inc(c);
+                if s == Stream::Treadmill
+                    && let (Some(feed), Some(count)) = (&self.out.behaviour, read_i64(payload))
+                {
+                    feed.send(
+                        BehaviourInput::Treadmill {
+                            t_ns: h.t_ns,
+                            count,
+                        },
+                        &self.counters,
+                    );
+                }
                 self.send_event(RecorderItem::Input {
                     recv_ns,
                     message: message(),
@@ -296,6 +324,16 @@ impl Ingest {
             }));
         }
         Counters::inc(&self.counters.frames_in);
+        if let Some(feed) = &self.out.behaviour
+            && h.plane == 0
+            && h.channel == 0
+        {
+            let input = BehaviourInput::Frame {
+                seq: h.seq,
+                t_ns: h.t_ns,
+            };
+            feed.send(input, &self.counters);
+        }
         self.latest_frame_t.fetch_max(h.t_ns, Ordering::AcqRel);
         self.acked.store(self.handed_on, Ordering::Release);
         self.handed_on += 1;
@@ -318,7 +356,13 @@ impl Ingest {
         slot.pixels[..n].copy_from_slice(&payload[..n]);
         slot.len = n;
         slot.meta = FrameMeta::from_header(h, recv_ns);
-        let mut pending = slot.freeze();
+        let frame = slot.freeze();
+        if let Some(feed) = &mut self.out.behaviour
+            && feed.eye.try_push(frame.clone()).is_err()
+        {
+            Counters::inc(&self.counters.behaviour_skips);
+        }
+        let mut pending = frame;
         while let Err(back) = self.out.eye_to_recorder.try_push(pending) {
             pending = back;
             Counters::inc(&self.counters.recorder_waits);
@@ -369,6 +413,11 @@ impl Ingest {
     }
 }
 
+/// The first little-endian i64 of a payload (a treadmill count).
+fn read_i64(payload: &[u8]) -> Option<i64> {
+    Some(i64::from_le_bytes(payload.get(..8)?.try_into().ok()?))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -402,6 +451,7 @@ mod tests {
             to_recorder,
             eye_to_recorder,
             events: events_tx,
+            behaviour: None,
         };
         Rig {
             ingest: Ingest::new(&cfg, out, Arc::clone(&counters)),

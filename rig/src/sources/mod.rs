@@ -4,5 +4,5 @@
 pub mod ingest;
 pub mod zmq_ingest;
 
-pub use ingest::{Ingest, IngestOutputs, Outcome, RecorderItem};
+pub use ingest::{BehaviourFeed, Ingest, IngestOutputs, Outcome, RecorderItem};
 pub mod scanimage;

@@ -1,4 +1,5 @@
 //! Processing stages, one folder per stage.
+pub mod behaviour;
 pub mod deconvolve;
 pub mod extract;
 pub mod register;

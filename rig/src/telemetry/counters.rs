@@ -76,6 +76,10 @@ pub struct Counters {
     pub flips: AtomicU64,
     pub trials: AtomicU64,
     pub decisions: AtomicU64,
+    /// Imaging frames whose behaviour was interpolated, held or missing for some input.
+    pub behaviour_filled: AtomicU64,
+    /// Eye frames or behaviour inputs the behaviour stage could not take (recorded anyway).
+    pub behaviour_skips: AtomicU64,
     rejected: [AtomicU64; REJECT_LABELS.len()],
 }
 
@@ -100,6 +104,8 @@ pub struct CountersSnapshot {
     pub flips: u64,
     pub trials: u64,
     pub decisions: u64,
+    pub behaviour_filled: u64,
+    pub behaviour_skips: u64,
     pub rejected: std::collections::BTreeMap<String, u64>,
 }
 
@@ -154,6 +160,8 @@ impl Counters {
             flips: g(&self.flips),
             trials: g(&self.trials),
             decisions: g(&self.decisions),
+            behaviour_filled: g(&self.behaviour_filled),
+            behaviour_skips: g(&self.behaviour_skips),
             rejected: REJECT_LABELS
                 .iter()
                 .zip(&self.rejected)

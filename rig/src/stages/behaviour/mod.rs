@@ -1,0 +1,219 @@
+//! The behaviour stage: pupil from every eye-camera frame, running speed from the treadmill,
+//! and both resampled onto each imaging frame's time for the twin (fnn's perspective takes the
+//! pupil centre, its modulation the pupil radius and the treadmill velocity).
+//!
+//! The algorithms live in `twinloop_calibration::{eye, body}`; this thread only feeds them in
+//! arrival order and publishes one [`BehaviourRecord`] per imaging frame (on the bus as
+//! `behaviour`, in the log as a `Behaviour` record), once the eye camera has caught up with
+//! that frame's time (or a few frames later, held and flagged).
+
+use crate::clock::RigTime;
+use crate::frames::EyeFrame;
+use crate::protocol::{Message, Stream};
+use crate::ring::{RingRx, Wakeup};
+use crate::sinks::event_bus::Bus;
+use crate::sinks::records::RecordKind;
+use crate::sources::RecorderItem;
+use crate::telemetry::Counters;
+use crossbeam_channel::{Receiver, Sender, TryRecvError};
+use serde::{Deserialize, Serialize};
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::time::Duration;
+use twinloop_calibration::body::{
+    BehaviourAligner, BehaviourConfig, Fill, Treadmill, TreadmillConfig,
+};
+use twinloop_calibration::eye::{PupilConfig, PupilQuality, PupilTracker};
+
+/// The `[behaviour]` section of a config.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct BehaviourStageConfig {
+    /// Pupil detection (plausible sizes, thresholds).
+    pub pupil: PupilConfig,
+    /// The wheel: diameter, counts per revolution, counter width.
+    pub treadmill: TreadmillConfig,
+    /// Resampling onto imaging frame times.
+    pub aligner: BehaviourConfig,
+}
+
+/// What the behaviour stage is told besides eye frames, in arrival order.
+#[derive(Debug, Clone, Copy)]
+pub enum BehaviourInput {
+    Treadmill {
+        t_ns: i64,
+        count: i64,
+    },
+    /// An imaging frame (plane 0, channel 0) that needs its behaviour.
+    Frame {
+        seq: u64,
+        t_ns: i64,
+    },
+}
+
+/// Behaviour for one imaging frame, as logged and published.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BehaviourRecord {
+    pub frame_seq: u64,
+    pub t_ns: i64,
+    /// `None` where the input is missing (no valid sample near this frame).
+    pub pupil_x_px: Option<f64>,
+    pub pupil_y_px: Option<f64>,
+    pub pupil_radius_px: Option<f64>,
+    pub treadmill_cm_s: Option<f64>,
+    pub pupil: Fill,
+    pub treadmill: Fill,
+}
+
+/// One eye frame's pupil, as logged.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PupilRecord {
+    pub seq: u64,
+    pub t_ns: i64,
+    pub quality: PupilQuality,
+    pub centre_x_px: Option<f64>,
+    pub centre_y_px: Option<f64>,
+    pub radius_px: Option<f64>,
+}
+
+/// Frames waiting for the eye camera to catch up before their behaviour is emitted anyway.
+const MAX_PENDING_FRAMES: usize = 8;
+
+pub struct BehaviourStage {
+    pub eye: RingRx<EyeFrame>,
+    pub inputs: Receiver<BehaviourInput>,
+    pub wake: Arc<Wakeup>,
+    pub tracker: Option<PupilTracker>,
+    pub treadmill: Treadmill,
+    pub aligner: BehaviourAligner,
+    pub eye_size: (usize, usize),
+    pub pupil_config: PupilConfig,
+    pub bus: Bus,
+    pub events: Sender<RecorderItem>,
+    pub counters: Arc<Counters>,
+}
+
+impl BehaviourStage {
+    pub fn run(mut self) {
+        let _span = tracing::info_span!("stage", name = "behaviour").entered();
+        self.wake.register_current();
+        let mut pending: VecDeque<(u64, i64)> = VecDeque::with_capacity(64);
+        let mut inputs_open = true;
+        let mut emitted = 0u64;
+        loop {
+            let mut busy = false;
+            while let Some(f) = self.eye.try_pop() {
+                busy = true;
+                self.pupil(&f);
+            }
+            loop {
+                match self.inputs.try_recv() {
+                    Ok(BehaviourInput::Treadmill { t_ns, count }) => {
+                        busy = true;
+                        if let Some(v) = self.treadmill.push(t_ns, count) {
+                            self.aligner.push_velocity(&v);
+                        }
+                    }
+                    Ok(BehaviourInput::Frame { seq, t_ns }) => {
+                        busy = true;
+                        pending.push_back((seq, t_ns));
+                    }
+                    Err(TryRecvError::Empty) => break,
+                    Err(TryRecvError::Disconnected) => {
+                        inputs_open = false;
+                        break;
+                    }
+                }
+            }
+            let closing = !inputs_open && self.eye.is_finished();
+            while let Some(&(seq, t_ns)) = pending.front() {
+                if !(closing || self.aligner.caught_up(t_ns) || pending.len() > MAX_PENDING_FRAMES)
+                {
+                    break;
+                }
+                pending.pop_front();
+                self.emit(seq, t_ns, emitted);
+                emitted += 1;
+            }
+            if closing && pending.is_empty() {
+                break;
+            }
+            if !busy {
+                self.wake.wait(Duration::from_millis(5));
+            }
+        }
+    }
+
+    fn pupil(&mut self, f: &EyeFrame) {
+        let (w, h) = (f.meta.width as usize, f.meta.height as usize);
+        // The tracker is built for one frame size; a camera that changes size gets a new one.
+        if self.tracker.is_none() || self.eye_size != (w, h) {
+            self.tracker = PupilTracker::new(w, h, self.pupil_config.clone())
+                .map_err(|e| tracing::warn!(error = %e, "cannot track pupils at this frame size"))
+                .ok();
+            self.eye_size = (w, h);
+        }
+        let Some(tracker) = &mut self.tracker else {
+            return;
+        };
+        let t_ns = f.meta.t.as_nanos();
+        let record = match tracker.track(f.pixels()) {
+            Ok(m) => {
+                self.aligner.push_pupil(t_ns, &m);
+                let c = m.centre_px();
+                PupilRecord {
+                    seq: f.meta.seq,
+                    t_ns,
+                    quality: m.quality,
+                    centre_x_px: c.map(|c| c[0]),
+                    centre_y_px: c.map(|c| c[1]),
+                    radius_px: m.radius_px(),
+                }
+            }
+            Err(e) => {
+                tracing::debug!(seq = f.meta.seq, error = %e, "eye frame not tracked");
+                return;
+            }
+        };
+        if let Ok(value) = serde_json::to_value(&record) {
+            let _ = self.events.try_send(RecorderItem::Json {
+                kind: RecordKind::Pupil,
+                value,
+            });
+        }
+    }
+
+    fn emit(&mut self, frame_seq: u64, t_ns: i64, index: u64) {
+        let b = self.aligner.frame(t_ns);
+        let record = BehaviourRecord {
+            frame_seq,
+            t_ns,
+            pupil_x_px: finite(b.pupil_x_px),
+            pupil_y_px: finite(b.pupil_y_px),
+            pupil_radius_px: finite(b.pupil_radius_px),
+            treadmill_cm_s: finite(b.treadmill_cm_s),
+            pupil: b.pupil,
+            treadmill: b.treadmill,
+        };
+        if !(b.pupil == Fill::Measured && b.treadmill == Fill::Measured) {
+            Counters::inc(&self.counters.behaviour_filled);
+        }
+        let Ok(value) = serde_json::to_value(&record) else {
+            return;
+        };
+        self.bus.publish(Message::json(
+            Stream::Behaviour,
+            index,
+            RigTime::from_nanos(t_ns).as_nanos(),
+            &value,
+        ));
+        let _ = self.events.send(RecorderItem::Json {
+            kind: RecordKind::Behaviour,
+            value,
+        });
+    }
+}
+
+fn finite(v: f64) -> Option<f64> {
+    v.is_finite().then_some(v)
+}
