@@ -4,6 +4,7 @@ mod deconvolve;
 mod replay;
 mod run;
 mod sim_rig;
+mod twin;
 
 use clap::{Parser, Subcommand};
 use tracing_subscriber::EnvFilter;
@@ -28,6 +29,8 @@ enum Command {
     SimRig(sim_rig::SimRigArgs),
     /// Deconvolve fluorescence traces (cells x frames .npy) into spikes with OASIS.
     Deconvolve(deconvolve::DeconvolveArgs),
+    /// The digital twin (fnn architecture): predictions from a stimulus clip and behaviour.
+    Twin(twin::TwinArgs),
     /// Re-run a logged session's pipeline from its log and check it reproduces the live run.
     Replay(replay::ReplayArgs),
 }
@@ -46,6 +49,7 @@ pub fn main() -> anyhow::Result<()> {
         Some(Command::Run(args)) => run::run(&args),
         Some(Command::SimRig(args)) => sim_rig::run(&args),
         Some(Command::Replay(args)) => replay::run(&args),
+        Some(Command::Twin(args)) => twin::run(&args),
         Some(Command::Deconvolve(args)) => deconvolve::run(&args),
     }
 }

@@ -1,0 +1,77 @@
+//! `twinloop twin ...`: the digital twin from the command line.
+
+use anyhow::Context;
+use clap::{Args, Subcommand};
+use std::path::PathBuf;
+use twinloop_model::cli::{PredictArgs, predict};
+use twinloop_model::device::DevicePreference;
+
+#[derive(Debug, Args)]
+pub struct TwinArgs {
+    #[command(subcommand)]
+    command: TwinCommand,
+}
+
+#[derive(Debug, Subcommand)]
+enum TwinCommand {
+    /// Predict responses to a stimulus clip: stimulus `.npy` u8 [T, H, W], pupil centre
+    /// [T, 2] and pupil radius + treadmill velocity [T, 2] as float32 `.npy` → responses
+    /// [T, units] float32 `.npy`.
+    Predict {
+        /// Weights (safetensors with fnn's names; see model/scripts/convert_fnn.py).
+        #[arg(long)]
+        weights: PathBuf,
+        /// Network config JSON; default: fnn's released network sized to the weights' units.
+        #[arg(long)]
+        config: Option<PathBuf>,
+        #[arg(long)]
+        stimulus: PathBuf,
+        #[arg(long)]
+        pupil_center: PathBuf,
+        /// Pupil radius and treadmill velocity per frame.
+        #[arg(long)]
+        behaviour: PathBuf,
+        #[arg(long)]
+        out: PathBuf,
+        /// Run on the CPU even when a CUDA device is available.
+        #[arg(long)]
+        cpu: bool,
+    },
+}
+
+pub fn run(args: &TwinArgs) -> anyhow::Result<()> {
+    match &args.command {
+        TwinCommand::Predict {
+            weights,
+            config,
+            stimulus,
+            pupil_center,
+            behaviour,
+            out,
+            cpu,
+        } => {
+            let summary = predict(&PredictArgs {
+                weights: weights.clone(),
+                config: config.clone(),
+                stimulus: stimulus.clone(),
+                pupil_center: pupil_center.clone(),
+                behaviour: behaviour.clone(),
+                out: out.clone(),
+                device: if *cpu {
+                    DevicePreference::Cpu
+                } else {
+                    DevicePreference::Auto
+                },
+            })
+            .context("twin predict failed")?;
+            println!(
+                "predicted {} frames x {} units in {:.2} s -> {}",
+                summary.frames,
+                summary.units,
+                summary.seconds,
+                out.display()
+            );
+            Ok(())
+        }
+    }
+}
