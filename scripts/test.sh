@@ -9,4 +9,4 @@ if [ ! -x .venv/bin/python ]; then
 fi
 .venv/bin/pip install --quiet --disable-pip-version-check -r tests/requirements.txt
 export TWINLOOP_PYTHON="$PWD/.venv/bin/python"
-cargo test --workspace --locked
+cargo test --workspace
