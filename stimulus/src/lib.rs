@@ -15,8 +15,11 @@
 //! - [`player`]: the display loop — a queue of trials, gray when it runs dry, every flip
 //!   timestamped on the rig clock, missed vsyncs detected, gray on any error.
 //! - [`twin`]: what the twin sees — the same content at the twin's input resolution.
+//! - [`batch`]: offline rendering of a render file to PNGs and a twin `.npy`
+//!   (`twinloop render`).
 //! - [`library`]: the small library the skeleton's random selector draws from.
 
+pub mod batch;
 pub mod content;
 pub mod cpu;
 pub mod gamma;
