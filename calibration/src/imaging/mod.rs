@@ -1,2 +1,4 @@
 //! Imaging calibration: what the two-photon stages need before the loop runs.
+pub mod cells;
+pub mod fluorescence;
 pub mod register;
