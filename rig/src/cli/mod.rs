@@ -1,6 +1,7 @@
 //! The `twinloop` command line. Each subcommand is one file: its clap arguments and its `run`.
 
 mod deconvolve;
+mod render;
 mod replay;
 mod run;
 mod sim_rig;
@@ -29,6 +30,8 @@ enum Command {
     SimRig(sim_rig::SimRigArgs),
     /// Deconvolve fluorescence traces (cells x frames .npy) into spikes with OASIS.
     Deconvolve(deconvolve::DeconvolveArgs),
+    /// Render a stimulus or trial list to PNG frames and twin-resolution `.npy` for checking.
+    Render(render::RenderArgs),
     /// The digital twin (fnn architecture): predictions from a stimulus clip and behaviour.
     Twin(twin::TwinArgs),
     /// Re-run a logged session's pipeline from its log and check it reproduces the live run.
@@ -50,6 +53,7 @@ pub fn main() -> anyhow::Result<()> {
         Some(Command::SimRig(args)) => sim_rig::run(&args),
         Some(Command::Replay(args)) => replay::run(&args),
         Some(Command::Twin(args)) => twin::run(&args),
+        Some(Command::Render(args)) => render::run(&args),
         Some(Command::Deconvolve(args)) => deconvolve::run(&args),
     }
 }
