@@ -7,6 +7,7 @@ pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod frames;
+pub mod npy;
 pub mod protocol;
 pub mod replay;
 pub mod ring;

@@ -1,6 +1,7 @@
 //! The `twinloop` command line. Each subcommand is one file: its clap arguments and its `run`.
 
 mod deconvolve;
+mod process;
 mod render;
 mod replay;
 mod run;
@@ -30,6 +31,8 @@ enum Command {
     SimRig(sim_rig::SimRigArgs),
     /// Deconvolve fluorescence traces (cells x frames .npy) into spikes with OASIS.
     Deconvolve(deconvolve::DeconvolveArgs),
+    /// Run the imaging pipeline (registration, cells, dF/F, deconvolution) over a TIFF movie.
+    Process(process::ProcessArgs),
     /// Render a stimulus or trial list to PNG frames and twin-resolution `.npy` for checking.
     Render(render::RenderArgs),
     /// The digital twin (fnn architecture): predictions from a stimulus clip and behaviour.
@@ -54,6 +57,7 @@ pub fn main() -> anyhow::Result<()> {
         Some(Command::Replay(args)) => replay::run(&args),
         Some(Command::Twin(args)) => twin::run(&args),
         Some(Command::Render(args)) => render::run(&args),
+        Some(Command::Process(args)) => process::run(&args),
         Some(Command::Deconvolve(args)) => deconvolve::run(&args),
     }
 }

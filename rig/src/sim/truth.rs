@@ -20,7 +20,6 @@
 
 use super::eye::EyeCameraModel;
 use super::tuning::CellParams;
-use npyz::WriterBuilder;
 use serde::{Deserialize, Serialize};
 use std::fs::File;
 use std::io::{BufWriter, Write};
@@ -242,12 +241,5 @@ fn write_json<T: Serialize + ?Sized>(path: &Path, value: &T) -> std::io::Result<
 }
 
 fn write_npy(path: &Path, shape: &[u64], data: impl Iterator<Item = f32>) -> std::io::Result<()> {
-    let file = BufWriter::new(File::create(path)?);
-    let mut w = npyz::WriteOptions::<f32>::new()
-        .default_dtype()
-        .shape(shape)
-        .writer(file)
-        .begin_nd()?;
-    w.extend(data)?;
-    w.finish()
+    crate::npy::write_f32(path, shape, data)
 }

@@ -2,4 +2,5 @@
 pub mod behaviour;
 pub mod deconvolve;
 pub mod extract;
+pub mod imaging;
 pub mod register;

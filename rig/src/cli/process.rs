@@ -1,0 +1,175 @@
+//! `twinloop process <movie.tif> --out <dir>`: the imaging pipeline over a ScanImage (Big)TIFF
+//! or a plain multi-page TIFF — the same per-plane code the daemon's imaging stage is built on.
+//!
+//! Output, per plane `plane<p>/` (cells x frames float32 `.npy`, C order, suite2p's names):
+//! `F.npy`, `Fneu.npy`, `dff.npy`, `spks.npy`, `shifts.npy` (frames x 2: dy, dx in px),
+//! `reference.npy` (height x width float32), the masks (`cells.json`, `cell_pixels.npy`,
+//! `cell_weights.npy`, `neuropil_pixels.npy`) and `process.json` (parameters, counts, timings).
+
+use crate::sources::scanimage::{LayoutOverride, ScanImageTiff};
+use crate::stages::imaging::{ImagingParams, PlaneCalibration, PlanePipeline, deconvolve_traces};
+use anyhow::{Context, bail};
+use clap::Args;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+#[derive(Debug, Args)]
+pub struct ProcessArgs {
+    /// A ScanImage (Big)TIFF or plain multi-page TIFF, u16 or i16.
+    pub movie: PathBuf,
+    /// Output directory (one `plane<p>` folder per plane).
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Channels interleaved in the file (default: from ScanImage metadata, else 1).
+    #[arg(long)]
+    pub channels: Option<u8>,
+    /// Planes interleaved in the file (default: from ScanImage metadata, else 1).
+    #[arg(long)]
+    pub planes: Option<u8>,
+    /// The functional channel to process (from 0).
+    #[arg(long, default_value_t = 0)]
+    pub channel: u8,
+    /// Volume rate in Hz (default: ScanImage's frame rate divided by the planes).
+    #[arg(long)]
+    pub fs: Option<f64>,
+    /// Pipeline parameters (TOML with `registration`, `cells`, `fluorescence`, `tau_decay_s`,
+    /// `lambda_noise`); defaults are suite2p's and OASIS's.
+    #[arg(long)]
+    pub params: Option<PathBuf>,
+}
+
+fn write_npy_2d(path: &Path, rows: &[Vec<f32>], cols: usize) -> anyhow::Result<()> {
+    let shape = [rows.len() as u64, cols as u64];
+    crate::npy::write_f32(path, &shape, rows.iter().flatten().copied())
+        .with_context(|| format!("cannot write {}", path.display()))
+}
+
+pub fn run(args: &ProcessArgs) -> anyhow::Result<()> {
+    let params: ImagingParams = match &args.params {
+        Some(p) => toml::from_str(
+            &std::fs::read_to_string(p).with_context(|| format!("cannot read {}", p.display()))?,
+        )
+        .with_context(|| format!("invalid pipeline parameters in {}", p.display()))?,
+        None => ImagingParams::default(),
+    };
+    let layout = LayoutOverride {
+        channels: args.channels,
+        planes: args.planes,
+    };
+    let started = Instant::now();
+    let mut movie = ScanImageTiff::open(&args.movie, layout)?;
+    let meta = movie.meta().clone();
+    if args.channel >= meta.channels {
+        bail!(
+            "--channel {} but the file has {} channel(s); channels count from 0",
+            args.channel,
+            meta.channels
+        );
+    }
+    let (h, w) = (meta.height as usize, meta.width as usize);
+    let fs = match (args.fs, meta.frame_rate_hz) {
+        (Some(fs), _) => fs,
+        (None, Some(rate)) => rate / meta.planes as f64,
+        (None, None) => {
+            bail!("no frame rate in the file's metadata: pass --fs HZ (the volume rate)")
+        }
+    };
+    // Read the functional channel, plane by plane (pixels of i16 files keep their bit pattern;
+    // registration treats them as u16, which only matters for negative samples).
+    let planes = meta.planes as usize;
+    let mut frames: Vec<Vec<Vec<u16>>> = vec![Vec::new(); planes];
+    let mut px = Vec::new();
+    let mut read_error = None;
+    loop {
+        match movie.next_page(&mut px) {
+            Ok(Some(info)) if info.channel == args.channel => {
+                frames[info.plane as usize].push(px.clone())
+            }
+            Ok(Some(_)) => {}
+            Ok(None) => break,
+            Err(e) => {
+                // A truncated file: process what was read, say where it stopped.
+                tracing::warn!(error = %e, "stopping at the damaged page");
+                read_error = Some(e.to_string());
+                break;
+            }
+        }
+    }
+    std::fs::create_dir_all(&args.out)?;
+    for (p, plane) in frames.iter().enumerate() {
+        let t_plane = Instant::now();
+        let dir = args.out.join(format!("plane{p}"));
+        std::fs::create_dir_all(&dir)?;
+        let n = plane.len();
+        let block_len = params.cells.calibration_frames.min(n);
+        let block: Vec<&[u16]> = plane[..block_len].iter().map(|f| f.as_slice()).collect();
+        let calibration = PlaneCalibration::from_block(&block, h, w, fs, &params)
+            .with_context(|| format!("plane {p}: calibration from {block_len} frames failed"))?;
+        let (mut pipeline, masks, reference, report) =
+            PlanePipeline::new(calibration, h, w, &params)?;
+        let t_calibrated = t_plane.elapsed().as_secs_f64();
+        let cells = pipeline.cells();
+        let (mut f, mut fneu, mut dff) = (
+            vec![Vec::with_capacity(n); cells],
+            vec![Vec::with_capacity(n); cells],
+            vec![Vec::with_capacity(n); cells],
+        );
+        let mut shifts = Vec::with_capacity(n);
+        let t_frames = Instant::now();
+        for frame in plane {
+            let out = pipeline.process(frame)?;
+            shifts.push(vec![out.registration.rigid_dy, out.registration.rigid_dx]);
+            for c in 0..cells {
+                f[c].push(out.f[c]);
+                fneu[c].push(out.fneu[c]);
+                dff[c].push(out.dff[c]);
+            }
+        }
+        let per_frame_ms = t_frames.elapsed().as_secs_f64() * 1e3 / n.max(1) as f64;
+        let spks = deconvolve_traces(&dff, fs, &params)?;
+        write_npy_2d(&dir.join("F.npy"), &f, n)?;
+        write_npy_2d(&dir.join("Fneu.npy"), &fneu, n)?;
+        write_npy_2d(&dir.join("dff.npy"), &dff, n)?;
+        write_npy_2d(&dir.join("spks.npy"), &spks, n)?;
+        write_npy_2d(&dir.join("shifts.npy"), &shifts, 2)?;
+        let ref_rows: Vec<Vec<f32>> = reference.chunks(w).map(<[f32]>::to_vec).collect();
+        write_npy_2d(&dir.join("reference.npy"), &ref_rows, w)?;
+        masks.save(&dir)?;
+        let summary = serde_json::json!({
+            "movie": args.movie,
+            "plane": p,
+            "channel": args.channel,
+            "frames": n,
+            "height": h,
+            "width": w,
+            "frame_rate_hz": fs,
+            "calibration_frames": block_len,
+            "cells": cells,
+            "detection": format!("{report:?}"),
+            "params": params,
+            "read_error": read_error,
+            "seconds": {
+                "calibration": t_calibrated,
+                "per_frame_ms": per_frame_ms,
+                "total": t_plane.elapsed().as_secs_f64(),
+            },
+        });
+        std::fs::write(
+            dir.join("process.json"),
+            serde_json::to_string_pretty(&summary)?,
+        )?;
+        println!(
+            "plane {p}: {n} frames, {cells} cells, {per_frame_ms:.2} ms/frame -> {}",
+            dir.display()
+        );
+    }
+    println!(
+        "processed {} in {:.1} s",
+        args.movie.display(),
+        started.elapsed().as_secs_f64()
+    );
+    if let Some(e) = read_error {
+        bail!("the movie is damaged: {e} (frames before it were processed and written)");
+    }
+    Ok(())
+}
