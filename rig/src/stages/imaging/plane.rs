@@ -73,7 +73,7 @@ impl PlaneCalibration {
         let mut registered = vec![0f32; height * width];
         let mut rounded = vec![0u16; height * width];
         for f in frames {
-            registrar.register(*f, &mut registered)?;
+            registrar.register(f, &mut registered)?;
             round_into(&registered, &mut rounded);
             acc.push(&rounded)?;
         }
