@@ -41,7 +41,7 @@ fn process_finds_the_simulated_cells_and_motion() {
         tif.write_image::<tiff::encoder::colortype::Gray16>(w, h, &px)
             .unwrap();
     }
-    drop(tif);
+    let _ = tif;
     let truth_dir = tmp.path().join("truth");
     mouse.write_truth(&truth_dir).unwrap();
 
