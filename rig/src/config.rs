@@ -127,6 +127,9 @@ pub enum Extraction {
     TruthFootprints,
     /// PLACEHOLDER: mean over square blocks tiling the frame, one "cell" per block.
     Grid,
+    /// The imaging pipeline: registration, cell detection, dF/F and online deconvolution
+    /// (`[imaging.pipeline]`).
+    Pipeline,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -142,6 +145,8 @@ pub struct ImagingConfig {
     pub grid_block_px: u32,
     /// A frame whose activity is published later than this after arrival counts as late.
     pub late_after_ms: f64,
+    /// Parameters of `extraction = "pipeline"` (suite2p's and OASIS's defaults).
+    pub pipeline: crate::stages::imaging::ImagingParams,
 }
 
 impl Default for ImagingConfig {
@@ -155,6 +160,7 @@ impl Default for ImagingConfig {
             extraction: Extraction::TruthFootprints,
             grid_block_px: 32,
             late_after_ms: 5.0,
+            pipeline: Default::default(),
         }
     }
 }

@@ -46,9 +46,19 @@ fn newest_session(root: &Path) -> Option<std::path::PathBuf> {
 #[test]
 fn a_daemon_killed_mid_session_leaves_a_readable_log() {
     let tmp = tempfile::tempdir().unwrap();
+    // Placeholder extraction: activity from the first frame, no calibration phase to wait for.
+    let cfg = tmp.path().join("rig.toml");
+    let text = twinloop_rig::config::DEFAULT_SIM_TOML.replace(
+        "extraction = \"pipeline\"",
+        "extraction = \"truth_footprints\"",
+    );
+    std::fs::write(&cfg, text).unwrap();
+    let sessions = tmp.path().join("sessions");
     let mut child = twinloop()
-        .args(["run", "--duration", "60", "--record-frames", "--out"])
-        .arg(tmp.path())
+        .arg("run")
+        .arg(&cfg)
+        .args(["--duration", "60", "--record-frames", "--out"])
+        .arg(&sessions)
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
@@ -60,7 +70,7 @@ fn a_daemon_killed_mid_session_leaves_a_readable_log() {
             started.elapsed() < Duration::from_secs(60),
             "session never started logging"
         );
-        if let Some(dir) = newest_session(tmp.path()) {
+        if let Some(dir) = newest_session(&sessions) {
             let log = dir.join("records.log");
             if std::fs::metadata(&log).map(|m| m.len()).unwrap_or(0) > 40 << 20 {
                 break log;

@@ -12,6 +12,9 @@ pub fn fast_sim_config(out_dir: &Path, duration_s: f64) -> Config {
     cfg.session.progress = false;
     cfg.session.out_dir = out_dir.to_path_buf();
     cfg.source.idle_timeout_s = 5.0;
+    // The loop's mechanics are tested on the placeholder extraction (every frame gets activity
+    // from the first, no calibration phase); the pipeline has its own tests.
+    cfg.imaging.extraction = twinloop_rig::config::Extraction::TruthFootprints;
     cfg
 }
 

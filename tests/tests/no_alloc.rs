@@ -21,7 +21,7 @@ use twinloop_rig::sinks::event_bus;
 use twinloop_rig::sinks::recorder::Recorder;
 use twinloop_rig::sinks::session_log::LogWriter;
 use twinloop_rig::sources::{Ingest, IngestOutputs, Outcome};
-use twinloop_rig::stages::extract::{ExtractStage, Footprints, StageOutputs};
+use twinloop_rig::stages::extract::{ExtractStage, Extractor, Footprints, StageOutputs};
 use twinloop_rig::telemetry::Counters;
 
 struct Counting;
@@ -109,7 +109,7 @@ fn steady_state_frames_allocate_nothing() {
     let footprints = Footprints::grid(w, h, 8);
     let cells = footprints.cells();
     let stage = ExtractStage {
-        footprints,
+        extractor: Extractor::Footprints(footprints),
         input: stage_rx,
         wake: stage_wake,
         out: StageOutputs {

@@ -8,7 +8,7 @@
 //! live one was made (its `after_frame_seq`), so decisions are reproduced even when the live
 //! stage skipped frames.
 
-use crate::config::{Config, Extraction};
+use crate::config::Config;
 use crate::frames::{ActivityBuf, FrameBuf, FrameMeta};
 use crate::protocol::Stream;
 use crate::ring::{Pool, Wakeup, ring};
@@ -17,7 +17,7 @@ use crate::sim::CellTruth;
 use crate::sinks::event_bus;
 use crate::sinks::records::{self, RecordKind};
 use crate::sinks::session_log::{SessionDir, TailState};
-use crate::stages::extract::{ExtractStage, Footprints, StageOutputs};
+use crate::stages::extract::{ExtractStage, StageOutputs, build_extractor};
 use crate::telemetry::Counters;
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -123,25 +123,10 @@ fn read_log(dir: &SessionDir) -> Result<Logged, ReplayError> {
     Ok(logged)
 }
 
-fn footprints(cfg: &Config, dir: &SessionDir) -> Result<Footprints, ReplayError> {
-    match cfg.imaging.extraction {
-        Extraction::Grid => Ok(Footprints::grid(
-            cfg.imaging.width,
-            cfg.imaging.height,
-            cfg.imaging.grid_block_px,
-        )),
-        Extraction::TruthFootprints => {
-            let path = dir.truth_dir().join("cells.json");
-            let err = |reason: String| ReplayError::Truth {
-                path: path.display().to_string(),
-                reason,
-            };
-            let text = std::fs::read(&path).map_err(|e| err(e.to_string()))?;
-            let cells: Vec<CellTruth> =
-                serde_json::from_slice(&text).map_err(|e| err(e.to_string()))?;
-            Ok(Footprints::from_truth(&cells))
-        }
-    }
+fn truth_cells(dir: &SessionDir) -> Result<Vec<CellTruth>, String> {
+    let path = dir.truth_dir().join("cells.json");
+    let text = std::fs::read(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+    serde_json::from_slice(&text).map_err(|e| format!("{}: {e}", path.display()))
 }
 
 /// Replay the session in `path`.
@@ -234,8 +219,13 @@ fn recompute_activity(
     if frames.peek().is_none() {
         return Ok(out);
     }
-    let footprints = footprints(cfg, dir)?;
-    let n_cells = footprints.cells();
+    // Replay recalibrates from the same first frames; its outputs go nowhere.
+    let extractor =
+        build_extractor(cfg, || truth_cells(dir), None).map_err(|reason| ReplayError::Truth {
+            path: dir.truth_dir().join("cells.json").display().to_string(),
+            reason,
+        })?;
+    let n_cells = extractor.max_cells();
     let frame_px = (cfg.imaging.width * cfg.imaging.height) as usize;
     let counters = Arc::new(Counters::default());
     let frame_pool = Pool::new(64, || FrameBuf::with_capacity(frame_px));
@@ -248,7 +238,7 @@ fn recompute_activity(
     let (bus, _bus_inbox) = event_bus::bus(1, Arc::clone(&counters));
     let (events, _events_rx) = crossbeam_channel::bounded(16);
     let stage = ExtractStage {
-        footprints,
+        extractor,
         input: stage_rx,
         wake: stage_wake,
         out: StageOutputs {

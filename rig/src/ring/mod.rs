@@ -52,6 +52,8 @@ impl Wakeup {
 
 struct Shared {
     closed: AtomicBool,
+    /// The consumer is gone: nothing pushed will ever be read.
+    abandoned: AtomicBool,
     wake: Arc<Wakeup>,
 }
 
@@ -70,6 +72,7 @@ pub fn ring<T>(capacity: usize, wake: Arc<Wakeup>) -> (RingTx<T>, RingRx<T>) {
     let (prod, cons) = HeapRb::<T>::new(capacity.max(1)).split();
     let shared = Arc::new(Shared {
         closed: AtomicBool::new(false),
+        abandoned: AtomicBool::new(false),
         wake,
     });
     (
@@ -102,12 +105,23 @@ impl<T> RingTx<T> {
     pub fn is_empty(&self) -> bool {
         self.prod.is_empty()
     }
+
+    /// The consumer was dropped: waiting for room would wait forever.
+    pub fn is_abandoned(&self) -> bool {
+        self.shared.abandoned.load(Ordering::Acquire)
+    }
 }
 
 impl<T> Drop for RingTx<T> {
     fn drop(&mut self) {
         self.shared.closed.store(true, Ordering::Release);
         self.shared.wake.wake();
+    }
+}
+
+impl<T> Drop for RingRx<T> {
+    fn drop(&mut self) {
+        self.shared.abandoned.store(true, Ordering::Release);
     }
 }
 

@@ -120,11 +120,12 @@ impl SelectorThread {
         self.wake.register_current();
         let mut trial = 0u64;
         let mut pending: Option<Decision> = None;
+        let mut renderer_gone = false;
         loop {
             while let Some(a) = self.activity.try_pop() {
                 self.selector.observe(&a);
             }
-            if pending.is_none() {
+            if pending.is_none() && !renderer_gone {
                 let d = self.selector.decide(trial);
                 trial += 1;
                 Counters::inc(&self.counters.decisions);
@@ -146,10 +147,11 @@ impl SelectorThread {
                 match self.queue.try_send(d) {
                     Ok(()) => {}
                     Err(TrySendError::Full(d)) => pending = Some(d),
-                    Err(TrySendError::Disconnected(_)) => break,
+                    // No more trials will be shown; keep observing until the activity ends.
+                    Err(TrySendError::Disconnected(_)) => renderer_gone = true,
                 }
             }
-            if self.activity.is_finished() && pending.is_some() {
+            if self.activity.is_finished() {
                 break;
             }
             self.wake.wait(Duration::from_millis(2));

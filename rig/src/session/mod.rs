@@ -17,7 +17,7 @@ mod summary;
 
 pub use summary::SessionSummary;
 
-use crate::config::{Config, Extraction, SourceKind};
+use crate::config::{Config, SourceKind};
 use crate::frames::{ActivityBuf, EyeBuf, FrameBuf};
 use crate::ring::{Pool, Wakeup, ring};
 use crate::scheduler::{PlaceholderRenderer, RandomSelector, SelectorThread};
@@ -29,7 +29,7 @@ use crate::sinks::session_log::{Manifest, SessionDir};
 use crate::sources::zmq_ingest::{self, IngestEnd};
 use crate::sources::{BehaviourFeed, Ingest, IngestOutputs};
 use crate::stages::behaviour::BehaviourStage;
-use crate::stages::extract::{ExtractStage, Footprints, StageOutputs};
+use crate::stages::extract::{ExtractStage, StageOutputs, build_extractor};
 use crate::telemetry::{Counters, LatencyHist};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -124,15 +124,18 @@ pub fn run(
             serde_json::to_vec(m.cells()).unwrap_or_default(),
         )?;
     }
-    let footprints = match (cfg.imaging.extraction, &mouse) {
-        (Extraction::TruthFootprints, Some(m)) => Footprints::from_truth(m.cells()),
-        _ => Footprints::grid(
-            cfg.imaging.width,
-            cfg.imaging.height,
-            cfg.imaging.grid_block_px,
-        ),
-    };
-    let n_cells = footprints.cells();
+    let extractor = build_extractor(
+        cfg,
+        || {
+            Ok(mouse
+                .as_ref()
+                .map(|m| m.cells().to_vec())
+                .unwrap_or_default())
+        },
+        Some(dir.path().join("calibration").join("plane0")),
+    )
+    .map_err(SessionError::Config)?;
+    let n_cells = extractor.max_cells();
 
     let counters = Arc::new(Counters::default());
     let frame_px = (cfg.imaging.width * cfg.imaging.height) as usize;
@@ -197,7 +200,7 @@ pub fn run(
         events_closed: false,
     };
     let stage = ExtractStage {
-        footprints,
+        extractor,
         input: stage_rx,
         wake: stage_wake,
         out: StageOutputs {
@@ -417,7 +420,7 @@ pub fn run(
 
     let summary = SessionSummary {
         session_dir: dir.path().to_path_buf(),
-        cells: n_cells,
+        cells: stage.cells,
         wall_s: wall.elapsed().as_secs_f64(),
         ingest_end,
         counters: counters.snapshot(),

@@ -2,10 +2,12 @@
 
 use super::Footprints;
 use crate::clock::host_monotonic_ns;
+use crate::frames::FrameMeta;
 use crate::frames::{Activity, ActivityBuf, Frame};
 use crate::ring::{Pool, RingRx, RingTx, Wakeup};
 use crate::sinks::event_bus::Bus;
 use crate::sources::RecorderItem;
+use crate::stages::imaging::OnlinePipeline;
 use crate::telemetry::{Anomaly, Counters, LatencyHist};
 use crossbeam_channel::Sender;
 use std::sync::Arc;
@@ -23,8 +25,26 @@ pub struct StageOutputs {
     pub events: Sender<RecorderItem>,
 }
 
+/// How the stage turns frames into activity.
+pub enum Extractor {
+    /// PLACEHOLDER: weighted means over fixed footprints (simulator truth or a grid).
+    Footprints(Footprints),
+    /// The imaging pipeline: registration, cells, dF/F, online deconvolution.
+    Pipeline(Box<OnlinePipeline>),
+}
+
+impl Extractor {
+    /// Most values one frame's activity can have.
+    pub fn max_cells(&self) -> usize {
+        match self {
+            Extractor::Footprints(f) => f.cells(),
+            Extractor::Pipeline(p) => p.max_cells(),
+        }
+    }
+}
+
 pub struct ExtractStage {
-    pub footprints: Footprints,
+    pub extractor: Extractor,
     pub input: RingRx<Frame>,
     pub wake: Arc<Wakeup>,
     pub out: StageOutputs,
@@ -40,6 +60,8 @@ pub struct StageReport {
     pub compute: LatencyHist,
     /// Sender's timestamp to activity ready (when the sender stamps `sent_ns`).
     pub end_to_end: LatencyHist,
+    /// Cells per frame at the end (detected cells for the pipeline).
+    pub cells: usize,
 }
 
 impl ExtractStage {
@@ -50,10 +72,24 @@ impl ExtractStage {
             stage: LatencyHist::new("extract (arrival to activity)"),
             compute: LatencyHist::new("extract (compute)"),
             end_to_end: LatencyHist::new("end to end (send to activity)"),
+            cells: 0,
         };
         loop {
             let Some(frame) = self.input.try_pop() else {
-                if self.input.is_finished() {
+                let finished = self.input.is_finished();
+                if let Extractor::Pipeline(p) = &mut self.extractor {
+                    let mut ready = Vec::new();
+                    let mut emit = |m: &FrameMeta, v: &[f32]| ready.push((*m, v.to_vec()));
+                    if finished {
+                        p.finish(&mut emit);
+                    } else {
+                        p.poll(&mut emit);
+                    }
+                    for (meta, values) in ready {
+                        self.publish(&meta, &values, host_monotonic_ns(), &mut report);
+                    }
+                }
+                if finished {
                     break;
                 }
                 self.wake.wait(Duration::from_millis(5));
@@ -62,26 +98,75 @@ impl ExtractStage {
             let popped = host_monotonic_ns();
             self.process(&frame, popped, &mut report);
         }
+        report.cells = match &self.extractor {
+            Extractor::Footprints(f) => f.cells(),
+            Extractor::Pipeline(p) => p.cells(),
+        };
         report
     }
 
     fn process(&mut self, frame: &Frame, popped_ns: i64, report: &mut StageReport) {
-        let mut a = loop {
-            if let Some(a) = self.out.pool.try_take() {
-                break a;
+        match &mut self.extractor {
+            Extractor::Footprints(f) => {
+                let mut a = take_slot(&self.out.pool, &self.counters);
+                let n = f.cells().min(a.values.len());
+                f.extract(frame.pixels(), frame.meta.dtype, &mut a.values[..n]);
+                a.len = n;
+                a.frame = frame.meta;
+                self.send(a, popped_ns, report);
             }
-            Counters::inc(&self.counters.pool_stalls);
-            std::thread::sleep(Duration::from_micros(50));
-        };
-        let n = self.footprints.cells().min(a.values.len());
-        self.footprints
-            .extract(frame.pixels(), frame.meta.dtype, &mut a.values[..n]);
+            Extractor::Pipeline(p) => {
+                // Zero, one, or (right after calibration) many frames become ready.
+                let skipped = p.skipped;
+                let (pool, counters) = (&self.out.pool, &self.counters);
+                let mut ready = Vec::new();
+                p.on_frame(frame, &mut |meta: &FrameMeta, values: &[f32]| {
+                    let mut a = take_slot(pool, counters);
+                    let n = values.len().min(a.values.len());
+                    a.values[..n].copy_from_slice(&values[..n]);
+                    a.len = n;
+                    a.frame = *meta;
+                    ready.push(a);
+                });
+                if p.skipped > skipped {
+                    Counters::inc(&self.counters.stage_skips);
+                }
+                if ready.is_empty() {
+                    return;
+                }
+                for a in ready {
+                    self.send(a, popped_ns, report);
+                }
+            }
+        }
+    }
+
+    /// Activity computed outside a frame's arrival (a finished calibration's backlog).
+    fn publish(
+        &mut self,
+        meta: &FrameMeta,
+        values: &[f32],
+        popped_ns: i64,
+        report: &mut StageReport,
+    ) {
+        let mut a = take_slot(&self.out.pool, &self.counters);
+        let n = values.len().min(a.values.len());
+        a.values[..n].copy_from_slice(&values[..n]);
         a.len = n;
-        a.frame = frame.meta;
+        a.frame = *meta;
+        self.send(a, popped_ns, report);
+    }
+
+    fn send(
+        &mut self,
+        mut a: crate::ring::PoolWriter<ActivityBuf>,
+        popped_ns: i64,
+        report: &mut StageReport,
+    ) {
         let ready = host_monotonic_ns();
         a.ready_ns = ready;
+        let meta = a.frame;
         let a = a.freeze();
-
         push_waiting(&mut self.out.to_recorder, a.clone(), &self.counters);
         push_waiting(&mut self.out.to_selector, a.clone(), &self.counters);
         // The ring wakes the publisher.
@@ -90,17 +175,17 @@ impl ExtractStage {
         }
         Counters::inc(&self.counters.frames_processed);
 
-        let latency = ready - frame.meta.recv_ns;
+        let latency = ready - meta.recv_ns;
         report.stage.record_ns(latency);
         report.compute.record_ns(ready - popped_ns);
-        if frame.meta.sent_ns > 0 {
-            report.end_to_end.record_ns(ready - frame.meta.sent_ns);
+        if meta.sent_ns > 0 {
+            report.end_to_end.record_ns(ready - meta.sent_ns);
         }
         if latency > self.late_after_ns {
             Counters::inc(&self.counters.late_frames);
             let anomaly = Anomaly::Late {
-                stream: frame.meta.stream,
-                seq: frame.meta.seq,
+                stream: meta.stream,
+                seq: meta.seq,
                 latency_us: latency as f64 / 1e3,
             };
             // Best effort: a full recorder queue must not stall the stage for a late notice.
@@ -109,9 +194,25 @@ impl ExtractStage {
     }
 }
 
+fn take_slot(
+    pool: &Pool<ActivityBuf>,
+    counters: &Counters,
+) -> crate::ring::PoolWriter<ActivityBuf> {
+    loop {
+        if let Some(a) = pool.try_take() {
+            return a;
+        }
+        Counters::inc(&counters.pool_stalls);
+        std::thread::sleep(Duration::from_micros(50));
+    }
+}
+
 fn push_waiting<T>(tx: &mut RingTx<T>, item: T, counters: &Counters) {
     let mut pending = item;
     while let Err(back) = tx.try_push(pending) {
+        if tx.is_abandoned() {
+            return;
+        }
         pending = back;
         Counters::inc(&counters.recorder_waits);
         std::thread::sleep(Duration::from_micros(20));

@@ -8,12 +8,13 @@
 //! ```
 //! The algorithms live in `twinloop_calibration::imaging` (registration, cells, fluorescence) and
 //! [`crate::stages::deconvolve`]; [`PlanePipeline`] strings them together for one plane and is
-//! what `twinloop process` runs over a movie. The online daemon still runs the placeholder
-//! extraction (`stages::extract`): moving it onto this pipeline, with its calibration phase
-//! logged so that replay stays exact, is the next step of the imaging issue.
+//! what `twinloop process` runs over a movie; [`OnlinePipeline`] adds the daemon's calibration
+//! phase and online deconvolution (`imaging.extraction = "pipeline"`).
 
+mod online;
 mod plane;
 
+pub use online::OnlinePipeline;
 pub use plane::deconvolve_traces;
 
 pub use plane::{ImagingParams, PlaneCalibration, PlaneError, PlaneFrame, PlanePipeline};
