@@ -22,3 +22,16 @@ pub fn fast_sim_config(out_dir: &Path, duration_s: f64) -> Config {
 pub fn run_session(cfg: &Config) -> SessionSummary {
     session::run(cfg, vec!["e2e-test".into()], Hooks::default()).expect("session runs")
 }
+
+/// Pearson correlation of two equally long series.
+pub fn pearson(a: &[f64], b: &[f64]) -> f64 {
+    let n = a.len() as f64;
+    let (ma, mb) = (a.iter().sum::<f64>() / n, b.iter().sum::<f64>() / n);
+    let (mut sab, mut saa, mut sbb) = (0.0, 0.0, 0.0);
+    for (x, y) in a.iter().zip(b) {
+        sab += (x - ma) * (y - mb);
+        saa += (x - ma) * (x - ma);
+        sbb += (y - mb) * (y - mb);
+    }
+    sab / (saa * sbb).sqrt().max(1e-12)
+}

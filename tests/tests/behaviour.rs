@@ -1,22 +1,10 @@
 //! Behaviour per imaging frame, measured by the daemon from the simulated eye camera and
 //! treadmill, against the simulator's ground truth.
 
-use twinloop_e2e::{fast_sim_config, run_session};
+use twinloop_e2e::{fast_sim_config, pearson, run_session};
 use twinloop_rig::sinks::records::RecordKind;
 use twinloop_rig::sinks::session_log::SessionDir;
 use twinloop_rig::stages::behaviour::BehaviourRecord;
-
-fn pearson(a: &[f64], b: &[f64]) -> f64 {
-    let n = a.len() as f64;
-    let (ma, mb) = (a.iter().sum::<f64>() / n, b.iter().sum::<f64>() / n);
-    let (mut sab, mut saa, mut sbb) = (0.0, 0.0, 0.0);
-    for (x, y) in a.iter().zip(b) {
-        sab += (x - ma) * (y - mb);
-        saa += (x - ma) * (x - ma);
-        sbb += (y - mb) * (y - mb);
-    }
-    sab / (saa * sbb).sqrt().max(1e-12)
-}
 
 #[test]
 fn pupil_and_running_follow_the_simulated_mouse() {

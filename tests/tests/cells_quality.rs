@@ -23,6 +23,7 @@ use twinloop_calibration::imaging::cells::{
     BlockAccumulator, CellDetectionParams, CellMasks, detect_cells,
 };
 use twinloop_calibration::imaging::fluorescence::{FluorescenceExtractor, FluorescenceParams};
+use twinloop_e2e::pearson;
 use twinloop_rig::clock::RigTime;
 use twinloop_rig::sim::{SimConfig, SimGeometry, SimMouse};
 
@@ -119,18 +120,6 @@ fn render(mouse: &mut SimMouse, geom: &SimGeometry, frames: usize) -> Vec<u16> {
         mouse.imaging_frame(RigTime::from_secs_f64(t), frame);
     }
     out
-}
-
-fn pearson(a: &[f64], b: &[f64]) -> f64 {
-    let n = a.len() as f64;
-    let (ma, mb) = (a.iter().sum::<f64>() / n, b.iter().sum::<f64>() / n);
-    let (mut sab, mut saa, mut sbb) = (0.0, 0.0, 0.0);
-    for (x, y) in a.iter().zip(b) {
-        sab += (x - ma) * (y - mb);
-        saa += (x - ma) * (x - ma);
-        sbb += (y - mb) * (y - mb);
-    }
-    sab / (saa * sbb).sqrt().max(1e-12)
 }
 
 /// One-to-one matches within `MATCH_PX`, closest first: `truth_to_det[i]` for each true cell.

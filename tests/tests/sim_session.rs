@@ -1,7 +1,7 @@
 //! A whole simulated closed-loop session through the real sockets, rings and threads, checked
 //! against what the simulator and the config say must have happened.
 
-use twinloop_e2e::{fast_sim_config, run_session};
+use twinloop_e2e::{fast_sim_config, pearson, run_session};
 use twinloop_rig::protocol::Stream;
 use twinloop_rig::sinks::records::{self, RecordKind};
 use twinloop_rig::sinks::session_log::{SessionDir, TailState};
@@ -122,19 +122,6 @@ fn the_same_seeds_give_the_same_session() {
         "activity differs between identical sessions"
     );
     assert_eq!(shown_a, shown_b, "the same stimuli in the same order");
-}
-
-/// Pearson correlation of two equally long series.
-fn pearson(a: &[f64], b: &[f64]) -> f64 {
-    let n = a.len() as f64;
-    let (ma, mb) = (a.iter().sum::<f64>() / n, b.iter().sum::<f64>() / n);
-    let (mut sab, mut saa, mut sbb) = (0.0, 0.0, 0.0);
-    for (x, y) in a.iter().zip(b) {
-        sab += (x - ma) * (y - mb);
-        saa += (x - ma) * (x - ma);
-        sbb += (y - mb) * (y - mb);
-    }
-    sab / (saa * sbb).sqrt().max(1e-12)
 }
 
 #[test]
