@@ -78,15 +78,19 @@ impl ExtractStage {
             let Some(frame) = self.input.try_pop() else {
                 let finished = self.input.is_finished();
                 if let Extractor::Pipeline(p) = &mut self.extractor {
-                    let mut ready = Vec::new();
-                    let mut emit = |m: &FrameMeta, v: &[f32]| ready.push((*m, v.to_vec()));
+                    // A calibration that finished while no frame came: send its backlog now.
+                    let mut sink = Sink {
+                        out: &mut self.out,
+                        counters: &self.counters,
+                        late_after_ns: self.late_after_ns,
+                        report: &mut report,
+                        popped_ns: host_monotonic_ns(),
+                    };
+                    let mut emit = |m: &FrameMeta, v: &[f32]| sink.emit(m, v);
                     if finished {
                         p.finish(&mut emit);
                     } else {
                         p.poll(&mut emit);
-                    }
-                    for (meta, values) in ready {
-                        self.publish(&meta, &values, host_monotonic_ns(), &mut report);
                     }
                 }
                 if finished {
@@ -106,69 +110,62 @@ impl ExtractStage {
     }
 
     fn process(&mut self, frame: &Frame, popped_ns: i64, report: &mut StageReport) {
+        let mut sink = Sink {
+            out: &mut self.out,
+            counters: &self.counters,
+            late_after_ns: self.late_after_ns,
+            report,
+            popped_ns,
+        };
         match &mut self.extractor {
             Extractor::Footprints(f) => {
-                let mut a = take_slot(&self.out.pool, &self.counters);
+                let mut a = take_slot(&sink.out.pool, sink.counters);
                 let n = f.cells().min(a.values.len());
                 f.extract(frame.pixels(), frame.meta.dtype, &mut a.values[..n]);
                 a.len = n;
                 a.frame = frame.meta;
-                self.send(a, popped_ns, report);
+                sink.send(a);
             }
             Extractor::Pipeline(p) => {
-                // Zero, one, or (right after calibration) many frames become ready.
+                // Zero, one, or (right after calibration) many frames become ready; each is
+                // sent as it comes, so the backlog never holds more than one activity slot.
                 let skipped = p.skipped;
-                let (pool, counters) = (&self.out.pool, &self.counters);
-                let mut ready = Vec::new();
-                p.on_frame(frame, &mut |meta: &FrameMeta, values: &[f32]| {
-                    let mut a = take_slot(pool, counters);
-                    let n = values.len().min(a.values.len());
-                    a.values[..n].copy_from_slice(&values[..n]);
-                    a.len = n;
-                    a.frame = *meta;
-                    ready.push(a);
-                });
+                p.on_frame(frame, &mut |m: &FrameMeta, v: &[f32]| sink.emit(m, v));
                 if p.skipped > skipped {
-                    Counters::inc(&self.counters.stage_skips);
-                }
-                if ready.is_empty() {
-                    return;
-                }
-                for a in ready {
-                    self.send(a, popped_ns, report);
+                    Counters::inc(&sink.counters.stage_skips);
                 }
             }
         }
     }
+}
 
-    /// Activity computed outside a frame's arrival (a finished calibration's backlog).
-    fn publish(
-        &mut self,
-        meta: &FrameMeta,
-        values: &[f32],
-        popped_ns: i64,
-        report: &mut StageReport,
-    ) {
-        let mut a = take_slot(&self.out.pool, &self.counters);
+/// Where the stage's activity goes: the stage's outputs and its latency report, borrowed apart
+/// from the extractor so the extractor can hand results over as it produces them.
+struct Sink<'a> {
+    out: &'a mut StageOutputs,
+    counters: &'a Counters,
+    late_after_ns: i64,
+    report: &'a mut StageReport,
+    popped_ns: i64,
+}
+
+impl Sink<'_> {
+    fn emit(&mut self, meta: &FrameMeta, values: &[f32]) {
+        let mut a = take_slot(&self.out.pool, self.counters);
         let n = values.len().min(a.values.len());
         a.values[..n].copy_from_slice(&values[..n]);
         a.len = n;
         a.frame = *meta;
-        self.send(a, popped_ns, report);
+        self.send(a);
     }
 
-    fn send(
-        &mut self,
-        mut a: crate::ring::PoolWriter<ActivityBuf>,
-        popped_ns: i64,
-        report: &mut StageReport,
-    ) {
+    fn send(&mut self, mut a: crate::ring::PoolWriter<ActivityBuf>) {
         let ready = host_monotonic_ns();
         a.ready_ns = ready;
         let meta = a.frame;
         let a = a.freeze();
-        push_waiting(&mut self.out.to_recorder, a.clone(), &self.counters);
-        push_waiting(&mut self.out.to_selector, a.clone(), &self.counters);
+        push_waiting(&mut self.out.to_recorder, a.clone(), self.counters);
+        push_waiting(&mut self.out.to_selector, a.clone(), self.counters);
         // The ring wakes the publisher.
         if self.out.to_bus.try_push(a).is_err() {
             Counters::inc(&self.counters.bus_drops);
@@ -176,10 +173,10 @@ impl ExtractStage {
         Counters::inc(&self.counters.frames_processed);
 
         let latency = ready - meta.recv_ns;
-        report.stage.record_ns(latency);
-        report.compute.record_ns(ready - popped_ns);
+        self.report.stage.record_ns(latency);
+        self.report.compute.record_ns(ready - self.popped_ns);
         if meta.sent_ns > 0 {
-            report.end_to_end.record_ns(ready - meta.sent_ns);
+            self.report.end_to_end.record_ns(ready - meta.sent_ns);
         }
         if latency > self.late_after_ns {
             Counters::inc(&self.counters.late_frames);
