@@ -105,8 +105,13 @@ pub fn run(args: &ProcessArgs) -> anyhow::Result<()> {
         let block: Vec<&[u16]> = plane[..block_len].iter().map(|f| f.as_slice()).collect();
         let calibration = PlaneCalibration::from_block(&block, h, w, fs, &params)
             .with_context(|| format!("plane {p}: calibration from {block_len} frames failed"))?;
-        let (mut pipeline, masks, reference, report) =
-            PlanePipeline::new(calibration, h, w, &params)?;
+        let PlaneCalibration {
+            reference,
+            masks,
+            report,
+            extractor,
+        } = calibration;
+        let mut pipeline = PlanePipeline::new(&reference, extractor, h, w, &params)?;
         let t_calibrated = t_plane.elapsed().as_secs_f64();
         let cells = pipeline.cells();
         let (mut f, mut fneu, mut dff) = (

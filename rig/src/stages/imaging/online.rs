@@ -185,14 +185,19 @@ impl OnlinePipeline {
             }
         };
         let (h, w) = (self.height, self.width);
-        let (pipeline, masks, reference, report) =
-            match PlanePipeline::new(calibration, h, w, &self.params) {
-                Ok(b) => b,
-                Err(e) => {
-                    tracing::error!(error = %e, "imaging pipeline could not be built");
-                    return;
-                }
-            };
+        let PlaneCalibration {
+            reference,
+            masks,
+            report,
+            extractor,
+        } = calibration;
+        let pipeline = match PlanePipeline::new(&reference, extractor, h, w, &self.params) {
+            Ok(b) => b,
+            Err(e) => {
+                tracing::error!(error = %e, "imaging pipeline could not be built");
+                return;
+            }
+        };
         let bank = match deconvolution_bank(pipeline.cells(), self.frame_rate_hz, &self.params) {
             Ok(b) => b,
             Err(e) => {

@@ -108,25 +108,21 @@ pub struct PlanePipeline {
 }
 
 impl PlanePipeline {
+    /// Registration against `reference`, fluorescence by `extractor` (both from a
+    /// [`PlaneCalibration`], whose masks and report stay with the caller).
     pub fn new(
-        calibration: PlaneCalibration,
+        reference: &[f32],
+        extractor: FluorescenceExtractor,
         height: usize,
         width: usize,
         params: &ImagingParams,
-    ) -> Result<(PlanePipeline, CellMasks, Vec<f32>, DetectionReport), PlaneError> {
-        let registrar =
-            Registrar::new(&calibration.reference, height, width, &params.registration)?;
-        Ok((
-            PlanePipeline {
-                registrar,
-                extractor: calibration.extractor,
-                registered: vec![0f32; height * width],
-                rounded: vec![0u16; height * width],
-            },
-            calibration.masks,
-            calibration.reference,
-            calibration.report,
-        ))
+    ) -> Result<PlanePipeline, PlaneError> {
+        Ok(PlanePipeline {
+            registrar: Registrar::new(reference, height, width, &params.registration)?,
+            extractor,
+            registered: vec![0f32; height * width],
+            rounded: vec![0u16; height * width],
+        })
     }
 
     pub fn cells(&self) -> usize {
