@@ -14,12 +14,18 @@
 //! - [`readout`]: per-neuron position and feature weights (per stream).
 //! - [`network`]: [`Twin`], streams averaged in log space, `exp`.
 //! - [`metrics`]: CC_abs, CC_max, CC_norm, single-trial correlation, FEVE.
+//! - [`energy_core`]: PLACEHOLDER frozen core for the closed loop (a fixed motion-energy bank)
+//!   until a pretrained fnn core ships.
+//! - [`design`]: the online readout posterior (Laplace, Poisson) and the information criterion
+//!   that chooses the next stimulus.
 //! - [`cli`]: `twin predict` as a library function.
 
 pub mod cli;
 pub mod config;
 pub mod core;
+pub mod design;
 pub mod device;
+pub mod energy_core;
 pub mod error;
 pub mod layers;
 pub mod metrics;

@@ -1,0 +1,740 @@
+//! Scoring candidate stimulus clips against the current posteriors (Lewi et al. 2009, §3–5).
+//!
+//! A clip shown to unit `u` gives features `Φ` (`T × d`) and, at the predicted rates
+//! `λ_t = exp(μ·x_t)`, expected Fisher information `Φᵀ D Φ` with `D = diag(λ_t dt)`. With
+//! `Σ = L Lᵀ` and the whitened rows `ψ_t = √(λ_t dt) · Lᵀ x_t` (`Ψ`, `T × d`):
+//! - information gain `½ log det(I_T + Ψ Ψᵀ) = ½ log det(I_d + Ψᵀ Ψ)` (Sylvester), computed in
+//!   whichever form is smaller;
+//! - the folded covariance `Σ' = (Σ⁻¹ + ΦᵀDΦ)⁻¹ = L (I_d + ΨᵀΨ)⁻¹ Lᵀ`, which equals the
+//!   Woodbury form `Σ − ΣΦᵀ(D⁻¹ + ΦΣΦᵀ)⁻¹ΦΣ` but is positive definite by construction;
+//! - variance reduction on a reference set: with `W = Σ_{r,t} λ_rt² x_rt x_rtᵀ` and
+//!   `W̃ = Lᵀ W L`, `Σ_{r,t} λ_rt² x_rtᵀ(Σ − Σ')x_rt = tr((I − A⁻¹) W̃)`, `A = I_d + ΨᵀΨ`,
+//!   evaluated as `Σ_t (W̃ψ_t)·(A⁻¹ψ_t)` or, in the `T × T` form, `Σ_t z_tᵀ W̃ z_t` with
+//!   `Z = N⁻¹Ψ`, `N Nᵀ = I_T + ΨΨᵀ`.
+//!
+//! Cost per (unit, clip): `T d²/2` for `Ψ` plus `min(T,d)² max(T,d)/2` for the Gram matrix.
+
+use std::ops::Range;
+
+use super::linalg::{
+    Strided, Tri, chol_logdet, chol_solve, cholesky, dot, dot_f32, forward_rows, lower_inverse,
+    matmul, mirror_lower,
+};
+use super::posterior::Posterior;
+use super::{DesignError, check_dt, check_len, check_value, par_ranges, rate};
+
+/// Features of candidate clips, per unit, supplied by the caller (e.g. the frozen core's
+/// features at each unit's readout position, plus bias and covariates).
+pub trait FeatureSource: Sync {
+    /// Feature dimension `d` (must equal the posterior's).
+    fn dim(&self) -> usize;
+    /// Frames `T` of `candidate` (may differ between candidates; 0 scores 0).
+    fn frames(&self, candidate: usize) -> usize;
+    /// Writes the `T × d` row-major features of `candidate` for `unit` into `out`
+    /// (`out.len() == frames(candidate) * dim()`). Indices come straight from the caller's
+    /// candidate lists; range-checking them is the source's business.
+    fn fill(&self, candidate: usize, unit: usize, out: &mut [f32]);
+}
+
+/// What a clip is worth to one unit (summed over units by [`score`]).
+#[derive(Debug, Clone, PartialEq)]
+pub enum Criterion {
+    /// Expected entropy drop of the Laplace posterior, in nats (see [`info_gain_unit`]).
+    InfoGain,
+    /// Drop of `Σ_{r∈reference} Σ_t λ_rt² x_rtᵀ Σ x_rt`, the delta-method variance (1/s²) of the
+    /// predicted rates on the reference clips (candidate indices into the same source), when
+    /// the clip's expected Fisher information is folded in.
+    VarianceReduction { reference: Vec<usize> },
+    /// Expected count `Σ_t λ_t dt`, divided by the unit's maximum over the scored candidates so
+    /// that every unit counts equally (each unit contributes at most 1; a unit whose maximum is
+    /// 0 contributes 0). Depends on the candidate list; not adaptive in greedy batches.
+    ResponseMax,
+}
+
+/// Which matrix the determinant/inverse is taken of.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Form {
+    /// `I_T + ΨΨᵀ` (`T × T`).
+    Frames,
+    /// `I_d + ΨᵀΨ` (`d × d`).
+    Features,
+}
+
+fn cheaper_form(frames: usize, d: usize) -> Form {
+    if frames < d {
+        Form::Frames
+    } else {
+        Form::Features
+    }
+}
+
+/// Scratch of the linear algebra kernels.
+#[derive(Default)]
+struct Bufs {
+    /// Weighted features as f64 (`T × d`).
+    x: Vec<f64>,
+    /// Gram matrix / its Cholesky factor.
+    m: Vec<f64>,
+    /// Transposed copies.
+    tt: Vec<f64>,
+    tmp: Vec<f64>,
+}
+
+/// Per-thread buffers.
+struct Work {
+    phi: Vec<f32>,
+    psi: Vec<f64>,
+    l: Vec<f64>,
+    wt: Vec<f64>,
+    out: Vec<f64>,
+    stack: Vec<f64>,
+    b: Bufs,
+}
+
+impl Work {
+    fn new(d: usize) -> Self {
+        Work {
+            phi: Vec::new(),
+            psi: Vec::new(),
+            l: vec![0.0; d * d],
+            wt: vec![0.0; d * d],
+            out: vec![0.0; d * d],
+            stack: Vec::new(),
+            b: Bufs::default(),
+        }
+    }
+
+    /// Fills `phi` with `candidate`'s features for `unit`; returns `T`.
+    fn fill(&mut self, src: &dyn FeatureSource, candidate: usize, unit: usize, d: usize) -> usize {
+        let t = src.frames(candidate);
+        self.phi.resize(t * d, 0.0);
+        src.fill(candidate, unit, &mut self.phi[..t * d]);
+        t
+    }
+}
+
+/// Row weights of [`whiten`], as functions of the predicted rate `λ_t`.
+#[derive(Clone, Copy)]
+enum Weight {
+    /// `√(λ_t dt)`: the square root of the expected Fisher information per frame.
+    Fisher(f64),
+    /// `λ_t`: the delta-method gradient of the rate.
+    Rate,
+}
+
+/// `psi = diag(w_t) · Φ · L` (`T × d`), `λ_t = rate(μ·x_t)`: row `t` is `w_t · Lᵀx_t`.
+fn whiten(
+    mean: &[f64],
+    l: &[f64],
+    phi: &[f32],
+    d: usize,
+    weight: Weight,
+    b: &mut Bufs,
+    psi: &mut Vec<f64>,
+) {
+    let t = phi.len() / d;
+    let xbuf = &mut b.x;
+    xbuf.clear();
+    for x in phi.chunks_exact(d) {
+        let lam = rate(dot_f32(x, mean));
+        let w = match weight {
+            Weight::Fisher(dt) => (lam * dt).sqrt(),
+            Weight::Rate => lam,
+        };
+        xbuf.extend(x.iter().map(|&v| f64::from(v) * w));
+    }
+    psi.resize(t * d, 0.0);
+    matmul(Strided::rows(xbuf, d), l, d, (t, d, d), Tri::LowerB, psi, d);
+}
+
+/// Lower triangle of `ΨᵀΨ` (`d × d`) into `m` for `Ψ` with `rows × d`.
+fn col_gram(psi: &[f64], rows: usize, d: usize, m: &mut [f64]) {
+    let a = Strided::transposed(psi, d);
+    matmul(a, psi, d, (d, d, rows), Tri::LowerOut, m, d);
+}
+
+/// Cholesky factor of `I + ΨΨᵀ` (`T × T`, `Form::Frames`) or `I + ΨᵀΨ` (`d × d`) into `m`;
+/// returns the order, or `None` if it failed (non-finite features).
+fn gram_factor(psi: &[f64], frames: usize, d: usize, form: Form, b: &mut Bufs) -> Option<usize> {
+    let (m, tmp) = (&mut b.m, &mut b.tt);
+    let n = match form {
+        Form::Frames => frames,
+        Form::Features => d,
+    };
+    m.clear();
+    m.resize(n * n, 0.0);
+    match form {
+        Form::Frames => {
+            // Ψᵀ (d × T) so that the product reads contiguous rows.
+            transpose_into(psi, frames, d, tmp);
+            let (a, t) = (Strided::rows(psi, d), frames);
+            matmul(a, tmp, t, (t, t, d), Tri::LowerOut, m, t);
+        }
+        Form::Features => col_gram(psi, frames, d, m),
+    }
+    for i in 0..n {
+        m[i * n + i] += 1.0;
+    }
+    cholesky(m, n).ok().map(|()| n)
+}
+
+/// `½ log det` of the Gram factor in `m`.
+fn half_logdet(psi: &[f64], frames: usize, d: usize, form: Form, b: &mut Bufs) -> f64 {
+    match gram_factor(psi, frames, d, form, b) {
+        Some(n) => 0.5 * chol_logdet(&b.m, n),
+        None => f64::NAN,
+    }
+}
+
+/// `tr((I − A⁻¹) W̃)` (module docs) for the whitened `psi` and `wt = W̃` (`d × d`, symmetric).
+fn variance_drop(
+    psi: &[f64],
+    frames: usize,
+    d: usize,
+    wt: &[f64],
+    form: Form,
+    b: &mut Bufs,
+) -> f64 {
+    let Some(n) = gram_factor(psi, frames, d, form, b) else {
+        return f64::NAN;
+    };
+    let (m, tmp) = (&b.m, &mut b.tmp);
+    let mut total = 0.0;
+    match form {
+        Form::Frames => {
+            // Z = N⁻¹Ψ, then Σ_t z_tᵀ W̃ z_t.
+            tmp.clear();
+            tmp.extend_from_slice(psi);
+            forward_rows(m, n, tmp, d);
+            for z in tmp.chunks_exact(d) {
+                total += (0..d)
+                    .map(|a| z[a] * dot(&wt[a * d..(a + 1) * d], z))
+                    .sum::<f64>();
+            }
+        }
+        Form::Features => {
+            tmp.resize(d, 0.0);
+            for row in psi.chunks_exact(d) {
+                tmp.copy_from_slice(row);
+                chol_solve(m, n, tmp);
+                total += (0..d)
+                    .map(|a| tmp[a] * dot(&wt[a * d..(a + 1) * d], row))
+                    .sum::<f64>();
+            }
+        }
+    }
+    total
+}
+
+/// The covariance after folding in the whitened clip `psi` (`T × d`) into `out`, given the
+/// current `sigma = L Lᵀ`. For `T < d` the Woodbury form `Σ − VᵀV`, `V = N⁻¹ Ψ Lᵀ`,
+/// `N Nᵀ = I_T + ΨΨᵀ` (`O(T d²)`); otherwise, or if that lost a positive diagonal, the
+/// information form `L (I_d + ΨᵀΨ)⁻¹ Lᵀ = C Cᵀ`, `C = L K⁻ᵀ`, `K Kᵀ = I_d + ΨᵀΨ` (`O(d³)`,
+/// positive semi-definite by construction). Returns false if neither gave a positive diagonal.
+fn fold_whitened(sigma: &[f64], l: &[f64], psi: &[f64], b: &mut Bufs, out: &mut [f64]) -> bool {
+    let d = sigma.len().isqrt();
+    let t = psi.len() / d;
+    let healthy = |out: &[f64]| (0..d).all(|i| out[i * d + i] > 0.0 && out[i * d + i].is_finite());
+    if t < d && gram_factor(psi, t, d, Form::Frames, b).is_some() {
+        transpose_into(l, d, d, &mut b.tt);
+        b.tmp.resize(t * d, 0.0);
+        matmul(
+            Strided::rows(psi, d),
+            &b.tt,
+            d,
+            (t, d, d),
+            Tri::UpperB,
+            &mut b.tmp,
+            d,
+        );
+        forward_rows(&b.m, t, &mut b.tmp, d);
+        col_gram(&b.tmp, t, d, out);
+        for (o, s) in out.iter_mut().zip(sigma) {
+            *o = s - *o;
+        }
+        mirror_lower(out, d);
+        if healthy(out) {
+            return true;
+        }
+    }
+    if gram_factor(psi, t, d, Form::Features, b).is_none() {
+        return false;
+    }
+    b.tmp.resize(2 * d * d, 0.0);
+    let (kinv, c) = b.tmp.split_at_mut(d * d);
+    lower_inverse(&b.m, d, kinv);
+    transpose_into(kinv, d, d, &mut b.tt);
+    let dims = (d, d, d);
+    matmul(Strided::rows(l, d), &b.tt, d, dims, Tri::Full, c, d);
+    transpose_into(c, d, d, &mut b.tt);
+    matmul(Strided::rows(c, d), &b.tt, d, dims, Tri::LowerOut, out, d);
+    mirror_lower(out, d);
+    healthy(out)
+}
+
+/// `out = aᵀ` for `a` with `r × c`.
+fn transpose_into(a: &[f64], r: usize, c: usize, out: &mut Vec<f64>) {
+    out.clear();
+    out.extend((0..r * c).map(|q| a[(q % r) * c + q / r]));
+}
+
+/// Information gain of one clip for one unit, in nats:
+/// `½ log det(I_T + D^½ Φ Σ Φᵀ D^½)`, `D_t = exp(μ·x_t)·dt`.
+///
+/// `mean`: `μ` (`d`); `cov`: `Σ` (`d × d`, row-major, symmetric positive definite);
+/// `phi`: `frames × d` row-major features; `dt_s`: frame length in seconds. Uses the `T × T`
+/// form when `T < d`, else the `d × d` form. Returns NaN if `cov` is not positive definite.
+/// Panics if the lengths do not agree.
+pub fn info_gain_unit(mean: &[f64], cov: &[f64], phi: &[f32], frames: usize, dt_s: f64) -> f64 {
+    let d = mean.len();
+    gain_with_form(mean, cov, phi, frames, dt_s, cheaper_form(frames, d))
+}
+
+fn gain_with_form(
+    mean: &[f64],
+    cov: &[f64],
+    phi: &[f32],
+    frames: usize,
+    dt_s: f64,
+    form: Form,
+) -> f64 {
+    let d = mean.len();
+    assert_eq!(cov.len(), d * d, "cov must be d × d");
+    assert_eq!(phi.len(), frames * d, "phi must be frames × d");
+    if d == 0 {
+        return 0.0;
+    }
+    let mut l = cov.to_vec();
+    if cholesky(&mut l, d).is_err() {
+        return f64::NAN;
+    }
+    let (mut b, mut psi) = (Bufs::default(), Vec::new());
+    whiten(mean, &l, phi, d, Weight::Fisher(dt_s), &mut b, &mut psi);
+    half_logdet(&psi, frames, d, form, &mut b)
+}
+
+/// Covariance after folding in one clip's expected Fisher information at the predicted rates:
+/// `(Σ⁻¹ + ΦᵀDΦ)⁻¹`, `D_t = exp(μ·x_t)·dt` (`d × d`, the Woodbury update in a form that stays
+/// positive definite). Shapes as for [`info_gain_unit`].
+pub fn fold_expected_fisher(
+    mean: &[f64],
+    cov: &[f64],
+    phi: &[f32],
+    frames: usize,
+    dt_s: f64,
+) -> Result<Vec<f64>, DesignError> {
+    let d = mean.len();
+    check_len("cov length", d * d, cov.len())?;
+    check_len("phi length", frames * d, phi.len())?;
+    if d == 0 {
+        return Ok(Vec::new());
+    }
+    let mut l = cov.to_vec();
+    let not_pd = |pivot| DesignError::NotPositiveDefinite { what: "cov", pivot };
+    cholesky(&mut l, d).map_err(not_pd)?;
+    let (mut b, mut psi) = (Bufs::default(), Vec::new());
+    whiten(mean, &l, phi, d, Weight::Fisher(dt_s), &mut b, &mut psi);
+    let mut out = vec![0.0; d * d];
+    if !fold_whitened(cov, &l, &psi, &mut b, &mut out) {
+        return Err(not_pd(0));
+    }
+    Ok(out)
+}
+
+/// One scoring pass: what every chunk of units needs.
+struct Job<'a> {
+    post: &'a Posterior,
+    src: &'a dyn FeatureSource,
+    candidates: &'a [usize],
+    criterion: &'a Criterion,
+    dt: f64,
+}
+
+impl<'a> Job<'a> {
+    fn new(
+        post: &'a Posterior,
+        src: &'a dyn FeatureSource,
+        candidates: &'a [usize],
+        criterion: &'a Criterion,
+        dt: f64,
+    ) -> Self {
+        Job {
+            post,
+            src,
+            candidates,
+            criterion,
+            dt,
+        }
+    }
+
+    /// Per-candidate values of unit `u` with covariance `cov` into `vals`.
+    fn unit_values(&self, u: usize, cov: &[f64], work: &mut Work, vals: &mut [f64]) {
+        let (d, dt, src) = (self.post.dim(), self.dt, self.src);
+        let mean = self.post.mean(u);
+        if let Criterion::ResponseMax = self.criterion {
+            for (v, &c) in vals.iter_mut().zip(self.candidates) {
+                let t = work.fill(src, c, u, d);
+                *v = work.phi[..t * d]
+                    .chunks_exact(d)
+                    .map(|x| rate(dot_f32(x, mean)) * dt)
+                    .sum();
+            }
+            let max = vals
+                .iter()
+                .copied()
+                .filter(|v| v.is_finite())
+                .fold(0.0, f64::max);
+            let scale = if max > 0.0 { 1.0 / max } else { 0.0 };
+            vals.iter_mut().for_each(|v| *v *= scale);
+            return;
+        }
+        work.l.copy_from_slice(cov);
+        if cholesky(&mut work.l, d).is_err() {
+            vals.fill(0.0);
+            return;
+        }
+        if let Criterion::VarianceReduction { reference } = self.criterion {
+            // W̃ = Σ_r Ψ_rᵀΨ_r with rows λ_rt · Lᵀx_rt, all reference rows stacked.
+            work.stack.clear();
+            for &r in reference {
+                let t = work.fill(src, r, u, d);
+                let phi = &work.phi[..t * d];
+                whiten(
+                    mean,
+                    &work.l,
+                    phi,
+                    d,
+                    Weight::Rate,
+                    &mut work.b,
+                    &mut work.psi,
+                );
+                work.stack.extend_from_slice(&work.psi);
+            }
+            col_gram(&work.stack, work.stack.len() / d, d, &mut work.wt);
+            mirror_lower(&mut work.wt, d);
+        }
+        for (v, &c) in vals.iter_mut().zip(self.candidates) {
+            let t = work.fill(src, c, u, d);
+            let phi = &work.phi[..t * d];
+            whiten(
+                mean,
+                &work.l,
+                phi,
+                d,
+                Weight::Fisher(dt),
+                &mut work.b,
+                &mut work.psi,
+            );
+            let form = cheaper_form(t, d);
+            *v = match self.criterion {
+                Criterion::InfoGain => half_logdet(&work.psi, t, d, form, &mut work.b),
+                _ => variance_drop(&work.psi, t, d, &work.wt, form, &mut work.b),
+            };
+        }
+    }
+
+    /// Partial totals over the units in `range`. With `scratch` (the covariances of exactly
+    /// those units), `fold`'s expected Fisher information is first folded into each of them and
+    /// they are used instead of the posterior's.
+    fn run_chunk(
+        &self,
+        range: Range<usize>,
+        mut scratch: Option<&mut [f64]>,
+        fold: Option<usize>,
+    ) -> Vec<f64> {
+        let d = self.post.dim();
+        let mut work = Work::new(d);
+        let mut vals = vec![0.0; self.candidates.len()];
+        let mut partial = vec![0.0; self.candidates.len()];
+        for (k, u) in range.enumerate() {
+            let cov: &[f64] = match scratch.as_deref_mut() {
+                Some(all) => {
+                    let cov = &mut all[k * d * d..(k + 1) * d * d];
+                    if let Some(c) = fold {
+                        self.fold_unit(u, c, cov, &mut work);
+                    }
+                    cov
+                }
+                None => self.post.cov(u),
+            };
+            self.unit_values(u, cov, &mut work, &mut vals);
+            for (p, v) in partial.iter_mut().zip(&vals) {
+                if v.is_finite() {
+                    *p += v;
+                }
+            }
+        }
+        partial
+    }
+
+    /// Folds clip `c`'s expected Fisher information into unit `u`'s scratch covariance (left
+    /// unchanged if that fails).
+    fn fold_unit(&self, u: usize, c: usize, cov: &mut [f64], work: &mut Work) {
+        let d = self.post.dim();
+        work.l.copy_from_slice(cov);
+        if cholesky(&mut work.l, d).is_err() {
+            return;
+        }
+        let t = work.fill(self.src, c, u, d);
+        let dt = self.dt;
+        let (mean, phi) = (self.post.mean(u), &work.phi[..t * d]);
+        whiten(
+            mean,
+            &work.l,
+            phi,
+            d,
+            Weight::Fisher(dt),
+            &mut work.b,
+            &mut work.psi,
+        );
+        if fold_whitened(cov, &work.l, &work.psi, &mut work.b, &mut work.out) {
+            cov.copy_from_slice(&work.out);
+        }
+    }
+
+    /// Totals over all units, computed in `threads` contiguous unit chunks whose partial sums
+    /// are added in chunk order (bit-reproducible for a given `threads`).
+    fn run(&self, threads: usize, scratch: Option<&mut [f64]>, fold: Option<usize>) -> Vec<f64> {
+        let d2 = self.post.dim() * self.post.dim();
+        let mut rest = scratch;
+        let state = |r: &Range<usize>| {
+            let (head, tail) = rest.take()?.split_at_mut(r.len() * d2);
+            rest = Some(tail);
+            Some(head)
+        };
+        let partials = par_ranges(self.post.units(), threads, state, |r, s| {
+            self.run_chunk(r, s, fold)
+        });
+        let mut total = vec![0.0; self.candidates.len()];
+        for p in &partials {
+            for (t, v) in total.iter_mut().zip(p) {
+                *t += v;
+            }
+        }
+        total
+    }
+}
+
+fn validate(
+    post: &Posterior,
+    src: &dyn FeatureSource,
+    dt_s: f64,
+    threads: usize,
+) -> Result<(), DesignError> {
+    check_len("FeatureSource::dim", post.dim(), src.dim())?;
+    check_dt(dt_s)?;
+    check_value(threads >= 1, "threads", ">= 1", threads as f64)?;
+    Ok(())
+}
+
+/// Scores every candidate in `candidates` (indices into `src`), summed over the posterior's
+/// units; one value per entry of `candidates`. `dt_s`: frame length in seconds. Work is split
+/// into `threads` (≥ 1) contiguous chunks of units on scoped threads; each chunk sums its units
+/// in order and the chunk sums are added in chunk order, so the result is bit-identical for a
+/// given `threads` and agrees to rounding (≈1e-15 relative) across thread counts. A unit whose
+/// covariance is not positive definite, or a non-finite per-unit value, contributes 0.
+pub fn score(
+    post: &Posterior,
+    src: &dyn FeatureSource,
+    candidates: &[usize],
+    criterion: &Criterion,
+    dt_s: f64,
+    threads: usize,
+) -> Result<Vec<f64>, DesignError> {
+    validate(post, src, dt_s, threads)?;
+    Ok(Job::new(post, src, candidates, criterion, dt_s).run(threads, None, None))
+}
+
+/// Greedy batch of up to `k` clips: score, pick the best (lowest position on ties), fold its
+/// expected Fisher information into a scratch copy of every unit's covariance, rescore the
+/// rest, repeat. Picks are without replacement by position in `candidates` (list a clip twice
+/// to allow it twice). Returns `(candidate, total score at pick time)` in pick order. For
+/// `InfoGain` (submodular) the gains are non-increasing. The scratch copy costs `U·d²` f64 (not
+/// made for `ResponseMax`, which does not depend on `Σ`).
+pub fn greedy_batch(
+    post: &Posterior,
+    src: &dyn FeatureSource,
+    candidates: &[usize],
+    k: usize,
+    criterion: &Criterion,
+    dt_s: f64,
+    threads: usize,
+) -> Result<Vec<(usize, f64)>, DesignError> {
+    validate(post, src, dt_s, threads)?;
+    let adaptive = !matches!(criterion, Criterion::ResponseMax);
+    let mut scratch = if adaptive {
+        post.covs().to_vec()
+    } else {
+        Vec::new()
+    };
+    let mut pool = candidates.to_vec();
+    let mut picks = Vec::with_capacity(k.min(pool.len()));
+    let mut fold = None;
+    while picks.len() < k && !pool.is_empty() {
+        let job = Job::new(post, src, &pool, criterion, dt_s);
+        let totals = job.run(threads, adaptive.then_some(&mut scratch[..]), fold);
+        let best = (0..totals.len())
+            .filter(|&i| totals[i].is_finite())
+            .fold(None, |b: Option<usize>, i| match b {
+                Some(j) if totals[j] >= totals[i] => Some(j),
+                _ => Some(i),
+            })
+            .unwrap_or(0);
+        picks.push((pool[best], totals[best]));
+        fold = Some(pool.remove(best));
+    }
+    Ok(picks)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::design::PosteriorConfig;
+    use crate::design::linalg::test_ref;
+    use crate::design::tests::TableSource;
+
+    /// A one-unit posterior with a non-trivial Σ, from a few frames of `src`'s first clip.
+    fn learned_unit(src: &TableSource) -> Posterior {
+        let d = src.dim;
+        let mut post = Posterior::new(1, PosteriorConfig::isotropic(d, 0.8)).unwrap();
+        for (i, x) in src.data[0][0].chunks_exact(d).enumerate() {
+            post.observe_unit(0, x, (i % 4) as f32, 0.1).unwrap();
+        }
+        post
+    }
+
+    fn f64s(phi: &[f32]) -> Vec<f64> {
+        phi.iter().map(|&v| f64::from(v)).collect()
+    }
+
+    /// `(D^½ Φ Σ Φᵀ D^½, D)` computed directly (`T × T`).
+    fn direct_frames_matrix(
+        mean: &[f64],
+        cov: &[f64],
+        phi: &[f32],
+        dt: f64,
+    ) -> (Vec<f64>, Vec<f64>) {
+        let d = mean.len();
+        let t = phi.len() / d;
+        let p = f64s(phi);
+        let dd: Vec<f64> = p
+            .chunks_exact(d)
+            .map(|x| x.iter().zip(mean).map(|(a, b)| a * b).sum::<f64>().exp() * dt)
+            .collect();
+        let pt = test_ref::transpose(&p, t, d);
+        let mut m = test_ref::matmul(&test_ref::matmul(&p, cov, t, d, d), &pt, t, d, t);
+        for i in 0..t {
+            for j in 0..t {
+                m[i * t + j] *= (dd[i] * dd[j]).sqrt();
+            }
+        }
+        (m, dd)
+    }
+
+    fn rel_close(a: f64, b: f64, tol: f64) -> bool {
+        (a - b).abs() <= tol * a.abs().max(b.abs()).max(1e-300)
+    }
+
+    /// Test 4: the information gain equals ½ ln det(I_T + D^½ΦΣΦᵀD^½) by LU in the test, for
+    /// T < d and T > d, and the T × T and d × d forms agree.
+    #[test]
+    fn info_gain_matches_lu_determinant_in_both_forms() {
+        for (d, t) in [(7, 3), (5, 12), (6, 6), (4, 1)] {
+            let src = TableSource::random(1, 2, d, |c| if c == 0 { 2 * d } else { t }, 0.7, 3);
+            let post = learned_unit(&src);
+            let (mean, cov) = (post.mean(0), post.cov(0));
+            let phi = &src.data[1][0];
+            let (mut m, _) = direct_frames_matrix(mean, cov, phi, 0.1);
+            for i in 0..t {
+                m[i * t + i] += 1.0;
+            }
+            let want = 0.5 * test_ref::ln_abs_det(&m, t);
+            let got = info_gain_unit(mean, cov, phi, t, 0.1);
+            assert!(rel_close(got, want, 1e-10), "d={d} T={t}: {got} vs {want}");
+            let frames = gain_with_form(mean, cov, phi, t, 0.1, Form::Frames);
+            let features = gain_with_form(mean, cov, phi, t, 0.1, Form::Features);
+            assert!(rel_close(frames, features, 1e-10), "{frames} vs {features}");
+            assert!(got > 0.0);
+        }
+        assert_eq!(
+            info_gain_unit(
+                &[0.0; 3],
+                &[1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0],
+                &[],
+                0,
+                0.1
+            ),
+            0.0
+        );
+        assert!(info_gain_unit(&[0.0; 2], &[1.0, 2.0, 2.0, 1.0], &[1.0, 1.0], 1, 0.1).is_nan());
+        assert_eq!(info_gain_unit(&[], &[], &[], 3, 0.1), 0.0);
+        assert_eq!(fold_expected_fisher(&[], &[], &[], 3, 0.1), Ok(vec![]));
+    }
+
+    /// The folded covariance equals the explicit Woodbury formula, and variance reduction on a
+    /// reference set equals Σ_{r,t} λ_rt² x_rtᵀ(Σ − Σ')x_rt computed directly, in both forms.
+    #[test]
+    fn fold_is_woodbury_and_variance_reduction_is_direct() {
+        let dt = 0.1;
+        for (d, t) in [(6, 2), (4, 9)] {
+            let frames = |c: usize| [2 * d, t, t + 2, 3][c];
+            let src = TableSource::random(1, 4, d, frames, 0.6, 5);
+            let post = learned_unit(&src);
+            let (mean, cov) = (post.mean(0), post.cov(0));
+            let phi = &src.data[1][0];
+            // Woodbury: Σ' = Σ − ΣΦᵀ(D⁻¹ + ΦΣΦᵀ)⁻¹ΦΣ.
+            let p = f64s(phi);
+            let (mut inner, dd) = direct_frames_matrix(mean, cov, phi, dt);
+            for i in 0..t {
+                for j in 0..t {
+                    inner[i * t + j] /= (dd[i] * dd[j]).sqrt();
+                }
+                inner[i * t + i] += 1.0 / dd[i];
+            }
+            let phi_s = test_ref::matmul(&p, cov, t, d, d);
+            let corr = test_ref::matmul(
+                &test_ref::transpose(&phi_s, t, d),
+                &test_ref::matmul(&test_ref::inverse(&inner, t), &phi_s, t, t, d),
+                d,
+                t,
+                d,
+            );
+            let want: Vec<f64> = cov.iter().zip(&corr).map(|(s, c)| s - c).collect();
+            let got = fold_expected_fisher(mean, cov, phi, t, dt).unwrap();
+            for (a, b) in got.iter().zip(&want) {
+                assert!((a - b).abs() < 1e-10 * (1.0 + b.abs()), "{a} vs {b}");
+            }
+            // Variance reduction on the reference clips {2, 3}.
+            let drop: Vec<f64> = cov.iter().zip(&got).map(|(s, n)| s - n).collect();
+            let mut want_vr = 0.0;
+            for r in [2, 3] {
+                for x in src.data[r][0].chunks_exact(d) {
+                    let x = f64s(x);
+                    let lam = x.iter().zip(mean).map(|(a, b)| a * b).sum::<f64>().exp();
+                    let q: f64 = (0..d * d).map(|k| x[k / d] * drop[k] * x[k % d]).sum();
+                    want_vr += lam * lam * q;
+                }
+            }
+            let crit = Criterion::VarianceReduction {
+                reference: vec![2, 3],
+            };
+            let got_vr = score(&post, &src, &[1], &crit, dt, 1).unwrap()[0];
+            assert!(rel_close(got_vr, want_vr, 1e-9), "{got_vr} vs {want_vr}");
+            let job = Job {
+                post: &post,
+                src: &src,
+                candidates: &[1],
+                criterion: &crit,
+                dt,
+            };
+            let mut work = Work::new(d);
+            job.unit_values(0, cov, &mut work, &mut [0.0]);
+            let b = &mut work.b;
+            whiten(mean, &work.l, phi, d, Weight::Fisher(dt), b, &mut work.psi);
+            for form in [Form::Frames, Form::Features] {
+                let v = variance_drop(&work.psi, t, d, &work.wt, form, b);
+                assert!(rel_close(v, want_vr, 1e-9), "{form:?}: {v} vs {want_vr}");
+            }
+        }
+    }
+}
