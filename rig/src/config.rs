@@ -26,6 +26,9 @@ pub enum ConfigError {
         value: String,
         allowed: &'static str,
     },
+    /// A section's own check failed (its message names the field and the fix).
+    #[error("invalid config: {0}")]
+    Section(String),
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -235,8 +238,11 @@ impl DisplayConfig {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Policy {
-    /// PLACEHOLDER: uniform random choice from the library.
+    /// Uniform random choice from the candidate pool, no design rules (no test block).
     Random,
+    /// The closed loop: the twin's readouts learn online and `[trials.design]` chooses
+    /// (objective, random share, test block, kind cap, fallback, deadline).
+    Adaptive,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -247,6 +253,8 @@ pub struct TrialsConfig {
     /// Inter-trial gray at mean luminance (seconds).
     pub gray_s: f64,
     pub policy: Policy,
+    /// The adaptive design (used when `policy = "adaptive"`).
+    pub design: crate::scheduler::design::DesignConfig,
 }
 
 impl Default for TrialsConfig {
@@ -254,7 +262,8 @@ impl Default for TrialsConfig {
         TrialsConfig {
             stimulus_s: 2.0,
             gray_s: 1.0,
-            policy: Policy::Random,
+            policy: Policy::Adaptive,
+            design: crate::scheduler::design::DesignConfig::default(),
         }
     }
 }
@@ -405,6 +414,10 @@ impl Config {
                 allowed: "must be zero or a positive number of seconds",
             });
         }
+        self.trials
+            .design
+            .validate()
+            .map_err(ConfigError::Section)?;
         range(
             "rings.stage_ring",
             self.rings.stage_ring as u64,
@@ -452,7 +465,8 @@ mod tests {
     fn embedded_default_parses_and_validates() {
         let c = Config::default_sim();
         assert_eq!(c.source.kind, SourceKind::Sim);
-        assert_eq!(c.session.duration_s, 60.0);
+        assert_eq!(c.session.duration_s, 90.0);
+        assert_eq!(c.trials.policy, Policy::Adaptive);
     }
 
     #[test]
@@ -473,8 +487,18 @@ mod tests {
     }
 
     #[test]
+    fn a_bad_design_setting_is_named() {
+        let text = DEFAULT_SIM_TOML.replace("random_share = 0.5", "random_share = 1.5");
+        let e = Config::from_toml(&text, "t.toml").unwrap_err().to_string();
+        assert!(e.contains("trials.design.random_share"), "{e}");
+        let text = DEFAULT_SIM_TOML.replace("objective = \"info_gain\"", "objective = \"bogus\"");
+        let e = Config::from_toml(&text, "t.toml").unwrap_err().to_string();
+        assert!(e.contains("bogus") && e.contains("info_gain"), "{e}");
+    }
+
+    #[test]
     fn wrong_type_is_a_parse_error_with_location() {
-        let text = DEFAULT_SIM_TOML.replace("duration_s = 60.0", "duration_s = \"long\"");
+        let text = DEFAULT_SIM_TOML.replace("duration_s = 90.0", "duration_s = \"long\"");
         let e = Config::from_toml(&text, "t.toml").unwrap_err().to_string();
         assert!(e.contains("duration_s") && e.contains("t.toml"), "{e}");
     }

@@ -1,5 +1,6 @@
 //! The `twinloop` command line. Each subcommand is one file: its clap arguments and its `run`.
 
+mod bench;
 mod deconvolve;
 mod process;
 mod render;
@@ -39,6 +40,8 @@ enum Command {
     Twin(twin::TwinArgs),
     /// Re-run a logged session's pipeline from its log and check it reproduces the live run.
     Replay(replay::ReplayArgs),
+    /// Benchmarks that need the whole system (the closed-loop experiment).
+    Bench(bench::BenchArgs),
 }
 
 /// Entry point of the binary; errors are reported by `main` with their causes.
@@ -59,5 +62,6 @@ pub fn main() -> anyhow::Result<()> {
         Some(Command::Render(args)) => render::run(&args),
         Some(Command::Process(args)) => process::run(&args),
         Some(Command::Deconvolve(args)) => deconvolve::run(&args),
+        Some(Command::Bench(args)) => bench::run(&args),
     }
 }

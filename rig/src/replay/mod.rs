@@ -8,11 +8,13 @@
 //! live one was made (its `after_frame_seq`), so decisions are reproduced even when the live
 //! stage skipped frames.
 
+use crate::clock::RigTime;
 use crate::config::Config;
 use crate::frames::{ActivityBuf, FrameBuf, FrameMeta};
 use crate::protocol::Stream;
 use crate::ring::{Pool, Wakeup, ring};
-use crate::scheduler::{Decision, RandomSelector, Selector};
+use crate::scheduler::design::DecisionMode;
+use crate::scheduler::{Decision, Onset, build_selector};
 use crate::sim::CellTruth;
 use crate::sinks::event_bus;
 use crate::sinks::records::{self, RecordKind};
@@ -25,7 +27,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use thiserror::Error;
-use twinloop_stimulus::Library;
+use twinloop_stimulus::StimulusId;
 
 #[derive(Debug, Error)]
 pub enum ReplayError {
@@ -80,8 +82,17 @@ struct Logged {
     frames: Vec<(FrameMeta, Option<Vec<u8>>)>,
     activity: Vec<records::ActivityRecord>,
     decisions: Vec<Decision>,
+    onsets: Vec<Onset>,
     records: u64,
     tail: TailState,
+}
+
+/// The fields of a `Stimulus` record the selector needs.
+#[derive(serde::Deserialize)]
+struct StimulusRecord {
+    trial: u64,
+    stimulus: StimulusId,
+    onset_t_ns: i64,
 }
 
 fn read_log(dir: &SessionDir) -> Result<Logged, ReplayError> {
@@ -91,6 +102,7 @@ fn read_log(dir: &SessionDir) -> Result<Logged, ReplayError> {
         frames: Vec::new(),
         activity: Vec::new(),
         decisions: Vec::new(),
+        onsets: Vec::new(),
         records: 0,
         tail: TailState::Clean,
     };
@@ -114,6 +126,14 @@ fn read_log(dir: &SessionDir) -> Result<Logged, ReplayError> {
             Some(RecordKind::Decision) => logged
                 .decisions
                 .push(records::decode_json("decision", &buf).map_err(bad)?),
+            Some(RecordKind::Stimulus) => {
+                let r: StimulusRecord = records::decode_json("stimulus", &buf).map_err(bad)?;
+                logged.onsets.push(Onset {
+                    trial: r.trial,
+                    stimulus: r.stimulus,
+                    t: RigTime::from_nanos(r.onset_t_ns),
+                });
+            }
             _ => {}
         }
     }
@@ -177,19 +197,34 @@ pub fn replay(path: &Path) -> Result<ReplayReport, ReplayError> {
         }
     }
 
-    // Decisions: the live selector's inputs, in order, with decisions at the same points.
-    let mut selector = RandomSelector::new(Library::small_gratings(), cfg.session.seed);
+    // Decisions: the live selector's inputs, in order, with decisions at the same points
+    // (onsets first, then activity, as the live selector thread takes them).
+    let mut selector = build_selector(&cfg).map_err(|e| ReplayError::Config(e.to_string()))?;
     let mut activity = logged.activity.iter();
-    let mut scratch = ActivityBuf::with_capacity(0);
+    let mut onsets = logged.onsets.iter();
+    let mut scratch = ActivityBuf::with_capacity(
+        logged
+            .activity
+            .iter()
+            .map(|a| a.values.len())
+            .max()
+            .unwrap_or(0),
+    );
     for live in &logged.decisions {
+        while selector.onsets_seen() < live.onsets_seen {
+            let Some(o) = onsets.next() else { break };
+            selector.onset(o.trial, o.stimulus, o.t);
+        }
         while selector.frames_seen() < live.frames_seen {
             let Some(a) = activity.next() else { break };
             scratch.frame.seq = a.frame_seq;
             scratch.frame.plane = a.plane;
             scratch.frame.t = a.t;
+            scratch.len = a.values.len().min(scratch.values.len());
+            scratch.values[..scratch.len].copy_from_slice(&a.values[..scratch.len]);
             selector.observe(&scratch);
         }
-        let again = selector.decide(live.trial);
+        let again = selector.decide(live.trial, live.mode == DecisionMode::Late);
         if &again == live {
             report.decisions_reproduced += 1;
         } else if report.first_decision_mismatch.is_none() {

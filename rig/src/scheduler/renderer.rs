@@ -7,7 +7,7 @@
 //! next frame), so a simulated session is lock-step and deterministic at any speed. A real rig's
 //! renderer runs on the monitor's vsync instead.
 
-use super::Decision;
+use super::{Decision, Onset};
 use crate::clock::RigTime;
 use crate::protocol::{Dtype, Header, Message, Stream};
 use crate::ring::Wakeup;
@@ -24,6 +24,8 @@ use twinloop_stimulus::{StimulusSpec, ViewGeometry, cpu};
 
 pub struct PlaceholderRenderer {
     pub queue: Receiver<Decision>,
+    /// Each trial's onset, for the selector (never blocks: a full channel drops it, logged).
+    pub onsets: Sender<Onset>,
     pub latest_frame_t: Arc<AtomicI64>,
     pub stop: Arc<AtomicBool>,
     pub wake: Arc<Wakeup>,
@@ -138,6 +140,14 @@ impl PlaceholderRenderer {
         }
         match self.queue.try_recv() {
             Ok(decision) => {
+                let onset = Onset {
+                    trial: decision.trial,
+                    stimulus: decision.stimulus,
+                    t,
+                };
+                if self.onsets.try_send(onset).is_err() {
+                    tracing::warn!(trial = decision.trial, "the selector did not take an onset");
+                }
                 let value = serde_json::json!({
                     "trial": decision.trial,
                     "stimulus": decision.stimulus,

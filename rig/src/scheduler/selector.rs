@@ -5,6 +5,8 @@
 //! seen, so a replay that feeds the same activity and asks at the same points gets the same
 //! decisions.
 
+use super::design::{Alternative, DecisionMode};
+use crate::clock::RigTime;
 use crate::frames::{Activity, ActivityBuf};
 use crate::protocol::{Message, Stream};
 use crate::ring::{RingRx, Wakeup};
@@ -12,7 +14,7 @@ use crate::sinks::event_bus::Bus;
 use crate::sinks::records::RecordKind;
 use crate::sources::RecorderItem;
 use crate::telemetry::Counters;
-use crossbeam_channel::{Sender, TrySendError};
+use crossbeam_channel::{Receiver, Sender, TrySendError};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
@@ -34,12 +36,44 @@ pub struct Decision {
     pub frames_seen: u64,
     /// Rig time of that last frame (ns; 0 before any).
     pub after_frame_t_ns: i64,
+    /// Why this stimulus (random, warm-up, test block, adaptive, fallback, late).
+    #[serde(default)]
+    pub mode: DecisionMode,
+    /// The chosen stimulus's score under the objective (adaptive decisions).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub score: Option<f64>,
+    /// The best candidates with their scores, best first (adaptive decisions).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub alternatives: Vec<Alternative>,
+    /// Trial onsets the selector had seen.
+    #[serde(default)]
+    pub onsets_seen: u64,
+}
+
+/// A trial's stimulus came on screen (the renderer tells the selector).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Onset {
+    pub trial: u64,
+    pub stimulus: StimulusId,
+    pub t: RigTime,
 }
 
 pub trait Selector: Send {
     fn name(&self) -> &'static str;
     fn observe(&mut self, activity: &ActivityBuf);
-    fn decide(&mut self, trial: u64) -> Decision;
+    /// A trial's stimulus came on screen at `t`.
+    fn onset(&mut self, trial: u64, stimulus: StimulusId, t: RigTime) {
+        let _ = (trial, stimulus, t);
+    }
+    /// Activity frames observed so far.
+    fn frames_seen(&self) -> u64;
+    /// Onsets observed so far.
+    fn onsets_seen(&self) -> u64 {
+        0
+    }
+    /// Trial `trial`'s stimulus. `force_late` replays a decision that was late live (its
+    /// scoring overran the deadline), which cannot be timed again.
+    fn decide(&mut self, trial: u64, force_late: bool) -> Decision;
 }
 
 /// PLACEHOLDER policy: uniform random over the library, from a seeded ChaCha8 stream (portable
@@ -62,16 +96,15 @@ impl RandomSelector {
             seen: 0,
         }
     }
-
-    /// Activity frames observed so far.
-    pub fn frames_seen(&self) -> u64 {
-        self.seen
-    }
 }
 
 impl Selector for RandomSelector {
     fn name(&self) -> &'static str {
         "random"
+    }
+
+    fn frames_seen(&self) -> u64 {
+        self.seen
     }
 
     fn observe(&mut self, activity: &ActivityBuf) {
@@ -80,7 +113,7 @@ impl Selector for RandomSelector {
         self.seen += 1;
     }
 
-    fn decide(&mut self, trial: u64) -> Decision {
+    fn decide(&mut self, trial: u64, _force_late: bool) -> Decision {
         let i = self.rng.random_range(0..self.library.len().max(1));
         let (stimulus, name, spec) = match self.library.entries.get(i) {
             Some(e) => (e.id, e.name.clone(), e.spec.clone()),
@@ -99,6 +132,10 @@ impl Selector for RandomSelector {
             after_frame_seq: self.last_seq,
             frames_seen: self.seen,
             after_frame_t_ns: self.last_t_ns,
+            mode: DecisionMode::Random,
+            score: None,
+            alternatives: Vec::new(),
+            onsets_seen: 0,
         }
     }
 }
@@ -107,6 +144,8 @@ impl Selector for RandomSelector {
 pub struct SelectorThread {
     pub selector: Box<dyn Selector>,
     pub activity: RingRx<Activity>,
+    /// Trial onsets from the renderer.
+    pub onsets: Receiver<Onset>,
     pub wake: Arc<Wakeup>,
     pub queue: Sender<Decision>,
     pub bus: Bus,
@@ -122,11 +161,21 @@ impl SelectorThread {
         let mut pending: Option<Decision> = None;
         let mut renderer_gone = false;
         loop {
+            // A frame is matched to the stimulus on screen at its time, so every onset before
+            // it must be known first: the renderer sends an onset before the flips (and so the
+            // imaging frames) after it exist, hence draining onsets after popping a frame and
+            // before observing it never misses one.
             while let Some(a) = self.activity.try_pop() {
+                while let Ok(o) = self.onsets.try_recv() {
+                    self.selector.onset(o.trial, o.stimulus, o.t);
+                }
                 self.selector.observe(&a);
             }
+            while let Ok(o) = self.onsets.try_recv() {
+                self.selector.onset(o.trial, o.stimulus, o.t);
+            }
             if pending.is_none() && !renderer_gone {
-                let d = self.selector.decide(trial);
+                let d = self.selector.decide(trial, false);
                 trial += 1;
                 Counters::inc(&self.counters.decisions);
                 tracing::debug!(trial = d.trial, stimulus = d.stimulus.0, "decided");
@@ -169,9 +218,9 @@ mod tests {
         let mut a = RandomSelector::new(lib.clone(), 3);
         let mut b = RandomSelector::new(lib.clone(), 3);
         let mut c = RandomSelector::new(lib.clone(), 4);
-        let da: Vec<_> = (0..200).map(|t| a.decide(t).stimulus).collect();
-        let db: Vec<_> = (0..200).map(|t| b.decide(t).stimulus).collect();
-        let dc: Vec<_> = (0..200).map(|t| c.decide(t).stimulus).collect();
+        let da: Vec<_> = (0..200).map(|t| a.decide(t, false).stimulus).collect();
+        let db: Vec<_> = (0..200).map(|t| b.decide(t, false).stimulus).collect();
+        let dc: Vec<_> = (0..200).map(|t| c.decide(t, false).stimulus).collect();
         assert_eq!(da, db);
         assert_ne!(da, dc);
         let distinct: std::collections::BTreeSet<_> = da.iter().collect();

@@ -20,7 +20,7 @@ pub use summary::SessionSummary;
 use crate::config::{Config, SourceKind};
 use crate::frames::{ActivityBuf, EyeBuf, FrameBuf};
 use crate::ring::{Pool, Wakeup, ring};
-use crate::scheduler::{PlaceholderRenderer, RandomSelector, SelectorThread};
+use crate::scheduler::{PlaceholderRenderer, SelectorThread, build_selector};
 use crate::sim::bridge::{SimRigOptions, SimRigReport};
 use crate::sim::{SimGeometry, SimMouse};
 use crate::sinks::event_bus::{self, Publisher};
@@ -36,7 +36,6 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant, SystemTime};
 use thiserror::Error;
 use twinloop_calibration::body::{BehaviourAligner, Treadmill};
-use twinloop_stimulus::Library;
 
 #[derive(Debug, Error)]
 pub enum SessionError {
@@ -214,12 +213,11 @@ pub fn run(
         counters: Arc::clone(&counters),
         late_after_ns: (cfg.imaging.late_after_ms * 1e6) as i64,
     };
+    let (onsets_tx, onsets_rx) = crossbeam_channel::bounded(64);
     let selector = SelectorThread {
-        selector: Box::new(RandomSelector::new(
-            Library::small_gratings(),
-            cfg.session.seed,
-        )),
+        selector: build_selector(cfg).map_err(|e| SessionError::Config(format!("trials: {e}")))?,
         activity: sel_activity,
+        onsets: onsets_rx,
         wake: selector_wake,
         queue: queue_tx,
         bus: bus.clone(),
@@ -244,6 +242,7 @@ pub fn run(
     };
     let renderer = PlaceholderRenderer {
         queue: queue_rx,
+        onsets: onsets_tx,
         latest_frame_t: Arc::clone(&latest_frame_t),
         stop: Arc::clone(&stop_renderer),
         wake: Arc::clone(&renderer_wake),

@@ -268,6 +268,28 @@ impl SimMouse {
             .close_frame(&rec, &self.neurons.rates_hz, |i| calcium.level(i));
     }
 
+    /// The neural-only path, for experiments that need the brain but not the microscope (the
+    /// closed-loop design benchmark): advances the brain to `t` and writes each cell's spike
+    /// count and mean rate (Hz) since the previous call. Returns the behaviour the twin would be
+    /// given at `t`: running speed (cm/s) and pupil dilation in [-1, 1]. Nothing is kept in the
+    /// truth log, so memory stays flat however long it runs. Do not mix with
+    /// [`SimMouse::imaging_frame`] in one session.
+    pub fn neural_frame(
+        &mut self,
+        t: RigTime,
+        spikes: &mut [f32],
+        rates_hz: &mut [f32],
+    ) -> (f64, f64) {
+        if spikes.len() != self.cells.len() || rates_hz.len() != self.cells.len() {
+            self.stats.buffers_mis_sized += 1;
+        }
+        self.advance_brain(t);
+        self.truth
+            .take_frame(&self.neurons.rates_hz, spikes, rates_hz);
+        let b = self.behaviour.at(t);
+        (b.speed_cm_s, b.pupil_z)
+    }
+
     /// Eye-camera frame at `t` (`eye_height * eye_width` u8, row-major).
     pub fn eye_frame(&mut self, t: RigTime, out: &mut [u8]) {
         if out.len() != self.geom.eye_width * self.geom.eye_height {

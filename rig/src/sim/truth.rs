@@ -130,6 +130,27 @@ impl TruthLog {
         self.substeps = 0;
     }
 
+    /// Hands the current frame's spike counts and mean rates to the caller and starts the next
+    /// frame, without keeping them (the neural-only path of [`super::SimMouse::neural_frame`]).
+    pub(crate) fn take_frame(&mut self, rates_now: &[f32], spikes: &mut [f32], rates: &mut [f32]) {
+        for (o, &s) in spikes.iter_mut().zip(&self.spike_acc) {
+            *o = s as f32;
+        }
+        if self.substeps > 0 {
+            let k = 1.0 / self.substeps as f32;
+            for (o, &r) in rates.iter_mut().zip(&self.rate_acc) {
+                *o = r * k;
+            }
+        } else {
+            for (o, &r) in rates.iter_mut().zip(rates_now) {
+                *o = r;
+            }
+        }
+        self.spike_acc.fill(0);
+        self.rate_acc.fill(0.0);
+        self.substeps = 0;
+    }
+
     /// Adds one eye-camera frame: t_s, centre_x_px, centre_y_px, radius_px, blink.
     pub(crate) fn push_eye(&mut self, row: [f64; 5]) {
         self.eye.push(row.map(|v| v as f32));

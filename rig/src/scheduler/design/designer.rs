@@ -1,0 +1,939 @@
+//! The closed loop's decision maker: fits each cell's readout online on the frozen core and
+//! picks the stimulus that teaches the twin most, within the rules that keep a design honest.
+//!
+//! Per imaging frame ([`Designer::observe`]): each unit's activity is matched to what was on
+//! the screen at the frame's time minus the response delay (and plus the cell's scan-line
+//! offset), its features are the core's map of that stimulus frame sampled at the unit's readout
+//! position plus the behaviour covariates and a bias, and its Gaussian posterior takes one
+//! Laplace rank-one Poisson update (Lewi, Butera & Paninski 2009), with a little process noise
+//! so slow drift is tracked.
+//!
+//! Per trial ([`Designer::decide`]), in this order, from one seeded stream so replay agrees:
+//! every `test_every`-th trial shows the next stimulus of the repeated test block; the first
+//! `warmup_trials` are random (they locate each cell's receptive field); then a `random_share`
+//! of trials is random; the rest maximise the objective over the candidates whose kind is under
+//! its share cap. When held-out accuracy (CC_norm on the test block) has not improved for
+//! `patience` evaluations the designer falls back to random until it does again. A decision
+//! whose scoring overruns `deadline_ms` is replaced by the random one, counted as late.
+//!
+//! Readout positions start at the receptive field estimated from the warm-up trials (the grid
+//! position whose stimulus energy correlates best with the unit's activity, refined by a local
+//! centroid) and are re-estimated every `refit_every` trials; a unit whose position moved is
+//! refitted by batch MAP over the kept history.
+
+use super::pool::CandidatePool;
+use super::receptive_field::RfMapper;
+use crate::clock::RigTime;
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::Arc;
+use std::time::Instant;
+use twinloop_model::design::{
+    Criterion, FeatureSource, Posterior, PosteriorConfig, greedy_batch, score,
+};
+use twinloop_model::metrics;
+
+/// What the adaptive trials maximise.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Objective {
+    /// Expected information gain about the readouts (Lewi et al. 2009).
+    InfoGain,
+    /// Expected reduction of the predictive variance on the test block's stimuli.
+    VarianceReduction,
+    /// The predicted response, every unit weighted equally (most-exciting inputs).
+    ResponseMax,
+    /// No adaptive trials: the random baseline under the same rules.
+    Random,
+}
+
+/// The design's settings (`[trials.design]`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DesignConfig {
+    pub objective: Objective,
+    /// Share of the non-test trials after warm-up that are random, in [0, 1].
+    pub random_share: f64,
+    /// Every n-th trial shows the next test-block stimulus (0: no test block; then no CC_norm
+    /// and no fallback).
+    pub test_every: u32,
+    /// Random trials at the start, for locating receptive fields.
+    pub warmup_trials: u32,
+    /// Largest share of adaptive trials any one stimulus kind may take, in (0, 1].
+    pub kind_cap: f64,
+    /// Readout positions are re-estimated (and moved units refitted) every this many trials.
+    pub refit_every: u32,
+    /// Test-block evaluations without improvement before falling back to random.
+    pub patience: u32,
+    /// Stimulus-to-activity delay, seconds.
+    pub response_delay_s: f64,
+    /// Prior variance of each readout weight.
+    pub prior_var: f64,
+    /// Random-walk variance added per second (slow drift of the readouts).
+    pub process_noise_per_s: f64,
+    /// Activity above this is clipped (an outlier must not blow the posterior up).
+    pub activity_cap: f32,
+    /// Score every n-th frame of a clip (its Fisher weight scaled by n).
+    pub score_stride: usize,
+    /// Adaptive trials planned at once by greedy selection (the criterion is submodular).
+    pub batch: usize,
+    /// Threads for scoring.
+    pub threads: usize,
+    /// A decision slower than this is replaced by the random one (milliseconds; 0 = never).
+    pub deadline_ms: f64,
+    /// Imaging frames kept for batch refits.
+    pub history_frames: usize,
+}
+
+impl Default for DesignConfig {
+    fn default() -> Self {
+        DesignConfig {
+            objective: Objective::InfoGain,
+            random_share: 0.5,
+            test_every: 5,
+            warmup_trials: 16,
+            kind_cap: 0.6,
+            refit_every: 20,
+            patience: 6,
+            response_delay_s: 0.0,
+            prior_var: 1.0,
+            process_noise_per_s: 1e-5,
+            activity_cap: 50.0,
+            score_stride: 6,
+            batch: 1,
+            threads: 1,
+            deadline_ms: 1500.0,
+            history_frames: 20_000,
+        }
+    }
+}
+
+impl DesignConfig {
+    /// Checks every field; the error names it and says what is allowed.
+    pub fn validate(&self) -> Result<(), String> {
+        let bad = |field: &str, what: &str| Err(format!("trials.design.{field}: {what}"));
+        if !(0.0..=1.0).contains(&self.random_share) {
+            return bad("random_share", "must be in [0, 1]");
+        }
+        if !(self.kind_cap > 0.0 && self.kind_cap <= 1.0) {
+            return bad("kind_cap", "must be in (0, 1]");
+        }
+        if self.refit_every == 0 {
+            return bad("refit_every", "must be at least 1");
+        }
+        if !(self.response_delay_s >= 0.0 && self.response_delay_s < 10.0) {
+            return bad("response_delay_s", "must be in [0, 10) seconds");
+        }
+        if !(self.prior_var > 0.0 && self.prior_var.is_finite()) {
+            return bad("prior_var", "must be positive");
+        }
+        if !(self.process_noise_per_s >= 0.0 && self.process_noise_per_s.is_finite()) {
+            return bad("process_noise_per_s", "must be non-negative");
+        }
+        if self.activity_cap.is_nan() || self.activity_cap <= 0.0 {
+            return bad("activity_cap", "must be positive");
+        }
+        if self.score_stride == 0 || self.batch == 0 || self.threads == 0 {
+            return bad("score_stride/batch/threads", "must be at least 1");
+        }
+        if self.deadline_ms.is_nan() || self.deadline_ms < 0.0 {
+            return bad("deadline_ms", "must be non-negative (0 = no deadline)");
+        }
+        if self.history_frames == 0 {
+            return bad("history_frames", "must be at least 1");
+        }
+        Ok(())
+    }
+}
+
+/// Why a trial got its stimulus.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum DecisionMode {
+    /// Uniform over the candidates (the random policy, or the design's random share).
+    #[default]
+    Random,
+    /// Random while the receptive fields are located.
+    Warmup,
+    /// The next stimulus of the repeated test block.
+    Test,
+    /// Maximised the objective.
+    Adaptive,
+    /// Random because held-out accuracy stopped improving.
+    Fallback,
+    /// Random because scoring overran its deadline.
+    Late,
+}
+
+/// One candidate's score, as logged beside a decision (`entry` is the pool index, which is
+/// also the stimulus id).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Alternative {
+    pub entry: u32,
+    pub score: f64,
+}
+
+impl Alternative {
+    pub fn stimulus_id(&self) -> u32 {
+        self.entry
+    }
+}
+
+/// What the designer chose and why.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DesignChoice {
+    pub entry: usize,
+    pub mode: DecisionMode,
+    /// The chosen stimulus's score (adaptive trials).
+    pub score: Option<f64>,
+    /// The best few candidates with their scores, best first (adaptive trials).
+    pub alternatives: Vec<Alternative>,
+}
+
+/// Held-out accuracy after some trials.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct AccuracyPoint {
+    pub trials: u64,
+    /// Mean CC_norm over units with a defined CC_max, on the test block.
+    pub cc_norm: f64,
+    pub units: usize,
+}
+
+/// Counts of what the designer had to repair or refuse.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct DesignCounts {
+    pub frames: u64,
+    pub values_skipped: u64,
+    pub values_clipped: u64,
+    pub unit_count_changes: u64,
+    pub late: u64,
+    pub fallback_trials: u64,
+    pub refits: u64,
+    pub refit_failures: u64,
+}
+
+/// Response bins per test clip for CC_norm.
+const TEST_BINS: usize = 6;
+/// Test-block evaluations averaged for the fallback's view of accuracy.
+const SMOOTH_EVALUATIONS: usize = 3;
+/// Alternatives logged per adaptive decision.
+const ALTERNATIVES: usize = 5;
+/// Behaviour covariates per frame (running speed and pupil, standardised).
+pub const BEHAVIOUR_DIMS: usize = 2;
+
+struct Onset {
+    trial: u64,
+    entry: usize,
+    t_s: f64,
+}
+
+struct FrameRef {
+    t_s: f64,
+    behaviour: [f32; BEHAVIOUR_DIMS],
+}
+
+struct TestPresentation {
+    entry: usize,
+    sums: Vec<f64>,
+    counts: [u32; TEST_BINS],
+}
+
+/// The online twin of one mouse (readouts on a frozen core) and the rules of the design.
+pub struct Designer {
+    pool: Arc<CandidatePool>,
+    cfg: DesignConfig,
+    rng: ChaCha8Rng,
+    frame_period_s: f64,
+    units: usize,
+    posterior: Option<Posterior>,
+    /// Readout position per unit, grid units (row, col).
+    positions: Vec<(f32, f32)>,
+    positions_known: bool,
+    scan_offsets_s: Vec<f64>,
+    onsets: Vec<Onset>,
+    history: VecDeque<FrameRef>,
+    history_values: VecDeque<Vec<f32>>,
+    behaviour_now: [f32; BEHAVIOUR_DIMS],
+    /// Receptive-field regression statistics.
+    rf: RfMapper,
+    tests: BTreeMap<u64, TestPresentation>,
+    test_cursor: usize,
+    kind_counts: BTreeMap<&'static str, u64>,
+    adaptive_total: u64,
+    planned: VecDeque<(usize, f64)>,
+    accuracy: Vec<AccuracyPoint>,
+    best_accuracy: f64,
+    since_best: u32,
+    fallback: bool,
+    decided: u64,
+    counts: DesignCounts,
+    dim: usize,
+    /// Features of every unit for one frame (kept to avoid an allocation per frame).
+    scratch_xs: Vec<f32>,
+}
+
+impl Designer {
+    pub fn new(
+        pool: Arc<CandidatePool>,
+        cfg: DesignConfig,
+        seed: u64,
+        frame_period_s: f64,
+    ) -> Designer {
+        let dim = pool.core().channels() + BEHAVIOUR_DIMS + 1;
+        Designer {
+            pool,
+            cfg,
+            rng: ChaCha8Rng::seed_from_u64(seed),
+            frame_period_s,
+            units: 0,
+            posterior: None,
+            positions: Vec::new(),
+            positions_known: false,
+            scan_offsets_s: Vec::new(),
+            onsets: Vec::new(),
+            history: VecDeque::new(),
+            history_values: VecDeque::new(),
+            behaviour_now: [0.0; BEHAVIOUR_DIMS],
+            rf: RfMapper::new(0, 0, 0),
+            tests: BTreeMap::new(),
+            test_cursor: 0,
+            kind_counts: BTreeMap::new(),
+            adaptive_total: 0,
+            planned: VecDeque::new(),
+            accuracy: Vec::new(),
+            best_accuracy: f64::NEG_INFINITY,
+            since_best: 0,
+            fallback: false,
+            decided: 0,
+            counts: DesignCounts::default(),
+            dim,
+            scratch_xs: Vec::new(),
+        }
+    }
+
+    pub fn pool(&self) -> &CandidatePool {
+        &self.pool
+    }
+
+    pub fn pool_arc(&self) -> Arc<CandidatePool> {
+        Arc::clone(&self.pool)
+    }
+
+    pub fn config(&self) -> &DesignConfig {
+        &self.cfg
+    }
+
+    /// Feature dimension of each readout: core channels, behaviour, bias.
+    pub fn dim(&self) -> usize {
+        self.dim
+    }
+
+    pub fn units(&self) -> usize {
+        self.units
+    }
+
+    pub fn accuracy(&self) -> &[AccuracyPoint] {
+        &self.accuracy
+    }
+
+    pub fn counts(&self) -> &DesignCounts {
+        &self.counts
+    }
+
+    pub fn positions(&self) -> &[(f32, f32)] {
+        &self.positions
+    }
+
+    pub fn posterior(&self) -> Option<&Posterior> {
+        self.posterior.as_ref()
+    }
+
+    /// Each cell's acquisition time within the frame (its scan line), seconds after the frame's
+    /// timestamp. Cells beyond the vector's end get 0.
+    pub fn set_scan_offsets(&mut self, offsets_s: Vec<f64>) {
+        self.scan_offsets_s = offsets_s;
+    }
+
+    /// A trial's stimulus came on the screen at `t`.
+    pub fn onset(&mut self, trial: u64, entry: usize, t: RigTime) {
+        if entry >= self.pool.len() {
+            tracing::warn!(
+                trial,
+                entry,
+                "onset of a stimulus outside the pool; ignored"
+            );
+            return;
+        }
+        if self.pool.is_test(entry) {
+            self.evaluate();
+            self.tests.insert(
+                trial,
+                TestPresentation {
+                    entry,
+                    sums: vec![0.0; TEST_BINS * self.units.max(1)],
+                    counts: [0; TEST_BINS],
+                },
+            );
+        }
+        self.onsets.push(Onset {
+            trial,
+            entry,
+            t_s: t.as_secs_f64(),
+        });
+    }
+
+    /// What was on the screen at `t_s` (rig seconds): the pool entry and its twin frame, or
+    /// `None` for gray.
+    fn stimulus_at(&self, t_s: f64) -> Option<(usize, usize, u64)> {
+        let i = self.onsets.partition_point(|o| o.t_s <= t_s);
+        let o = self.onsets.get(i.checked_sub(1)?)?;
+        // A frame exactly on a twin-frame boundary belongs to that frame (not the one before
+        // it through rounding).
+        let f = ((t_s - o.t_s) * self.pool.twin_hz() + 1e-6).floor() as usize;
+        (f < self.pool.frames()).then_some((o.entry, f, o.trial))
+    }
+
+    /// One imaging frame's activity (one value per cell) and the behaviour covariates at it.
+    pub fn observe(&mut self, t: RigTime, values: &[f32], behaviour: [f32; BEHAVIOUR_DIMS]) {
+        if values.len() != self.units {
+            self.resize(values.len());
+        }
+        if self.units == 0 {
+            return;
+        }
+        self.counts.frames += 1;
+        self.behaviour_now = behaviour.map(|b| if b.is_finite() { b } else { 0.0 });
+        let cap = self.cfg.activity_cap;
+        let mut clean = Vec::with_capacity(values.len());
+        for &v in values {
+            if !v.is_finite() {
+                clean.push(f32::NAN);
+            } else if v > cap {
+                self.counts.values_clipped += 1;
+                clean.push(cap);
+            } else {
+                clean.push(v.max(0.0));
+            }
+        }
+        let t_s = t.as_secs_f64() - self.cfg.response_delay_s;
+        self.accumulate_rf(t_s, &clean);
+        self.accumulate_test(t_s, &clean);
+        if self.positions_known {
+            let dim = self.dim();
+            let mut xs = std::mem::take(&mut self.scratch_xs);
+            xs.resize(self.units * dim, 0.0);
+            for u in 0..self.units {
+                let at = self.stimulus_at(t_s + self.scan_offset(u));
+                self.features_into(
+                    u,
+                    at.map(|(e, f, _)| (e, f)),
+                    &mut xs[u * dim..(u + 1) * dim],
+                );
+            }
+            if let Some(post) = self.posterior.as_mut() {
+                self.counts.values_skipped += post.observe(&xs, &clean, self.frame_period_s) as u64;
+                post.diffuse(self.frame_period_s);
+            }
+            self.scratch_xs = xs;
+        }
+        self.history.push_back(FrameRef {
+            t_s,
+            behaviour: self.behaviour_now,
+        });
+        self.history_values.push_back(clean);
+        while self.history.len() > self.cfg.history_frames {
+            self.history.pop_front();
+            self.history_values.pop_front();
+        }
+    }
+
+    fn scan_offset(&self, u: usize) -> f64 {
+        self.scan_offsets_s.get(u).copied().unwrap_or(0.0)
+    }
+
+    /// Cells appeared or vanished: the readouts cannot be matched any more, so the fit starts
+    /// again (logged and counted); the record keeps everything.
+    fn resize(&mut self, units: usize) {
+        if self.units != 0 {
+            self.counts.unit_count_changes += 1;
+            tracing::warn!(
+                from = self.units,
+                to = units,
+                "the number of cells changed; the twin's readouts start again"
+            );
+        }
+        self.units = units;
+        let positions = self.pool.core().positions();
+        let dim = self.dim();
+        let mut prior_mean = vec![0.0; dim];
+        prior_mean[dim - 1] = -1.0;
+        self.posterior = if units == 0 {
+            None
+        } else {
+            match Posterior::new(
+                units,
+                PosteriorConfig {
+                    dim,
+                    prior_var: self.cfg.prior_var,
+                    prior_mean,
+                    process_noise_per_s: self.cfg.process_noise_per_s,
+                },
+            ) {
+                Ok(p) => Some(p),
+                Err(e) => {
+                    tracing::error!(error = %e, "cannot build the readout posterior");
+                    None
+                }
+            }
+        };
+        let (gr, gc) = self.grid_centre();
+        self.positions = vec![(gr, gc); units];
+        self.positions_known = false;
+        self.rf = RfMapper::new(units, positions, self.pool.core().channels());
+        self.history.clear();
+        self.history_values.clear();
+        self.tests.clear();
+        self.accuracy.clear();
+        self.best_accuracy = f64::NEG_INFINITY;
+        self.since_best = 0;
+        self.planned.clear();
+    }
+
+    fn grid_centre(&self) -> (f32, f32) {
+        let c = self.pool.core().config();
+        (
+            (c.grid_rows as f32 - 1.0) / 2.0,
+            (c.grid_cols as f32 - 1.0) / 2.0,
+        )
+    }
+
+    /// Features of unit `u` at a stimulus frame (or gray), with the current behaviour and bias.
+    fn features_into(&self, u: usize, at: Option<(usize, usize)>, out: &mut [f32]) {
+        self.features_with(u, at, self.behaviour_now, out);
+    }
+
+    fn features_with(
+        &self,
+        u: usize,
+        at: Option<(usize, usize)>,
+        behaviour: [f32; BEHAVIOUR_DIMS],
+        out: &mut [f32],
+    ) {
+        let c = self.pool.core().channels();
+        let map = match at {
+            Some((e, f)) => self.pool.feature_map(e, f),
+            None => self.pool.gray_map(),
+        };
+        let (gr, gc) = self.positions[u];
+        self.pool.core().sample(map, gr, gc, &mut out[..c]);
+        out[c..c + BEHAVIOUR_DIMS].copy_from_slice(&behaviour);
+        out[c + BEHAVIOUR_DIMS] = 1.0;
+    }
+
+    fn accumulate_rf(&mut self, t_s: f64, values: &[f32]) {
+        let map = match self.stimulus_at(t_s) {
+            Some((e, f, _)) => self.pool.feature_map(e, f),
+            None => self.pool.gray_map(),
+        };
+        self.rf.accumulate(map, values);
+    }
+
+    fn accumulate_test(&mut self, t_s: f64, values: &[f32]) {
+        let Some((entry, f, trial)) = self.stimulus_at(t_s) else {
+            return;
+        };
+        if !self.pool.is_test(entry) {
+            return;
+        }
+        let bin = f * TEST_BINS / self.pool.frames();
+        let units = self.units;
+        if let Some(p) = self.tests.get_mut(&trial) {
+            if p.sums.len() != TEST_BINS * units {
+                return;
+            }
+            p.counts[bin] += 1;
+            for (u, &y) in values.iter().enumerate() {
+                if y.is_finite() {
+                    p.sums[bin * units + u] += f64::from(y);
+                }
+            }
+        }
+    }
+
+    /// Re-estimates each unit's readout position from the receptive-field statistics; returns
+    /// the units that moved.
+    fn estimate_positions(&mut self) -> Vec<usize> {
+        let cfg = self.pool.core().config();
+        let estimates = self.rf.estimate(cfg.grid_rows, cfg.grid_cols);
+        let mut moved = Vec::new();
+        for (u, new) in estimates.into_iter().enumerate() {
+            let Some(new) = new else { continue };
+            let old = self.positions[u];
+            if !self.positions_known || (new.0 - old.0).hypot(new.1 - old.1) > 0.25 {
+                self.positions[u] = new;
+                moved.push(u);
+            }
+        }
+        moved
+    }
+
+    /// Batch MAP refit of `units` over the kept history.
+    fn refit(&mut self, units: &[usize]) {
+        let Some(mut post) = self.posterior.take() else {
+            return;
+        };
+        let dim = self.dim();
+        let n = self.history.len();
+        let mut xs = vec![0.0f32; n * dim];
+        let mut ys = vec![0.0f32; n];
+        for &u in units {
+            let mut k = 0;
+            for (frame, values) in self.history.iter().zip(&self.history_values) {
+                let y = values[u];
+                if !y.is_finite() {
+                    continue;
+                }
+                let at = self.stimulus_at(frame.t_s + self.scan_offset(u));
+                self.features_with(
+                    u,
+                    at.map(|(e, f, _)| (e, f)),
+                    frame.behaviour,
+                    &mut xs[k * dim..(k + 1) * dim],
+                );
+                ys[k] = y;
+                k += 1;
+            }
+            post.reset_unit(u);
+            self.counts.refits += 1;
+            if let Err(e) = post.refit_unit(u, &xs[..k * dim], &ys[..k], self.frame_period_s) {
+                self.counts.refit_failures += 1;
+                tracing::warn!(unit = u, error = %e, "readout refit failed; the unit restarts from its prior");
+                post.reset_unit(u);
+            }
+        }
+        self.posterior = Some(post);
+    }
+
+    /// Held-out accuracy on the completed test presentations (each unit's CC_norm over test
+    /// stimuli x response bins, averaged over units where CC_max is defined).
+    fn evaluate(&mut self) {
+        let Some(post) = self.posterior.as_ref() else {
+            return;
+        };
+        if !self.positions_known || self.units == 0 {
+            return;
+        }
+        let tests = self.pool.tests();
+        let mut by_entry: BTreeMap<usize, Vec<&TestPresentation>> = BTreeMap::new();
+        for p in self.tests.values() {
+            if p.counts.iter().all(|&c| c > 0) {
+                by_entry.entry(p.entry).or_default().push(p);
+            }
+        }
+        let repeats = tests
+            .iter()
+            .map(|e| by_entry.get(e).map_or(0, |v| v.len()))
+            .min()
+            .unwrap_or(0);
+        if repeats < 2 {
+            return;
+        }
+        let units = self.units;
+        let mut total = 0.0;
+        let mut counted = 0usize;
+        let mut x = vec![0.0f32; self.dim()];
+        for u in 0..units {
+            let mut trials = vec![Vec::with_capacity(tests.len() * TEST_BINS); repeats];
+            let mut prediction = Vec::with_capacity(tests.len() * TEST_BINS);
+            for e in &tests {
+                let pres = &by_entry[e];
+                for bin in 0..TEST_BINS {
+                    for (r, p) in pres.iter().take(repeats).enumerate() {
+                        trials[r].push(p.sums[bin * units + u] / f64::from(p.counts[bin]));
+                    }
+                    let (f0, f1) = bin_frames(bin, self.pool.frames());
+                    let mut rate = 0.0;
+                    for f in f0..f1 {
+                        self.features_with(u, Some((*e, f)), [0.0; BEHAVIOUR_DIMS], &mut x);
+                        rate += post.predict_rate(u, &x);
+                    }
+                    prediction.push(rate / (f1 - f0) as f64 * self.frame_period_s);
+                }
+            }
+            let refs: Vec<&[f64]> = trials.iter().map(|t| t.as_slice()).collect();
+            if let Ok(cc) = metrics::cc_norm(&refs, &prediction)
+                && cc.is_finite()
+            {
+                total += cc;
+                counted += 1;
+            }
+        }
+        if counted == 0 {
+            return;
+        }
+        let cc = total / counted as f64;
+        self.accuracy.push(AccuracyPoint {
+            trials: self.decided,
+            cc_norm: cc,
+            units: counted,
+        });
+        // CC_norm from a few repeats is noisy; the fallback watches its running mean over the
+        // last evaluations so one lucky estimate does not set an unbeatable best.
+        let recent: Vec<f64> = self
+            .accuracy
+            .iter()
+            .rev()
+            .take(SMOOTH_EVALUATIONS)
+            .map(|a| a.cc_norm)
+            .collect();
+        let smoothed = recent.iter().sum::<f64>() / recent.len() as f64;
+        if smoothed > self.best_accuracy + 1e-3 {
+            self.best_accuracy = smoothed;
+            self.since_best = 0;
+            if self.fallback {
+                tracing::info!(
+                    cc_norm = smoothed,
+                    "held-out accuracy improves again; adaptive trials resume"
+                );
+            }
+            self.fallback = false;
+        } else {
+            self.since_best += 1;
+            if !self.fallback && self.cfg.patience > 0 && self.since_best >= self.cfg.patience {
+                self.fallback = true;
+                tracing::warn!(
+                    cc_norm = smoothed,
+                    best = self.best_accuracy,
+                    evaluations = self.since_best,
+                    "held-out accuracy stopped improving; falling back to random trials"
+                );
+            }
+        }
+    }
+
+    /// The predicted rate (events per frame) of every unit at one frame of a pool entry, with
+    /// neutral behaviour; `None` before the readouts are placed.
+    pub fn predict(&self, entry: usize, frame: usize) -> Option<Vec<f64>> {
+        let post = self.posterior.as_ref()?;
+        if !self.positions_known {
+            return None;
+        }
+        let mut x = vec![0.0f32; self.dim()];
+        Some(
+            (0..self.units)
+                .map(|u| {
+                    self.features_with(u, Some((entry, frame)), [0.0; BEHAVIOUR_DIMS], &mut x);
+                    post.predict_rate(u, &x) * self.frame_period_s
+                })
+                .collect(),
+        )
+    }
+
+    /// Chooses trial `trial`'s stimulus. `force_late` replays a decision that was late live.
+    pub fn decide(&mut self, trial: u64, force_late: bool) -> DesignChoice {
+        self.decided = trial;
+        // Both draws are taken every time so the stream does not depend on the branch.
+        let coin: f64 = self.rng.random();
+        let candidates = self.pool.candidates();
+        let pick = if candidates.is_empty() {
+            0
+        } else {
+            candidates[self.rng.random_range(0..candidates.len())]
+        };
+        let random = |mode| DesignChoice {
+            entry: pick,
+            mode,
+            score: None,
+            alternatives: Vec::new(),
+        };
+        let tests = self.pool.tests();
+        if self.cfg.test_every > 0
+            && !tests.is_empty()
+            && trial % u64::from(self.cfg.test_every) == u64::from(self.cfg.test_every) - 1
+        {
+            let entry = tests[self.test_cursor % tests.len()];
+            self.test_cursor += 1;
+            return DesignChoice {
+                entry,
+                mode: DecisionMode::Test,
+                score: None,
+                alternatives: Vec::new(),
+            };
+        }
+        if trial < u64::from(self.cfg.warmup_trials) || self.units == 0 {
+            return random(DecisionMode::Warmup);
+        }
+        self.maintain(trial);
+        if self.cfg.objective == Objective::Random || coin < self.cfg.random_share {
+            return random(DecisionMode::Random);
+        }
+        if self.fallback {
+            self.counts.fallback_trials += 1;
+            return random(DecisionMode::Fallback);
+        }
+        if force_late {
+            self.counts.late += 1;
+            return random(DecisionMode::Late);
+        }
+        let started = Instant::now();
+        let choice = self.adaptive();
+        let elapsed_ms = started.elapsed().as_secs_f64() * 1e3;
+        match choice {
+            Some(c) if self.cfg.deadline_ms == 0.0 || elapsed_ms <= self.cfg.deadline_ms => {
+                *self.kind_counts.entry(self.pool.kind(c.entry)).or_insert(0) += 1;
+                self.adaptive_total += 1;
+                c
+            }
+            Some(_) => {
+                self.counts.late += 1;
+                self.planned.clear();
+                tracing::warn!(
+                    trial,
+                    elapsed_ms,
+                    deadline_ms = self.cfg.deadline_ms,
+                    "decision late; a random trial instead"
+                );
+                random(DecisionMode::Late)
+            }
+            None => random(DecisionMode::Random),
+        }
+    }
+
+    /// Places readouts after warm-up and refits moved units every `refit_every` trials.
+    fn maintain(&mut self, trial: u64) {
+        let due = !self.positions_known
+            || (trial - u64::from(self.cfg.warmup_trials))
+                .is_multiple_of(u64::from(self.cfg.refit_every));
+        if !due {
+            return;
+        }
+        let _span = tracing::info_span!("refit", trial).entered();
+        let moved = self.estimate_positions();
+        if !self.positions_known {
+            self.positions_known = true;
+            let all: Vec<usize> = (0..self.units).collect();
+            self.refit(&all);
+        } else {
+            self.refit(&moved);
+        }
+        tracing::debug!(moved = moved.len(), "readout positions re-estimated");
+    }
+
+    /// The best candidate under the objective and the kind cap, with the runners-up.
+    fn adaptive(&mut self) -> Option<DesignChoice> {
+        if let Some((entry, s)) = self.planned.pop_front() {
+            return Some(DesignChoice {
+                entry,
+                mode: DecisionMode::Adaptive,
+                score: Some(s),
+                alternatives: Vec::new(),
+            });
+        }
+        let post = self.posterior.as_ref()?;
+        let allowed: Vec<usize> = self
+            .pool
+            .candidates()
+            .into_iter()
+            .filter(|&c| {
+                let k = self
+                    .kind_counts
+                    .get(self.pool.kind(c))
+                    .copied()
+                    .unwrap_or(0);
+                self.adaptive_total < 10
+                    || (k + 1) as f64 <= self.cfg.kind_cap * (self.adaptive_total + 1) as f64
+            })
+            .collect();
+        if allowed.is_empty() {
+            return None;
+        }
+        let criterion = match self.cfg.objective {
+            Objective::InfoGain | Objective::Random => Criterion::InfoGain,
+            Objective::VarianceReduction => Criterion::VarianceReduction {
+                reference: self.pool.tests(),
+            },
+            Objective::ResponseMax => Criterion::ResponseMax,
+        };
+        let src = Features {
+            designer: self,
+            stride: self.cfg.score_stride,
+        };
+        let dt = self.frame_period_s * self.cfg.score_stride as f64;
+        if self.cfg.batch > 1 {
+            let batch = greedy_batch(
+                post,
+                &src,
+                &allowed,
+                self.cfg.batch,
+                &criterion,
+                dt,
+                self.cfg.threads,
+            )
+            .map_err(|e| tracing::warn!(error = %e, "greedy batch failed; a random trial instead"))
+            .ok()?;
+            self.planned.extend(batch);
+            let (entry, s) = self.planned.pop_front()?;
+            return Some(DesignChoice {
+                entry,
+                mode: DecisionMode::Adaptive,
+                score: Some(s),
+                alternatives: Vec::new(),
+            });
+        }
+        let scores = score(post, &src, &allowed, &criterion, dt, self.cfg.threads)
+            .map_err(|e| tracing::warn!(error = %e, "scoring failed; a random trial instead"))
+            .ok()?;
+        let mut order: Vec<usize> = (0..allowed.len())
+            .filter(|&i| scores[i].is_finite())
+            .collect();
+        // Best first; ties to the lower index, so the choice is reproducible.
+        order.sort_by(|&a, &b| scores[b].total_cmp(&scores[a]).then(a.cmp(&b)));
+        let best = *order.first()?;
+        Some(DesignChoice {
+            entry: allowed[best],
+            mode: DecisionMode::Adaptive,
+            score: Some(scores[best]),
+            alternatives: order
+                .iter()
+                .take(ALTERNATIVES)
+                .map(|&i| Alternative {
+                    entry: allowed[i] as u32,
+                    score: scores[i],
+                })
+                .collect(),
+        })
+    }
+}
+
+/// Frames `[start, end)` of response bin `bin` of a clip of `frames` frames.
+fn bin_frames(bin: usize, frames: usize) -> (usize, usize) {
+    let start = bin * frames / TEST_BINS;
+    let end = ((bin + 1) * frames / TEST_BINS).max(start + 1).min(frames);
+    (start.min(end - 1), end)
+}
+
+/// Each candidate's features at each unit's readout, every `stride`-th frame.
+struct Features<'a> {
+    designer: &'a Designer,
+    stride: usize,
+}
+
+impl FeatureSource for Features<'_> {
+    fn dim(&self) -> usize {
+        self.designer.dim()
+    }
+
+    fn frames(&self, _candidate: usize) -> usize {
+        self.designer.pool.frames().div_ceil(self.stride)
+    }
+
+    fn fill(&self, candidate: usize, unit: usize, out: &mut [f32]) {
+        let d = self.dim();
+        for (k, row) in out.chunks_exact_mut(d).enumerate() {
+            self.designer
+                .features_into(unit, Some((candidate, k * self.stride)), row);
+        }
+    }
+}

@@ -1,0 +1,122 @@
+//! Adaptive stimulus selection: the twin of this mouse learns online on a frozen core and the
+//! next trial is the one expected to teach it most.
+//!
+//! - [`pool`]: the candidates and the repeated test block, rendered once at the twin's view and
+//!   passed through the frozen core (features cached).
+//! - [`designer`]: the online readout posterior, receptive-field placement, the design's rules
+//!   (test block, random share, kind cap, fallback, deadline) and the choice.
+//! - [`AdaptiveSelector`]: the designer behind the daemon's [`Selector`] interface.
+//!
+//! The maths (Laplace posterior, information criterion, greedy batches) is in
+//! `twinloop_model::design`; the core is `twinloop_model::energy_core` (a PLACEHOLDER fixed
+//! motion-energy bank until a pretrained fnn core ships).
+
+pub mod designer;
+pub mod experiment;
+pub mod pool;
+mod receptive_field;
+
+#[cfg(test)]
+mod tests;
+
+pub use designer::{
+    AccuracyPoint, Alternative, DecisionMode, DesignChoice, DesignConfig, Designer, Objective,
+};
+pub use pool::{CandidatePool, PoolError, default_candidates, default_tests};
+
+use super::{Decision, Onset, Selector};
+use crate::clock::RigTime;
+use crate::frames::ActivityBuf;
+use std::sync::Arc;
+use twinloop_stimulus::StimulusId;
+
+/// The designer as the daemon's selector. Pool entry `i` has stimulus id `i`.
+///
+/// Onsets and activity reach the selector from two threads, so their arrival order varies from
+/// run to run; the designer sees them in one canonical order instead — an onset is applied just
+/// before the first frame at or after its time — so a replay that feeds the same onsets and
+/// frames reproduces every decision whatever the live interleaving was.
+pub struct AdaptiveSelector {
+    designer: Designer,
+    pending: std::collections::VecDeque<Onset>,
+    last_seq: Option<u64>,
+    last_t_ns: i64,
+    seen: u64,
+    onsets_seen: u64,
+}
+
+impl AdaptiveSelector {
+    pub fn new(
+        pool: Arc<CandidatePool>,
+        cfg: DesignConfig,
+        seed: u64,
+        frame_period_s: f64,
+    ) -> AdaptiveSelector {
+        AdaptiveSelector {
+            designer: Designer::new(pool, cfg, seed, frame_period_s),
+            pending: std::collections::VecDeque::new(),
+            last_seq: None,
+            last_t_ns: 0,
+            seen: 0,
+            onsets_seen: 0,
+        }
+    }
+
+    pub fn designer(&self) -> &Designer {
+        &self.designer
+    }
+}
+
+impl Selector for AdaptiveSelector {
+    fn name(&self) -> &'static str {
+        match self.designer.config().objective {
+            Objective::InfoGain => "info_gain",
+            Objective::VarianceReduction => "variance_reduction",
+            Objective::ResponseMax => "response_max",
+            Objective::Random => "random_design",
+        }
+    }
+
+    fn observe(&mut self, activity: &ActivityBuf) {
+        self.last_seq = Some(activity.frame.seq);
+        self.last_t_ns = activity.frame.t.as_nanos();
+        self.seen += 1;
+        self.designer.observe(
+            activity.frame.t,
+            activity.values(),
+            [0.0; designer::BEHAVIOUR_DIMS],
+        );
+    }
+
+    fn onset(&mut self, trial: u64, stimulus: StimulusId, t: RigTime) {
+        self.onsets_seen += 1;
+        self.pending.push_back(Onset { trial, stimulus, t });
+    }
+
+    fn frames_seen(&self) -> u64 {
+        self.seen
+    }
+
+    fn onsets_seen(&self) -> u64 {
+        self.onsets_seen
+    }
+
+    fn decide(&mut self, trial: u64, force_late: bool) -> Decision {
+        let choice = self.designer.decide(trial, force_late);
+        let e = self.designer.pool().entry(choice.entry);
+        Decision {
+            trial,
+            stimulus: e.id,
+            name: e.name.clone(),
+            spec: e.spec.clone(),
+            policy: self.name().to_string(),
+            after_frame_seq: self.last_seq,
+            frames_seen: self.seen,
+            after_frame_t_ns: self.last_t_ns,
+            mode: choice.mode,
+            score: choice.score,
+            alternatives: choice.alternatives,
+            onsets_seen: self.onsets_seen,
+        }
+    }
+}

@@ -1,0 +1,312 @@
+//! The designer against a ground truth it can match (units that are exactly log-linear Poisson
+//! readouts of the frozen core at known positions), its rules, and its handling of bad input.
+
+use super::designer::BEHAVIOUR_DIMS;
+use super::*;
+use crate::clock::RigTime;
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+use rand_distr::{Distribution, Poisson};
+use twinloop_stimulus::{LibraryEntry, ViewGeometry};
+
+const HZ: f64 = 30.0;
+
+fn view() -> ViewGeometry {
+    ViewGeometry {
+        width: 64,
+        height: 36,
+        azimuth_deg: (-60.0, 60.0),
+        elevation_deg: (-35.0, 35.0),
+    }
+}
+
+fn pool() -> Arc<CandidatePool> {
+    let candidates = default_candidates();
+    let tests = default_tests(candidates.len() as u32);
+    Arc::new(
+        CandidatePool::build(
+            candidates,
+            tests,
+            view(),
+            crate::scheduler::core_config(&view(), HZ),
+            2.0,
+            HZ,
+        )
+        .expect("the default pool builds"),
+    )
+}
+
+/// A population that is exactly the student's model: unit u reads the core at `positions[u]`
+/// with weights `weights[u]` (bias last), Poisson per frame.
+struct Truth {
+    positions: Vec<(f32, f32)>,
+    weights: Vec<Vec<f32>>,
+}
+
+impl Truth {
+    fn new(pool: &CandidatePool, units: usize, seed: u64) -> Truth {
+        use rand::Rng;
+        let mut rng = ChaCha8Rng::seed_from_u64(seed);
+        let cfg = pool.core().config();
+        let c = pool.core().channels();
+        // Receptive fields where the rig's are: within about 30 degrees of the centre, which
+        // the pool's patches and sparse noise cover.
+        let positions = (0..units)
+            .map(|_| {
+                (
+                    rng.random_range(1..cfg.grid_rows - 1) as f32,
+                    rng.random_range(2..cfg.grid_cols - 2) as f32,
+                )
+            })
+            .collect();
+        let weights = (0..units)
+            .map(|_| {
+                // Rates like the simulator's V1 cells: ~1 event/s at gray, up to ~20 when driven.
+                let mut w: Vec<f32> = (0..c).map(|_| rng.random_range(-0.5..1.5f32)).collect();
+                w.extend([0.0; BEHAVIOUR_DIMS]);
+                w.push(0.0);
+                w
+            })
+            .collect();
+        Truth { positions, weights }
+    }
+
+    fn rate(&self, pool: &CandidatePool, u: usize, at: Option<(usize, usize)>) -> f64 {
+        let c = pool.core().channels();
+        let map = match at {
+            Some((e, f)) => pool.feature_map(e, f),
+            None => pool.gray_map(),
+        };
+        let mut x = vec![0.0f32; c];
+        let (gr, gc) = self.positions[u];
+        pool.core().sample(map, gr, gc, &mut x);
+        let w = &self.weights[u];
+        let eta: f32 = x.iter().zip(w).map(|(a, b)| a * b).sum::<f32>() + w[w.len() - 1];
+        f64::from(eta).exp()
+    }
+}
+
+/// Runs `trials` trials of 2 s + 1 s gray, drawing activity from `truth`.
+fn run(designer: &mut Designer, truth: &Truth, trials: u64, seed: u64) -> Vec<DesignChoice> {
+    let pool = designer.pool_arc();
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let units = truth.positions.len();
+    let mut choices = Vec::new();
+    let mut frame = 0u64;
+    let mut y = vec![0.0f32; units];
+    for trial in 0..trials {
+        let choice = designer.decide(trial, false);
+        let onset = frame as f64 / HZ;
+        designer.onset(trial, choice.entry, RigTime::from_secs_f64(onset));
+        for k in 0..90u64 {
+            let t = (frame + k) as f64 / HZ;
+            let f = ((t - onset) * HZ).round() as usize;
+            let at = (f < pool.frames()).then_some((choice.entry, f));
+            for (u, v) in y.iter_mut().enumerate() {
+                let lambda = truth.rate(&pool, u, at) / HZ;
+                *v = Poisson::new(lambda.max(1e-9)).map_or(0.0, |p| p.sample(&mut rng) as f32);
+            }
+            designer.observe(RigTime::from_secs_f64(t), &y, [0.0; BEHAVIOUR_DIMS]);
+        }
+        frame += 90;
+        choices.push(choice);
+    }
+    choices
+}
+
+#[test]
+fn readouts_find_the_true_positions_and_weights() {
+    let pool = pool();
+    let truth = Truth::new(&pool, 12, 1);
+    let cfg = DesignConfig {
+        warmup_trials: 30,
+        ..DesignConfig::default()
+    };
+    let mut d = Designer::new(Arc::clone(&pool), cfg, 7, 1.0 / HZ);
+    run(&mut d, &truth, 120, 2);
+    let mut near = 0;
+    for (u, &(r, c)) in d.positions().iter().enumerate() {
+        let (tr, tc) = truth.positions[u];
+        // The core's neighbouring positions overlap (envelope 5 px, spacing 6 px), so one step
+        // off predicts almost as well; two steps off would be a failure.
+        if (r - tr).hypot(c - tc) <= 1.5 {
+            near += 1;
+        }
+    }
+    assert!(
+        near >= 9,
+        "{near}/12 readouts within one grid step of the truth"
+    );
+    // Weights: the posterior mean correlates with the true weights over all units.
+    let post = d.posterior().expect("posterior");
+    let c = pool.core().channels();
+    let (mut est, mut tru) = (Vec::new(), Vec::new());
+    for u in 0..12 {
+        est.extend(post.mean(u)[..c].iter().copied());
+        tru.extend(truth.weights[u][..c].iter().map(|&w| f64::from(w)));
+    }
+    let r = twinloop_model::metrics::pearson(&est, &tru).expect("pearson");
+    eprintln!("weights recovered: r = {r:.3}, positions {near}/12");
+    assert!(r > 0.6, "weights recovered: r = {r:.3}");
+}
+
+#[test]
+fn the_rules_hold_test_block_warmup_share_and_cap() {
+    let pool = pool();
+    let truth = Truth::new(&pool, 6, 3);
+    let cfg = DesignConfig {
+        warmup_trials: 10,
+        kind_cap: 0.4,
+        test_every: 4,
+        random_share: 0.3,
+        ..DesignConfig::default()
+    };
+    let mut d = Designer::new(Arc::clone(&pool), cfg, 11, 1.0 / HZ);
+    let choices = run(&mut d, &truth, 60, 4);
+    for (t, c) in choices.iter().enumerate() {
+        let is_test_slot = t % 4 == 3;
+        assert_eq!(
+            c.mode == DecisionMode::Test,
+            is_test_slot,
+            "trial {t}: {c:?}"
+        );
+        assert_eq!(
+            pool.is_test(c.entry),
+            is_test_slot,
+            "test stimuli only in test slots"
+        );
+        if t < 10 && !is_test_slot {
+            assert_eq!(c.mode, DecisionMode::Warmup);
+        }
+    }
+    let adaptive: Vec<&DesignChoice> = choices
+        .iter()
+        .filter(|c| c.mode == DecisionMode::Adaptive)
+        .collect();
+    let random = choices
+        .iter()
+        .filter(|c| c.mode == DecisionMode::Random)
+        .count();
+    assert!(adaptive.len() >= 15, "{} adaptive", adaptive.len());
+    assert!(random >= 4, "{random} random");
+    let mut kinds = std::collections::BTreeMap::new();
+    for c in &adaptive {
+        *kinds.entry(pool.kind(c.entry)).or_insert(0usize) += 1;
+    }
+    for (kind, n) in kinds {
+        assert!(
+            n as f64 <= 0.4 * adaptive.len() as f64 + 10.0 * 0.4 + 1.0,
+            "{kind}: {n} of {}",
+            adaptive.len()
+        );
+    }
+    // Adaptive decisions carry their score and runners-up, best first.
+    for c in adaptive {
+        let s = c.score.expect("score");
+        assert_eq!(c.alternatives.first().map(|a| a.score), Some(s));
+        assert!(c.alternatives.windows(2).all(|w| w[0].score >= w[1].score));
+    }
+}
+
+#[test]
+fn same_inputs_same_decisions() {
+    let pool = pool();
+    let truth = Truth::new(&pool, 5, 5);
+    let cfg = DesignConfig {
+        warmup_trials: 6,
+        ..DesignConfig::default()
+    };
+    let mut a = Designer::new(Arc::clone(&pool), cfg.clone(), 3, 1.0 / HZ);
+    let mut b = Designer::new(Arc::clone(&pool), cfg, 3, 1.0 / HZ);
+    let ca = run(&mut a, &truth, 30, 9);
+    let cb = run(&mut b, &truth, 30, 9);
+    assert_eq!(ca, cb);
+}
+
+#[test]
+fn a_tiny_deadline_makes_late_random_trials_and_counts_them() {
+    let pool = pool();
+    let truth = Truth::new(&pool, 40, 6);
+    let cfg = DesignConfig {
+        warmup_trials: 4,
+        random_share: 0.0,
+        deadline_ms: 1e-6,
+        ..DesignConfig::default()
+    };
+    let mut d = Designer::new(Arc::clone(&pool), cfg, 3, 1.0 / HZ);
+    let choices = run(&mut d, &truth, 12, 1);
+    let late = choices
+        .iter()
+        .filter(|c| c.mode == DecisionMode::Late)
+        .count();
+    assert!(late >= 5, "{late} late of {choices:?}");
+    assert_eq!(d.counts().late, late as u64);
+    assert!(choices.iter().all(|c| c.mode != DecisionMode::Adaptive));
+}
+
+#[test]
+fn accuracy_that_cannot_improve_falls_back_to_random() {
+    let pool = pool();
+    // Units blind to the stimulus: nothing to learn, so CC_norm never improves.
+    let mut truth = Truth::new(&pool, 8, 8);
+    for w in &mut truth.weights {
+        let n = w.len();
+        w[..n - 1].iter_mut().for_each(|v| *v = 0.0);
+    }
+    let cfg = DesignConfig {
+        warmup_trials: 4,
+        test_every: 2,
+        patience: 2,
+        random_share: 0.0,
+        ..DesignConfig::default()
+    };
+    let mut d = Designer::new(Arc::clone(&pool), cfg, 3, 1.0 / HZ);
+    let choices = run(&mut d, &truth, 70, 3);
+    assert!(
+        choices.iter().any(|c| c.mode == DecisionMode::Fallback),
+        "fallback after accuracy stalls: {:?}",
+        d.accuracy()
+    );
+    assert!(d.counts().fallback_trials > 0);
+}
+
+#[test]
+fn bad_activity_is_skipped_and_a_changed_population_restarts() {
+    let pool = pool();
+    let mut d = Designer::new(Arc::clone(&pool), DesignConfig::default(), 3, 1.0 / HZ);
+    d.observe(RigTime::from_secs_f64(0.0), &[1.0, f32::NAN, 2.0], [0.0; 2]);
+    assert_eq!(d.units(), 3);
+    d.observe(
+        RigTime::from_secs_f64(0.1),
+        &[1e9, 0.0, 1.0],
+        [f32::NAN, 0.0],
+    );
+    assert_eq!(d.counts().values_clipped, 1);
+    d.observe(RigTime::from_secs_f64(0.2), &[1.0, 0.0], [0.0; 2]);
+    assert_eq!(d.units(), 2);
+    assert_eq!(d.counts().unit_count_changes, 1);
+    // No cells at all: decisions still come (random), nothing panics.
+    d.observe(RigTime::from_secs_f64(0.3), &[], [0.0; 2]);
+    let c = d.decide(50, false);
+    assert!(!pool.is_test(c.entry) || c.mode == DecisionMode::Test);
+}
+
+#[test]
+fn a_pool_names_what_is_wrong() {
+    let v = view();
+    let core = crate::scheduler::core_config(&v, HZ);
+    let err = CandidatePool::build(Vec::new(), Vec::new(), v, core.clone(), 2.0, HZ)
+        .err()
+        .expect("empty");
+    assert!(matches!(err, PoolError::Empty));
+    let bad = LibraryEntry {
+        id: twinloop_stimulus::StimulusId(0),
+        name: "too fine".into(),
+        spec: twinloop_stimulus::StimulusSpec::grating(0.0, 50.0, 2.0, 1.0, 0.0),
+    };
+    let err = CandidatePool::build(vec![bad], Vec::new(), v, core, 2.0, HZ)
+        .err()
+        .expect("rejected");
+    let msg = err.to_string();
+    assert!(msg.contains("too fine") && msg.contains("sf"), "{msg}");
+}
