@@ -5,7 +5,7 @@
 //! seen, so a replay that feeds the same activity and asks at the same points gets the same
 //! decisions.
 
-use super::design::{Alternative, DecisionMode};
+use super::design::{AccuracyPoint, Alternative, DecisionMode};
 use crate::clock::RigTime;
 use crate::frames::{Activity, ActivityBuf};
 use crate::protocol::{Message, Stream};
@@ -48,6 +48,9 @@ pub struct Decision {
     /// Trial onsets the selector had seen.
     #[serde(default)]
     pub onsets_seen: u64,
+    /// The twin's latest held-out accuracy (CC_norm on the repeated test block), if any yet.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub accuracy: Option<AccuracyPoint>,
 }
 
 /// A trial's stimulus came on screen (the renderer tells the selector).
@@ -136,6 +139,7 @@ impl Selector for RandomSelector {
             score: None,
             alternatives: Vec::new(),
             onsets_seen: 0,
+            accuracy: None,
         }
     }
 }

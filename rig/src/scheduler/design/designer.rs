@@ -193,7 +193,7 @@ pub struct DesignChoice {
 }
 
 /// Held-out accuracy after some trials.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct AccuracyPoint {
     pub trials: u64,
     /// Mean CC_norm over units with a defined CC_max, on the test block.

@@ -117,6 +117,7 @@ impl Selector for AdaptiveSelector {
             score: choice.score,
             alternatives: choice.alternatives,
             onsets_seen: self.onsets_seen,
+            accuracy: self.designer.accuracy().last().copied(),
         }
     }
 }
