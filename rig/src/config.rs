@@ -51,6 +51,30 @@ pub struct Config {
     pub behaviour: BehaviourStageConfig,
     #[serde(default)]
     pub sim: SimConfig,
+    #[serde(default)]
+    pub dashboard: DashboardSettings,
+}
+
+/// The live dashboard (`[dashboard]`), served over HTTP while the session runs.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DashboardSettings {
+    pub enabled: bool,
+    /// `host:port`; port 0 picks a free one (the URL is logged). Anything but a loopback
+    /// address needs `token`.
+    pub bind: String,
+    /// Required on every request when set (`?token=` or `Authorization: Bearer`).
+    pub token: Option<String>,
+}
+
+impl Default for DashboardSettings {
+    fn default() -> Self {
+        DashboardSettings {
+            enabled: false,
+            bind: "127.0.0.1:8787".into(),
+            token: None,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -6,6 +6,7 @@
 pub mod cli;
 pub mod clock;
 pub mod config;
+pub mod dashboard;
 pub mod frames;
 pub mod npy;
 pub mod protocol;

@@ -15,6 +15,8 @@ pub fn fast_sim_config(out_dir: &Path, duration_s: f64) -> Config {
     // The loop's mechanics are tested on the placeholder extraction (every frame gets activity
     // from the first, no calibration phase); the pipeline has its own tests.
     cfg.imaging.extraction = twinloop_rig::config::Extraction::TruthFootprints;
+    // Tests run sessions side by side; the dashboard has its own tests.
+    cfg.dashboard.enabled = false;
     cfg
 }
 

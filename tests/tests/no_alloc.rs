@@ -90,6 +90,7 @@ fn steady_state_frames_allocate_nothing() {
     let (act_to_recorder, rec_activity) = ring(128, Arc::clone(&recorder_wake));
     let (act_to_selector, mut sel_rx) = ring(128, Wakeup::new());
     let (act_to_bus, mut bus_rx) = ring(32, Wakeup::new());
+    let (thumbnails, _thumbnails_rx) = ring(2, Wakeup::new());
     let (events_tx, events_rx) = crossbeam_channel::bounded(1024);
     let (bus, _bus_inbox) = event_bus::bus(16, Arc::clone(&counters));
 
@@ -119,6 +120,9 @@ fn steady_state_frames_allocate_nothing() {
             to_bus: act_to_bus,
             bus,
             events: events_tx.clone(),
+            // The dashboard's thumbnail handles ride the hot path too (nobody drains this
+            // ring, so it fills and then drops: both must be allocation-free).
+            to_dashboard: Some(thumbnails),
         },
         counters: Arc::clone(&counters),
         late_after_ns: i64::MAX,

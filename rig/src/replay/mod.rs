@@ -283,6 +283,7 @@ fn recompute_activity(
             to_bus,
             bus,
             events,
+            to_dashboard: None,
         },
         counters,
         late_after_ns: i64::MAX,

@@ -18,6 +18,8 @@ mod summary;
 pub use summary::SessionSummary;
 
 use crate::config::{Config, SourceKind};
+use crate::dashboard::bus::DashBridge;
+use crate::dashboard::{Dashboard, DashboardConfig};
 use crate::frames::{ActivityBuf, EyeBuf, FrameBuf};
 use crate::ring::{Pool, Wakeup, ring};
 use crate::scheduler::{PlaceholderRenderer, SelectorThread, build_selector};
@@ -161,6 +163,14 @@ pub fn run(
     let (bus, bus_inbox) = event_bus::bus(4096, Arc::clone(&counters));
     let (act_to_bus, bus_activity) = ring(cfg.rings.stage_ring, bus.wakeup());
     let (queue_tx, queue_rx) = crossbeam_channel::bounded(1);
+    let dashboard = start_dashboard(cfg);
+    let (thumbnails_tx, dash_bridge) = match &dashboard {
+        Some(d) => {
+            let (tx, rx) = ring(2, bus.wakeup());
+            (Some(tx), Some(DashBridge::new(d.feed(), Some(rx))))
+        }
+        None => (None, None),
+    };
 
     let mut ingest = Ingest::new(
         cfg,
@@ -209,6 +219,7 @@ pub fn run(
             to_bus: act_to_bus,
             bus: bus.clone(),
             events: events_tx.clone(),
+            to_dashboard: thumbnails_tx,
         },
         counters: Arc::clone(&counters),
         late_after_ns: (cfg.imaging.late_after_ms * 1e6) as i64,
@@ -272,6 +283,7 @@ pub fn run(
                 "channels": cfg.imaging.channels,
             },
         }),
+        dashboard: dash_bridge,
     };
     drop(bus);
 
@@ -404,6 +416,10 @@ pub fn run(
     join("behaviour", behaviour_h)?;
     let recorder = join("recorder", recorder_h)?;
     join("publish", publish_h)?;
+    if let Some(d) = dashboard {
+        // Joins the dashboard's thread (at most a couple of seconds with a stalled client).
+        d.shutdown();
+    }
     if let Some(id) = sigint {
         signal_hook::low_level::unregister(id);
     }
@@ -460,4 +476,34 @@ fn spawn<T: Send + 'static>(
 
 fn join<T>(name: &'static str, h: std::thread::JoinHandle<T>) -> Result<T, SessionError> {
     h.join().map_err(|_| SessionError::Panicked(name))
+}
+
+/// Starts the live dashboard when the config asks for it. A dashboard that cannot start is
+/// logged and the session goes on without it: the recording matters more than the view.
+fn start_dashboard(cfg: &Config) -> Option<Dashboard> {
+    let d = &cfg.dashboard;
+    if !d.enabled {
+        return None;
+    }
+    let bind = match d.bind.parse() {
+        Ok(b) => b,
+        Err(e) => {
+            tracing::error!(bind = %d.bind, error = %e, "dashboard.bind is not host:port; no dashboard");
+            return None;
+        }
+    };
+    match Dashboard::start(DashboardConfig {
+        bind,
+        token: d.token.clone(),
+        ..DashboardConfig::default()
+    }) {
+        Ok(dash) => {
+            tracing::info!(url = %format!("http://{}/", dash.local_addr()), "dashboard serving");
+            Some(dash)
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "the dashboard could not start; the session runs without it");
+            None
+        }
+    }
 }

@@ -64,6 +64,8 @@ pub struct Publisher {
     pub heartbeat: Duration,
     /// Fixed facts every heartbeat repeats (protocol version, flow window, imaging shape).
     pub info: serde_json::Value,
+    /// The live dashboard, when one is served: it sees everything published.
+    pub dashboard: Option<crate::dashboard::bus::DashBridge>,
 }
 
 pub fn bus(capacity: usize, counters: Arc<Counters>) -> (Bus, BusInbox) {
@@ -142,6 +144,9 @@ impl Publisher {
             loop {
                 match self.inbox.rx.try_recv() {
                     Ok(m) => {
+                        if let Some(d) = self.dashboard.as_mut() {
+                            d.on_message(&m);
+                        }
                         send(&sock, m);
                         busy = true;
                     }
@@ -154,7 +159,13 @@ impl Publisher {
             }
             while let Some(a) = self.activity.try_pop() {
                 send(&sock, activity_message(&a));
+                if let Some(d) = self.dashboard.as_mut() {
+                    d.on_activity(&a);
+                }
                 busy = true;
+            }
+            if let Some(d) = self.dashboard.as_mut() {
+                d.poll();
             }
             let heartbeat = Instant::now() >= next_heartbeat;
             let acked = self.acked.load(Ordering::Acquire);
@@ -165,6 +176,9 @@ impl Publisher {
             }
             if heartbeat {
                 let status = self.status("running", t_ns);
+                if let Some(d) = self.dashboard.as_mut() {
+                    d.on_message(&Message::json(Stream::Status, status_seq, t_ns, &status));
+                }
                 send(
                     &sock,
                     Message::json(Stream::Status, status_seq, t_ns, &status),

@@ -23,7 +23,13 @@ pub struct StageOutputs {
     pub to_bus: RingTx<Activity>,
     pub bus: Bus,
     pub events: Sender<RecorderItem>,
+    /// Every [`THUMBNAIL_EVERY`]-th frame's handle, for the dashboard's thumbnail (best
+    /// effort: a full ring drops it; no copy on this thread).
+    pub to_dashboard: Option<RingTx<Frame>>,
 }
+
+/// The dashboard sees one two-photon frame in this many (5 per second at 30 Hz).
+pub const THUMBNAIL_EVERY: u64 = 6;
 
 /// How the stage turns frames into activity.
 pub enum Extractor {
@@ -110,6 +116,11 @@ impl ExtractStage {
     }
 
     fn process(&mut self, frame: &Frame, popped_ns: i64, report: &mut StageReport) {
+        if let Some(tx) = self.out.to_dashboard.as_mut()
+            && frame.meta.seq.is_multiple_of(THUMBNAIL_EVERY)
+        {
+            let _ = tx.try_push(frame.clone());
+        }
         let mut sink = Sink {
             out: &mut self.out,
             counters: &self.counters,

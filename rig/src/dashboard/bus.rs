@@ -1,0 +1,171 @@
+//! From the daemon's event bus to the dashboard: the publisher thread hands every message it
+//! publishes (and every activity it sends) to a [`DashBridge`], which turns the ones the page
+//! shows into [`DashEvent`]s. The two-photon thumbnail comes from a ring the extraction stage
+//! fills with every n-th frame's pooled handle (no copy on the stage's thread); the copy into
+//! the event is made here, off the frame path. Nothing here can block the publisher: the feed
+//! drops and counts when full.
+
+use super::{DashEvent, DashFeed};
+use crate::frames::{Activity, Frame};
+use crate::protocol::{Message, Stream};
+use crate::ring::RingRx;
+use hdrhistogram::Histogram;
+use std::time::{Duration, Instant};
+
+/// How often latency histograms are sent.
+const LATENCY_EVERY: Duration = Duration::from_secs(1);
+
+pub struct DashBridge {
+    feed: DashFeed,
+    frames: Option<RingRx<Frame>>,
+    latency: Option<Histogram<u64>>,
+    last_latency: Instant,
+}
+
+impl DashBridge {
+    pub fn new(feed: DashFeed, frames: Option<RingRx<Frame>>) -> DashBridge {
+        DashBridge {
+            feed,
+            frames,
+            latency: Histogram::new_with_bounds(1, 60_000_000_000, 2).ok(),
+            last_latency: Instant::now(),
+        }
+    }
+
+    /// A message the publisher sent.
+    pub fn on_message(&mut self, m: &Message) {
+        if let Some(ev) = event(m) {
+            self.feed.send(ev);
+        }
+        if m.header.stream == Stream::Decision
+            && let Some(acc) = json(m).and_then(|v| v.get("accuracy").cloned())
+            && let (Some(trials), Some(cc)) = (
+                acc.get("trials").and_then(|v| v.as_u64()),
+                acc.get("cc_norm").and_then(|v| v.as_f64()),
+            )
+        {
+            self.feed.send(DashEvent::Accuracy {
+                trials,
+                cc_norm: cc,
+            });
+        }
+    }
+
+    /// One frame's activity, as the publisher pops it.
+    pub fn on_activity(&mut self, a: &Activity) {
+        if let Some(h) = self.latency.as_mut() {
+            let _ = h.record((a.ready_ns - a.frame.recv_ns).max(1) as u64);
+        }
+        self.feed.send(DashEvent::Activity {
+            t_s: a.frame.t.as_secs_f64(),
+            values: a.values().to_vec(),
+        });
+    }
+
+    /// Thumbnails waiting in the ring, and the latency histogram once a second.
+    pub fn poll(&mut self) {
+        if let Some(rx) = self.frames.as_mut() {
+            while let Some(f) = rx.try_pop() {
+                self.feed.send(DashEvent::Frame {
+                    t_s: f.meta.t.as_secs_f64(),
+                    width: f.meta.width,
+                    height: f.meta.height,
+                    pixels: f.pixels().to_vec(),
+                });
+            }
+        }
+        if self.last_latency.elapsed() >= LATENCY_EVERY
+            && let Some(h) = self.latency.as_ref()
+            && !h.is_empty()
+        {
+            self.last_latency = Instant::now();
+            let ms = |ns: u64| ns as f64 / 1e6;
+            let histogram = [0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 20.0, 50.0, 100.0]
+                .iter()
+                .scan(0u64, |below, &edge| {
+                    let upto = h.count_between(0, (edge * 1e6) as u64);
+                    let n = upto.saturating_sub(*below);
+                    *below = upto;
+                    Some((edge, n))
+                })
+                .collect();
+            self.feed.send(DashEvent::Latency {
+                stage: "frame received → activity".into(),
+                p50_ms: ms(h.value_at_quantile(0.5)),
+                p99_ms: ms(h.value_at_quantile(0.99)),
+                histogram,
+            });
+        }
+    }
+}
+
+fn json(m: &Message) -> Option<serde_json::Value> {
+    serde_json::from_slice(&m.payload).ok()
+}
+
+/// The dashboard's view of one bus message, if it shows it.
+fn event(m: &Message) -> Option<DashEvent> {
+    let h = &m.header;
+    let t_s = h.t_ns as f64 * 1e-9;
+    match h.stream {
+        Stream::View => {
+            let (height, width) = (h.shape[0], h.shape[1]);
+            (m.payload.len() == (height * width) as usize).then(|| DashEvent::View {
+                t_s,
+                width,
+                height,
+                pixels: m.payload.to_vec(),
+                trial: h.aux,
+            })
+        }
+        Stream::Stimulus => {
+            let v = json(m)?;
+            Some(DashEvent::Onset {
+                trial: v.get("trial")?.as_u64()?,
+                name: v.get("name")?.as_str()?.to_string(),
+                t_s,
+            })
+        }
+        Stream::Decision => {
+            let v = json(m)?;
+            Some(DashEvent::Decision {
+                trial: v.get("trial")?.as_u64()?,
+                name: v.get("name")?.as_str()?.to_string(),
+                mode: v
+                    .get("mode")
+                    .and_then(|m| m.as_str())
+                    .unwrap_or("random")
+                    .to_string(),
+                score: v.get("score").and_then(|s| s.as_f64()),
+            })
+        }
+        Stream::Behaviour => {
+            let v = json(m)?;
+            let f = |k: &str| v.get(k).and_then(|x| x.as_f64()).unwrap_or(f64::NAN) as f32;
+            Some(DashEvent::Behaviour {
+                t_s,
+                pupil_x: f("pupil_x_px"),
+                pupil_y: f("pupil_y_px"),
+                pupil_radius: f("pupil_radius_px"),
+                speed_cm_s: f("treadmill_cm_s"),
+            })
+        }
+        Stream::Status => {
+            let v = json(m)?;
+            let mut c = v.get("counters")?.as_object()?.clone();
+            // The page's tiles, under the daemon's names: frames received, frames lost in
+            // transit (sequence gaps), frames the imaging stage skipped.
+            for (tile, counter) in [
+                ("frames", "frames_in"),
+                ("drops", "missing"),
+                ("skips", "stage_skips"),
+            ] {
+                if let Some(x) = c.get(counter).cloned() {
+                    c.insert(tile.into(), x);
+                }
+            }
+            Some(DashEvent::Counters(c))
+        }
+        _ => None,
+    }
+}
