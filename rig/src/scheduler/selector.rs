@@ -6,7 +6,7 @@
 //! decisions.
 
 use super::design::{AccuracyPoint, Alternative, DecisionMode};
-use crate::clock::RigTime;
+use crate::clock::{RigTime, host_monotonic_ns};
 use crate::frames::{Activity, ActivityBuf};
 use crate::protocol::{Message, Stream};
 use crate::ring::{RingRx, Wakeup};
@@ -14,6 +14,7 @@ use crate::sinks::event_bus::Bus;
 use crate::sinks::records::RecordKind;
 use crate::sources::RecorderItem;
 use crate::telemetry::Counters;
+use crate::telemetry::LatencyHist;
 use crossbeam_channel::{Receiver, Sender, TrySendError};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -158,7 +159,10 @@ pub struct SelectorThread {
 }
 
 impl SelectorThread {
-    pub fn run(mut self) {
+    /// Runs until the activity ends; returns how long decisions took to compute (from the
+    /// request to the decision ready for the renderer's queue).
+    pub fn run(mut self) -> LatencyHist {
+        let mut decide_time = LatencyHist::new("selector: decision compute");
         let _span = tracing::info_span!("stage", name = "selector").entered();
         self.wake.register_current();
         let mut trial = 0u64;
@@ -179,7 +183,9 @@ impl SelectorThread {
                 self.selector.onset(o.trial, o.stimulus, o.t);
             }
             if pending.is_none() && !renderer_gone {
+                let asked = host_monotonic_ns();
                 let d = self.selector.decide(trial, false);
+                decide_time.record_ns(host_monotonic_ns() - asked);
                 trial += 1;
                 Counters::inc(&self.counters.decisions);
                 tracing::debug!(trial = d.trial, stimulus = d.stimulus.0, "decided");
@@ -209,6 +215,7 @@ impl SelectorThread {
             }
             self.wake.wait(Duration::from_millis(2));
         }
+        decide_time
     }
 }
 

@@ -411,7 +411,7 @@ pub fn run(
         None => None,
     };
     let stage = join("extract", stage_h)?;
-    join("selector", selector_h)?;
+    let decide_time = join("selector", selector_h)?;
     let renderer = join("renderer", renderer_h)?;
     join("behaviour", behaviour_h)?;
     let recorder = join("recorder", recorder_h)?;
@@ -445,6 +445,7 @@ pub fn run(
             &stage.compute,
             &stage.end_to_end,
             &recorder.latency,
+            &decide_time,
         ]
         .iter()
         .map(|h| h.summary())

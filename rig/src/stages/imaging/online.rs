@@ -54,6 +54,8 @@ pub struct OnlinePipeline {
     spikes: Vec<f32>,
     /// Frames skipped because the hold was full during calibration.
     pub skipped: u64,
+    /// First frame skipped for a full hold (the warning is logged once).
+    held_full_since: Option<u64>,
 }
 
 impl OnlinePipeline {
@@ -78,6 +80,7 @@ impl OnlinePipeline {
             state: State::Collecting,
             save_dir,
             skipped: 0,
+            held_full_since: None,
         }
     }
 
@@ -113,10 +116,16 @@ impl OnlinePipeline {
                     self.held.push_back(frame.clone());
                 } else {
                     self.skipped += 1;
-                    tracing::warn!(
-                        seq = frame.meta.seq,
-                        "calibration still running and the hold is full: frame recorded, not processed"
-                    );
+                    // Once per calibration here (every skip is counted, and the recorder has the
+                    // frames): a warning per frame would bury the log at 30 Hz.
+                    if self.held_full_since.is_none() {
+                        self.held_full_since = Some(frame.meta.seq);
+                        tracing::warn!(
+                            seq = frame.meta.seq,
+                            held = MAX_HELD,
+                            "calibration still running and the hold is full: frames from here are recorded, not processed, until it ends"
+                        );
+                    }
                 }
                 if worker.is_finished() {
                     self.finish_calibration(emit);
@@ -173,6 +182,13 @@ impl OnlinePipeline {
         else {
             return;
         };
+        if let Some(first) = self.held_full_since.take() {
+            tracing::warn!(
+                first_seq = first,
+                skipped = self.skipped,
+                "imaging calibration done; frames skipped while the hold was full"
+            );
+        }
         let (calibration, block) = match worker.join() {
             Ok(Ok(r)) => r,
             Ok(Err(e)) => {
