@@ -3,9 +3,9 @@
 //! log reproduces every decision exactly.
 
 use twinloop_e2e::{fast_sim_config, run_session};
-use twinloop_rig::replay::replay;
+use twinloop_rig::replay::{Overrides, replay, replay_with};
 use twinloop_rig::scheduler::Decision;
-use twinloop_rig::scheduler::design::DecisionMode;
+use twinloop_rig::scheduler::design::{DecisionMode, Objective};
 use twinloop_rig::sinks::records::{self, RecordKind};
 use twinloop_rig::sinks::session_log::SessionDir;
 
@@ -63,4 +63,26 @@ fn an_adaptive_session_decides_by_the_rules_and_replays_exactly() {
         "{:?}",
         r.first_decision_mismatch
     );
+
+    // Counterfactual: the same session under the design's random baseline. Same activity and
+    // onsets, so the test slots and warm-up agree with live; the adaptive slots become random.
+    let r = replay_with(
+        &live.session_dir,
+        &Overrides {
+            objective: Some(Objective::Random),
+            ..Overrides::default()
+        },
+    )
+    .unwrap();
+    let c = r.counterfactual.as_ref().expect("a counterfactual report");
+    assert_eq!(c.policy, "random_design");
+    assert_eq!(c.decisions, decisions.len() as u64);
+    assert_eq!(c.modes.get("adaptive"), None, "{c:?}");
+    let live_tests = decisions
+        .iter()
+        .filter(|d| d.mode == DecisionMode::Test)
+        .count() as u64;
+    assert_eq!(c.modes.get("test").copied(), Some(live_tests));
+    assert!(c.same_stimulus >= live_tests, "test slots show the same stimuli");
+    assert!(r.reproduced(), "a counterfactual reproduces the activity");
 }

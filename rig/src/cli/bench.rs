@@ -234,6 +234,23 @@ fn run_loop(args: &LoopArgs) -> Result<()> {
         mean_final(&adaptive, |p| p.r_true),
         started.elapsed().as_secs_f64()
     );
+    // The criterion's own target: posterior uncertainty of the readouts, at the midpoint and end.
+    let sd_at = |runs: &[ArmRun], frac: f64| {
+        runs.iter()
+            .filter_map(|r| {
+                let k = ((r.curve.len() as f64 - 1.0) * frac).round() as usize;
+                r.curve.get(k).map(|p| p.posterior_sd)
+            })
+            .sum::<f64>()
+            / runs.len() as f64
+    };
+    println!(
+        "posterior s.d. of the readout weights (mean): random {:.4} -> {:.4}; adaptive {:.4} -> {:.4} (midpoint -> end)",
+        sd_at(&random, 0.5),
+        sd_at(&random, 1.0),
+        sd_at(&adaptive, 0.5),
+        sd_at(&adaptive, 1.0)
+    );
     if let Some(out) = &args.out {
         let json = serde_json::json!({
             "experiment": experiment,

@@ -1,51 +1,149 @@
-//! `twinloop replay <session-dir>`: re-run a logged session and compare with the live run.
+//! `twinloop replay <session-dir>...`: re-run logged sessions and compare with the live runs —
+//! exactly (the default), or with another selection policy as a counterfactual (`--policy`,
+//! `--objective`): the same activity and onsets, the decisions the other selector would have made.
 
-use crate::replay;
+use crate::config::Policy;
+use crate::replay::{self, Overrides, ReplayReport};
+use crate::scheduler::design::Objective;
 use anyhow::Context;
 use clap::Args;
 use std::path::PathBuf;
 
 #[derive(Debug, Args)]
 pub struct ReplayArgs {
-    /// A session directory written by `twinloop run`.
-    pub session_dir: PathBuf,
-    /// Print the report as JSON.
+    /// Session directories written by `twinloop run` (several: one summary table).
+    #[arg(required = true)]
+    pub session_dirs: Vec<PathBuf>,
+    /// Replay with this selection policy instead of the live one.
+    #[arg(long, value_enum)]
+    pub policy: Option<PolicyArg>,
+    /// Replay the adaptive policy with this objective.
+    #[arg(long, value_enum)]
+    pub objective: Option<ObjectiveArg>,
+    /// Print the reports as JSON.
     #[arg(long)]
     pub json: bool,
 }
 
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum PolicyArg {
+    Random,
+    Adaptive,
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum ObjectiveArg {
+    InfoGain,
+    VarianceReduction,
+    ResponseMax,
+    Random,
+}
+
 pub fn run(args: &ReplayArgs) -> anyhow::Result<()> {
-    let r = replay::replay(&args.session_dir)
-        .with_context(|| format!("cannot replay {}", args.session_dir.display()))?;
-    if args.json {
-        println!("{}", serde_json::to_string_pretty(&r)?);
-    } else {
-        println!("replay of {}", r.session_dir);
-        println!(
-            "  log              {} records, tail: {}",
-            r.records, r.log_tail
-        );
-        println!(
-            "  frames           {} logged, {} re-run through the pipeline ({:.0} frames/s)",
-            r.frames_logged, r.frames_replayed, r.frames_per_s
-        );
-        if r.frames_replayed == 0 {
-            println!(
-                "                   (no pixels in the log: run with --record-frames to replay the imaging stage)"
-            );
-        }
-        println!(
-            "  activity         {} frames compared, {} differ, max |diff| {}",
-            r.activity_compared, r.activity_mismatches, r.activity_max_abs_diff
-        );
-        println!(
-            "  decisions        {} of {} reproduced",
-            r.decisions_reproduced, r.decisions_logged
-        );
-        if let Some(m) = &r.first_decision_mismatch {
-            println!("  first mismatch   {m}");
+    let overrides = Overrides {
+        policy: args.policy.map(|p| match p {
+            PolicyArg::Random => Policy::Random,
+            PolicyArg::Adaptive => Policy::Adaptive,
+        }),
+        objective: args.objective.map(|o| match o {
+            ObjectiveArg::InfoGain => Objective::InfoGain,
+            ObjectiveArg::VarianceReduction => Objective::VarianceReduction,
+            ObjectiveArg::ResponseMax => Objective::ResponseMax,
+            ObjectiveArg::Random => Objective::Random,
+        }),
+    };
+    let mut reports = Vec::new();
+    let mut failures = Vec::new();
+    for dir in &args.session_dirs {
+        match replay::replay_with(dir, &overrides)
+            .with_context(|| format!("cannot replay {}", dir.display()))
+        {
+            Ok(r) => reports.push(r),
+            Err(e) if args.session_dirs.len() > 1 => {
+                tracing::error!("{e:#}");
+                failures.push(format!("{}: {e:#}", dir.display()));
+            }
+            Err(e) => return Err(e),
         }
     }
-    anyhow::ensure!(r.reproduced(), "the replay did not reproduce the live run");
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&reports)?);
+    } else if reports.len() == 1 && failures.is_empty() {
+        print_one(&reports[0]);
+    } else {
+        print_table(&reports);
+    }
+    for f in &failures {
+        println!("  not replayed: {f}");
+    }
+    let bad = reports.iter().filter(|r| !r.reproduced()).count();
+    anyhow::ensure!(
+        bad == 0 && failures.is_empty(),
+        "{bad} replay(s) did not reproduce the live run, {} could not be replayed",
+        failures.len()
+    );
     Ok(())
+}
+
+fn print_one(r: &ReplayReport) {
+    println!("replay of {}", r.session_dir);
+    println!(
+        "  log              {} records, tail: {}",
+        r.records, r.log_tail
+    );
+    println!(
+        "  frames           {} logged, {} re-run through the pipeline ({:.0} frames/s)",
+        r.frames_logged, r.frames_replayed, r.frames_per_s
+    );
+    if r.frames_replayed == 0 {
+        println!(
+            "                   (no pixels in the log: run with --record-frames to replay the imaging stage)"
+        );
+    }
+    println!(
+        "  activity         {} frames compared, {} differ, max |diff| {}",
+        r.activity_compared, r.activity_mismatches, r.activity_max_abs_diff
+    );
+    match &r.counterfactual {
+        None => {
+            println!(
+                "  decisions        {} of {} reproduced",
+                r.decisions_reproduced, r.decisions_logged
+            );
+            if let Some(m) = &r.first_decision_mismatch {
+                println!("  first mismatch   {m}");
+            }
+        }
+        Some(c) => {
+            println!(
+                "  policy {:<10} {} decisions, {} chose the live stimulus ({:.0}%), modes {:?}, mean score {}",
+                c.policy,
+                c.decisions,
+                c.same_stimulus,
+                100.0 * c.same_stimulus as f64 / c.decisions.max(1) as f64,
+                c.modes,
+                c.mean_score.map_or("-".into(), |s| format!("{s:.3}"))
+            );
+        }
+    }
+}
+
+fn print_table(reports: &[ReplayReport]) {
+    println!("| session | tail | activity differs | decisions | reproduced / same stimulus |");
+    println!("|---|---|---|---|---|");
+    for r in reports {
+        let agreement = match &r.counterfactual {
+            None => format!("{} reproduced", r.decisions_reproduced),
+            Some(c) => format!("{} same ({})", c.same_stimulus, c.policy),
+        };
+        println!(
+            "| {} | {} | {} of {} | {} | {} |",
+            r.session_dir,
+            r.log_tail,
+            r.activity_mismatches,
+            r.activity_compared,
+            r.decisions_logged,
+            agreement
+        );
+    }
 }

@@ -66,6 +66,9 @@ pub struct ReplayReport {
     pub decisions_logged: u64,
     pub decisions_reproduced: u64,
     pub first_decision_mismatch: Option<String>,
+    /// With overrides: how the other policy's decisions differ (then decisions are not expected
+    /// to be reproduced).
+    pub counterfactual: Option<PolicyComparison>,
     pub wall_s: f64,
     pub frames_per_s: f64,
 }
@@ -73,7 +76,8 @@ pub struct ReplayReport {
 impl ReplayReport {
     /// Everything that could be compared matched.
     pub fn reproduced(&self) -> bool {
-        self.activity_mismatches == 0 && self.decisions_reproduced == self.decisions_logged
+        self.activity_mismatches == 0
+            && (self.counterfactual.is_some() || self.decisions_reproduced == self.decisions_logged)
     }
 }
 
@@ -149,13 +153,52 @@ fn truth_cells(dir: &SessionDir) -> Result<Vec<CellTruth>, String> {
     serde_json::from_slice(&text).map_err(|e| format!("{}: {e}", path.display()))
 }
 
+/// What to change when replaying: another selection policy or objective turns replay into a
+/// counterfactual — the same activity and onsets, the decisions another selector would have made
+/// at the same points — and the report says how they differ from the live ones.
+#[derive(Debug, Clone, Default)]
+pub struct Overrides {
+    pub policy: Option<crate::config::Policy>,
+    pub objective: Option<crate::scheduler::design::Objective>,
+}
+
+impl Overrides {
+    pub fn is_empty(&self) -> bool {
+        self.policy.is_none() && self.objective.is_none()
+    }
+}
+
+/// How another policy's decisions differ from the live ones.
+#[derive(Debug, Clone, Serialize, Default)]
+pub struct PolicyComparison {
+    pub policy: String,
+    pub decisions: u64,
+    /// Decisions that chose the same stimulus as live.
+    pub same_stimulus: u64,
+    /// Decisions by mode (random, warmup, test, adaptive, fallback, late).
+    pub modes: BTreeMap<String, u64>,
+    /// Mean score of the alternative's adaptive choices (its own objective).
+    pub mean_score: Option<f64>,
+}
+
 /// Replay the session in `path`.
 pub fn replay(path: &Path) -> Result<ReplayReport, ReplayError> {
+    replay_with(path, &Overrides::default())
+}
+
+/// Replay the session in `path` with `overrides` (none: an exact replay).
+pub fn replay_with(path: &Path, overrides: &Overrides) -> Result<ReplayReport, ReplayError> {
     let started = Instant::now();
     let dir = SessionDir::open(path)?;
     let manifest = dir.read_manifest()?;
-    let cfg: Config = serde_json::from_value(manifest.config.clone())
+    let mut cfg: Config = serde_json::from_value(manifest.config.clone())
         .map_err(|e| ReplayError::Config(e.to_string()))?;
+    if let Some(p) = overrides.policy {
+        cfg.trials.policy = p;
+    }
+    if let Some(o) = overrides.objective {
+        cfg.trials.design.objective = o;
+    }
     let logged = read_log(&dir)?;
     let recomputed = recompute_activity(&cfg, &dir, &logged)?;
 
@@ -171,6 +214,7 @@ pub fn replay(path: &Path) -> Result<ReplayReport, ReplayError> {
         decisions_logged: logged.decisions.len() as u64,
         decisions_reproduced: 0,
         first_decision_mismatch: None,
+        counterfactual: None,
         wall_s: 0.0,
         frames_per_s: 0.0,
     };
@@ -202,6 +246,7 @@ pub fn replay(path: &Path) -> Result<ReplayReport, ReplayError> {
     let mut selector = build_selector(&cfg).map_err(|e| ReplayError::Config(e.to_string()))?;
     let mut activity = logged.activity.iter();
     let mut onsets = logged.onsets.iter();
+    let mut scores = Vec::new();
     let mut scratch = ActivityBuf::with_capacity(
         logged
             .activity
@@ -225,6 +270,24 @@ pub fn replay(path: &Path) -> Result<ReplayReport, ReplayError> {
             selector.observe(&scratch);
         }
         let again = selector.decide(live.trial, live.mode == DecisionMode::Late);
+        if !overrides.is_empty() {
+            let c = report
+                .counterfactual
+                .get_or_insert_with(|| PolicyComparison {
+                    policy: again.policy.clone(),
+                    ..PolicyComparison::default()
+                });
+            c.decisions += 1;
+            c.same_stimulus += u64::from(again.stimulus == live.stimulus);
+            let mode = serde_json::to_value(again.mode)
+                .ok()
+                .and_then(|v| v.as_str().map(str::to_string))
+                .unwrap_or_default();
+            *c.modes.entry(mode).or_insert(0) += 1;
+            if let Some(s) = again.score {
+                scores.push(s);
+            }
+        }
         if &again == live {
             report.decisions_reproduced += 1;
         } else if report.first_decision_mismatch.is_none() {
@@ -233,6 +296,11 @@ pub fn replay(path: &Path) -> Result<ReplayReport, ReplayError> {
                 live.trial, live, again
             ));
         }
+    }
+    if let Some(c) = report.counterfactual.as_mut()
+        && !scores.is_empty()
+    {
+        c.mean_score = Some(scores.iter().sum::<f64>() / scores.len() as f64);
     }
     report.wall_s = started.elapsed().as_secs_f64();
     report.frames_per_s = report.frames_replayed as f64 / report.wall_s.max(1e-9);

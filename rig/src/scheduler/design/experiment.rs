@@ -39,6 +39,9 @@ pub struct CurvePoint {
     pub cc_norm: f64,
     /// Mean over units of the correlation between predicted and true rates on the test block.
     pub r_true: f64,
+    /// Mean over units and weights of the posterior standard deviation: what the criterion
+    /// reduces, whether or not accuracy follows.
+    pub posterior_sd: f64,
 }
 
 /// One arm (policy) of one seed.
@@ -147,6 +150,7 @@ impl LoopExperiment {
                     trials: trial,
                     cc_norm: designer.accuracy().last().map_or(f64::NAN, |a| a.cc_norm),
                     r_true: r_true(&designer, pool, &tests, &truth_sum, &truth_count, n, bins),
+                    posterior_sd: posterior_sd(&designer),
                 });
             }
             let onset = t_s;
@@ -190,6 +194,7 @@ impl LoopExperiment {
             trials: u64::from(self.trials),
             cc_norm: designer.accuracy().last().map_or(f64::NAN, |a| a.cc_norm),
             r_true: r_true(&designer, pool, &tests, &truth_sum, &truth_count, n, bins),
+            posterior_sd: posterior_sd(&designer),
         });
         let counts = designer.counts();
         Ok(ArmRun {
@@ -202,6 +207,23 @@ impl LoopExperiment {
             wall_s: started.elapsed().as_secs_f64(),
         })
     }
+}
+
+/// Mean posterior standard deviation of the readout weights (NaN before the readouts are placed).
+fn posterior_sd(designer: &Designer) -> f64 {
+    let Some(post) = designer.posterior() else {
+        return f64::NAN;
+    };
+    if post.units() == 0 {
+        return f64::NAN;
+    }
+    let d = post.dim();
+    let mut total = 0.0;
+    for u in 0..post.units() {
+        let cov = post.cov(u);
+        total += (0..d).map(|i| cov[i * d + i].max(0.0).sqrt()).sum::<f64>() / d as f64;
+    }
+    total / post.units().max(1) as f64
 }
 
 /// Mean over units of the correlation between the twin's predicted events per frame and the
