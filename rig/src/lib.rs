@@ -11,6 +11,7 @@ pub mod frames;
 pub mod npy;
 pub mod protocol;
 pub mod replay;
+pub mod report;
 pub mod ring;
 pub mod scheduler;
 pub mod session;

@@ -12,9 +12,10 @@ use twinloop_rig::sinks::session_log::SessionDir;
 #[test]
 fn an_adaptive_session_decides_by_the_rules_and_replays_exactly() {
     let tmp = tempfile::tempdir().unwrap();
-    let mut cfg = fast_sim_config(tmp.path(), 30.0);
-    cfg.trials.stimulus_s = 1.0;
-    cfg.trials.gray_s = 0.5;
+    // Long enough for every test stimulus to be repeated twice (held-out accuracy needs it).
+    let mut cfg = fast_sim_config(tmp.path(), 56.0);
+    cfg.trials.stimulus_s = 0.8;
+    cfg.trials.gray_s = 0.4;
     cfg.trials.design.warmup_trials = 4;
     cfg.trials.design.test_every = 3;
     cfg.trials.design.random_share = 0.25;
@@ -53,6 +54,16 @@ fn an_adaptive_session_decides_by_the_rules_and_replays_exactly() {
         );
         assert!(d.alternatives.len() >= 2);
     }
+    // Held-out accuracy on the repeated test block, once each test stimulus was seen twice.
+    let accuracy: Vec<f64> = decisions
+        .iter()
+        .filter_map(|d| d.accuracy.map(|a| a.cc_norm))
+        .collect();
+    assert!(
+        !accuracy.is_empty() && accuracy.iter().all(|c| c.is_finite()),
+        "no held-out accuracy logged: {:?}",
+        decisions.last()
+    );
     // The selector saw onsets before deciding (the twin knew what it had shown).
     assert!(decisions.last().unwrap().onsets_seen >= decisions.len() as u64 - 2);
 
@@ -83,6 +94,9 @@ fn an_adaptive_session_decides_by_the_rules_and_replays_exactly() {
         .filter(|d| d.mode == DecisionMode::Test)
         .count() as u64;
     assert_eq!(c.modes.get("test").copied(), Some(live_tests));
-    assert!(c.same_stimulus >= live_tests, "test slots show the same stimuli");
+    assert!(
+        c.same_stimulus >= live_tests,
+        "test slots show the same stimuli"
+    );
     assert!(r.reproduced(), "a counterfactual reproduces the activity");
 }

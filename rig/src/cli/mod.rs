@@ -5,6 +5,7 @@ mod deconvolve;
 mod process;
 mod render;
 mod replay;
+mod report;
 mod run;
 mod sim_rig;
 mod twin;
@@ -42,6 +43,8 @@ enum Command {
     Replay(replay::ReplayArgs),
     /// Benchmarks that need the whole system (the closed-loop experiment).
     Bench(bench::BenchArgs),
+    /// Write a self-contained HTML report of a logged session (figures inline, no network).
+    Report(report::ReportArgs),
 }
 
 /// Entry point of the binary; errors are reported by `main` with their causes.
@@ -63,5 +66,6 @@ pub fn main() -> anyhow::Result<()> {
         Some(Command::Process(args)) => process::run(&args),
         Some(Command::Deconvolve(args)) => deconvolve::run(&args),
         Some(Command::Bench(args)) => bench::run(&args),
+        Some(Command::Report(args)) => report::run(&args),
     }
 }

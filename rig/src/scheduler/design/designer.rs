@@ -73,8 +73,10 @@ pub struct DesignConfig {
     pub prior_var: f64,
     /// Random-walk variance added per second (slow drift of the readouts).
     pub process_noise_per_s: f64,
-    /// Activity above this is clipped (an outlier must not blow the posterior up).
-    pub activity_cap: f32,
+    /// Activity more than this many standard deviations above a cell's running mean is clipped
+    /// there (an outlier must not blow the posterior up); the scale is each cell's own, so
+    /// spikes, dF/F and raw fluorescence all work. Applies once a cell has 100 frames.
+    pub outlier_sd: f32,
     /// Score every n-th frame of a clip (its Fisher weight scaled by n).
     pub score_stride: usize,
     /// Adaptive trials planned at once by greedy selection (the criterion is submodular).
@@ -100,7 +102,7 @@ impl Default for DesignConfig {
             response_delay_s: 0.0,
             prior_var: 1.0,
             process_noise_per_s: 1e-5,
-            activity_cap: 50.0,
+            outlier_sd: 20.0,
             score_stride: 6,
             batch: 1,
             threads: 1,
@@ -132,8 +134,8 @@ impl DesignConfig {
         if !(self.process_noise_per_s >= 0.0 && self.process_noise_per_s.is_finite()) {
             return bad("process_noise_per_s", "must be non-negative");
         }
-        if self.activity_cap.is_nan() || self.activity_cap <= 0.0 {
-            return bad("activity_cap", "must be positive");
+        if self.outlier_sd.is_nan() || self.outlier_sd <= 0.0 {
+            return bad("outlier_sd", "must be positive");
         }
         if self.score_stride == 0 || self.batch == 0 || self.threads == 0 {
             return bad("score_stride/batch/threads", "must be at least 1");
@@ -223,6 +225,13 @@ const ALTERNATIVES: usize = 5;
 /// Behaviour covariates per frame (running speed and pupil, standardised).
 pub const BEHAVIOUR_DIMS: usize = 2;
 
+#[derive(Debug, Clone, Copy, Default)]
+struct RunningStats {
+    n: f64,
+    mean: f64,
+    m2: f64,
+}
+
 struct Onset {
     trial: u64,
     entry: usize,
@@ -270,6 +279,8 @@ pub struct Designer {
     decided: u64,
     counts: DesignCounts,
     dim: usize,
+    /// Running mean and variance of each cell's activity, for the outlier clip.
+    activity_stats: Vec<RunningStats>,
     /// Features of every unit for one frame (kept to avoid an allocation per frame).
     scratch_xs: Vec<f32>,
 }
@@ -309,6 +320,7 @@ impl Designer {
             decided: 0,
             counts: DesignCounts::default(),
             dim,
+            activity_stats: Vec::new(),
             scratch_xs: Vec::new(),
         }
     }
@@ -405,17 +417,29 @@ impl Designer {
         }
         self.counts.frames += 1;
         self.behaviour_now = behaviour.map(|b| if b.is_finite() { b } else { 0.0 });
-        let cap = self.cfg.activity_cap;
+        let k = f64::from(self.cfg.outlier_sd);
         let mut clean = Vec::with_capacity(values.len());
-        for &v in values {
+        for (u, &v) in values.iter().enumerate() {
             if !v.is_finite() {
                 clean.push(f32::NAN);
-            } else if v > cap {
-                self.counts.values_clipped += 1;
-                clean.push(cap);
-            } else {
-                clean.push(v.max(0.0));
+                continue;
             }
+            let v = f64::from(v.max(0.0));
+            let s = &mut self.activity_stats[u];
+            // The scale is the cell's s.d., or its mean when that is larger (sparse spike
+            // counts); a cell that has been silent so far has no scale yet and is not clipped.
+            let scale = (s.m2 / (s.n - 1.0).max(1.0)).sqrt().max(s.mean);
+            if s.n >= 100.0 && scale > 0.0 && v > s.mean + k * scale {
+                self.counts.values_clipped += 1;
+                clean.push((s.mean + k * scale) as f32);
+                continue;
+            }
+            // Welford's running mean and variance, of values that were not clipped.
+            s.n += 1.0;
+            let d = v - s.mean;
+            s.mean += d / s.n;
+            s.m2 += d * (v - s.mean);
+            clean.push(v as f32);
         }
         let t_s = t.as_secs_f64() - self.cfg.response_delay_s;
         self.accumulate_rf(t_s, &clean);
@@ -465,6 +489,7 @@ impl Designer {
             );
         }
         self.units = units;
+        self.activity_stats = vec![RunningStats::default(); units];
         let positions = self.pool.core().positions();
         let dim = self.dim();
         let mut prior_mean = vec![0.0; dim];

@@ -81,6 +81,12 @@ impl Selector for AdaptiveSelector {
         self.last_seq = Some(activity.frame.seq);
         self.last_t_ns = activity.frame.t.as_nanos();
         self.seen += 1;
+        while let Some(o) = self.pending.front().copied()
+            && o.t <= activity.frame.t
+        {
+            self.pending.pop_front();
+            self.designer.onset(o.trial, o.stimulus.0 as usize, o.t);
+        }
         self.designer.observe(
             activity.frame.t,
             activity.values(),

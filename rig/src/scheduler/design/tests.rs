@@ -135,7 +135,7 @@ fn readouts_find_the_true_positions_and_weights() {
     }
     assert!(
         near >= 9,
-        "{near}/12 readouts within one grid step of the truth"
+        "{near}/12 readouts within 1.5 grid steps of the truth"
     );
     // Weights: the posterior mean correlates with the true weights over all units.
     let post = d.posterior().expect("posterior");
@@ -146,7 +146,10 @@ fn readouts_find_the_true_positions_and_weights() {
         tru.extend(truth.weights[u][..c].iter().map(|&w| f64::from(w)));
     }
     let r = twinloop_model::metrics::pearson(&est, &tru).expect("pearson");
-    eprintln!("weights recovered: r = {r:.3}, positions {near}/12");
+    eprintln!(
+        "weights recovered: r = {r:.3}, positions {near}/12, clipped {}",
+        d.counts().values_clipped
+    );
     assert!(r > 0.6, "weights recovered: r = {r:.3}");
 }
 
@@ -276,13 +279,26 @@ fn bad_activity_is_skipped_and_a_changed_population_restarts() {
     let mut d = Designer::new(Arc::clone(&pool), DesignConfig::default(), 3, 1.0 / HZ);
     d.observe(RigTime::from_secs_f64(0.0), &[1.0, f32::NAN, 2.0], [0.0; 2]);
     assert_eq!(d.units(), 3);
+    for k in 0..150 {
+        let v = (k % 3) as f32;
+        d.observe(
+            RigTime::from_secs_f64(0.1 + k as f64 / 30.0),
+            &[v, 1.0, v],
+            [0.0; 2],
+        );
+    }
+    assert_eq!(
+        d.counts().values_clipped,
+        0,
+        "ordinary activity is not clipped"
+    );
     d.observe(
-        RigTime::from_secs_f64(0.1),
+        RigTime::from_secs_f64(6.0),
         &[1e9, 0.0, 1.0],
         [f32::NAN, 0.0],
     );
     assert_eq!(d.counts().values_clipped, 1);
-    d.observe(RigTime::from_secs_f64(0.2), &[1.0, 0.0], [0.0; 2]);
+    d.observe(RigTime::from_secs_f64(6.1), &[1.0, 0.0], [0.0; 2]);
     assert_eq!(d.units(), 2);
     assert_eq!(d.counts().unit_count_changes, 1);
     // No cells at all: decisions still come (random), nothing panics.
