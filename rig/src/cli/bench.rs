@@ -11,11 +11,11 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use crate::config::{Config, DEFAULT_SIM_TOML};
-use crate::scheduler::core_config;
+use crate::scheduler::default_pool;
+use crate::scheduler::design::Objective;
 use crate::scheduler::design::experiment::{
     ArmRun, CurvePoint, DisplayFrames, LoopExperiment, compare,
 };
-use crate::scheduler::design::{CandidatePool, Objective, default_candidates, default_tests};
 use twinloop_model::design::{Criterion, FeatureSource, Posterior, PosteriorConfig, score};
 
 #[derive(Debug, Clone, clap::Args)]
@@ -116,22 +116,8 @@ fn run_loop(args: &LoopArgs) -> Result<()> {
         design.random_share = share;
     }
     design.validate().map_err(anyhow::Error::msg)?;
-    let view = cfg.display.view();
-    let twin_hz = cfg.imaging.frame_rate_hz;
     let started = std::time::Instant::now();
-    let candidates = default_candidates();
-    let tests = default_tests(candidates.len() as u32);
-    let pool = Arc::new(
-        CandidatePool::build(
-            candidates,
-            tests,
-            view,
-            core_config(&view, twin_hz),
-            cfg.trials.stimulus_s,
-            twin_hz,
-        )
-        .context("building the candidate pool")?,
-    );
+    let pool = Arc::new(default_pool(&cfg).context("building the candidate pool")?);
     let display = DisplayFrames::render(&pool, cfg.trials.stimulus_s, cfg.display.refresh_hz);
     tracing::info!(
         candidates = pool.candidates().len(),

@@ -86,17 +86,7 @@ impl SummaryView {
 }
 
 /// One stage's latency, as in `summary.json` and `latency.json`.
-#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
-#[serde(default)]
-pub struct LatencyRow {
-    pub stage: String,
-    pub count: u64,
-    pub p50_us: f64,
-    pub p99_us: f64,
-    pub p999_us: f64,
-    pub max_us: f64,
-    pub mean_us: f64,
-}
+pub use crate::telemetry::LatencySummary as LatencyRow;
 
 /// A trial onset (`Stimulus` record).
 #[derive(Debug, Clone, Deserialize, PartialEq)]

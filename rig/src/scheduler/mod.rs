@@ -32,35 +32,38 @@ pub fn core_config(view: &ViewGeometry, twin_hz: f64) -> EnergyCoreConfig {
     }
 }
 
+/// The default candidate pool and test block for `cfg`'s display view, trial length and imaging
+/// rate, rendered and passed through the frozen core.
+pub fn default_pool(cfg: &Config) -> Result<design::CandidatePool, design::PoolError> {
+    let candidates = design::default_candidates();
+    let tests = design::default_tests(candidates.len() as u32);
+    let view = cfg.display.view();
+    let twin_hz = cfg.imaging.frame_rate_hz;
+    design::CandidatePool::build(
+        candidates,
+        tests,
+        view,
+        core_config(&view, twin_hz),
+        cfg.trials.stimulus_s,
+        twin_hz,
+    )
+}
+
 /// The selector `cfg.trials.policy` names, with its candidate pool built (rendered and passed
 /// through the frozen core once).
 pub fn build_selector(cfg: &Config) -> Result<Box<dyn Selector>, design::PoolError> {
-    let candidates = design::default_candidates();
     match cfg.trials.policy {
         Policy::Random => Ok(Box::new(RandomSelector::new(
             Library {
-                entries: candidates,
+                entries: design::default_candidates(),
             },
             cfg.session.seed,
         ))),
-        Policy::Adaptive => {
-            let tests = design::default_tests(candidates.len() as u32);
-            let view = cfg.display.view();
-            let twin_hz = cfg.imaging.frame_rate_hz;
-            let pool = design::CandidatePool::build(
-                candidates,
-                tests,
-                view,
-                core_config(&view, twin_hz),
-                cfg.trials.stimulus_s,
-                twin_hz,
-            )?;
-            Ok(Box::new(AdaptiveSelector::new(
-                Arc::new(pool),
-                cfg.trials.design.clone(),
-                cfg.session.seed,
-                1.0 / cfg.imaging.frame_rate_hz,
-            )))
-        }
+        Policy::Adaptive => Ok(Box::new(AdaptiveSelector::new(
+            Arc::new(default_pool(cfg)?),
+            cfg.trials.design.clone(),
+            cfg.session.seed,
+            1.0 / cfg.imaging.frame_rate_hz,
+        ))),
     }
 }

@@ -10,7 +10,10 @@ pub struct LatencyHist {
     hist: Histogram<u64>,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+/// One stage's latency percentiles, as written to `summary.json` and `latency.json` (fields
+/// missing from an older file read as 0).
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(default)]
 pub struct LatencySummary {
     pub stage: String,
     pub count: u64,
