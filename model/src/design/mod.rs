@@ -325,7 +325,7 @@ pub(crate) mod tests {
 
     /// The win rate over 40 seeds (for the record): `cargo test -- --ignored --nocapture`.
     #[test]
-    #[ignore]
+    #[ignore = "a statistic for the record (40 seeds), not a check; the 5-seed test asserts"]
     fn infomax_win_rate_over_many_seeds() {
         let (mut wins, mut ei, mut er) = (0, 0.0, 0.0);
         for seed in 0..40 {
@@ -527,7 +527,7 @@ pub(crate) mod tests {
 
     /// Timings (medians): `cargo test --release -- --ignored --nocapture bench`.
     #[test]
-    #[ignore]
+    #[ignore = "timings, not a check: speed is measured in benchmarks, never asserted"]
     fn bench_scoring_and_observe() {
         let (units, d) = (1000, 18);
         let src = TableSource::random(units, 101, d, |_| 8, 0.3, 1);
