@@ -326,3 +326,26 @@ fn a_pool_names_what_is_wrong() {
     let msg = err.to_string();
     assert!(msg.contains("too fine") && msg.contains("sf"), "{msg}");
 }
+
+#[test]
+fn refits_come_every_block_even_when_a_due_trial_is_a_test_slot() {
+    let pool = pool();
+    let truth = Truth::new(&pool, 4, 9);
+    // Test slots are trials 3, 7, 11, ... (every 4th); with warm-up 7 and a refit every 4 the
+    // due trials 7, 11, 15, ... are all test slots, which never reach the refit.
+    let cfg = DesignConfig {
+        warmup_trials: 7,
+        refit_every: 4,
+        test_every: 4,
+        ..DesignConfig::default()
+    };
+    let mut d = Designer::new(Arc::clone(&pool), cfg, 5, 1.0 / HZ);
+    run(&mut d, &truth, 40, 4);
+    // The first placement refits all 4 units; after it, one round per 4 trials (8, 12, ... 36).
+    assert!(d.counts().refits >= 4, "{:?}", d.counts());
+    assert!(
+        d.refit_rounds() >= 7,
+        "a refit round per 4 trials after warm-up: {}",
+        d.refit_rounds()
+    );
+}
