@@ -1,6 +1,7 @@
 //! Small dense f64 helpers for the design module: all matrices are square, row-major `n × n`
-//! slices. Nothing here allocates except [`lower_inverse`]'s caller-provided output. Private to
-//! the module (`pub(crate)`): the public API works on [`super::posterior::Posterior`].
+//! slices. Nothing here allocates except [`lower_inverse`]'s caller-provided output. Mostly
+//! private to the crate; [`cholesky`] and [`forward_rows`] are public for the rig's
+//! receptive-field regression, so the project has one Cholesky.
 
 /// `Σ a_i b_i` over the common length, with four independent accumulators so that the loop
 /// vectorises (the summation order is fixed, so results are deterministic).
@@ -168,7 +169,7 @@ pub(crate) fn matmul(
 
 /// Solves `N Z = R` in place for the `n × c` row-major `rows` (`R` becomes `Z`), `N` the
 /// `n × n` lower-triangular factor: forward substitution on whole rows.
-pub(crate) fn forward_rows(l: &[f64], n: usize, rows: &mut [f64], c: usize) {
+pub fn forward_rows(l: &[f64], n: usize, rows: &mut [f64], c: usize) {
     for i in 0..n {
         let (done, rest) = rows.split_at_mut(i * c);
         let zi = &mut rest[..c];
@@ -183,7 +184,7 @@ pub(crate) fn forward_rows(l: &[f64], n: usize, rows: &mut [f64], c: usize) {
 /// In-place lower Cholesky factor `A = L Lᵀ` of the symmetric `n × n` matrix in `a` (only the
 /// lower triangle is read); the strict upper triangle is zeroed. `Err(k)` names the first pivot
 /// that is not positive and finite (the matrix is not numerically positive definite).
-pub(crate) fn cholesky(a: &mut [f64], n: usize) -> Result<(), usize> {
+pub fn cholesky(a: &mut [f64], n: usize) -> Result<(), usize> {
     debug_assert_eq!(a.len(), n * n);
     for i in 0..n {
         for j in 0..=i {

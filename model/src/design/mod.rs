@@ -43,7 +43,7 @@
 //! `U d²` f64 for the covariances (and as much again for a greedy batch's scratch copy).
 
 pub mod criterion;
-pub(crate) mod linalg;
+pub mod linalg;
 pub mod posterior;
 
 pub use criterion::{

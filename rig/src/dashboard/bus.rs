@@ -34,20 +34,8 @@ impl DashBridge {
 
     /// A message the publisher sent.
     pub fn on_message(&mut self, m: &Message) {
-        if let Some(ev) = event(m) {
+        for ev in events(m) {
             self.feed.send(ev);
-        }
-        if m.header.stream == Stream::Decision
-            && let Some(acc) = json(m).and_then(|v| v.get("accuracy").cloned())
-            && let (Some(trials), Some(cc)) = (
-                acc.get("trials").and_then(|v| v.as_u64()),
-                acc.get("cc_norm").and_then(|v| v.as_f64()),
-            )
-        {
-            self.feed.send(DashEvent::Accuracy {
-                trials,
-                cc_norm: cc,
-            });
         }
     }
 
@@ -103,8 +91,18 @@ fn json(m: &Message) -> Option<serde_json::Value> {
     serde_json::from_slice(&m.payload).ok()
 }
 
-/// The dashboard's view of one bus message, if it shows it.
-fn event(m: &Message) -> Option<DashEvent> {
+/// The dashboard's view of one bus message: none, one or (a decision with the twin's accuracy)
+/// two events, each message's JSON parsed once.
+fn events(m: &Message) -> Vec<DashEvent> {
+    let mut out = Vec::new();
+    if let Some(ev) = event(m, &mut out) {
+        out.push(ev);
+    }
+    out
+}
+
+/// The message's main event; a decision's accuracy goes into `extra` first.
+fn event(m: &Message, extra: &mut Vec<DashEvent>) -> Option<DashEvent> {
     let h = &m.header;
     let t_s = h.t_ns as f64 * 1e-9;
     match h.stream {
@@ -128,6 +126,14 @@ fn event(m: &Message) -> Option<DashEvent> {
         }
         Stream::Decision => {
             let v = json(m)?;
+            if let Some(acc) = v.get("accuracy")
+                && let (Some(trials), Some(cc_norm)) = (
+                    acc.get("trials").and_then(|v| v.as_u64()),
+                    acc.get("cc_norm").and_then(|v| v.as_f64()),
+                )
+            {
+                extra.push(DashEvent::Accuracy { trials, cc_norm });
+            }
             Some(DashEvent::Decision {
                 trial: v.get("trial")?.as_u64()?,
                 name: v.get("name")?.as_str()?.to_string(),

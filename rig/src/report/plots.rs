@@ -124,6 +124,22 @@ fn bounds(values: impl Iterator<Item = f64>) -> Result<(f64, f64), PlotError> {
 
 /// HTML5 places an inline `<svg>` in the SVG namespace itself; dropping the attribute leaves
 /// the page without a single URL in it.
+/// Every figure's legend: top right, on a light box.
+fn legend<'a, DB, CT>(chart: &mut ChartContext<'a, DB, CT>) -> Result<(), PlotError>
+where
+    DB: DrawingBackend + 'a,
+    CT: CoordTranslate,
+{
+    chart
+        .configure_series_labels()
+        .position(SeriesLabelPosition::UpperRight)
+        .border_style(BLACK)
+        .background_style(WHITE.mix(0.85))
+        .label_font((FONT, 12))
+        .draw()
+        .map_err(draw_err)
+}
+
 fn finish(svg: String) -> String {
     svg.replacen(" xmlns=\"http://www.w3.org/2000/svg\"", "", 1)
 }
@@ -182,14 +198,7 @@ pub fn xy(axes: Axes<'_>, series: &[Series], size: (u32, u32)) -> Result<String,
             }
         }
         if labelled > 1 {
-            chart
-                .configure_series_labels()
-                .position(SeriesLabelPosition::UpperRight)
-                .border_style(BLACK)
-                .background_style(WHITE.mix(0.85))
-                .label_font((FONT, 12))
-                .draw()
-                .map_err(draw_err)?;
+            legend(&mut chart)?;
         }
         root.present().map_err(draw_err)?;
     }
@@ -275,14 +284,7 @@ pub fn latency_bars(rows: &[LatencyBar], width: u32) -> Result<String, PlotError
                     Rectangle::new([(x, y - 5), (x + 14, y + 5)], color.filled())
                 });
         }
-        chart
-            .configure_series_labels()
-            .position(SeriesLabelPosition::UpperRight)
-            .border_style(BLACK)
-            .background_style(WHITE.mix(0.85))
-            .label_font((FONT, 12))
-            .draw()
-            .map_err(draw_err)?;
+        legend(&mut chart)?;
         root.present().map_err(draw_err)?;
     }
     Ok(finish(svg))
@@ -443,14 +445,7 @@ pub fn error_bars(
                 .legend(move |(x, y)| Circle::new((x + 8, y), 3, color.filled()));
         }
         if series.len() > 1 {
-            chart
-                .configure_series_labels()
-                .position(SeriesLabelPosition::UpperRight)
-                .border_style(BLACK)
-                .background_style(WHITE.mix(0.85))
-                .label_font((FONT, 12))
-                .draw()
-                .map_err(draw_err)?;
+            legend(&mut chart)?;
         }
         root.present().map_err(draw_err)?;
     }

@@ -176,13 +176,11 @@ impl Publisher {
             }
             if heartbeat {
                 let status = self.status("running", t_ns);
+                let m = Message::json(Stream::Status, status_seq, t_ns, &status);
                 if let Some(d) = self.dashboard.as_mut() {
-                    d.on_message(&Message::json(Stream::Status, status_seq, t_ns, &status));
+                    d.on_message(&m);
                 }
-                send(
-                    &sock,
-                    Message::json(Stream::Status, status_seq, t_ns, &status),
-                );
+                send(&sock, m);
                 status_seq += 1;
                 next_heartbeat += self.heartbeat;
             }

@@ -7,6 +7,8 @@
 //! unit and position — so a frame costs P·(C+1)² plus, for each unit with non-zero activity,
 //! P·(C+1) multiply-adds, and an estimate costs one (C+1)² solve per position and unit.
 
+use twinloop_model::design::linalg::{cholesky, forward_rows};
+
 /// Ridge added to XᵀX relative to its mean diagonal, for positions the stimuli rarely drive.
 const RIDGE: f64 = 1e-3;
 
@@ -93,16 +95,14 @@ impl RfMapper {
                 }
                 chol[i * k + i] += RIDGE * mean_diag.max(1e-12);
             }
-            if !cholesky_in_place(&mut chol, k) {
+            if cholesky(&mut chol, k).is_err() {
                 continue;
             }
             for u in 0..self.units {
                 let b = &self.xty[(u * self.positions + p) * k..(u * self.positions + p + 1) * k];
                 // bᵀ A⁻¹ b = |L⁻¹ b|².
-                for i in 0..k {
-                    let s = b[i] - (0..i).map(|j| chol[i * k + j] * z[j]).sum::<f64>();
-                    z[i] = s / chol[i * k + i];
-                }
+                z.copy_from_slice(b);
+                forward_rows(&chol, k, &mut z, 1);
                 let fit = z.iter().map(|v| v * v).sum::<f64>();
                 let mean_only = self.y_sum[u] * self.y_sum[u] / self.n.max(1.0);
                 explained[u * self.positions + p] = (fit - mean_only).max(0.0);
@@ -134,22 +134,4 @@ impl RfMapper {
             })
             .collect()
     }
-}
-
-/// Lower Cholesky factor of the `n` x `n` matrix in `a`, in place; false if not positive
-/// definite.
-fn cholesky_in_place(a: &mut [f64], n: usize) -> bool {
-    for j in 0..n {
-        let d = a[j * n + j] - (0..j).map(|k| a[j * n + k] * a[j * n + k]).sum::<f64>();
-        if d.is_nan() || d <= 0.0 {
-            return false;
-        }
-        let d = d.sqrt();
-        a[j * n + j] = d;
-        for i in j + 1..n {
-            let s = a[i * n + j] - (0..j).map(|k| a[i * n + k] * a[j * n + k]).sum::<f64>();
-            a[i * n + j] = s / d;
-        }
-    }
-    true
 }
