@@ -524,6 +524,20 @@ impl Posterior {
         rate(self.predict_log_rate_and_var(u, x).0)
     }
 
+    /// Every unit's rate at its own features (`features`: `U × d` row-major) under the posterior
+    /// mean, into `out` (resized to `U`). Skips the variance, so it is cheap enough for every
+    /// frame. A unit with non-finite features gets `NaN`.
+    pub fn predict_rates(&self, features: &[f32], out: &mut Vec<f64>) {
+        let d = self.cfg.dim;
+        out.clear();
+        out.extend(
+            (0..self.units).map(|u| match features.get(u * d..(u + 1) * d) {
+                Some(x) if x.iter().all(|v| v.is_finite()) => rate(dot_f32(x, self.mean(u))),
+                _ => f64::NAN,
+            }),
+        );
+    }
+
     /// Predicted log-rate `μ_u·x` and its posterior variance `xᵀΣ_u x`.
     /// Panics if `u ≥ units()` or `x.len() != dim()`.
     pub fn predict_log_rate_and_var(&self, u: usize, x: &[f32]) -> (f64, f64) {

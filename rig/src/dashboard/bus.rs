@@ -145,6 +145,14 @@ fn event(m: &Message, extra: &mut Vec<DashEvent>) -> Option<DashEvent> {
                 score: v.get("score").and_then(|s| s.as_f64()),
             })
         }
+        Stream::Prediction => Some(DashEvent::Prediction {
+            t_s,
+            values: m
+                .payload
+                .chunks_exact(4)
+                .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+                .collect(),
+        }),
         Stream::Behaviour => {
             let v = json(m)?;
             let f = |k: &str| v.get(k).and_then(|x| x.as_f64()).unwrap_or(f64::NAN) as f32;

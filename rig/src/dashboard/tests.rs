@@ -975,6 +975,45 @@ fn a_simulated_session_shows_on_the_dashboard() {
     );
     let frame = rt.block_on(get(addr, "/frame.png", &[]));
     assert_eq!(frame.status, 200, "a two-photon thumbnail is served");
+    // Once the warm-up has placed the readouts, the twin's one-step-ahead prediction is drawn
+    // beside each selected cell's activity.
+    let snap = loop {
+        let r = rt.block_on(async {
+            tokio::time::timeout(Duration::from_secs(2), get(addr, "/snapshot.json", &[])).await
+        });
+        if let Ok(r) = r
+            && r.status == 200
+            && let Ok(v) = serde_json::from_str::<serde_json::Value>(&r.text())
+            && v["traces"]["prediction"]["t"]
+                .as_array()
+                .is_some_and(|t| t.len() >= 10)
+        {
+            break v;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the twin's predictions never reached the dashboard"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    let predicted = snap["traces"]["prediction"]["values"]
+        .as_array()
+        .expect("prediction values per selected cell");
+    assert_eq!(
+        predicted.len(),
+        snap["traces"]["activity"]["values"]
+            .as_array()
+            .map_or(0, Vec::len),
+        "a prediction trace for every activity trace"
+    );
+    assert!(
+        predicted
+            .iter()
+            .flat_map(|c| c.as_array().into_iter().flatten())
+            .filter_map(|v| v.as_f64())
+            .all(|v| v.is_finite() && v >= 0.0),
+        "predicted activity is a finite, non-negative expected value"
+    );
 
     if let Some(bin) = find_chromium() {
         let dir = tempfile::tempdir().expect("tempdir");

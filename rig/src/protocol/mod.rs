@@ -116,6 +116,22 @@ impl Message {
         Message { header, payload }
     }
 
+    /// A vector of f32 per cell (activity, the twin's prediction): little-endian, `[len]`, with
+    /// the imaging frame's plane, sequence number (`seq` and `aux`) and time.
+    pub fn cell_values(stream: Stream, plane: u8, seq: u64, t_ns: i64, values: &[f32]) -> Message {
+        let mut payload = Vec::with_capacity(values.len() * 4);
+        for v in values {
+            payload.extend_from_slice(&v.to_le_bytes());
+        }
+        let mut header = Header::new(stream, Dtype::F32, &[values.len() as u32], seq, t_ns);
+        header.plane = plane;
+        header.aux = seq as i64;
+        Message {
+            header,
+            payload: Bytes::from(payload),
+        }
+    }
+
     /// Decode little-endian u16 samples into `out` (which must be the payload's length).
     pub fn payload_u16_into(&self, out: &mut [u16]) {
         for (o, c) in out.iter_mut().zip(self.payload.chunks_exact(2)) {

@@ -36,10 +36,13 @@ pub enum Stream {
     Ack = 22,
     /// Behaviour for one imaging frame, JSON (pupil centre and radius, treadmill speed, fills).
     Behaviour = 23,
+    /// The twin's prediction of each cell's activity on one imaging frame, f32 `[cells]`, made
+    /// before that frame's activity was folded in; `seq`/`aux` = the imaging frame's seq.
+    Prediction = 24,
 }
 
 impl Stream {
-    pub const ALL: [Stream; 13] = [
+    pub const ALL: [Stream; 14] = [
         Stream::TwoPhoton,
         Stream::EyeCamera,
         Stream::Treadmill,
@@ -53,6 +56,7 @@ impl Stream {
         Stream::Status,
         Stream::Ack,
         Stream::Behaviour,
+        Stream::Prediction,
     ];
 
     pub fn from_code(code: u16) -> Option<Stream> {
@@ -79,6 +83,7 @@ impl Stream {
             Stream::Status => "status",
             Stream::Ack => "ack",
             Stream::Behaviour => "behaviour",
+            Stream::Prediction => "prediction",
         }
     }
 
@@ -89,7 +94,7 @@ impl Stream {
             Stream::EyeCamera | Stream::View => dtype == Dtype::U8,
             Stream::Treadmill => dtype == Dtype::I64,
             Stream::Sync | Stream::Flip | Stream::Ack => true,
-            Stream::Activity => dtype == Dtype::F32,
+            Stream::Activity | Stream::Prediction => dtype == Dtype::F32,
             Stream::Control
             | Stream::Stimulus
             | Stream::Decision

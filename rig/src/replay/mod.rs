@@ -14,11 +14,12 @@ use crate::frames::{ActivityBuf, FrameBuf, FrameMeta};
 use crate::protocol::Stream;
 use crate::ring::{Pool, Wakeup, ring};
 use crate::scheduler::design::DecisionMode;
-use crate::scheduler::{Decision, Onset, build_selector};
+use crate::scheduler::{Decision, FrameBehaviour, Onset, build_selector};
 use crate::sim::CellTruth;
 use crate::sinks::event_bus;
 use crate::sinks::records::{self, RecordKind};
 use crate::sinks::session_log::{SessionDir, TailState};
+use crate::stages::behaviour::BehaviourRecord;
 use crate::stages::extract::{ExtractStage, StageOutputs, build_extractor};
 use crate::telemetry::Counters;
 use serde::Serialize;
@@ -87,6 +88,8 @@ struct Logged {
     activity: Vec<records::ActivityRecord>,
     decisions: Vec<Decision>,
     onsets: Vec<Onset>,
+    /// Each imaging frame's behaviour, as the live selector received it, by frame seq.
+    behaviour: BTreeMap<u64, FrameBehaviour>,
     records: u64,
     tail: TailState,
 }
@@ -107,6 +110,7 @@ fn read_log(dir: &SessionDir) -> Result<Logged, ReplayError> {
         activity: Vec::new(),
         decisions: Vec::new(),
         onsets: Vec::new(),
+        behaviour: BTreeMap::new(),
         records: 0,
         tail: TailState::Clean,
     };
@@ -130,6 +134,12 @@ fn read_log(dir: &SessionDir) -> Result<Logged, ReplayError> {
             Some(RecordKind::Decision) => logged
                 .decisions
                 .push(records::decode_json("decision", &buf).map_err(bad)?),
+            Some(RecordKind::Behaviour) => {
+                let r: BehaviourRecord = records::decode_json("behaviour", &buf).map_err(bad)?;
+                logged
+                    .behaviour
+                    .insert(r.frame_seq, FrameBehaviour::from_record(&r));
+            }
             Some(RecordKind::Stimulus) => {
                 let r: StimulusRecord = records::decode_json("stimulus", &buf).map_err(bad)?;
                 logged.onsets.push(Onset {
@@ -267,7 +277,12 @@ pub fn replay_with(path: &Path, overrides: &Overrides) -> Result<ReplayReport, R
             scratch.frame.t = a.t;
             scratch.len = a.values.len().min(scratch.values.len());
             scratch.values[..scratch.len].copy_from_slice(&a.values[..scratch.len]);
-            selector.observe(&scratch);
+            // Plane 0's frames had their behaviour live (the selector waits for it).
+            let behaviour = match a.plane {
+                0 => logged.behaviour.get(&a.frame_seq).copied(),
+                _ => None,
+            };
+            selector.observe(&scratch, behaviour.unwrap_or(FrameBehaviour::MISSING));
         }
         let again = selector.decide(live.trial, live.mode == DecisionMode::Late);
         if !overrides.is_empty() {

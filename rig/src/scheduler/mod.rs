@@ -9,7 +9,7 @@ pub mod selector;
 
 pub use design::AdaptiveSelector;
 pub use renderer::{PlaceholderRenderer, RendererReport};
-pub use selector::{Decision, Onset, RandomSelector, Selector, SelectorThread};
+pub use selector::{Decision, FrameBehaviour, Onset, RandomSelector, Selector, SelectorThread};
 
 use crate::config::{Config, Policy};
 use std::sync::Arc;

@@ -13,12 +13,14 @@ use crate::ring::{RingRx, Wakeup};
 use crate::sinks::event_bus::Bus;
 use crate::sinks::records::RecordKind;
 use crate::sources::RecorderItem;
+use crate::stages::behaviour::BehaviourRecord;
 use crate::telemetry::Counters;
 use crate::telemetry::LatencyHist;
 use crossbeam_channel::{Receiver, Sender, TrySendError};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
 use std::time::Duration;
 use twinloop_stimulus::{Library, StimulusId, StimulusSpec};
@@ -62,9 +64,34 @@ pub struct Onset {
     pub t: RigTime,
 }
 
+/// What the twin's modulation takes for one imaging frame: running speed and pupil size, as
+/// measured (the selector standardises them). `NaN` where the behaviour stage had none.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct FrameBehaviour {
+    pub running_cm_s: f32,
+    pub pupil_radius_px: f32,
+}
+
+impl FrameBehaviour {
+    pub const MISSING: FrameBehaviour = FrameBehaviour {
+        running_cm_s: f32::NAN,
+        pupil_radius_px: f32::NAN,
+    };
+
+    /// From a logged or published behaviour record.
+    pub fn from_record(r: &BehaviourRecord) -> FrameBehaviour {
+        let f = |v: Option<f64>| v.map_or(f32::NAN, |v| v as f32);
+        FrameBehaviour {
+            running_cm_s: f(r.treadmill_cm_s),
+            pupil_radius_px: f(r.pupil_radius_px),
+        }
+    }
+}
+
 pub trait Selector: Send {
     fn name(&self) -> &'static str;
-    fn observe(&mut self, activity: &ActivityBuf);
+    /// One imaging frame's activity and the behaviour at it, frames in sequence order.
+    fn observe(&mut self, activity: &ActivityBuf, behaviour: FrameBehaviour);
     /// A trial's stimulus came on screen at `t`.
     fn onset(&mut self, trial: u64, stimulus: StimulusId, t: RigTime) {
         let _ = (trial, stimulus, t);
@@ -74,6 +101,11 @@ pub trait Selector: Send {
     /// Onsets observed so far.
     fn onsets_seen(&self) -> u64 {
         0
+    }
+    /// The twin's prediction of each cell's activity on the frame just observed (made before
+    /// it was seen), when the selector has a twin.
+    fn prediction(&self) -> Option<&[f64]> {
+        None
     }
     /// Trial `trial`'s stimulus. `force_late` replays a decision that was late live (its
     /// scoring overran the deadline), which cannot be timed again.
@@ -111,7 +143,7 @@ impl Selector for RandomSelector {
         self.seen
     }
 
-    fn observe(&mut self, activity: &ActivityBuf) {
+    fn observe(&mut self, activity: &ActivityBuf, _behaviour: FrameBehaviour) {
         self.last_seq = Some(activity.frame.seq);
         self.last_t_ns = activity.frame.t.as_nanos();
         self.seen += 1;
@@ -149,6 +181,9 @@ impl Selector for RandomSelector {
 pub struct SelectorThread {
     pub selector: Box<dyn Selector>,
     pub activity: RingRx<Activity>,
+    /// Each imaging frame's behaviour from the behaviour stage (plane 0's frames, in order);
+    /// `None` when no behaviour stage runs.
+    pub behaviour: Option<Receiver<BehaviourRecord>>,
     /// Trial onsets from the renderer.
     pub onsets: Receiver<Onset>,
     pub wake: Arc<Wakeup>,
@@ -168,16 +203,42 @@ impl SelectorThread {
         let mut trial = 0u64;
         let mut pending: Option<Decision> = None;
         let mut renderer_gone = false;
+        let mut scratch: Vec<f32> = Vec::new();
+        let mut waiting: VecDeque<Activity> = VecDeque::new();
+        let mut pairing = Pairing::new(self.behaviour.is_some());
         loop {
             // A frame is matched to the stimulus on screen at its time, so every onset before
             // it must be known first: the renderer sends an onset before the flips (and so the
             // imaging frames) after it exist, hence draining onsets after popping a frame and
             // before observing it never misses one.
             while let Some(a) = self.activity.try_pop() {
+                waiting.push_back(a);
+            }
+            let finished = self.activity.is_finished();
+            pairing.take_records(self.behaviour.as_ref());
+            // A frame is observed once its behaviour is known: the behaviour stage emits one
+            // record per frame, a few frames behind at most, so frames are paired by sequence
+            // number and the twin sees the same pairs in a replay.
+            while let Some(a) = waiting.front() {
+                let Some(behaviour) = pairing.behaviour_for(a, waiting.len()) else {
+                    break;
+                };
+                let a = waiting.pop_front().expect("front exists");
                 while let Ok(o) = self.onsets.try_recv() {
                     self.selector.onset(o.trial, o.stimulus, o.t);
                 }
-                self.selector.observe(&a);
+                self.selector.observe(&a, behaviour);
+                if let Some(p) = self.selector.prediction() {
+                    scratch.clear();
+                    scratch.extend(p.iter().map(|&v| v as f32));
+                    self.bus.publish(Message::cell_values(
+                        Stream::Prediction,
+                        a.frame.plane,
+                        a.frame.seq,
+                        a.frame.t.as_nanos(),
+                        &scratch,
+                    ));
+                }
             }
             while let Ok(o) = self.onsets.try_recv() {
                 self.selector.onset(o.trial, o.stimulus, o.t);
@@ -210,12 +271,85 @@ impl SelectorThread {
                     Err(TrySendError::Disconnected(_)) => renderer_gone = true,
                 }
             }
-            if self.activity.is_finished() {
+            if finished && waiting.is_empty() {
                 break;
             }
             self.wake.wait(Duration::from_millis(2));
         }
+        if pairing.unpaired > 0 {
+            tracing::warn!(
+                frames = pairing.unpaired,
+                "frames reached the twin without their behaviour (the behaviour stage fell behind)"
+            );
+        }
         decide_time
+    }
+}
+
+/// Frames held for their behaviour before the selector observes them without it (1 s at
+/// 30 Hz: far beyond the behaviour stage's own bound of a few frames).
+const MAX_WAITING_FRAMES: usize = 32;
+
+/// Matches imaging frames with the behaviour stage's records by sequence number.
+struct Pairing {
+    expected: bool,
+    /// Received records not yet used, by frame sequence number.
+    records: BTreeMap<u64, FrameBehaviour>,
+    /// The behaviour stage has ended: no more records will come.
+    closed: bool,
+    /// Frames observed without behaviour although a behaviour stage runs.
+    unpaired: u64,
+}
+
+impl Pairing {
+    fn new(expected: bool) -> Pairing {
+        Pairing {
+            expected,
+            records: BTreeMap::new(),
+            closed: false,
+            unpaired: 0,
+        }
+    }
+
+    fn take_records(&mut self, rx: Option<&Receiver<BehaviourRecord>>) {
+        let Some(rx) = rx else { return };
+        loop {
+            match rx.try_recv() {
+                Ok(r) => {
+                    self.records
+                        .insert(r.frame_seq, FrameBehaviour::from_record(&r));
+                }
+                Err(crossbeam_channel::TryRecvError::Empty) => break,
+                Err(crossbeam_channel::TryRecvError::Disconnected) => {
+                    self.closed = true;
+                    break;
+                }
+            }
+        }
+    }
+
+    /// The behaviour to observe `a` with, or `None` to wait for it.
+    fn behaviour_for(&mut self, a: &Activity, waiting: usize) -> Option<FrameBehaviour> {
+        if !self.expected || a.frame.plane != 0 {
+            // Behaviour is resampled onto plane 0's frames only.
+            return Some(FrameBehaviour::MISSING);
+        }
+        // Records for frames before this one will never be used.
+        while let Some((&seq, _)) = self.records.first_key_value()
+            && seq < a.frame.seq
+        {
+            self.records.pop_first();
+        }
+        if let Some(b) = self.records.remove(&a.frame.seq) {
+            return Some(b);
+        }
+        // Records come in frame order, so one for a later frame means this one's was lost. After
+        // the last frame, the frames still waiting wait only for the behaviour stage to end.
+        if self.closed || waiting > MAX_WAITING_FRAMES || !self.records.is_empty() {
+            self.unpaired += 1;
+            return Some(FrameBehaviour::MISSING);
+        }
+        None
     }
 }
 

@@ -225,9 +225,11 @@ pub fn run(
         late_after_ns: (cfg.imaging.late_after_ms * 1e6) as i64,
     };
     let (onsets_tx, onsets_rx) = crossbeam_channel::bounded(64);
+    let (behaviour_to_selector, selector_behaviour) = crossbeam_channel::bounded(1024);
     let selector = SelectorThread {
         selector: build_selector(cfg).map_err(|e| SessionError::Config(format!("trials: {e}")))?,
         activity: sel_activity,
+        behaviour: Some(selector_behaviour),
         onsets: onsets_rx,
         wake: selector_wake,
         queue: queue_tx,
@@ -249,6 +251,7 @@ pub fn run(
         pupil_config: behaviour_cfg.pupil.clone(),
         bus: bus.clone(),
         events: events_tx.clone(),
+        to_selector: Some(behaviour_to_selector),
         counters: Arc::clone(&counters),
     };
     let renderer = PlaceholderRenderer {

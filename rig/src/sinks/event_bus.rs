@@ -100,25 +100,15 @@ pub fn bind_pub(
 }
 
 fn activity_message(a: &Activity) -> Message {
-    let values = a.values();
-    let mut payload = Vec::with_capacity(values.len() * 4);
-    for v in values {
-        payload.extend_from_slice(&v.to_le_bytes());
-    }
-    let mut header = Header::new(
+    let mut m = Message::cell_values(
         Stream::Activity,
-        Dtype::F32,
-        &[values.len() as u32],
+        a.frame.plane,
         a.frame.seq,
         a.frame.t.as_nanos(),
+        a.values(),
     );
-    header.plane = a.frame.plane;
-    header.aux = a.frame.seq as i64;
-    header.sent_ns = host_monotonic_ns();
-    Message {
-        header,
-        payload: Bytes::from(payload),
-    }
+    m.header.sent_ns = host_monotonic_ns();
+    m
 }
 
 fn ack_message(seq: u64, t_ns: i64) -> Message {

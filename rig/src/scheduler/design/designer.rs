@@ -222,14 +222,36 @@ const TEST_BINS: usize = 6;
 const SMOOTH_EVALUATIONS: usize = 3;
 /// Alternatives logged per adaptive decision.
 const ALTERNATIVES: usize = 5;
-/// Behaviour covariates per frame (running speed and pupil, standardised).
+/// Behaviour covariates per frame: running speed and pupil size, as measured; the designer
+/// standardises them (running mean and s.d. of what it has seen, clamped to ±3 s.d.).
 pub const BEHAVIOUR_DIMS: usize = 2;
+/// Standardised covariates are clamped to this many s.d.
+const BEHAVIOUR_CLAMP_SD: f64 = 3.0;
 
 #[derive(Debug, Clone, Copy, Default)]
 struct RunningStats {
     n: f64,
     mean: f64,
     m2: f64,
+}
+
+impl RunningStats {
+    /// Welford's update.
+    fn push(&mut self, v: f64) {
+        self.n += 1.0;
+        let d = v - self.mean;
+        self.mean += d / self.n;
+        self.m2 += d * (v - self.mean);
+    }
+
+    /// Sample standard deviation (0 with fewer than two values).
+    fn sd(&self) -> f64 {
+        if self.n < 2.0 {
+            0.0
+        } else {
+            (self.m2 / (self.n - 1.0)).sqrt()
+        }
+    }
 }
 
 struct Onset {
@@ -268,6 +290,7 @@ pub struct Designer {
     history: VecDeque<FrameRef>,
     history_values: VecDeque<Vec<f32>>,
     behaviour_now: [f32; BEHAVIOUR_DIMS],
+    behaviour_stats: [RunningStats; BEHAVIOUR_DIMS],
     /// Receptive-field regression statistics.
     rf: RfMapper,
     tests: BTreeMap<u64, TestPresentation>,
@@ -286,6 +309,9 @@ pub struct Designer {
     activity_stats: Vec<RunningStats>,
     /// Features of every unit for one frame (kept to avoid an allocation per frame).
     scratch_xs: Vec<f32>,
+    /// The twin's prediction for the last observed frame, made before that frame was folded in.
+    prediction: Vec<f64>,
+    prediction_valid: bool,
 }
 
 impl Designer {
@@ -312,6 +338,7 @@ impl Designer {
             history: VecDeque::new(),
             history_values: VecDeque::new(),
             behaviour_now: [0.0; BEHAVIOUR_DIMS],
+            behaviour_stats: [RunningStats::default(); BEHAVIOUR_DIMS],
             rf: RfMapper::new(0, 0, 0),
             tests: BTreeMap::new(),
             test_cursor: 0,
@@ -327,6 +354,8 @@ impl Designer {
             dim,
             activity_stats: Vec::new(),
             scratch_xs: Vec::new(),
+            prediction: Vec::new(),
+            prediction_valid: false,
         }
     }
 
@@ -412,8 +441,17 @@ impl Designer {
         (f < self.pool.frames()).then_some((o.entry, f, o.trial))
     }
 
+    /// The twin's prediction of each cell's activity on the last observed frame (the value per
+    /// frame the posterior mean expected before that frame was folded in, in the activity's
+    /// units); `None` until receptive fields are placed.
+    pub fn last_prediction(&self) -> Option<&[f64]> {
+        (self.prediction_valid && self.prediction.len() == self.units)
+            .then_some(self.prediction.as_slice())
+    }
+
     /// One imaging frame's activity (one value per cell) and the behaviour covariates at it.
     pub fn observe(&mut self, t: RigTime, values: &[f32], behaviour: [f32; BEHAVIOUR_DIMS]) {
+        self.prediction_valid = false;
         if values.len() != self.units {
             self.resize(values.len());
         }
@@ -421,7 +459,7 @@ impl Designer {
             return;
         }
         self.counts.frames += 1;
-        self.behaviour_now = behaviour.map(|b| if b.is_finite() { b } else { 0.0 });
+        self.behaviour_now = self.standardise(behaviour);
         let k = f64::from(self.cfg.outlier_sd);
         let mut clean = Vec::with_capacity(values.len());
         for (u, &v) in values.iter().enumerate() {
@@ -433,17 +471,14 @@ impl Designer {
             let s = &mut self.activity_stats[u];
             // The scale is the cell's s.d., or its mean when that is larger (sparse spike
             // counts); a cell that has been silent so far has no scale yet and is not clipped.
-            let scale = (s.m2 / (s.n - 1.0).max(1.0)).sqrt().max(s.mean);
+            let scale = s.sd().max(s.mean);
             if s.n >= 100.0 && scale > 0.0 && v > s.mean + k * scale {
                 self.counts.values_clipped += 1;
                 clean.push((s.mean + k * scale) as f32);
                 continue;
             }
-            // Welford's running mean and variance, of values that were not clipped.
-            s.n += 1.0;
-            let d = v - s.mean;
-            s.mean += d / s.n;
-            s.m2 += d * (v - s.mean);
+            // Running mean and variance of the values that were not clipped.
+            s.push(v);
             clean.push(v as f32);
         }
         let t_s = t.as_secs_f64() - self.cfg.response_delay_s;
@@ -462,6 +497,12 @@ impl Designer {
                 );
             }
             if let Some(post) = self.posterior.as_mut() {
+                // One step ahead: what the twin expected of this frame before seeing it.
+                post.predict_rates(&xs, &mut self.prediction);
+                for p in &mut self.prediction {
+                    *p *= self.frame_period_s;
+                }
+                self.prediction_valid = true;
                 self.counts.values_skipped += post.observe(&xs, &clean, self.frame_period_s) as u64;
                 post.diffuse(self.frame_period_s);
             }
@@ -476,6 +517,24 @@ impl Designer {
             self.history.pop_front();
             self.history_values.pop_front();
         }
+    }
+
+    /// Measured covariates → z-scores against everything seen so far (this frame included);
+    /// a missing value is the mean (0), as is any value before there is a spread.
+    fn standardise(&mut self, raw: [f32; BEHAVIOUR_DIMS]) -> [f32; BEHAVIOUR_DIMS] {
+        let mut z = [0.0f32; BEHAVIOUR_DIMS];
+        for ((z, &v), s) in z.iter_mut().zip(&raw).zip(&mut self.behaviour_stats) {
+            if !v.is_finite() {
+                continue;
+            }
+            let v = f64::from(v);
+            s.push(v);
+            let sd = s.sd();
+            if sd > 0.0 {
+                *z = ((v - s.mean) / sd).clamp(-BEHAVIOUR_CLAMP_SD, BEHAVIOUR_CLAMP_SD) as f32;
+            }
+        }
+        z
     }
 
     fn scan_offset(&self, u: usize) -> f64 {

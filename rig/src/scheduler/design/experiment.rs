@@ -173,8 +173,7 @@ impl LoopExperiment {
                 next_frame += 1;
                 let (speed, pupil) =
                     mouse.neural_frame(RigTime::from_secs_f64(tf), &mut spikes, &mut rates);
-                let behaviour: [f32; BEHAVIOUR_DIMS] =
-                    [(speed / 10.0).clamp(-3.0, 3.0) as f32, pupil as f32];
+                let behaviour: [f32; BEHAVIOUR_DIMS] = [speed as f32, pupil as f32];
                 designer.observe(RigTime::from_secs_f64(tf), &spikes, behaviour);
                 if let Some(ti) = test_index {
                     let f = ((tf - onset) * pool.twin_hz()).floor();

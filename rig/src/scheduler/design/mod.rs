@@ -24,7 +24,7 @@ pub use designer::{
 };
 pub use pool::{CandidatePool, PoolError, default_candidates, default_tests};
 
-use super::{Decision, Onset, Selector};
+use super::{Decision, FrameBehaviour, Onset, Selector};
 use crate::clock::RigTime;
 use crate::frames::ActivityBuf;
 use std::sync::Arc;
@@ -77,7 +77,7 @@ impl Selector for AdaptiveSelector {
         }
     }
 
-    fn observe(&mut self, activity: &ActivityBuf) {
+    fn observe(&mut self, activity: &ActivityBuf, behaviour: FrameBehaviour) {
         self.last_seq = Some(activity.frame.seq);
         self.last_t_ns = activity.frame.t.as_nanos();
         self.seen += 1;
@@ -90,7 +90,7 @@ impl Selector for AdaptiveSelector {
         self.designer.observe(
             activity.frame.t,
             activity.values(),
-            [0.0; designer::BEHAVIOUR_DIMS],
+            [behaviour.running_cm_s, behaviour.pupil_radius_px],
         );
     }
 
@@ -105,6 +105,10 @@ impl Selector for AdaptiveSelector {
 
     fn onsets_seen(&self) -> u64 {
         self.onsets_seen
+    }
+
+    fn prediction(&self) -> Option<&[f64]> {
+        self.designer.last_prediction()
     }
 
     fn decide(&mut self, trial: u64, force_late: bool) -> Decision {

@@ -88,12 +88,25 @@ impl Truth {
 
 /// Runs `trials` trials of 2 s + 1 s gray, drawing activity from `truth`.
 fn run(designer: &mut Designer, truth: &Truth, trials: u64, seed: u64) -> Vec<DesignChoice> {
+    run_watching(designer, truth, trials, seed, |_, _, _| {})
+}
+
+/// [`run`], calling `watch(designer, trial, true expected counts)` after every frame is
+/// observed.
+fn run_watching(
+    designer: &mut Designer,
+    truth: &Truth,
+    trials: u64,
+    seed: u64,
+    mut watch: impl FnMut(&Designer, u64, &[f64]),
+) -> Vec<DesignChoice> {
     let pool = designer.pool_arc();
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     let units = truth.positions.len();
     let mut choices = Vec::new();
     let mut frame = 0u64;
     let mut y = vec![0.0f32; units];
+    let mut expected = vec![0.0f64; units];
     for trial in 0..trials {
         let choice = designer.decide(trial, false);
         let onset = frame as f64 / HZ;
@@ -104,9 +117,11 @@ fn run(designer: &mut Designer, truth: &Truth, trials: u64, seed: u64) -> Vec<De
             let at = (f < pool.frames()).then_some((choice.entry, f));
             for (u, v) in y.iter_mut().enumerate() {
                 let lambda = truth.rate(&pool, u, at) / HZ;
+                expected[u] = lambda;
                 *v = Poisson::new(lambda.max(1e-9)).map_or(0.0, |p| p.sample(&mut rng) as f32);
             }
             designer.observe(RigTime::from_secs_f64(t), &y, [0.0; BEHAVIOUR_DIMS]);
+            watch(designer, trial, &expected);
         }
         frame += 90;
         choices.push(choice);
@@ -123,7 +138,19 @@ fn readouts_find_the_true_positions_and_weights() {
         ..DesignConfig::default()
     };
     let mut d = Designer::new(Arc::clone(&pool), cfg, 7, 1.0 / HZ);
-    run(&mut d, &truth, 120, 2);
+    // The one-step-ahead prediction the daemon publishes, over the last 10 trials: it should
+    // follow the true expected activity of each frame it had not yet seen.
+    let (mut predicted, mut expected) = (Vec::new(), Vec::new());
+    run_watching(&mut d, &truth, 120, 2, |d, trial, truth_counts| {
+        if trial >= 110 {
+            let p = d
+                .last_prediction()
+                .expect("a prediction once positions are known");
+            assert_eq!(p.len(), truth_counts.len());
+            predicted.extend_from_slice(p);
+            expected.extend_from_slice(truth_counts);
+        }
+    });
     let mut near = 0;
     for (u, &(r, c)) in d.positions().iter().enumerate() {
         let (tr, tc) = truth.positions[u];
@@ -151,6 +178,9 @@ fn readouts_find_the_true_positions_and_weights() {
         d.counts().values_clipped
     );
     assert!(r > 0.6, "weights recovered: r = {r:.3}");
+    let r = twinloop_model::metrics::pearson(&predicted, &expected).expect("pearson");
+    eprintln!("prediction vs true expected activity: r = {r:.3}");
+    assert!(r > 0.9, "prediction vs true expected activity: r = {r:.3}");
 }
 
 #[test]
@@ -348,4 +378,61 @@ fn refits_come_every_block_even_when_a_due_trial_is_a_test_slot() {
         "a refit round per 4 trials after warm-up: {}",
         d.refit_rounds()
     );
+}
+
+/// Cells whose gain follows running (fnn's modulation, reduced to one covariate): the readouts
+/// learn the running weight from speeds as measured (cm/s), which the designer standardises,
+/// and learn nothing from a covariate that carries nothing (pupil size here).
+#[test]
+fn readouts_learn_the_running_gain_from_measured_speed() {
+    let pool = pool();
+    let units = 10;
+    let truth = Truth::new(&pool, units, 5);
+    let beta = 0.5;
+    let cfg = DesignConfig {
+        warmup_trials: 20,
+        ..DesignConfig::default()
+    };
+    let mut d = Designer::new(Arc::clone(&pool), cfg, 11, 1.0 / HZ);
+    let mut rng = ChaCha8Rng::seed_from_u64(6);
+    let normal = rand_distr::StandardNormal;
+    let (mut z_run, mut frame) = (0.0f64, 0u64);
+    let mut y = vec![0.0f32; units];
+    for trial in 0..80u64 {
+        let choice = d.decide(trial, false);
+        let onset = frame as f64 / HZ;
+        d.onset(trial, choice.entry, RigTime::from_secs_f64(onset));
+        for k in 0..90u64 {
+            let t = (frame + k) as f64 / HZ;
+            // Running bouts lasting seconds: an AR(1) with unit stationary variance.
+            let e: f64 = normal.sample(&mut rng);
+            z_run = 0.98 * z_run + (1.0f64 - 0.98 * 0.98).sqrt() * e;
+            let speed_cm_s = 12.0 + 6.0 * z_run;
+            let noise: f64 = normal.sample(&mut rng);
+            let pupil_px = 20.0 + 3.0 * noise;
+            let f = ((t - onset) * HZ).round() as usize;
+            let at = (f < pool.frames()).then_some((choice.entry, f));
+            for (u, v) in y.iter_mut().enumerate() {
+                let lambda = truth.rate(&pool, u, at) * (beta * z_run).exp() / HZ;
+                *v = Poisson::new(lambda.max(1e-9)).map_or(0.0, |p| p.sample(&mut rng) as f32);
+            }
+            d.observe(
+                RigTime::from_secs_f64(t),
+                &y,
+                [speed_cm_s as f32, pupil_px as f32],
+            );
+        }
+        frame += 90;
+    }
+    let post = d.posterior().expect("posterior");
+    let c = pool.core().channels();
+    let mean_weight =
+        |k: usize| (0..units).map(|u| post.mean(u)[c + k]).sum::<f64>() / units as f64;
+    let (running, pupil) = (mean_weight(0), mean_weight(1));
+    eprintln!("running weight {running:.3} (true {beta}), pupil weight {pupil:.3} (true 0)");
+    assert!(
+        (running - beta).abs() < 0.15,
+        "running weight {running:.3}, true {beta}"
+    );
+    assert!(pupil.abs() < 0.1, "pupil weight {pupil:.3}, true 0");
 }

@@ -90,6 +90,9 @@ pub struct BehaviourStage {
     pub pupil_config: PupilConfig,
     pub bus: Bus,
     pub events: Sender<RecorderItem>,
+    /// The twin's modulation inputs, to the selector (never blocks: a full channel drops the
+    /// record and the selector goes on without it after a bounded wait).
+    pub to_selector: Option<Sender<BehaviourRecord>>,
     pub counters: Arc<Counters>,
 }
 
@@ -201,6 +204,11 @@ impl BehaviourStage {
         let Ok(value) = serde_json::to_value(&record) else {
             return;
         };
+        if let Some(tx) = &self.to_selector
+            && tx.try_send(record).is_err()
+        {
+            tracing::debug!(frame_seq, "the selector did not take a behaviour record");
+        }
         self.bus.publish(Message::json(
             Stream::Behaviour,
             index,
