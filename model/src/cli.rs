@@ -119,16 +119,28 @@ fn two_columns(path: &Path, frames: usize) -> Result<Vec<f32>> {
     Ok(data)
 }
 
+/// A twin from a safetensors file and a config JSON (`None`: fnn's released network with the
+/// unit count found in the file), every tensor checked.
+pub fn load_twin(weights: &Path, config: Option<&Path>, dev: &candle_core::Device) -> Result<Twin> {
+    let w = crate::weights::Weights::load(weights)?;
+    let cfg = twin_config(&w, config)?;
+    Twin::new(cfg, &w, dev)
+}
+
+fn twin_config(weights: &crate::weights::Weights, config: Option<&Path>) -> Result<TwinConfig> {
+    Ok(match config {
+        Some(p) => TwinConfig::from_json(&std::fs::read_to_string(p).map_err(|e| io_err(p, e))?)?,
+        None => TwinConfig {
+            units: crate::readout::count_units(weights, "readout.position.mu")?,
+            ..TwinConfig::default()
+        },
+    })
+}
+
 /// Runs the twin over a clip, streaming frame by frame, and writes `[T, units]` responses.
 pub fn predict(args: &PredictArgs) -> Result<PredictSummary> {
     let weights = crate::weights::Weights::load(&args.weights)?;
-    let cfg = match &args.config {
-        Some(p) => TwinConfig::from_json(&std::fs::read_to_string(p).map_err(|e| io_err(p, e))?)?,
-        None => TwinConfig {
-            units: crate::readout::count_units(&weights, "readout.position.mu")?,
-            ..TwinConfig::default()
-        },
-    };
+    let cfg = twin_config(&weights, args.config.as_deref())?;
     let (shape, frames) = read_npy_u8(&args.stimulus)?;
     let (h, w) = (cfg.stimulus_height as u64, cfg.stimulus_width as u64);
     if shape.len() != 3 || shape[1] != h || shape[2] != w {

@@ -14,6 +14,8 @@
 //! - [`readout`]: per-neuron position and feature weights (per stream).
 //! - [`network`]: [`Twin`], streams averaged in log space, `exp`.
 //! - [`metrics`]: CC_abs, CC_max, CC_norm, single-trial correlation, FEVE.
+//! - [`frozen_core`]: what the closed loop's readouts read, behind one trait: an fnn core
+//!   from weights ([`frozen_core::FnnCore`]) or the energy bank.
 //! - [`energy_core`]: PLACEHOLDER frozen core for the closed loop (a fixed motion-energy bank)
 //!   until a pretrained fnn core ships.
 //! - [`design`]: the online readout posterior (Laplace, Poisson) and the information criterion
@@ -27,6 +29,7 @@ pub mod design;
 pub mod device;
 pub mod energy_core;
 pub mod error;
+pub mod frozen_core;
 pub mod layers;
 pub mod metrics;
 pub mod modulation;

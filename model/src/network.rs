@@ -75,6 +75,16 @@ impl Twin {
         &self.dev
     }
 
+    /// The ensemble streams (modulation, core, readout each).
+    pub fn streams(&self) -> &[Stream] {
+        &self.streams
+    }
+
+    /// Readout positions `tanh(mu)` as `[1, U, 1, 2]` (x, y in [-1, 1]).
+    pub fn positions(&self) -> &Tensor {
+        &self.positions
+    }
+
     /// Forgets all temporal state (start of a new clip).
     pub fn reset(&mut self) {
         for s in &mut self.streams {
@@ -95,6 +105,31 @@ impl Twin {
         perspective: &Tensor,
         modulation: &Tensor,
     ) -> Result<FrameOutput> {
+        let cores = self.core_features(stimulus, perspective, modulation)?;
+        let mut sum: Option<Tensor> = None;
+        for (s, core) in self.streams.iter().zip(&cores) {
+            let r = s.readout.forward(core, &self.positions)?;
+            sum = Some(match sum {
+                None => r,
+                Some(acc) => (acc + r).ctx("stream sum")?,
+            });
+        }
+        let sum = sum.ok_or_else(|| crate::error::config_err("streams", "must be at least 1"))?;
+        let log_rate = sum
+            .affine(1.0 / self.streams.len() as f64, 0.0)
+            .ctx("stream mean")?;
+        let rate = log_rate.exp().ctx("exp")?;
+        Ok(FrameOutput { log_rate, rate })
+    }
+
+    /// One frame up to the cores: every stream's core output `[N, C, h, w]` (what its readout
+    /// reads), advancing the state as [`step`](Self::step) does.
+    pub fn core_features(
+        &mut self,
+        stimulus: &Tensor,
+        perspective: &Tensor,
+        modulation: &Tensor,
+    ) -> Result<Vec<Tensor>> {
         let (n, p) = perspective.dims2().ctx("perspective input")?;
         let (nm, m) = modulation.dims2().ctx("modulation input")?;
         if p != self.cfg.perspectives || m != self.cfg.modulations || nm != n {
@@ -107,22 +142,13 @@ impl Twin {
             });
         }
         let retina = self.perspective.forward(stimulus, perspective)?;
-        let mut sum: Option<Tensor> = None;
-        for s in &mut self.streams {
-            let mo = s.modulation.step(modulation)?;
-            let core = s.core.step(&retina, &mo)?;
-            let r = s.readout.forward(&core, &self.positions)?;
-            sum = Some(match sum {
-                None => r,
-                Some(acc) => (acc + r).ctx("stream sum")?,
-            });
-        }
-        let sum = sum.ok_or_else(|| crate::error::config_err("streams", "must be at least 1"))?;
-        let log_rate = sum
-            .affine(1.0 / self.streams.len() as f64, 0.0)
-            .ctx("stream mean")?;
-        let rate = log_rate.exp().ctx("exp")?;
-        Ok(FrameOutput { log_rate, rate })
+        self.streams
+            .iter_mut()
+            .map(|s| {
+                let mo = s.modulation.step(modulation)?;
+                s.core.step(&retina, &mo)
+            })
+            .collect()
     }
 
     /// One frame for a single animal: `frame` is u8 `[H, W]` row-major (divided by 255 as fnn),

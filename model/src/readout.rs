@@ -62,6 +62,11 @@ impl Readout {
         Ok(Self { features, bias })
     }
 
+    /// Standardised feature weights `[U, C]` and biases `[1, U]`, as the forward pass uses them.
+    pub fn weights(&self) -> (&Tensor, &Tensor) {
+        (&self.features, &self.bias)
+    }
+
     /// Core `[N, C, h, w]` at positions `[1, U, 1, 2]` → log-rates `[N, U]`.
     pub fn forward(&self, core: &Tensor, positions: &Tensor) -> Result<Tensor> {
         let (n, c, _, _) = core.dims4().ctx("readout core")?;

@@ -556,20 +556,7 @@ impl EnergyCore {
                 });
             }
         }
-        let axis = |g: f32, n: usize| {
-            let g = if g >= 0.0 { g.min((n - 1) as f32) } else { 0.0 };
-            let i0 = (g.floor() as usize).min(n - 1);
-            (i0, (i0 + 1).min(n - 1), g - i0 as f32)
-        };
-        let (r0, r1, fr) = axis(gr, self.cfg.grid_rows);
-        let (c0, c1, fc) = axis(gc, self.cfg.grid_cols);
-        let at = |r: usize, col: usize| &map[(r * self.cfg.grid_cols + col) * c..][..c];
-        let (m00, m01, m10, m11) = (at(r0, c0), at(r0, c1), at(r1, c0), at(r1, c1));
-        let (w00, w01) = ((1.0 - fr) * (1.0 - fc), (1.0 - fr) * fc);
-        let (w10, w11) = (fr * (1.0 - fc), fr * fc);
-        for (i, o) in out.iter_mut().enumerate() {
-            *o = w00 * m00[i] + w01 * m01[i] + w10 * m10[i] + w11 * m11[i];
-        }
+        crate::frozen_core::sample_grid(map, self.cfg.grid_rows, self.cfg.grid_cols, gr, gc, out);
         Ok(())
     }
 
