@@ -28,6 +28,7 @@ use crate::sim::{SimGeometry, SimMouse};
 use crate::sinks::event_bus::{self, Publisher};
 use crate::sinks::recorder::Recorder;
 use crate::sinks::session_log::{Manifest, SessionDir};
+use crate::sources::clocks::DomainSummary;
 use crate::sources::zmq_ingest::{self, IngestEnd};
 use crate::sources::{BehaviourFeed, Ingest, IngestOutputs};
 use crate::stages::behaviour::BehaviourStage;
@@ -188,6 +189,7 @@ pub fn run(
         },
         Arc::clone(&counters),
     );
+    ingest.set_bus(bus.clone());
     let latest_frame_t = Arc::clone(&ingest.latest_frame_t);
     let acked = Arc::clone(&ingest.acked);
     {
@@ -355,19 +357,20 @@ pub fn run(
     let ingest_stop = Arc::clone(&stop);
     let io_h = spawn(
         "ingest",
-        move || -> Result<(IngestEnd, LatencyHist), SessionError> {
+        move || -> Result<(IngestEnd, LatencyHist, Vec<DomainSummary>), SessionError> {
             let end = zmq_ingest::run(&pull_sock, &mut ingest, &ingest_stop, idle, duration_ns);
             if end == IngestEnd::Stopped {
                 tracing::warn!("interrupted: ending the session after draining");
             }
             tracing::info!(?end, "ingest ended");
             let latency = ingest.latency().clone();
+            let clocks = ingest.clock_summary();
             // Dropping ingest closes its rings: every stage drains and stops in turn.
             drop(ingest);
             drop(pull_sock);
             io_stop.store(true, Ordering::Release);
             io_wake.wake();
-            Ok((end, latency))
+            Ok((end, latency, clocks))
         },
     )?;
 
@@ -423,7 +426,7 @@ pub fn run(
     if let Some(id) = sigint {
         signal_hook::low_level::unregister(id);
     }
-    let (ingest_end, ingest_latency) = io?;
+    let (ingest_end, ingest_latency, clocks) = io?;
     let sim = match sim {
         Some(Err(e)) => {
             tracing::error!(error = %e, "simulated rig failed");
@@ -455,6 +458,7 @@ pub fn run(
         log_records: recorder.stats.records,
         log_bytes: recorder.stats.bytes,
         recorder_error: recorder.error,
+        clocks,
         rig_time_s: {
             let t = latest_frame_t.load(Ordering::Acquire);
             if t == i64::MIN {
