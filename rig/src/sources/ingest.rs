@@ -92,7 +92,8 @@ struct SeqTracker {
 }
 
 impl SeqTracker {
-    const PER_STREAM: usize = 64 * 4;
+    /// 64 planes x 8 channels (sync uses `channel` for the clock domain, 0..=4).
+    const PER_STREAM: usize = 64 * 8;
 
     fn new() -> SeqTracker {
         SeqTracker {
@@ -102,8 +103,8 @@ impl SeqTracker {
 
     fn slot(h: &Header) -> usize {
         (h.stream.code() as usize % 16) * Self::PER_STREAM
-            + (h.plane as usize % 64) * 4
-            + h.channel as usize % 4
+            + (h.plane as usize % 64) * 8
+            + h.channel as usize % 8
     }
 
     /// `Ok(missing)` to accept (with `missing` skipped before it), `Err(last)` to reject.
