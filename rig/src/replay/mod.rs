@@ -101,6 +101,8 @@ struct Logged {
     /// Clock ticks in ingest order: (domain, t_ns).
     ticks: Vec<(ClockDomain, i64)>,
     clock_updates: Vec<ClockUpdate>,
+    /// The cells' scan offsets the live selector was given.
+    scan: Option<crate::scheduler::ScanOffsets>,
     records: u64,
     tail: TailState,
 }
@@ -123,6 +125,7 @@ fn read_log(dir: &SessionDir) -> Result<Logged, ReplayError> {
         onsets: Vec::new(),
         ticks: Vec::new(),
         clock_updates: Vec::new(),
+        scan: None,
         records: 0,
         tail: TailState::Clean,
     };
@@ -152,6 +155,9 @@ fn read_log(dir: &SessionDir) -> Result<Logged, ReplayError> {
             Some(RecordKind::Decision) => logged
                 .decisions
                 .push(records::decode_json("decision", &buf).map_err(bad)?),
+            Some(RecordKind::Cells) => {
+                logged.scan = Some(records::decode_json("cells", &buf).map_err(bad)?);
+            }
             Some(RecordKind::Clock) => logged
                 .clock_updates
                 .push(records::decode_json("clock", &buf).map_err(bad)?),
@@ -285,6 +291,10 @@ pub fn replay_with(path: &Path, overrides: &Overrides) -> Result<ReplayReport, R
     // Decisions: the live selector's inputs, in order, with decisions at the same points
     // (onsets first, then activity, as the live selector thread takes them).
     let mut selector = build_selector(&cfg).map_err(|e| ReplayError::Config(e.to_string()))?;
+    if let Some(scan) = &logged.scan {
+        // Live, the offsets came before the cells' first activity.
+        selector.set_scan_offsets(scan.offsets_s.clone());
+    }
     let mut activity = logged.activity.iter();
     let mut onsets = logged.onsets.iter();
     let mut scores = Vec::new();

@@ -22,7 +22,8 @@ use crate::dashboard::bus::DashBridge;
 use crate::dashboard::{Dashboard, DashboardConfig};
 use crate::frames::{ActivityBuf, EyeBuf, FrameBuf};
 use crate::ring::{Pool, Wakeup, ring};
-use crate::scheduler::{PlaceholderRenderer, SelectorThread, build_selector};
+use crate::config::Extraction;
+use crate::scheduler::{PlaceholderRenderer, ScanOffsets, ScanSlot, SelectorThread, build_selector};
 use crate::sim::bridge::{SimRigOptions, SimRigReport};
 use crate::sim::{SimGeometry, SimMouse};
 use crate::sinks::event_bus::{self, Publisher};
@@ -32,7 +33,7 @@ use crate::sources::clocks::DomainSummary;
 use crate::sources::zmq_ingest::{self, IngestEnd};
 use crate::sources::{BehaviourFeed, Ingest, IngestOutputs};
 use crate::stages::behaviour::BehaviourStage;
-use crate::stages::extract::{ExtractStage, StageOutputs, build_extractor};
+use crate::stages::extract::{ExtractStage, Extractor, StageOutputs, build_extractor};
 use crate::telemetry::{Counters, LatencyHist};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -126,7 +127,7 @@ pub fn run(
             serde_json::to_vec(m.cells()).unwrap_or_default(),
         )?;
     }
-    let extractor = build_extractor(
+    let mut extractor = build_extractor(
         cfg,
         || {
             Ok(mouse
@@ -138,6 +139,7 @@ pub fn run(
     )
     .map_err(SessionError::Config)?;
     let n_cells = extractor.max_cells();
+    let scan = scan_slot(cfg, &mut extractor, mouse.as_ref());
 
     let counters = Arc::new(Counters::default());
     let frame_px = (cfg.imaging.width * cfg.imaging.height) as usize;
@@ -236,6 +238,7 @@ pub fn run(
         bus: bus.clone(),
         events: events_tx.clone(),
         counters: Arc::clone(&counters),
+        scan: Some(scan),
     };
     let behaviour_cfg = &cfg.behaviour;
     let behaviour = BehaviourStage {
@@ -511,4 +514,32 @@ fn start_dashboard(cfg: &Config) -> Option<Dashboard> {
             None
         }
     }
+}
+
+/// The cells' scan offsets: filled by the imaging pipeline once it has detected its cells, or
+/// now for the placeholder extractors (true footprints: the simulator's soma centres; grid: the
+/// blocks' centres).
+fn scan_slot(cfg: &Config, extractor: &mut Extractor, mouse: Option<&SimMouse>) -> ScanSlot {
+    let slot = ScanSlot::default();
+    let lines = cfg.imaging.height;
+    let period_s = cfg.frame_period_ns() as f64 * 1e-9;
+    match extractor {
+        Extractor::Pipeline(p) => p.set_scan_slot(Arc::clone(&slot), period_s),
+        Extractor::Footprints(_) => {
+            let rows: Vec<f64> = match cfg.imaging.extraction {
+                Extraction::TruthFootprints => mouse
+                    .map(|m| m.cells().iter().map(|c| f64::from(c.centre_y_px)).collect())
+                    .unwrap_or_default(),
+                _ => {
+                    let b = cfg.imaging.grid_block_px.max(1);
+                    let (rows, cols) = (cfg.imaging.height / b, cfg.imaging.width / b);
+                    (0..rows * cols)
+                        .map(|i| f64::from((i / cols) * b) + f64::from(b - 1) / 2.0)
+                        .collect()
+                }
+            };
+            let _ = slot.set(ScanOffsets::from_centroids(rows, lines, period_s));
+        }
+    }
+    slot
 }
