@@ -58,7 +58,10 @@ mod tests {
         for row in [0.0, 0.5, 100.5, 255.9, 511.5, 600.0] {
             let ns = scanline_time_ns(0, row, 512, 33_333_333);
             let s = scan_offset_s(row, 512, period_s);
-            assert!((s * 1e9 - ns as f64).abs() <= 1.0, "row {row}: {s} s vs {ns} ns");
+            assert!(
+                (s * 1e9 - ns as f64).abs() <= 1.0,
+                "row {row}: {s} s vs {ns} ns"
+            );
         }
         assert_eq!(scan_offset_s(f64::NAN, 512, period_s), 0.0);
     }

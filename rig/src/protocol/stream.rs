@@ -192,8 +192,8 @@ impl SyncCode {
             TrialMarker,
             ClockTick,
         ]
-            .into_iter()
-            .find(|c| *c as i64 == code)
+        .into_iter()
+        .find(|c| *c as i64 == code)
     }
 }
 

@@ -184,8 +184,12 @@ impl SelectorThread {
                 if let Some(scan) = self.scan.as_ref().and_then(|s| s.get()) {
                     self.selector.set_scan_offsets(scan.offsets_s.clone());
                     let value = serde_json::to_value(scan).unwrap_or_default();
-                    self.bus
-                        .publish(Message::json(Stream::Cells, 0, a.frame.t.as_nanos(), &value));
+                    self.bus.publish(Message::json(
+                        Stream::Cells,
+                        0,
+                        a.frame.t.as_nanos(),
+                        &value,
+                    ));
                     let _ = self.events.send(RecorderItem::Json {
                         kind: RecordKind::Cells,
                         value,

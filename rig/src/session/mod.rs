@@ -17,13 +17,15 @@ mod summary;
 
 pub use summary::SessionSummary;
 
+use crate::config::Extraction;
 use crate::config::{Config, SourceKind};
 use crate::dashboard::bus::DashBridge;
 use crate::dashboard::{Dashboard, DashboardConfig};
 use crate::frames::{ActivityBuf, EyeBuf, FrameBuf};
 use crate::ring::{Pool, Wakeup, ring};
-use crate::config::Extraction;
-use crate::scheduler::{PlaceholderRenderer, ScanOffsets, ScanSlot, SelectorThread, build_selector};
+use crate::scheduler::{
+    PlaceholderRenderer, ScanOffsets, ScanSlot, SelectorThread, build_selector,
+};
 use crate::sim::bridge::{SimRigOptions, SimRigReport};
 use crate::sim::{SimGeometry, SimMouse};
 use crate::sinks::event_bus::{self, Publisher};

@@ -112,7 +112,10 @@ impl SimClocksConfig {
     pub fn validate(&self) -> Result<(), SimError> {
         let bad = |field: &'static str, reason: String| SimError::InvalidConfig { field, reason };
         if !(self.tick_hz.is_finite() && self.tick_hz > 0.0 && self.tick_hz <= 1000.0) {
-            return Err(bad("clocks.tick_hz", format!("must be in (0, 1000] Hz, got {}", self.tick_hz)));
+            return Err(bad(
+                "clocks.tick_hz",
+                format!("must be in (0, 1000] Hz, got {}", self.tick_hz),
+            ));
         }
         if !(0.0..0.5).contains(&self.missing_fraction) {
             return Err(bad(
@@ -121,7 +124,10 @@ impl SimClocksConfig {
             ));
         }
         if !(self.spurious_hz.is_finite() && self.spurious_hz >= 0.0) {
-            return Err(bad("clocks.spurious_hz", format!("must be >= 0, got {}", self.spurious_hz)));
+            return Err(bad(
+                "clocks.spurious_hz",
+                format!("must be >= 0, got {}", self.spurious_hz),
+            ));
         }
         for d in ClockDomain::DEVICES {
             let Some(c) = self.device(d) else { continue };
@@ -143,7 +149,10 @@ impl SimClocksConfig {
         if let Some(j) = &self.jump
             && (j.device == ClockDomain::Rig || !j.at_s.is_finite() || !j.step_ms.is_finite())
         {
-            return Err(bad("clocks.jump", "needs a device domain and finite at_s, step_ms".into()));
+            return Err(bad(
+                "clocks.jump",
+                "needs a device domain and finite at_s, step_ms".into(),
+            ));
         }
         Ok(())
     }
@@ -209,7 +218,10 @@ impl SimClocks {
         if !self.cfg.enabled {
             return t_rig_ns;
         }
-        let jitter = self.cfg.device(d).map_or(self.cfg.rig_jitter_us, |c| c.jitter_us);
+        let jitter = self
+            .cfg
+            .device(d)
+            .map_or(self.cfg.rig_jitter_us, |c| c.jitter_us);
         let noise = if jitter > 0.0 {
             normal(&mut self.rng) * jitter * 1e3
         } else {
@@ -241,7 +253,11 @@ impl SimClocks {
                     self.next_spurious[i] = t + exp_interval(&mut self.rng, self.cfg.spurious_hz);
                     if !self.stopped(d, t_rig) {
                         let t_ns = self.stamp(d, t_rig);
-                        out.push(Tick { t_rig_ns: t_rig, domain: d, t_ns });
+                        out.push(Tick {
+                            t_rig_ns: t_rig,
+                            domain: d,
+                            t_ns,
+                        });
                     }
                 }
                 _ if pulse <= until_ns => {
@@ -258,7 +274,11 @@ impl SimClocks {
                             continue;
                         }
                         let t_ns = self.stamp(d, pulse);
-                        out.push(Tick { t_rig_ns: pulse, domain: d, t_ns });
+                        out.push(Tick {
+                            t_rig_ns: pulse,
+                            domain: d,
+                            t_ns,
+                        });
                     }
                     self.next_pulse += period;
                 }
@@ -304,7 +324,11 @@ mod tests {
             c.stamp(ClockDomain::TwoPhoton, 100_000_000_000),
             103_000_000_000 + 4_000_000
         );
-        assert_eq!(c.stamp(ClockDomain::EyeCamera, 5), 5, "a device left at default");
+        assert_eq!(
+            c.stamp(ClockDomain::EyeCamera, 5),
+            5,
+            "a device left at default"
+        );
     }
 
     #[test]

@@ -15,9 +15,9 @@ use crate::clock::{RigTime, host_monotonic_ns};
 use crate::config::Config;
 use crate::frames::{EyeBuf, EyeFrame, Frame, FrameBuf, FrameMeta};
 use crate::protocol::{ClockDomain, Header, Message, ProtocolError, Stream, SyncCode};
+use crate::ring::{Pool, RingTx};
 use crate::sinks::event_bus::Bus;
 use crate::sources::clocks::{self, ClockSync, ClockUpdate};
-use crate::ring::{Pool, RingTx};
 use crate::stages::behaviour::BehaviourInput;
 use crate::telemetry::{Anomaly, Counters, LatencyHist};
 use bytes::Bytes;
@@ -194,7 +194,11 @@ impl Ingest {
     /// record, so replay meets them in the same order).
     fn clock_tick(&mut self, h: &Header) {
         let Some(domain) = ClockDomain::from_code(h.channel) else {
-            tracing::warn!(channel = h.channel, seq = h.seq, "clock tick from an unknown clock domain; recorded, not fitted");
+            tracing::warn!(
+                channel = h.channel,
+                seq = h.seq,
+                "clock tick from an unknown clock domain; recorded, not fitted"
+            );
             return;
         };
         let outcome = self.clocks.on_tick(domain, h.t_ns);
@@ -211,7 +215,12 @@ impl Ingest {
     fn clock_update(&mut self, u: &ClockUpdate) {
         let value = serde_json::to_value(u).unwrap_or_default();
         if let Some(bus) = &self.bus {
-            let mut m = Message::json(Stream::Clock, self.clock_seq, u.mapping.rig_at_ref_ns as i64, &value);
+            let mut m = Message::json(
+                Stream::Clock,
+                self.clock_seq,
+                u.mapping.rig_at_ref_ns as i64,
+                &value,
+            );
             m.header.channel = u.domain.code();
             bus.publish(m);
         }
