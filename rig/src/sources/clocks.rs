@@ -574,3 +574,79 @@ pub fn count(outcome: &TickOutcome, counters: &Counters) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sync() -> ClockSync {
+        ClockSync::new(ClocksConfig {
+            two_photon: TimeBase::Device,
+            ..ClocksConfig::default()
+        })
+    }
+
+    const S: i64 = 1_000_000_000;
+
+    #[test]
+    fn a_drifting_clock_is_fitted_and_mapped() {
+        let mut c = sync();
+        // Device = 2.5 s + (1 + 50e-6) · rig.
+        let dev = |t: i64| 2_500_000_000 + t + t / 20_000;
+        assert_eq!(
+            c.map(ClockDomain::TwoPhoton, 7).1,
+            0,
+            "no tick yet: unmapped"
+        );
+        for k in 0..30 {
+            c.on_tick(ClockDomain::Rig, k * S);
+            c.on_tick(ClockDomain::TwoPhoton, dev(k * S));
+        }
+        assert_eq!(c.state(ClockDomain::TwoPhoton), Some(ClockState::Fitted));
+        let (rig, generation) = c.map(ClockDomain::TwoPhoton, dev(29 * S + S / 2));
+        assert!(generation > 1);
+        assert!((rig - (29 * S + S / 2)).abs() <= 2, "{rig}");
+    }
+
+    #[test]
+    fn a_stream_that_cannot_be_aligned_is_flagged_not_fatal() {
+        let mut c = sync();
+        let mut anomalies = Vec::new();
+        // Device ticks at a different, irregular rate: nothing matches.
+        for k in 0..40i64 {
+            anomalies.extend(c.on_tick(ClockDomain::Rig, k * S).anomalies);
+            let t = k * 1_370_000_000 + (k * k % 7) * 90_000_000;
+            anomalies.extend(c.on_tick(ClockDomain::TwoPhoton, t).anomalies);
+        }
+        assert_eq!(c.state(ClockDomain::TwoPhoton), Some(ClockState::Unaligned));
+        assert_eq!(
+            anomalies
+                .iter()
+                .filter(|a| matches!(a, Anomaly::ClockUnaligned { .. }))
+                .count(),
+            1,
+            "flagged once: {anomalies:?}"
+        );
+        // Samples still get the provisional line.
+        assert!(c.map(ClockDomain::TwoPhoton, 5 * S).1 > 0);
+    }
+
+    #[test]
+    fn ticks_that_stop_are_flagged_and_resume() {
+        let mut c = sync();
+        let mut stopped = 0;
+        for k in 0..40i64 {
+            let out = c.on_tick(ClockDomain::Rig, k * S);
+            stopped += out
+                .anomalies
+                .iter()
+                .filter(|a| matches!(a, Anomaly::ClockTicksStopped { .. }))
+                .count();
+            if !(15..30).contains(&k) {
+                c.on_tick(ClockDomain::TwoPhoton, k * S + 1_000);
+            }
+        }
+        assert_eq!(stopped, 1);
+        assert_eq!(c.state(ClockDomain::TwoPhoton), Some(ClockState::Fitted));
+    }
+}
