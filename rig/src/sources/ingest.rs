@@ -183,7 +183,7 @@ impl Ingest {
 
     /// Maps a sample's wire time onto the rig clock when its stream is on a device clock:
     /// `(rig_ns, clock_gen)`.
-    fn to_rig(&mut self, h: &Header) -> (i64, u32) {
+    fn map_to_rig(&mut self, h: &Header) -> (i64, u32) {
         match self.clocks.config().domain_of(h.stream) {
             Some(domain) => self.clocks.map(domain, h.t_ns),
             None => (h.t_ns, 0),
@@ -321,7 +321,7 @@ impl Ingest {
                     &self.counters.sync_in
                 };
                 Counters::inc(c);
-                let (t_ns, clock_gen) = self.to_rig(&h);
+                let (t_ns, clock_gen) = self.map_to_rig(&h);
                 if s == Stream::Treadmill
                     && let (Some(feed), Some(count)) = (&self.out.behaviour, read_i64(payload))
                 {
@@ -382,7 +382,7 @@ impl Ingest {
             std::thread::sleep(Duration::from_micros(50));
         };
         let mut meta = FrameMeta::from_header(h, recv_ns);
-        let (t_ns, clock_gen) = self.to_rig(h);
+        let (t_ns, clock_gen) = self.map_to_rig(h);
         meta.t = RigTime::from_nanos(t_ns);
         meta.clock_gen = clock_gen;
         slot.fill_from_le(meta, payload);
@@ -431,7 +431,7 @@ impl Ingest {
         slot.pixels[..n].copy_from_slice(&payload[..n]);
         slot.len = n;
         slot.meta = FrameMeta::from_header(h, recv_ns);
-        let (t_ns, clock_gen) = self.to_rig(h);
+        let (t_ns, clock_gen) = self.map_to_rig(h);
         slot.meta.t = RigTime::from_nanos(t_ns);
         slot.meta.clock_gen = clock_gen;
         let frame = slot.freeze();
