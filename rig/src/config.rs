@@ -53,6 +53,9 @@ pub struct Config {
     pub sim: SimConfig,
     #[serde(default)]
     pub dashboard: DashboardSettings,
+    /// Which streams carry device times, and the online clock fit (`sources/clocks.rs`).
+    #[serde(default)]
+    pub clocks: crate::sources::clocks::ClocksConfig,
 }
 
 /// The live dashboard (`[dashboard]`), served over HTTP while the session runs.
@@ -473,6 +476,7 @@ impl Config {
                 allowed: "needs source.kind = \"sim\" (only the simulator knows true footprints); use \"grid\"",
             });
         }
+        self.clocks.validate().map_err(ConfigError::Section)?;
         Ok(())
     }
 

@@ -12,7 +12,12 @@ use crate::ring::Pooled;
 pub struct FrameMeta {
     pub stream: Stream,
     pub seq: u64,
+    /// On the rig clock (mapped from the device's clock when its stream is on one).
     pub t: RigTime,
+    /// `t_ns` as the wire carried it (the device's clock, or the rig's).
+    pub t_wire_ns: i64,
+    /// The clock-fit generation that mapped `t` (0: not mapped; see `sources/clocks.rs`).
+    pub clock_gen: u32,
     pub plane: u8,
     pub channel: u8,
     /// Acquisition frame number from the source (`aux` on the wire).
@@ -32,6 +37,8 @@ impl FrameMeta {
             stream: h.stream,
             seq: h.seq,
             t: RigTime::from_nanos(h.t_ns),
+            t_wire_ns: h.t_ns,
+            clock_gen: 0,
             plane: h.plane,
             channel: h.channel,
             frame_number: h.aux,
@@ -43,14 +50,14 @@ impl FrameMeta {
         }
     }
 
-    /// The wire header this frame arrived with.
+    /// The wire header this frame arrived with (its raw `t_ns`).
     pub fn header(&self) -> Header {
         let mut h = Header::new(
             self.stream,
             self.dtype,
             &[self.height, self.width],
             self.seq,
-            self.t.as_nanos(),
+            self.t_wire_ns,
         );
         h.plane = self.plane;
         h.channel = self.channel;
@@ -74,6 +81,8 @@ impl FrameBuf {
                 stream: Stream::TwoPhoton,
                 seq: 0,
                 t: RigTime::ZERO,
+                t_wire_ns: 0,
+                clock_gen: 0,
                 plane: 0,
                 channel: 0,
                 frame_number: 0,

@@ -11,7 +11,7 @@ pub mod scanline;
 mod segments;
 pub mod sync;
 
-pub use scanline::scanline_time_ns;
+pub use scanline::{scan_offset_s, scanline_time_ns};
 pub use sync::{ClockFit, ClockGuess, Mapped, Segment, SyncConfig, SyncError, fit_clock};
 
 #[cfg(test)]

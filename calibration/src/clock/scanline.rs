@@ -17,6 +17,17 @@ pub fn scanline_time_ns(frame_start_ns: i64, row: f64, lines: u32, frame_period_
     frame_start_ns + (fraction * frame_period_ns as f64).round() as i64
 }
 
+/// Seconds after its frame's timestamp at which a cell centred on `row` was scanned: the same
+/// rule as [`scanline_time_ns`] (`(row / lines) · frame_period`, clamped to the frame), in
+/// seconds and unrounded, for the per-cell scan offsets the selector and consumers add to a
+/// frame's time.
+pub fn scan_offset_s(row: f64, lines: u32, frame_period_s: f64) -> f64 {
+    if lines == 0 || !row.is_finite() {
+        return 0.0;
+    }
+    (row / f64::from(lines)).clamp(0.0, 1.0) * frame_period_s
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -39,5 +50,19 @@ mod tests {
         assert_eq!(scanline_time_ns(5, 900.0, 512, period), 5 + period);
         assert_eq!(scanline_time_ns(5, f64::NAN, 512, period), 5);
         assert_eq!(scanline_time_ns(5, 10.0, 0, period), 5);
+    }
+
+    #[test]
+    fn scan_offsets_agree_with_scanline_times() {
+        let period_s = 1.0 / 30.0;
+        for row in [0.0, 0.5, 100.5, 255.9, 511.5, 600.0] {
+            let ns = scanline_time_ns(0, row, 512, 33_333_333);
+            let s = scan_offset_s(row, 512, period_s);
+            assert!(
+                (s * 1e9 - ns as f64).abs() <= 1.0,
+                "row {row}: {s} s vs {ns} ns"
+            );
+        }
+        assert_eq!(scan_offset_s(f64::NAN, 512, period_s), 0.0);
     }
 }

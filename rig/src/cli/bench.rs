@@ -30,6 +30,9 @@ pub enum BenchWhat {
     Loop(LoopArgs),
     /// Time the design maths at rig scale: scoring candidate clips and one posterior update.
     Design(DesignArgs),
+    /// The online clock fit on the simulator's jittered device clocks: drift, residual,
+    /// mapping error and refit time.
+    Clocks(super::bench_clocks::ClocksArgs),
 }
 
 #[derive(Debug, Clone, clap::Args)]
@@ -103,6 +106,7 @@ pub fn run(args: &BenchArgs) -> Result<()> {
     match &args.what {
         BenchWhat::Loop(a) => run_loop(a),
         BenchWhat::Design(a) => run_design(a),
+        BenchWhat::Clocks(a) => super::bench_clocks::run(a),
     }
 }
 

@@ -104,6 +104,15 @@ fn print_one(r: &ReplayReport) {
         "  activity         {} frames compared, {} differ, max |diff| {}",
         r.activity_compared, r.activity_mismatches, r.activity_max_abs_diff
     );
+    if r.clock_updates_logged > 0 {
+        println!(
+            "  clocks           {} of {} fits refitted identically; {} frame times compared, {} differ",
+            r.clock_updates_reproduced,
+            r.clock_updates_logged,
+            r.frame_times_compared,
+            r.frame_time_mismatches
+        );
+    }
     match &r.counterfactual {
         None => {
             println!(

@@ -12,7 +12,7 @@ mod header;
 mod stream;
 
 pub use header::{HEADER_LEN, Header, MAGIC, VERSION};
-pub use stream::{Dtype, Stream, SyncCode};
+pub use stream::{ClockDomain, Dtype, Stream, SyncCode};
 
 use bytes::Bytes;
 use thiserror::Error;

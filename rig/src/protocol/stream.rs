@@ -36,13 +36,18 @@ pub enum Stream {
     Ack = 22,
     /// Behaviour for one imaging frame, JSON (pupil centre and radius, treadmill speed, fills).
     Behaviour = 23,
+    /// A device clock's new mapping onto the rig clock, JSON (`sources::clocks::ClockUpdate`).
+    Clock = 24,
+    /// The cells' scan offsets within a frame, JSON (`scheduler::ScanOffsets`), once the
+    /// cells are known.
+    Cells = 25,
     /// The twin's prediction of each cell's activity on one imaging frame, f32 `[cells]`, made
     /// before that frame's activity was folded in; `seq`/`aux` = the imaging frame's seq.
-    Prediction = 24,
+    Prediction = 26,
 }
 
 impl Stream {
-    pub const ALL: [Stream; 14] = [
+    pub const ALL: [Stream; 16] = [
         Stream::TwoPhoton,
         Stream::EyeCamera,
         Stream::Treadmill,
@@ -56,6 +61,8 @@ impl Stream {
         Stream::Status,
         Stream::Ack,
         Stream::Behaviour,
+        Stream::Clock,
+        Stream::Cells,
         Stream::Prediction,
     ];
 
@@ -83,6 +90,8 @@ impl Stream {
             Stream::Status => "status",
             Stream::Ack => "ack",
             Stream::Behaviour => "behaviour",
+            Stream::Clock => "clock",
+            Stream::Cells => "cells",
             Stream::Prediction => "prediction",
         }
     }
@@ -99,7 +108,9 @@ impl Stream {
             | Stream::Stimulus
             | Stream::Decision
             | Stream::Status
-            | Stream::Behaviour => dtype == Dtype::Json,
+            | Stream::Behaviour
+            | Stream::Clock
+            | Stream::Cells => dtype == Dtype::Json,
         }
     }
 
@@ -170,13 +181,73 @@ pub enum SyncCode {
     PhotodiodeFall = 3,
     /// Trial marker from the rig's own sequencer.
     TrialMarker = 4,
+    /// A shared sync pulse as one clock domain saw it: the header's `channel` names the domain
+    /// ([`ClockDomain`]: 0 = rig master, 1 = two-photon, 2 = eye camera, 3 = treadmill,
+    /// 4 = photodiode) and `t_ns` is that domain's time of the pulse.
+    ClockTick = 5,
 }
 
 impl SyncCode {
     pub fn from_code(code: i64) -> Option<SyncCode> {
         use SyncCode::*;
-        [FrameClock, PhotodiodeRise, PhotodiodeFall, TrialMarker]
-            .into_iter()
-            .find(|c| *c as i64 == code)
+        [
+            FrameClock,
+            PhotodiodeRise,
+            PhotodiodeFall,
+            TrialMarker,
+            ClockTick,
+        ]
+        .into_iter()
+        .find(|c| *c as i64 == code)
+    }
+}
+
+/// A clock that timestamps samples: the rig's master clock or one device's own. Carried in the
+/// `channel` byte of a [`SyncCode::ClockTick`]. Codes are part of the wire format.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[repr(u8)]
+pub enum ClockDomain {
+    /// The rig clock every sample is placed on.
+    Rig = 0,
+    /// The two-photon microscope's frame clock.
+    TwoPhoton = 1,
+    EyeCamera = 2,
+    Treadmill = 3,
+    /// The photodiode under the display's sync patch (photodiode sync events).
+    Photodiode = 4,
+}
+
+impl ClockDomain {
+    pub const DEVICES: [ClockDomain; 4] = [
+        ClockDomain::TwoPhoton,
+        ClockDomain::EyeCamera,
+        ClockDomain::Treadmill,
+        ClockDomain::Photodiode,
+    ];
+
+    pub fn from_code(code: u8) -> Option<ClockDomain> {
+        std::iter::once(ClockDomain::Rig)
+            .chain(ClockDomain::DEVICES)
+            .find(|d| *d as u8 == code)
+    }
+
+    pub const fn code(self) -> u8 {
+        self as u8
+    }
+
+    pub const fn name(self) -> &'static str {
+        match self {
+            ClockDomain::Rig => "rig",
+            ClockDomain::TwoPhoton => "two_photon",
+            ClockDomain::EyeCamera => "eye_camera",
+            ClockDomain::Treadmill => "treadmill",
+            ClockDomain::Photodiode => "photodiode",
+        }
+    }
+
+    /// Index among [`ClockDomain::DEVICES`] (`None` for the rig clock).
+    pub fn device_index(self) -> Option<usize> {
+        (self as usize).checked_sub(1)
     }
 }

@@ -11,7 +11,7 @@
 use crate::clock::RigTime;
 use crate::config::Config;
 use crate::frames::{ActivityBuf, FrameBuf, FrameMeta};
-use crate::protocol::Stream;
+use crate::protocol::{ClockDomain, Stream, SyncCode};
 use crate::ring::{Pool, Wakeup, ring};
 use crate::scheduler::design::DecisionMode;
 use crate::scheduler::{Decision, FrameBehaviour, Onset, build_selector};
@@ -19,6 +19,7 @@ use crate::sim::CellTruth;
 use crate::sinks::event_bus;
 use crate::sinks::records::{self, RecordKind};
 use crate::sinks::session_log::{SessionDir, TailState};
+use crate::sources::clocks::{ClockSync, ClockUpdate, Mapping};
 use crate::stages::behaviour::BehaviourRecord;
 use crate::stages::extract::{ExtractStage, StageOutputs, build_extractor};
 use crate::telemetry::Counters;
@@ -67,6 +68,14 @@ pub struct ReplayReport {
     pub decisions_logged: u64,
     pub decisions_reproduced: u64,
     pub first_decision_mismatch: Option<String>,
+    /// Device clock mappings logged live (`Clock` records), and how many the replayed fit
+    /// reproduced bit for bit from the logged ticks.
+    pub clock_updates_logged: u64,
+    pub clock_updates_reproduced: u64,
+    /// Imaging frames whose rig time (mapped from the device clock again) was compared with
+    /// the live activity's, and how many differed.
+    pub frame_times_compared: u64,
+    pub frame_time_mismatches: u64,
     /// With overrides: how the other policy's decisions differ (then decisions are not expected
     /// to be reproduced).
     pub counterfactual: Option<PolicyComparison>,
@@ -78,6 +87,8 @@ impl ReplayReport {
     /// Everything that could be compared matched.
     pub fn reproduced(&self) -> bool {
         self.activity_mismatches == 0
+            && self.clock_updates_reproduced == self.clock_updates_logged
+            && self.frame_time_mismatches == 0
             && (self.counterfactual.is_some() || self.decisions_reproduced == self.decisions_logged)
     }
 }
@@ -90,6 +101,11 @@ struct Logged {
     onsets: Vec<Onset>,
     /// Each imaging frame's behaviour, as the live selector received it, by frame seq.
     behaviour: BTreeMap<u64, FrameBehaviour>,
+    /// Clock ticks in ingest order: (domain, t_ns).
+    ticks: Vec<(ClockDomain, i64)>,
+    clock_updates: Vec<ClockUpdate>,
+    /// The cells' scan offsets the live selector was given.
+    scan: Option<crate::scheduler::ScanOffsets>,
     records: u64,
     tail: TailState,
 }
@@ -111,6 +127,9 @@ fn read_log(dir: &SessionDir) -> Result<Logged, ReplayError> {
         decisions: Vec::new(),
         onsets: Vec::new(),
         behaviour: BTreeMap::new(),
+        ticks: Vec::new(),
+        clock_updates: Vec::new(),
+        scan: None,
         records: 0,
         tail: TailState::Clean,
     };
@@ -124,8 +143,14 @@ fn read_log(dir: &SessionDir) -> Result<Logged, ReplayError> {
             Some(RecordKind::Input) => {
                 let r = records::decode_input(&buf).map_err(bad)?;
                 if r.header.stream == Stream::TwoPhoton {
-                    let meta = FrameMeta::from_header(&r.header, r.recv_ns);
+                    let mut meta = FrameMeta::from_header(&r.header, r.recv_ns);
+                    meta.clock_gen = r.clock_gen;
                     logged.frames.push((meta, r.payload.map(<[u8]>::to_vec)));
+                } else if r.header.stream == Stream::Sync
+                    && r.header.aux == SyncCode::ClockTick as i64
+                    && let Some(d) = ClockDomain::from_code(r.header.channel)
+                {
+                    logged.ticks.push((d, r.header.t_ns));
                 }
             }
             Some(RecordKind::Activity) => logged
@@ -140,6 +165,12 @@ fn read_log(dir: &SessionDir) -> Result<Logged, ReplayError> {
                     .behaviour
                     .insert(r.frame_seq, FrameBehaviour::from_record(&r));
             }
+            Some(RecordKind::Cells) => {
+                logged.scan = Some(records::decode_json("cells", &buf).map_err(bad)?);
+            }
+            Some(RecordKind::Clock) => logged
+                .clock_updates
+                .push(records::decode_json("clock", &buf).map_err(bad)?),
             Some(RecordKind::Stimulus) => {
                 let r: StimulusRecord = records::decode_json("stimulus", &buf).map_err(bad)?;
                 logged.onsets.push(Onset {
@@ -209,7 +240,8 @@ pub fn replay_with(path: &Path, overrides: &Overrides) -> Result<ReplayReport, R
     if let Some(o) = overrides.objective {
         cfg.trials.design.objective = o;
     }
-    let logged = read_log(&dir)?;
+    let mut logged = read_log(&dir)?;
+    let clocks = refit_clocks(&cfg, &mut logged);
     let recomputed = recompute_activity(&cfg, &dir, &logged)?;
 
     let mut report = ReplayReport {
@@ -224,11 +256,26 @@ pub fn replay_with(path: &Path, overrides: &Overrides) -> Result<ReplayReport, R
         decisions_logged: logged.decisions.len() as u64,
         decisions_reproduced: 0,
         first_decision_mismatch: None,
+        clock_updates_logged: logged.clock_updates.len() as u64,
+        clock_updates_reproduced: clocks.reproduced,
+        frame_times_compared: 0,
+        frame_time_mismatches: 0,
         counterfactual: None,
         wall_s: 0.0,
         frames_per_s: 0.0,
     };
+    let frame_times: BTreeMap<(u8, u64), i64> = logged
+        .frames
+        .iter()
+        .map(|(m, _)| ((m.plane, m.seq), m.t.as_nanos()))
+        .collect();
     for live in &logged.activity {
+        if let Some(&t) = frame_times.get(&(live.plane, live.frame_seq)) {
+            report.frame_times_compared += 1;
+            if t != live.t.as_nanos() {
+                report.frame_time_mismatches += 1;
+            }
+        }
         if let Some(again) = recomputed.get(&(live.plane, live.frame_seq)) {
             report.activity_compared += 1;
             let diff = live
@@ -254,6 +301,10 @@ pub fn replay_with(path: &Path, overrides: &Overrides) -> Result<ReplayReport, R
     // Decisions: the live selector's inputs, in order, with decisions at the same points
     // (onsets first, then activity, as the live selector thread takes them).
     let mut selector = build_selector(&cfg).map_err(|e| ReplayError::Config(e.to_string()))?;
+    if let Some(scan) = &logged.scan {
+        // Live, the offsets came before the cells' first activity.
+        selector.set_scan_offsets(scan.offsets_s.clone());
+    }
     let mut activity = logged.activity.iter();
     let mut onsets = logged.onsets.iter();
     let mut scores = Vec::new();
@@ -320,6 +371,40 @@ pub fn replay_with(path: &Path, overrides: &Overrides) -> Result<ReplayReport, R
     report.wall_s = started.elapsed().as_secs_f64();
     report.frames_per_s = report.frames_replayed as f64 / report.wall_s.max(1e-9);
     Ok(report)
+}
+
+/// What refitting the logged clock ticks gave.
+struct Refit {
+    reproduced: u64,
+}
+
+/// Feeds the logged ticks, in ingest order, through a fresh [`ClockSync`] (the live one's code
+/// and settings), checks each mapping against the live `Clock` records, and places every frame
+/// on the rig clock with the generation it was mapped with live.
+fn refit_clocks(cfg: &Config, logged: &mut Logged) -> Refit {
+    let mut sync = ClockSync::new(cfg.clocks.clone());
+    let mut mappings: BTreeMap<(ClockDomain, u32), Mapping> = BTreeMap::new();
+    let mut again = Vec::new();
+    for &(domain, t_ns) in &logged.ticks {
+        for u in sync.on_tick(domain, t_ns).updates {
+            mappings.insert((u.domain, u.generation), u.mapping);
+            again.push(u);
+        }
+    }
+    let reproduced = logged
+        .clock_updates
+        .iter()
+        .zip(&again)
+        .filter(|(live, replayed)| live == replayed)
+        .count() as u64;
+    if let Some(domain) = cfg.clocks.domain_of(Stream::TwoPhoton) {
+        for (meta, _) in &mut logged.frames {
+            if let Some(m) = mappings.get(&(domain, meta.clock_gen)) {
+                meta.t = RigTime::from_nanos(m.to_rig_ns(meta.t_wire_ns));
+            }
+        }
+    }
+    Refit { reproduced }
 }
 
 /// Feed every logged frame with pixels through the extraction stage; activity by (plane, seq).

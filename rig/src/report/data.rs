@@ -313,6 +313,8 @@ fn kind_name(code: u16) -> &'static str {
         Some(RecordKind::Note) => "note",
         Some(RecordKind::Pupil) => "pupil",
         Some(RecordKind::Behaviour) => "behaviour",
+        Some(RecordKind::Clock) => "clock",
+        Some(RecordKind::Cells) => "cells",
         None => "unknown",
     }
 }

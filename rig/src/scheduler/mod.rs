@@ -5,10 +5,12 @@
 
 pub mod design;
 pub mod renderer;
+pub mod scan;
 pub mod selector;
 
 pub use design::AdaptiveSelector;
 pub use renderer::{PlaceholderRenderer, RendererReport};
+pub use scan::{ScanOffsets, ScanSlot};
 pub use selector::{Decision, FrameBehaviour, Onset, RandomSelector, Selector, SelectorThread};
 
 use crate::config::{Config, Policy};

@@ -96,6 +96,10 @@ pub trait Selector: Send {
     fn onset(&mut self, trial: u64, stimulus: StimulusId, t: RigTime) {
         let _ = (trial, stimulus, t);
     }
+    /// Each cell's scan offset within its frame, s (a cell's time is its frame's plus this).
+    fn set_scan_offsets(&mut self, offsets_s: Vec<f64>) {
+        let _ = offsets_s;
+    }
     /// Activity frames observed so far.
     fn frames_seen(&self) -> u64;
     /// Onsets observed so far.
@@ -191,6 +195,8 @@ pub struct SelectorThread {
     pub bus: Bus,
     pub events: Sender<RecorderItem>,
     pub counters: Arc<Counters>,
+    /// The cells' scan offsets, filled by the imaging stage once its cells are known.
+    pub scan: Option<super::ScanSlot>,
 }
 
 impl SelectorThread {
@@ -224,6 +230,22 @@ impl SelectorThread {
                     break;
                 };
                 let a = waiting.pop_front().expect("front exists");
+                // The stage fills the slot before it emits the cells' first activity.
+                if let Some(scan) = self.scan.as_ref().and_then(|s| s.get()) {
+                    self.selector.set_scan_offsets(scan.offsets_s.clone());
+                    let value = serde_json::to_value(scan).unwrap_or_default();
+                    self.bus.publish(Message::json(
+                        Stream::Cells,
+                        0,
+                        a.frame.t.as_nanos(),
+                        &value,
+                    ));
+                    let _ = self.events.send(RecorderItem::Json {
+                        kind: RecordKind::Cells,
+                        value,
+                    });
+                    self.scan = None;
+                }
                 while let Ok(o) = self.onsets.try_recv() {
                     self.selector.onset(o.trial, o.stimulus, o.t);
                 }

@@ -17,21 +17,25 @@ mod summary;
 
 pub use summary::SessionSummary;
 
+use crate::config::Extraction;
 use crate::config::{Config, SourceKind};
 use crate::dashboard::bus::DashBridge;
 use crate::dashboard::{Dashboard, DashboardConfig};
 use crate::frames::{ActivityBuf, EyeBuf, FrameBuf};
 use crate::ring::{Pool, Wakeup, ring};
-use crate::scheduler::{PlaceholderRenderer, SelectorThread, build_selector};
+use crate::scheduler::{
+    PlaceholderRenderer, ScanOffsets, ScanSlot, SelectorThread, build_selector,
+};
 use crate::sim::bridge::{SimRigOptions, SimRigReport};
 use crate::sim::{SimGeometry, SimMouse};
 use crate::sinks::event_bus::{self, Publisher};
 use crate::sinks::recorder::Recorder;
 use crate::sinks::session_log::{Manifest, SessionDir};
+use crate::sources::clocks::DomainSummary;
 use crate::sources::zmq_ingest::{self, IngestEnd};
 use crate::sources::{BehaviourFeed, Ingest, IngestOutputs};
 use crate::stages::behaviour::BehaviourStage;
-use crate::stages::extract::{ExtractStage, StageOutputs, build_extractor};
+use crate::stages::extract::{ExtractStage, Extractor, StageOutputs, build_extractor};
 use crate::telemetry::{Counters, LatencyHist};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -125,7 +129,7 @@ pub fn run(
             serde_json::to_vec(m.cells()).unwrap_or_default(),
         )?;
     }
-    let extractor = build_extractor(
+    let mut extractor = build_extractor(
         cfg,
         || {
             Ok(mouse
@@ -137,6 +141,7 @@ pub fn run(
     )
     .map_err(SessionError::Config)?;
     let n_cells = extractor.max_cells();
+    let scan = scan_slot(cfg, &mut extractor, mouse.as_ref());
 
     let counters = Arc::new(Counters::default());
     let frame_px = (cfg.imaging.width * cfg.imaging.height) as usize;
@@ -188,6 +193,7 @@ pub fn run(
         },
         Arc::clone(&counters),
     );
+    ingest.set_bus(bus.clone());
     let latest_frame_t = Arc::clone(&ingest.latest_frame_t);
     let acked = Arc::clone(&ingest.acked);
     {
@@ -236,6 +242,7 @@ pub fn run(
         bus: bus.clone(),
         events: events_tx.clone(),
         counters: Arc::clone(&counters),
+        scan: Some(scan),
     };
     let behaviour_cfg = &cfg.behaviour;
     let behaviour = BehaviourStage {
@@ -358,19 +365,20 @@ pub fn run(
     let ingest_stop = Arc::clone(&stop);
     let io_h = spawn(
         "ingest",
-        move || -> Result<(IngestEnd, LatencyHist), SessionError> {
+        move || -> Result<(IngestEnd, LatencyHist, Vec<DomainSummary>), SessionError> {
             let end = zmq_ingest::run(&pull_sock, &mut ingest, &ingest_stop, idle, duration_ns);
             if end == IngestEnd::Stopped {
                 tracing::warn!("interrupted: ending the session after draining");
             }
             tracing::info!(?end, "ingest ended");
             let latency = ingest.latency().clone();
+            let clocks = ingest.clock_summary();
             // Dropping ingest closes its rings: every stage drains and stops in turn.
             drop(ingest);
             drop(pull_sock);
             io_stop.store(true, Ordering::Release);
             io_wake.wake();
-            Ok((end, latency))
+            Ok((end, latency, clocks))
         },
     )?;
 
@@ -426,7 +434,7 @@ pub fn run(
     if let Some(id) = sigint {
         signal_hook::low_level::unregister(id);
     }
-    let (ingest_end, ingest_latency) = io?;
+    let (ingest_end, ingest_latency, clocks) = io?;
     let sim = match sim {
         Some(Err(e)) => {
             tracing::error!(error = %e, "simulated rig failed");
@@ -458,6 +466,7 @@ pub fn run(
         log_records: recorder.stats.records,
         log_bytes: recorder.stats.bytes,
         recorder_error: recorder.error,
+        clocks,
         rig_time_s: {
             let t = latest_frame_t.load(Ordering::Acquire);
             if t == i64::MIN {
@@ -510,4 +519,32 @@ fn start_dashboard(cfg: &Config) -> Option<Dashboard> {
             None
         }
     }
+}
+
+/// The cells' scan offsets: filled by the imaging pipeline once it has detected its cells, or
+/// now for the placeholder extractors (true footprints: the simulator's soma centres; grid: the
+/// blocks' centres).
+fn scan_slot(cfg: &Config, extractor: &mut Extractor, mouse: Option<&SimMouse>) -> ScanSlot {
+    let slot = ScanSlot::default();
+    let lines = cfg.imaging.height;
+    let period_s = cfg.frame_period_ns() as f64 * 1e-9;
+    match extractor {
+        Extractor::Pipeline(p) => p.set_scan_slot(Arc::clone(&slot), period_s),
+        Extractor::Footprints(_) => {
+            let rows: Vec<f64> = match cfg.imaging.extraction {
+                Extraction::TruthFootprints => mouse
+                    .map(|m| m.cells().iter().map(|c| f64::from(c.centre_y_px)).collect())
+                    .unwrap_or_default(),
+                _ => {
+                    let b = cfg.imaging.grid_block_px.max(1);
+                    let (rows, cols) = (cfg.imaging.height / b, cfg.imaging.width / b);
+                    (0..rows * cols)
+                        .map(|i| f64::from((i / cols) * b) + f64::from(b - 1) / 2.0)
+                        .collect()
+                }
+            };
+            let _ = slot.set(ScanOffsets::from_centroids(rows, lines, period_s));
+        }
+    }
+    slot
 }

@@ -29,6 +29,8 @@ pub struct SessionSummary {
     pub log_records: u64,
     pub log_bytes: u64,
     pub recorder_error: Option<String>,
+    /// Each device clock's fit at the end (empty when every stream is on the rig clock).
+    pub clocks: Vec<crate::sources::clocks::DomainSummary>,
 }
 
 impl SessionSummary {
@@ -66,6 +68,33 @@ impl fmt::Display for SessionSummary {
             "  frames in        {} two-photon ({} processed, {} cells), {} eye, {} treadmill, {} sync",
             c.frames_in, c.frames_processed, self.cells, c.eye_frames_in, c.treadmill_in, c.sync_in
         )?;
+        for d in &self.clocks {
+            write!(
+                f,
+                "  clock {:<10} {:?}, {} ticks, {} jumps",
+                d.domain.name(),
+                d.state,
+                d.dev_ticks,
+                d.jumps
+            )?;
+            if let Some(fit) = &d.fit {
+                write!(
+                    f,
+                    ", drift {:+.2} ppm, residual {:.1} us rms, {} used, {}/{} unmatched (device/rig), {} segments",
+                    fit.drift_ppm,
+                    fit.residual_rms_ns * 1e-3,
+                    fit.ticks_used,
+                    fit.dev_unmatched,
+                    fit.rig_unmatched,
+                    fit.segments
+                )?;
+            }
+            writeln!(
+                f,
+                "; samples {} fitted, {} provisional, {} flagged, {} unmapped",
+                d.samples_fitted, d.samples_provisional, d.samples_flagged, d.samples_unmapped
+            )?;
+        }
         writeln!(
             f,
             "  drops            {} gaps ({} missing), {} rejected, {} stage skips, {} late, {} bus drops",

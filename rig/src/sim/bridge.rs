@@ -6,10 +6,17 @@
 //! every display flip before `t_k` (the daemon renders one imaging period ahead), so the mouse is
 //! driven by exactly what was shown and a session is deterministic at any speed. In real-time
 //! mode it also sleeps until `t_k` on the wall clock.
+//!
+//! With `[sim.clocks] enabled`, every message is stamped on its device's clock
+//! ([`super::clocks`]) and the sync pulses go out as `clock_tick`s, each pulse's rig tick first;
+//! the daemon places them back on the rig clock. The lock-step then allows for the mapping's
+//! error: it waits for the flips up to `t_k` less the display latency (all the mouse can have
+//! seen by `t_k`), not up to `t_k` itself.
 
+use super::clocks::{SimClocks, Tick};
 use super::{SimGeometry, SimMouse};
 use crate::clock::{RigTime, host_monotonic_ns};
-use crate::protocol::{Dtype, Header, Message, Stream, SyncCode};
+use crate::protocol::{ClockDomain, Dtype, Header, Message, Stream, SyncCode};
 use bytes::Bytes;
 use std::collections::VecDeque;
 use std::path::PathBuf;
@@ -45,6 +52,7 @@ pub struct SimRigReport {
     pub views_shown: u64,
     pub view_timeouts: u64,
     pub flow_waits: u64,
+    pub clock_ticks_sent: u64,
 }
 
 #[derive(Debug, Error)]
@@ -66,7 +74,8 @@ struct Link {
     pending_views: VecDeque<(i64, Bytes, bool)>,
     newest_view_t: i64,
     acked: Option<u64>,
-    seq: [u64; 6],
+    /// Next sequence number per (stream, channel): numbering is per (stream, plane, channel).
+    seq: [[u64; 8]; 6],
 }
 
 impl Link {
@@ -92,9 +101,9 @@ impl Link {
     }
 
     async fn send(&mut self, mut header: Header, payload: Bytes) -> Result<(), SimRigError> {
-        let stream = header.stream.code() as usize;
-        header.seq = self.seq[stream];
-        self.seq[stream] += 1;
+        let next = &mut self.seq[header.stream.code() as usize % 6][header.channel as usize % 8];
+        header.seq = *next;
+        *next += 1;
         header.sent_ns = host_monotonic_ns();
         let started = Instant::now();
         loop {
@@ -146,7 +155,7 @@ pub async fn run(mut mouse: SimMouse, opts: SimRigOptions) -> Result<SimRigRepor
         pending_views: VecDeque::new(),
         newest_view_t: i64::MIN,
         acked: None,
-        seq: [0; 6],
+        seq: [[0; 8]; 6],
     };
     let hello = serde_json::json!({"event": "hello", "source": "twinloop sim-rig"});
     link.send(
@@ -164,12 +173,21 @@ pub async fn run(mut mouse: SimMouse, opts: SimRigOptions) -> Result<SimRigRepor
     let mut eye = vec![0u8; g.eye_width * g.eye_height];
     let mut report = SimRigReport::default();
     let start = Instant::now();
+    let mut clocks = SimClocks::new(&mouse.config().clocks, mouse.config().seed);
+    let mut ticks: Vec<Tick> = Vec::new();
+    // Flips the mouse can have seen by t_k; with device clocks the daemon's frame times (and
+    // so how far it renders) are the rig time within the clock fit's error.
+    let lockstep_slack = if clocks.enabled() {
+        SIM_DISPLAY_LATENCY_NS
+    } else {
+        0
+    };
 
     for k in 0..n_frames {
         let t_k = k as i64 * frame_ns;
         // Lock-step: every flip before t_k must be in hand.
         if k > 0 {
-            while link.newest_view_t < t_k {
+            while link.newest_view_t < t_k - lockstep_slack {
                 if !link.pump(opts.view_timeout).await {
                     report.view_timeouts += 1;
                     tracing::warn!(
@@ -202,11 +220,20 @@ pub async fn run(mut mouse: SimMouse, opts: SimRigOptions) -> Result<SimRigRepor
                 report.views_shown += 1;
             }
             if onset {
-                let mut h =
-                    Header::new(Stream::Sync, Dtype::U8, &[0], 0, t + SIM_DISPLAY_LATENCY_NS);
+                let t_pd = clocks.stamp(ClockDomain::Photodiode, t + SIM_DISPLAY_LATENCY_NS);
+                let mut h = Header::new(Stream::Sync, Dtype::U8, &[0], 0, t_pd);
                 h.aux = SyncCode::PhotodiodeRise as i64;
                 link.send(h, Bytes::new()).await?;
             }
+        }
+        // Sync pulses up to t_k, each on the clock that saw it.
+        clocks.ticks_until(t_k, &mut ticks);
+        for tick in &ticks {
+            let mut h = Header::new(Stream::Sync, Dtype::U8, &[0], 0, tick.t_ns);
+            h.aux = SyncCode::ClockTick as i64;
+            h.channel = tick.domain.code();
+            link.send(h, Bytes::new()).await?;
+            report.clock_ticks_sent += 1;
         }
         // Behaviour streams up to t_k, in time order.
         while next_eye <= t_k || next_tread <= t_k {
@@ -217,7 +244,7 @@ pub async fn run(mut mouse: SimMouse, opts: SimRigOptions) -> Result<SimRigRepor
                     Dtype::U8,
                     &[g.eye_height as u32, g.eye_width as u32],
                     0,
-                    next_eye,
+                    clocks.stamp(ClockDomain::EyeCamera, next_eye),
                 );
                 h.aux = report.eye_frames_sent as i64;
                 link.send(h, Bytes::copy_from_slice(&eye)).await?;
@@ -225,7 +252,8 @@ pub async fn run(mut mouse: SimMouse, opts: SimRigOptions) -> Result<SimRigRepor
                 next_eye += eye_ns;
             } else {
                 let count = mouse.treadmill_count(RigTime::from_nanos(next_tread));
-                let h = Header::new(Stream::Treadmill, Dtype::I64, &[1], 0, next_tread);
+                let t = clocks.stamp(ClockDomain::Treadmill, next_tread);
+                let h = Header::new(Stream::Treadmill, Dtype::I64, &[1], 0, t);
                 link.send(h, Bytes::copy_from_slice(&count.to_le_bytes()))
                     .await?;
                 report.treadmill_sent += 1;
@@ -239,12 +267,13 @@ pub async fn run(mut mouse: SimMouse, opts: SimRigOptions) -> Result<SimRigRepor
             }
         }
         mouse.imaging_frame(RigTime::from_nanos(t_k), &mut pixels);
+        let t_2p = clocks.stamp(ClockDomain::TwoPhoton, t_k);
         let mut h = Header::new(
             Stream::TwoPhoton,
             Dtype::U16,
             &[g.imaging_height as u32, g.imaging_width as u32],
             0,
-            t_k,
+            t_2p,
         );
         h.aux = k as i64;
         let mut payload = Vec::with_capacity(pixels.len() * 2);
@@ -252,7 +281,7 @@ pub async fn run(mut mouse: SimMouse, opts: SimRigOptions) -> Result<SimRigRepor
             payload.extend_from_slice(&p.to_le_bytes());
         }
         link.send(h, Bytes::from(payload)).await?;
-        let mut tick = Header::new(Stream::Sync, Dtype::U8, &[0], 0, t_k);
+        let mut tick = Header::new(Stream::Sync, Dtype::U8, &[0], 0, t_2p);
         tick.aux = SyncCode::FrameClock as i64;
         link.send(tick, Bytes::new()).await?;
         report.frames_sent += 1;

@@ -31,6 +31,8 @@ pub struct SimConfig {
     pub eye: EyeConfig,
     /// The treadmill's wheel and encoder.
     pub treadmill: TreadmillConfig,
+    /// Each device's own clock and the shared sync ticks (off by default: all on the rig clock).
+    pub clocks: super::clocks::SimClocksConfig,
 }
 
 impl Default for SimConfig {
@@ -46,6 +48,7 @@ impl Default for SimConfig {
             behaviour: BehaviourConfig::default(),
             eye: EyeConfig::default(),
             treadmill: TreadmillConfig::default(),
+            clocks: super::clocks::SimClocksConfig::default(),
         }
     }
 }
@@ -491,7 +494,7 @@ impl SimConfig {
         if self.treadmill.counts_per_rev == 0 {
             return Err(bad("treadmill.counts_per_rev", "must be > 0"));
         }
-        Ok(())
+        self.clocks.validate()
     }
 }
 

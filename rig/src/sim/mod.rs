@@ -8,6 +8,8 @@
 //!
 //! # Layout (in the order data flows)
 //! - `bridge`: the ZeroMQ driver that serves this mouse as a rig (written with the daemon).
+//! - [`clocks`]: each device's own clock (offset, drift, jitter, a jump) and the shared sync
+//!   ticks the bridge stamps its messages with; the truth stays on the rig clock.
 //! - [`config`]: [`SimConfig`] (the mouse, from `sim.toml`) and [`SimGeometry`] (the sensors).
 //! - `random`: one ChaCha8 stream per component, and fast per-pixel samplers.
 //! - `behaviour`: running, arousal and pupil, gaze, blinks, on a fixed substep.
@@ -37,6 +39,7 @@
 //! and the truth grows by 12 bytes per cell per imaging frame (8 without `record_calcium`).
 
 pub mod bridge;
+pub mod clocks;
 pub mod config;
 pub mod eye;
 pub mod truth;
@@ -332,6 +335,11 @@ impl SimMouse {
     }
 
     /// Writes the ground truth so far into `dir` (see [`truth`] for the files and layouts).
+    /// The simulator's settings.
+    pub fn config(&self) -> &SimConfig {
+        &self.cfg
+    }
+
     pub fn write_truth(&self, dir: &std::path::Path) -> std::io::Result<()> {
         let config = serde_json::json!({ "config": self.cfg, "geometry": self.geom });
         self.truth.write(dir, &self.cells, &self.eye.model, &config)

@@ -101,7 +101,12 @@ impl Recorder {
     ) -> Result<(), LogError> {
         while let Some(f) = self.frames.try_pop() {
             *busy = true;
-            let prefix = encode_input_prefix(f.meta.recv_ns, self.record_frames, &f.meta.header());
+            let prefix = encode_input_prefix(
+                f.meta.recv_ns,
+                self.record_frames,
+                f.meta.clock_gen,
+                &f.meta.header(),
+            );
             scratch.clear();
             if self.record_frames {
                 for p in f.pixels() {
@@ -113,7 +118,12 @@ impl Recorder {
         }
         while let Some(f) = self.eye.try_pop() {
             *busy = true;
-            let prefix = encode_input_prefix(f.meta.recv_ns, self.record_frames, &f.meta.header());
+            let prefix = encode_input_prefix(
+                f.meta.recv_ns,
+                self.record_frames,
+                f.meta.clock_gen,
+                &f.meta.header(),
+            );
             let pixels: &[u8] = if self.record_frames { f.pixels() } else { &[] };
             self.append(RecordKind::Input, &[&prefix, pixels])?;
         }
@@ -135,8 +145,12 @@ impl Recorder {
             };
             *busy = true;
             match item {
-                RecorderItem::Input { recv_ns, message } => {
-                    let prefix = encode_input_prefix(recv_ns, true, &message.header);
+                RecorderItem::Input {
+                    recv_ns,
+                    clock_gen,
+                    message,
+                } => {
+                    let prefix = encode_input_prefix(recv_ns, true, clock_gen, &message.header);
                     self.append(RecordKind::Input, &[&prefix, &message.payload])?;
                 }
                 RecorderItem::Flip(f) => self.append(RecordKind::Flip, &[&f.encode()])?,

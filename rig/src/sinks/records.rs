@@ -2,7 +2,7 @@
 //!
 //! | kind | name       | payload |
 //! |------|------------|---------|
-//! | 1    | `Input`    | `recv_ns i64`, `has_payload u8`, 7 pad, wire header (64 B), payload if `has_payload` |
+//! | 1    | `Input`    | `recv_ns i64`, `has_payload u8`, 3 pad, `clock_gen u32` (0: not mapped), wire header (64 B, `t_ns` as received), payload if `has_payload` |
 //! | 2    | `Activity` | `frame_seq u64`, `t_ns i64`, `plane u8`, 3 pad, `n u32`, `n` x f32 |
 //! | 3    | `Flip`     | `display_frame u64`, `t_ns i64`, `trial i64` (-1 gray), `onset u8`, 7 pad |
 //! | 16   | `Stimulus` | JSON: a trial's onset (trial index, stimulus id, spec, rig time) |
@@ -11,6 +11,8 @@
 //! | 19   | `Note`     | JSON: session events (start, end, summary) |
 //! | 20   | `Pupil`    | JSON: one eye frame's pupil (`stages::behaviour::PupilRecord`) |
 //! | 21   | `Behaviour`| JSON: one imaging frame's behaviour (`stages::behaviour::BehaviourRecord`) |
+//! | 22   | `Clock`    | JSON: a device clock's new mapping (`sources::clocks::ClockUpdate`) |
+//! | 23   | `Cells`    | JSON: the cells' scan offsets (`scheduler::ScanOffsets`) |
 //!
 //! Every input message is logged as it arrived (`Input`), so a replay re-parses the very bytes
 //! the live daemon saw. Frames carry their pixels only when `session.record_frames` is set.
@@ -30,13 +32,16 @@ pub enum RecordKind {
     Note = 19,
     Pupil = 20,
     Behaviour = 21,
+    Clock = 22,
+    Cells = 23,
 }
 
 impl RecordKind {
     pub fn from_code(code: u16) -> Option<RecordKind> {
         use RecordKind::*;
         [
-            Input, Activity, Flip, Stimulus, Decision, Anomaly, Note, Pupil, Behaviour,
+            Input, Activity, Flip, Stimulus, Decision, Anomaly, Note, Pupil, Behaviour, Clock,
+            Cells,
         ]
         .into_iter()
         .find(|k| *k as u16 == code)
@@ -49,11 +54,13 @@ pub const INPUT_PREFIX_LEN: usize = 16 + HEADER_LEN;
 pub fn encode_input_prefix(
     recv_ns: i64,
     has_payload: bool,
+    clock_gen: u32,
     header: &Header,
 ) -> [u8; INPUT_PREFIX_LEN] {
     let mut b = [0u8; INPUT_PREFIX_LEN];
     b[0..8].copy_from_slice(&recv_ns.to_le_bytes());
     b[8] = has_payload as u8;
+    b[12..16].copy_from_slice(&clock_gen.to_le_bytes());
     b[16..].copy_from_slice(&header.encode());
     b
 }
@@ -61,6 +68,8 @@ pub fn encode_input_prefix(
 /// A decoded `Input` record.
 pub struct InputRecord<'a> {
     pub recv_ns: i64,
+    /// The clock-fit generation its time was mapped with (0: not mapped).
+    pub clock_gen: u32,
     pub header: Header,
     /// `None` when the payload was not recorded.
     pub payload: Option<&'a [u8]>,
@@ -94,6 +103,7 @@ pub fn decode_input(b: &[u8]) -> Result<InputRecord<'_>, RecordError> {
     }
     Ok(InputRecord {
         recv_ns,
+        clock_gen: u32::from_le_bytes(b[12..16].try_into().unwrap_or_default()),
         header,
         payload,
     })
@@ -212,15 +222,15 @@ mod tests {
     fn input_record_round_trips_with_and_without_payload() {
         let h = Header::new(Stream::TwoPhoton, Dtype::U16, &[2, 3], 9, 77);
         let payload = [1u8; 12];
-        let mut rec = encode_input_prefix(5, true, &h).to_vec();
+        let mut rec = encode_input_prefix(5, true, 0, &h).to_vec();
         rec.extend_from_slice(&payload);
         let back = decode_input(&rec).unwrap();
         assert_eq!((back.recv_ns, back.header), (5, h));
         assert_eq!(back.payload, Some(&payload[..]));
-        let meta_only = encode_input_prefix(5, false, &h);
+        let meta_only = encode_input_prefix(5, false, 0, &h);
         assert!(decode_input(&meta_only).unwrap().payload.is_none());
         // A recorded payload that contradicts its header is an error, not a silent mismatch.
-        let mut bad = encode_input_prefix(5, true, &h).to_vec();
+        let mut bad = encode_input_prefix(5, true, 0, &h).to_vec();
         bad.extend_from_slice(&payload[..4]);
         assert!(decode_input(&bad).is_err());
     }

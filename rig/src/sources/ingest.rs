@@ -14,8 +14,10 @@
 use crate::clock::{RigTime, host_monotonic_ns};
 use crate::config::Config;
 use crate::frames::{EyeBuf, EyeFrame, Frame, FrameBuf, FrameMeta};
-use crate::protocol::{Header, Message, ProtocolError, Stream};
+use crate::protocol::{ClockDomain, Header, Message, ProtocolError, Stream, SyncCode};
 use crate::ring::{Pool, RingTx};
+use crate::sinks::event_bus::Bus;
+use crate::sources::clocks::{self, ClockSync, ClockUpdate};
 use crate::stages::behaviour::BehaviourInput;
 use crate::telemetry::{Anomaly, Counters, LatencyHist};
 use bytes::Bytes;
@@ -30,6 +32,8 @@ pub enum RecorderItem {
     /// A non-frame input message, as received.
     Input {
         recv_ns: i64,
+        /// The clock-fit generation its time was mapped with (0: not mapped).
+        clock_gen: u32,
         message: Message,
     },
     Anomaly(Anomaly),
@@ -88,7 +92,8 @@ struct SeqTracker {
 }
 
 impl SeqTracker {
-    const PER_STREAM: usize = 64 * 4;
+    /// 64 planes x 8 channels (sync uses `channel` for the clock domain, 0..=4).
+    const PER_STREAM: usize = 64 * 8;
 
     fn new() -> SeqTracker {
         SeqTracker {
@@ -98,8 +103,8 @@ impl SeqTracker {
 
     fn slot(h: &Header) -> usize {
         (h.stream.code() as usize % 16) * Self::PER_STREAM
-            + (h.plane as usize % 64) * 4
-            + h.channel as usize % 4
+            + (h.plane as usize % 64) * 8
+            + h.channel as usize % 8
     }
 
     /// `Ok(missing)` to accept (with `missing` skipped before it), `Err(last)` to reject.
@@ -137,6 +142,11 @@ pub struct Ingest {
     handed_on: u64,
     on_frame: Option<Box<dyn Fn() + Send>>,
     latency: LatencyHist,
+    /// Device clocks fitted to the rig's from the sync ticks.
+    clocks: ClockSync,
+    /// Where clock updates are published (when set).
+    bus: Option<Bus>,
+    clock_seq: u64,
 }
 
 impl Ingest {
@@ -155,7 +165,71 @@ impl Ingest {
             handed_on: 0,
             on_frame: None,
             latency: LatencyHist::new("ingest"),
+            clocks: ClockSync::new(cfg.clocks.clone()),
+            bus: None,
+            clock_seq: 0,
         }
+    }
+
+    /// Publish clock-fit updates on the event bus.
+    pub fn set_bus(&mut self, bus: Bus) {
+        self.bus = Some(bus);
+    }
+
+    /// The device clocks' state, for the session summary.
+    pub fn clock_summary(&self) -> Vec<clocks::DomainSummary> {
+        self.clocks.summary()
+    }
+
+    /// Maps a sample's wire time onto the rig clock when its stream is on a device clock:
+    /// `(rig_ns, clock_gen)`.
+    fn map_to_rig(&mut self, h: &Header) -> (i64, u32) {
+        match self.clocks.config().domain_of(h.stream) {
+            Some(domain) => self.clocks.map(domain, h.t_ns),
+            None => (h.t_ns, 0),
+        }
+    }
+
+    /// A clock tick: refit, then log, count and publish what changed (after the tick's own
+    /// record, so replay meets them in the same order).
+    fn clock_tick(&mut self, h: &Header) {
+        let Some(domain) = ClockDomain::from_code(h.channel) else {
+            tracing::warn!(
+                channel = h.channel,
+                seq = h.seq,
+                "clock tick from an unknown clock domain; recorded, not fitted"
+            );
+            return;
+        };
+        let outcome = self.clocks.on_tick(domain, h.t_ns);
+        clocks::count(&outcome, &self.counters);
+        for a in outcome.anomalies {
+            tracing::warn!(anomaly = ?a, "clock");
+            self.send_event(RecorderItem::Anomaly(a));
+        }
+        for u in outcome.updates {
+            self.clock_update(&u);
+        }
+    }
+
+    fn clock_update(&mut self, u: &ClockUpdate) {
+        let value = serde_json::to_value(u).unwrap_or_default();
+        if let Some(bus) = &self.bus {
+            let mut m = Message::json(
+                Stream::Clock,
+                self.clock_seq,
+                u.mapping.rig_at_ref_ns as i64,
+                &value,
+            );
+            m.header.channel = u.domain.code();
+            bus.publish(m);
+        }
+        self.clock_seq += 1;
+        tracing::debug!(domain = u.domain.name(), generation = u.generation, state = ?u.state, drift_ppm = u.mapping.drift_ppm(), "clock mapping");
+        self.send_event(RecorderItem::Json {
+            kind: crate::sinks::records::RecordKind::Clock,
+            value,
+        });
     }
 
     /// Called after each two-photon frame is handed on (wakes the renderer and the publisher).
@@ -194,6 +268,7 @@ impl Ingest {
             let end = event.as_deref() == Some("end");
             self.send_event(RecorderItem::Input {
                 recv_ns,
+                clock_gen: 0,
                 message: message(),
             });
             return if end {
@@ -246,21 +321,20 @@ impl Ingest {
                     &self.counters.sync_in
                 };
                 Counters::inc(c);
+                let (t_ns, clock_gen) = self.map_to_rig(&h);
                 if s == Stream::Treadmill
                     && let (Some(feed), Some(count)) = (&self.out.behaviour, read_i64(payload))
                 {
-                    feed.send(
-                        BehaviourInput::Treadmill {
-                            t_ns: h.t_ns,
-                            count,
-                        },
-                        &self.counters,
-                    );
+                    feed.send(BehaviourInput::Treadmill { t_ns, count }, &self.counters);
                 }
                 self.send_event(RecorderItem::Input {
                     recv_ns,
+                    clock_gen,
                     message: message(),
                 });
+                if s == Stream::Sync && h.aux == SyncCode::ClockTick as i64 {
+                    self.clock_tick(&h);
+                }
                 Outcome::Event(s)
             }
         }
@@ -307,7 +381,11 @@ impl Ingest {
             Counters::inc(&self.counters.pool_stalls);
             std::thread::sleep(Duration::from_micros(50));
         };
-        slot.fill_from_le(FrameMeta::from_header(h, recv_ns), payload);
+        let mut meta = FrameMeta::from_header(h, recv_ns);
+        let (t_ns, clock_gen) = self.map_to_rig(h);
+        meta.t = RigTime::from_nanos(t_ns);
+        meta.clock_gen = clock_gen;
+        slot.fill_from_le(meta, payload);
         let frame = slot.freeze();
         let mut pending = frame.clone();
         while let Err(back) = self.out.to_recorder.try_push(pending) {
@@ -328,13 +406,10 @@ impl Ingest {
             && h.plane == 0
             && h.channel == 0
         {
-            let input = BehaviourInput::Frame {
-                seq: h.seq,
-                t_ns: h.t_ns,
-            };
+            let input = BehaviourInput::Frame { seq: h.seq, t_ns };
             feed.send(input, &self.counters);
         }
-        self.latest_frame_t.fetch_max(h.t_ns, Ordering::AcqRel);
+        self.latest_frame_t.fetch_max(t_ns, Ordering::AcqRel);
         self.acked.store(self.handed_on, Ordering::Release);
         self.handed_on += 1;
         if let Some(f) = &self.on_frame {
@@ -356,6 +431,9 @@ impl Ingest {
         slot.pixels[..n].copy_from_slice(&payload[..n]);
         slot.len = n;
         slot.meta = FrameMeta::from_header(h, recv_ns);
+        let (t_ns, clock_gen) = self.map_to_rig(h);
+        slot.meta.t = RigTime::from_nanos(t_ns);
+        slot.meta.clock_gen = clock_gen;
         let frame = slot.freeze();
         if let Some(feed) = &mut self.out.behaviour
             && feed.eye.try_push(frame.clone()).is_err()

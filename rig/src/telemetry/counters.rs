@@ -1,6 +1,6 @@
 //! Counters shared by every thread: plain atomics, so counting never blocks or allocates.
 
-use crate::protocol::{ProtocolError, Stream};
+use crate::protocol::{ClockDomain, ProtocolError, Stream};
 use serde::{Deserialize, Serialize};
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
@@ -37,6 +37,37 @@ pub enum Anomaly {
     Underrun { display_frame: u64 },
     /// The event bus could not keep up and dropped a message (the log still has it).
     BusDrop { stream: Stream, seq: u64 },
+    /// A clock tick that cannot be used (the rig's must increase).
+    ClockTickRejected {
+        domain: ClockDomain,
+        t_ns: i64,
+        reason: String,
+    },
+    /// A device clock jumped by `step_ns` (device ns) at device time `at_dev_ns`: a new segment.
+    ClockJump {
+        domain: ClockDomain,
+        step_ns: f64,
+        at_dev_ns: i64,
+    },
+    /// The newest device ticks stopped matching the fitted line: samples are flagged.
+    ClockLost {
+        domain: ClockDomain,
+        dev_ticks: u64,
+        unmatched: u64,
+    },
+    /// A domain's ticks cannot be matched to the rig's (too few matches): its stream cannot be
+    /// aligned; samples keep the provisional line and are flagged.
+    ClockUnaligned {
+        domain: ClockDomain,
+        dev_ticks: u64,
+        matched: u64,
+    },
+    /// A device's ticks stopped while the rig's kept coming: its line is extrapolated.
+    ClockTicksStopped {
+        domain: ClockDomain,
+        dev_ticks: u64,
+        rig_ticks_since: u64,
+    },
 }
 
 const REJECT_LABELS: [&str; 13] = [
@@ -80,6 +111,12 @@ pub struct Counters {
     pub behaviour_filled: AtomicU64,
     /// Eye frames or behaviour inputs the behaviour stage could not take (recorded anyway).
     pub behaviour_skips: AtomicU64,
+    /// Device clock fits adopted (one per device tick once fitted).
+    pub clock_refits: AtomicU64,
+    /// Device clock jumps (new segments).
+    pub clock_jumps: AtomicU64,
+    /// Clock ticks rejected, domains lost, unaligned or whose ticks stopped.
+    pub clock_anomalies: AtomicU64,
     rejected: [AtomicU64; REJECT_LABELS.len()],
 }
 
@@ -106,6 +143,12 @@ pub struct CountersSnapshot {
     pub decisions: u64,
     pub behaviour_filled: u64,
     pub behaviour_skips: u64,
+    #[serde(default)]
+    pub clock_refits: u64,
+    #[serde(default)]
+    pub clock_jumps: u64,
+    #[serde(default)]
+    pub clock_anomalies: u64,
     pub rejected: std::collections::BTreeMap<String, u64>,
 }
 
@@ -162,6 +205,9 @@ impl Counters {
             decisions: g(&self.decisions),
             behaviour_filled: g(&self.behaviour_filled),
             behaviour_skips: g(&self.behaviour_skips),
+            clock_refits: g(&self.clock_refits),
+            clock_jumps: g(&self.clock_jumps),
+            clock_anomalies: g(&self.clock_anomalies),
             rejected: REJECT_LABELS
                 .iter()
                 .zip(&self.rejected)

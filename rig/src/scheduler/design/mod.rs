@@ -99,6 +99,10 @@ impl Selector for AdaptiveSelector {
         self.pending.push_back(Onset { trial, stimulus, t });
     }
 
+    fn set_scan_offsets(&mut self, offsets_s: Vec<f64>) {
+        self.designer.set_scan_offsets(offsets_s);
+    }
+
     fn frames_seen(&self) -> u64 {
         self.seen
     }

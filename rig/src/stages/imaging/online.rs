@@ -56,6 +56,8 @@ pub struct OnlinePipeline {
     pub skipped: u64,
     /// First frame skipped for a full hold (the warning is logged once).
     held_full_since: Option<u64>,
+    /// Filled with the cells' scan offsets when calibrated (before their first activity).
+    scan: Option<(crate::scheduler::ScanSlot, f64)>,
 }
 
 impl OnlinePipeline {
@@ -81,7 +83,14 @@ impl OnlinePipeline {
             save_dir,
             skipped: 0,
             held_full_since: None,
+            scan: None,
         }
+    }
+
+    /// Where to put the cells' scan offsets once they are known; `frame_period_s` is the time
+    /// one frame takes to scan (1 / the rig's frame rate, all planes counted).
+    pub fn set_scan_slot(&mut self, slot: crate::scheduler::ScanSlot, frame_period_s: f64) {
+        self.scan = Some((slot, frame_period_s));
     }
 
     /// Cells detected (0 until calibrated).
@@ -242,6 +251,11 @@ impl OnlinePipeline {
             if let Err(e) = saved {
                 tracing::warn!(error = %e, dir = %dir.display(), "cannot save the calibration");
             }
+        }
+        if let Some((slot, period_s)) = &self.scan {
+            let rows = masks.info().iter().map(|c| f64::from(c.centroid_y_px));
+            let offsets = crate::scheduler::ScanOffsets::from_centroids(rows, h as u32, *period_s);
+            let _ = slot.set(offsets);
         }
         self.state = State::Running {
             pipeline: Box::new(pipeline),
