@@ -36,10 +36,13 @@ pub enum Stream {
     Ack = 22,
     /// Behaviour for one imaging frame, JSON (pupil centre and radius, treadmill speed, fills).
     Behaviour = 23,
+    /// Motion correction of one imaging frame, JSON (`sinks::records::RegistrationRecord`:
+    /// rigid shift, block-shift summary, quality); `seq` = its imaging frame's seq.
+    Registration = 24,
 }
 
 impl Stream {
-    pub const ALL: [Stream; 13] = [
+    pub const ALL: [Stream; 14] = [
         Stream::TwoPhoton,
         Stream::EyeCamera,
         Stream::Treadmill,
@@ -53,6 +56,7 @@ impl Stream {
         Stream::Status,
         Stream::Ack,
         Stream::Behaviour,
+        Stream::Registration,
     ];
 
     pub fn from_code(code: u16) -> Option<Stream> {
@@ -79,6 +83,7 @@ impl Stream {
             Stream::Status => "status",
             Stream::Ack => "ack",
             Stream::Behaviour => "behaviour",
+            Stream::Registration => "registration",
         }
     }
 
@@ -94,7 +99,8 @@ impl Stream {
             | Stream::Stimulus
             | Stream::Decision
             | Stream::Status
-            | Stream::Behaviour => dtype == Dtype::Json,
+            | Stream::Behaviour
+            | Stream::Registration => dtype == Dtype::Json,
         }
     }
 

@@ -19,7 +19,7 @@ use crate::sim::CellTruth;
 use crate::sinks::event_bus;
 use crate::sinks::records::{self, RecordKind};
 use crate::sinks::session_log::{SessionDir, TailState};
-use crate::stages::extract::{ExtractStage, StageOutputs, build_extractor};
+use crate::stages::extract::{ExtractStage, Extractor, StageOutputs, build_extractor};
 use crate::telemetry::Counters;
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -323,11 +323,23 @@ fn recompute_activity(
         return Ok(out);
     }
     // Replay recalibrates from the same first frames; its outputs go nowhere.
-    let extractor =
+    let mut extractor =
         build_extractor(cfg, || truth_cells(dir), None).map_err(|reason| ReplayError::Truth {
             path: dir.truth_dir().join("cells.json").display().to_string(),
             reason,
         })?;
+    if let Extractor::Pipeline(p) = &mut extractor {
+        // The live stage skipped frames when its calibration hold was full, at times that
+        // depend on the machine; the replay processes exactly the frames live did, so each
+        // deconvolution bank sees the same frames and gaps.
+        p.follow(
+            logged
+                .activity
+                .iter()
+                .map(|a| (a.plane, a.frame_seq))
+                .collect(),
+        );
+    }
     let n_cells = extractor.max_cells();
     let frame_px = (cfg.imaging.width * cfg.imaging.height) as usize;
     let counters = Arc::new(Counters::default());

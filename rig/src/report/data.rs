@@ -313,6 +313,7 @@ fn kind_name(code: u16) -> &'static str {
         Some(RecordKind::Note) => "note",
         Some(RecordKind::Pupil) => "pupil",
         Some(RecordKind::Behaviour) => "behaviour",
+        Some(RecordKind::Registration) => "registration",
         None => "unknown",
     }
 }
