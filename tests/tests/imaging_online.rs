@@ -77,10 +77,10 @@ fn saved_cells_are_reused_and_the_session_replays_exactly() {
     // A calibration that is not there stops the session before it starts, naming the field.
     let mut bad = pipeline_config(tmp.path(), 1.0);
     bad.imaging.masks = Some(tmp.path().join("no-such-session/calibration"));
-    let e = session::run(&bad, vec!["e2e-test".into()], Hooks::default())
-        .err()
-        .expect("a missing calibration is an error")
-        .to_string();
+    let e = match session::run(&bad, vec!["e2e-test".into()], Hooks::default()) {
+        Ok(_) => panic!("a missing calibration is an error"),
+        Err(e) => e.to_string(),
+    };
     assert!(
         e.contains("imaging.masks") && e.contains("reference.npy"),
         "{e}"
