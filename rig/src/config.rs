@@ -177,6 +177,10 @@ pub struct ImagingConfig {
     pub late_after_ms: f64,
     /// Parameters of `extraction = "pipeline"` (suite2p's and OASIS's defaults).
     pub pipeline: crate::stages::imaging::ImagingParams,
+    /// A saved calibration to reuse instead of detecting cells (`extraction = "pipeline"`): an
+    /// earlier session's `calibration` directory (holding `plane0/`, `plane1/`, ...). Each
+    /// plane's saved masks are moved onto this session's field of view.
+    pub masks: Option<std::path::PathBuf>,
 }
 
 impl Default for ImagingConfig {
@@ -191,6 +195,7 @@ impl Default for ImagingConfig {
             grid_block_px: 32,
             late_after_ms: 5.0,
             pipeline: Default::default(),
+            masks: None,
         }
     }
 }
@@ -465,6 +470,13 @@ impl Config {
                 field: "rings.frame_pool",
                 value: self.rings.frame_pool.to_string(),
                 allowed: "must be at least rings.stage_ring + rings.recorder_ring + 4",
+            });
+        }
+        if self.imaging.pipeline.channel >= self.imaging.channels {
+            return Err(ConfigError::Invalid {
+                field: "imaging.pipeline.channel",
+                value: self.imaging.pipeline.channel.to_string(),
+                allowed: "must be below imaging.channels (channels count from 0)",
             });
         }
         if self.imaging.extraction == Extraction::TruthFootprints

@@ -133,6 +133,31 @@ impl EyeBuf {
     }
 }
 
+/// How one imaging frame was motion-corrected: its shifts and a quality figure, carried with
+/// its activity to the recorder (`Registration` records) and the bus (`registration` stream).
+#[derive(Debug, Clone, Copy, PartialEq, Default, serde::Serialize, serde::Deserialize)]
+pub struct FrameRegistration {
+    /// Rigid shift, px, rows then columns (suite2p's sign: the frame's content moved by it).
+    pub dy_px: f32,
+    pub dx_px: f32,
+    /// Phase-correlation peak relative to the reference's own: about 1 for a frame as good as
+    /// the reference, falling with noise, blur, z-motion or a changed field of view.
+    pub quality: f32,
+    /// Rigid peak over the largest correlation away from it (suite2p's `getSNR`).
+    pub peak_snr: f32,
+    /// Blocks of the piecewise-rigid step (0: off, or a blank frame).
+    pub blocks: u16,
+    /// Blocks whose own map was too weak and used maps smoothed over their neighbours.
+    pub blocks_smoothed: u16,
+    /// Largest and mean distance of a block's shift from the rigid shift, px.
+    pub block_max_px: f32,
+    pub block_mean_px: f32,
+    /// Fraction of pixels at full scale.
+    pub saturated_fraction: f32,
+    /// Bits: 1 blank frame, 2 rigid peak at the search limit, 4 rigid peak SNR below threshold.
+    pub flags: u8,
+}
+
 /// Per-cell activity of one imaging frame.
 pub struct ActivityBuf {
     /// The imaging frame it came from.
@@ -141,6 +166,8 @@ pub struct ActivityBuf {
     pub len: usize,
     /// Host monotonic time when the activity was ready.
     pub ready_ns: i64,
+    /// How the frame was registered (the imaging pipeline only).
+    pub registration: Option<FrameRegistration>,
 }
 
 impl ActivityBuf {
@@ -150,6 +177,7 @@ impl ActivityBuf {
             values: vec![0f32; cells].into_boxed_slice(),
             len: 0,
             ready_ns: 0,
+            registration: None,
         }
     }
 

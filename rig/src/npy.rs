@@ -20,3 +20,17 @@ pub fn write_f32(
     w.extend(data)?;
     w.finish()
 }
+
+/// Read a float32 `.npy` (C order): its shape and values.
+pub fn read_f32(path: &Path) -> std::io::Result<(Vec<u64>, Vec<f32>)> {
+    let npy = npyz::NpyFile::new(std::io::BufReader::new(File::open(path)?))?;
+    let shape = npy.shape().to_vec();
+    if npy.order() != npyz::Order::C {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            "Fortran-ordered array; expected C order",
+        ));
+    }
+    let data = npy.into_vec::<f32>()?;
+    Ok((shape, data))
+}

@@ -103,13 +103,14 @@ pub fn run(args: &ProcessArgs) -> anyhow::Result<()> {
         let n = plane.len();
         let block_len = params.cells.calibration_frames.min(n);
         let block: Vec<&[u16]> = plane[..block_len].iter().map(|f| f.as_slice()).collect();
-        let calibration = PlaneCalibration::from_block(&block, h, w, fs, &params)
+        let calibration = PlaneCalibration::from_block(&block, h, w, fs, &params, None)
             .with_context(|| format!("plane {p}: calibration from {block_len} frames failed"))?;
         let PlaneCalibration {
             reference,
             masks,
             report,
             extractor,
+            ..
         } = calibration;
         let mut pipeline = PlanePipeline::new(&reference, extractor, h, w, &params)?;
         let t_calibrated = t_plane.elapsed().as_secs_f64();

@@ -44,10 +44,13 @@ pub enum Stream {
     /// The twin's prediction of each cell's activity on one imaging frame, f32 `[cells]`, made
     /// before that frame's activity was folded in; `seq`/`aux` = the imaging frame's seq.
     Prediction = 26,
+    /// Motion correction of one imaging frame, JSON (`sinks::records::RegistrationRecord`:
+    /// rigid shift, block-shift summary, quality); `seq` = its imaging frame's seq.
+    Registration = 27,
 }
 
 impl Stream {
-    pub const ALL: [Stream; 16] = [
+    pub const ALL: [Stream; 17] = [
         Stream::TwoPhoton,
         Stream::EyeCamera,
         Stream::Treadmill,
@@ -64,6 +67,7 @@ impl Stream {
         Stream::Clock,
         Stream::Cells,
         Stream::Prediction,
+        Stream::Registration,
     ];
 
     pub fn from_code(code: u16) -> Option<Stream> {
@@ -93,6 +97,7 @@ impl Stream {
             Stream::Clock => "clock",
             Stream::Cells => "cells",
             Stream::Prediction => "prediction",
+            Stream::Registration => "registration",
         }
     }
 
@@ -110,7 +115,8 @@ impl Stream {
             | Stream::Status
             | Stream::Behaviour
             | Stream::Clock
-            | Stream::Cells => dtype == Dtype::Json,
+            | Stream::Cells
+            | Stream::Registration => dtype == Dtype::Json,
         }
     }
 

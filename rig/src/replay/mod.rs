@@ -21,7 +21,7 @@ use crate::sinks::records::{self, RecordKind};
 use crate::sinks::session_log::{SessionDir, TailState};
 use crate::sources::clocks::{ClockSync, ClockUpdate, Mapping};
 use crate::stages::behaviour::BehaviourRecord;
-use crate::stages::extract::{ExtractStage, StageOutputs, build_extractor};
+use crate::stages::extract::{ExtractStage, Extractor, StageOutputs, build_extractor};
 use crate::telemetry::Counters;
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -322,17 +322,17 @@ pub fn replay_with(path: &Path, overrides: &Overrides) -> Result<ReplayReport, R
             selector.onset(o.trial, o.stimulus, o.t);
         }
         while selector.frames_seen() < live.frames_seen {
-            let Some(a) = activity.next() else { break };
+            // The live selector observes plane 0's frames only.
+            let Some(a) = activity.find(|a| a.plane == 0) else {
+                break;
+            };
             scratch.frame.seq = a.frame_seq;
             scratch.frame.plane = a.plane;
             scratch.frame.t = a.t;
             scratch.len = a.values.len().min(scratch.values.len());
             scratch.values[..scratch.len].copy_from_slice(&a.values[..scratch.len]);
-            // Plane 0's frames had their behaviour live (the selector waits for it).
-            let behaviour = match a.plane {
-                0 => logged.behaviour.get(&a.frame_seq).copied(),
-                _ => None,
-            };
+            // The live selector waited for each frame's behaviour.
+            let behaviour = logged.behaviour.get(&a.frame_seq).copied();
             selector.observe(&scratch, behaviour.unwrap_or(FrameBehaviour::MISSING));
         }
         let again = selector.decide(live.trial, live.mode == DecisionMode::Late);
@@ -423,11 +423,23 @@ fn recompute_activity(
         return Ok(out);
     }
     // Replay recalibrates from the same first frames; its outputs go nowhere.
-    let extractor =
+    let mut extractor =
         build_extractor(cfg, || truth_cells(dir), None).map_err(|reason| ReplayError::Truth {
             path: dir.truth_dir().join("cells.json").display().to_string(),
             reason,
         })?;
+    if let Extractor::Pipeline(p) = &mut extractor {
+        // The live stage skipped frames when its calibration hold was full, at times that
+        // depend on the machine; the replay processes exactly the frames live did, so each
+        // deconvolution bank sees the same frames and gaps.
+        p.follow(
+            logged
+                .activity
+                .iter()
+                .map(|a| (a.plane, a.frame_seq))
+                .collect(),
+        );
+    }
     let n_cells = extractor.max_cells();
     let frame_px = (cfg.imaging.width * cfg.imaging.height) as usize;
     let counters = Arc::new(Counters::default());

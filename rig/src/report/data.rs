@@ -315,6 +315,7 @@ fn kind_name(code: u16) -> &'static str {
         Some(RecordKind::Behaviour) => "behaviour",
         Some(RecordKind::Clock) => "clock",
         Some(RecordKind::Cells) => "cells",
+        Some(RecordKind::Registration) => "registration",
         None => "unknown",
     }
 }

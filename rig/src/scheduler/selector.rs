@@ -218,7 +218,11 @@ impl SelectorThread {
             // imaging frames) after it exist, hence draining onsets after popping a frame and
             // before observing it never misses one.
             while let Some(a) = self.activity.try_pop() {
-                waiting.push_back(a);
+                // PLACEHOLDER for multi-plane loops: the twin's readouts are plane 0's cells;
+                // other planes are recorded and published, not yet modelled.
+                if a.frame.plane == 0 {
+                    waiting.push_back(a);
+                }
             }
             let finished = self.activity.is_finished();
             pairing.take_records(self.behaviour.as_ref());
@@ -352,8 +356,7 @@ impl Pairing {
 
     /// The behaviour to observe `a` with, or `None` to wait for it.
     fn behaviour_for(&mut self, a: &Activity, waiting: usize) -> Option<FrameBehaviour> {
-        if !self.expected || a.frame.plane != 0 {
-            // Behaviour is resampled onto plane 0's frames only.
+        if !self.expected {
             return Some(FrameBehaviour::MISSING);
         }
         // Records for frames before this one will never be used.

@@ -137,7 +137,7 @@ pub fn run(
                 .map(|m| m.cells().to_vec())
                 .unwrap_or_default())
         },
-        Some(dir.path().join("calibration").join("plane0")),
+        Some(dir.path().join("calibration")),
     )
     .map_err(SessionError::Config)?;
     let n_cells = extractor.max_cells();

@@ -111,6 +111,23 @@ fn activity_message(a: &Activity) -> Message {
     m
 }
 
+/// The frame's motion correction, published next to its activity (JSON, see
+/// [`RegistrationRecord`](crate::sinks::records::RegistrationRecord)).
+fn registration_message(a: &Activity) -> Option<Message> {
+    let r = crate::sinks::records::RegistrationRecord {
+        frame_seq: a.frame.seq,
+        t_ns: a.frame.t.as_nanos(),
+        plane: a.frame.plane,
+        registration: a.registration?,
+    };
+    let value = serde_json::to_value(r).ok()?;
+    let mut m = Message::json(Stream::Registration, a.frame.seq, r.t_ns, &value);
+    m.header.plane = a.frame.plane;
+    m.header.aux = a.frame.seq as i64;
+    m.header.sent_ns = host_monotonic_ns();
+    Some(m)
+}
+
 fn ack_message(seq: u64, t_ns: i64) -> Message {
     let mut header = Header::new(Stream::Ack, Dtype::U8, &[0], seq, t_ns);
     header.aux = Stream::TwoPhoton.code() as i64;
@@ -149,6 +166,12 @@ impl Publisher {
             }
             while let Some(a) = self.activity.try_pop() {
                 send(&sock, activity_message(&a));
+                if let Some(m) = registration_message(&a) {
+                    if let Some(d) = self.dashboard.as_mut() {
+                        d.on_message(&m);
+                    }
+                    send(&sock, m);
+                }
                 if let Some(d) = self.dashboard.as_mut() {
                     d.on_activity(&a);
                 }

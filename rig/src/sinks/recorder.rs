@@ -9,7 +9,7 @@ use crate::clock::host_monotonic_ns;
 use crate::frames::{Activity, EyeFrame, Frame};
 use crate::ring::{RingRx, Wakeup};
 use crate::sinks::records::{
-    RecordKind, encode_activity_prefix, encode_input_prefix, f32_le_bytes,
+    RecordKind, RegistrationRecord, encode_activity_prefix, encode_input_prefix, f32_le_bytes,
 };
 use crate::sinks::session_log::{LogError, LogStats, LogWriter};
 use crate::sources::RecorderItem;
@@ -133,6 +133,15 @@ impl Recorder {
                 encode_activity_prefix(a.frame.seq, a.frame.t, a.frame.plane, a.len as u32);
             f32_le_bytes(a.values(), scratch);
             self.append(RecordKind::Activity, &[&prefix, scratch])?;
+            if let Some(registration) = a.registration {
+                let r = RegistrationRecord {
+                    frame_seq: a.frame.seq,
+                    t_ns: a.frame.t.as_nanos(),
+                    plane: a.frame.plane,
+                    registration,
+                };
+                self.append(RecordKind::Registration, &[&r.encode()])?;
+            }
         }
         loop {
             let item = match self.events.try_recv() {

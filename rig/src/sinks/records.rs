@@ -13,11 +13,13 @@
 //! | 21   | `Behaviour`| JSON: one imaging frame's behaviour (`stages::behaviour::BehaviourRecord`) |
 //! | 22   | `Clock`    | JSON: a device clock's new mapping (`sources::clocks::ClockUpdate`) |
 //! | 23   | `Cells`    | JSON: the cells' scan offsets (`scheduler::ScanOffsets`) |
+//! | 24   | `Registration` | `frame_seq u64`, `t_ns i64`, `plane u8`, `flags u8`, `blocks u16`, `blocks_smoothed u16`, 2 pad, `dy_px`, `dx_px`, `quality`, `peak_snr`, `block_max_px`, `block_mean_px`, `saturated_fraction` f32 (`RegistrationRecord`) |
 //!
 //! Every input message is logged as it arrived (`Input`), so a replay re-parses the very bytes
 //! the live daemon saw. Frames carry their pixels only when `session.record_frames` is set.
 
 use crate::clock::RigTime;
+use crate::frames::FrameRegistration;
 use crate::protocol::{HEADER_LEN, Header, ProtocolError};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -34,14 +36,26 @@ pub enum RecordKind {
     Behaviour = 21,
     Clock = 22,
     Cells = 23,
+    /// Binary (the recorder writes it without allocating): see [`RegistrationRecord`].
+    Registration = 24,
 }
 
 impl RecordKind {
     pub fn from_code(code: u16) -> Option<RecordKind> {
         use RecordKind::*;
         [
-            Input, Activity, Flip, Stimulus, Decision, Anomaly, Note, Pupil, Behaviour, Clock,
+            Input,
+            Activity,
+            Flip,
+            Stimulus,
+            Decision,
+            Anomaly,
+            Note,
+            Pupil,
+            Behaviour,
+            Clock,
             Cells,
+            Registration,
         ]
         .into_iter()
         .find(|k| *k as u16 == code)
@@ -206,6 +220,80 @@ impl FlipRecord {
     }
 }
 
+/// How one imaging frame was registered (the `Registration` record, and the JSON of the
+/// `registration` bus stream).
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct RegistrationRecord {
+    pub frame_seq: u64,
+    pub t_ns: i64,
+    pub plane: u8,
+    #[serde(flatten)]
+    pub registration: FrameRegistration,
+}
+
+pub const REGISTRATION_LEN: usize = 52;
+
+impl RegistrationRecord {
+    pub fn encode(&self) -> [u8; REGISTRATION_LEN] {
+        let r = &self.registration;
+        let mut b = [0u8; REGISTRATION_LEN];
+        b[0..8].copy_from_slice(&self.frame_seq.to_le_bytes());
+        b[8..16].copy_from_slice(&self.t_ns.to_le_bytes());
+        b[16] = self.plane;
+        b[17] = r.flags;
+        b[18..20].copy_from_slice(&r.blocks.to_le_bytes());
+        b[20..22].copy_from_slice(&r.blocks_smoothed.to_le_bytes());
+        let floats = [
+            r.dy_px,
+            r.dx_px,
+            r.quality,
+            r.peak_snr,
+            r.block_max_px,
+            r.block_mean_px,
+            r.saturated_fraction,
+        ];
+        for (i, v) in floats.iter().enumerate() {
+            b[24 + 4 * i..28 + 4 * i].copy_from_slice(&v.to_le_bytes());
+        }
+        b
+    }
+
+    pub fn decode(b: &[u8]) -> Result<RegistrationRecord, RecordError> {
+        if b.len() != REGISTRATION_LEN {
+            return Err(RecordError::Short {
+                kind: "registration",
+                len: b.len(),
+            });
+        }
+        let f = |i: usize| {
+            let o = 24 + 4 * i;
+            f32::from_le_bytes([b[o], b[o + 1], b[o + 2], b[o + 3]])
+        };
+        let mut w = [0u8; 8];
+        w.copy_from_slice(&b[0..8]);
+        let frame_seq = u64::from_le_bytes(w);
+        w.copy_from_slice(&b[8..16]);
+        let t_ns = i64::from_le_bytes(w);
+        Ok(RegistrationRecord {
+            frame_seq,
+            t_ns,
+            plane: b[16],
+            registration: FrameRegistration {
+                flags: b[17],
+                blocks: u16::from_le_bytes([b[18], b[19]]),
+                blocks_smoothed: u16::from_le_bytes([b[20], b[21]]),
+                dy_px: f(0),
+                dx_px: f(1),
+                quality: f(2),
+                peak_snr: f(3),
+                block_max_px: f(4),
+                block_mean_px: f(5),
+                saturated_fraction: f(6),
+            },
+        })
+    }
+}
+
 pub fn decode_json<T: serde::de::DeserializeOwned>(
     kind: &'static str,
     b: &[u8],
@@ -255,5 +343,24 @@ mod tests {
             onset: true,
         };
         assert_eq!(FlipRecord::decode(&f.encode()).unwrap(), f);
+        let r = RegistrationRecord {
+            frame_seq: 9,
+            t_ns: -3,
+            plane: 2,
+            registration: FrameRegistration {
+                dy_px: 1.25,
+                dx_px: -0.5,
+                quality: 0.9,
+                peak_snr: 12.0,
+                blocks: 36,
+                blocks_smoothed: 2,
+                block_max_px: 0.75,
+                block_mean_px: 0.25,
+                saturated_fraction: 0.001,
+                flags: 4,
+            },
+        };
+        assert_eq!(RegistrationRecord::decode(&r.encode()).unwrap(), r);
+        assert!(RegistrationRecord::decode(&r.encode()[1..]).is_err());
     }
 }

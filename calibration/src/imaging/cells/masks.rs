@@ -311,6 +311,43 @@ impl CellMasks {
         Ok(())
     }
 
+    /// The same cells moved by `(dy, dx)` whole pixels (a later session's field of view against
+    /// the one they were found in), neuropil annuli redrawn around their new places. Ids and
+    /// scores are kept, so row `i` is still cell `i`. Pixels pushed out of the frame are
+    /// dropped; a cell left with none is an error (the field of view moved too far).
+    pub fn shifted(&self, dy: i32, dx: i32) -> Result<CellMasks, CellsError> {
+        let (h, w) = (self.height as i64, self.width as i64);
+        let mut masks = Vec::with_capacity(self.len());
+        for i in 0..self.len() {
+            let (pixels, weights) = self.cell(i);
+            let moved: Vec<(u32, f32)> = pixels
+                .iter()
+                .zip(weights)
+                .filter_map(|(&p, &wt)| {
+                    let y = p as i64 / w + i64::from(dy);
+                    let x = p as i64 % w + i64::from(dx);
+                    ((0..h).contains(&y) && (0..w).contains(&x) && wt > 0.0)
+                        .then_some(((y * w + x) as u32, wt))
+                })
+                .collect();
+            if moved.is_empty() {
+                return Err(CellsError::InvalidMasks(format!(
+                    "cell {i} leaves the {}x{} frame when the masks move by ({dy}, {dx}) px",
+                    self.height, self.width
+                )));
+            }
+            masks.push(moved);
+        }
+        let scores: Vec<f32> = self.info.iter().map(|c| c.score).collect();
+        CellMasks::from_weighted(
+            self.height,
+            self.width,
+            &masks,
+            &scores,
+            &self.neuropil_params,
+        )
+    }
+
     /// Saves the masks into `dir` (created if needed): `cells.json` and three `.npy` files.
     pub fn save(&self, dir: &Path) -> Result<(), CellsError> {
         std::fs::create_dir_all(dir).map_err(|e| file_err(dir, e))?;
@@ -552,6 +589,29 @@ mod tests {
         let c = &m.info()[9];
         assert!((c.centroid_y_px - 24.0).abs() < 1e-3 && (c.centroid_x_px - 24.0).abs() < 1e-3);
         assert!((c.radius_px - (81.0f32 / std::f32::consts::PI).sqrt()).abs() < 1e-3);
+    }
+
+    #[test]
+    fn shifted_masks_keep_ids_and_weights_and_move_centroids() {
+        let (h, w) = (96, 96);
+        let scores: Vec<f32> = (0..36).map(|i| i as f32).collect();
+        let p = NeuropilParams::default();
+        let m = CellMasks::from_weighted(h, w, &grid_of_discs(h, w, 16), &scores, &p).unwrap();
+        let s = m.shifted(3, -2).unwrap();
+        assert_eq!(s.len(), m.len());
+        for (a, b) in m.info().iter().zip(s.info()) {
+            assert_eq!((a.id, a.score), (b.id, b.score));
+            if a.pixels != b.pixels {
+                // Clipped at the frame's edge: its centroid moved less.
+                continue;
+            }
+            assert!((b.centroid_y_px - a.centroid_y_px - 3.0).abs() < 1e-3);
+            assert!((b.centroid_x_px - a.centroid_x_px + 2.0).abs() < 1e-3);
+        }
+        assert!(s.info().iter().filter(|c| c.pixels == 81).count() >= 25);
+        // A cell pushed wholly out of the frame is an error naming it.
+        let e = m.shifted(0, -200).unwrap_err().to_string();
+        assert!(e.contains("cell 0") && e.contains("(0, -200)"), "{e}");
     }
 
     #[test]

@@ -18,7 +18,7 @@ use std::path::PathBuf;
 
 /// The extractor a config asks for. `truth` supplies the simulator's cells when needed (from
 /// the live simulator, or from a session's `truth/cells.json` on replay); `calibration_dir` is
-/// where the pipeline saves its reference and masks.
+/// where the pipeline saves its reference and masks (`plane<p>/` below it).
 pub fn build_extractor(
     cfg: &Config,
     truth: impl FnOnce() -> Result<Vec<CellTruth>, String>,
@@ -31,12 +31,17 @@ pub fn build_extractor(
             cfg.imaging.grid_block_px,
         )),
         Extraction::TruthFootprints => Extractor::Footprints(Footprints::from_truth(&truth()?)),
-        Extraction::Pipeline => Extractor::Pipeline(Box::new(OnlinePipeline::new(
-            cfg.imaging.pipeline.clone(),
-            cfg.imaging.height as usize,
-            cfg.imaging.width as usize,
-            cfg.imaging.frame_rate_hz / cfg.imaging.planes as f64,
-            calibration_dir,
-        ))),
+        Extraction::Pipeline => Extractor::Pipeline(Box::new(
+            OnlinePipeline::new(
+                cfg.imaging.pipeline.clone(),
+                cfg.imaging.height as usize,
+                cfg.imaging.width as usize,
+                cfg.imaging.planes,
+                cfg.imaging.frame_rate_hz / cfg.imaging.planes.max(1) as f64,
+                cfg.imaging.masks.as_deref(),
+                calibration_dir,
+            )
+            .map_err(|e| e.to_string())?,
+        )),
     })
 }

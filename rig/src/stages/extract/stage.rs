@@ -2,8 +2,7 @@
 
 use super::Footprints;
 use crate::clock::host_monotonic_ns;
-use crate::frames::FrameMeta;
-use crate::frames::{Activity, ActivityBuf, Frame};
+use crate::frames::{Activity, ActivityBuf, Frame, FrameMeta, FrameRegistration};
 use crate::ring::{Pool, RingRx, RingTx, Wakeup};
 use crate::sinks::event_bus::Bus;
 use crate::sources::RecorderItem;
@@ -92,12 +91,14 @@ impl ExtractStage {
                         report: &mut report,
                         popped_ns: host_monotonic_ns(),
                     };
-                    let mut emit = |m: &FrameMeta, v: &[f32]| sink.emit(m, v);
+                    let mut emit =
+                        |m: &FrameMeta, v: &[f32], r: &FrameRegistration| sink.emit(m, v, r);
                     if finished {
                         p.finish(&mut emit);
                     } else {
                         p.poll(&mut emit);
                     }
+                    record_notes(p, &self.out);
                 }
                 if finished {
                     break;
@@ -135,16 +136,21 @@ impl ExtractStage {
                 f.extract(frame.pixels(), frame.meta.dtype, &mut a.values[..n]);
                 a.len = n;
                 a.frame = frame.meta;
+                a.registration = None;
                 sink.send(a);
             }
             Extractor::Pipeline(p) => {
                 // Zero, one, or (right after calibration) many frames become ready; each is
                 // sent as it comes, so the backlog never holds more than one activity slot.
                 let skipped = p.skipped;
-                p.on_frame(frame, &mut |m: &FrameMeta, v: &[f32]| sink.emit(m, v));
+                p.on_frame(
+                    frame,
+                    &mut |m: &FrameMeta, v: &[f32], r: &FrameRegistration| sink.emit(m, v, r),
+                );
                 if p.skipped > skipped {
                     Counters::inc(&sink.counters.stage_skips);
                 }
+                record_notes(p, sink.out);
             }
         }
     }
@@ -160,13 +166,24 @@ struct Sink<'a> {
     popped_ns: i64,
 }
 
+/// The pipeline's notes (calibration results) into the session log. Rare: after calibration.
+fn record_notes(p: &mut OnlinePipeline, out: &StageOutputs) {
+    for value in p.take_notes() {
+        let _ = out.events.try_send(RecorderItem::Json {
+            kind: crate::sinks::records::RecordKind::Note,
+            value,
+        });
+    }
+}
+
 impl Sink<'_> {
-    fn emit(&mut self, meta: &FrameMeta, values: &[f32]) {
+    fn emit(&mut self, meta: &FrameMeta, values: &[f32], registration: &FrameRegistration) {
         let mut a = take_slot(&self.out.pool, self.counters);
         let n = values.len().min(a.values.len());
         a.values[..n].copy_from_slice(&values[..n]);
         a.len = n;
         a.frame = *meta;
+        a.registration = Some(*registration);
         self.send(a);
     }
 

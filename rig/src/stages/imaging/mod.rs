@@ -9,12 +9,15 @@
 //! The algorithms live in `twinloop_calibration::imaging` (registration, cells, fluorescence) and
 //! [`crate::stages::deconvolve`]; [`PlanePipeline`] strings them together for one plane and is
 //! what `twinloop process` runs over a movie; [`OnlinePipeline`] adds the daemon's calibration
-//! phase and online deconvolution (`imaging.extraction = "pipeline"`).
+//! phase, every plane, gaps and online deconvolution (`imaging.extraction = "pipeline"`).
 
 mod online;
 mod plane;
 
-pub use online::OnlinePipeline;
+pub use online::{Emit, OnlinePipeline};
 pub use plane::deconvolve_traces;
 
-pub use plane::{ImagingParams, PlaneCalibration, PlaneError, PlaneFrame, PlanePipeline};
+pub use plane::{
+    ImagingParams, MaskShift, PlaneCalibration, PlaneError, PlaneFrame, PlanePipeline,
+    REFERENCE_FILE, SavedCalibration,
+};

@@ -1,15 +1,17 @@
 //! One plane: calibrate from a block of frames, then process frames one at a time.
 
+use crate::frames::FrameRegistration;
 use crate::stages::deconvolve::params::{g_from_tau, lambda_from_noise, noise_sigma};
 use crate::stages::deconvolve::{Ar1Params, Params, deconvolve_trace};
 use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
 use thiserror::Error;
 use twinloop_calibration::imaging::cells::{
     BlockAccumulator, CellDetectionParams, CellMasks, DetectionReport, detect_cells,
 };
 use twinloop_calibration::imaging::fluorescence::{FluorescenceExtractor, FluorescenceParams};
 use twinloop_calibration::imaging::register::{
-    Registrar, RegistrationParams, RegistrationResult, compute_reference,
+    BlockShifts, Registrar, RegistrationParams, RegistrationResult, compute_reference, rigid_shift,
 };
 
 /// Everything the imaging pipeline can be told (`[imaging.pipeline]`; suite2p/OASIS defaults).
@@ -23,6 +25,14 @@ pub struct ImagingParams {
     pub tau_decay_s: f64,
     /// Sparsity penalty as multiples of each cell's noise level (OASIS's λ = z·σ·‖h‖).
     pub lambda_noise: f64,
+    /// Online deconvolution: frames after which a pool is settled (its spike final).
+    pub settle_frames: u32,
+    /// Gaps in a plane's frame sequence (frames lost in transit or skipped by the stage) of at
+    /// most this many frames are bridged: the calcium decays through them and no spike lands
+    /// inside. Longer gaps restart every cell's deconvolution. 0: every gap restarts.
+    pub bridge_gap_frames: u32,
+    /// The channel processed online (the functional one); other channels are recorded only.
+    pub channel: u8,
 }
 
 impl Default for ImagingParams {
@@ -33,6 +43,9 @@ impl Default for ImagingParams {
             fluorescence: FluorescenceParams::default(),
             tau_decay_s: 1.2,
             lambda_noise: 0.0,
+            settle_frames: 30,
+            bridge_gap_frames: 8,
+            channel: 0,
         }
     }
 }
@@ -47,25 +60,89 @@ pub enum PlaneError {
     Fluorescence(#[from] twinloop_calibration::imaging::fluorescence::FluorescenceError),
     #[error("deconvolution: {0}")]
     Deconvolve(#[from] crate::stages::deconvolve::DeconvolveError),
+    /// The saved calibration `imaging.masks` names cannot be used.
+    #[error(
+        "imaging.masks: {path}: {reason}; point imaging.masks at the `calibration` directory of \
+         an earlier session of the same frame size, or remove it to detect cells afresh"
+    )]
+    Saved { path: PathBuf, reason: String },
+}
+
+/// A plane's calibration saved by an earlier session (`imaging.masks`): its reference image and
+/// cells, reused so that a day's cells stay the same cells.
+pub struct SavedCalibration {
+    pub reference: Vec<f32>,
+    pub masks: CellMasks,
+}
+
+/// File of the saved reference image (f32 `[height, width]`) next to the masks.
+pub const REFERENCE_FILE: &str = "reference.npy";
+
+impl SavedCalibration {
+    /// Loads `dir` (one plane's directory, as [`PlaneCalibration::save`] writes it), checked
+    /// against the frame size.
+    pub fn load(dir: &Path, height: usize, width: usize) -> Result<SavedCalibration, PlaneError> {
+        let path = dir.join(REFERENCE_FILE);
+        let saved = |path: &Path, reason: String| PlaneError::Saved {
+            path: path.to_path_buf(),
+            reason,
+        };
+        let (shape, reference) = crate::npy::read_f32(&path).map_err(|e| {
+            if e.kind() == std::io::ErrorKind::NotFound {
+                saved(&path, "missing".into())
+            } else {
+                saved(&path, e.to_string())
+            }
+        })?;
+        if shape != [height as u64, width as u64] {
+            return Err(saved(
+                &path,
+                format!("shape {shape:?} but frames are [{height}, {width}]"),
+            ));
+        }
+        let masks = CellMasks::load(dir, height, width).map_err(|e| saved(dir, e.to_string()))?;
+        if masks.is_empty() {
+            return Err(saved(dir, "holds no cells".into()));
+        }
+        Ok(SavedCalibration { reference, masks })
+    }
+}
+
+/// How far saved masks were moved onto a new session's field of view.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct MaskShift {
+    /// Measured shift of the new reference against the saved one, px (suite2p's sign).
+    pub dy_px: f32,
+    pub dx_px: f32,
+    /// The whole-pixel move applied to the masks.
+    pub applied_dy_px: i32,
+    pub applied_dx_px: i32,
+    /// Phase-correlation peak SNR of the measurement (low: a different field of view).
+    pub snr: f32,
 }
 
 /// What calibration produced for a plane.
 pub struct PlaneCalibration {
     pub reference: Vec<f32>,
     pub masks: CellMasks,
+    /// The detection's report; default (all zero) when the cells were loaded, not detected.
     pub report: DetectionReport,
     pub extractor: FluorescenceExtractor,
+    /// Set when the cells came from a saved calibration: how far they were moved.
+    pub mask_shift: Option<MaskShift>,
 }
 
 impl PlaneCalibration {
     /// From a block of raw frames (each `height * width`): reference, registration of the block,
-    /// cell detection, and an extractor primed with the block so dF/F is settled from frame one.
+    /// cell detection (or, with `saved`, its cells moved onto this block's reference), and an
+    /// extractor primed with the block so dF/F is settled from frame one.
     pub fn from_block(
         frames: &[&[u16]],
         height: usize,
         width: usize,
         frame_rate_hz: f64,
         params: &ImagingParams,
+        saved: Option<&SavedCalibration>,
     ) -> Result<PlaneCalibration, PlaneError> {
         let reference = compute_reference(frames, height, width, &params.registration)?;
         let mut registrar = Registrar::new(&reference, height, width, &params.registration)?;
@@ -78,22 +155,65 @@ impl PlaneCalibration {
             acc.push(&rounded)?;
         }
         let block = acc.finish()?;
-        let detection = detect_cells(&block, &params.cells)?;
+        let (masks, report, mask_shift) = match saved {
+            None => {
+                let detection = detect_cells(&block, &params.cells)?;
+                (detection.masks, detection.report, None)
+            }
+            Some(saved) => {
+                // The new reference is the saved one displaced by (dy, dx) (suite2p's sign:
+                // new(y, x) = saved(y - dy, x - dx)), so a cell at p in the saved field of view
+                // sits at p + (dy, dx) in this one.
+                let r = rigid_shift(
+                    &reference,
+                    &saved.reference,
+                    height,
+                    width,
+                    &params.registration,
+                )?;
+                let shift = MaskShift {
+                    dy_px: r.dy,
+                    dx_px: r.dx,
+                    applied_dy_px: r.dy.round() as i32,
+                    applied_dx_px: r.dx.round() as i32,
+                    snr: r.snr,
+                };
+                let masks = saved
+                    .masks
+                    .shifted(shift.applied_dy_px, shift.applied_dx_px)?;
+                (masks, DetectionReport::default(), Some(shift))
+            }
+        };
         let mut extractor =
-            FluorescenceExtractor::new(&detection.masks, &params.fluorescence, frame_rate_hz)?;
+            FluorescenceExtractor::new(&masks, &params.fluorescence, frame_rate_hz)?;
         extractor.prime(&block)?;
         Ok(PlaneCalibration {
             reference,
-            masks: detection.masks,
-            report: detection.report,
+            masks,
+            report,
             extractor,
+            mask_shift,
         })
+    }
+
+    /// Saves the reference and masks into `dir` (what [`SavedCalibration::load`] reads).
+    pub fn save(&self, dir: &Path, height: usize, width: usize) -> Result<(), String> {
+        std::fs::create_dir_all(dir).map_err(|e| e.to_string())?;
+        self.masks.save(dir).map_err(|e| e.to_string())?;
+        crate::npy::write_f32(
+            &dir.join(REFERENCE_FILE),
+            &[height as u64, width as u64],
+            self.reference.iter().copied(),
+        )
+        .map_err(|e| e.to_string())
     }
 }
 
 /// Results of one frame, valid until the next call.
 pub struct PlaneFrame<'a> {
     pub registration: RegistrationResult,
+    /// What is logged and published about the registration.
+    pub summary: FrameRegistration,
     pub f: &'a [f32],
     pub fneu: &'a [f32],
     pub dff: &'a [f32],
@@ -132,16 +252,47 @@ impl PlanePipeline {
     /// Register one raw frame and extract its fluorescence.
     pub fn process(&mut self, frame: &[u16]) -> Result<PlaneFrame<'_>, PlaneError> {
         let registration = self.registrar.register(frame, &mut self.registered)?;
+        let summary = summarise(&registration, self.registrar.block_shifts());
         // The extractor reads u16 frames: rounding the registered frame costs at most 0.5 ADU,
         // far below the shot noise of one photon (tens of ADU).
         round_into(&self.registered, &mut self.rounded);
         self.extractor.process(&self.rounded)?;
         Ok(PlaneFrame {
             registration,
+            summary,
             f: self.extractor.f(),
             fneu: self.extractor.fneu(),
             dff: self.extractor.dff(),
         })
+    }
+}
+
+/// The registration of one frame as logged: rigid shift, quality, and the block shifts' spread
+/// around the rigid one (distance in px, largest and mean).
+fn summarise(r: &RegistrationResult, blocks: Option<BlockShifts<'_>>) -> FrameRegistration {
+    let (mut max, mut sum, mut n) = (0f32, 0f32, 0usize);
+    if r.n_blocks > 0
+        && let Some(b) = blocks
+    {
+        for (&dy, &dx) in b.dy.iter().zip(b.dx) {
+            let d = (dy - r.rigid_dy).hypot(dx - r.rigid_dx);
+            max = max.max(d);
+            sum += d;
+            n += 1;
+        }
+    }
+    let f = &r.flags;
+    FrameRegistration {
+        dy_px: r.rigid_dy,
+        dx_px: r.rigid_dx,
+        quality: r.quality,
+        peak_snr: r.rigid_snr,
+        blocks: r.n_blocks.min(u16::MAX as usize) as u16,
+        blocks_smoothed: r.n_blocks_smoothed.min(u16::MAX as usize) as u16,
+        block_max_px: max,
+        block_mean_px: if n > 0 { sum / n as f32 } else { 0.0 },
+        saturated_fraction: r.saturated_fraction,
+        flags: u8::from(f.blank) | u8::from(f.at_shift_limit) << 1 | u8::from(f.low_snr) << 2,
     }
 }
 
