@@ -224,26 +224,59 @@ impl Default for TreadmillConfig {
     }
 }
 
+/// Which monitor the stimulus player shows frames on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DisplayBackend {
+    /// The simulated monitor: flips on a clock that follows the imaging frames (lock-step),
+    /// so a simulated session is deterministic at any speed. Renders only the view.
+    #[default]
+    Sim,
+    /// The wgpu renderer offscreen at the monitor's resolution, paced by a timer at
+    /// `refresh_hz` on the host clock (a rig without a monitor, or a test).
+    Offscreen,
+    /// The stimulus monitor: a fullscreen window (`[display.window]`), paced by vsync.
+    Window,
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct DisplayConfig {
+    /// "sim" (default), "offscreen" or "window". A window or GPU that cannot start falls back
+    /// (logged) to "offscreen", then to a timer-paced monitor that renders only the view.
+    pub backend: DisplayBackend,
     pub refresh_hz: f64,
     /// The twin-resolution view rendered for the twin and the simulated mouse.
     pub view_width: usize,
     pub view_height: usize,
     pub azimuth_deg: (f64, f64),
     pub elevation_deg: (f64, f64),
+    /// The stimulus monitor's pixels, size and pose (spherical correction); "offscreen" and
+    /// "window" render at its resolution. `twinloop calibrate geometry` writes it.
+    pub monitor: twinloop_stimulus::MonitorGeometry,
+    /// Which monitor and whether fullscreen ("window").
+    pub window: twinloop_stimulus::window::WindowConfig,
+    /// The photodiode patch drawn on the monitor's frames.
+    pub photodiode: twinloop_stimulus::PhotodiodePatch,
+    /// The inverse gamma LUT, `{ table = [256 drive levels] }` (`twinloop calibrate gamma`);
+    /// none: identity (a linear or already linearised monitor).
+    pub gamma: Option<twinloop_stimulus::GammaLut>,
 }
 
 impl Default for DisplayConfig {
     fn default() -> Self {
         let v = ViewGeometry::default();
         DisplayConfig {
+            backend: DisplayBackend::Sim,
             refresh_hz: 60.0,
             view_width: v.width,
             view_height: v.height,
             azimuth_deg: v.azimuth_deg,
             elevation_deg: v.elevation_deg,
+            monitor: twinloop_stimulus::MonitorGeometry::default(),
+            window: twinloop_stimulus::window::WindowConfig::default(),
+            photodiode: twinloop_stimulus::PhotodiodePatch::default(),
+            gamma: None,
         }
     }
 }
@@ -416,6 +449,12 @@ impl Config {
         positive("eye.frame_rate_hz", self.eye.frame_rate_hz)?;
         positive("treadmill.sample_rate_hz", self.treadmill.sample_rate_hz)?;
         positive("display.refresh_hz", self.display.refresh_hz)?;
+        if self.display.backend != DisplayBackend::Sim {
+            self.display
+                .monitor
+                .validate()
+                .map_err(|e| ConfigError::Section(format!("display.{e}")))?;
+        }
         range(
             "display.view_width",
             self.display.view_width as u64,
