@@ -560,6 +560,42 @@ mod tests {
     }
 
     #[test]
+    fn the_display_section_reads_a_live_monitor_and_names_bad_fields() {
+        let gamma = (0..256)
+            .map(|i| (i as f64 / 255.0).to_string())
+            .collect::<Vec<_>>()
+            .join(",");
+        let text = DEFAULT_SIM_TOML
+            .replace(
+                "backend = \"sim\"",
+                &format!("backend = \"window\"\ngamma = {{ table = [{gamma}] }}"),
+            )
+            .replace(
+                "[trials]\n",
+                "[display.window]\nmonitor = \"DP-1\"\nfullscreen = false\n\
+                 [display.monitor]\nwidth_px = 2560\nheight_px = 1440\nwidth_cm = 60.0\n\
+                 height_cm = 34.0\ndistance_cm = 20.0\n[trials]\n",
+            );
+        let c = Config::from_toml(&text, "t.toml").unwrap();
+        assert_eq!(c.display.backend, DisplayBackend::Window);
+        assert_eq!(c.display.monitor.width_px, 2560);
+        assert_eq!(
+            c.display.window.monitor,
+            Some(twinloop_stimulus::window::MonitorChoice::Name(
+                "DP-1".into()
+            ))
+        );
+        assert!(!c.display.window.fullscreen);
+        assert!(c.display.gamma.is_some());
+        let bad = text.replace("distance_cm = 20.0", "distance_cm = -1.0");
+        let e = Config::from_toml(&bad, "t.toml").unwrap_err().to_string();
+        assert!(e.contains("display.monitor.distance_cm"), "{e}");
+        let bad = text.replace("backend = \"window\"", "backend = \"screen\"");
+        let e = Config::from_toml(&bad, "t.toml").unwrap_err().to_string();
+        assert!(e.contains("screen") && e.contains("offscreen"), "{e}");
+    }
+
+    #[test]
     fn wrong_type_is_a_parse_error_with_location() {
         let text = DEFAULT_SIM_TOML.replace("duration_s = 90.0", "duration_s = \"long\"");
         let e = Config::from_toml(&text, "t.toml").unwrap_err().to_string();

@@ -78,7 +78,9 @@ fn window_shows_grating_trials_and_records_every_flip() {
         spec: StimulusSpec::grating(dir, 0.04, 2.0, 0.8, 0.0),
         duration_s: 0.5,
     };
-    let queue: VecDeque<_> = [grating(10, 30.0), grating(11, 120.0)].into_iter().collect();
+    let queue: VecDeque<_> = [grating(10, 30.0), grating(11, 120.0)]
+        .into_iter()
+        .collect();
     let patch = PhotodiodePatch {
         size_px: 24,
         ..PhotodiodePatch::default()
@@ -131,11 +133,7 @@ fn window_shows_grating_trials_and_records_every_flip() {
     assert_eq!(player.counts.render_errors, 0);
 
     // The presented frame against the CPU reference (gamma and patch included).
-    let got = player
-        .display
-        .captured
-        .take()
-        .expect("the captured frame");
+    let got = player.display.captured.take().expect("the captured frame");
     let mut prepared = Prepared::new(&grating(11, 120.0).spec).expect("grating");
     let content = prepared.frame(7.0 / RATE_HZ);
     let frame = PatchFrame {

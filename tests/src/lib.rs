@@ -72,7 +72,10 @@ pub fn check_live_session(s: &SessionSummary, cfg: &Config) {
     let frames = (cfg.session.duration_s * cfg.imaging.frame_rate_hz).round() as u64;
     assert_eq!(c.frames_in, frames, "every imaging frame arrived");
     let sim = s.sim.as_ref().expect("the simulated rig reported");
-    assert_eq!(sim.view_timeouts, 0, "the mouse always had the display's flips");
+    assert_eq!(
+        sim.view_timeouts, 0,
+        "the mouse always had the display's flips"
+    );
     assert_eq!(r.flips, c.flips);
     assert_eq!(r.trials, c.trials);
     assert_eq!(r.underruns, c.underruns);

@@ -20,7 +20,10 @@ fn a_session_in_the_stimulus_window_records_flips_and_onsets() {
                 Some(x)
             }
             Err(e) => {
-                assert!(!gpu_tests_required(), "TWINLOOP_REQUIRE_GPU_TESTS=1 but {e}");
+                assert!(
+                    !gpu_tests_required(),
+                    "TWINLOOP_REQUIRE_GPU_TESTS=1 but {e}"
+                );
                 eprintln!("NOTICE: skipping the window session: {e}");
                 return;
             }

@@ -30,6 +30,8 @@ pub enum BenchWhat {
     Loop(LoopArgs),
     /// Time the design maths at rig scale: scoring candidate clips and one posterior update.
     Design(DesignArgs),
+    /// Flip-interval statistics of the display loop on the stimulus window (or offscreen).
+    Display(super::bench_display::DisplayArgs),
 }
 
 #[derive(Debug, Clone, clap::Args)]
@@ -103,6 +105,7 @@ pub fn run(args: &BenchArgs) -> Result<()> {
     match &args.what {
         BenchWhat::Loop(a) => run_loop(a),
         BenchWhat::Design(a) => run_design(a),
+        BenchWhat::Display(a) => super::bench_display::run(a),
     }
 }
 

@@ -1,6 +1,7 @@
 //! The `twinloop` command line. Each subcommand is one file: its clap arguments and its `run`.
 
 mod bench;
+mod bench_display;
 mod deconvolve;
 mod process;
 mod render;

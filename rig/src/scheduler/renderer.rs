@@ -251,13 +251,7 @@ impl FlipSink {
                 }));
         }
         self.seen = c;
-        self.flip(
-            flip.display_frame,
-            t,
-            trial,
-            flip.onset,
-            &p.display.pixels,
-        );
+        self.flip(flip.display_frame, t, trial, flip.onset, &p.display.pixels);
         flip
     }
 

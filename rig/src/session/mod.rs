@@ -17,12 +17,13 @@ mod summary;
 
 pub use summary::SessionSummary;
 
+use crate::config::DisplayBackend;
 use crate::config::{Config, SourceKind};
 use crate::dashboard::bus::DashBridge;
 use crate::dashboard::{Dashboard, DashboardConfig};
 use crate::frames::{ActivityBuf, EyeBuf, FrameBuf};
 use crate::ring::{Pool, Wakeup, ring};
-use crate::config::DisplayBackend;
+use crate::scheduler::RendererReport;
 use crate::scheduler::{
     LiveRenderer, RendererLink, RendererParams, SelectorThread, SimMonitor, build_selector,
 };
@@ -35,7 +36,6 @@ use crate::sources::zmq_ingest::{self, IngestEnd};
 use crate::sources::{BehaviourFeed, Ingest, IngestOutputs};
 use crate::stages::behaviour::BehaviourStage;
 use crate::stages::extract::{ExtractStage, StageOutputs, build_extractor};
-use crate::scheduler::RendererReport;
 use crate::telemetry::{Counters, LatencyHist};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};

@@ -500,7 +500,12 @@ impl GpuRenderer {
 
     /// Record the draw of the prepared frame into `view` (the offscreen target or a surface
     /// texture of the format the renderer was built for).
-    pub(crate) fn draw(&self, enc: &mut wgpu::CommandEncoder, view: &wgpu::TextureView, kind: ShaderKind) {
+    pub(crate) fn draw(
+        &self,
+        enc: &mut wgpu::CommandEncoder,
+        view: &wgpu::TextureView,
+        kind: ShaderKind,
+    ) {
         let mut pass = enc.begin_render_pass(&wgpu::RenderPassDescriptor {
             label: Some("stimulus"),
             color_attachments: &[Some(wgpu::RenderPassColorAttachment {

@@ -269,11 +269,10 @@ impl WindowDisplay {
         for _ in 0..5 {
             event_loop.pump_app_events(Some(Duration::from_millis(10)), &mut app);
         }
-        let instance = wgpu::Instance::new(
-            wgpu::InstanceDescriptor::new_with_display_handle_from_env(Box::new(
-                event_loop.owned_display_handle(),
-            )),
-        );
+        let instance =
+            wgpu::Instance::new(wgpu::InstanceDescriptor::new_with_display_handle_from_env(
+                Box::new(event_loop.owned_display_handle()),
+            ));
         let surface = instance
             .create_surface(Arc::clone(&window))
             .map_err(|e| WindowError::Surface(e.to_string()))?;
@@ -419,7 +418,10 @@ impl WindowDisplay {
                     label: Some("window frame"),
                 });
         self.renderer.draw(&mut enc, &view, kind);
-        let capture = self.capture_next.then_some(()).and(self.capture_buffer.as_ref());
+        let capture = self
+            .capture_next
+            .then_some(())
+            .and(self.capture_buffer.as_ref());
         let (w, h) = (self.surface_config.width, self.surface_config.height);
         let row = padded_row(w as usize * 4);
         if let Some(buffer) = capture {
