@@ -232,26 +232,59 @@ impl Default for TreadmillConfig {
     }
 }
 
+/// Which monitor the stimulus player shows frames on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DisplayBackend {
+    /// The simulated monitor: flips on a clock that follows the imaging frames (lock-step),
+    /// so a simulated session is deterministic at any speed. Renders only the view.
+    #[default]
+    Sim,
+    /// The wgpu renderer offscreen at the monitor's resolution, paced by a timer at
+    /// `refresh_hz` on the host clock (a rig without a monitor, or a test).
+    Offscreen,
+    /// The stimulus monitor: a fullscreen window (`[display.window]`), paced by vsync.
+    Window,
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct DisplayConfig {
+    /// "sim" (default), "offscreen" or "window". A window or GPU that cannot start falls back
+    /// (logged) to "offscreen", then to a timer-paced monitor that renders only the view.
+    pub backend: DisplayBackend,
     pub refresh_hz: f64,
     /// The twin-resolution view rendered for the twin and the simulated mouse.
     pub view_width: usize,
     pub view_height: usize,
     pub azimuth_deg: (f64, f64),
     pub elevation_deg: (f64, f64),
+    /// The stimulus monitor's pixels, size and pose (spherical correction); "offscreen" and
+    /// "window" render at its resolution. `twinloop calibrate geometry` writes it.
+    pub monitor: twinloop_stimulus::MonitorGeometry,
+    /// Which monitor and whether fullscreen ("window").
+    pub window: twinloop_stimulus::window::WindowConfig,
+    /// The photodiode patch drawn on the monitor's frames.
+    pub photodiode: twinloop_stimulus::PhotodiodePatch,
+    /// The inverse gamma LUT, `{ table = [256 drive levels] }` (`twinloop calibrate gamma`);
+    /// none: identity (a linear or already linearised monitor).
+    pub gamma: Option<twinloop_stimulus::GammaLut>,
 }
 
 impl Default for DisplayConfig {
     fn default() -> Self {
         let v = ViewGeometry::default();
         DisplayConfig {
+            backend: DisplayBackend::Sim,
             refresh_hz: 60.0,
             view_width: v.width,
             view_height: v.height,
             azimuth_deg: v.azimuth_deg,
             elevation_deg: v.elevation_deg,
+            monitor: twinloop_stimulus::MonitorGeometry::default(),
+            window: twinloop_stimulus::window::WindowConfig::default(),
+            photodiode: twinloop_stimulus::PhotodiodePatch::default(),
+            gamma: None,
         }
     }
 }
@@ -424,6 +457,12 @@ impl Config {
         positive("eye.frame_rate_hz", self.eye.frame_rate_hz)?;
         positive("treadmill.sample_rate_hz", self.treadmill.sample_rate_hz)?;
         positive("display.refresh_hz", self.display.refresh_hz)?;
+        if self.display.backend != DisplayBackend::Sim {
+            self.display
+                .monitor
+                .validate()
+                .map_err(|e| ConfigError::Section(format!("display.{e}")))?;
+        }
         range(
             "display.view_width",
             self.display.view_width as u64,
@@ -534,6 +573,42 @@ mod tests {
         let text = DEFAULT_SIM_TOML.replace("objective = \"info_gain\"", "objective = \"bogus\"");
         let e = Config::from_toml(&text, "t.toml").unwrap_err().to_string();
         assert!(e.contains("bogus") && e.contains("info_gain"), "{e}");
+    }
+
+    #[test]
+    fn the_display_section_reads_a_live_monitor_and_names_bad_fields() {
+        let gamma = (0..256)
+            .map(|i| (i as f64 / 255.0).to_string())
+            .collect::<Vec<_>>()
+            .join(",");
+        let text = DEFAULT_SIM_TOML
+            .replace(
+                "backend = \"sim\"",
+                &format!("backend = \"window\"\ngamma = {{ table = [{gamma}] }}"),
+            )
+            .replace(
+                "[trials]\n",
+                "[display.window]\nmonitor = \"DP-1\"\nfullscreen = false\n\
+                 [display.monitor]\nwidth_px = 2560\nheight_px = 1440\nwidth_cm = 60.0\n\
+                 height_cm = 34.0\ndistance_cm = 20.0\n[trials]\n",
+            );
+        let c = Config::from_toml(&text, "t.toml").unwrap();
+        assert_eq!(c.display.backend, DisplayBackend::Window);
+        assert_eq!(c.display.monitor.width_px, 2560);
+        assert_eq!(
+            c.display.window.monitor,
+            Some(twinloop_stimulus::window::MonitorChoice::Name(
+                "DP-1".into()
+            ))
+        );
+        assert!(!c.display.window.fullscreen);
+        assert!(c.display.gamma.is_some());
+        let bad = text.replace("distance_cm = 20.0", "distance_cm = -1.0");
+        let e = Config::from_toml(&bad, "t.toml").unwrap_err().to_string();
+        assert!(e.contains("display.monitor.distance_cm"), "{e}");
+        let bad = text.replace("backend = \"window\"", "backend = \"screen\"");
+        let e = Config::from_toml(&bad, "t.toml").unwrap_err().to_string();
+        assert!(e.contains("screen") && e.contains("offscreen"), "{e}");
     }
 
     #[test]

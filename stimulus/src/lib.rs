@@ -14,6 +14,9 @@
 //!   pixel against [`cpu`].
 //! - [`player`]: the display loop — a queue of trials, gray when it runs dry, every flip
 //!   timestamped on the rig clock, missed vsyncs detected, gray on any error.
+//! - [`window`]: the stimulus monitor — a fullscreen window with a vsync'd wgpu surface, a
+//!   [`player::Display`] drawn with the [`gpu`] pipelines; [`window::xvfb`] starts a virtual X
+//!   server for tests.
 //! - [`twin`]: what the twin sees — the same content at the twin's input resolution.
 //! - [`batch`]: offline rendering of a render file to PNGs and a twin `.npy`
 //!   (`twinloop render`).
@@ -31,6 +34,7 @@ pub mod player;
 pub mod spec;
 pub mod twin;
 pub mod view;
+pub mod window;
 
 pub use content::{FrameContent, Prepared};
 pub use gamma::GammaLut;

@@ -138,6 +138,9 @@ pub struct PlayerCounts {
     pub trials: u64,
     pub underruns: u64,
     pub missed_vsyncs: u64,
+    /// Flips that came late (an interval over 1.5 nominal periods): the previous frame stayed
+    /// up for `1 + missed` vsyncs, so a frame was dropped from the intended timeline.
+    pub dropped_frames: u64,
     pub render_errors: u64,
     pub prepare_errors: u64,
 }
@@ -174,6 +177,8 @@ pub struct Player<Q, D, C> {
     frame: u64,
     last_t: Option<i64>,
     pub counts: PlayerCounts,
+    /// Flip-interval statistics.
+    pub stats: FlipStats,
     /// The most recent error, for the log.
     pub last_error: Option<String>,
 }
@@ -191,6 +196,7 @@ impl<Q: StimulusQueue, D: Display, C: FnMut() -> i64> Player<Q, D, C> {
             frame: 0,
             last_t: None,
             counts: PlayerCounts::default(),
+            stats: FlipStats::new(config.rate_hz),
             last_error: None,
         }
     }
@@ -264,8 +270,12 @@ impl<Q: StimulusQueue, D: Display, C: FnMut() -> i64> Player<Q, D, C> {
                 .max(1),
             _ => 0,
         };
+        if let Some(prev) = self.last_t {
+            self.stats.add(t - prev);
+        }
         self.last_t = Some(t);
         self.counts.missed_vsyncs += missed as u64;
+        self.counts.dropped_frames += (missed > 0) as u64;
         self.counts.flips += 1;
         self.frame += 1;
         FlipRecord {
@@ -276,6 +286,108 @@ impl<Q: StimulusQueue, D: Display, C: FnMut() -> i64> Player<Q, D, C> {
             onset: stim_frame == Some(0),
             missed_vsyncs: missed,
             error,
+        }
+    }
+}
+
+/// Flip-interval statistics, kept without allocating per flip: a running mean and variance
+/// (Welford) and a histogram of 0.1 ms bins up to 100 ms for the percentiles.
+#[derive(Debug, Clone)]
+pub struct FlipStats {
+    period_ns: f64,
+    n: u64,
+    mean: f64,
+    m2: f64,
+    min: i64,
+    max: i64,
+    late: u64,
+    bins: Box<[u32]>,
+}
+
+const BIN_NS: i64 = 100_000;
+const BINS: usize = 1001;
+
+/// A summary of flip intervals (ms), as the session summary and the benchmark report it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct FlipSummary {
+    pub intervals: u64,
+    pub nominal_ms: f64,
+    pub mean_ms: f64,
+    /// Standard deviation of the intervals: the jitter.
+    pub sd_ms: f64,
+    pub min_ms: f64,
+    pub p50_ms: f64,
+    pub p99_ms: f64,
+    pub max_ms: f64,
+    /// Intervals over 1.5 nominal periods.
+    pub late: u64,
+}
+
+impl FlipStats {
+    pub fn new(rate_hz: f64) -> FlipStats {
+        FlipStats {
+            period_ns: 1e9 / rate_hz,
+            n: 0,
+            mean: 0.0,
+            m2: 0.0,
+            min: i64::MAX,
+            max: i64::MIN,
+            late: 0,
+            bins: vec![0; BINS].into_boxed_slice(),
+        }
+    }
+
+    /// One interval between consecutive flips, ns.
+    pub fn add(&mut self, interval_ns: i64) {
+        self.n += 1;
+        let x = interval_ns as f64;
+        let d = x - self.mean;
+        self.mean += d / self.n as f64;
+        self.m2 += d * (x - self.mean);
+        self.min = self.min.min(interval_ns);
+        self.max = self.max.max(interval_ns);
+        self.late += (x > 1.5 * self.period_ns) as u64;
+        let bin = (interval_ns.max(0) / BIN_NS).min(BINS as i64 - 1) as usize;
+        self.bins[bin] += 1;
+    }
+
+    /// The `q`-quantile (0..1), ms, to the bin's upper edge (intervals over 100 ms: the max).
+    fn quantile_ms(&self, q: f64) -> f64 {
+        let want = (q * self.n as f64).ceil().max(1.0) as u64;
+        let mut seen = 0u64;
+        for (i, &c) in self.bins.iter().enumerate() {
+            seen += c as u64;
+            if seen >= want {
+                if i == BINS - 1 {
+                    return self.max as f64 * 1e-6;
+                }
+                return ((i as i64 + 1) * BIN_NS).min(self.max) as f64 * 1e-6;
+            }
+        }
+        self.max as f64 * 1e-6
+    }
+
+    pub fn summary(&self) -> FlipSummary {
+        if self.n == 0 {
+            return FlipSummary {
+                nominal_ms: self.period_ns * 1e-6,
+                ..FlipSummary::default()
+            };
+        }
+        FlipSummary {
+            intervals: self.n,
+            nominal_ms: self.period_ns * 1e-6,
+            mean_ms: self.mean * 1e-6,
+            sd_ms: if self.n > 1 {
+                (self.m2 / (self.n - 1) as f64).sqrt() * 1e-6
+            } else {
+                0.0
+            },
+            min_ms: self.min as f64 * 1e-6,
+            p50_ms: self.quantile_ms(0.5),
+            p99_ms: self.quantile_ms(0.99),
+            max_ms: self.max as f64 * 1e-6,
+            late: self.late,
         }
     }
 }
@@ -383,6 +495,20 @@ mod tests {
         let missed: Vec<u32> = (0..7).map(|_| p.step().missed_vsyncs).collect();
         assert_eq!(missed, [0, 0, 0, 1, 0, 0, 3]);
         assert_eq!(p.counts.missed_vsyncs, 4);
+        assert_eq!(p.counts.dropped_frames, 2);
+        // Intervals 100, 100, 200, 100, 20, 380 ms.
+        let s = p.stats.summary();
+        assert_eq!(s.intervals, 6);
+        assert!((s.mean_ms - 150.0).abs() < 1e-9, "{s:?}");
+        let sd = {
+            let xs = [100.0f64, 100.0, 200.0, 100.0, 20.0, 380.0];
+            let m = xs.iter().sum::<f64>() / 6.0;
+            (xs.iter().map(|x| (x - m).powi(2)).sum::<f64>() / 5.0).sqrt()
+        };
+        assert!((s.sd_ms - sd).abs() < 1e-6, "{s:?} vs {sd}");
+        assert_eq!((s.min_ms, s.max_ms, s.late), (20.0, 380.0, 2));
+        // Percentiles from 0.1 ms bins (over 100 ms: the max).
+        assert_eq!(s.p99_ms, 380.0);
     }
 
     #[test]

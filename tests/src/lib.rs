@@ -37,3 +37,96 @@ pub fn pearson(a: &[f64], b: &[f64]) -> f64 {
     }
     sab / (saa * sbb).sqrt().max(1e-12)
 }
+
+/// A short simulated session shown on a live display (`backend`) with a small monitor, so
+/// lavapipe keeps up: the simulated mouse follows the display's flips in real time.
+pub fn live_display_config(
+    out_dir: &Path,
+    duration_s: f64,
+    backend: twinloop_rig::config::DisplayBackend,
+) -> Config {
+    let mut cfg = fast_sim_config(out_dir, duration_s);
+    cfg.display.backend = backend;
+    cfg.display.monitor.width_px = 320;
+    cfg.display.monitor.height_px = 180;
+    cfg.display.window.fullscreen = false;
+    cfg.display.photodiode.size_px = 16;
+    cfg.trials.stimulus_s = 1.0;
+    cfg.trials.gray_s = 0.5;
+    cfg
+}
+
+/// Whether GPU tests must run (CI) rather than skip.
+pub fn gpu_tests_required() -> bool {
+    std::env::var("TWINLOOP_REQUIRE_GPU_TESTS").as_deref() == Ok("1")
+}
+
+/// What a session on a live display must have recorded: every flip in order on the rig clock,
+/// each trial's onset on an onset flip, the selector told of the onsets, and counts that agree
+/// with the summary.
+pub fn check_live_session(s: &SessionSummary, cfg: &Config) {
+    use twinloop_rig::sinks::records::{self, FlipRecord, RecordKind};
+    use twinloop_rig::sinks::session_log::SessionDir;
+    let c = &s.counters;
+    let r = &s.renderer;
+    let frames = (cfg.session.duration_s * cfg.imaging.frame_rate_hz).round() as u64;
+    assert_eq!(c.frames_in, frames, "every imaging frame arrived");
+    let sim = s.sim.as_ref().expect("the simulated rig reported");
+    assert_eq!(
+        sim.view_timeouts, 0,
+        "the mouse always had the display's flips"
+    );
+    assert_eq!(r.flips, c.flips);
+    assert_eq!(r.trials, c.trials);
+    assert_eq!(r.underruns, c.underruns);
+    assert!(c.trials >= 2, "trials shown: {}", c.trials);
+    // Paced at refresh_hz (vsync or timer): about one flip per period over the session.
+    let per_s = c.flips as f64 / cfg.session.duration_s;
+    assert!(
+        per_s > 0.5 * cfg.display.refresh_hz && per_s < 1.2 * cfg.display.refresh_hz,
+        "{per_s:.1} flips/s"
+    );
+    assert_eq!(r.flip_intervals.intervals + 1, r.flips);
+
+    let dir = SessionDir::open(&s.session_dir).unwrap();
+    let (recs, _) = dir.open_log().unwrap().read_to_end().unwrap();
+    let flips: Vec<FlipRecord> = recs
+        .iter()
+        .filter(|x| x.info.kind == RecordKind::Flip as u16)
+        .map(|x| FlipRecord::decode(&x.payload).unwrap())
+        .collect();
+    assert_eq!(flips.len() as u64, c.flips);
+    for (i, w) in flips.windows(2).enumerate() {
+        assert_eq!(w[1].display_frame, w[0].display_frame + 1, "flip {i}");
+        assert!(w[1].t > w[0].t, "flip times increase (flip {i})");
+    }
+    let json = |k: RecordKind| -> Vec<serde_json::Value> {
+        recs.iter()
+            .filter(|x| x.info.kind == k as u16)
+            .map(|x| records::decode_json("json", &x.payload).unwrap())
+            .collect()
+    };
+    let onsets = json(RecordKind::Stimulus);
+    assert_eq!(onsets.len() as u64, c.trials);
+    for o in &onsets {
+        let frame = o["display_frame"].as_u64().unwrap();
+        let f = flips
+            .iter()
+            .find(|f| f.display_frame == frame)
+            .expect("the onset's flip is logged");
+        assert!(f.onset, "onset on an onset flip");
+        assert_eq!(f.t.as_nanos(), o["onset_t_ns"].as_i64().unwrap());
+        assert_eq!(f.trial, o["trial"].as_i64().unwrap());
+    }
+    // The selector heard of the onsets: its later decisions count them.
+    let seen = json(RecordKind::Decision)
+        .iter()
+        .filter_map(|d| d["onsets_seen"].as_u64())
+        .max()
+        .unwrap_or(0);
+    assert!(
+        seen >= 1 && seen <= c.trials,
+        "decisions saw {seen} onsets of {}",
+        c.trials
+    );
+}

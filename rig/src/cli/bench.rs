@@ -33,6 +33,8 @@ pub enum BenchWhat {
     /// The online clock fit on the simulator's jittered device clocks: drift, residual,
     /// mapping error and refit time.
     Clocks(super::bench_clocks::ClocksArgs),
+    /// Flip-interval statistics of the display loop on the stimulus window (or offscreen).
+    Display(super::bench_display::DisplayArgs),
 }
 
 #[derive(Debug, Clone, clap::Args)]
@@ -107,6 +109,7 @@ pub fn run(args: &BenchArgs) -> Result<()> {
         BenchWhat::Loop(a) => run_loop(a),
         BenchWhat::Design(a) => run_design(a),
         BenchWhat::Clocks(a) => super::bench_clocks::run(a),
+        BenchWhat::Display(a) => super::bench_display::run(a),
     }
 }
 

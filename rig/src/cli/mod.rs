@@ -2,6 +2,7 @@
 
 mod bench;
 mod bench_clocks;
+mod bench_display;
 mod deconvolve;
 mod process;
 mod render;

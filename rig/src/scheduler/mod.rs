@@ -1,15 +1,18 @@
 //! The scheduler: which stimulus comes next ([`selector`], [`design`]) and when each display
-//! frame flips ([`renderer`]). The selector fills a one-deep queue; the renderer takes from it at
+//! frame flips ([`renderer`]: the simulated monitor and the flip records; [`live`]: the
+//! stimulus window or offscreen renderer in real time). The selector fills a one-deep queue; the renderer takes from it at
 //! each trial onset and never waits on it (an empty queue shows gray and counts an underrun), and
 //! tells the selector each onset so activity can be matched to what was on screen.
 
 pub mod design;
+pub mod live;
 pub mod renderer;
 pub mod scan;
 pub mod selector;
 
 pub use design::AdaptiveSelector;
-pub use renderer::{PlaceholderRenderer, RendererReport};
+pub use live::LiveRenderer;
+pub use renderer::{RendererLink, RendererParams, RendererReport, SimMonitor};
 pub use scan::{ScanOffsets, ScanSlot};
 pub use selector::{Decision, FrameBehaviour, Onset, RandomSelector, Selector, SelectorThread};
 

@@ -17,14 +17,16 @@ mod summary;
 
 pub use summary::SessionSummary;
 
-use crate::config::Extraction;
+use crate::config::{DisplayBackend, Extraction};
 use crate::config::{Config, SourceKind};
 use crate::dashboard::bus::DashBridge;
 use crate::dashboard::{Dashboard, DashboardConfig};
 use crate::frames::{ActivityBuf, EyeBuf, FrameBuf};
 use crate::ring::{Pool, Wakeup, ring};
+use crate::scheduler::RendererReport;
 use crate::scheduler::{
-    PlaceholderRenderer, ScanOffsets, ScanSlot, SelectorThread, build_selector,
+    LiveRenderer, RendererLink, RendererParams, ScanOffsets, ScanSlot, SelectorThread, SimMonitor,
+    build_selector,
 };
 use crate::sim::bridge::{SimRigOptions, SimRigReport};
 use crate::sim::{SimGeometry, SimMouse};
@@ -261,20 +263,47 @@ pub fn run(
         to_selector: Some(behaviour_to_selector),
         counters: Arc::clone(&counters),
     };
-    let renderer = PlaceholderRenderer {
+    let link = RendererLink {
         queue: queue_rx,
         onsets: onsets_tx,
-        latest_frame_t: Arc::clone(&latest_frame_t),
-        stop: Arc::clone(&stop_renderer),
-        wake: Arc::clone(&renderer_wake),
         bus: bus.clone(),
         events: events_tx,
         counters: Arc::clone(&counters),
+    };
+    let params = RendererParams {
         view: cfg.display.view(),
-        display_period_ns: (1e9 / cfg.display.refresh_hz).round() as i64,
-        frame_period_ns: cfg.frame_period_ns(),
-        stimulus_ns: (cfg.trials.stimulus_s * 1e9) as i64,
-        gray_ns: (cfg.trials.gray_s * 1e9) as i64,
+        refresh_hz: cfg.display.refresh_hz,
+        stimulus_s: cfg.trials.stimulus_s,
+        gray_s: cfg.trials.gray_s,
+        patch: cfg.display.photodiode,
+    };
+    // The renderer thread runs one of these; a live one owns its window (opened on that thread).
+    let renderer: Box<dyn FnOnce() -> RendererReport + Send> = match cfg.display.backend {
+        DisplayBackend::Sim => {
+            let sim = SimMonitor {
+                link,
+                params,
+                latest_frame_t: Arc::clone(&latest_frame_t),
+                stop: Arc::clone(&stop_renderer),
+                wake: Arc::clone(&renderer_wake),
+                frame_period_ns: cfg.frame_period_ns(),
+            };
+            Box::new(move || sim.run())
+        }
+        backend @ (DisplayBackend::Offscreen | DisplayBackend::Window) => {
+            let live = LiveRenderer {
+                link,
+                params,
+                backend,
+                geometry: cfg.display.monitor,
+                gamma: cfg.display.gamma.clone().unwrap_or_default(),
+                window: cfg.display.window.clone(),
+                latest_frame_t: Arc::clone(&latest_frame_t),
+                stop: Arc::clone(&stop_renderer),
+                wake: Arc::clone(&renderer_wake),
+            };
+            Box::new(move || live.run())
+        }
     };
     let publisher = Publisher {
         inbox: bus_inbox,
@@ -301,7 +330,7 @@ pub fn run(
     let behaviour_h = spawn("behaviour", move || behaviour.run())?;
     let stage_h = spawn("extract", move || stage.run())?;
     let selector_h = spawn("selector", move || selector.run())?;
-    let renderer_h = spawn("renderer", move || renderer.run())?;
+    let renderer_h = spawn("renderer", renderer)?;
 
     // libzmq refuses message parts larger than the largest legal one (a frame, with margin).
     let max_part_bytes = (frame_px * 2).max(eye_px).max(1 << 20) + 4096;

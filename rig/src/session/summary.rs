@@ -110,6 +110,23 @@ impl fmt::Display for SessionSummary {
             "  trials shown     {} ({} decisions, {} flips, {} underruns)",
             c.trials, c.decisions, c.flips, c.underruns
         )?;
+        let r = &self.renderer;
+        let i = &r.flip_intervals;
+        writeln!(
+            f,
+            "  display          {}{}: flip interval mean {:.2} ms, sd {:.2}, p99 {:.1}; {} missed vsyncs, {} dropped{}",
+            r.backend,
+            if r.timer_paced { " (timer-paced)" } else { "" },
+            i.mean_ms,
+            i.sd_ms,
+            i.p99_ms,
+            r.missed_vsyncs,
+            r.dropped_frames,
+            match &r.fallback {
+                Some(why) => format!(" — FALLBACK: {why}"),
+                None => String::new(),
+            }
+        )?;
         writeln!(f, "  latency          p50        p99        max   stage")?;
         for l in &self.latency {
             if l.count > 0 {

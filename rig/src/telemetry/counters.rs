@@ -35,6 +35,10 @@ pub enum Anomaly {
     },
     /// The stimulus queue was empty when a trial was due: gray was shown instead.
     Underrun { display_frame: u64 },
+    /// A flip came `missed` vsyncs late: the frame before it stayed up longer.
+    MissedVsync { display_frame: u64, missed: u32 },
+    /// A stimulus could not be prepared or a frame not shown: gray instead, session goes on.
+    StimulusError { display_frame: u64, error: String },
     /// The event bus could not keep up and dropped a message (the log still has it).
     BusDrop { stream: Stream, seq: u64 },
     /// A clock tick that cannot be used (the rig's must increase).

@@ -7,9 +7,8 @@
 //! Any wgpu error is caught (never a panic) and returned, so the caller can show gray and go
 //! on; no adapter is [`GpuError::NoAdapter`] with what to install.
 //!
-//! The fullscreen window on a real stimulus monitor (winit, vsync) is not implemented yet:
-//! [`crate::player`] drives any [`crate::player::Display`], and this renderer is the
-//! offscreen one.
+//! The same pipelines draw into a window's surface for the stimulus monitor
+//! ([`crate::window`]).
 
 mod params;
 pub mod shaders;
@@ -87,6 +86,13 @@ fn device(
         ..Default::default()
     }))
     .map_err(|e| GpuError::NoAdapter(e.to_string()))?;
+    open_device(&adapter)
+}
+
+/// A device with `adapter`'s own limits, and the adapter's summary.
+pub(crate) fn open_device(
+    adapter: &wgpu::Adapter,
+) -> Result<(wgpu::Device, wgpu::Queue, AdapterSummary), GpuError> {
     let info = adapter.get_info();
     let summary = AdapterSummary {
         name: info.name.clone(),
@@ -125,8 +131,9 @@ pub struct GpuRenderer {
     field: wgpu::Texture,
     field_key: u64,
     bind_group: wgpu::BindGroup,
-    target: wgpu::Texture,
-    readback: wgpu::Buffer,
+    /// The offscreen target and its readback buffer (`None` for a renderer that draws into a
+    /// window's surface).
+    offscreen: Option<(wgpu::Texture, wgpu::Buffer)>,
     width: usize,
     height: usize,
 }
@@ -163,6 +170,22 @@ impl GpuRenderer {
         backends: Option<wgpu::Backends>,
     ) -> Result<GpuRenderer, GpuError> {
         let (device, queue, adapter) = device(backends)?;
+        GpuRenderer::on_device(device, queue, adapter, width, height, None)
+    }
+
+    /// A renderer on an open device. `surface_format`: draw into a window's surface of that
+    /// format (no offscreen target; see [`draw`](Self::draw)); `None`: offscreen `R8Unorm`
+    /// with readback ([`render`](Self::render)). The shaders write gray to every channel, so
+    /// any 8-bit unorm colour format shows the same levels.
+    pub(crate) fn on_device(
+        device: wgpu::Device,
+        queue: wgpu::Queue,
+        adapter: AdapterSummary,
+        width: usize,
+        height: usize,
+        surface_format: Option<wgpu::TextureFormat>,
+    ) -> Result<GpuRenderer, GpuError> {
+        let format = surface_format.unwrap_or(FORMAT);
         let errors = Arc::new(Mutex::new(Vec::new()));
         let sink = errors.clone();
         device.on_uncaptured_error(Arc::new(move |e: wgpu::Error| {
@@ -246,7 +269,7 @@ impl GpuRenderer {
                         entry_point: Some("fs_main"),
                         compilation_options: Default::default(),
                         targets: &[Some(wgpu::ColorTargetState {
-                            format: FORMAT,
+                            format,
                             blend: None,
                             write_mask: wgpu::ColorWrites::ALL,
                         })],
@@ -270,25 +293,28 @@ impl GpuRenderer {
         let lut = buffer("gamma lut", LUT_LEN * 4, storage_usage);
         let dots = buffer("dots", MAX_DOTS as usize * 16, storage_usage);
         let field = field_texture(&device, 1, 1);
-        let target = device.create_texture(&wgpu::TextureDescriptor {
-            label: Some("target"),
-            size: wgpu::Extent3d {
-                width: width as u32,
-                height: height as u32,
-                depth_or_array_layers: 1,
-            },
-            mip_level_count: 1,
-            sample_count: 1,
-            dimension: wgpu::TextureDimension::D2,
-            format: FORMAT,
-            usage: wgpu::TextureUsages::RENDER_ATTACHMENT | wgpu::TextureUsages::COPY_SRC,
-            view_formats: &[],
+        let offscreen = surface_format.is_none().then(|| {
+            let target = device.create_texture(&wgpu::TextureDescriptor {
+                label: Some("target"),
+                size: wgpu::Extent3d {
+                    width: width as u32,
+                    height: height as u32,
+                    depth_or_array_layers: 1,
+                },
+                mip_level_count: 1,
+                sample_count: 1,
+                dimension: wgpu::TextureDimension::D2,
+                format: FORMAT,
+                usage: wgpu::TextureUsages::RENDER_ATTACHMENT | wgpu::TextureUsages::COPY_SRC,
+                view_formats: &[],
+            });
+            let readback = buffer(
+                "readback",
+                padded_row(width) * height,
+                wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+            );
+            (target, readback)
         });
-        let readback = buffer(
-            "readback",
-            padded_row(width) * height,
-            wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
-        );
         let bind_group = Self::bind_group(&device, &layout, &params, &lut, &field, &dots);
         let mut r = GpuRenderer {
             device,
@@ -304,8 +330,7 @@ impl GpuRenderer {
             field,
             field_key: 0,
             bind_group,
-            target,
-            readback,
+            offscreen,
             width,
             height,
         };
@@ -445,17 +470,16 @@ impl GpuRenderer {
         Ok(())
     }
 
-    /// Render one frame of `content` over `projection` (which must match the renderer's size)
-    /// and read it back into `out` (row-major u8, width × height).
-    pub fn render(
+    /// Upload what one frame of `content` over `projection` needs (which must match the
+    /// renderer's size) and return the pipeline that draws it.
+    pub(crate) fn prepare(
         &mut self,
         content: &FrameContent,
         projection: &Projection,
         output: Output,
-        out: &mut [u8],
-    ) -> Result<(), GpuError> {
+    ) -> Result<ShaderKind, GpuError> {
         let got = (projection.width(), projection.height());
-        if got != (self.width, self.height) || out.len() < self.width * self.height {
+        if got != (self.width, self.height) {
             return Err(GpuError::SizeMismatch {
                 got,
                 want: (self.width, self.height),
@@ -471,50 +495,94 @@ impl GpuRenderer {
         self.load_dots(r.dots)?;
         self.queue
             .write_buffer(&self.params, 0, bytemuck::bytes_of(&r.params));
-        let view = self
-            .target
-            .create_view(&wgpu::TextureViewDescriptor::default());
+        Ok(r.kind)
+    }
+
+    /// Record the draw of the prepared frame into `view` (the offscreen target or a surface
+    /// texture of the format the renderer was built for).
+    pub(crate) fn draw(
+        &self,
+        enc: &mut wgpu::CommandEncoder,
+        view: &wgpu::TextureView,
+        kind: ShaderKind,
+    ) {
+        let mut pass = enc.begin_render_pass(&wgpu::RenderPassDescriptor {
+            label: Some("stimulus"),
+            color_attachments: &[Some(wgpu::RenderPassColorAttachment {
+                view,
+                depth_slice: None,
+                resolve_target: None,
+                ops: wgpu::Operations {
+                    load: wgpu::LoadOp::Clear(wgpu::Color {
+                        r: 0.5,
+                        g: 0.5,
+                        b: 0.5,
+                        a: 1.0,
+                    }),
+                    store: wgpu::StoreOp::Store,
+                },
+            })],
+            depth_stencil_attachment: None,
+            timestamp_writes: None,
+            occlusion_query_set: None,
+            multiview_mask: None,
+        });
+        pass.set_pipeline(&self.pipelines[kind.index()]);
+        pass.set_bind_group(0, &self.bind_group, &[]);
+        pass.draw(0..3, 0..1);
+    }
+
+    pub(crate) fn device(&self) -> &wgpu::Device {
+        &self.device
+    }
+
+    pub(crate) fn queue(&self) -> &wgpu::Queue {
+        &self.queue
+    }
+
+    /// Errors wgpu reported since the last check (validation, out of memory).
+    pub(crate) fn check(&self) -> Result<(), GpuError> {
+        self.take_errors()
+    }
+
+    /// Render one frame of `content` over `projection` (which must match the renderer's size)
+    /// and read it back into `out` (row-major u8, width × height).
+    pub fn render(
+        &mut self,
+        content: &FrameContent,
+        projection: &Projection,
+        output: Output,
+        out: &mut [u8],
+    ) -> Result<(), GpuError> {
+        if out.len() < self.width * self.height {
+            return Err(GpuError::SizeMismatch {
+                got: (out.len(), 1),
+                want: (self.width, self.height),
+            });
+        }
+        let kind = self.prepare(content, projection, output)?;
+        let Some((target, readback)) = &self.offscreen else {
+            return Err(GpuError::Wgpu(
+                "this renderer draws into a window; it has no offscreen target".into(),
+            ));
+        };
+        let view = target.create_view(&wgpu::TextureViewDescriptor::default());
         let mut enc = self
             .device
             .create_command_encoder(&wgpu::CommandEncoderDescriptor {
                 label: Some("frame"),
             });
-        {
-            let mut pass = enc.begin_render_pass(&wgpu::RenderPassDescriptor {
-                label: Some("stimulus"),
-                color_attachments: &[Some(wgpu::RenderPassColorAttachment {
-                    view: &view,
-                    depth_slice: None,
-                    resolve_target: None,
-                    ops: wgpu::Operations {
-                        load: wgpu::LoadOp::Clear(wgpu::Color {
-                            r: 0.5,
-                            g: 0.5,
-                            b: 0.5,
-                            a: 1.0,
-                        }),
-                        store: wgpu::StoreOp::Store,
-                    },
-                })],
-                depth_stencil_attachment: None,
-                timestamp_writes: None,
-                occlusion_query_set: None,
-                multiview_mask: None,
-            });
-            pass.set_pipeline(&self.pipelines[r.kind.index()]);
-            pass.set_bind_group(0, &self.bind_group, &[]);
-            pass.draw(0..3, 0..1);
-        }
+        self.draw(&mut enc, &view, kind);
         let row = padded_row(self.width);
         enc.copy_texture_to_buffer(
             wgpu::TexelCopyTextureInfo {
-                texture: &self.target,
+                texture: target,
                 mip_level: 0,
                 origin: wgpu::Origin3d::ZERO,
                 aspect: wgpu::TextureAspect::All,
             },
             wgpu::TexelCopyBufferInfo {
-                buffer: &self.readback,
+                buffer: readback,
                 layout: wgpu::TexelCopyBufferLayout {
                     offset: 0,
                     bytes_per_row: Some(row as u32),
@@ -529,30 +597,48 @@ impl GpuRenderer {
         );
         self.queue.submit(Some(enc.finish()));
         self.take_errors()?;
-        let slice = self.readback.slice(..);
-        let (tx, rx) = std::sync::mpsc::channel();
-        slice.map_async(wgpu::MapMode::Read, move |res| {
-            let _ = tx.send(res);
-        });
-        self.device
-            .poll(wgpu::PollType::wait_indefinitely())
-            .map_err(|e| GpuError::Readback(e.to_string()))?;
-        rx.recv()
-            .map_err(|e| GpuError::Readback(e.to_string()))?
-            .map_err(|e| GpuError::Readback(e.to_string()))?;
-        {
-            let data = slice
-                .get_mapped_range()
-                .map_err(|e| GpuError::Readback(e.to_string()))?;
-            for (y, dst) in out
-                .chunks_exact_mut(self.width)
-                .take(self.height)
-                .enumerate()
-            {
-                dst.copy_from_slice(&data[y * row..y * row + self.width]);
-            }
-        }
-        self.readback.unmap();
+        read_buffer(&self.device, readback, row, 1, self.width, self.height, out)?;
         self.take_errors()
     }
+}
+
+/// Map `buffer` (rows of `row` bytes, `bpp` bytes per pixel) and copy the first channel of
+/// each of `width` × `height` pixels into `out`.
+pub(crate) fn read_buffer(
+    device: &wgpu::Device,
+    buffer: &wgpu::Buffer,
+    row: usize,
+    bpp: usize,
+    width: usize,
+    height: usize,
+    out: &mut [u8],
+) -> Result<(), GpuError> {
+    let slice = buffer.slice(..);
+    let (tx, rx) = std::sync::mpsc::channel();
+    slice.map_async(wgpu::MapMode::Read, move |res| {
+        let _ = tx.send(res);
+    });
+    device
+        .poll(wgpu::PollType::wait_indefinitely())
+        .map_err(|e| GpuError::Readback(e.to_string()))?;
+    rx.recv()
+        .map_err(|e| GpuError::Readback(e.to_string()))?
+        .map_err(|e| GpuError::Readback(e.to_string()))?;
+    {
+        let data = slice
+            .get_mapped_range()
+            .map_err(|e| GpuError::Readback(e.to_string()))?;
+        for (y, dst) in out.chunks_exact_mut(width).take(height).enumerate() {
+            let src = &data[y * row..y * row + width * bpp];
+            if bpp == 1 {
+                dst.copy_from_slice(src);
+            } else {
+                for (d, px) in dst.iter_mut().zip(src.chunks_exact(bpp)) {
+                    *d = px[0];
+                }
+            }
+        }
+    }
+    buffer.unmap();
+    Ok(())
 }
