@@ -132,6 +132,11 @@ pub struct ActivityBuf {
     pub len: usize,
     /// Host monotonic time when the activity was ready.
     pub ready_ns: i64,
+    /// The traces the activity came from, for the recorder: F, Fneu and dF/F of each cell, one
+    /// after the other (`3 * traces_len` values; capacity three times `values`).
+    pub traces: Box<[f32]>,
+    /// Cells in `traces`; 0 when the extractor has none (footprint means).
+    pub traces_len: usize,
 }
 
 impl ActivityBuf {
@@ -141,11 +146,18 @@ impl ActivityBuf {
             values: vec![0f32; cells].into_boxed_slice(),
             len: 0,
             ready_ns: 0,
+            traces: vec![0f32; 3 * cells].into_boxed_slice(),
+            traces_len: 0,
         }
     }
 
     pub fn values(&self) -> &[f32] {
         &self.values[..self.len]
+    }
+
+    /// F, Fneu and dF/F, each `traces_len` long (all empty when there are none).
+    pub fn traces(&self) -> &[f32] {
+        &self.traces[..3 * self.traces_len]
     }
 }
 

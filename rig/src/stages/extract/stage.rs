@@ -7,7 +7,7 @@ use crate::frames::{Activity, ActivityBuf, Frame};
 use crate::ring::{Pool, RingRx, RingTx, Wakeup};
 use crate::sinks::event_bus::Bus;
 use crate::sources::RecorderItem;
-use crate::stages::imaging::OnlinePipeline;
+use crate::stages::imaging::{FrameOutput, OnlinePipeline};
 use crate::telemetry::{Anomaly, Counters, LatencyHist};
 use crossbeam_channel::Sender;
 use std::sync::Arc;
@@ -92,7 +92,7 @@ impl ExtractStage {
                         report: &mut report,
                         popped_ns: host_monotonic_ns(),
                     };
-                    let mut emit = |m: &FrameMeta, v: &[f32]| sink.emit(m, v);
+                    let mut emit = |m: &FrameMeta, o: &FrameOutput<'_>| sink.emit(m, o);
                     if finished {
                         p.finish(&mut emit);
                     } else {
@@ -134,6 +134,7 @@ impl ExtractStage {
                 let n = f.cells().min(a.values.len());
                 f.extract(frame.pixels(), frame.meta.dtype, &mut a.values[..n]);
                 a.len = n;
+                a.traces_len = 0;
                 a.frame = frame.meta;
                 sink.send(a);
             }
@@ -141,7 +142,9 @@ impl ExtractStage {
                 // Zero, one, or (right after calibration) many frames become ready; each is
                 // sent as it comes, so the backlog never holds more than one activity slot.
                 let skipped = p.skipped;
-                p.on_frame(frame, &mut |m: &FrameMeta, v: &[f32]| sink.emit(m, v));
+                p.on_frame(frame, &mut |m: &FrameMeta, o: &FrameOutput<'_>| {
+                    sink.emit(m, o)
+                });
                 if p.skipped > skipped {
                     Counters::inc(&sink.counters.stage_skips);
                 }
@@ -161,11 +164,20 @@ struct Sink<'a> {
 }
 
 impl Sink<'_> {
-    fn emit(&mut self, meta: &FrameMeta, values: &[f32]) {
+    fn emit(&mut self, meta: &FrameMeta, output: &FrameOutput<'_>) {
         let mut a = take_slot(&self.out.pool, self.counters);
-        let n = values.len().min(a.values.len());
-        a.values[..n].copy_from_slice(&values[..n]);
+        let n = output.spikes.len().min(a.values.len());
+        a.values[..n].copy_from_slice(&output.spikes[..n]);
         a.len = n;
+        // F, Fneu, dF/F back to back, for the recorder (the slot holds 3x the cells).
+        let t = n
+            .min(output.f.len())
+            .min(output.fneu.len())
+            .min(output.dff.len());
+        for (k, trace) in [output.f, output.fneu, output.dff].into_iter().enumerate() {
+            a.traces[k * t..(k + 1) * t].copy_from_slice(&trace[..t]);
+        }
+        a.traces_len = t;
         a.frame = *meta;
         self.send(a);
     }

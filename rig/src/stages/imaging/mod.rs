@@ -14,7 +14,7 @@
 mod online;
 mod plane;
 
-pub use online::OnlinePipeline;
+pub use online::{FrameOutput, OnlinePipeline};
 pub use plane::deconvolve_traces;
 
 pub use plane::{ImagingParams, PlaneCalibration, PlaneError, PlaneFrame, PlanePipeline};

@@ -24,6 +24,15 @@ use std::collections::VecDeque;
 use std::path::PathBuf;
 use std::thread::JoinHandle;
 
+/// One processed frame: the deconvolved activity the loop uses, and the traces it came from
+/// (logged for export). Each slice has one value per cell.
+pub struct FrameOutput<'a> {
+    pub spikes: &'a [f32],
+    pub f: &'a [f32],
+    pub fneu: &'a [f32],
+    pub dff: &'a [f32],
+}
+
 /// Frames held while the calibration runs (bounded by the frame pool).
 const MAX_HELD: usize = 160;
 
@@ -99,7 +108,7 @@ impl OnlinePipeline {
 
     /// Take one frame; `emit` is called with the activity of every frame that became ready
     /// (none while calibrating, the whole backlog once calibrated).
-    pub fn on_frame(&mut self, frame: &Frame, emit: &mut dyn FnMut(&FrameMeta, &[f32])) {
+    pub fn on_frame(&mut self, frame: &Frame, emit: &mut dyn FnMut(&FrameMeta, &FrameOutput<'_>)) {
         if frame.meta.plane != 0 || frame.meta.channel != 0 {
             return;
         }
@@ -138,7 +147,7 @@ impl OnlinePipeline {
 
     /// Called when no frame is waiting: a finished calibration is picked up without waiting for
     /// the next frame.
-    pub fn poll(&mut self, emit: &mut dyn FnMut(&FrameMeta, &[f32])) {
+    pub fn poll(&mut self, emit: &mut dyn FnMut(&FrameMeta, &FrameOutput<'_>)) {
         if let State::Calibrating { worker } = &self.state
             && worker.is_finished()
         {
@@ -147,7 +156,7 @@ impl OnlinePipeline {
     }
 
     /// Finish up at the end of a session: wait for a calibration still running.
-    pub fn finish(&mut self, emit: &mut dyn FnMut(&FrameMeta, &[f32])) {
+    pub fn finish(&mut self, emit: &mut dyn FnMut(&FrameMeta, &FrameOutput<'_>)) {
         if matches!(self.state, State::Calibrating { .. }) {
             self.finish_calibration(emit);
         }
@@ -177,7 +186,7 @@ impl OnlinePipeline {
         };
     }
 
-    fn finish_calibration(&mut self, emit: &mut dyn FnMut(&FrameMeta, &[f32])) {
+    fn finish_calibration(&mut self, emit: &mut dyn FnMut(&FrameMeta, &FrameOutput<'_>)) {
         let State::Calibrating { worker } = std::mem::replace(&mut self.state, State::Failed)
         else {
             return;
@@ -261,7 +270,7 @@ impl OnlinePipeline {
         &mut self,
         meta: &FrameMeta,
         pixels: &[u16],
-        emit: &mut dyn FnMut(&FrameMeta, &[f32]),
+        emit: &mut dyn FnMut(&FrameMeta, &FrameOutput<'_>),
     ) {
         let State::Running { pipeline, bank } = &mut self.state else {
             return;
@@ -273,7 +282,13 @@ impl OnlinePipeline {
                     .push_frame(&out.dff[..n], &mut self.spikes[..n])
                     .is_ok()
                 {
-                    emit(meta, &self.spikes[..n]);
+                    let output = FrameOutput {
+                        spikes: &self.spikes[..n],
+                        f: &out.f[..n],
+                        fneu: &out.fneu[..n],
+                        dff: &out.dff[..n],
+                    };
+                    emit(meta, &output);
                 }
             }
             Err(e) => tracing::warn!(seq = meta.seq, error = %e, "frame not processed"),
