@@ -2,6 +2,7 @@
 
 mod bench;
 mod deconvolve;
+mod export;
 mod process;
 mod render;
 mod replay;
@@ -45,6 +46,8 @@ enum Command {
     Bench(bench::BenchArgs),
     /// Write a self-contained HTML report of a logged session (figures inline, no network).
     Report(report::ReportArgs),
+    /// Export a logged session to other formats (NWB 2.x).
+    Export(export::ExportArgs),
 }
 
 /// Entry point of the binary; errors are reported by `main` with their causes.
@@ -67,5 +70,6 @@ pub fn main() -> anyhow::Result<()> {
         Some(Command::Deconvolve(args)) => deconvolve::run(&args),
         Some(Command::Bench(args)) => bench::run(&args),
         Some(Command::Report(args)) => report::run(&args),
+        Some(Command::Export(args)) => export::run(&args),
     }
 }
