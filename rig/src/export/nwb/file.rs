@@ -112,7 +112,7 @@ pub fn write(c: &SessionContents, session_dir: &Path, out: &Path) -> Result<Writ
     imaging_plane(&general, c)?;
 
     if let Some(movie) = &c.movie {
-        written.movie_frames = two_photon_series(&acquisition, c, movie, session_dir)?;
+        written.movie_frames = two_photon_series(&acquisition, movie, session_dir)?;
     }
     let cells = c.cells();
     if let Some(rois) = &c.rois {
@@ -265,7 +265,6 @@ fn series_group(
 
 fn two_photon_series(
     acquisition: &Group,
-    c: &SessionContents,
     movie: &super::session::Movie,
     session_dir: &Path,
 ) -> Result<usize> {
@@ -292,22 +291,15 @@ fn two_photon_series(
     h5::text_scalar(&g, "format", "raw")?;
     g.link_soft(PLANE, "imaging_plane")?;
     g.link_soft("/general/devices/Microscope", "device")?;
-    let _ = c;
 
     // Second pass over the log for the pixels, one frame at a time.
-    let dir = SessionDir::open(session_dir)
-        .map_err(|e| hdf5_metno::Error::from(e.to_string().as_str()))?;
-    let mut reader = dir
-        .open_log()
-        .map_err(|e| hdf5_metno::Error::from(e.to_string().as_str()))?;
+    let dir = SessionDir::open(session_dir).map_err(h5::other)?;
+    let mut reader = dir.open_log().map_err(h5::other)?;
     let mut buf = Vec::new();
     let mut pixels = vec![0u16; h * w];
     let mut i = 0usize;
     while i < n {
-        let Some(info) = reader
-            .next_into(&mut buf)
-            .map_err(|e| hdf5_metno::Error::from(e.to_string().as_str()))?
-        else {
+        let Some(info) = reader.next_into(&mut buf).map_err(h5::other)? else {
             break;
         };
         if RecordKind::from_code(info.kind) != Some(RecordKind::Input) {
@@ -339,8 +331,7 @@ fn two_photon_series(
                 }
             }
         }
-        let frame = ArrayView3::from_shape((1, h, w), &pixels)
-            .map_err(|e| hdf5_metno::Error::from(e.to_string().as_str()))?;
+        let frame = ArrayView3::from_shape((1, h, w), &pixels).map_err(h5::other)?;
         data.write_slice(frame, s![i..i + 1, .., ..])?;
         i += 1;
     }
@@ -408,8 +399,8 @@ fn roi_series(
 ) -> Result<()> {
     let g = series_group(parent, name, "RoiResponseSeries", description, &traces.t_ns)?;
     let frames = traces.frames();
-    let data: ArrayView2<f32> = ArrayView2::from_shape((frames, traces.cells), &traces.values)
-        .map_err(|e| hdf5_metno::Error::from(e.to_string().as_str()))?;
+    let data: ArrayView2<f32> =
+        ArrayView2::from_shape((frames, traces.cells), &traces.values).map_err(h5::other)?;
     let ds = if traces.cells == cells {
         h5::array(&g, "data", data)?
     } else {
@@ -469,8 +460,7 @@ fn behaviour(processing: &Group, c: &SessionContents) -> Result<()> {
              where the pupil was not found)",
             &t,
         )?;
-        let data = ArrayView2::from_shape((c.pupil.len(), 2), &centre)
-            .map_err(|e| hdf5_metno::Error::from(e.to_string().as_str()))?;
+        let data = ArrayView2::from_shape((c.pupil.len(), 2), &centre).map_err(h5::other)?;
         data_attrs(&h5::array(&g, "data", data)?, "pixels")?;
     }
     if !behaviour.is_empty() {

@@ -15,11 +15,14 @@ pub const CORE: &str = "core";
 /// hdmf-common's namespace (`DynamicTable`, `VectorData`, ...).
 pub const HDMF: &str = "hdmf-common";
 
+/// Any other failure (reading the log, shaping an array) as an HDF5-layer error.
+pub fn other(e: impl std::fmt::Display) -> Error {
+    Error::from(e.to_string().as_str())
+}
+
 pub fn text(s: &str) -> Result<VarLenUnicode> {
     // Only an interior NUL is refused; NWB text never needs one.
-    s.replace('\0', " ")
-        .parse::<VarLenUnicode>()
-        .map_err(|e| Error::from(e.to_string().as_str()))
+    s.replace('\0', " ").parse::<VarLenUnicode>().map_err(other)
 }
 
 /// A fresh UUID version 4 as text, NWB's `object_id`.

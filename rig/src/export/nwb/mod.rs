@@ -147,3 +147,35 @@ fn write(
 fn write(_: &SessionContents, _: &Path, _: &Path) -> Result<Exported, ExportError> {
     Err(ExportError::NotBuilt)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[cfg(not(feature = "nwb"))]
+    #[test]
+    fn without_the_feature_export_says_how_to_build_it() {
+        let err = export(Path::new("no-such-session"), Path::new("x.nwb")).unwrap_err();
+        let text = err.to_string();
+        assert!(matches!(err, ExportError::NotBuilt), "{text}");
+        assert!(
+            text.contains("--features twinloop-rig/nwb") && text.contains("libhdf5-dev"),
+            "{text}"
+        );
+    }
+
+    #[cfg(feature = "nwb")]
+    #[test]
+    fn object_ids_are_uuid4() {
+        let a = h5::uuid4();
+        assert_ne!(a, h5::uuid4());
+        let parts: Vec<&str> = a.split('-').collect();
+        let lens: Vec<usize> = parts.iter().map(|p| p.len()).collect();
+        assert_eq!(lens, [8, 4, 4, 4, 12], "{a}");
+        assert!(parts[2].starts_with('4'), "version 4: {a}");
+        assert!(
+            matches!(&parts[3][..1], "8" | "9" | "a" | "b"),
+            "variant: {a}"
+        );
+    }
+}
