@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# The whole test suite from a fresh clone: the Python peers (pyzmq, numpy) in a local venv,
-# then every Rust test in the workspace. Needs only the Rust toolchain, Python 3 and network
-# access to the package registries.
+# The whole test suite from a fresh clone: the Python peers (pyzmq, numpy, pynwb, nwbinspector)
+# in a local venv, then every Rust test in the workspace, NWB export included (feature `nwb`).
+# Needs the Rust toolchain, Python 3, the HDF5 library (Debian: libhdf5-dev) and network access
+# to the package registries.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 if [ ! -x .venv/bin/python ]; then
@@ -9,4 +10,4 @@ if [ ! -x .venv/bin/python ]; then
 fi
 .venv/bin/pip install --quiet --disable-pip-version-check -r tests/requirements.txt
 export TWINLOOP_PYTHON="$PWD/.venv/bin/python"
-cargo test --workspace
+cargo test --workspace --features twinloop-e2e/nwb

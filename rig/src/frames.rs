@@ -168,6 +168,11 @@ pub struct ActivityBuf {
     pub ready_ns: i64,
     /// How the frame was registered (the imaging pipeline only).
     pub registration: Option<FrameRegistration>,
+    /// The traces the activity came from, for the recorder: F, Fneu and dF/F of each cell, one
+    /// after the other (`3 * traces_len` values; capacity three times `values`).
+    pub traces: Box<[f32]>,
+    /// Cells in `traces`; 0 when the extractor has none (footprint means).
+    pub traces_len: usize,
 }
 
 impl ActivityBuf {
@@ -178,11 +183,18 @@ impl ActivityBuf {
             len: 0,
             ready_ns: 0,
             registration: None,
+            traces: vec![0f32; 3 * cells].into_boxed_slice(),
+            traces_len: 0,
         }
     }
 
     pub fn values(&self) -> &[f32] {
         &self.values[..self.len]
+    }
+
+    /// F, Fneu and dF/F, each `traces_len` long (all empty when there are none).
+    pub fn traces(&self) -> &[f32] {
+        &self.traces[..3 * self.traces_len]
     }
 }
 

@@ -3,10 +3,12 @@
 //! # Layout (in the order data flows)
 //! - [`protocol`]: the ZeroMQ wire format every source and subscriber speaks.
 //! - [`clock`]: [`clock::RigTime`], the one time base, and the host's monotonic clock.
+//! - [`export`]: a recorded session as an NWB 2.x file (`twinloop export nwb`, feature `nwb`).
 pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod dashboard;
+pub mod export;
 pub mod frames;
 pub mod npy;
 pub mod protocol;

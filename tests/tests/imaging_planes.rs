@@ -25,7 +25,7 @@ use twinloop_rig::frames::{FrameBuf, FrameMeta, FrameRegistration};
 use twinloop_rig::protocol::{Dtype, Stream};
 use twinloop_rig::ring::Pool;
 use twinloop_rig::sim::{SimConfig, SimGeometry, SimMouse};
-use twinloop_rig::stages::imaging::{ImagingParams, OnlinePipeline};
+use twinloop_rig::stages::imaging::{FrameOutput, ImagingParams, OnlinePipeline};
 
 const SIZE: usize = 256;
 const NEURONS: usize = 250;
@@ -135,13 +135,13 @@ fn two_planes_each_follow_their_own_truth_and_gaps_are_declared() {
     let px = SIZE * SIZE;
     let pool = Pool::new(8, || FrameBuf::with_capacity(px));
     let mut out: BTreeMap<(u8, u64), Emitted> = BTreeMap::new();
-    let mut emit = |m: &FrameMeta, v: &[f32], r: &FrameRegistration| {
+    let mut emit = |m: &FrameMeta, o: &FrameOutput<'_>| {
         assert_eq!(m.channel, 0, "only the functional channel is processed");
         let previous = out.insert(
             (m.plane, m.seq),
             Emitted {
-                values: v.to_vec(),
-                registration: *r,
+                values: o.spikes.to_vec(),
+                registration: *o.registration,
             },
         );
         assert!(previous.is_none(), "plane {} seq {} twice", m.plane, m.seq);
@@ -173,6 +173,8 @@ fn two_planes_each_follow_their_own_truth_and_gaps_are_declared() {
                     dtype: Dtype::U16,
                     recv_ns: 0,
                     sent_ns: 0,
+                    t_wire_ns: (k as f64 / FS * 1e9) as i64,
+                    clock_gen: 0,
                 };
                 online.on_frame(&slot.freeze(), &mut emit);
             }

@@ -4,6 +4,7 @@ mod bench;
 mod bench_clocks;
 mod bench_display;
 mod deconvolve;
+mod export;
 mod process;
 mod render;
 mod replay;
@@ -47,6 +48,8 @@ enum Command {
     Bench(bench::BenchArgs),
     /// Write a self-contained HTML report of a logged session (figures inline, no network).
     Report(report::ReportArgs),
+    /// Export a logged session to other formats (NWB 2.x).
+    Export(export::ExportArgs),
 }
 
 /// Entry point of the binary; errors are reported by `main` with their causes.
@@ -69,5 +72,6 @@ pub fn main() -> anyhow::Result<()> {
         Some(Command::Deconvolve(args)) => deconvolve::run(&args),
         Some(Command::Bench(args)) => bench::run(&args),
         Some(Command::Report(args)) => report::run(&args),
+        Some(Command::Export(args)) => export::run(&args),
     }
 }

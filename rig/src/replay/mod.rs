@@ -188,7 +188,7 @@ fn read_log(dir: &SessionDir) -> Result<Logged, ReplayError> {
     Ok(logged)
 }
 
-fn truth_cells(dir: &SessionDir) -> Result<Vec<CellTruth>, String> {
+pub(crate) fn truth_cells(dir: &SessionDir) -> Result<Vec<CellTruth>, String> {
     let path = dir.truth_dir().join("cells.json");
     let text = std::fs::read(&path).map_err(|e| format!("{}: {e}", path.display()))?;
     serde_json::from_slice(&text).map_err(|e| format!("{}: {e}", path.display()))

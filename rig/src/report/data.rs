@@ -97,6 +97,9 @@ pub struct StimulusView {
     #[serde(default)]
     pub name: String,
     pub onset_t_ns: i64,
+    /// The stimulus spec as the renderer showed it (kept for export; the report does not show it).
+    #[serde(default)]
+    pub spec: Option<Value>,
 }
 
 /// A selector decision (`Decision` record): the fields the report shows.
@@ -190,6 +193,16 @@ pub struct LogData {
 impl SessionData {
     /// Reads `path`, which must be a session directory (it has `manifest.json`).
     pub fn load(path: &Path) -> Result<SessionData, ReportError> {
+        Self::load_with(path, true)
+    }
+
+    /// As [`SessionData::load`] without the trial responses (one pass over the log instead of
+    /// two: `responses` stays empty), for readers that take activity frame by frame themselves.
+    pub fn load_without_responses(path: &Path) -> Result<SessionData, ReportError> {
+        Self::load_with(path, false)
+    }
+
+    fn load_with(path: &Path, responses: bool) -> Result<SessionData, ReportError> {
         let dir = SessionDir::open(path).map_err(|source| match source {
             SessionError::DirMissing { .. } => ReportError::DirMissing {
                 path: path.to_path_buf(),
@@ -241,7 +254,7 @@ impl SessionData {
             .filter(|s| s.is_finite() && *s > 0.0);
         let stimulus_s = configured.unwrap_or(DEFAULT_STIMULUS_S);
 
-        let (log, log_problem) = match read_log(&dir, stimulus_s) {
+        let (log, log_problem) = match read_log(&dir, stimulus_s, responses) {
             Ok(log) => (Some(log), None),
             Err(e @ (LogError::Missing { .. } | LogError::NotALog { .. })) => {
                 tracing::warn!(error = %e, "no record log to report on");
@@ -307,6 +320,7 @@ fn kind_name(code: u16) -> &'static str {
         Some(RecordKind::Input) => "input",
         Some(RecordKind::Activity) => "activity",
         Some(RecordKind::Flip) => "flip",
+        Some(RecordKind::Fluorescence) => "fluorescence",
         Some(RecordKind::Stimulus) => "stimulus",
         Some(RecordKind::Decision) => "decision",
         Some(RecordKind::Anomaly) => "anomaly",
@@ -321,7 +335,7 @@ fn kind_name(code: u16) -> &'static str {
 }
 
 /// Reads the log twice (see the module docs).
-fn read_log(dir: &SessionDir, stimulus_s: f64) -> Result<LogData, LogError> {
+fn read_log(dir: &SessionDir, stimulus_s: f64, responses: bool) -> Result<LogData, LogError> {
     let mut log = LogData {
         path: dir.records_log_path(),
         ..LogData::default()
@@ -382,7 +396,9 @@ fn read_log(dir: &SessionDir, stimulus_s: f64) -> Result<LogData, LogError> {
         log.cells
             .extend((0..n).map(|index| CellId { plane, index }));
     }
-    accumulate_responses(dir, stimulus_s, &planes, &mut log)?;
+    if responses {
+        accumulate_responses(dir, stimulus_s, &planes, &mut log)?;
+    }
     Ok(log)
 }
 

@@ -39,7 +39,7 @@
 //! - `plots`: the SVG figures; `html`: the page.
 
 mod analysis;
-mod data;
+pub mod data;
 mod html;
 mod plots;
 

@@ -129,6 +129,16 @@ impl Recorder {
         }
         while let Some(a) = self.activity.try_pop() {
             *busy = true;
+            if a.traces_len > 0 {
+                let prefix = encode_activity_prefix(
+                    a.frame.seq,
+                    a.frame.t,
+                    a.frame.plane,
+                    a.traces_len as u32,
+                );
+                f32_le_bytes(a.traces(), scratch);
+                self.append(RecordKind::Fluorescence, &[&prefix, scratch])?;
+            }
             let prefix =
                 encode_activity_prefix(a.frame.seq, a.frame.t, a.frame.plane, a.len as u32);
             f32_le_bytes(a.values(), scratch);

@@ -5,6 +5,7 @@
 //! | 1    | `Input`    | `recv_ns i64`, `has_payload u8`, 3 pad, `clock_gen u32` (0: not mapped), wire header (64 B, `t_ns` as received), payload if `has_payload` |
 //! | 2    | `Activity` | `frame_seq u64`, `t_ns i64`, `plane u8`, 3 pad, `n u32`, `n` x f32 |
 //! | 3    | `Flip`     | `display_frame u64`, `t_ns i64`, `trial i64` (-1 gray), `onset u8`, 7 pad |
+//! | 4    | `Fluorescence` | as `Activity`'s prefix, then `n` x F, `n` x Fneu, `n` x dF/F (f32) |
 //! | 16   | `Stimulus` | JSON: a trial's onset (trial index, stimulus id, spec, rig time) |
 //! | 17   | `Decision` | JSON: a selector decision (see `scheduler::Decision`) |
 //! | 18   | `Anomaly`  | JSON: a counted anomaly (`telemetry::Anomaly`) |
@@ -17,6 +18,8 @@
 //!
 //! Every input message is logged as it arrived (`Input`), so a replay re-parses the very bytes
 //! the live daemon saw. Frames carry their pixels only when `session.record_frames` is set.
+//! With the imaging pipeline, `Activity` holds each cell's deconvolved activity and
+//! `Fluorescence` (logged just before it, for the same frame) the traces it came from.
 
 use crate::clock::RigTime;
 use crate::frames::FrameRegistration;
@@ -28,6 +31,7 @@ pub enum RecordKind {
     Input = 1,
     Activity = 2,
     Flip = 3,
+    Fluorescence = 4,
     Stimulus = 16,
     Decision = 17,
     Anomaly = 18,
@@ -47,6 +51,7 @@ impl RecordKind {
             Input,
             Activity,
             Flip,
+            Fluorescence,
             Stimulus,
             Decision,
             Anomaly,
@@ -175,6 +180,49 @@ pub fn decode_activity(b: &[u8]) -> Result<ActivityRecord, RecordError> {
             .chunks_exact(4)
             .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
             .collect(),
+    })
+}
+
+/// A decoded `Fluorescence` record: one frame's traces, one value per cell in each.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FluorescenceRecord {
+    pub frame_seq: u64,
+    pub t: RigTime,
+    pub plane: u8,
+    /// Cell fluorescence (mean over the mask, ADU).
+    pub f: Vec<f32>,
+    /// Neuropil fluorescence (ADU).
+    pub fneu: Vec<f32>,
+    /// dF/F of F − c·Fneu against its running baseline (dimensionless).
+    pub dff: Vec<f32>,
+}
+
+/// Same prefix as `Activity`, with `n` the number of cells (the payload holds `3 n` values).
+pub fn decode_fluorescence(b: &[u8]) -> Result<FluorescenceRecord, RecordError> {
+    let short = RecordError::Short {
+        kind: "fluorescence",
+        len: b.len(),
+    };
+    if b.len() < ACTIVITY_PREFIX_LEN {
+        return Err(short);
+    }
+    let n = u32::from_le_bytes(b[20..24].try_into().unwrap_or_default()) as usize;
+    if b.len() != ACTIVITY_PREFIX_LEN + 12 * n {
+        return Err(short);
+    }
+    let values = |k: usize| -> Vec<f32> {
+        b[ACTIVITY_PREFIX_LEN + 4 * n * k..ACTIVITY_PREFIX_LEN + 4 * n * (k + 1)]
+            .chunks_exact(4)
+            .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+            .collect()
+    };
+    Ok(FluorescenceRecord {
+        frame_seq: u64::from_le_bytes(b[0..8].try_into().unwrap_or_default()),
+        t: RigTime::from_nanos(i64::from_le_bytes(b[8..16].try_into().unwrap_or_default())),
+        plane: b[16],
+        f: values(0),
+        fneu: values(1),
+        dff: values(2),
     })
 }
 
@@ -362,5 +410,23 @@ mod tests {
         };
         assert_eq!(RegistrationRecord::decode(&r.encode()).unwrap(), r);
         assert!(RegistrationRecord::decode(&r.encode()[1..]).is_err());
+    }
+
+    #[test]
+    fn fluorescence_round_trips() {
+        let (f, fneu, dff) = ([10.0f32, 20.0], [3.0f32, 4.0], [0.5f32, -0.25]);
+        let mut rec = encode_activity_prefix(7, RigTime::from_nanos(33), 0, 2).to_vec();
+        let mut bytes = Vec::new();
+        for part in [&f[..], &fneu, &dff] {
+            f32_le_bytes(part, &mut bytes);
+            rec.extend_from_slice(&bytes);
+        }
+        let r = decode_fluorescence(&rec).unwrap();
+        assert_eq!((r.frame_seq, r.t.as_nanos(), r.plane), (7, 33, 0));
+        assert_eq!(
+            (&r.f[..], &r.fneu[..], &r.dff[..]),
+            (&f[..], &fneu[..], &dff[..])
+        );
+        assert!(decode_fluorescence(&rec[..rec.len() - 4]).is_err());
     }
 }

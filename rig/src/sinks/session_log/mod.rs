@@ -105,4 +105,5 @@ pub use format::{
 };
 pub use manifest::{MANIFEST_FILE, MANIFEST_FORMAT_VERSION, Manifest};
 pub use reader::{LogReader, Record, RecordInfo, Records, TailState, TruncationReason};
+pub use time::rfc3339_utc;
 pub use writer::{LogStats, LogWriter};

@@ -62,6 +62,12 @@ impl Footprints {
         self.starts.len() - 1
     }
 
+    /// Cell `c`'s pixel indices (`y * width + x`) and weights (summing to 1).
+    pub fn cell(&self, c: usize) -> (&[u32], &[f32]) {
+        let range = self.starts[c]..self.starts[c + 1];
+        (&self.pixels[range.clone()], &self.weights[range])
+    }
+
     /// The largest pixel index any mask touches (to check against the frame size).
     pub fn max_pixel(&self) -> Option<u32> {
         self.pixels.iter().copied().max()

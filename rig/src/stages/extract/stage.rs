@@ -6,7 +6,7 @@ use crate::frames::{Activity, ActivityBuf, Frame, FrameMeta, FrameRegistration};
 use crate::ring::{Pool, RingRx, RingTx, Wakeup};
 use crate::sinks::event_bus::Bus;
 use crate::sources::RecorderItem;
-use crate::stages::imaging::OnlinePipeline;
+use crate::stages::imaging::{FrameOutput, OnlinePipeline};
 use crate::telemetry::{Anomaly, Counters, LatencyHist};
 use crossbeam_channel::Sender;
 use std::sync::Arc;
@@ -91,8 +91,7 @@ impl ExtractStage {
                         report: &mut report,
                         popped_ns: host_monotonic_ns(),
                     };
-                    let mut emit =
-                        |m: &FrameMeta, v: &[f32], r: &FrameRegistration| sink.emit(m, v, r);
+                    let mut emit = |m: &FrameMeta, o: &FrameOutput<'_>| sink.emit(m, o);
                     if finished {
                         p.finish(&mut emit);
                     } else {
@@ -135,6 +134,7 @@ impl ExtractStage {
                 let n = f.cells().min(a.values.len());
                 f.extract(frame.pixels(), frame.meta.dtype, &mut a.values[..n]);
                 a.len = n;
+                a.traces_len = 0;
                 a.frame = frame.meta;
                 a.registration = None;
                 sink.send(a);
@@ -143,10 +143,9 @@ impl ExtractStage {
                 // Zero, one, or (right after calibration) many frames become ready; each is
                 // sent as it comes, so the backlog never holds more than one activity slot.
                 let skipped = p.skipped;
-                p.on_frame(
-                    frame,
-                    &mut |m: &FrameMeta, v: &[f32], r: &FrameRegistration| sink.emit(m, v, r),
-                );
+                p.on_frame(frame, &mut |m: &FrameMeta, o: &FrameOutput<'_>| {
+                    sink.emit(m, o)
+                });
                 if p.skipped > skipped {
                     Counters::inc(&sink.counters.stage_skips);
                 }
@@ -177,13 +176,22 @@ fn record_notes(p: &mut OnlinePipeline, out: &StageOutputs) {
 }
 
 impl Sink<'_> {
-    fn emit(&mut self, meta: &FrameMeta, values: &[f32], registration: &FrameRegistration) {
+    fn emit(&mut self, meta: &FrameMeta, output: &FrameOutput<'_>) {
         let mut a = take_slot(&self.out.pool, self.counters);
-        let n = values.len().min(a.values.len());
-        a.values[..n].copy_from_slice(&values[..n]);
+        let n = output.spikes.len().min(a.values.len());
+        a.values[..n].copy_from_slice(&output.spikes[..n]);
         a.len = n;
+        // F, Fneu, dF/F back to back, for the recorder (the slot holds 3x the cells).
+        let t = n
+            .min(output.f.len())
+            .min(output.fneu.len())
+            .min(output.dff.len());
+        for (k, trace) in [output.f, output.fneu, output.dff].into_iter().enumerate() {
+            a.traces[k * t..(k + 1) * t].copy_from_slice(&trace[..t]);
+        }
+        a.traces_len = t;
         a.frame = *meta;
-        a.registration = Some(*registration);
+        a.registration = Some(*output.registration);
         self.send(a);
     }
 

@@ -14,7 +14,7 @@
 mod online;
 mod plane;
 
-pub use online::{Emit, OnlinePipeline};
+pub use online::{Emit, FrameOutput, OnlinePipeline};
 pub use plane::deconvolve_traces;
 
 pub use plane::{

@@ -34,12 +34,21 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 
+/// One processed frame: the deconvolved activity the loop uses, the traces it came from
+/// (logged for export; one value per cell each) and how the frame was registered.
+pub struct FrameOutput<'a> {
+    pub spikes: &'a [f32],
+    pub f: &'a [f32],
+    pub fneu: &'a [f32],
+    pub dff: &'a [f32],
+    pub registration: &'a FrameRegistration,
+}
+
 /// Frames held while the calibration runs, over all planes (bounded by the frame pool).
 const MAX_HELD: usize = 160;
 
-/// Where a ready frame's results go: its metadata, one spike estimate per cell, and how it was
-/// registered.
-pub type Emit<'a> = dyn FnMut(&FrameMeta, &[f32], &FrameRegistration) + 'a;
+/// Where a ready frame's results go: its metadata and its [`FrameOutput`].
+pub type Emit<'a> = dyn FnMut(&FrameMeta, &FrameOutput<'_>) + 'a;
 
 type CalibrationResult = Result<(PlaneCalibration, Vec<u16>), PlaneError>;
 
@@ -433,7 +442,14 @@ impl PlaneOnline {
                     .push_frame(&out.dff[..n], &mut self.spikes[..n])
                     .is_ok()
                 {
-                    emit(meta, &self.spikes[..n], &out.summary);
+                    let output = FrameOutput {
+                        spikes: &self.spikes[..n],
+                        f: &out.f[..n],
+                        fneu: &out.fneu[..n],
+                        dff: &out.dff[..n],
+                        registration: &out.summary,
+                    };
+                    emit(meta, &output);
                 }
             }
             Err(e) => {

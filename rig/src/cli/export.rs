@@ -1,0 +1,53 @@
+//! `twinloop export nwb <session-dir> <out.nwb>`: a recorded session as an NWB 2.x file (see
+//! [`crate::export::nwb`]).
+
+use crate::export::nwb;
+use anyhow::Context;
+use clap::{Args, Subcommand};
+use std::path::PathBuf;
+use std::time::Instant;
+
+#[derive(Debug, Args)]
+pub struct ExportArgs {
+    #[command(subcommand)]
+    pub format: Format,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Format {
+    /// Neurodata Without Borders 2.x (HDF5; needs a build with the `nwb` feature).
+    Nwb {
+        /// A session directory written by `twinloop run`.
+        session_dir: PathBuf,
+        /// The NWB file to write (replaced if it exists).
+        out: PathBuf,
+    },
+}
+
+pub fn run(args: &ExportArgs) -> anyhow::Result<()> {
+    match &args.format {
+        Format::Nwb { session_dir, out } => {
+            let started = Instant::now();
+            let done = nwb::export(session_dir, out)
+                .with_context(|| format!("cannot export {}", session_dir.display()))?;
+            if !done.warnings.is_empty() {
+                tracing::warn!(
+                    session = %session_dir.display(),
+                    warnings = done.warnings.len(),
+                    "the session is incomplete; the file holds what was recorded"
+                );
+            }
+            tracing::info!(
+                out = %done.out.display(),
+                mb = done.bytes as f64 / 1e6,
+                rois = done.rois,
+                frames = done.frames,
+                raw_frames = done.movie_frames,
+                trials = done.trials,
+                seconds = started.elapsed().as_secs_f64(),
+                "NWB file written"
+            );
+            Ok(())
+        }
+    }
+}
