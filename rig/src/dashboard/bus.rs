@@ -145,6 +145,33 @@ fn event(m: &Message, extra: &mut Vec<DashEvent>) -> Option<DashEvent> {
                 score: v.get("score").and_then(|s| s.as_f64()),
             })
         }
+        Stream::Cells => {
+            let c: crate::scheduler::ScanOffsets = serde_json::from_slice(&m.payload).ok()?;
+            // Older logs and bridges may not say where the cells are.
+            (c.x_px.len() == c.rows.len() && c.radius_px.len() == c.rows.len()).then(|| {
+                DashEvent::Cells {
+                    // `rows` are line edges (centroid + 0.5); the thumbnail wants centres.
+                    centres: c
+                        .rows
+                        .iter()
+                        .zip(&c.x_px)
+                        .map(|(&y, &x)| ((y - 0.5) as f32, x as f32))
+                        .collect(),
+                    radii: c.radius_px.iter().map(|&r| r as f32).collect(),
+                }
+            })
+        }
+        Stream::Registration => {
+            let v = json(m)?;
+            // Plane 0's shifts: the thumbnail is plane 0.
+            (v.get("plane").and_then(|p| p.as_u64()).unwrap_or(0) == 0).then_some(())?;
+            let f = |k: &str| v.get(k).and_then(|x| x.as_f64()).unwrap_or(f64::NAN) as f32;
+            Some(DashEvent::Shifts {
+                t_s,
+                dy: f("dy_px"),
+                dx: f("dx_px"),
+            })
+        }
         Stream::Prediction => Some(DashEvent::Prediction {
             t_s,
             values: m
@@ -181,5 +208,47 @@ fn event(m: &Message, extra: &mut Vec<DashEvent>) -> Option<DashEvent> {
             Some(DashEvent::Counters(c))
         }
         _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::scheduler::{CellPlace, ScanOffsets};
+
+    #[test]
+    fn cells_and_registration_become_outlines_and_shifts() {
+        let place = |y_px, x_px| CellPlace {
+            y_px,
+            x_px,
+            radius_px: 4.0,
+        };
+        let cells = ScanOffsets::from_cells([place(10.0, 20.0), place(30.5, 5.0)], 64, 1.0 / 30.0);
+        let m = Message::json(
+            Stream::Cells,
+            0,
+            0,
+            &serde_json::to_value(&cells).expect("json"),
+        );
+        assert_eq!(
+            events(&m),
+            vec![DashEvent::Cells {
+                centres: vec![(10.0, 20.0), (30.5, 5.0)],
+                radii: vec![4.0, 4.0],
+            }]
+        );
+        let r = serde_json::json!({"plane": 0, "dy_px": 1.25, "dx_px": -0.5, "quality": 0.9});
+        let m = Message::json(Stream::Registration, 7, 2_000_000_000, &r);
+        assert_eq!(
+            events(&m),
+            vec![DashEvent::Shifts {
+                t_s: 2.0,
+                dy: 1.25,
+                dx: -0.5
+            }]
+        );
+        // Another plane's shifts are not the thumbnail's.
+        let r = serde_json::json!({"plane": 1, "dy_px": 1.0, "dx_px": 1.0});
+        assert!(events(&Message::json(Stream::Registration, 8, 0, &r)).is_empty());
     }
 }

@@ -996,6 +996,12 @@ fn a_simulated_session_shows_on_the_dashboard() {
         );
         std::thread::sleep(Duration::from_millis(200));
     };
+    // The cells' outlines come with the session's `cells` message (here the true footprints).
+    assert!(
+        snap["frame"]["n_cells"].as_u64().unwrap_or(0) > 0,
+        "cell outlines on the thumbnail: {}",
+        snap["frame"]
+    );
     let predicted = snap["traces"]["prediction"]["values"]
         .as_array()
         .expect("prediction values per selected cell");

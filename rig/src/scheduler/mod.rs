@@ -13,7 +13,7 @@ pub mod selector;
 pub use design::AdaptiveSelector;
 pub use live::LiveRenderer;
 pub use renderer::{RendererLink, RendererParams, RendererReport, SimMonitor};
-pub use scan::{ScanOffsets, ScanSlot};
+pub use scan::{CellPlace, ScanOffsets, ScanSlot};
 pub use selector::{Decision, FrameBehaviour, Onset, RandomSelector, Selector, SelectorThread};
 
 use crate::config::{Config, Policy};

@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use std::sync::{Arc, OnceLock};
 use twinloop_calibration::clock::scan_offset_s;
 
-/// Per-cell scan offsets of one plane.
+/// Per-cell scan offsets of one plane, and where each cell is (for displays).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ScanOffsets {
     /// Lines per frame (the imaging height).
@@ -22,17 +22,32 @@ pub struct ScanOffsets {
     pub rows: Vec<f64>,
     /// Each cell's offset after its frame's timestamp, s: `rows[i] / lines · frame_period_s`.
     pub offsets_s: Vec<f64>,
+    /// Each cell's centroid column, px from the left (pixel centres at integers).
+    #[serde(default)]
+    pub x_px: Vec<f64>,
+    /// Each cell's radius (a disc of its mask's area), px.
+    #[serde(default)]
+    pub radius_px: Vec<f64>,
+}
+
+/// Where one cell is in the frame, px (pixel centres at integers).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct CellPlace {
+    pub y_px: f64,
+    pub x_px: f64,
+    pub radius_px: f64,
 }
 
 impl ScanOffsets {
-    /// From mask centroids as the cell masks give them (mean row index, line centres at
+    /// From the cells' places as the cell masks give them (weighted centroids, line centres at
     /// integers).
-    pub fn from_centroids(
-        centroid_rows: impl IntoIterator<Item = f64>,
+    pub fn from_cells(
+        cells: impl IntoIterator<Item = CellPlace>,
         lines: u32,
         frame_period_s: f64,
     ) -> ScanOffsets {
-        let rows: Vec<f64> = centroid_rows.into_iter().map(|y| y + 0.5).collect();
+        let cells: Vec<CellPlace> = cells.into_iter().collect();
+        let rows: Vec<f64> = cells.iter().map(|c| c.y_px + 0.5).collect();
         let offsets_s = rows
             .iter()
             .map(|&r| scan_offset_s(r, lines, frame_period_s))
@@ -42,6 +57,8 @@ impl ScanOffsets {
             frame_period_s,
             rows,
             offsets_s,
+            x_px: cells.iter().map(|c| c.x_px).collect(),
+            radius_px: cells.iter().map(|c| c.radius_px).collect(),
         }
     }
 }
@@ -55,7 +72,12 @@ mod tests {
 
     #[test]
     fn offsets_follow_the_centroid_row() {
-        let s = ScanOffsets::from_centroids([0.0, 255.5, 511.0], 512, 1.0 / 30.0);
+        let at = |y_px| CellPlace {
+            y_px,
+            x_px: 3.0,
+            radius_px: 4.0,
+        };
+        let s = ScanOffsets::from_cells([at(0.0), at(255.5), at(511.0)], 512, 1.0 / 30.0);
         let want = |row: f64| row / 512.0 / 30.0;
         assert_eq!(s.rows, vec![0.5, 256.0, 511.5]);
         for (got, row) in s.offsets_s.iter().zip(&s.rows) {

@@ -25,8 +25,8 @@ use crate::frames::{ActivityBuf, EyeBuf, FrameBuf};
 use crate::ring::{Pool, Wakeup, ring};
 use crate::scheduler::RendererReport;
 use crate::scheduler::{
-    LiveRenderer, RendererLink, RendererParams, ScanOffsets, ScanSlot, SelectorThread, SimMonitor,
-    build_selector,
+    CellPlace, LiveRenderer, RendererLink, RendererParams, ScanOffsets, ScanSlot, SelectorThread,
+    SimMonitor, build_selector,
 };
 use crate::sim::bridge::{SimRigOptions, SimRigReport};
 use crate::sim::{SimGeometry, SimMouse};
@@ -560,19 +560,33 @@ fn scan_slot(cfg: &Config, extractor: &mut Extractor, mouse: Option<&SimMouse>) 
     match extractor {
         Extractor::Pipeline(p) => p.set_scan_slot(Arc::clone(&slot), period_s),
         Extractor::Footprints(_) => {
-            let rows: Vec<f64> = match cfg.imaging.extraction {
+            let cells: Vec<CellPlace> = match cfg.imaging.extraction {
                 Extraction::TruthFootprints => mouse
-                    .map(|m| m.cells().iter().map(|c| f64::from(c.centre_y_px)).collect())
+                    .map(|m| {
+                        m.cells()
+                            .iter()
+                            .map(|c| CellPlace {
+                                y_px: f64::from(c.centre_y_px),
+                                x_px: f64::from(c.centre_x_px),
+                                radius_px: f64::from(c.radius_px),
+                            })
+                            .collect()
+                    })
                     .unwrap_or_default(),
                 _ => {
                     let b = cfg.imaging.grid_block_px.max(1);
                     let (rows, cols) = (cfg.imaging.height / b, cfg.imaging.width / b);
+                    let centre = |k: u32| f64::from(k * b) + f64::from(b - 1) / 2.0;
                     (0..rows * cols)
-                        .map(|i| f64::from((i / cols) * b) + f64::from(b - 1) / 2.0)
+                        .map(|i| CellPlace {
+                            y_px: centre(i / cols),
+                            x_px: centre(i % cols),
+                            radius_px: f64::from(b) / 2.0,
+                        })
                         .collect()
                 }
             };
-            let _ = slot.set(ScanOffsets::from_centroids(rows, lines, period_s));
+            let _ = slot.set(ScanOffsets::from_cells(cells, lines, period_s));
         }
     }
     slot

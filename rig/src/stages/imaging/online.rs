@@ -388,8 +388,12 @@ impl PlaneOnline {
         if self.plane == 0
             && let Some((slot, period_s)) = &sh.scan
         {
-            let rows = masks.info().iter().map(|c| f64::from(c.centroid_y_px));
-            let offsets = crate::scheduler::ScanOffsets::from_centroids(rows, h as u32, *period_s);
+            let cells = masks.info().iter().map(|c| crate::scheduler::CellPlace {
+                y_px: f64::from(c.centroid_y_px),
+                x_px: f64::from(c.centroid_x_px),
+                radius_px: f64::from(c.radius_px),
+            });
+            let offsets = crate::scheduler::ScanOffsets::from_cells(cells, h as u32, *period_s);
             let _ = slot.set(offsets);
         }
         notes.push(serde_json::json!({
