@@ -121,6 +121,10 @@ fn device_clocks_are_fitted_flagged_and_replayed_exactly() {
     assert_eq!(r.frame_times_compared, live.counters.frames_processed);
     assert_eq!(r.frame_time_mismatches, 0);
     assert_eq!(r.activity_mismatches, 0);
-    assert_eq!(r.decisions_reproduced, r.decisions_logged);
+    assert_eq!(
+        r.decisions_reproduced, r.decisions_logged,
+        "{:?}",
+        r.first_decision_mismatch
+    );
     assert!(r.reproduced());
 }

@@ -14,6 +14,7 @@ use crate::frames::{ActivityBuf, FrameBuf, FrameMeta};
 use crate::protocol::{ClockDomain, Stream, SyncCode};
 use crate::ring::{Pool, Wakeup, ring};
 use crate::scheduler::design::DecisionMode;
+use crate::scheduler::selector::BEHAVIOUR_MISSING_NOTE;
 use crate::scheduler::{Decision, FrameBehaviour, Onset, build_selector};
 use crate::sim::CellTruth;
 use crate::sinks::event_bus;
@@ -101,6 +102,8 @@ struct Logged {
     onsets: Vec<Onset>,
     /// Each imaging frame's behaviour, as the live selector received it, by frame seq.
     behaviour: BTreeMap<u64, FrameBehaviour>,
+    /// Frames the live selector observed without their behaviour (it noted them).
+    behaviour_missing: std::collections::BTreeSet<u64>,
     /// Clock ticks in ingest order: (domain, t_ns).
     ticks: Vec<(ClockDomain, i64)>,
     clock_updates: Vec<ClockUpdate>,
@@ -127,6 +130,7 @@ fn read_log(dir: &SessionDir) -> Result<Logged, ReplayError> {
         decisions: Vec::new(),
         onsets: Vec::new(),
         behaviour: BTreeMap::new(),
+        behaviour_missing: Default::default(),
         ticks: Vec::new(),
         clock_updates: Vec::new(),
         scan: None,
@@ -159,6 +163,14 @@ fn read_log(dir: &SessionDir) -> Result<Logged, ReplayError> {
             Some(RecordKind::Decision) => logged
                 .decisions
                 .push(records::decode_json("decision", &buf).map_err(bad)?),
+            Some(RecordKind::Note) => {
+                let v: serde_json::Value = records::decode_json("note", &buf).map_err(bad)?;
+                if v.get("event").and_then(|e| e.as_str()) == Some(BEHAVIOUR_MISSING_NOTE)
+                    && let Some(seq) = v.get("frame_seq").and_then(|s| s.as_u64())
+                {
+                    logged.behaviour_missing.insert(seq);
+                }
+            }
             Some(RecordKind::Behaviour) => {
                 let r: BehaviourRecord = records::decode_json("behaviour", &buf).map_err(bad)?;
                 logged
@@ -331,8 +343,12 @@ pub fn replay_with(path: &Path, overrides: &Overrides) -> Result<ReplayReport, R
             scratch.frame.t = a.t;
             scratch.len = a.values.len().min(scratch.values.len());
             scratch.values[..scratch.len].copy_from_slice(&a.values[..scratch.len]);
-            // The live selector waited for each frame's behaviour.
-            let behaviour = logged.behaviour.get(&a.frame_seq).copied();
+            // The live selector waited for each frame's behaviour, or noted that it went on
+            // without it.
+            let behaviour = match logged.behaviour_missing.contains(&a.frame_seq) {
+                true => None,
+                false => logged.behaviour.get(&a.frame_seq).copied(),
+            };
             selector.observe(&scratch, behaviour.unwrap_or(FrameBehaviour::MISSING));
         }
         let again = selector.decide(live.trial, live.mode == DecisionMode::Late);

@@ -230,10 +230,19 @@ impl SelectorThread {
             // record per frame, a few frames behind at most, so frames are paired by sequence
             // number and the twin sees the same pairs in a replay.
             while let Some(a) = waiting.front() {
-                let Some(behaviour) = pairing.behaviour_for(a, waiting.len()) else {
+                let Some((behaviour, given)) = pairing.behaviour_for(a, waiting.len()) else {
                     break;
                 };
                 let a = waiting.pop_front().expect("front exists");
+                if given == Given::Up {
+                    let _ = self.events.send(RecorderItem::Json {
+                        kind: RecordKind::Note,
+                        value: serde_json::json!({
+                            "event": BEHAVIOUR_MISSING_NOTE,
+                            "frame_seq": a.frame.seq,
+                        }),
+                    });
+                }
                 // The stage fills the slot before it emits the cells' first activity.
                 if let Some(scan) = self.scan.as_ref().and_then(|s| s.get()) {
                     self.selector.set_scan_offsets(scan.offsets_s.clone());
@@ -312,9 +321,22 @@ impl SelectorThread {
     }
 }
 
-/// Frames held for their behaviour before the selector observes them without it (1 s at
-/// 30 Hz: far beyond the behaviour stage's own bound of a few frames).
-const MAX_WAITING_FRAMES: usize = 32;
+/// Frames held for their behaviour before the selector observes them without it (3 s at
+/// 30 Hz: far beyond the behaviour stage's own bound of a few frames, unless it falls behind).
+const MAX_WAITING_FRAMES: usize = 90;
+
+/// The `Note` event that records a frame the selector observed without its behaviour, so a
+/// replay does the same whatever the behaviour records in the log say.
+pub const BEHAVIOUR_MISSING_NOTE: &str = "selector_behaviour_missing";
+
+/// How a frame's behaviour was settled.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Given {
+    /// Its record (or none is expected).
+    Record,
+    /// Waited long enough, or its record was lost: observed without behaviour, noted in the log.
+    Up,
+}
 
 /// Matches imaging frames with the behaviour stage's records by sequence number.
 struct Pairing {
@@ -354,10 +376,11 @@ impl Pairing {
         }
     }
 
-    /// The behaviour to observe `a` with, or `None` to wait for it.
-    fn behaviour_for(&mut self, a: &Activity, waiting: usize) -> Option<FrameBehaviour> {
+    /// The behaviour to observe `a` with, or `None` to wait for it; `Given::Up` when a
+    /// behaviour stage runs but this frame's record did not come in time.
+    fn behaviour_for(&mut self, a: &Activity, waiting: usize) -> Option<(FrameBehaviour, Given)> {
         if !self.expected {
-            return Some(FrameBehaviour::MISSING);
+            return Some((FrameBehaviour::MISSING, Given::Record));
         }
         // Records for frames before this one will never be used.
         while let Some((&seq, _)) = self.records.first_key_value()
@@ -366,13 +389,13 @@ impl Pairing {
             self.records.pop_first();
         }
         if let Some(b) = self.records.remove(&a.frame.seq) {
-            return Some(b);
+            return Some((b, Given::Record));
         }
         // Records come in frame order, so one for a later frame means this one's was lost. After
         // the last frame, the frames still waiting wait only for the behaviour stage to end.
         if self.closed || waiting > MAX_WAITING_FRAMES || !self.records.is_empty() {
             self.unpaired += 1;
-            return Some(FrameBehaviour::MISSING);
+            return Some((FrameBehaviour::MISSING, Given::Up));
         }
         None
     }

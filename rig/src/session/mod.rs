@@ -17,8 +17,8 @@ mod summary;
 
 pub use summary::SessionSummary;
 
-use crate::config::{DisplayBackend, Extraction};
 use crate::config::{Config, SourceKind};
+use crate::config::{DisplayBackend, Extraction};
 use crate::dashboard::bus::DashBridge;
 use crate::dashboard::{Dashboard, DashboardConfig};
 use crate::frames::{ActivityBuf, EyeBuf, FrameBuf};

@@ -2,7 +2,7 @@
 
 use super::Footprints;
 use crate::clock::host_monotonic_ns;
-use crate::frames::{Activity, ActivityBuf, Frame, FrameMeta, FrameRegistration};
+use crate::frames::{Activity, ActivityBuf, Frame, FrameMeta};
 use crate::ring::{Pool, RingRx, RingTx, Wakeup};
 use crate::sinks::event_bus::Bus;
 use crate::sources::RecorderItem;
