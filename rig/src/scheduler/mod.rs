@@ -122,3 +122,76 @@ pub fn build_selector(cfg: &Config) -> Result<Box<dyn Selector>, design::PoolErr
         ))),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::PathBuf;
+
+    fn fixture(name: &str) -> PathBuf {
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../model/fixtures").join(name)
+    }
+
+    fn fnn_settings() -> TwinSettings {
+        TwinSettings {
+            core: CoreKind::Fnn,
+            weights: Some(fixture("parity_weights.safetensors")),
+            config: Some(fixture("parity_config.json")),
+            grid_rows: 3,
+            grid_cols: 5,
+            preroll_frames: 2,
+        }
+    }
+
+    /// The reduced fnn network (fnn's PyTorch code, random weights) as the pool's core: one
+    /// channel per stream's core output channel, on the configured grid, features finite.
+    #[test]
+    fn an_fnn_core_pool_has_a_channel_per_stream_output() {
+        let net: twinloop_model::TwinConfig = twinloop_model::TwinConfig::from_json(
+            &std::fs::read_to_string(fixture("parity_config.json")).unwrap(),
+        )
+        .unwrap();
+        let view = ViewGeometry::default();
+        let core = build_core(&fnn_settings(), &view, 30.0).unwrap();
+        assert_eq!(
+            core.channels(),
+            net.streams * net.recurrent.out_channels,
+            "{}",
+            core.describe()
+        );
+        let candidates: Vec<_> = design::default_candidates().into_iter().take(3).collect();
+        let tests = design::default_tests(3).into_iter().take(1).collect();
+        let pool = design::CandidatePool::build(candidates, tests, view, core, 0.2, 30.0).unwrap();
+        assert_eq!(pool.core().grid(), (3, 5));
+        assert_eq!(pool.frames(), 6);
+        let per_frame = 15 * net.streams * net.recurrent.out_channels;
+        assert_eq!(pool.gray_map().len(), per_frame);
+        for e in 0..pool.len() {
+            for f in 0..pool.frames() {
+                assert!(pool.feature_map(e, f).iter().all(|v| v.is_finite()));
+            }
+        }
+        // Different stimuli give different features (the core reads the rendered clips).
+        assert!(pool.feature_map(0, 5) != pool.feature_map(3, 5));
+    }
+
+    #[test]
+    fn a_missing_or_mismatched_fnn_core_is_named_with_the_fix() {
+        let view = ViewGeometry::default();
+        let mut s = fnn_settings();
+        s.weights = Some(fixture("no_such.safetensors"));
+        let e = build_core(&s, &view, 30.0).err().unwrap().to_string();
+        assert!(
+            e.contains("twin.weights") && e.contains("no_such") && e.contains("fix"),
+            "{e}"
+        );
+        // The reduced network's weights under fnn's released config: shapes disagree.
+        let mut s = fnn_settings();
+        s.config = None;
+        let e = build_core(&s, &view, 30.0).err().unwrap().to_string();
+        assert!(
+            e.contains("twin.weights") && e.contains("twin.config") && e.contains("fix"),
+            "{e}"
+        );
+    }
+}
