@@ -668,3 +668,59 @@ fn recompute_activity(
     let _ = stage_h.join();
     Ok(out)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{CoreKind, Policy};
+    use crate::scheduler::design::Objective;
+
+    #[test]
+    fn a_twin_override_combines_with_policy_and_objective_and_keeps_the_grid() {
+        let mut live = Config::default_sim();
+        live.twin.grid_rows = 4;
+        live.twin.preroll_frames = 3;
+        let o = Overrides {
+            policy: Some(Policy::Adaptive),
+            objective: Some(Objective::Random),
+            twin: Some(TwinOverride {
+                weights: "w.safetensors".into(),
+                config: Some("c.json".into()),
+            }),
+        };
+        assert!(!o.is_empty());
+        let alt = o.apply(&live);
+        assert_eq!(alt.trials.design.objective, Objective::Random);
+        assert_eq!(alt.twin.core, CoreKind::Fnn);
+        assert_eq!(alt.twin.weights.as_deref(), Some("w.safetensors".as_ref()));
+        assert_eq!(alt.twin.config.as_deref(), Some("c.json".as_ref()));
+        assert_eq!((alt.twin.grid_rows, alt.twin.preroll_frames), (4, 3));
+        assert_eq!(
+            live.twin.core,
+            CoreKind::Energy,
+            "the live config is untouched"
+        );
+    }
+
+    #[test]
+    fn streaming_correlation_matches_the_two_pass_formula() {
+        let x: Vec<f64> = (0..50)
+            .map(|i| (i as f64 * 0.37).sin() * 3.0 + 100.0)
+            .collect();
+        let y: Vec<f64> = x
+            .iter()
+            .enumerate()
+            .map(|(i, v)| 0.5 * v + (i as f64 * 1.3).cos())
+            .collect();
+        let mut c = RunningCorr::default();
+        for (a, b) in x.iter().zip(&y) {
+            c.push(*a, *b);
+        }
+        let want = twinloop_model::metrics::pearson(&x, &y).unwrap();
+        assert!((c.corr() - want).abs() < 1e-12, "{} vs {want}", c.corr());
+        let mut flat = RunningCorr::default();
+        flat.push(1.0, 2.0);
+        flat.push(1.0, 3.0);
+        assert!(flat.corr().is_nan());
+    }
+}

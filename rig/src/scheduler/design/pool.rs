@@ -91,7 +91,10 @@ impl CandidatePool {
             .enumerate()
         {
             let clips = &mut clips[..chunk.len() * frames * px];
-            for ((i, e), clip) in chunk.iter().enumerate().zip(clips.chunks_exact_mut(frames * px))
+            for ((i, e), clip) in chunk
+                .iter()
+                .enumerate()
+                .zip(clips.chunks_exact_mut(frames * px))
             {
                 let index = batch * BATCH + i;
                 if e.id.0 as usize != index {

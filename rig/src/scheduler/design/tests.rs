@@ -36,15 +36,8 @@ fn pool() -> Arc<CandidatePool> {
     let candidates = default_candidates();
     let tests = default_tests(candidates.len() as u32);
     Arc::new(
-        CandidatePool::build(
-            candidates,
-            tests,
-            view(),
-            energy(),
-            2.0,
-            HZ,
-        )
-        .expect("the default pool builds"),
+        CandidatePool::build(candidates, tests, view(), energy(), 2.0, HZ)
+            .expect("the default pool builds"),
     )
 }
 
