@@ -80,8 +80,9 @@ pub struct ReplayReport {
     /// the live activity's, and how many differed.
     pub frame_times_compared: u64,
     pub frame_time_mismatches: u64,
-    /// With overrides: how the other policy's decisions differ (then decisions are not expected
-    /// to be reproduced).
+    /// With overrides: how the other selector's decisions (and its twin's predictions) differ.
+    /// The live selector is replayed alongside, so `decisions_reproduced` still counts its
+    /// decisions against the log.
     pub counterfactual: Option<PolicyComparison>,
     pub wall_s: f64,
     pub frames_per_s: f64,
