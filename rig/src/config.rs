@@ -56,6 +56,89 @@ pub struct Config {
     /// Which streams carry device times, and the online clock fit (`sources/clocks.rs`).
     #[serde(default)]
     pub clocks: crate::sources::clocks::ClocksConfig,
+    /// The frozen core the adaptive selector's readouts read (`[twin]`).
+    #[serde(default)]
+    pub twin: TwinSettings,
+}
+
+/// Which frozen core the closed loop's twin reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CoreKind {
+    /// PLACEHOLDER: a fixed motion-energy bank (`twinloop_model::energy_core`), used until a
+    /// pretrained fnn core ships.
+    Energy,
+    /// An fnn twin's core (perspective, modulation at rest, streams) from `weights`.
+    Fnn,
+}
+
+/// The twin's frozen core (`[twin]`): the features every online readout reads, on a grid of
+/// positions over the display view. Sessions logged before this section existed parse as the
+/// energy bank on a 6 x 10 grid, which is what they ran.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TwinSettings {
+    /// `"energy"` (the PLACEHOLDER motion-energy bank) or `"fnn"` (a core from `weights`).
+    pub core: CoreKind,
+    /// `core = "fnn"`: safetensors with fnn's state-dict names (see
+    /// `model/scripts/convert_fnn.py`).
+    pub weights: Option<PathBuf>,
+    /// `core = "fnn"`: the network's config JSON (`twinloop_model::TwinConfig`); default: fnn's
+    /// released network sized to the weights' units.
+    pub config: Option<PathBuf>,
+    /// Rows of readout positions over the view (each cell's readout reads between them).
+    pub grid_rows: usize,
+    /// Columns of readout positions over the view.
+    pub grid_cols: usize,
+    /// `core = "fnn"`: mean-gray frames the core runs before each clip, so a clip starts as a
+    /// trial does, after the inter-trial gray.
+    pub preroll_frames: usize,
+}
+
+impl Default for TwinSettings {
+    fn default() -> Self {
+        TwinSettings {
+            core: CoreKind::Energy,
+            weights: None,
+            config: None,
+            grid_rows: 6,
+            grid_cols: 10,
+            preroll_frames: 10,
+        }
+    }
+}
+
+impl TwinSettings {
+    /// Ranges and required fields; whether the files load is checked when the core is built.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        for (field, v) in [
+            ("twin.grid_rows", self.grid_rows),
+            ("twin.grid_cols", self.grid_cols),
+        ] {
+            if !(1..=64).contains(&v) {
+                return Err(ConfigError::Invalid {
+                    field,
+                    value: v.to_string(),
+                    allowed: "1 ..= 64 positions",
+                });
+            }
+        }
+        if self.preroll_frames > 10_000 {
+            return Err(ConfigError::Invalid {
+                field: "twin.preroll_frames",
+                value: self.preroll_frames.to_string(),
+                allowed: "0 ..= 10000 frames",
+            });
+        }
+        if self.core == CoreKind::Fnn && self.weights.is_none() {
+            return Err(ConfigError::Invalid {
+                field: "twin.weights",
+                value: "(missing)".into(),
+                allowed: "required when twin.core = \"fnn\": the path of the core's safetensors weights (or use twin.core = \"energy\")",
+            });
+        }
+        Ok(())
+    }
 }
 
 /// The live dashboard (`[dashboard]`), served over HTTP while the session runs.
@@ -528,6 +611,7 @@ impl Config {
             });
         }
         self.clocks.validate().map_err(ConfigError::Section)?;
+        self.twin.validate()?;
         Ok(())
     }
 
@@ -616,6 +700,27 @@ mod tests {
         let text = DEFAULT_SIM_TOML.replace("duration_s = 90.0", "duration_s = \"long\"");
         let e = Config::from_toml(&text, "t.toml").unwrap_err().to_string();
         assert!(e.contains("duration_s") && e.contains("t.toml"), "{e}");
+    }
+
+    #[test]
+    fn twin_section_defaults_to_the_energy_bank_and_names_a_missing_weights_file() {
+        let c = Config::default_sim();
+        assert_eq!(c.twin, TwinSettings::default());
+        assert_eq!(c.twin.core, CoreKind::Energy);
+        // A manifest from before the section existed still parses.
+        let mut json = serde_json::to_value(&c).unwrap();
+        json.as_object_mut().unwrap().remove("twin");
+        let old: Config = serde_json::from_value(json).unwrap();
+        assert_eq!(old.twin, TwinSettings::default());
+        let text = DEFAULT_SIM_TOML.replace("core = \"energy\"", "core = \"fnn\"");
+        let e = Config::from_toml(&text, "t.toml").unwrap_err().to_string();
+        assert!(e.contains("twin.weights") && e.contains("required"), "{e}");
+        let text = DEFAULT_SIM_TOML.replace("grid_rows = 6", "grid_rows = 0");
+        let e = Config::from_toml(&text, "t.toml").unwrap_err().to_string();
+        assert!(e.contains("twin.grid_rows"), "{e}");
+        let text = DEFAULT_SIM_TOML.replace("grid_cols = 10", "weigths = \"w.safetensors\"");
+        let e = Config::from_toml(&text, "t.toml").unwrap_err().to_string();
+        assert!(e.contains("weigths"), "{e}");
     }
 
     #[test]

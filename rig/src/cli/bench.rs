@@ -4,13 +4,15 @@
 //!
 //! ```text
 //! twinloop bench loop --seeds 10 --trials 240 --neurons 300 --out bench-loop.json
+//! twinloop bench pool --twin model/fixtures/parity_weights.safetensors \
+//!     --twin-config model/fixtures/parity_config.json
 //! ```
 
 use anyhow::{Context, Result, bail};
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use crate::config::{Config, DEFAULT_SIM_TOML};
+use crate::config::{Config, CoreKind, DEFAULT_SIM_TOML};
 use crate::scheduler::default_pool;
 use crate::scheduler::design::Objective;
 use crate::scheduler::design::experiment::{
@@ -30,6 +32,8 @@ pub enum BenchWhat {
     Loop(LoopArgs),
     /// Time the design maths at rig scale: scoring candidate clips and one posterior update.
     Design(DesignArgs),
+    /// Building the candidate pool on the energy bank and on an fnn core (`--twin`).
+    Pool(PoolArgs),
     /// The online clock fit on the simulator's jittered device clocks: drift, residual,
     /// mapping error and refit time.
     Clocks(super::bench_clocks::ClocksArgs),
@@ -108,6 +112,7 @@ pub fn run(args: &BenchArgs) -> Result<()> {
     match &args.what {
         BenchWhat::Loop(a) => run_loop(a),
         BenchWhat::Design(a) => run_design(a),
+        BenchWhat::Pool(a) => run_pool(a),
         BenchWhat::Clocks(a) => super::bench_clocks::run(a),
         BenchWhat::Display(a) => super::bench_display::run(a),
     }
@@ -357,5 +362,61 @@ fn run_design(a: &DesignArgs) -> Result<()> {
         "| scoring {} candidates, extrapolated | {:.1} s |",
         a.pool, per_pool_s
     );
+    Ok(())
+}
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct PoolArgs {
+    /// fnn weights (safetensors) to time beside the energy bank.
+    #[arg(long)]
+    pub twin: Option<PathBuf>,
+    /// The --twin network's config JSON (default: fnn's released network).
+    #[arg(long, requires = "twin")]
+    pub twin_config: Option<PathBuf>,
+    /// Builds per core (the median is quoted).
+    #[arg(long, default_value_t = 3)]
+    pub repeats: usize,
+}
+
+/// `twinloop bench pool`: building the candidate pool (every candidate and test stimulus rendered
+/// at the core's input size and passed through the frozen core) on the energy bank and, given
+/// `--twin`, on an fnn core from those weights (CPU).
+fn run_pool(a: &PoolArgs) -> Result<()> {
+    if a.repeats == 0 {
+        bail!("--repeats must be at least 1");
+    }
+    let base = Config::default_sim();
+    let mut cores = vec![("energy bank", base.clone())];
+    if let Some(w) = &a.twin {
+        let mut cfg = base.clone();
+        cfg.twin.core = CoreKind::Fnn;
+        cfg.twin.weights = Some(w.clone());
+        cfg.twin.config = a.twin_config.clone();
+        cores.push(("fnn core", cfg));
+    }
+    let mut medians = Vec::new();
+    for (name, cfg) in &cores {
+        let mut times = Vec::new();
+        let mut describe = String::new();
+        let mut shape = (0, 0);
+        for _ in 0..a.repeats {
+            let started = std::time::Instant::now();
+            let pool =
+                default_pool(cfg).with_context(|| format!("building the pool on the {name}"))?;
+            times.push(started.elapsed().as_secs_f64());
+            describe = pool.core().describe();
+            shape = (pool.len(), pool.frames());
+        }
+        times.sort_by(f64::total_cmp);
+        let median = times[times.len() / 2];
+        println!(
+            "{name}: {} entries x {} frames in {:.2} s (median of {}; {describe})",
+            shape.0, shape.1, median, a.repeats
+        );
+        medians.push(median);
+    }
+    if let [energy, fnn] = medians[..] {
+        println!("fnn / energy: {:.1}x", fnn / energy);
+    }
     Ok(())
 }

@@ -1,9 +1,10 @@
 //! `twinloop replay <session-dir>...`: re-run logged sessions and compare with the live runs —
-//! exactly (the default), or with another selection policy as a counterfactual (`--policy`,
-//! `--objective`): the same activity and onsets, the decisions the other selector would have made.
+//! exactly (the default), or with another selection policy or frozen core as a counterfactual
+//! (`--policy`, `--objective`, `--twin`): the same activity and onsets, the decisions the other
+//! selector would have made, and how well each twin predicted the activity.
 
 use crate::config::Policy;
-use crate::replay::{self, Overrides, ReplayReport};
+use crate::replay::{self, Overrides, ReplayReport, TwinOverride};
 use crate::scheduler::design::Objective;
 use anyhow::Context;
 use clap::Args;
@@ -20,6 +21,13 @@ pub struct ReplayArgs {
     /// Replay the adaptive policy with this objective.
     #[arg(long, value_enum)]
     pub objective: Option<ObjectiveArg>,
+    /// Replay the selector with an fnn core from these weights (safetensors with fnn's names)
+    /// instead of the session's core; combines with --policy and --objective.
+    #[arg(long)]
+    pub twin: Option<PathBuf>,
+    /// The --twin network's config JSON (default: fnn's released network).
+    #[arg(long, requires = "twin")]
+    pub twin_config: Option<PathBuf>,
     /// Print the reports as JSON.
     #[arg(long)]
     pub json: bool,
@@ -50,6 +58,10 @@ pub fn run(args: &ReplayArgs) -> anyhow::Result<()> {
             ObjectiveArg::VarianceReduction => Objective::VarianceReduction,
             ObjectiveArg::ResponseMax => Objective::ResponseMax,
             ObjectiveArg::Random => Objective::Random,
+        }),
+        twin: args.twin.as_ref().map(|w| TwinOverride {
+            weights: w.clone(),
+            config: args.twin_config.clone(),
         }),
     };
     let mut reports = Vec::new();
@@ -133,26 +145,63 @@ fn print_one(r: &ReplayReport) {
                 c.modes,
                 c.mean_score.map_or("-".into(), |s| format!("{s:.3}"))
             );
+            if let Some(t) = &c.twin {
+                println!("  twin             fnn core from {t}");
+            }
+            println!(
+                "  live selector    {} of {} decisions reproduced",
+                r.decisions_reproduced, r.decisions_logged
+            );
+            if c.live_prediction_cc.is_some() || c.prediction_cc.is_some() {
+                println!(
+                    "  predictions      median cell correlation with activity over {} frames after warm-up: live twin {}, replayed twin {}; between the twins {}",
+                    c.prediction_frames,
+                    cc(c.live_prediction_cc),
+                    cc(c.prediction_cc),
+                    cc(c.twins_prediction_cc)
+                );
+            }
         }
     }
 }
 
+/// A correlation for the tables (`-` when there is none).
+fn cc(v: Option<f64>) -> String {
+    v.map_or("-".into(), |v| format!("{v:.3}"))
+}
+
 fn print_table(reports: &[ReplayReport]) {
-    println!("| session | tail | activity differs | decisions | reproduced / same stimulus |");
-    println!("|---|---|---|---|---|");
+    println!(
+        "| session | tail | activity differs | decisions | reproduced / same stimulus | prediction cc live / replayed / between |"
+    );
+    println!("|---|---|---|---|---|---|");
     for r in reports {
-        let agreement = match &r.counterfactual {
-            None => format!("{} reproduced", r.decisions_reproduced),
-            Some(c) => format!("{} same ({})", c.same_stimulus, c.policy),
+        let (agreement, predictions) = match &r.counterfactual {
+            None => (format!("{} reproduced", r.decisions_reproduced), "-".into()),
+            Some(c) => (
+                format!(
+                    "{} same ({}{})",
+                    c.same_stimulus,
+                    c.policy,
+                    if c.twin.is_some() { ", fnn core" } else { "" }
+                ),
+                format!(
+                    "{} / {} / {}",
+                    cc(c.live_prediction_cc),
+                    cc(c.prediction_cc),
+                    cc(c.twins_prediction_cc)
+                ),
+            ),
         };
         println!(
-            "| {} | {} | {} of {} | {} | {} |",
+            "| {} | {} | {} of {} | {} | {} | {} |",
             r.session_dir,
             r.log_tail,
             r.activity_mismatches,
             r.activity_compared,
             r.decisions_logged,
-            agreement
+            agreement,
+            predictions
         );
     }
 }

@@ -40,6 +40,10 @@ pub enum ReplayError {
     Log(#[from] crate::sinks::session_log::LogError),
     #[error("the manifest's config is not a config this version understands: {0}")]
     Config(String),
+    /// The session's selector, or the counterfactual's, cannot be built (a `[twin]` core's
+    /// files, say); the message names the field and the fix.
+    #[error("cannot build the replayed selector: {0}")]
+    Selector(String),
     #[error(
         "cannot read true footprints {path}: {reason} (needed for extraction = \"truth_footprints\")"
     )]
@@ -77,8 +81,9 @@ pub struct ReplayReport {
     /// the live activity's, and how many differed.
     pub frame_times_compared: u64,
     pub frame_time_mismatches: u64,
-    /// With overrides: how the other policy's decisions differ (then decisions are not expected
-    /// to be reproduced).
+    /// With overrides: how the other selector's decisions (and its twin's predictions) differ.
+    /// The live selector is replayed alongside, so `decisions_reproduced` still counts its
+    /// decisions against the log.
     pub counterfactual: Option<PolicyComparison>,
     pub wall_s: f64,
     pub frames_per_s: f64,
@@ -206,18 +211,47 @@ pub(crate) fn truth_cells(dir: &SessionDir) -> Result<Vec<CellTruth>, String> {
     serde_json::from_slice(&text).map_err(|e| format!("{}: {e}", path.display()))
 }
 
-/// What to change when replaying: another selection policy or objective turns replay into a
-/// counterfactual — the same activity and onsets, the decisions another selector would have made
-/// at the same points — and the report says how they differ from the live ones.
+/// What to change when replaying: another selection policy, objective or frozen core turns
+/// replay into a counterfactual — the same activity and onsets, the decisions another selector
+/// would have made at the same points — and the report says how they differ from the live ones.
+/// The live selector is replayed alongside, so the two twins' predictions can be compared.
 #[derive(Debug, Clone, Default)]
 pub struct Overrides {
     pub policy: Option<crate::config::Policy>,
     pub objective: Option<crate::scheduler::design::Objective>,
+    /// An fnn core from these weights instead of the session's `[twin]` core.
+    pub twin: Option<TwinOverride>,
+}
+
+/// An fnn core for a counterfactual replay (the session's grid and pre-roll are kept).
+#[derive(Debug, Clone)]
+pub struct TwinOverride {
+    /// Safetensors with fnn's state-dict names.
+    pub weights: std::path::PathBuf,
+    /// The network's config JSON; `None`: fnn's released network.
+    pub config: Option<std::path::PathBuf>,
 }
 
 impl Overrides {
     pub fn is_empty(&self) -> bool {
-        self.policy.is_none() && self.objective.is_none()
+        self.policy.is_none() && self.objective.is_none() && self.twin.is_none()
+    }
+
+    /// `cfg` with the overrides applied.
+    fn apply(&self, cfg: &Config) -> Config {
+        let mut cfg = cfg.clone();
+        if let Some(p) = self.policy {
+            cfg.trials.policy = p;
+        }
+        if let Some(o) = self.objective {
+            cfg.trials.design.objective = o;
+        }
+        if let Some(t) = &self.twin {
+            cfg.twin.core = crate::config::CoreKind::Fnn;
+            cfg.twin.weights = Some(t.weights.clone());
+            cfg.twin.config = t.config.clone();
+        }
+        cfg
     }
 }
 
@@ -232,6 +266,88 @@ pub struct PolicyComparison {
     pub modes: BTreeMap<String, u64>,
     /// Mean score of the alternative's adaptive choices (its own objective).
     pub mean_score: Option<f64>,
+    /// The alternative's frozen core, when replaced (`--twin`): its weights file.
+    pub twin: Option<String>,
+    /// Imaging frames after the warm-up (from the onset of trial `warmup_trials`) on which
+    /// both the live twin and the alternative predicted every cell; the correlations below
+    /// are over these frames.
+    pub prediction_frames: u64,
+    /// Median over cells of the correlation between the live twin's one-step-ahead prediction
+    /// and the measured activity (`None` when a selector has no twin or no frame counted).
+    pub live_prediction_cc: Option<f64>,
+    /// The same for the alternative's twin.
+    pub prediction_cc: Option<f64>,
+    /// Median over cells of the correlation between the two twins' predictions.
+    pub twins_prediction_cc: Option<f64>,
+}
+
+/// Streaming Pearson correlation (Welford co-moments), so a long session's per-cell series need
+/// not be kept.
+#[derive(Debug, Clone, Copy, Default)]
+struct RunningCorr {
+    n: f64,
+    mx: f64,
+    my: f64,
+    cxx: f64,
+    cyy: f64,
+    cxy: f64,
+}
+
+impl RunningCorr {
+    fn push(&mut self, x: f64, y: f64) {
+        self.n += 1.0;
+        let (dx, dy) = (x - self.mx, y - self.my);
+        self.mx += dx / self.n;
+        self.my += dy / self.n;
+        self.cxx += dx * (x - self.mx);
+        self.cyy += dy * (y - self.my);
+        self.cxy += dx * (y - self.my);
+    }
+
+    /// NaN with fewer than two points or a constant series.
+    fn corr(&self) -> f64 {
+        if self.n < 2.0 || self.cxx <= 0.0 || self.cyy <= 0.0 {
+            return f64::NAN;
+        }
+        self.cxy / (self.cxx * self.cyy).sqrt()
+    }
+}
+
+/// Per cell: live twin vs measured, alternative vs measured, live vs alternative.
+#[derive(Default)]
+struct PredictionAgreement {
+    frames: u64,
+    cells: Vec<[RunningCorr; 3]>,
+}
+
+impl PredictionAgreement {
+    fn push(&mut self, measured: &[f32], live: &[f64], alt: &[f64]) {
+        if live.len() != measured.len() || alt.len() != measured.len() {
+            return;
+        }
+        if self.cells.len() != measured.len() {
+            // The population changed and both twins' readouts started again: so does this.
+            self.cells = vec![[RunningCorr::default(); 3]; measured.len()];
+            self.frames = 0;
+        }
+        self.frames += 1;
+        for (((c, &y), &a), &b) in self.cells.iter_mut().zip(measured).zip(live).zip(alt) {
+            if !(y.is_finite() && a.is_finite() && b.is_finite()) {
+                continue;
+            }
+            c[0].push(a, f64::from(y));
+            c[1].push(b, f64::from(y));
+            c[2].push(a, b);
+        }
+    }
+
+    /// The median over cells of correlation `k` (`None` when no cell has one).
+    fn median(&self, k: usize) -> Option<f64> {
+        let m = crate::scheduler::design::experiment::median(
+            self.cells.iter().map(|c| c[k].corr()).collect(),
+        );
+        m.is_finite().then_some(m)
+    }
 }
 
 /// Replay the session in `path`.
@@ -244,14 +360,10 @@ pub fn replay_with(path: &Path, overrides: &Overrides) -> Result<ReplayReport, R
     let started = Instant::now();
     let dir = SessionDir::open(path)?;
     let manifest = dir.read_manifest()?;
-    let mut cfg: Config = serde_json::from_value(manifest.config.clone())
+    let cfg: Config = serde_json::from_value(manifest.config.clone())
         .map_err(|e| ReplayError::Config(e.to_string()))?;
-    if let Some(p) = overrides.policy {
-        cfg.trials.policy = p;
-    }
-    if let Some(o) = overrides.objective {
-        cfg.trials.design.objective = o;
-    }
+    // A counterfactual runs the live selector and the alternative side by side.
+    let alt_cfg = (!overrides.is_empty()).then(|| overrides.apply(&cfg));
     let mut logged = read_log(&dir)?;
     let clocks = refit_clocks(&cfg, &mut logged);
     let recomputed = recompute_activity(&cfg, &dir, &logged)?;
@@ -312,11 +424,21 @@ pub fn replay_with(path: &Path, overrides: &Overrides) -> Result<ReplayReport, R
 
     // Decisions: the live selector's inputs, in order, with decisions at the same points
     // (onsets first, then activity, as the live selector thread takes them).
-    let mut selector = build_selector(&cfg).map_err(|e| ReplayError::Config(e.to_string()))?;
+    let mut selector = build_selector(&cfg).map_err(|e| ReplayError::Selector(e.to_string()))?;
+    let mut alternative = match &alt_cfg {
+        Some(c) => Some(build_selector(c).map_err(|e| ReplayError::Selector(e.to_string()))?),
+        None => None,
+    };
     if let Some(scan) = &logged.scan {
         // Live, the offsets came before the cells' first activity.
         selector.set_scan_offsets(scan.offsets_s.clone());
+        if let Some(alt) = alternative.as_mut() {
+            alt.set_scan_offsets(scan.offsets_s.clone());
+        }
     }
+    let warmup = u64::from(cfg.trials.design.warmup_trials);
+    let mut past_warmup = false;
+    let mut agreement = PredictionAgreement::default();
     let mut activity = logged.activity.iter();
     let mut onsets = logged.onsets.iter();
     let mut scores = Vec::new();
@@ -328,45 +450,75 @@ pub fn replay_with(path: &Path, overrides: &Overrides) -> Result<ReplayReport, R
             .max()
             .unwrap_or(0),
     );
+    // Feeds the next plane-0 activity record (the live selector observes plane 0 only) to the
+    // selectors; `false` at the end of the log.
+    let mut feed = |selector: &mut Box<dyn crate::scheduler::Selector>,
+                    alternative: &mut Option<Box<dyn crate::scheduler::Selector>>,
+                    past_warmup: bool| {
+        let Some(a) = activity.find(|a| a.plane == 0) else {
+            return false;
+        };
+        scratch.frame.seq = a.frame_seq;
+        scratch.frame.plane = a.plane;
+        scratch.frame.t = a.t;
+        scratch.len = a.values.len().min(scratch.values.len());
+        scratch.values[..scratch.len].copy_from_slice(&a.values[..scratch.len]);
+        // The live selector waited for each frame's behaviour, or noted that it went on
+        // without it.
+        let behaviour = match logged.behaviour_missing.contains(&a.frame_seq) {
+            true => FrameBehaviour::MISSING,
+            false => logged
+                .behaviour
+                .get(&a.frame_seq)
+                .copied()
+                .unwrap_or(FrameBehaviour::MISSING),
+        };
+        selector.observe(&scratch, behaviour);
+        if let Some(alt) = alternative.as_mut() {
+            alt.observe(&scratch, behaviour);
+            if past_warmup
+                && let (Some(p_live), Some(p_alt)) = (selector.prediction(), alt.prediction())
+            {
+                agreement.push(scratch.values(), p_live, p_alt);
+            }
+        }
+        true
+    };
     for live in &logged.decisions {
         while selector.onsets_seen() < live.onsets_seen {
             let Some(o) = onsets.next() else { break };
             selector.onset(o.trial, o.stimulus, o.t);
+            if let Some(alt) = alternative.as_mut() {
+                alt.onset(o.trial, o.stimulus, o.t);
+            }
+            past_warmup |= o.trial >= warmup;
         }
         while selector.frames_seen() < live.frames_seen {
-            // The live selector observes plane 0's frames only.
-            let Some(a) = activity.find(|a| a.plane == 0) else {
+            if !feed(&mut selector, &mut alternative, past_warmup) {
                 break;
-            };
-            scratch.frame.seq = a.frame_seq;
-            scratch.frame.plane = a.plane;
-            scratch.frame.t = a.t;
-            scratch.len = a.values.len().min(scratch.values.len());
-            scratch.values[..scratch.len].copy_from_slice(&a.values[..scratch.len]);
-            // The live selector waited for each frame's behaviour, or noted that it went on
-            // without it.
-            let behaviour = match logged.behaviour_missing.contains(&a.frame_seq) {
-                true => None,
-                false => logged.behaviour.get(&a.frame_seq).copied(),
-            };
-            selector.observe(&scratch, behaviour.unwrap_or(FrameBehaviour::MISSING));
+            }
         }
         let again = selector.decide(live.trial, live.mode == DecisionMode::Late);
-        if !overrides.is_empty() {
+        if let Some(alt) = alternative.as_mut() {
+            let other = alt.decide(live.trial, live.mode == DecisionMode::Late);
             let c = report
                 .counterfactual
                 .get_or_insert_with(|| PolicyComparison {
-                    policy: again.policy.clone(),
+                    policy: other.policy.clone(),
+                    twin: overrides
+                        .twin
+                        .as_ref()
+                        .map(|t| t.weights.display().to_string()),
                     ..PolicyComparison::default()
                 });
             c.decisions += 1;
-            c.same_stimulus += u64::from(again.stimulus == live.stimulus);
-            let mode = serde_json::to_value(again.mode)
+            c.same_stimulus += u64::from(other.stimulus == live.stimulus);
+            let mode = serde_json::to_value(other.mode)
                 .ok()
                 .and_then(|v| v.as_str().map(str::to_string))
                 .unwrap_or_default();
             *c.modes.entry(mode).or_insert(0) += 1;
-            if let Some(s) = again.score {
+            if let Some(s) = other.score {
                 scores.push(s);
             }
         }
@@ -379,10 +531,25 @@ pub fn replay_with(path: &Path, overrides: &Overrides) -> Result<ReplayReport, R
             ));
         }
     }
-    if let Some(c) = report.counterfactual.as_mut()
-        && !scores.is_empty()
-    {
-        c.mean_score = Some(scores.iter().sum::<f64>() / scores.len() as f64);
+    if alternative.is_some() {
+        // Past the last decision the twins still predict the remaining frames.
+        for o in onsets.by_ref() {
+            selector.onset(o.trial, o.stimulus, o.t);
+            if let Some(alt) = alternative.as_mut() {
+                alt.onset(o.trial, o.stimulus, o.t);
+            }
+            past_warmup |= o.trial >= warmup;
+        }
+        while feed(&mut selector, &mut alternative, past_warmup) {}
+    }
+    if let Some(c) = report.counterfactual.as_mut() {
+        if !scores.is_empty() {
+            c.mean_score = Some(scores.iter().sum::<f64>() / scores.len() as f64);
+        }
+        c.prediction_frames = agreement.frames;
+        c.live_prediction_cc = agreement.median(0);
+        c.prediction_cc = agreement.median(1);
+        c.twins_prediction_cc = agreement.median(2);
     }
     report.wall_s = started.elapsed().as_secs_f64();
     report.frames_per_s = report.frames_replayed as f64 / report.wall_s.max(1e-9);
@@ -517,4 +684,60 @@ fn recompute_activity(
     }
     let _ = stage_h.join();
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{CoreKind, Policy};
+    use crate::scheduler::design::Objective;
+
+    #[test]
+    fn a_twin_override_combines_with_policy_and_objective_and_keeps_the_grid() {
+        let mut live = Config::default_sim();
+        live.twin.grid_rows = 4;
+        live.twin.preroll_frames = 3;
+        let o = Overrides {
+            policy: Some(Policy::Adaptive),
+            objective: Some(Objective::Random),
+            twin: Some(TwinOverride {
+                weights: "w.safetensors".into(),
+                config: Some("c.json".into()),
+            }),
+        };
+        assert!(!o.is_empty());
+        let alt = o.apply(&live);
+        assert_eq!(alt.trials.design.objective, Objective::Random);
+        assert_eq!(alt.twin.core, CoreKind::Fnn);
+        assert_eq!(alt.twin.weights.as_deref(), Some("w.safetensors".as_ref()));
+        assert_eq!(alt.twin.config.as_deref(), Some("c.json".as_ref()));
+        assert_eq!((alt.twin.grid_rows, alt.twin.preroll_frames), (4, 3));
+        assert_eq!(
+            live.twin.core,
+            CoreKind::Energy,
+            "the live config is untouched"
+        );
+    }
+
+    #[test]
+    fn streaming_correlation_matches_the_two_pass_formula() {
+        let x: Vec<f64> = (0..50)
+            .map(|i| (i as f64 * 0.37).sin() * 3.0 + 100.0)
+            .collect();
+        let y: Vec<f64> = x
+            .iter()
+            .enumerate()
+            .map(|(i, v)| 0.5 * v + (i as f64 * 1.3).cos())
+            .collect();
+        let mut c = RunningCorr::default();
+        for (a, b) in x.iter().zip(&y) {
+            c.push(*a, *b);
+        }
+        let want = twinloop_model::metrics::pearson(&x, &y).unwrap();
+        assert!((c.corr() - want).abs() < 1e-12, "{} vs {want}", c.corr());
+        let mut flat = RunningCorr::default();
+        flat.push(1.0, 2.0);
+        flat.push(1.0, 3.0);
+        assert!(flat.corr().is_nan());
+    }
 }

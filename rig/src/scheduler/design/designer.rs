@@ -591,11 +591,8 @@ impl Designer {
     }
 
     fn grid_centre(&self) -> (f32, f32) {
-        let c = self.pool.core().config();
-        (
-            (c.grid_rows as f32 - 1.0) / 2.0,
-            (c.grid_cols as f32 - 1.0) / 2.0,
-        )
+        let (rows, cols) = self.pool.core().grid();
+        ((rows as f32 - 1.0) / 2.0, (cols as f32 - 1.0) / 2.0)
     }
 
     /// Features of unit `u` at a stimulus frame (or gray), with the current behaviour and bias.
@@ -654,8 +651,8 @@ impl Designer {
     /// Re-estimates each unit's readout position from the receptive-field statistics; returns
     /// the units that moved.
     fn estimate_positions(&mut self) -> Vec<usize> {
-        let cfg = self.pool.core().config();
-        let estimates = self.rf.estimate(cfg.grid_rows, cfg.grid_cols);
+        let (rows, cols) = self.pool.core().grid();
+        let estimates = self.rf.estimate(rows, cols);
         let mut moved = Vec::new();
         for (u, new) in estimates.into_iter().enumerate() {
             let Some(new) = new else { continue };

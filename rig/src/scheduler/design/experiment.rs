@@ -315,7 +315,8 @@ pub fn trials_to_reach(curve: &[(u64, f64)], target: f64) -> Option<f64> {
     None
 }
 
-fn median(mut v: Vec<f64>) -> f64 {
+/// Median ignoring NaNs (NaN when nothing is left).
+pub(crate) fn median(mut v: Vec<f64>) -> f64 {
     v.retain(|x| !x.is_nan());
     if v.is_empty() {
         return f64::NAN;

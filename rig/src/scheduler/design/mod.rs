@@ -8,8 +8,9 @@
 //! - [`AdaptiveSelector`]: the designer behind the daemon's [`Selector`] interface.
 //!
 //! The maths (Laplace posterior, information criterion, greedy batches) is in
-//! `twinloop_model::design`; the core is `twinloop_model::energy_core` (a PLACEHOLDER fixed
-//! motion-energy bank until a pretrained fnn core ships).
+//! `twinloop_model::design`; the core is any `twinloop_model::frozen_core::FrozenCore`, chosen
+//! by `[twin]`: an fnn core from weights, or by default `twinloop_model::energy_core` (a
+//! PLACEHOLDER fixed motion-energy bank until a pretrained fnn core ships).
 
 pub mod designer;
 pub mod experiment;

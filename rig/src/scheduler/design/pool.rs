@@ -1,10 +1,10 @@
 //! The candidate pool: every stimulus the adaptive selector may choose, plus the repeated test
-//! block, each rendered once at the twin's view and passed through the frozen core, so scoring a
-//! candidate never renders or runs the core again (Lewi et al. 2009 cache the stimulus
-//! features the same way).
+//! block, each rendered once at the core's input size over the display view's angular extent
+//! and passed through the frozen core, so scoring a candidate never renders or runs the core
+//! again (Lewi et al. 2009 cache the stimulus features the same way).
 
 use std::collections::BTreeMap;
-use twinloop_model::energy_core::{EnergyCore, EnergyCoreConfig};
+use twinloop_model::frozen_core::FrozenCore;
 use twinloop_stimulus::spec::{Aperture, GratingSpec, MovingPinkNoiseSpec, Rect, SparseNoiseSpec};
 use twinloop_stimulus::{
     LibraryEntry, Prepared, Projection, StimulusId, StimulusSpec, ViewGeometry, cpu,
@@ -23,78 +23,104 @@ pub enum PoolError {
     },
     #[error("frozen core: {0}")]
     Core(String),
+    /// A `[twin]` setting cannot give a core (the message names the field and the fix).
+    #[error("{0}")]
+    Twin(String),
     #[error(
         "pool entry {index} (`{name}`) has stimulus id {id}; ids must equal positions (candidates first, then tests)"
     )]
     Id { index: usize, name: String, id: u32 },
 }
 
+/// Clips passed to the core together while building a pool.
+pub const BATCH: usize = 16;
+
 /// Candidates and test stimuli with their cached core features.
 pub struct CandidatePool {
     entries: Vec<LibraryEntry>,
     /// `true` for the repeated test block (never chosen adaptively).
     is_test: Vec<bool>,
+    /// The display view (what the screen shows, at the display's twin resolution).
     view: ViewGeometry,
-    core: EnergyCore,
+    core: Box<dyn FrozenCore>,
     /// Twin frames per clip.
     frames: usize,
     twin_hz: f64,
     /// Features, `[entry][frame][position][channel]`.
     features: Vec<f32>,
-    /// Features of the mean-gray screen at one frame, `[position][channel]` (all zero for the
-    /// energy core, kept general).
+    /// Features of the mean-gray screen after a long gray screen, `[position][channel]` (all
+    /// zero for the energy core, not for an fnn core).
     gray: Vec<f32>,
 }
 
 impl CandidatePool {
-    /// Renders each entry for `stimulus_s` at `twin_hz` on `view` and runs `core` over it.
-    /// Entries the renderer rejects are an error naming them (a pool is checked once, at start).
+    /// Renders each entry for `stimulus_s` at `twin_hz` at `core`'s input size over `view`'s
+    /// angular extent and runs `core` over it, [`BATCH`] clips at a time (an fnn core runs a
+    /// batch together). Entries the renderer rejects are an error naming them (a pool is
+    /// checked once, at start).
     pub fn build(
         candidates: Vec<LibraryEntry>,
         tests: Vec<LibraryEntry>,
         view: ViewGeometry,
-        core: EnergyCoreConfig,
+        mut core: Box<dyn FrozenCore>,
         stimulus_s: f64,
         twin_hz: f64,
     ) -> Result<CandidatePool, PoolError> {
         if candidates.is_empty() {
             return Err(PoolError::Empty);
         }
-        let core = EnergyCore::new(core).map_err(|e| PoolError::Core(e.to_string()))?;
         let frames = ((stimulus_s * twin_hz).round() as usize).max(1);
         let mut is_test = vec![false; candidates.len()];
         is_test.resize(candidates.len() + tests.len(), true);
         let entries: Vec<LibraryEntry> = candidates.into_iter().chain(tests).collect();
         let per_frame = core.positions() * core.channels();
-        let mut features = vec![0.0f32; entries.len() * frames * per_frame];
-        let mut clip = vec![cpu::MEAN_GRAY; frames * view.pixels()];
-        let projection = Projection::Linear(view);
-        for (index, e) in entries.iter().enumerate() {
-            if e.id.0 as usize != index {
-                return Err(PoolError::Id {
+        let per_clip = frames * per_frame;
+        let (height, width) = core.input_size();
+        let core_view = ViewGeometry {
+            width,
+            height,
+            ..view
+        };
+        let px = core_view.pixels();
+        let projection = Projection::Linear(core_view);
+        let mut features = vec![0.0f32; entries.len() * per_clip];
+        let mut clips = vec![cpu::MEAN_GRAY; BATCH.min(entries.len()) * frames * px];
+        for (batch, (chunk, dst)) in entries
+            .chunks(BATCH)
+            .zip(features.chunks_mut(BATCH * per_clip))
+            .enumerate()
+        {
+            let clips = &mut clips[..chunk.len() * frames * px];
+            for ((i, e), clip) in chunk
+                .iter()
+                .enumerate()
+                .zip(clips.chunks_exact_mut(frames * px))
+            {
+                let index = batch * BATCH + i;
+                if e.id.0 as usize != index {
+                    return Err(PoolError::Id {
+                        index,
+                        name: e.name.clone(),
+                        id: e.id.0,
+                    });
+                }
+                let rejected = |reason: String| PoolError::Rejected {
                     index,
                     name: e.name.clone(),
-                    id: e.id.0,
-                });
+                    reason,
+                };
+                e.spec.validate().map_err(|err| rejected(err.to_string()))?;
+                let mut prepared =
+                    Prepared::new(&e.spec).map_err(|err| rejected(err.to_string()))?;
+                for (f, out) in clip.chunks_exact_mut(px).enumerate() {
+                    cpu::render_content(&prepared.frame(f as f64 / twin_hz), &projection, out);
+                }
             }
-            let rejected = |reason: String| PoolError::Rejected {
-                index,
-                name: e.name.clone(),
-                reason,
-            };
-            e.spec.validate().map_err(|err| rejected(err.to_string()))?;
-            let mut prepared = Prepared::new(&e.spec).map_err(|err| rejected(err.to_string()))?;
-            for (f, out) in clip.chunks_exact_mut(view.pixels()).enumerate() {
-                cpu::render_content(&prepared.frame(f as f64 / twin_hz), &projection, out);
-            }
-            let dst = &mut features[index * frames * per_frame..(index + 1) * frames * per_frame];
-            core.clip(&clip, frames, dst)
+            core.clips(clips, chunk.len(), frames, dst)
                 .map_err(|err| PoolError::Core(err.to_string()))?;
         }
         let mut gray = vec![0.0f32; per_frame];
-        let mut state = core.initial_state();
-        let blank = vec![cpu::MEAN_GRAY; view.pixels()];
-        core.step(&mut state, &blank, &mut gray)
+        core.gray(&mut gray)
             .map_err(|err| PoolError::Core(err.to_string()))?;
         Ok(CandidatePool {
             entries,
@@ -138,8 +164,9 @@ impl CandidatePool {
         (0..self.len()).filter(|&i| self.is_test[i]).collect()
     }
 
-    pub fn core(&self) -> &EnergyCore {
-        &self.core
+    /// The frozen core the features came from (its grid, channels and bilinear read).
+    pub fn core(&self) -> &dyn FrozenCore {
+        self.core.as_ref()
     }
 
     pub fn view(&self) -> ViewGeometry {

@@ -20,19 +20,24 @@ fn view() -> ViewGeometry {
     }
 }
 
+/// The energy bank on the view, as sessions run it.
+fn energy() -> Box<dyn twinloop_model::frozen_core::FrozenCore> {
+    Box::new(
+        twinloop_model::energy_core::EnergyCore::new(crate::scheduler::core_config(
+            &view(),
+            HZ,
+            (6, 10),
+        ))
+        .unwrap(),
+    )
+}
+
 fn pool() -> Arc<CandidatePool> {
     let candidates = default_candidates();
     let tests = default_tests(candidates.len() as u32);
     Arc::new(
-        CandidatePool::build(
-            candidates,
-            tests,
-            view(),
-            crate::scheduler::core_config(&view(), HZ),
-            2.0,
-            HZ,
-        )
-        .expect("the default pool builds"),
+        CandidatePool::build(candidates, tests, view(), energy(), 2.0, HZ)
+            .expect("the default pool builds"),
     )
 }
 
@@ -47,15 +52,15 @@ impl Truth {
     fn new(pool: &CandidatePool, units: usize, seed: u64) -> Truth {
         use rand::Rng;
         let mut rng = ChaCha8Rng::seed_from_u64(seed);
-        let cfg = pool.core().config();
+        let (rows, cols) = pool.core().grid();
         let c = pool.core().channels();
         // Receptive fields where the rig's are: within about 30 degrees of the centre, which
         // the pool's patches and sparse noise cover.
         let positions = (0..units)
             .map(|_| {
                 (
-                    rng.random_range(1..cfg.grid_rows - 1) as f32,
-                    rng.random_range(2..cfg.grid_cols - 2) as f32,
+                    rng.random_range(1..rows - 1) as f32,
+                    rng.random_range(2..cols - 2) as f32,
                 )
             })
             .collect();
@@ -337,11 +342,64 @@ fn bad_activity_is_skipped_and_a_changed_population_restarts() {
     assert!(!pool.is_test(c.entry) || c.mode == DecisionMode::Test);
 }
 
+/// Through the trait, in batches, the energy bank gives the pool exactly the features its own
+/// `clip` gives each entry rendered on the view (and its `step` the gray screen's).
+#[test]
+fn a_pool_on_the_energy_bank_caches_exactly_the_banks_features() {
+    use twinloop_model::energy_core::EnergyCore;
+    use twinloop_stimulus::{Prepared, Projection, cpu};
+    let candidates = default_candidates();
+    // More than one batch, and a last batch that is not full.
+    let n = pool::BATCH + 3;
+    let candidates: Vec<LibraryEntry> = candidates.into_iter().step_by(5).take(n).collect();
+    let candidates: Vec<LibraryEntry> = candidates
+        .into_iter()
+        .enumerate()
+        .map(|(i, mut e)| {
+            e.id = twinloop_stimulus::StimulusId(i as u32);
+            e
+        })
+        .collect();
+    let tests = default_tests(n as u32);
+    let entries: Vec<LibraryEntry> = candidates.iter().chain(&tests).cloned().collect();
+    let pool = CandidatePool::build(candidates, tests, view(), energy(), 0.5, HZ).unwrap();
+    let bank = EnergyCore::new(crate::scheduler::core_config(&view(), HZ, (6, 10))).unwrap();
+    assert_eq!(pool.core().channels(), bank.channels());
+    assert_eq!(pool.core().grid(), (6, 10));
+    let frames = pool.frames();
+    assert_eq!(frames, 15);
+    let v = view();
+    let projection = Projection::Linear(v);
+    let per_frame = bank.positions() * bank.channels();
+    for (i, e) in entries.iter().enumerate() {
+        let mut prepared = Prepared::new(&e.spec).unwrap();
+        let mut clip = vec![0u8; frames * v.pixels()];
+        for (f, out) in clip.chunks_exact_mut(v.pixels()).enumerate() {
+            cpu::render_content(&prepared.frame(f as f64 / HZ), &projection, out);
+        }
+        let mut want = vec![0f32; frames * per_frame];
+        bank.clip(&clip, frames, &mut want).unwrap();
+        for f in 0..frames {
+            assert!(
+                pool.feature_map(i, f) == &want[f * per_frame..(f + 1) * per_frame],
+                "entry {i} frame {f}"
+            );
+        }
+    }
+    let mut gray = vec![0f32; per_frame];
+    bank.step(
+        &mut bank.initial_state(),
+        &vec![cpu::MEAN_GRAY; v.pixels()],
+        &mut gray,
+    )
+    .unwrap();
+    assert!(pool.gray_map() == gray.as_slice());
+}
+
 #[test]
 fn a_pool_names_what_is_wrong() {
     let v = view();
-    let core = crate::scheduler::core_config(&v, HZ);
-    let err = CandidatePool::build(Vec::new(), Vec::new(), v, core.clone(), 2.0, HZ)
+    let err = CandidatePool::build(Vec::new(), Vec::new(), v, energy(), 2.0, HZ)
         .err()
         .expect("empty");
     assert!(matches!(err, PoolError::Empty));
@@ -350,7 +408,7 @@ fn a_pool_names_what_is_wrong() {
         name: "too fine".into(),
         spec: twinloop_stimulus::StimulusSpec::grating(0.0, 50.0, 2.0, 1.0, 0.0),
     };
-    let err = CandidatePool::build(vec![bad], Vec::new(), v, core, 2.0, HZ)
+    let err = CandidatePool::build(vec![bad], Vec::new(), v, energy(), 2.0, HZ)
         .err()
         .expect("rejected");
     let msg = err.to_string();
