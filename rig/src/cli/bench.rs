@@ -33,6 +33,10 @@ pub enum BenchWhat {
     /// The online clock fit on the simulator's jittered device clocks: drift, residual,
     /// mapping error and refit time.
     Clocks(super::bench_clocks::ClocksArgs),
+    /// The online imaging pipeline at rig scale on simulated frames: calibration time, per-frame
+    /// p50/p99 on one core (per stage, in line, and ring to emitted through the extraction
+    /// stage), throughput on two cores, and the numpy-suite2p and oasis-deconv peers.
+    Imaging(super::bench_imaging::ImagingArgs),
 }
 
 #[derive(Debug, Clone, clap::Args)]
@@ -107,6 +111,7 @@ pub fn run(args: &BenchArgs) -> Result<()> {
         BenchWhat::Loop(a) => run_loop(a),
         BenchWhat::Design(a) => run_design(a),
         BenchWhat::Clocks(a) => super::bench_clocks::run(a),
+        BenchWhat::Imaging(a) => super::bench_imaging::run(a),
     }
 }
 

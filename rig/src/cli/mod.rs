@@ -2,6 +2,7 @@
 
 mod bench;
 mod bench_clocks;
+mod bench_imaging;
 mod deconvolve;
 mod process;
 mod render;
