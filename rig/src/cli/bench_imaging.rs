@@ -543,7 +543,7 @@ pub fn run(a: &ImagingArgs) -> Result<()> {
 
 /// The benchmark; the peers run with `python` (none: skipped).
 fn run_with(a: &ImagingArgs, python: Option<&Path>) -> Result<()> {
-    if a.size < 64 || a.neurons == 0 || a.frames == 0 || !(a.rate > 0.0) {
+    if a.size < 64 || a.neurons == 0 || a.frames == 0 || !a.rate.is_finite() || a.rate <= 0.0 {
         bail!("--size must be at least 64, --neurons and --frames at least 1, --rate positive");
     }
     if a.calibration_frames < 100 {
