@@ -39,6 +39,10 @@ pub enum BenchWhat {
     Clocks(super::bench_clocks::ClocksArgs),
     /// Flip-interval statistics of the display loop on the stimulus window (or offscreen).
     Display(super::bench_display::DisplayArgs),
+    /// The online imaging pipeline at rig scale on simulated frames: calibration time, per-frame
+    /// p50/p99 on one core (per stage, in line, and ring to emitted through the extraction
+    /// stage), throughput on two cores, and the numpy-suite2p and oasis-deconv peers.
+    Imaging(super::bench_imaging::ImagingArgs),
 }
 
 #[derive(Debug, Clone, clap::Args)]
@@ -115,6 +119,7 @@ pub fn run(args: &BenchArgs) -> Result<()> {
         BenchWhat::Pool(a) => run_pool(a),
         BenchWhat::Clocks(a) => super::bench_clocks::run(a),
         BenchWhat::Display(a) => super::bench_display::run(a),
+        BenchWhat::Imaging(a) => super::bench_imaging::run(a),
     }
 }
 

@@ -3,6 +3,7 @@
 mod bench;
 mod bench_clocks;
 mod bench_display;
+mod bench_imaging;
 mod deconvolve;
 mod export;
 mod process;
