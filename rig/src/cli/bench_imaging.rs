@@ -30,7 +30,7 @@
 //! Speed is never asserted; the test below only checks the command runs at a tiny size.
 
 use crate::clock::{RigTime, host_monotonic_ns};
-use crate::frames::{Activity, ActivityBuf, Frame, FrameBuf, FrameMeta, FrameRegistration};
+use crate::frames::{Activity, ActivityBuf, Frame, FrameBuf, FrameMeta};
 use crate::protocol::{Dtype, Stream};
 use crate::ring::{Pool, RingRx, Wakeup, ring};
 use crate::sim::{SimConfig, SimGeometry, SimMouse};
@@ -38,7 +38,7 @@ use crate::sinks::event_bus;
 use crate::stages::deconvolve::params::g_from_tau;
 use crate::stages::deconvolve::{Ar1Params, BankConfig, DeconvolveBank, Params};
 use crate::stages::extract::{ExtractStage, Extractor, StageOutputs};
-use crate::stages::imaging::{ImagingParams, OnlinePipeline, PlaneCalibration};
+use crate::stages::imaging::{FrameOutput, ImagingParams, OnlinePipeline, PlaneCalibration};
 use crate::telemetry::{Counters, LatencyHist};
 use anyhow::{Context, Result, bail};
 use std::path::{Path, PathBuf};
@@ -200,7 +200,7 @@ fn calibrated_online(
     let pool = Pool::new(4, || FrameBuf::with_capacity(px));
     let block = params.cells.calibration_frames;
     let mut emitted = 0usize;
-    let mut count = |_: &FrameMeta, _: &[f32], _: &FrameRegistration| emitted += 1;
+    let mut count = |_: &FrameMeta, _: &FrameOutput<'_>| emitted += 1;
     let mut full = Instant::now();
     for (k, pixels) in movie.chunks_exact(px).take(block).enumerate() {
         let f = make_frame(&pool, pixels, meta(size, k as u64))?;
@@ -321,7 +321,7 @@ fn time_online(
         seq += 1;
         let before = emitted;
         let t0 = host_monotonic_ns();
-        online.on_frame(&f, &mut |_, _, _| emitted += 1);
+        online.on_frame(&f, &mut |_, _| emitted += 1);
         hist.record_ns(host_monotonic_ns() - t0);
         if emitted != before + 1 {
             bail!(
