@@ -147,6 +147,9 @@ pub struct Ingest {
     /// Where clock updates are published (when set).
     bus: Option<Bus>,
     clock_seq: u64,
+    /// The current run of frames the stage could not take: first seq and how many. Each is
+    /// counted and logged as an anomaly; the warning is once per run, not once per frame.
+    stage_skipping: Option<(u64, u64)>,
 }
 
 impl Ingest {
@@ -168,6 +171,7 @@ impl Ingest {
             clocks: ClockSync::new(cfg.clocks.clone()),
             bus: None,
             clock_seq: 0,
+            stage_skipping: None,
         }
     }
 
@@ -395,11 +399,19 @@ impl Ingest {
         }
         if self.out.to_stage.try_push(frame).is_err() {
             Counters::inc(&self.counters.stage_skips);
-            tracing::warn!(stream = %h.stream, seq = h.seq, "imaging stage behind: frame recorded but not processed");
+            match &mut self.stage_skipping {
+                Some((_, n)) => *n += 1,
+                None => {
+                    tracing::warn!(stream = %h.stream, seq = h.seq, "imaging stage behind: frames from here are recorded but not processed until it catches up");
+                    self.stage_skipping = Some((h.seq, 1));
+                }
+            }
             self.send_event(RecorderItem::Anomaly(Anomaly::StageSkip {
                 stream: h.stream,
                 seq: h.seq,
             }));
+        } else if let Some((first, n)) = self.stage_skipping.take() {
+            tracing::warn!(stream = %h.stream, first_skipped = first, skipped = n, "imaging stage caught up");
         }
         Counters::inc(&self.counters.frames_in);
         if let Some(feed) = &self.out.behaviour
