@@ -30,19 +30,17 @@
 //! Speed is never asserted; the test below only checks the command runs at a tiny size.
 
 use crate::clock::{RigTime, host_monotonic_ns};
-use crate::frames::{Activity, ActivityBuf, Frame, FrameBuf, FrameMeta};
+use crate::frames::{Activity, Frame, FrameBuf, FrameMeta};
 use crate::protocol::{Dtype, Stream};
-use crate::ring::{Pool, RingRx, Wakeup, ring};
+use crate::ring::{Pool, RingRx};
 use crate::sim::{SimConfig, SimGeometry, SimMouse};
-use crate::sinks::event_bus;
 use crate::stages::deconvolve::params::g_from_tau;
 use crate::stages::deconvolve::{Ar1Params, BankConfig, DeconvolveBank, Params};
-use crate::stages::extract::{ExtractStage, Extractor, StageOutputs};
+use crate::stages::extract::{ExtractStage, Extractor, OfflineTaps};
 use crate::stages::imaging::{FrameOutput, ImagingParams, OnlinePipeline, PlaneCalibration};
-use crate::telemetry::{Counters, LatencyHist};
+use crate::telemetry::LatencyHist;
 use anyhow::{Context, Result, bail};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 use twinloop_calibration::imaging::register::Registrar;
 
@@ -383,32 +381,14 @@ fn time_stage(movie: &[u16], a: &ImagingArgs, params: &ImagingParams) -> Result<
     let px = size * size;
     let online = OnlinePipeline::new(params.clone(), size, size, 1, FS, None, None)?;
     let extractor = Extractor::Pipeline(Box::new(online));
-    let n_cells = extractor.max_cells();
-    let counters = Arc::new(Counters::default());
     let frame_pool = Pool::new(64, || FrameBuf::with_capacity(px));
-    let stage_wake = Wakeup::new();
-    let (mut to_stage, stage_rx) = ring(32, Arc::clone(&stage_wake));
-    let (to_recorder, collected) = ring(256, Wakeup::new());
-    let (to_selector, selected) = ring(256, Wakeup::new());
-    let (to_bus, published) = ring(256, Wakeup::new());
-    let (bus, _bus_inbox) = event_bus::bus(16, Arc::clone(&counters));
-    let (events, _events_rx) = crossbeam_channel::bounded(64);
-    let stage = ExtractStage {
-        extractor,
-        input: stage_rx,
-        wake: stage_wake,
-        out: StageOutputs {
-            pool: Pool::new(256, || ActivityBuf::with_capacity(n_cells)),
-            to_recorder,
-            to_selector,
-            to_bus,
-            bus,
-            events,
-            to_dashboard: None,
-        },
-        counters,
-        late_after_ns: i64::MAX,
-    };
+    let (stage, taps) = ExtractStage::offline(extractor, 256);
+    let OfflineTaps {
+        input: mut to_stage,
+        recorder: collected,
+        selector: selected,
+        bus: published,
+    } = taps;
     let (tid_tx, tid_rx) = std::sync::mpsc::channel();
     let stage_h = std::thread::Builder::new()
         .name("bench-extract".into())

@@ -12,22 +12,19 @@ use crate::clock::RigTime;
 use crate::config::Config;
 use crate::frames::{ActivityBuf, FrameBuf, FrameMeta};
 use crate::protocol::{ClockDomain, Stream, SyncCode};
-use crate::ring::{Pool, Wakeup, ring};
+use crate::ring::Pool;
 use crate::scheduler::design::DecisionMode;
 use crate::scheduler::selector::BEHAVIOUR_MISSING_NOTE;
 use crate::scheduler::{Decision, FrameBehaviour, Onset, build_selector};
 use crate::sim::CellTruth;
-use crate::sinks::event_bus;
 use crate::sinks::records::{self, RecordKind};
 use crate::sinks::session_log::{SessionDir, TailState};
 use crate::sources::clocks::{ClockSync, ClockUpdate, Mapping};
 use crate::stages::behaviour::BehaviourRecord;
-use crate::stages::extract::{ExtractStage, Extractor, StageOutputs, build_extractor};
-use crate::telemetry::Counters;
+use crate::stages::extract::{ExtractStage, Extractor, OfflineTaps, build_extractor};
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::path::Path;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 use thiserror::Error;
 use twinloop_stimulus::StimulusId;
@@ -623,34 +620,16 @@ fn recompute_activity(
                 .collect(),
         );
     }
-    let n_cells = extractor.max_cells();
     let frame_px = (cfg.imaging.width * cfg.imaging.height) as usize;
-    let counters = Arc::new(Counters::default());
     let frame_pool = Pool::new(64, || FrameBuf::with_capacity(frame_px));
-    let stage_wake = Wakeup::new();
-    let (to_stage, stage_rx) = ring(32, Arc::clone(&stage_wake));
-    let (to_collector, mut collected) = ring(64, Wakeup::new());
-    // Replay drives its selector from the log; this copy of the activity is read and dropped.
-    let (to_selector, mut unused) = ring(64, Wakeup::new());
-    let (to_bus, _bus_ring) = ring(1, Wakeup::new());
-    let (bus, _bus_inbox) = event_bus::bus(1, Arc::clone(&counters));
-    let (events, _events_rx) = crossbeam_channel::bounded(16);
-    let stage = ExtractStage {
-        extractor,
-        input: stage_rx,
-        wake: stage_wake,
-        out: StageOutputs {
-            pool: Pool::new(256, || ActivityBuf::with_capacity(n_cells)),
-            to_recorder: to_collector,
-            to_selector,
-            to_bus,
-            bus,
-            events,
-            to_dashboard: None,
-        },
-        counters,
-        late_after_ns: i64::MAX,
-    };
+    // Replay drives its selector from the log; the stage's copy for the selector is dropped.
+    let (stage, taps) = ExtractStage::offline(extractor, 64);
+    let OfflineTaps {
+        input: to_stage,
+        recorder: mut collected,
+        selector: mut unused,
+        bus: _bus,
+    } = taps;
     let stage_h = std::thread::Builder::new()
         .name("replay-extract".into())
         .spawn(move || stage.run())?;

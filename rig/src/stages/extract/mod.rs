@@ -9,7 +9,7 @@ mod footprints;
 mod stage;
 
 pub use footprints::Footprints;
-pub use stage::{ExtractStage, Extractor, StageOutputs, StageReport};
+pub use stage::{ExtractStage, Extractor, OfflineTaps, StageOutputs, StageReport};
 
 use crate::config::{Config, Extraction};
 use crate::sim::CellTruth;

@@ -69,7 +69,55 @@ pub struct StageReport {
     pub cells: usize,
 }
 
+/// The ends of an offline stage's rings (replay, benchmarks): frames in, and the activity the
+/// recorder, selector and bus would have had. The caller drains the first two (the stage waits
+/// on them); the bus ring drops when full.
+pub struct OfflineTaps {
+    pub input: RingTx<Frame>,
+    pub recorder: RingRx<Activity>,
+    pub selector: RingRx<Activity>,
+    pub bus: RingRx<Activity>,
+}
+
 impl ExtractStage {
+    /// A stage running `extractor` off the daemon: no live bus subscribers, no recorder, no
+    /// dashboard; `capacity` slots per output ring.
+    pub fn offline(extractor: Extractor, capacity: usize) -> (ExtractStage, OfflineTaps) {
+        let n_cells = extractor.max_cells();
+        let counters = Arc::new(Counters::default());
+        let wake = Wakeup::new();
+        let (input, stage_rx) = crate::ring::ring(32, Arc::clone(&wake));
+        let (to_recorder, recorder) = crate::ring::ring(capacity, Wakeup::new());
+        let (to_selector, selector) = crate::ring::ring(capacity, Wakeup::new());
+        let (to_bus, bus_rx) = crate::ring::ring(capacity, Wakeup::new());
+        let (bus, _inbox) = crate::sinks::event_bus::bus(16, Arc::clone(&counters));
+        // Notes (calibration results) have no log to go to; a full channel drops them.
+        let (events, _events_rx) = crossbeam_channel::bounded(16);
+        let stage = ExtractStage {
+            extractor,
+            input: stage_rx,
+            wake,
+            out: StageOutputs {
+                pool: Pool::new(256, || ActivityBuf::with_capacity(n_cells)),
+                to_recorder,
+                to_selector,
+                to_bus,
+                bus,
+                events,
+                to_dashboard: None,
+            },
+            counters,
+            late_after_ns: i64::MAX,
+        };
+        let taps = OfflineTaps {
+            input,
+            recorder,
+            selector,
+            bus: bus_rx,
+        };
+        (stage, taps)
+    }
+
     pub fn run(mut self) -> StageReport {
         let _span = tracing::info_span!("stage", name = "extract").entered();
         self.wake.register_current();
