@@ -24,12 +24,10 @@ use twinloop_calibration::imaging::cells::{
 };
 use twinloop_calibration::imaging::fluorescence::{FluorescenceExtractor, FluorescenceParams};
 use twinloop_e2e::pearson;
-use twinloop_rig::clock::RigTime;
 use twinloop_rig::sim::{SimConfig, SimGeometry, SimMouse};
 
 const CALIBRATION_FRAMES: usize = 500;
 const EVALUATION_FRAMES: usize = 400;
-const DISPLAY_HZ: f64 = 60.0;
 const MATCH_PX: f32 = 4.0;
 
 const RECALL_FLOOR: f64 = 0.85;
@@ -72,55 +70,6 @@ unsafe impl GlobalAlloc for Counting {
 
 #[global_allocator]
 static GLOBAL: Counting = Counting;
-
-/// A full-field sine grating drifting along `direction_deg` at `t_s` (the view as the mouse
-/// sees it, u8, 128 = mean gray). Written out here rather than taken from the stimulus crate,
-/// whose spec types are being reworked: the point is only to drive the cells.
-fn grating(
-    geom: &SimGeometry,
-    direction_deg: f64,
-    sf_cpd: f64,
-    tf_hz: f64,
-    t_s: f64,
-    out: &mut [u8],
-) {
-    let (s, c) = direction_deg.to_radians().sin_cos();
-    for (i, px) in out.iter_mut().enumerate() {
-        let (row, col) = (i / geom.view_width, i % geom.view_width);
-        let (az, el) = geom.view_pixel_deg(row as f64, col as f64);
-        let phase = std::f64::consts::TAU * (sf_cpd * (az * c + el * s) - tf_hz * t_s);
-        *px = (127.5 * (1.0 + phase.sin())).round() as u8;
-    }
-}
-
-/// Renders `frames` imaging frames while showing gratings at 60 Hz that change direction every
-/// second; returns them frame-major.
-fn render(mouse: &mut SimMouse, geom: &SimGeometry, frames: usize) -> Vec<u16> {
-    let px = geom.imaging_width * geom.imaging_height;
-    let mut view = vec![0u8; geom.view_width * geom.view_height];
-    let mut out = vec![0u16; frames * px];
-    let mut shown = 0u64;
-    for (k, frame) in out.chunks_exact_mut(px).enumerate() {
-        let t = k as f64 / geom.imaging_rate_hz;
-        // Every display flip up to this frame, then the frame.
-        while shown as f64 / DISPLAY_HZ <= t {
-            let ts = shown as f64 / DISPLAY_HZ;
-            let trial = ts.floor();
-            grating(
-                geom,
-                45.0 * ((trial * 3.0) % 8.0),
-                0.04,
-                2.0,
-                ts - trial,
-                &mut view,
-            );
-            mouse.show(&view, RigTime::from_secs_f64(ts));
-            shown += 1;
-        }
-        mouse.imaging_frame(RigTime::from_secs_f64(t), frame);
-    }
-    out
-}
 
 /// One-to-one matches within `MATCH_PX`, closest first: `truth_to_det[i]` for each true cell.
 fn match_cells(truth: &[(f32, f32)], masks: &CellMasks) -> Vec<Option<usize>> {
@@ -180,7 +129,7 @@ fn check_against_truth(size_px: usize, neurons: usize) {
     };
     cfg.microscope.motion_max_px = 0.0;
     let mut mouse = SimMouse::new(&cfg, &geom).expect("valid sim config");
-    let frames = render(&mut mouse, &geom, CALIBRATION_FRAMES + EVALUATION_FRAMES);
+    let frames = mouse.record_turning_gratings(&geom, CALIBRATION_FRAMES + EVALUATION_FRAMES);
     let px = size_px * size_px;
 
     // Calibration: stream the block in, detect.

@@ -32,7 +32,6 @@ const NEURONS: usize = 250;
 const CALIBRATION_FRAMES: usize = 300;
 const FRAMES: usize = 900;
 const FS: f64 = 30.0;
-const DISPLAY_HZ: f64 = 60.0;
 const MATCH_PX: f32 = 4.0;
 /// Plane 1's lost frames: a short gap (bridged) and a long one (restart).
 const LOST: [std::ops::Range<u64>; 2] = [450..453, 700..720];
@@ -40,40 +39,6 @@ const LOST: [std::ops::Range<u64>; 2] = [450..453, 700..720];
 const SHIFT_RMS_FLOOR_PX: f64 = 0.25;
 const MEDIAN_R_FLOOR: f64 = 0.25;
 const P10_R_FLOOR: f64 = 0.1;
-
-fn grating(geom: &SimGeometry, direction_deg: f64, t_s: f64, out: &mut [u8]) {
-    let (s, c) = direction_deg.to_radians().sin_cos();
-    for (i, px) in out.iter_mut().enumerate() {
-        let (row, col) = (i / geom.view_width, i % geom.view_width);
-        let (az, el) = geom.view_pixel_deg(row as f64, col as f64);
-        let phase = std::f64::consts::TAU * (0.04 * (az * c + el * s) - 2.0 * t_s);
-        *px = (127.5 * (1.0 + phase.sin())).round() as u8;
-    }
-}
-
-/// `FRAMES` frames of one mouse watching gratings that turn every second, frame-major.
-fn render(mouse: &mut SimMouse, geom: &SimGeometry) -> Vec<u16> {
-    let px = SIZE * SIZE;
-    let mut view = vec![0u8; geom.view_width * geom.view_height];
-    let mut out = vec![0u16; FRAMES * px];
-    let mut shown = 0u64;
-    for (k, frame) in out.chunks_exact_mut(px).enumerate() {
-        let t = k as f64 / FS;
-        while shown as f64 / DISPLAY_HZ <= t {
-            let ts = shown as f64 / DISPLAY_HZ;
-            grating(
-                geom,
-                45.0 * ((ts.floor() * 3.0) % 8.0),
-                ts - ts.floor(),
-                &mut view,
-            );
-            mouse.show(&view, RigTime::from_secs_f64(ts));
-            shown += 1;
-        }
-        mouse.imaging_frame(RigTime::from_secs_f64(t), frame);
-    }
-    out
-}
 
 fn npy_rows(path: &std::path::Path) -> (Vec<f32>, usize) {
     let npy =
@@ -110,7 +75,7 @@ fn two_planes_each_follow_their_own_truth_and_gaps_are_declared() {
             ..SimConfig::default()
         };
         let mut mouse = SimMouse::new(&cfg, &geom).unwrap();
-        movies.push(render(&mut mouse, &geom));
+        movies.push(mouse.record_turning_gratings(&geom, FRAMES));
         let truth = tmp.path().join(format!("truth{seed}"));
         mouse.write_truth(&truth).unwrap();
         mice.push((mouse, truth, cfg));

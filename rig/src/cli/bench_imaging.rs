@@ -81,7 +81,6 @@ pub struct ImagingArgs {
 }
 
 const FS: f64 = 30.0;
-const DISPLAY_HZ: f64 = 60.0;
 
 /// Median and p99 of a histogram, µs.
 fn p50_p99(h: &LatencyHist) -> (f64, f64) {
@@ -114,19 +113,6 @@ fn load_average() -> String {
         .unwrap_or_else(|_| "unknown".into())
 }
 
-/// The grating the simulated mouse watches: turns by 135° every second, drifts at 2 Hz.
-fn grating(geom: &SimGeometry, t_s: f64, out: &mut [u8]) {
-    let direction = (45.0 * ((t_s.floor() * 3.0) % 8.0)).to_radians();
-    let (s, c) = direction.sin_cos();
-    let phase_t = t_s - t_s.floor();
-    for (i, px) in out.iter_mut().enumerate() {
-        let (row, col) = (i / geom.view_width, i % geom.view_width);
-        let (az, el) = geom.view_pixel_deg(row as f64, col as f64);
-        let phase = std::f64::consts::TAU * (0.04 * (az * c + el * s) - 2.0 * phase_t);
-        *px = (127.5 * (1.0 + phase.sin())).round() as u8;
-    }
-}
-
 /// The simulated movie, frame-major, and the microscope's dark offset.
 fn render(a: &ImagingArgs, n_frames: usize) -> Result<(Vec<u16>, f64)> {
     let geom = SimGeometry {
@@ -141,20 +127,7 @@ fn render(a: &ImagingArgs, n_frames: usize) -> Result<(Vec<u16>, f64)> {
         ..SimConfig::default()
     };
     let mut mouse = SimMouse::new(&cfg, &geom).context("the simulated mouse")?;
-    let px = a.size * a.size;
-    let mut view = vec![0u8; geom.view_width * geom.view_height];
-    let mut movie = vec![0u16; n_frames * px];
-    let mut shown = 0u64;
-    for (k, frame) in movie.chunks_exact_mut(px).enumerate() {
-        let t = k as f64 / FS;
-        while shown as f64 / DISPLAY_HZ <= t {
-            let ts = shown as f64 / DISPLAY_HZ;
-            grating(&geom, ts, &mut view);
-            mouse.show(&view, RigTime::from_secs_f64(ts));
-            shown += 1;
-        }
-        mouse.imaging_frame(RigTime::from_secs_f64(t), frame);
-    }
+    let movie = mouse.record_turning_gratings(&geom, n_frames);
     Ok((movie, cfg.microscope.offset_adu))
 }
 

@@ -23,6 +23,8 @@
 //! - `eye`: the eye-camera image and its linear camera model.
 //! - `treadmill`: encoder counts from distance run.
 //! - `truth`: [`CellTruth`] and the per-frame truth written by [`SimMouse::write_truth`].
+//! - `movie`: [`SimMouse::record_turning_gratings`], the standard movie imaging tests and
+//!   benchmarks record.
 //!
 //! # Time
 //! Neural dynamics advance on a fixed substep (`neural_dt_s`, 1/60 s by default) when an imaging
@@ -50,6 +52,7 @@ mod behaviour;
 mod calcium;
 mod field;
 mod microscope;
+mod movie;
 mod neurons;
 mod random;
 mod receptive_field;
