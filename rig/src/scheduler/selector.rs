@@ -233,7 +233,9 @@ impl SelectorThread {
                 let Some((behaviour, given)) = pairing.behaviour_for(a, waiting.len()) else {
                     break;
                 };
-                let a = waiting.pop_front().expect("front exists");
+                let Some(a) = waiting.pop_front() else {
+                    break;
+                };
                 if given == Given::Up {
                     let _ = self.events.send(RecorderItem::Json {
                         kind: RecordKind::Note,
