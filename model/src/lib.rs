@@ -20,6 +20,7 @@
 //!   until a pretrained fnn core ships.
 //! - [`design`]: the online readout posterior (Laplace, Poisson) and the information criterion
 //!   that chooses the next stimulus.
+//! - [`train`]: recordings the twin learns from and is scored on; the transfer fit.
 //! - [`cli`]: `twin predict` as a library function.
 
 pub mod cli;
@@ -37,6 +38,7 @@ pub mod network;
 pub mod ops;
 pub mod perspective;
 pub mod readout;
+pub mod train;
 pub mod weights;
 
 pub use config::TwinConfig;

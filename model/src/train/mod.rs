@@ -1,0 +1,5 @@
+//! Learning the twin from recordings: the data ([`recording`]) and, as it lands, the fit.
+
+pub mod recording;
+
+pub use recording::{RecordedTrial, Recording, RecordingMeta};
