@@ -350,25 +350,32 @@ impl InterGroup {
             Some(&gain.flatten_all().ctx(&wname)?),
             &wname,
         )?;
-        let std: Vec<f32> = std.flatten_all().and_then(|t| t.to_vec1()).ctx(&wname)?;
-        // Scatter to the full kernel: out (g, a) ← in (j, b), j ≠ g, j' = j - (j > g).
-        let mut full = vec![0f32; out_channels * in_channels];
+        // Place the blocks in the full kernel with tensor ops (so a fit can train them): out
+        // group g reads in group j != g from column block j' = j - (j > g) of its row.
+        let std = std
+            .reshape((groups, go, groups - 1, gi))
+            .and_then(|t| t.to_device(dev))
+            .ctx(&wname)?;
+        let zeros = Tensor::zeros((go, gi), std.dtype(), dev).ctx(&wname)?;
+        let mut rows = Vec::with_capacity(groups);
         for g in 0..groups {
-            for a in 0..go {
-                let row = g * go + a;
-                for j in 0..groups {
-                    if j == g {
-                        continue;
-                    }
+            let mut cols = Vec::with_capacity(groups);
+            for j in 0..groups {
+                cols.push(if j == g {
+                    zeros.clone()
+                } else {
                     let jp = if j > g { j - 1 } else { j };
-                    for b in 0..gi {
-                        full[row * in_channels + j * gi + b] =
-                            std[row * (groups - 1) * gi + jp * gi + b];
-                    }
-                }
+                    std.get(g)
+                        .and_then(|t| t.narrow(1, jp, 1))
+                        .and_then(|t| t.squeeze(1))
+                        .ctx(&wname)?
+                });
             }
+            rows.push(Tensor::cat(&cols, 1).ctx(&wname)?);
         }
-        let kernel = Tensor::from_vec(full, (out_channels, in_channels, 1, 1), dev).ctx(&wname)?;
+        let kernel = Tensor::cat(&rows, 0)
+            .and_then(|t| t.reshape((out_channels, in_channels, 1, 1)))
+            .ctx(&wname)?;
         Ok(Self { kernel })
     }
 

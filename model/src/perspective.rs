@@ -82,7 +82,6 @@ pub struct Perspective {
     width: usize,
     stim_h: usize,
     stim_w: usize,
-    dev: Device,
 }
 
 fn vec3(w: &Weights, name: &str) -> Result<[f64; 3]> {
@@ -147,7 +146,6 @@ impl Perspective {
             width: pc.width,
             stim_h: cfg.stimulus_height,
             stim_w: cfg.stimulus_width,
-            dev: dev.clone(),
         })
     }
 
@@ -161,34 +159,80 @@ impl Perspective {
     }
 
     /// Sampling grid `[N, H', W', 2]` in the stimulus' normalised coordinates.
+    ///
+    /// Tensor ops throughout, so the gradient reaches the pupil-to-rotation MLP when the twin is
+    /// fitted. With the monitor axes as rows of `M`, `P = M R(angles) G` gives each ray's
+    /// coordinates along the monitor's x, y and normal; the ray meets the plane at
+    /// `k = (z.c) / max(P_z, eps)`, and the monitor coordinates are `k P_xy - (x.c, y.c)`.
     pub fn grid(&self, perspective: &Tensor) -> Result<Tensor> {
-        let angles: Vec<Vec<f32>> = self
-            .angles(perspective)?
-            .to_device(&Device::Cpu)
-            .and_then(|a| a.to_vec2())
-            .ctx("perspective angles")?;
-        let n = angles.len();
+        let angles = self.angles(perspective)?;
+        let n = angles.dim(0).ctx("perspective angles")?;
+        let col = |i: usize| angles.narrow(1, i, 1).ctx("perspective angles");
+        let (ax, ay, az) = (col(0)?, col(1)?, col(2)?);
+        let trig = |t: &Tensor| -> Result<(Tensor, Tensor)> {
+            Ok((t.sin().ctx("sin")?, t.cos().ctx("cos")?))
+        };
+        let ((sx, cx), (sy, cy), (sz, cz)) = (trig(&ax)?, trig(&ay)?, trig(&az)?);
+        let mul = |a: &Tensor, b: &Tensor| (a * b).ctx("rotation");
+        let add = |a: Tensor, b: Tensor| (a + b).ctx("rotation");
+        let sub = |a: Tensor, b: Tensor| (a - b).ctx("rotation");
+        // Rz Ry Rx, entry by entry (fnn's `rmat_3d`), each `[N, 1]`.
+        let entries = [
+            mul(&cz, &cy)?,
+            sub(mul(&mul(&cz, &sy)?, &sx)?, mul(&sz, &cx)?)?,
+            add(mul(&sz, &sx)?, mul(&mul(&cz, &sy)?, &cx)?)?,
+            mul(&sz, &cy)?,
+            add(mul(&cz, &cx)?, mul(&mul(&sz, &sy)?, &sx)?)?,
+            sub(mul(&mul(&sz, &sy)?, &cx)?, mul(&cz, &sx)?)?,
+            sy.neg().ctx("rotation")?,
+            mul(&cy, &sx)?,
+            mul(&cy, &cx)?,
+        ];
+        let refs: Vec<&Tensor> = entries.iter().collect();
+        let r = Tensor::cat(&refs, 1)
+            .and_then(|t| t.reshape((n, 3, 3)))
+            .ctx("rotation")?;
         let [xa, ya, za] = self.axes;
+        let m: Vec<f32> = [xa, ya, za]
+            .iter()
+            .flat_map(|a| a.iter().map(|&v| v as f32))
+            .collect();
+        let m = Tensor::from_vec(m, (1, 3, 3), r.device()).ctx("monitor axes")?;
+        let rays: Vec<f32> = (0..3)
+            .flat_map(|i| self.retina.iter().map(move |g| g[i] as f32))
+            .collect();
+        let hw = self.retina.len();
+        let g = Tensor::from_vec(rays, (1, 3, hw), r.device()).ctx("retina rays")?;
+        let p = m
+            .broadcast_matmul(&r)
+            .and_then(|mr| mr.broadcast_matmul(&g))
+            .ctx("rays on the monitor")?; // [N, 3, HW]
         let c = self.center;
-        let dot = |a: &[f64; 3], b: &[f64; 3]| a[0] * b[0] + a[1] * b[1] + a[2] * b[2];
-        let a = dot(&za, &c);
+        let dot = |a: &[f64; 3]| a[0] * c[0] + a[1] * c[1] + a[2] * c[2];
         let (sh, sw) = (self.stim_h as f64, self.stim_w as f64);
         let scale = sw / (sw - 1.0);
         let fx = scale * (self.width as f64 - 1.0) / self.width as f64;
         let fy = sw / sh * scale * (self.height as f64 - 1.0) / self.height as f64;
-        let mut grid = Vec::with_capacity(n * self.retina.len() * 2);
-        for ang in &angles {
-            let r = rmat_3d(ang[0] as f64, ang[1] as f64, ang[2] as f64);
-            for g in &self.retina {
-                let ray = [dot(&r[0], g), dot(&r[1], g), dot(&r[2], g)];
-                let b = dot(&za, &ray).max(self.monitor_eps);
-                let k = a / b;
-                let d = [k * ray[0] - c[0], k * ray[1] - c[1], k * ray[2] - c[2]];
-                grid.push((dot(&d, &xa) * fx) as f32);
-                grid.push((dot(&d, &ya) * fy) as f32);
-            }
-        }
-        Tensor::from_vec(grid, (n, self.height, self.width, 2), &self.dev).ctx("perspective grid")
+        let k = p
+            .narrow(1, 2, 1)
+            .and_then(|b| b.maximum(self.monitor_eps))
+            .and_then(|b| b.recip())
+            .and_then(|b| b.affine(dot(&za), 0.0))
+            .ctx("ray length")?; // [N, 1, HW]
+        let xy = p
+            .narrow(1, 0, 2)
+            .and_then(|q| q.broadcast_mul(&k))
+            .ctx("monitor point")?; // [N, 2, HW]
+        let gx = xy
+            .narrow(1, 0, 1)
+            .and_then(|t| t.affine(fx, -dot(&xa) * fx));
+        let gy = xy
+            .narrow(1, 1, 1)
+            .and_then(|t| t.affine(fy, -dot(&ya) * fy));
+        Tensor::cat(&[&gx.ctx("grid x")?, &gy.ctx("grid y")?], 1)
+            .and_then(|t| t.transpose(1, 2))
+            .and_then(|t| t.reshape((n, self.height, self.width, 2)))
+            .ctx("perspective grid")
     }
 
     /// Retina image `[N, 1, H', W']` from stimulus `[N, 1, H, W]` (values in [0, 1]) and pupil

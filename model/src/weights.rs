@@ -20,6 +20,8 @@ pub struct Weights {
     synth: Option<RefCell<u64>>,
     /// Elements synthesised so far.
     synth_elements: RefCell<usize>,
+    /// The synthesised tensors, by name (a fit's starting point).
+    made: RefCell<HashMap<String, Tensor>>,
 }
 
 /// A plausible value for a synthesised tensor: fnn's init conventions, plus small noise.
@@ -36,6 +38,9 @@ fn synth_value(name: &str, state: &mut u64) -> f32 {
         -1.4
     } else if name.ends_with("monitor_pixel.scale") {
         1.0
+    } else if name.ends_with("monitor_pixel.offset") {
+        // Negative pixels would make the retina's fractional power NaN.
+        0.0
     } else if name.contains(".gains.") || name.contains(".scales.") {
         1.0 + 0.2 * u
     } else if name.contains("monitor.center") || name.contains("monitor.angle") {
@@ -64,6 +69,27 @@ impl Weights {
             taken: RefCell::new(BTreeSet::new()),
             synth: None,
             synth_elements: RefCell::new(0),
+            made: RefCell::new(HashMap::new()),
+        })
+    }
+
+    /// Wraps a fit's parameters where they live (no copy to the CPU), so the model built from
+    /// them stays on the autodiff graph of its variables.
+    pub fn from_params(tensors: HashMap<String, Tensor>) -> Self {
+        Self {
+            tensors,
+            taken: RefCell::new(BTreeSet::new()),
+            synth: None,
+            synth_elements: RefCell::new(0),
+            made: RefCell::new(HashMap::new()),
+        }
+    }
+
+    /// Writes named f32 tensors as safetensors (what [`Weights::load`] reads).
+    pub fn save(tensors: &HashMap<String, Tensor>, path: &Path) -> Result<()> {
+        candle_core::safetensors::save(tensors, path).map_err(|e| ModelError::Safetensors {
+            path: path.to_path_buf(),
+            reason: e.to_string(),
         })
     }
 
@@ -105,6 +131,7 @@ impl Weights {
             taken: RefCell::new(BTreeSet::new()),
             synth: Some(RefCell::new(seed)),
             synth_elements: RefCell::new(0),
+            made: RefCell::new(HashMap::new()),
         }
     }
 
@@ -127,7 +154,15 @@ impl Weights {
         if name.ends_with("monitor.center") && n == 3 {
             data[2] = 0.5;
         }
-        Tensor::from_vec(data, shape, &Device::Cpu).ok()
+        let t = Tensor::from_vec(data, shape, &Device::Cpu).ok()?;
+        self.made.borrow_mut().insert(name.to_string(), t.clone());
+        Some(t)
+    }
+
+    /// The tensors synthesised so far, by name: after building a model on a synthetic store,
+    /// a complete weight set to start a fit from.
+    pub fn synthesised(&self) -> HashMap<String, Tensor> {
+        self.made.borrow().clone()
     }
 
     /// Takes the tensor `name`, checking its shape.
