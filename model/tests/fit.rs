@@ -382,7 +382,8 @@ fn perspective_and_modulation_gradients_match_finite_differences() {
             .unwrap()
     };
     let ps = ParamSet::new(&base, |n| trains(FitScope::Transfer, n), &Device::Cpu).unwrap();
-    let cases: [(&str, &dyn Fn(&Weights) -> Tensor); 4] = [
+    type Probe<'a> = &'a dyn Fn(&Weights) -> Tensor;
+    let cases: [(&str, Probe); 4] = [
         ("perspective.out.weights.0", &grid_fn),
         ("perspective.layers.0.biases.0", &grid_fn),
         ("perspective.out.gains.0", &grid_fn),
@@ -443,8 +444,7 @@ fn transfer_weights_keep_the_core_and_refuse_a_mismatched_one() {
         TwinConfig::from_json(&TINY.replace("\"out_channels\": 16}", "\"out_channels\": 24}"))
             .unwrap();
     let err = transfer_weights(&Weights::from_params(pretrained), &wider, 1)
-        .err()
-        .expect("a core of another shape is refused")
+        .expect_err("a core of another shape is refused")
         .to_string();
     assert!(err.contains("core.feedforward"), "{err}");
 }
