@@ -546,3 +546,115 @@ pub fn l2_normalise(x: &Tensor, dim: usize) -> Result<Tensor> {
 pub fn softmax_last(x: &Tensor) -> Result<Tensor> {
     candle_nn::ops::softmax(x, D::Minus1).ctx("softmax")
 }
+
+#[cfg(test)]
+mod tests {
+    use candle_core::{Device, Tensor, Var};
+
+    use super::{Conv, ConvSpec, Pad};
+    use crate::weights::Weights;
+
+    /// The same conv twice (same synthetic weights): one fed plain inputs (CPU fast path), one
+    /// fed gradient-tracking inputs (candle's conv2d, the reference).
+    fn pair(spec: &ConvSpec) -> (Conv, Conv) {
+        let dev = Device::Cpu;
+        let a = Conv::load(&Weights::synthetic(3), "c", 0, spec.clone(), &dev).unwrap();
+        let b = Conv::load(&Weights::synthetic(3), "c", 0, spec.clone(), &dev).unwrap();
+        (a, b)
+    }
+
+    fn tracked(x: &Tensor) -> Tensor {
+        Var::from_tensor(x).unwrap().as_tensor().clone()
+    }
+
+    fn max_rel(a: &Tensor, b: &Tensor) -> f32 {
+        let d = (a - b).unwrap().abs().unwrap().max_all().unwrap();
+        let s = b.abs().unwrap().max_all().unwrap();
+        d.to_scalar::<f32>().unwrap() / s.to_scalar::<f32>().unwrap().max(1e-12)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn spec(
+        i: usize,
+        o: usize,
+        groups: (usize, usize),
+        t: usize,
+        k: usize,
+        stride: usize,
+        pad: Pad,
+        bias: bool,
+    ) -> ConvSpec {
+        ConvSpec {
+            in_channels: i,
+            out_channels: o,
+            in_groups: groups.0,
+            out_groups: groups.1,
+            temporal: t,
+            spatial: k,
+            stride,
+            pad,
+            gain: true,
+            bias,
+            wnorm: true,
+        }
+    }
+
+    /// Every conv shape fnn uses (and a few more): the fast path equals candle's conv2d over
+    /// a clip, frame by frame, with the history filled and rolled.
+    #[test]
+    fn fast_path_equals_candle_conv2d() {
+        let cases = [
+            // fnn's input conv: 6x6, stride 2, replicate, one input channel.
+            (spec(1, 8, (1, 2), 1, 6, 2, Pad::Replicate, true), 1, 20, 30),
+            // Dense block conv: grouped, temporal 3, 3x3, zero padding.
+            (spec(8, 8, (2, 2), 3, 3, 1, Pad::Zeros, true), 1, 9, 13),
+            // Grouped temporal conv with replicate padding, stride 2, batch 2, no bias.
+            (spec(6, 9, (3, 3), 2, 3, 2, Pad::Replicate, false), 2, 11, 8),
+            // 5x5 temporal 4, ungrouped, odd sizes.
+            (spec(3, 5, (1, 1), 4, 5, 1, Pad::Zeros, true), 1, 7, 10),
+            // Pointwise grouped (skips, gates), in place of im2col.
+            (spec(12, 8, (4, 4), 1, 1, 1, Pad::Zeros, false), 2, 5, 6),
+            // Pointwise with replicate padding flag (no padding at 1x1) and a temporal tap.
+            (spec(4, 6, (1, 2), 2, 1, 1, Pad::Replicate, true), 1, 4, 4),
+        ];
+        for (c, (spec, n, h, w)) in cases.iter().enumerate() {
+            let (mut fast, mut reference) = pair(spec);
+            for f in 0..5 {
+                let x =
+                    Tensor::randn(0f32, 1.0, (*n, spec.in_channels, *h, *w), &Device::Cpu).unwrap();
+                let a = fast.step(&x).unwrap();
+                let b = reference.step(&tracked(&x)).unwrap();
+                assert!(
+                    !a.track_op() && b.track_op(),
+                    "case {c}: paths not as intended"
+                );
+                assert_eq!(a.dims(), b.dims(), "case {c} frame {f}");
+                let e = max_rel(&a, &b);
+                assert!(e < 1e-5, "case {c} frame {f}: max relative error {e}");
+            }
+        }
+    }
+
+    /// A clip may switch paths (e.g. a gradient-tracked frame mid-clip): the kept history is
+    /// shared, so the result equals running the reference throughout; reset restarts both.
+    #[test]
+    fn paths_share_the_history() {
+        let spec = spec(4, 4, (2, 2), 3, 3, 1, Pad::Replicate, true);
+        let (mut mixed, mut reference) = pair(&spec);
+        for round in 0..2 {
+            for f in 0..6 {
+                let x = Tensor::randn(0f32, 1.0, (1, 4, 6, 7), &Device::Cpu).unwrap();
+                let a = if f % 3 == 1 {
+                    mixed.step(&tracked(&x)).unwrap()
+                } else {
+                    mixed.step(&x).unwrap()
+                };
+                let b = reference.step(&tracked(&x)).unwrap();
+                let e = max_rel(&a, &b);
+                assert!(e < 1e-5, "round {round} frame {f}: {e}");
+            }
+            mixed.reset();
+            reference.reset();
+        }
+    }
+}

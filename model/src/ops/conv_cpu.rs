@@ -11,6 +11,31 @@
 //! Forward only, no autograd: `Conv::step` takes this path only when nothing needs a gradient
 //! (see there), and the candle path stays the reference it is tested against.
 
+use std::cell::Cell;
+
+thread_local! {
+    /// Set while this thread runs one ensemble stream of several in parallel.
+    static SERIAL: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Runs `f` with this thread's convolutions single-threaded (the caller parallelises above).
+pub fn serial<R>(f: impl FnOnce() -> R) -> R {
+    let before = SERIAL.with(|s| s.replace(true));
+    let out = f();
+    SERIAL.with(|s| s.set(before));
+    out
+}
+
+/// How many threads to run ensemble streams on: candle's CPU thread count on the CPU (and not
+/// already inside a parallel stream), else 1.
+pub fn stream_threads(dev: &candle_core::Device) -> usize {
+    if dev.is_cpu() && !SERIAL.with(Cell::get) {
+        candle_core::utils::get_num_threads().max(1)
+    } else {
+        1
+    }
+}
+
 /// Shape of one convolution's input and kernel (one image).
 #[derive(Debug, Clone, Copy)]
 pub struct Geometry {
@@ -144,7 +169,11 @@ impl ConvGemm<'_> {
         let taps: Vec<SharedMut> = taps.iter().map(|&p| SharedMut(p as *mut f32)).collect();
         let in_len = g.channels * g.height * g.width;
         let pool = candle_core::utils::barrier_pool();
-        let threads = (pool.n_workers() + 1).min(oh).max(1);
+        let threads = if SERIAL.with(Cell::get) {
+            1
+        } else {
+            (pool.n_workers() + 1).min(oh).max(1)
+        };
         let work = |tid: usize| {
             if tid >= threads {
                 return;
