@@ -60,12 +60,16 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         &times[..]
     };
     let mean = warm.iter().sum::<f64>() / warm.len() as f64;
+    let mut sorted = warm.to_vec();
+    sorted.sort_by(f64::total_cmp);
+    let median = sorted[sorted.len() / 2];
     println!(
-        "{} frames: first {:.3} s, steady mean {:.3} s/frame = {:.2} frames/s",
+        "{} frames: first {:.3} s, steady mean {:.3} s/frame, median {:.3} s/frame = {:.2} frames/s",
         frames,
         times.first().copied().unwrap_or(0.0),
         mean,
-        1.0 / mean
+        median,
+        1.0 / median
     );
     Ok(())
 }

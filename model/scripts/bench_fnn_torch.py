@@ -38,8 +38,9 @@ def main():
         t = now
     steady = times[2:] if len(times) > 2 else times
     m = sum(steady) / len(steady)
+    med = sorted(steady)[len(steady) // 2]
     print(f"torch {torch.__version__}, {threads} threads: first {times[0]:.3f} s, "
-          f"steady {m:.3f} s/frame = {1 / m:.2f} frames/s")
+          f"steady mean {m:.3f} s/frame, median {med:.3f} s/frame = {1 / med:.2f} frames/s")
 
 
 if __name__ == "__main__":

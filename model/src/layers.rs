@@ -264,10 +264,10 @@ impl Conv {
             for _ in 0..t - 1 {
                 self.history.push_back(Frame::new(start.clone()));
             }
-        } else if self.history.len() == t {
-            if let Some(old) = self.history.pop_front() {
-                self.spare.extend(old.col);
-            }
+        } else if self.history.len() == t
+            && let Some(old) = self.history.pop_front()
+        {
+            self.spare.extend(old.col);
         }
         self.history.push_back(Frame::new(x.clone()));
         let fast = x.device().is_cpu()

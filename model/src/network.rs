@@ -20,6 +20,9 @@ pub struct Stream {
     pub readout: Readout,
 }
 
+/// One stream's core output and (when asked) its readout log-rates.
+type StreamOut = (Tensor, Option<Tensor>);
+
 /// Outputs of one frame.
 pub struct FrameOutput {
     /// Stream-averaged log-rates `[N, U]`.
@@ -148,7 +151,7 @@ impl Twin {
         perspective: &Tensor,
         modulation: &Tensor,
         readout: bool,
-    ) -> Result<Vec<(Tensor, Option<Tensor>)>> {
+    ) -> Result<Vec<StreamOut>> {
         let (n, p) = perspective.dims2().ctx("perspective input")?;
         let (nm, m) = modulation.dims2().ctx("modulation input")?;
         if p != self.cfg.perspectives || m != self.cfg.modulations || nm != n {
@@ -162,7 +165,7 @@ impl Twin {
         }
         let retina = self.perspective.forward(stimulus, perspective)?;
         let positions = &self.positions;
-        let run = |s: &mut Stream| -> Result<(Tensor, Option<Tensor>)> {
+        let run = |s: &mut Stream| -> Result<StreamOut> {
             let mo = s.modulation.step(modulation)?;
             let core = s.core.step(&retina, &mo)?;
             let r = if readout {
@@ -180,28 +183,27 @@ impl Twin {
         for (i, s) in self.streams.iter_mut().enumerate() {
             lanes[i % threads].push((i, s));
         }
-        let mut results: Vec<(usize, Result<(Tensor, Option<Tensor>)>)> =
-            std::thread::scope(|sc| {
-                let handles: Vec<_> = lanes
-                    .into_iter()
-                    .map(|lane| {
-                        sc.spawn(|| {
-                            crate::ops::conv_cpu::serial(|| {
-                                lane.into_iter()
-                                    .map(|(i, s)| (i, run(s)))
-                                    .collect::<Vec<_>>()
-                            })
+        let mut results: Vec<(usize, Result<StreamOut>)> = std::thread::scope(|sc| {
+            let handles: Vec<_> = lanes
+                .into_iter()
+                .map(|lane| {
+                    sc.spawn(|| {
+                        crate::ops::conv_cpu::serial(|| {
+                            lane.into_iter()
+                                .map(|(i, s)| (i, run(s)))
+                                .collect::<Vec<_>>()
                         })
                     })
-                    .collect();
-                handles
-                    .into_iter()
-                    .flat_map(|h| match h.join() {
-                        Ok(v) => v,
-                        Err(payload) => std::panic::resume_unwind(payload),
-                    })
-                    .collect()
-            });
+                })
+                .collect();
+            handles
+                .into_iter()
+                .flat_map(|h| match h.join() {
+                    Ok(v) => v,
+                    Err(payload) => std::panic::resume_unwind(payload),
+                })
+                .collect()
+        });
         results.sort_by_key(|(i, _)| *i);
         results.into_iter().map(|(_, r)| r).collect()
     }
