@@ -16,8 +16,8 @@ ours=()
 theirs=()
 for _ in $(seq "$rounds"); do
   load=$(cut -d' ' -f1 /proc/loadavg)
-  a=$(RAYON_NUM_THREADS=$threads "$bin" "$frames" 10000 | tail -1)
-  b=$("$py" "$here/bench_fnn_torch.py" "$frames" "$threads")
+  a=$(RAYON_NUM_THREADS=$threads "$bin" "$frames" 10000 | grep "frames:")
+  b=$("$py" "$here/bench_fnn_torch.py" "$frames" "$threads" | grep "threads:")
   echo "load $load | twin: $a | $b"
   ours+=("$(sed -E 's/.*median ([0-9.]+).*/\1/' <<<"$a")")
   theirs+=("$(sed -E 's/.*median ([0-9.]+).*/\1/' <<<"$b")")
