@@ -31,15 +31,20 @@ def main():
     stim = [rng.integers(0, 255, (144, 256), dtype=np.uint8) for _ in range(frames)]
     times = []
     gen = net.generate_response(stim, [np.zeros(2)] * frames, [np.zeros(2)] * frames)
-    t = time.perf_counter()
+    cpu = []
+    t, c = time.perf_counter(), time.thread_time()
     for _ in gen:
-        now = time.perf_counter()
+        now, cnow = time.perf_counter(), time.thread_time()
         times.append(now - t)
-        t = now
+        cpu.append(cnow - c)
+        t, c = now, cnow
     steady = times[2:] if len(times) > 2 else times
     m = sum(steady) / len(steady)
+    med = sorted(steady)[len(steady) // 2]
     print(f"torch {torch.__version__}, {threads} threads: first {times[0]:.3f} s, "
-          f"steady {m:.3f} s/frame = {1 / m:.2f} frames/s")
+          f"steady mean {m:.3f} s/frame, median {med:.3f} s/frame = {1 / med:.2f} frames/s")
+    # With 1 thread all work runs on this thread: its CPU time is the compute cost per frame.
+    print(f"main-thread CPU time: median {sorted(cpu[2:])[len(cpu[2:]) // 2]:.3f} s/frame")
 
 
 if __name__ == "__main__":

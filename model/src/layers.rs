@@ -11,9 +11,10 @@
 
 use std::collections::VecDeque;
 
-use candle_core::{D, Device, Tensor};
+use candle_core::{D, DType, Device, Storage, Tensor};
 
-use crate::error::{CandleContext, Result};
+use crate::error::{CandleContext, ModelError, Result};
+use crate::ops::conv_cpu::{ConvGemm, Geometry};
 use crate::weights::Weights;
 
 /// fnn's variance-preserving GELU gain.
@@ -145,7 +146,29 @@ pub struct Conv {
     kernel: Tensor,
     /// `[1, O, 1, 1]`.
     bias: Option<Tensor>,
-    history: VecDeque<Tensor>,
+    /// The last T inputs (unpadded), oldest first; each frame is padded / im2col'd once.
+    history: VecDeque<Frame>,
+    /// im2col buffers of frames that left the history, for reuse.
+    spare: Vec<Vec<f32>>,
+}
+
+/// One kept input frame and what each path derived from it (computed at most once).
+struct Frame {
+    x: Tensor,
+    /// Candle path: the spatially padded input.
+    padded: Option<Tensor>,
+    /// CPU fast path: the im2col matrix `[N, C*k*k, H'*W']`.
+    col: Option<Vec<f32>>,
+}
+
+impl Frame {
+    fn new(x: Tensor) -> Self {
+        Self {
+            x,
+            padded: None,
+            col: None,
+        }
+    }
 }
 
 impl Conv {
@@ -213,50 +236,88 @@ impl Conv {
             kernel,
             bias,
             history: VecDeque::with_capacity(spec.temporal),
+            spare: Vec::new(),
             spec,
         })
     }
 
     /// Forgets the temporal history (start of a new clip).
     pub fn reset(&mut self) {
-        self.history.clear();
+        while let Some(f) = self.history.pop_front() {
+            self.spare.extend(f.col);
+        }
     }
 
     /// One frame: `[N, I, H, W]` → `[N, O, H', W']`.
+    ///
+    /// On the CPU with f32 and nothing tracking gradients (neither the input, any kept frame,
+    /// nor the kernel: `Tensor::track_op`), this runs [`crate::ops::conv_cpu`], which has no
+    /// backward; anything else (training, CUDA, other dtypes) runs candle's conv2d. Both paths
+    /// share the kept history, so a clip may switch between them.
     pub fn step(&mut self, x: &Tensor) -> Result<Tensor> {
-        let p = self.padding;
-        let x = if p == 0 {
-            x.clone()
-        } else {
-            match self.spec.pad {
-                Pad::Zeros => x
-                    .pad_with_zeros(2, p, p)
-                    .and_then(|x| x.pad_with_zeros(3, p, p)),
-                Pad::Replicate => x
-                    .pad_with_same(2, p, p)
-                    .and_then(|x| x.pad_with_same(3, p, p)),
-            }
-            .ctx("conv pad")?
-        };
         let t = self.spec.temporal;
-        if t > 1 {
-            if self.history.is_empty() {
-                let start = match self.spec.pad {
-                    Pad::Replicate => x.clone(),
-                    Pad::Zeros => x.zeros_like().ctx("conv history")?,
-                };
-                for _ in 0..t {
-                    self.history.push_back(start.clone());
-                }
+        if self.history.is_empty() {
+            let start = match self.spec.pad {
+                Pad::Replicate => x.clone(),
+                Pad::Zeros => x.zeros_like().ctx("conv history")?,
+            };
+            for _ in 0..t - 1 {
+                self.history.push_back(Frame::new(start.clone()));
             }
-            self.history.pop_front();
-            self.history.push_back(x.clone());
+        } else if self.history.len() == t
+            && let Some(old) = self.history.pop_front()
+        {
+            self.spare.extend(old.col);
         }
-        let input = if t > 1 {
-            let refs: Vec<&Tensor> = self.history.iter().collect();
-            cat_groups_2d(&refs, self.spec.in_groups)?
+        self.history.push_back(Frame::new(x.clone()));
+        let fast = x.device().is_cpu()
+            && x.dtype() == DType::F32
+            && !self.kernel.track_op()
+            && self.bias.as_ref().is_none_or(|b| !b.track_op())
+            && self.history.iter().all(|f| !f.x.track_op());
+        let y = if fast {
+            self.step_cpu()?
         } else {
-            x
+            self.step_candle()?
+        };
+        if t == 1 {
+            // Nothing to keep: the next frame replaces this one.
+            if let Some(old) = self.history.pop_front() {
+                self.spare.extend(old.col);
+            }
+        }
+        Ok(y)
+    }
+
+    /// The reference path: candle's grouped conv2d over the group-interleaved padded history.
+    fn step_candle(&mut self) -> Result<Tensor> {
+        let p = self.padding;
+        for f in self.history.iter_mut().filter(|f| f.padded.is_none()) {
+            f.padded = Some(if p == 0 {
+                f.x.clone()
+            } else {
+                match self.spec.pad {
+                    Pad::Zeros => {
+                        f.x.pad_with_zeros(2, p, p)
+                            .and_then(|x| x.pad_with_zeros(3, p, p))
+                    }
+                    Pad::Replicate => {
+                        f.x.pad_with_same(2, p, p)
+                            .and_then(|x| x.pad_with_same(3, p, p))
+                    }
+                }
+                .ctx("conv pad")?
+            });
+        }
+        let padded: Vec<&Tensor> = self
+            .history
+            .iter()
+            .filter_map(|f| f.padded.as_ref())
+            .collect();
+        let input = if padded.len() > 1 {
+            cat_groups_2d(&padded, self.spec.in_groups)?
+        } else {
+            padded[0].clone()
         };
         let y = input
             .conv2d(&self.kernel, 0, self.spec.stride, 1, self.spec.in_groups)
@@ -266,6 +327,100 @@ impl Conv {
             None => Ok(y),
         }
     }
+
+    /// The CPU fast path (forward only; see [`crate::ops::conv_cpu`]).
+    fn step_cpu(&mut self) -> Result<Tensor> {
+        let (n, c, h, w) = self.history[0].x.dims4().ctx("conv input")?;
+        let geom = Geometry {
+            channels: c,
+            height: h,
+            width: w,
+            kernel: self.spec.spatial,
+            stride: self.spec.stride,
+            pad: self.padding,
+            replicate: self.spec.pad == Pad::Replicate,
+        };
+        // Contiguous views of every kept input (cheap clones when already contiguous).
+        let xs: Vec<Tensor> = self
+            .history
+            .iter()
+            .map(|f| f.x.contiguous())
+            .collect::<candle_core::Result<_>>()
+            .ctx("conv input")?;
+        let guards: Vec<_> = xs.iter().map(|x| x.storage_and_layout()).collect();
+        let inputs: Vec<&[f32]> = guards
+            .iter()
+            .map(|g| cpu_slice(g, "conv input"))
+            .collect::<Result<_>>()?;
+        let kguard = self.kernel.storage_and_layout();
+        let kernel = cpu_slice(&kguard, "conv kernel")?;
+        let bguard = self.bias.as_ref().map(|b| b.storage_and_layout());
+        let bias = match &bguard {
+            Some(g) => Some(cpu_slice(g, "conv bias")?),
+            None => None,
+        };
+        let mut taps = Vec::with_capacity(inputs.len());
+        let mut fill = Vec::new();
+        if geom.is_identity() {
+            taps.extend(inputs.iter().map(|x| x.as_ptr()));
+        } else {
+            let size = n * geom.rows() * geom.cols();
+            for (i, f) in self.history.iter_mut().enumerate() {
+                let col = match &mut f.col {
+                    Some(col) if col.len() == size => col,
+                    slot => {
+                        let mut v = self.spare.pop().unwrap_or_default();
+                        v.resize(size, 0.0);
+                        fill.push((i, inputs[i]));
+                        slot.insert(v)
+                    }
+                };
+                taps.push(col.as_ptr());
+            }
+        }
+        let run = ConvGemm {
+            geom,
+            batch: n,
+            out_channels: self.spec.out_channels,
+            groups: self.spec.in_groups,
+            kernel,
+            bias,
+        };
+        let out = run.run(&taps, &fill);
+        Tensor::from_vec(
+            out,
+            (
+                n,
+                self.spec.out_channels,
+                geom.out_height(),
+                geom.out_width(),
+            ),
+            &Device::Cpu,
+        )
+        .ctx("conv output")
+    }
+}
+
+/// The contiguous f32 data of a CPU tensor's storage.
+fn cpu_slice<'a>(
+    guard: &'a (candle_core::StorageRef<'_>, &candle_core::Layout),
+    what: &str,
+) -> Result<&'a [f32]> {
+    let (storage, layout) = guard;
+    let Storage::Cpu(cpu) = &**storage else {
+        return Err(ModelError::Input {
+            input: what.into(),
+            reason: "the CPU conv path got a non-CPU tensor".into(),
+        });
+    };
+    let data = cpu.as_slice::<f32>().ctx(what)?;
+    let (a, b) = layout
+        .contiguous_offsets()
+        .ok_or_else(|| ModelError::Input {
+            input: what.into(),
+            reason: "the CPU conv path got a non-contiguous tensor".into(),
+        })?;
+    Ok(&data[a..b])
 }
 
 /// A standardised linear layer (fnn `Linear`: a 1x1 `Conv` on `[N, F, 1, 1]`).
@@ -397,4 +552,116 @@ pub fn l2_normalise(x: &Tensor, dim: usize) -> Result<Tensor> {
 /// Softmax over the last axis.
 pub fn softmax_last(x: &Tensor) -> Result<Tensor> {
     candle_nn::ops::softmax(x, D::Minus1).ctx("softmax")
+}
+
+#[cfg(test)]
+mod tests {
+    use candle_core::{Device, Tensor, Var};
+
+    use super::{Conv, ConvSpec, Pad};
+    use crate::weights::Weights;
+
+    /// The same conv twice (same synthetic weights): one fed plain inputs (CPU fast path), one
+    /// fed gradient-tracking inputs (candle's conv2d, the reference).
+    fn pair(spec: &ConvSpec) -> (Conv, Conv) {
+        let dev = Device::Cpu;
+        let a = Conv::load(&Weights::synthetic(3), "c", 0, spec.clone(), &dev).unwrap();
+        let b = Conv::load(&Weights::synthetic(3), "c", 0, spec.clone(), &dev).unwrap();
+        (a, b)
+    }
+
+    fn tracked(x: &Tensor) -> Tensor {
+        Var::from_tensor(x).unwrap().as_tensor().clone()
+    }
+
+    fn max_rel(a: &Tensor, b: &Tensor) -> f32 {
+        let d = (a - b).unwrap().abs().unwrap().max_all().unwrap();
+        let s = b.abs().unwrap().max_all().unwrap();
+        d.to_scalar::<f32>().unwrap() / s.to_scalar::<f32>().unwrap().max(1e-12)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn spec(
+        i: usize,
+        o: usize,
+        groups: (usize, usize),
+        t: usize,
+        k: usize,
+        stride: usize,
+        pad: Pad,
+        bias: bool,
+    ) -> ConvSpec {
+        ConvSpec {
+            in_channels: i,
+            out_channels: o,
+            in_groups: groups.0,
+            out_groups: groups.1,
+            temporal: t,
+            spatial: k,
+            stride,
+            pad,
+            gain: true,
+            bias,
+            wnorm: true,
+        }
+    }
+
+    /// Every conv shape fnn uses (and a few more): the fast path equals candle's conv2d over
+    /// a clip, frame by frame, with the history filled and rolled.
+    #[test]
+    fn fast_path_equals_candle_conv2d() {
+        let cases = [
+            // fnn's input conv: 6x6, stride 2, replicate, one input channel.
+            (spec(1, 8, (1, 2), 1, 6, 2, Pad::Replicate, true), 1, 20, 30),
+            // Dense block conv: grouped, temporal 3, 3x3, zero padding.
+            (spec(8, 8, (2, 2), 3, 3, 1, Pad::Zeros, true), 1, 9, 13),
+            // Grouped temporal conv with replicate padding, stride 2, batch 2, no bias.
+            (spec(6, 9, (3, 3), 2, 3, 2, Pad::Replicate, false), 2, 11, 8),
+            // 5x5 temporal 4, ungrouped, odd sizes.
+            (spec(3, 5, (1, 1), 4, 5, 1, Pad::Zeros, true), 1, 7, 10),
+            // Pointwise grouped (skips, gates), in place of im2col.
+            (spec(12, 8, (4, 4), 1, 1, 1, Pad::Zeros, false), 2, 5, 6),
+            // Pointwise with replicate padding flag (no padding at 1x1) and a temporal tap.
+            (spec(4, 6, (1, 2), 2, 1, 1, Pad::Replicate, true), 1, 4, 4),
+        ];
+        for (c, (spec, n, h, w)) in cases.iter().enumerate() {
+            let (mut fast, mut reference) = pair(spec);
+            for f in 0..5 {
+                let x =
+                    Tensor::randn(0f32, 1.0, (*n, spec.in_channels, *h, *w), &Device::Cpu).unwrap();
+                let a = fast.step(&x).unwrap();
+                let b = reference.step(&tracked(&x)).unwrap();
+                assert!(
+                    !a.track_op() && b.track_op(),
+                    "case {c}: paths not as intended"
+                );
+                assert_eq!(a.dims(), b.dims(), "case {c} frame {f}");
+                let e = max_rel(&a, &b);
+                assert!(e < 1e-5, "case {c} frame {f}: max relative error {e}");
+            }
+        }
+    }
+
+    /// A clip may switch paths (e.g. a gradient-tracked frame mid-clip): the kept history is
+    /// shared, so the result equals running the reference throughout; reset restarts both.
+    #[test]
+    fn paths_share_the_history() {
+        let spec = spec(4, 4, (2, 2), 3, 3, 1, Pad::Replicate, true);
+        let (mut mixed, mut reference) = pair(&spec);
+        for round in 0..2 {
+            for f in 0..6 {
+                let x = Tensor::randn(0f32, 1.0, (1, 4, 6, 7), &Device::Cpu).unwrap();
+                let a = if f % 3 == 1 {
+                    mixed.step(&tracked(&x)).unwrap()
+                } else {
+                    mixed.step(&x).unwrap()
+                };
+                let b = reference.step(&tracked(&x)).unwrap();
+                let e = max_rel(&a, &b);
+                assert!(e < 1e-5, "round {round} frame {f}: {e}");
+            }
+            mixed.reset();
+            reference.reset();
+        }
+    }
 }

@@ -20,6 +20,9 @@ pub struct Stream {
     pub readout: Readout,
 }
 
+/// One stream's core output and (when asked) its readout log-rates.
+type StreamOut = (Tensor, Option<Tensor>);
+
 /// Outputs of one frame.
 pub struct FrameOutput {
     /// Stream-averaged log-rates `[N, U]`.
@@ -105,10 +108,10 @@ impl Twin {
         perspective: &Tensor,
         modulation: &Tensor,
     ) -> Result<FrameOutput> {
-        let cores = self.core_features(stimulus, perspective, modulation)?;
+        let outs = self.run_streams(stimulus, perspective, modulation, true)?;
         let mut sum: Option<Tensor> = None;
-        for (s, core) in self.streams.iter().zip(&cores) {
-            let r = s.readout.forward(core, &self.positions)?;
+        for (_, r) in outs {
+            let r = r.ok_or_else(|| crate::error::config_err("streams", "readout not run"))?;
             sum = Some(match sum {
                 None => r,
                 Some(acc) => (acc + r).ctx("stream sum")?,
@@ -130,6 +133,25 @@ impl Twin {
         perspective: &Tensor,
         modulation: &Tensor,
     ) -> Result<Vec<Tensor>> {
+        Ok(self
+            .run_streams(stimulus, perspective, modulation, false)?
+            .into_iter()
+            .map(|(core, _)| core)
+            .collect())
+    }
+
+    /// Every stream's core output (and, if `readout`, its log-rates `[N, U]`) for one frame.
+    ///
+    /// On the CPU the streams run on parallel threads (stream `s` on thread `s % threads`, one
+    /// join per frame) with each stream's convolutions single-threaded: on a 2-core machine
+    /// that keeps both cores busy without a barrier per layer (see `ops::conv_cpu`).
+    fn run_streams(
+        &mut self,
+        stimulus: &Tensor,
+        perspective: &Tensor,
+        modulation: &Tensor,
+        readout: bool,
+    ) -> Result<Vec<StreamOut>> {
         let (n, p) = perspective.dims2().ctx("perspective input")?;
         let (nm, m) = modulation.dims2().ctx("modulation input")?;
         if p != self.cfg.perspectives || m != self.cfg.modulations || nm != n {
@@ -142,13 +164,48 @@ impl Twin {
             });
         }
         let retina = self.perspective.forward(stimulus, perspective)?;
-        self.streams
-            .iter_mut()
-            .map(|s| {
-                let mo = s.modulation.step(modulation)?;
-                s.core.step(&retina, &mo)
-            })
-            .collect()
+        let positions = &self.positions;
+        let run = |s: &mut Stream| -> Result<StreamOut> {
+            let mo = s.modulation.step(modulation)?;
+            let core = s.core.step(&retina, &mo)?;
+            let r = if readout {
+                Some(s.readout.forward(&core, positions)?)
+            } else {
+                None
+            };
+            Ok((core, r))
+        };
+        let threads = crate::ops::conv_cpu::stream_threads(&self.dev).min(self.streams.len());
+        if threads <= 1 {
+            return self.streams.iter_mut().map(run).collect();
+        }
+        let mut lanes: Vec<Vec<(usize, &mut Stream)>> = (0..threads).map(|_| Vec::new()).collect();
+        for (i, s) in self.streams.iter_mut().enumerate() {
+            lanes[i % threads].push((i, s));
+        }
+        let mut results: Vec<(usize, Result<StreamOut>)> = std::thread::scope(|sc| {
+            let handles: Vec<_> = lanes
+                .into_iter()
+                .map(|lane| {
+                    sc.spawn(|| {
+                        crate::ops::conv_cpu::serial(|| {
+                            lane.into_iter()
+                                .map(|(i, s)| (i, run(s)))
+                                .collect::<Vec<_>>()
+                        })
+                    })
+                })
+                .collect();
+            handles
+                .into_iter()
+                .flat_map(|h| match h.join() {
+                    Ok(v) => v,
+                    Err(payload) => std::panic::resume_unwind(payload),
+                })
+                .collect()
+        });
+        results.sort_by_key(|(i, _)| *i);
+        results.into_iter().map(|(_, r)| r).collect()
     }
 
     /// One frame for a single animal: `frame` is u8 `[H, W]` row-major (divided by 255 as fnn),
