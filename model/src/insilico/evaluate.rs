@@ -289,7 +289,9 @@ fn score(
     };
     Ok(EvalReport {
         frames: t,
-        predicted_frames: pred.chunks(u.max(1)).filter(|r| r[0].is_finite()).count(),
+        predicted_frames: (0..t)
+            .filter(|f| rec.meta.segments.iter().any(|s| s.contains(f)))
+            .count(),
         scored_frames: scored.iter().filter(|&&s| s).count(),
         burn_in,
         repeated_stimuli: if n >= 2 { groups.len() } else { 0 },
@@ -420,7 +422,7 @@ mod tests {
             meta: RecordingMeta {
                 frame_hz: 30.0,
                 unit_ids: vec![7, 8],
-                segments: vec![0..t],
+                segments: std::iter::once(0..t).collect(),
                 trials: vec![
                     trial(20, 4, "a"),
                     trial(0, 4, "a"),
@@ -484,7 +486,7 @@ mod tests {
             meta: RecordingMeta {
                 frame_hz: 30.0,
                 unit_ids: (0..25).collect(),
-                segments: vec![0..3],
+                segments: std::iter::once(0..3).collect(),
                 trials: vec![],
             },
         };
