@@ -509,6 +509,25 @@ mod tests {
     }
 
     #[test]
+    fn a_clip_mei_varies_over_frames_within_the_bound() {
+        let mut twin = testnet::twin();
+        let (h, w) = (twin.config().stimulus_height, twin.config().stimulus_width);
+        let opts = MeiOptions {
+            frames: 3,
+            score_frames: 1,
+            static_image: false,
+            steps: 3,
+            step_size: 0.3,
+            ..MeiOptions::default()
+        };
+        let m = mei(&mut twin, &[2], &opts).unwrap().remove(0);
+        assert_eq!(m.clip.len(), 3 * h * w);
+        assert!(m.response > m.start_response);
+        assert!(rms_u8(&m.clip) <= opts.rms_contrast + 0.5 / 255.0);
+        assert_ne!(m.clip[..h * w], m.clip[2 * h * w..]);
+    }
+
+    #[test]
     fn bad_requests_are_named() {
         let mut twin = testnet::twin();
         let e = mei(
