@@ -20,6 +20,8 @@
 //!   until a pretrained fnn core ships.
 //! - [`design`]: the online readout posterior (Laplace, Poisson) and the information criterion
 //!   that chooses the next stimulus.
+//! - [`insilico`]: in-silico experiments: scoring a twin on a recording, tuning curves from
+//!   drifting gratings, most-exciting inputs by gradient ascent on the stimulus.
 //! - [`train`]: recordings the twin learns from and is scored on; the transfer fit.
 //! - [`cli`]: `twin predict` as a library function.
 
@@ -31,6 +33,7 @@ pub mod device;
 pub mod energy_core;
 pub mod error;
 pub mod frozen_core;
+pub mod insilico;
 pub mod layers;
 pub mod metrics;
 pub mod modulation;

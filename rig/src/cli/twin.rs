@@ -6,6 +6,9 @@ use std::path::PathBuf;
 use twinloop_model::cli::{PredictArgs, predict};
 use twinloop_model::device::DevicePreference;
 
+// `twin evaluate`, `twin tuning`, `twin mei` (rig/src/cli/twin/insilico.rs).
+mod insilico;
+
 #[derive(Debug, Args)]
 pub struct TwinArgs {
     #[command(subcommand)]
@@ -37,10 +40,21 @@ enum TwinCommand {
         #[arg(long)]
         cpu: bool,
     },
+    /// Score a twin on a recording (a directory as `model::train::Recording` writes it):
+    /// CC_abs, CC_max, CC_norm, single-trial correlation, FEVE and, with `--truth`,
+    /// correlation with the true rates; per unit and medians.
+    Evaluate(insilico::EvaluateArgs),
+    /// Direction and orientation tuning of every unit from full-field drifting gratings.
+    Tuning(insilico::TuningArgs),
+    /// Most-exciting input per unit by gradient ascent on the stimulus under a norm bound.
+    Mei(insilico::MeiArgs),
 }
 
 pub fn run(args: &TwinArgs) -> anyhow::Result<()> {
     match &args.command {
+        TwinCommand::Evaluate(a) => insilico::evaluate(a),
+        TwinCommand::Tuning(a) => insilico::tuning(a),
+        TwinCommand::Mei(a) => insilico::mei(a),
         TwinCommand::Predict {
             weights,
             config,

@@ -1,0 +1,207 @@
+//! `twinloop twin evaluate | tuning | mei` end to end on the small parity network: files in,
+//! reports and images out, bad input named.
+
+use std::path::PathBuf;
+use std::process::Command;
+
+use twinloop_model::cli::{load_twin, read_npy_u8};
+use twinloop_model::train::{RecordedTrial, Recording, RecordingMeta};
+
+fn twinloop() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_twinloop"))
+}
+
+fn fixture(name: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../model/fixtures")
+        .join(name)
+}
+
+fn twin_args(cmd: &mut Command) -> &mut Command {
+    cmd.arg("--weights")
+        .arg(fixture("parity_weights.safetensors"))
+        .arg("--config")
+        .arg(fixture("parity_config.json"))
+        .arg("--cpu")
+}
+
+/// Two repeats (two segments) of one 6-frame clip; responses are the twin's own predictions
+/// (reset per segment), so every score is 1.
+fn recording_of_the_twin() -> Recording {
+    let mut twin = load_twin(
+        &fixture("parity_weights.safetensors"),
+        Some(&fixture("parity_config.json")),
+        &twinloop_model::select_device(twinloop_model::DevicePreference::Cpu),
+    )
+    .unwrap();
+    let (h, w, u) = (36, 64, 25);
+    let len = 6;
+    let clip: Vec<u8> = (0..len * h * w).map(|i| ((i * 31) % 256) as u8).collect();
+    let pupil: Vec<f32> = (0..len * 2).map(|i| 0.05 * i as f32).collect();
+    let behav: Vec<f32> = (0..len * 2).map(|i| (i as f32 * 0.4).sin()).collect();
+    let mut responses = Vec::new();
+    for _ in 0..2 {
+        twin.reset();
+        for f in 0..len {
+            responses.extend(
+                twin.step_u8(
+                    &clip[f * h * w..(f + 1) * h * w],
+                    &pupil[2 * f..2 * f + 2],
+                    &behav[2 * f..2 * f + 2],
+                )
+                .unwrap(),
+            );
+        }
+    }
+    Recording {
+        height: h,
+        width: w,
+        frames: clip.repeat(2),
+        perspective: pupil.repeat(2),
+        modulation: behav.repeat(2),
+        responses,
+        meta: RecordingMeta {
+            frame_hz: 30.0,
+            unit_ids: (0..u as u32).collect(),
+            segments: vec![0..len, len..2 * len],
+            trials: (0..2)
+                .map(|k| RecordedTrial {
+                    start: k * len,
+                    frames: len,
+                    stimulus: "clip".into(),
+                })
+                .collect(),
+        },
+    }
+}
+
+#[test]
+fn evaluate_writes_per_unit_scores_and_names_a_unit_mismatch() {
+    let tmp = tempfile::tempdir().unwrap();
+    let rec = recording_of_the_twin();
+    let dir = tmp.path().join("rec");
+    rec.save(&dir).unwrap();
+    let truth = tmp.path().join("truth.npy");
+    twinloop_model::cli::write_npy_f32(&truth, &[12, 25], &rec.responses).unwrap();
+    let report = tmp.path().join("report.json");
+    let out = twin_args(twinloop().args(["twin", "evaluate"]))
+        .arg("--recording")
+        .arg(&dir)
+        .arg("--truth")
+        .arg(&truth)
+        .args(["--burn-in", "1", "--out"])
+        .arg(&report)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("CC_norm 1.000") && stdout.contains("truth 1.000"),
+        "{stdout}"
+    );
+    let json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&report).unwrap()).unwrap();
+    assert_eq!(json["scored_frames"], 10);
+    assert_eq!(json["units"].as_array().unwrap().len(), 25);
+    let feve = json["units"][7]["feve"].as_f64().unwrap();
+    assert!((feve - 1.0).abs() < 1e-5, "{feve}");
+
+    // A session with one cell fewer than the weights: both counts named, non-zero exit.
+    let mut fewer = rec.clone();
+    fewer.meta.unit_ids.pop();
+    fewer.responses = fewer
+        .responses
+        .chunks(25)
+        .flat_map(|r| r[..24].to_vec())
+        .collect();
+    let dir2 = tmp.path().join("fewer");
+    fewer.save(&dir2).unwrap();
+    let out = twin_args(twinloop().args(["twin", "evaluate"]))
+        .arg("--recording")
+        .arg(&dir2)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("24 units") && err.contains("weights have 25"),
+        "{err}"
+    );
+}
+
+#[test]
+fn tuning_and_mei_write_their_files() {
+    let tmp = tempfile::tempdir().unwrap();
+    let tuning = tmp.path().join("tuning.json");
+    let out = twin_args(twinloop().args(["twin", "tuning"]))
+        .args([
+            "--directions",
+            "4",
+            "--pre-roll",
+            "2",
+            "--frames",
+            "4",
+            "--burn-in",
+            "1",
+            "--out",
+        ])
+        .arg(&tuning)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&tuning).unwrap()).unwrap();
+    assert_eq!(json["directions_deg"][1], 90.0);
+    let u0 = &json["units"][0];
+    assert_eq!(u0["responses"].as_array().unwrap().len(), 4);
+    let osi = u0["osi"].as_f64().unwrap();
+    assert!((0.0..=1.0).contains(&osi));
+
+    let meis = tmp.path().join("mei");
+    let out = twin_args(twinloop().args(["twin", "mei"]))
+        .args([
+            "--units",
+            "0,7",
+            "--frames",
+            "3",
+            "--score-frames",
+            "1",
+            "--steps",
+            "2",
+            "--out",
+        ])
+        .arg(&meis)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let (shape, px) = read_npy_u8(&meis.join("unit_7.npy")).unwrap();
+    assert_eq!(shape, [3, 36, 64]);
+    let (h, w, png) = twinloop_stimulus::content::clip::read_png(&meis.join("unit_7.png")).unwrap();
+    assert_eq!((h, w), (36, 64));
+    assert_eq!(png, px[2 * 36 * 64..]);
+    let json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(meis.join("mei.json")).unwrap()).unwrap();
+    assert_eq!(json[1]["unit"], 7);
+
+    // A unit the weights do not have.
+    let out = twin_args(twinloop().args(["twin", "mei"]))
+        .args(["--units", "30", "--out"])
+        .arg(&meis)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("unit 30") && err.contains("25 units"), "{err}");
+}
