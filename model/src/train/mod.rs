@@ -2,4 +2,4 @@
 
 pub mod recording;
 
-pub use recording::{RecordedTrial, Recording, RecordingMeta};
+pub use recording::{BehaviourStandardisation, RecordedTrial, Recording, RecordingMeta};
