@@ -36,7 +36,9 @@ use std::path::{Path, PathBuf};
 
 use twinloop_calibration::imaging::cells::CellMasks;
 use twinloop_model::ModelError;
-use twinloop_model::train::{BehaviourStandardisation, RecordedTrial, Recording, RecordingMeta};
+pub use twinloop_model::train::{
+    BehaviourStandardisation, RecordedTrial, Recording, RecordingMeta,
+};
 use twinloop_stimulus::{Prepared, Projection, StimulusSpec, cpu};
 
 use crate::config::Extraction;
