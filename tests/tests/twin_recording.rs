@@ -8,8 +8,8 @@
 //! recording round-trips through its directory; a missing or cut log is handled.
 //!
 //! Measured (8 s session, seed 7 with frequent running bouts): r(z-scored behaviour, the
-//! simulator's) pupil radius 1.000, running 0.996, gaze x 1.000, gaze y -0.998 (the camera
-//! image is flipped vertically); the floors below sit under these.
+//! simulator's) pupil radius 1.000, running 0.996, gaze x 1.000, gaze y -0.998 (eye-camera rows
+//! grow downward); the floors below sit under these.
 
 use std::collections::BTreeMap;
 use std::fs;
