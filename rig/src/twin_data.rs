@@ -75,11 +75,19 @@ pub enum TwinDataError {
     )]
     Size { height: usize, width: usize },
 
+    /// A bug: the arrays built do not agree with each other.
+    #[error("the recording built from {path} does not hold together: {source}")]
+    Inconsistent {
+        path: PathBuf,
+        #[source]
+        source: Box<ModelError>,
+    },
+
     #[error("cannot write the recording to {path}: {source}")]
     Write {
         path: PathBuf,
         #[source]
-        source: ModelError,
+        source: Box<ModelError>,
     },
 }
 
@@ -101,7 +109,7 @@ impl SessionRecording {
     pub fn save(&self, dir: &Path) -> Result<(), TwinDataError> {
         let write = |source| TwinDataError::Write {
             path: dir.to_path_buf(),
-            source,
+            source: Box::new(source),
         };
         self.recording.save(dir).map_err(write)?;
         if let Some(truth) = &self.truth {
@@ -192,15 +200,15 @@ pub fn recording_from_session(
     // Segments: consecutive sequence numbers, all with behaviour.
     let mut segments = Vec::new();
     let mut start: Option<usize> = None;
-    for i in 0..rows {
+    for (i, behaviour) in raw.iter().enumerate() {
         let continues = i > 0 && activity.seq[i] == activity.seq[i - 1] + 1;
         if let Some(s) = start
-            && !(continues && raw[i].is_some())
+            && !(continues && behaviour.is_some())
         {
             segments.push(s..i);
             start = None;
         }
-        if start.is_none() && raw[i].is_some() {
+        if start.is_none() && behaviour.is_some() {
             start = Some(i);
         }
     }
@@ -233,9 +241,9 @@ pub fn recording_from_session(
     };
     recording
         .validate()
-        .map_err(|source| TwinDataError::Write {
+        .map_err(|source| TwinDataError::Inconsistent {
             path: session_dir.to_path_buf(),
-            source,
+            source: Box::new(source),
         })?;
     Ok(SessionRecording {
         recording,
@@ -262,7 +270,11 @@ fn standardise(
     let mut sd = [1.0f64; 4];
     for c in 0..4 {
         mean[c] = present.iter().map(|v| v[c]).sum::<f64>() / n;
-        let var = present.iter().map(|v| (v[c] - mean[c]).powi(2)).sum::<f64>() / n;
+        let var = present
+            .iter()
+            .map(|v| (v[c] - mean[c]).powi(2))
+            .sum::<f64>()
+            / n;
         if var > 0.0 && var.is_finite() {
             sd[c] = var.sqrt();
         } else {
@@ -391,10 +403,7 @@ fn trial_runs(
     segments: &[std::ops::Range<usize>],
     stimuli: &[StimulusView],
 ) -> Vec<RecordedTrial> {
-    let keys: BTreeMap<u64, String> = stimuli
-        .iter()
-        .map(|s| (s.trial, stimulus_key(s)))
-        .collect();
+    let keys: BTreeMap<u64, String> = stimuli.iter().map(|s| (s.trial, stimulus_key(s))).collect();
     let mut seen = std::collections::BTreeSet::new();
     let mut trials = Vec::new();
     for seg in segments {
@@ -471,7 +480,10 @@ fn read_truth(
         Err(e) => return fail(format!("{}: {e}", times_path.display())),
     };
     let [n_true, n_frames] = shape[..] else {
-        return fail(format!("{}: shape {shape:?}, not [cells, frames]", rates_path.display()));
+        return fail(format!(
+            "{}: shape {shape:?}, not [cells, frames]",
+            rates_path.display()
+        ));
     };
     let (n_true, n_frames) = (n_true as usize, n_frames as usize);
     if times_s.len() != n_frames {
@@ -531,8 +543,7 @@ fn read_truth(
                     .abs()
                     .total_cmp(&(f64::from(times_s[b]) - t).abs())
             });
-        let Some(f) = nearest.filter(|&j| (f64::from(times_s[j]) - t).abs() <= tolerance_s)
-        else {
+        let Some(f) = nearest.filter(|&j| (f64::from(times_s[j]) - t).abs() <= tolerance_s) else {
             unmatched_rows += 1;
             continue;
         };
@@ -630,7 +641,10 @@ mod tests {
         };
         let a = serde_json::json!({"kind": "grating", "direction_deg": 45.0});
         let b = serde_json::json!({"kind": "grating", "direction_deg": 90.0});
-        assert_eq!(stimulus_key(&view("g", a.clone())), stimulus_key(&view("g", a)));
+        assert_eq!(
+            stimulus_key(&view("g", a.clone())),
+            stimulus_key(&view("g", a))
+        );
         assert_ne!(
             stimulus_key(&view("g", b.clone())),
             stimulus_key(&view("g", serde_json::json!({"kind": "grating"})))
@@ -652,6 +666,10 @@ mod tests {
         assert_eq!(s.modulation_sd, [1.0, 5.0]);
         assert_eq!(p, [-1.0, 0.0, 0.0, 0.0, 1.0, 0.0]);
         assert_eq!(m, [-1.0, -1.0, 0.0, 0.0, 1.0, 1.0]);
-        assert!(warnings.iter().any(|w| w.contains("pupil centre y is constant")));
+        assert!(
+            warnings
+                .iter()
+                .any(|w| w.contains("pupil centre y is constant"))
+        );
     }
 }

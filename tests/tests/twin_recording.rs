@@ -129,9 +129,14 @@ fn expected_segments(l: &Logged) -> Vec<std::ops::Range<usize>> {
 /// Whether frame `seq`'s behaviour record has all four values.
 fn has_behaviour(l: &Logged, seq: u64) -> bool {
     l.behaviour.get(&seq).is_some_and(|b| {
-        ["pupil_x_px", "pupil_y_px", "pupil_radius_px", "treadmill_cm_s"]
-            .iter()
-            .all(|k| b[*k].is_number())
+        [
+            "pupil_x_px",
+            "pupil_y_px",
+            "pupil_radius_px",
+            "treadmill_cm_s",
+        ]
+        .iter()
+        .all(|k| b[*k].is_number())
     })
 }
 
@@ -167,7 +172,11 @@ fn responses_stimulus_behaviour_and_truth_follow_the_log_and_the_simulator() {
     for (i, (_, _, values)) in logged.activity.iter().enumerate() {
         assert!(same_f32(rec.response(i), values), "row {i}");
     }
-    assert!((rec.meta.frame_hz - 30.0).abs() < 0.1, "{}", rec.meta.frame_hz);
+    assert!(
+        (rec.meta.frame_hz - 30.0).abs() < 0.1,
+        "{}",
+        rec.meta.frame_hz
+    );
 
     // Stimulus: the spec on screen at each frame's time, re-rendered here.
     let cfg = config(dir);
@@ -204,7 +213,10 @@ fn responses_stimulus_behaviour_and_truth_follow_the_log_and_the_simulator() {
         }
         assert_eq!(rec.frame(i), &expected[..], "row {i}");
     }
-    assert!(gray_rows > 20 && trial_rows > 100, "{gray_rows} gray, {trial_rows} in trials");
+    assert!(
+        gray_rows > 20 && trial_rows > 100,
+        "{gray_rows} gray, {trial_rows} in trials"
+    );
 
     // Trials: every shown trial's rows, repeats sharing keys exactly when their specs are equal.
     assert!(rec.meta.trials.len() >= 10, "{:?}", rec.meta.trials);
@@ -237,9 +249,18 @@ fn responses_stimulus_behaviour_and_truth_follow_the_log_and_the_simulator() {
     // frames have no pupil or treadmill.
     assert_eq!(rec.meta.segments, expected_segments(&logged));
     let in_segments: Vec<usize> = rec.meta.segments.iter().flat_map(|r| r.clone()).collect();
-    assert!(in_segments.len() > rec.len() * 9 / 10, "{:?}", rec.meta.segments);
+    assert!(
+        in_segments.len() > rec.len() * 9 / 10,
+        "{:?}",
+        rec.meta.segments
+    );
     for (arr, mean, sd, names) in [
-        (&rec.perspective, s.perspective_mean, s.perspective_sd, ["pupil_x_px", "pupil_y_px"]),
+        (
+            &rec.perspective,
+            s.perspective_mean,
+            s.perspective_sd,
+            ["pupil_x_px", "pupil_y_px"],
+        ),
         (
             &rec.modulation,
             s.modulation_mean,
@@ -252,12 +273,20 @@ fn responses_stimulus_behaviour_and_truth_follow_the_log_and_the_simulator() {
             let zs: Vec<f64> = in_segments.iter().map(|&i| z[i]).collect();
             let m = zs.iter().sum::<f64>() / zs.len() as f64;
             let v = zs.iter().map(|x| (x - m).powi(2)).sum::<f64>() / zs.len() as f64;
-            assert!(m.abs() < 1e-4 && (v.sqrt() - 1.0).abs() < 1e-3, "{}: {m} {v}", names[c]);
+            assert!(
+                m.abs() < 1e-4 && (v.sqrt() - 1.0).abs() < 1e-3,
+                "{}: {m} {v}",
+                names[c]
+            );
             for &i in &in_segments {
                 let seq = &logged.activity[i].0;
                 let raw = logged.behaviour[seq][names[c]].as_f64().unwrap();
                 let back = z[i] * sd[c] + mean[c];
-                assert!((back - raw).abs() < 1e-4 * (1.0 + raw.abs()), "{}", names[c]);
+                assert!(
+                    (back - raw).abs() < 1e-4 * (1.0 + raw.abs()),
+                    "{}",
+                    names[c]
+                );
             }
         }
     }
@@ -273,9 +302,7 @@ fn responses_stimulus_behaviour_and_truth_follow_the_log_and_the_simulator() {
             .collect()
     };
     let pick = |v: Vec<f64>| -> Vec<f64> { in_segments.iter().map(|&i| v[i]).collect() };
-    let r = |arr: &[f32], c: usize, t: usize| {
-        pearson(&pick(column(arr, 2, c)), &pick(true_col(t)))
-    };
+    let r = |arr: &[f32], c: usize, t: usize| pearson(&pick(column(arr, 2, c)), &pick(true_col(t)));
     let r_radius = r(&rec.modulation, 0, 2);
     let r_running = r(&rec.modulation, 1, 3);
     let r_gaze_x = r(&rec.perspective, 0, 0);
@@ -286,7 +313,10 @@ fn responses_stimulus_behaviour_and_truth_follow_the_log_and_the_simulator() {
     );
     assert!(r_radius > 0.9, "{r_radius}");
     assert!(r_running > 0.9, "{r_running}");
-    assert!(r_gaze_x.abs() > 0.8 && r_gaze_y.abs() > 0.8, "{r_gaze_x} {r_gaze_y}");
+    assert!(
+        r_gaze_x.abs() > 0.8 && r_gaze_y.abs() > 0.8,
+        "{r_gaze_x} {r_gaze_y}"
+    );
 
     // True rates: the simulator's, for every cell (footprint extraction: column = cell).
     let truth = out.truth.as_ref().expect("a simulated session has truth");
@@ -357,15 +387,24 @@ fn lost_frames_and_missing_behaviour_end_segments() {
     assert_eq!(rec.meta.segments, expected_segments(&logged));
     let ends: Vec<usize> = rec.meta.segments.iter().map(|s| s.end).collect();
     let starts: Vec<usize> = rec.meta.segments.iter().map(|s| s.start).collect();
-    assert!(ends.contains(&row(103)) && starts.contains(&row(103)), "{ends:?}");
-    assert!(ends.contains(&row(blind)) && starts.contains(&(row(blind) + 1)), "{ends:?}");
+    assert!(
+        ends.contains(&row(103)) && starts.contains(&row(103)),
+        "{ends:?}"
+    );
+    assert!(
+        ends.contains(&row(blind)) && starts.contains(&(row(blind) + 1)),
+        "{ends:?}"
+    );
     assert!(
         out.warnings.iter().any(|w| w.contains("no behaviour")),
         "{:?}",
         out.warnings
     );
     // The frame without behaviour is the mean, and no trial straddles a break.
-    assert_eq!(&rec.perspective[row(blind) * 2..row(blind) * 2 + 2], &[0.0, 0.0]);
+    assert_eq!(
+        &rec.perspective[row(blind) * 2..row(blind) * 2 + 2],
+        &[0.0, 0.0]
+    );
     for tr in &rec.meta.trials {
         let inside = rec
             .meta
@@ -404,11 +443,18 @@ fn a_missing_or_cut_log_is_named_or_read_as_far_as_it_goes() {
     let no_log = tmp.path().join("no-log");
     rewritten(dir, &no_log, |r| Some(r.payload.clone()));
     fs::remove_file(no_log.join(RECORDS_LOG_FILE)).unwrap();
-    let e = recording_from_session(&no_log, H, W).unwrap_err().to_string();
+    let e = recording_from_session(&no_log, H, W)
+        .unwrap_err()
+        .to_string();
     assert!(e.contains(RECORDS_LOG_FILE), "{e}");
 
-    let e = recording_from_session(tmp.path(), H, W).unwrap_err().to_string();
-    assert!(e.contains("manifest.json") || e.contains("not a session"), "{e}");
+    let e = recording_from_session(tmp.path(), H, W)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("manifest.json") || e.contains("not a session"),
+        "{e}"
+    );
 
     let e = recording_from_session(dir, 1, W).unwrap_err().to_string();
     assert!(e.contains("at least 2"), "{e}");
@@ -425,8 +471,15 @@ fn a_missing_or_cut_log_is_named_or_read_as_far_as_it_goes() {
     fs::remove_dir_all(killed.join("truth")).ok();
     let out = recording_from_session(&killed, H, W).unwrap();
     let rec = &out.recording;
-    assert!(rec.len() > 50 && rec.len() < full.len(), "{} rows", rec.len());
-    assert!(same_f32(&rec.responses, &full.responses[..rec.responses.len()]));
+    assert!(
+        rec.len() > 50 && rec.len() < full.len(),
+        "{} rows",
+        rec.len()
+    );
+    assert!(same_f32(
+        &rec.responses,
+        &full.responses[..rec.responses.len()]
+    ));
     assert_eq!(rec.frames, full.frames[..rec.frames.len()]);
     assert!(out.truth.is_none());
     assert!(
@@ -443,8 +496,13 @@ fn a_missing_or_cut_log_is_named_or_read_as_far_as_it_goes() {
         (RecordKind::from_code(r.info.kind) != Some(RecordKind::Activity) && n < 5)
             .then(|| r.payload.clone())
     });
-    let e = recording_from_session(&early, H, W).unwrap_err().to_string();
-    assert!(e.contains(RECORDS_LOG_FILE) && e.contains("no plane-0 activity"), "{e}");
+    let e = recording_from_session(&early, H, W)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains(RECORDS_LOG_FILE) && e.contains("no plane-0 activity"),
+        "{e}"
+    );
 }
 
 /// With the imaging pipeline, detected cells are matched to simulated ones by centroid (after
@@ -489,7 +547,11 @@ fn pipeline_cells_are_matched_to_the_simulated_cells() {
         out.truth_matched,
         rs.len()
     );
-    assert!(out.truth_matched * 10 >= u * 8, "{} of {u}", out.truth_matched);
+    assert!(
+        out.truth_matched * 10 >= u * 8,
+        "{} of {u}",
+        out.truth_matched
+    );
     assert_eq!(rs.len(), out.truth_matched);
     assert!(median > 0.1, "{median}");
 }
