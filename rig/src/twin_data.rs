@@ -217,7 +217,7 @@ pub fn recording_from_session(
     }
 
     let frame_hz = frame_rate(activity, contents.config.imaging.frame_rate_hz);
-    let (frames, shown) = render_rows(&contents, log, &log_path, height, width)?;
+    let (frames, shown) = render_rows(&contents, log, &log_path, height, width, &mut warnings)?;
 
     let trials = trial_runs(&shown, &segments, &log.stimuli);
     let (truth, truth_matched) = match read_truth(&contents, frame_hz, &mut warnings) {
@@ -320,6 +320,7 @@ fn render_rows(
     log_path: &Path,
     height: usize,
     width: usize,
+    warnings: &mut Vec<String>,
 ) -> Result<(Vec<u8>, Vec<Option<u64>>), TwinDataError> {
     let display = &contents.config.display;
     let view = twinloop_stimulus::ViewGeometry {
@@ -389,10 +390,9 @@ fn render_rows(
         shown[i] = Some(trial);
     }
     if unlogged > 0 {
-        tracing::warn!(
-            frames = unlogged,
-            "frames during trials without a stimulus record are gray"
-        );
+        warnings.push(format!(
+            "{unlogged} frames fall in trials without a stimulus record (a cut log): shown as gray"
+        ));
     }
     Ok((frames, shown))
 }
