@@ -147,6 +147,7 @@ fn record(
                     stimulus: format!("grating {s}"),
                 })
                 .collect(),
+            standardisation: None,
         },
     };
     (rec, rates)

@@ -22,3 +22,4 @@ pub mod sinks;
 pub mod sources;
 pub mod stages;
 pub mod telemetry;
+pub mod twin_data;

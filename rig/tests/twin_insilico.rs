@@ -71,6 +71,7 @@ fn recording_of_the_twin() -> Recording {
                     stimulus: "clip".into(),
                 })
                 .collect(),
+            standardisation: None,
         },
     }
 }

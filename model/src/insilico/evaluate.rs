@@ -338,6 +338,7 @@ mod tests {
                         stimulus: "clip/a".into(),
                     })
                     .collect(),
+                standardisation: None,
             },
         }
     }
@@ -431,6 +432,7 @@ mod tests {
                     trial(15, 4, "b"),
                     trial(25, 5, "c"),
                 ],
+                standardisation: None,
             },
         };
         let scored = vec![true; t];
@@ -488,6 +490,7 @@ mod tests {
                 unit_ids: (0..25).collect(),
                 segments: std::iter::once(0..3).collect(),
                 trials: vec![],
+                standardisation: None,
             },
         };
         let e = evaluate(&mut twin, &rec, None, &EvalOptions::default())

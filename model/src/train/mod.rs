@@ -17,4 +17,4 @@ pub mod recording;
 pub use fit::{FitConfig, FitReport, Fitted, MouseFit, fit};
 pub use init::{fresh_weights, transfer_weights};
 pub use params::FitScope;
-pub use recording::{RecordedTrial, Recording, RecordingMeta};
+pub use recording::{BehaviourStandardisation, RecordedTrial, Recording, RecordingMeta};

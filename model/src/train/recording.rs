@@ -38,6 +38,21 @@ pub struct RecordingMeta {
     /// Gap-free spans of frames, `[start, end)`.
     pub segments: Vec<Range<usize>>,
     pub trials: Vec<RecordedTrial>,
+    /// How the behaviour columns were standardised from the raw values, when they were
+    /// (`twinloop twin recording` z-scores each per session); absent: as given.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub standardisation: Option<BehaviourStandardisation>,
+}
+
+/// Per-column mean and s.d. taken off the raw behaviour: stored = (raw - mean) / sd.
+/// Perspective: pupil centre x, y (eye-camera px); modulation: pupil radius (eye-camera px),
+/// treadmill velocity (cm/s).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct BehaviourStandardisation {
+    pub perspective_mean: [f64; 2],
+    pub perspective_sd: [f64; 2],
+    pub modulation_mean: [f64; 2],
+    pub modulation_sd: [f64; 2],
 }
 
 /// One animal's recording, row-major per frame.
@@ -262,6 +277,7 @@ mod tests {
                     frames: 3,
                     stimulus: "grating/0".into(),
                 }],
+                standardisation: None,
             },
         }
     }

@@ -48,6 +48,49 @@ enum TwinCommand {
     Tuning(insilico::TuningArgs),
     /// Most-exciting input per unit by gradient ascent on the stimulus under a norm bound.
     Mei(insilico::MeiArgs),
+    /// A recorded session as the twin's training/evaluation data: stimulus frames at the twin's
+    /// resolution, z-scored pupil centre, pupil radius and treadmill velocity, and the activity,
+    /// one row per imaging frame (plus the simulator's true rates as truth.npy when it has them).
+    Recording(RecordingArgs),
+}
+
+#[derive(Debug, Args)]
+struct RecordingArgs {
+    /// The session directory (holds manifest.json and records.log).
+    session_dir: PathBuf,
+    /// Where to write stimulus.npy, perspective.npy, modulation.npy, responses.npy,
+    /// recording.json (and truth.npy).
+    out_dir: PathBuf,
+    /// Stimulus frame height, px.
+    #[arg(long, default_value_t = 36)]
+    height: usize,
+    /// Stimulus frame width, px.
+    #[arg(long, default_value_t = 64)]
+    width: usize,
+}
+
+fn recording(args: &RecordingArgs) -> anyhow::Result<()> {
+    let rec = crate::twin_data::recording_from_session(&args.session_dir, args.height, args.width)
+        .with_context(|| format!("reading session {}", args.session_dir.display()))?;
+    for warning in &rec.warnings {
+        tracing::warn!(session = %args.session_dir.display(), "{warning}");
+    }
+    rec.save(&args.out_dir)?;
+    let r = &rec.recording;
+    let truth = match &rec.truth {
+        Some(_) => format!(", true rates for {} units", rec.truth_matched),
+        None => String::new(),
+    };
+    println!(
+        "{} frames x {} units at {:.2} Hz, {} segments, {} trials{truth} -> {}",
+        r.len(),
+        r.units(),
+        r.meta.frame_hz,
+        r.meta.segments.len(),
+        r.meta.trials.len(),
+        args.out_dir.display()
+    );
+    Ok(())
 }
 
 pub fn run(args: &TwinArgs) -> anyhow::Result<()> {
@@ -55,6 +98,7 @@ pub fn run(args: &TwinArgs) -> anyhow::Result<()> {
         TwinCommand::Evaluate(a) => insilico::evaluate(a),
         TwinCommand::Tuning(a) => insilico::tuning(a),
         TwinCommand::Mei(a) => insilico::mei(a),
+        TwinCommand::Recording(a) => recording(a),
         TwinCommand::Predict {
             weights,
             config,

@@ -147,6 +147,14 @@ pub struct AnomalyView {
 #[derive(Debug, Clone, Copy, Deserialize, PartialEq)]
 pub struct BehaviourView {
     pub t_ns: i64,
+    /// The imaging frame's sequence number (absent in the oldest logs).
+    #[serde(default)]
+    pub frame_seq: Option<u64>,
+    /// Pupil centre in the eye camera, px.
+    #[serde(default)]
+    pub pupil_x_px: Option<f64>,
+    #[serde(default)]
+    pub pupil_y_px: Option<f64>,
     #[serde(default)]
     pub pupil_radius_px: Option<f64>,
     #[serde(default)]

@@ -60,6 +60,8 @@ pub struct Rois {
 pub struct Traces {
     /// Rig time of each frame, ns.
     pub t_ns: Vec<i64>,
+    /// Each frame's sequence number (per plane; a jump is a lost or skipped frame).
+    pub seq: Vec<u64>,
     pub cells: usize,
     pub values: Vec<f32>,
 }
@@ -78,8 +80,9 @@ impl Traces {
 
     /// Appends one frame; a row of another width is cut or padded with NaN (and `false` is
     /// returned so the caller can say so).
-    fn push(&mut self, t_ns: i64, row: &[f32]) -> bool {
+    fn push(&mut self, seq: u64, t_ns: i64, row: &[f32]) -> bool {
         self.t_ns.push(t_ns);
+        self.seq.push(seq);
         let n = row.len().min(self.cells);
         self.values.extend_from_slice(&row[..n]);
         self.values
@@ -113,6 +116,8 @@ pub struct SessionContents {
     pub pupil: Vec<PupilRecord>,
     /// Rig time each trial left the screen (its last flip's successor), ns, by trial index.
     pub trial_ends_ns: BTreeMap<u64, i64>,
+    /// Every display flip, in log order (what was on screen when).
+    pub flips: Vec<records::FlipRecord>,
     /// Rig time of one display frame, ns (from the config).
     pub display_frame_ns: i64,
     pub movie: Option<Movie>,
@@ -167,6 +172,7 @@ impl SessionContents {
             dff: Traces::default(),
             pupil: Vec::new(),
             trial_ends_ns: BTreeMap::new(),
+            flips: Vec::new(),
             display_frame_ns,
             movie: None,
             warnings,
@@ -215,7 +221,7 @@ impl SessionContents {
                 Some(RecordKind::Activity) => match records::decode_activity(&buf) {
                     Ok(a) if a.plane == 0 => {
                         let traces = activity.get_or_insert_with(|| Traces::new(a.values.len()));
-                        if !traces.push(a.t.as_nanos(), &a.values) {
+                        if !traces.push(a.frame_seq, a.t.as_nanos(), &a.values) {
                             ragged += 1;
                         }
                     }
@@ -228,8 +234,9 @@ impl SessionContents {
                         let [f, fneu, dff] = fluorescence.get_or_insert_with(|| {
                             [Traces::new(n), Traces::new(n), Traces::new(n)]
                         });
-                        let t = r.t.as_nanos();
-                        let whole = f.push(t, &r.f) & fneu.push(t, &r.fneu) & dff.push(t, &r.dff);
+                        let (s, t) = (r.frame_seq, r.t.as_nanos());
+                        let whole =
+                            f.push(s, t, &r.f) & fneu.push(s, t, &r.fneu) & dff.push(s, t, &r.dff);
                         if !whole {
                             ragged += 1;
                         }
@@ -253,6 +260,7 @@ impl SessionContents {
                         }
                         showing = now;
                         last_flip_ns = Some(t);
+                        self.flips.push(flip);
                     }
                     Err(e) => bad("flip", &e),
                 },
