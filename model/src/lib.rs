@@ -44,6 +44,9 @@ pub mod readout;
 pub mod train;
 pub mod weights;
 
+/// The tensor types of the public API (weights maps, devices), so callers need not depend on
+/// candle themselves.
+pub use candle_core::{Device, Tensor};
 pub use config::TwinConfig;
 pub use device::{DevicePreference, select_device};
 pub use error::{ModelError, Result};

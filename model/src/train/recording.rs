@@ -105,6 +105,30 @@ impl Recording {
         &self.responses[t * u..(t + 1) * u]
     }
 
+    /// The first `frames` frames (segments cut, trials that do not fit dropped): the same
+    /// animal with less data, for data-efficiency curves.
+    pub fn head(&self, frames: usize) -> Recording {
+        let t = frames.min(self.len());
+        let (p, u) = (self.height * self.width, self.units());
+        let mut meta = self.meta.clone();
+        meta.segments = meta
+            .segments
+            .iter()
+            .filter(|s| s.start < t)
+            .map(|s| s.start..s.end.min(t))
+            .collect();
+        meta.trials.retain(|tr| tr.start + tr.frames <= t);
+        Recording {
+            height: self.height,
+            width: self.width,
+            frames: self.frames[..t * p].to_vec(),
+            perspective: self.perspective[..t * 2].to_vec(),
+            modulation: self.modulation[..t * 2].to_vec(),
+            responses: self.responses[..t * u].to_vec(),
+            meta,
+        }
+    }
+
     /// Checks every array against the frame count and the metadata.
     pub fn validate(&self) -> Result<()> {
         let t = self.len();
@@ -294,6 +318,20 @@ mod tests {
         assert!(back.responses[3].is_nan());
         assert_eq!(back.responses[4], 4.0);
         std::fs::remove_dir_all(&dir).ok();
+    }
+
+    #[test]
+    fn head_keeps_the_first_frames_and_what_fits_in_them() {
+        let rec = small();
+        let h = rec.head(3);
+        assert_eq!(h.len(), 3);
+        assert_eq!(h.frames, rec.frames[..3 * 12]);
+        assert_eq!(h.responses[4], rec.responses[4]);
+        assert!(h.responses[3].is_nan() && h.responses.len() == 6);
+        assert_eq!(h.meta.segments, vec![0..3]);
+        assert!(h.meta.trials.is_empty(), "the trial runs to frame 4");
+        h.validate().unwrap();
+        assert_eq!(rec.head(4).meta.trials.len(), 1);
     }
 
     #[test]

@@ -43,6 +43,9 @@ pub enum BenchWhat {
     /// p50/p99 on one core (per stage, in line, and ring to emitted through the extraction
     /// stage), throughput on two cores, and the numpy-suite2p and oasis-deconv peers.
     Imaging(super::bench_imaging::ImagingArgs),
+    /// The foundation effect on simulated mice: pretrain a small core on several mice, then fit
+    /// a new mouse with it frozen vs from scratch, accuracy against minutes of data.
+    Transfer(super::bench_transfer::TransferArgs),
 }
 
 #[derive(Debug, Clone, clap::Args)]
@@ -120,6 +123,7 @@ pub fn run(args: &BenchArgs) -> Result<()> {
         BenchWhat::Clocks(a) => super::bench_clocks::run(a),
         BenchWhat::Display(a) => super::bench_display::run(a),
         BenchWhat::Imaging(a) => super::bench_imaging::run(a),
+        BenchWhat::Transfer(a) => super::bench_transfer::run(a),
     }
 }
 

@@ -4,6 +4,7 @@ mod bench;
 mod bench_clocks;
 mod bench_display;
 mod bench_imaging;
+mod bench_transfer;
 mod deconvolve;
 mod export;
 mod process;

@@ -8,6 +8,8 @@ use twinloop_model::device::DevicePreference;
 
 // `twin evaluate`, `twin tuning`, `twin mei` (rig/src/cli/twin/insilico.rs).
 mod insilico;
+// `twin fit` (rig/src/cli/twin/fit.rs).
+mod fit;
 
 #[derive(Debug, Args)]
 pub struct TwinArgs {
@@ -48,6 +50,10 @@ enum TwinCommand {
     Tuning(insilico::TuningArgs),
     /// Most-exciting input per unit by gradient ascent on the stimulus under a norm bound.
     Mei(insilico::MeiArgs),
+    /// Fit this mouse's twin to a session or recording: transfer (core of --weights frozen;
+    /// perspective, modulation, readouts trained), readout, or full (from scratch without
+    /// --weights). Writes twin.safetensors, config.json and fit.json.
+    Fit(fit::FitArgs),
     /// A recorded session as the twin's training/evaluation data: stimulus frames at the twin's
     /// resolution, z-scored pupil centre, pupil radius and treadmill velocity, and the activity,
     /// one row per imaging frame (plus the simulator's true rates as truth.npy when it has them).
@@ -98,6 +104,7 @@ pub fn run(args: &TwinArgs) -> anyhow::Result<()> {
         TwinCommand::Evaluate(a) => insilico::evaluate(a),
         TwinCommand::Tuning(a) => insilico::tuning(a),
         TwinCommand::Mei(a) => insilico::mei(a),
+        TwinCommand::Fit(a) => fit::run(a),
         TwinCommand::Recording(a) => recording(a),
         TwinCommand::Predict {
             weights,

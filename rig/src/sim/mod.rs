@@ -46,6 +46,7 @@ pub mod config;
 pub mod eye;
 pub mod truth;
 pub mod tuning;
+pub mod twin_recording;
 
 mod anatomy;
 mod behaviour;
@@ -294,6 +295,13 @@ impl SimMouse {
             .take_frame(&self.neurons.rates_hz, spikes, rates_hz);
         let b = self.behaviour.at(t);
         (b.speed_cm_s, b.pupil_z)
+    }
+
+    /// Where the eye looks at `t` (azimuth, elevation, degrees): the twin's perspective input
+    /// in recordings made without the eye camera (see [`twin_recording`]).
+    pub fn gaze_deg(&mut self, t: RigTime) -> (f64, f64) {
+        let b = self.behaviour.at(t);
+        (b.gaze_azimuth_deg, b.gaze_elevation_deg)
     }
 
     /// Eye-camera frame at `t` (`eye_height * eye_width` u8, row-major).
