@@ -30,7 +30,7 @@ fn main() {
         meta: RecordingMeta {
             frame_hz: 30.0,
             unit_ids: (0..u as u32).collect(),
-            segments: vec![0..t],
+            segments: std::iter::once(0..t).collect(),
             trials: vec![RecordedTrial {
                 start: 0,
                 frames: t,

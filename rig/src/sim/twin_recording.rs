@@ -187,7 +187,7 @@ pub fn record(plan: &SimRecordingPlan, view: ViewGeometry) -> Result<SimRecordin
         meta: RecordingMeta {
             frame_hz: plan.rate_hz,
             unit_ids: (0..u as u32).collect(),
-            segments: vec![0..total],
+            segments: std::iter::once(0..total).collect(),
             trials,
             standardisation: Some(BehaviourStandardisation {
                 perspective_mean: [p[0].0, p[1].0],
