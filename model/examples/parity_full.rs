@@ -32,7 +32,11 @@ fn main() {
             .expect("frame");
         let started = Instant::now();
         let out = twin
-            .step(&s, &pupil.narrow(0, i, 1).unwrap(), &behav.narrow(0, i, 1).unwrap())
+            .step(
+                &s,
+                &pupil.narrow(0, i, 1).unwrap(),
+                &behav.narrow(0, i, 1).unwrap(),
+            )
             .expect("step");
         let got: Vec<f32> = out.rate.flatten_all().unwrap().to_vec1().unwrap();
         times.push(started.elapsed().as_secs_f64());

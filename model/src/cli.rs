@@ -116,6 +116,17 @@ fn two_columns(path: &Path, frames: usize) -> Result<Vec<f32>> {
             format!("shape {shape:?}; need [{frames}, 2]"),
         ));
     }
+    // A NaN would silently poison the recurrent state of every later frame.
+    if let Some(i) = data.iter().position(|v| !v.is_finite()) {
+        return Err(input_err(
+            path,
+            format!(
+                "non-finite value at frame {}, column {}; interpolate or drop that frame",
+                i / 2,
+                i % 2
+            ),
+        ));
+    }
     Ok(data)
 }
 

@@ -99,8 +99,15 @@ impl Weights {
             path: path.to_path_buf(),
             source,
         })?;
+        Self::from_bytes(&bytes, path)
+    }
+
+    /// Parses safetensors bytes of f32 tensors (`origin` names them in errors: a file, or the
+    /// weights embedded in the binary).
+    pub fn from_bytes(bytes: &[u8], origin: &Path) -> Result<Self> {
+        let path = origin;
         let st =
-            safetensors::SafeTensors::deserialize(&bytes).map_err(|e| ModelError::Safetensors {
+            safetensors::SafeTensors::deserialize(bytes).map_err(|e| ModelError::Safetensors {
                 path: path.to_path_buf(),
                 reason: e.to_string(),
             })?;

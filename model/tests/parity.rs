@@ -289,5 +289,14 @@ fn predict_cli_matches_fnn() {
     let got = Tensor::from_vec(data, (t, u), &Device::Cpu).unwrap();
     let want = f.io.get("response", &[t, u]).unwrap();
     assert!(max_rel(&got, &want, 1e-6) < 1e-4);
+    // NaN in a behaviour input is refused, naming the file, frame and column.
+    let mut bad = flat("modulation");
+    bad[2 * 7 + 1] = f32::NAN;
+    write_npy_f32(&dir.join("behaviour.npy"), &[t as u64, 2], &bad).unwrap();
+    let err = predict(&args).unwrap_err().to_string();
+    assert!(
+        err.contains("behaviour.npy") && err.contains("frame 7, column 1"),
+        "{err}"
+    );
     std::fs::remove_dir_all(&dir).ok();
 }
