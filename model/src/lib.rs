@@ -14,6 +14,7 @@
 //! - [`readout`]: per-neuron position and feature weights (per stream).
 //! - [`network`]: [`Twin`], streams averaged in log space, `exp`.
 //! - [`metrics`]: CC_abs, CC_max, CC_norm, single-trial correlation, FEVE.
+//! - [`pretrained`]: the embedded default twin (a small core pretrained on simulated mice).
 //! - [`frozen_core`]: what the closed loop's readouts read, behind one trait: an fnn core
 //!   from weights ([`frozen_core::FnnCore`]) or the energy bank.
 //! - [`energy_core`]: PLACEHOLDER frozen core for the closed loop (a fixed motion-energy bank)
@@ -40,6 +41,7 @@ pub mod modulation;
 pub mod network;
 pub mod ops;
 pub mod perspective;
+pub mod pretrained;
 pub mod readout;
 pub mod train;
 pub mod weights;

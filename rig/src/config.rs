@@ -65,11 +65,14 @@ pub struct Config {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum CoreKind {
-    /// PLACEHOLDER: a fixed motion-energy bank (`twinloop_model::energy_core`), used until a
-    /// pretrained fnn core ships.
+    /// A fixed motion-energy bank (`twinloop_model::energy_core`): no learned features; the
+    /// baseline the pretrained core is measured against.
     Energy,
     /// An fnn twin's core (perspective, modulation at rest, streams) from `weights`.
     Fnn,
+    /// The fnn-architecture core pretrained on simulated mice that ships inside the binary
+    /// (`twinloop_model::pretrained`, `model/weights/sim/`).
+    Pretrained,
 }
 
 /// The twin's frozen core (`[twin]`): the features every online readout reads, on a grid of

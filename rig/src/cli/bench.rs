@@ -388,14 +388,17 @@ pub struct PoolArgs {
 }
 
 /// `twinloop bench pool`: building the candidate pool (every candidate and test stimulus rendered
-/// at the core's input size and passed through the frozen core) on the energy bank and, given
-/// `--twin`, on an fnn core from those weights (CPU).
+/// at the core's input size and passed through the frozen core) on the energy bank, on the
+/// embedded pretrained core and, given `--twin`, on an fnn core from those weights (CPU).
 fn run_pool(a: &PoolArgs) -> Result<()> {
     if a.repeats == 0 {
         bail!("--repeats must be at least 1");
     }
     let base = Config::default_sim();
     let mut cores = vec![("energy bank", base.clone())];
+    let mut pretrained = base.clone();
+    pretrained.twin.core = CoreKind::Pretrained;
+    cores.push(("embedded pretrained core", pretrained));
     if let Some(w) = &a.twin {
         let mut cfg = base.clone();
         cfg.twin.core = CoreKind::Fnn;
@@ -424,7 +427,10 @@ fn run_pool(a: &PoolArgs) -> Result<()> {
         );
         medians.push(median);
     }
-    if let [energy, fnn] = medians[..] {
+    if let [energy, pretrained, ..] = medians[..] {
+        println!("pretrained / energy: {:.1}x", pretrained / energy);
+    }
+    if let [energy, _, fnn] = medians[..] {
         println!("fnn / energy: {:.1}x", fnn / energy);
     }
     Ok(())

@@ -52,6 +52,16 @@ pub fn build_core(
             EnergyCore::new(core_config(view, twin_hz, grid))
                 .map_err(|e| design::PoolError::Core(e.to_string()))?,
         )),
+        CoreKind::Pretrained => {
+            let dev = twinloop_model::select_device(twinloop_model::DevicePreference::Cpu);
+            let core = twinloop_model::pretrained::sim_twin(&dev)
+                .and_then(|t| FnnCore::new(t, grid, twin.preroll_frames))
+                .map_err(|e| {
+                    design::PoolError::Twin(format!("the embedded pretrained twin: {e}"))
+                })?;
+            tracing::info!(core = %core.describe(), "frozen core loaded");
+            Ok(Box::new(core))
+        }
         CoreKind::Fnn => {
             let bad = |msg: String| design::PoolError::Twin(msg);
             let Some(weights) = twin.weights.as_deref() else {
@@ -178,6 +188,26 @@ mod tests {
         }
         // Different stimuli give different features (the core reads the rendered clips).
         assert!(pool.feature_map(0, 5) != pool.feature_map(3, 5));
+    }
+
+    /// The embedded pretrained core builds from the binary alone (no files), with one channel
+    /// per output channel of its core, and its features follow the stimulus.
+    #[test]
+    fn the_embedded_pretrained_core_needs_no_files() {
+        let net = twinloop_model::pretrained::sim_config().unwrap();
+        let settings = TwinSettings {
+            core: CoreKind::Pretrained,
+            weights: None,
+            config: None,
+            ..TwinSettings::default()
+        };
+        let view = ViewGeometry::default();
+        let core = build_core(&settings, &view, 30.0).unwrap();
+        assert_eq!(core.channels(), net.streams * net.recurrent.out_channels);
+        let candidates: Vec<_> = design::default_candidates().into_iter().take(2).collect();
+        let tests = design::default_tests(2).into_iter().take(1).collect();
+        let pool = design::CandidatePool::build(candidates, tests, view, core, 0.2, 30.0).unwrap();
+        assert!(pool.feature_map(0, 5) != pool.feature_map(2, 5));
     }
 
     #[test]
