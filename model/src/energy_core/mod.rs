@@ -1,5 +1,7 @@
 //! PLACEHOLDER core: a fixed motion-energy bank standing in for a pretrained
-//! fnn core (twin issue #4).
+//! fnn core (twin issue #4). A small pretrained core now ships
+//! (`crate::pretrained`), but the loop's readouts predict simulated cells
+//! better on this bank (BENCHMARKS.md), so it stays the default.
 //!
 //! The twin's core must stay frozen while the closed loop fits each recorded
 //! neuron's readout online. Until the pretrained core ships, [`EnergyCore`]

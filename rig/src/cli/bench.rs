@@ -93,9 +93,18 @@ pub struct LoopArgs {
     /// Runs in parallel (each on one thread).
     #[arg(long, default_value_t = 2)]
     pub jobs: usize,
+    /// The frozen core the readouts read (default: the config's `[twin] core`).
+    #[arg(long, value_enum)]
+    pub core: Option<CoreArg>,
     /// Write every curve and the comparison here as JSON.
     #[arg(long)]
     pub out: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum CoreArg {
+    Energy,
+    Pretrained,
 }
 
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
@@ -131,7 +140,12 @@ fn run_loop(args: &LoopArgs) -> Result<()> {
     if args.seeds == 0 || args.trials < 20 || args.neurons == 0 || args.jobs == 0 {
         bail!("--seeds, --neurons and --jobs must be at least 1 and --trials at least 20");
     }
-    let cfg = Config::from_toml(DEFAULT_SIM_TOML, "(embedded sim.toml)")?;
+    let mut cfg = Config::from_toml(DEFAULT_SIM_TOML, "(embedded sim.toml)")?;
+    match args.core {
+        Some(CoreArg::Energy) => cfg.twin.core = CoreKind::Energy,
+        Some(CoreArg::Pretrained) => cfg.twin.core = CoreKind::Pretrained,
+        None => {}
+    }
     let mut design = cfg.trials.design.clone();
     if let Some(share) = args.random_share {
         design.random_share = share;
