@@ -48,6 +48,12 @@ pub struct TransferArgs {
     /// Write the pretrained twin (first pretraining mouse's full weights) here.
     #[arg(long)]
     save: Option<PathBuf>,
+    /// Skip pretraining: take the core from this twin (e.g. `model/weights/sim/twin.safetensors`).
+    #[arg(long, conflicts_with = "save")]
+    pretrained: Option<PathBuf>,
+    /// Seed of the new mouse (the pretraining mice are seeds 1..=N).
+    #[arg(long, default_value_t = 100)]
+    new_mouse_seed: u64,
     /// Results JSON.
     #[arg(long, default_value = "bench/results/transfer.json")]
     out: PathBuf,
@@ -70,7 +76,9 @@ struct Results {
     pretrain_minutes: f64,
     test_minutes: f64,
     pretrain_r_true_on_new_mouse_start: Option<f64>,
-    pretrain: FitReport,
+    /// `None` when the core came from `--pretrained`.
+    pretrain: Option<FitReport>,
+    new_mouse_seed: u64,
     curve: Vec<CurvePoint>,
     seconds: f64,
 }
@@ -132,27 +140,17 @@ fn fit_config(scope: FitScope, seconds: f64, seed: u64) -> FitConfig {
     }
 }
 
-pub fn run(args: &TransferArgs) -> Result<()> {
-    if args.pretrain_mice == 0 || args.neurons == 0 || args.minutes.is_empty() {
-        bail!("--pretrain-mice, --neurons and --minutes need at least one each");
-    }
-    let started = std::time::Instant::now();
-    let text = std::fs::read_to_string(&args.config)
-        .with_context(|| format!("reading {}", args.config.display()))?;
-    let base = TwinConfig::from_json(&text)?;
-    let v = view(&base);
+/// Records the pretraining mice and fits one shared core to them (`--save` writes the first
+/// mouse's whole twin).
+fn pretrain(
+    args: &TransferArgs,
+    base: &TwinConfig,
+    v: ViewGeometry,
+) -> Result<(Weights, FitReport)> {
     tracing::info!("recording {} pretraining mice", args.pretrain_mice);
     let pretrain: Vec<SimRecording> = (1..=args.pretrain_mice)
         .map(|s| record(&plan(s, 1000 + s, args.neurons, args.pretrain_minutes), v))
         .collect::<Result<_, _>>()?;
-    let new_seed = 100;
-    let max_minutes = args.minutes.iter().cloned().fold(0.0, f64::max);
-    let new_train = record(&plan(new_seed, 2000, args.neurons, max_minutes), v)?;
-    let new_test = record(&plan(new_seed, 3000, args.neurons, args.test_minutes), v)?;
-    tracing::info!(
-        seconds = started.elapsed().as_secs_f64(),
-        "recordings ready; pretraining"
-    );
     let mice = pretrain
         .iter()
         .enumerate()
@@ -168,12 +166,11 @@ pub fn run(args: &TransferArgs) -> Result<()> {
         })
         .collect::<Result<Vec<_>>>()?;
     let pre = fit(
-        &base,
+        base,
         mice,
         &fit_config(FitScope::Full, args.pretrain_seconds, 1),
         &Device::Cpu,
     )?;
-    let pretrained = Weights::from_params(pre.weights[0].clone());
     if let Some(dir) = &args.save {
         std::fs::create_dir_all(dir)?;
         Weights::save(&pre.weights[0], &dir.join("twin.safetensors"))?;
@@ -187,6 +184,39 @@ pub fn run(args: &TransferArgs) -> Result<()> {
             serde_json::to_string_pretty(&pre.report)?,
         )?;
     }
+    Ok((Weights::from_params(pre.weights[0].clone()), pre.report))
+}
+
+pub fn run(args: &TransferArgs) -> Result<()> {
+    if args.pretrain_mice == 0 || args.neurons == 0 || args.minutes.is_empty() {
+        bail!("--pretrain-mice, --neurons and --minutes need at least one each");
+    }
+    let started = std::time::Instant::now();
+    let text = std::fs::read_to_string(&args.config)
+        .with_context(|| format!("reading {}", args.config.display()))?;
+    let base = TwinConfig::from_json(&text)?;
+    let v = view(&base);
+    let new_seed = args.new_mouse_seed;
+    if args.pretrained.is_none() && (1..=args.pretrain_mice).contains(&new_seed) {
+        bail!(
+            "--new-mouse-seed {new_seed} is one of the pretraining mice (1..={})",
+            args.pretrain_mice
+        );
+    }
+    let max_minutes = args.minutes.iter().cloned().fold(0.0, f64::max);
+    let new_train = record(&plan(new_seed, 2000, args.neurons, max_minutes), v)?;
+    let new_test = record(&plan(new_seed, 3000, args.neurons, args.test_minutes), v)?;
+    let (pretrained, pre_report) = match &args.pretrained {
+        Some(path) => (
+            Weights::load(path)
+                .with_context(|| format!("reading the pretrained twin {}", path.display()))?,
+            None,
+        ),
+        None => {
+            let (w, report) = pretrain(args, &base, v)?;
+            (w, Some(report))
+        }
+    };
     let new_cfg = TwinConfig {
         units: new_train.recording.units(),
         ..base.clone()
@@ -258,7 +288,8 @@ pub fn run(args: &TransferArgs) -> Result<()> {
         pretrain_minutes: args.pretrain_minutes,
         test_minutes: args.test_minutes,
         pretrain_r_true_on_new_mouse_start: start_r,
-        pretrain: pre.report,
+        pretrain: pre_report,
+        new_mouse_seed: new_seed,
         curve,
         seconds: started.elapsed().as_secs_f64(),
     };
