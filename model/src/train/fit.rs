@@ -319,15 +319,7 @@ pub fn fit(
     };
     let initial = evaluate(&ms)?;
     let snapshot_all = |ms: &[Mouse]| -> Result<Vec<HashMap<String, Tensor>>> {
-        ms.iter()
-            .map(|m| {
-                let mut all = HashMap::new();
-                for s in sets(&shared, m) {
-                    all.extend(s.snapshot()?);
-                }
-                Ok(all)
-            })
-            .collect()
+        ms.iter().map(|m| snapshot(&sets(&shared, m))).collect()
     };
     let mut best = (initial, 0usize, snapshot_all(&ms)?);
     let mut curve = vec![CurvePoint {
@@ -414,11 +406,16 @@ pub fn fit(
     })
 }
 
-/// Weights from detached copies (evaluation builds no autodiff graph).
-fn snapshot_weights(sets: &[&ParamSet]) -> Result<Weights> {
+/// Detached copies of several parameter sets' current values, merged (one twin's tensors).
+fn snapshot(sets: &[&ParamSet]) -> Result<HashMap<String, Tensor>> {
     let mut all = HashMap::new();
     for s in sets {
         all.extend(s.snapshot()?);
     }
-    Ok(Weights::from_params(all))
+    Ok(all)
+}
+
+/// Weights from detached copies (evaluation builds no autodiff graph).
+fn snapshot_weights(sets: &[&ParamSet]) -> Result<Weights> {
+    Ok(Weights::from_params(snapshot(sets)?))
 }
