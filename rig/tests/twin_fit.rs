@@ -2,24 +2,14 @@
 //! keeps the pretrained core frozen under transfer and lowers the held-out loss; bad input
 //! named.
 
-use std::path::PathBuf;
-use std::process::Command;
-
 use rand::SeedableRng;
 use rand_distr::{Distribution, Poisson};
 use twinloop_model::cli::load_twin;
 use twinloop_model::train::{RecordedTrial, Recording, RecordingMeta};
 use twinloop_model::{DevicePreference, Weights, select_device};
 
-fn twinloop() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_twinloop"))
-}
-
-fn fixture(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../model/fixtures")
-        .join(name)
-}
+mod common;
+use common::{fixture, twinloop};
 
 /// Three 40-frame segments of moving noise with Poisson responses drawn from the fixture
 /// twin's own rates.

@@ -1,21 +1,13 @@
 //! `twinloop twin evaluate | tuning | mei` end to end on the small parity network: files in,
 //! reports and images out, bad input named.
 
-use std::path::PathBuf;
 use std::process::Command;
 
 use twinloop_model::cli::{load_twin, read_npy_u8};
 use twinloop_model::train::{RecordedTrial, Recording, RecordingMeta};
 
-fn twinloop() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_twinloop"))
-}
-
-fn fixture(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../model/fixtures")
-        .join(name)
-}
+mod common;
+use common::{fixture, twinloop};
 
 fn twin_args(cmd: &mut Command) -> &mut Command {
     cmd.arg("--weights")
