@@ -10,6 +10,7 @@ use twinloop_model::train::{RecordedTrial, Recording, RecordingMeta, fresh_weigh
 use twinloop_model::{Device, Twin, TwinConfig};
 
 fn main() {
+    twinloop_model::confine_candle_pool();
     let args: Vec<String> = std::env::args().collect();
     let path = args
         .get(1)

@@ -11,6 +11,7 @@ use candle_core::Tensor;
 use twinloop_model::{DevicePreference, Twin, TwinConfig, Weights, select_device};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
+    twinloop_model::confine_candle_pool();
     let args: Vec<String> = std::env::args().collect();
     let frames: usize = args.get(1).map(|s| s.parse()).transpose()?.unwrap_or(10);
     let units: usize = args

@@ -2,13 +2,15 @@
 //! (`Dense`) followed by a convolutional LSTM with grouped self-attention (`CvtLstm`).
 //! One `Core` per ensemble stream.
 
-use candle_core::{Device, Tensor};
+use candle_core::{DType, Device, Tensor};
 
 use crate::config::TwinConfig;
 use crate::error::{CandleContext, Result};
 use crate::layers::{
     Conv, ConvSpec, InterGroup, Pad, cat_groups_2d, gelu, l2_normalise, sigmoid, softmax_last,
 };
+use crate::ops::attention_cpu::{AttentionShape, attention};
+use crate::ops::cpu_slice;
 use crate::weights::Weights;
 
 /// One dense block: `layers` x (GELU → causal conv), dense skips, group-interleaved concat, pool.
@@ -283,25 +285,8 @@ impl Recurrent {
         let q = view(self.proj_q.step(&z)?)?;
         let k = view(self.proj_k.step(&z)?)?;
         let v = view(self.proj_v.step(&z)?)?;
-        let q = l2_normalise(&q, 2)?
-            .broadcast_mul(&self.scales)
-            .ctx("q scale")?;
-        let k = l2_normalise(&k, 2)?;
-        // w[n, g, query, key] = sum_c q[c, query] k[c, key]
-        let wts = q
-            .transpose(2, 3)
-            .and_then(|t| t.contiguous())
-            .and_then(|t| t.matmul(&k))
-            .ctx("attention logits")?;
-        let wts = softmax_last(&wts)?;
-        // a[n, g, c, query] = sum_key v[c, key] w[query, key]
-        let a = v
-            .matmul(
-                &wts.transpose(2, 3)
-                    .and_then(|t| t.contiguous())
-                    .ctx("attention")?,
-            )
-            .and_then(|t| t.reshape((n, g * self.group_channels, hh, ww)))
+        let a = grouped_attention(&q, &k, &v, &self.scales)?
+            .reshape((n, g * self.group_channels, hh, ww))
             .ctx("attention values")?;
         let za = cat_groups_2d(&[&z, &a], g)?;
         let i = sigmoid(&self.proj_i.step(&za)?)?;
@@ -314,6 +299,49 @@ impl Recurrent {
         self.state = Some((h, c));
         Ok(y)
     }
+}
+
+/// Grouped attention over positions: `q`, `k`, `v` `[N, G, C, P]`, query `scales`
+/// `[1, G, C, 1]` → `[N, G, C, P]`. On the CPU without gradients this is
+/// `ops::attention_cpu`; otherwise candle ops (the reference, and the path that trains).
+fn grouped_attention(q: &Tensor, k: &Tensor, v: &Tensor, scales: &Tensor) -> Result<Tensor> {
+    let (n, g, c, p) = q.dims4().ctx("attention queries")?;
+    let fast = q.device().is_cpu()
+        && q.dtype() == DType::F32
+        && [q, k, v, scales].iter().all(|t| !t.track_op());
+    if fast {
+        let parts = [q, k, v, scales]
+            .iter()
+            .map(|t| t.contiguous())
+            .collect::<candle_core::Result<Vec<_>>>()
+            .ctx("attention inputs")?;
+        let guards: Vec<_> = parts.iter().map(|t| t.storage_and_layout()).collect();
+        let [q_, k_, v_, s_] = [0, 1, 2, 3].map(|i| cpu_slice(&guards[i], "attention input"));
+        let shape = AttentionShape {
+            batch: n,
+            groups: g,
+            channels: c,
+            positions: p,
+        };
+        let a = attention(shape, q_?, k_?, v_?, s_?);
+        return Tensor::from_vec(a, (n, g, c, p), q.device()).ctx("attention");
+    }
+    let q = l2_normalise(q, 2)?.broadcast_mul(scales).ctx("q scale")?;
+    let k = l2_normalise(k, 2)?;
+    // w[n, g, query, key] = sum_c q[c, query] k[c, key]
+    let wts = q
+        .transpose(2, 3)
+        .and_then(|t| t.contiguous())
+        .and_then(|t| t.matmul(&k))
+        .ctx("attention logits")?;
+    let wts = softmax_last(&wts)?;
+    // a[n, g, c, query] = sum_key v[c, key] w[query, key]
+    v.matmul(
+        &wts.transpose(2, 3)
+            .and_then(|t| t.contiguous())
+            .ctx("attention")?,
+    )
+    .ctx("attention values")
 }
 
 /// One stream's core.
@@ -338,5 +366,47 @@ impl Core {
     pub fn step(&mut self, retina: &Tensor, modulation: &Tensor) -> Result<Tensor> {
         let f = self.feedforward.step(retina)?;
         self.recurrent.step(&f, modulation)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use candle_core::{Device, Tensor, Var};
+
+    use super::grouped_attention;
+
+    /// The CPU fast path (plain tensors) equals candle's ops (taken when inputs track
+    /// gradients), on a shape with several images, groups and an odd position count.
+    #[test]
+    fn attention_fast_path_matches_candle() {
+        let dev = Device::Cpu;
+        let (n, g, c, p) = (2, 3, 5, 37);
+        let rand = |seed: u64, shape: &[usize]| {
+            let len: usize = shape.iter().product();
+            let v: Vec<f32> = (0..len)
+                .map(|i| {
+                    let x = (i as u64 * 2_654_435_761 + seed * 97) % 1000;
+                    x as f32 / 500.0 - 1.0
+                })
+                .collect();
+            Tensor::from_vec(v, shape, &dev).unwrap()
+        };
+        let (q, k, v) = (
+            rand(1, &[n, g, c, p]),
+            rand(2, &[n, g, c, p]),
+            rand(3, &[n, g, c, p]),
+        );
+        let scales = (rand(4, &[1, g, c, 1]) * 3.0).unwrap();
+        let fast = grouped_attention(&q, &k, &v, &scales).unwrap();
+        let tracked = Var::from_tensor(&q).unwrap();
+        let reference = grouped_attention(tracked.as_tensor(), &k, &v, &scales).unwrap();
+        let (a, b) = (
+            fast.flatten_all().unwrap().to_vec1::<f32>().unwrap(),
+            reference.flatten_all().unwrap().to_vec1::<f32>().unwrap(),
+        );
+        assert_eq!(a.len(), n * g * c * p);
+        for (x, y) in a.iter().zip(&b) {
+            assert!((x - y).abs() <= 1e-5 * (1.0 + y.abs()), "{x} vs {y}");
+        }
     }
 }

@@ -42,3 +42,19 @@ fn cuda_or_cpu() -> Device {
     tracing::info!("twin: built without the `cuda` feature; running on the CPU");
     Device::Cpu
 }
+
+/// Confines candle's element-wise thread pool to the calling thread, unless the user set
+/// `CANDLE_NUM_THREADS`. Call first thing in `main`, before any other thread exists.
+///
+/// Why: the twin parallelises itself — ensemble streams (and pool clips) on their own threads,
+/// each running single-threaded fast paths — and candle's barrier pool, which spins between
+/// ops, serialised those threads and fought a busy rig for the cores: on this 2-core VM
+/// streaming fnn's network ran 1.6x faster and fitting 2x faster under load without it
+/// (BENCHMARKS.md, "The twin"). candle's conv and matmul keep their own rayon threads.
+pub fn confine_candle_pool() {
+    if std::env::var_os("CANDLE_NUM_THREADS").is_none() {
+        // SAFETY: called at the start of `main`, before any thread that could read the
+        // environment concurrently has been spawned.
+        unsafe { std::env::set_var("CANDLE_NUM_THREADS", "1") };
+    }
+}

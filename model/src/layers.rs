@@ -11,10 +11,11 @@
 
 use std::collections::VecDeque;
 
-use candle_core::{D, DType, Device, Storage, Tensor};
+use candle_core::{D, DType, Device, Tensor};
 
-use crate::error::{CandleContext, ModelError, Result};
+use crate::error::{CandleContext, Result};
 use crate::ops::conv_cpu::{ConvGemm, Geometry};
+use crate::ops::cpu_slice;
 use crate::weights::Weights;
 
 /// fnn's variance-preserving GELU gain.
@@ -23,8 +24,18 @@ pub const GELU_GAMMA: f64 = 1.701_504_349_708_557_1;
 /// fnn's weight-standardisation eps.
 pub const WNORM_EPS: f64 = 1e-5;
 
-/// Exact (erf) GELU times fnn's gain.
+/// Exact (erf) GELU times fnn's gain. On the CPU without gradients, one fused pass
+/// ([`crate::ops::elementwise::gelu_scaled`]); otherwise candle's ops (the reference).
 pub fn gelu(x: &Tensor) -> Result<Tensor> {
+    if x.device().is_cpu() && x.dtype() == DType::F32 && !x.track_op() {
+        let xc = x.contiguous().ctx("gelu")?;
+        let guard = xc.storage_and_layout();
+        let y = crate::ops::elementwise::gelu_scaled(
+            cpu_slice(&guard, "gelu input")?,
+            GELU_GAMMA as f32,
+        );
+        return Tensor::from_vec(y, x.shape(), x.device()).ctx("gelu");
+    }
     x.gelu_erf()
         .and_then(|y| y.affine(GELU_GAMMA, 0.0))
         .ctx("gelu")
@@ -401,28 +412,6 @@ impl Conv {
     }
 }
 
-/// The contiguous f32 data of a CPU tensor's storage.
-fn cpu_slice<'a>(
-    guard: &'a (candle_core::StorageRef<'_>, &candle_core::Layout),
-    what: &str,
-) -> Result<&'a [f32]> {
-    let (storage, layout) = guard;
-    let Storage::Cpu(cpu) = &**storage else {
-        return Err(ModelError::Input {
-            input: what.into(),
-            reason: "the CPU conv path got a non-CPU tensor".into(),
-        });
-    };
-    let data = cpu.as_slice::<f32>().ctx(what)?;
-    let (a, b) = layout
-        .contiguous_offsets()
-        .ok_or_else(|| ModelError::Input {
-            input: what.into(),
-            reason: "the CPU conv path got a non-contiguous tensor".into(),
-        })?;
-    Ok(&data[a..b])
-}
-
 /// A standardised linear layer (fnn `Linear`: a 1x1 `Conv` on `[N, F, 1, 1]`).
 pub struct Linear {
     /// `[I, O]`, transposed for `x @ w`.
@@ -640,6 +629,17 @@ mod tests {
                 assert!(e < 1e-5, "case {c} frame {f}: max relative error {e}");
             }
         }
+    }
+
+    /// The fused CPU GELU equals candle's `gelu_erf` times the gain (the tracked path).
+    #[test]
+    fn fused_gelu_matches_candle() {
+        let v: Vec<f32> = (0..2001).map(|i| -8.0 + 16.0 * i as f32 / 2000.0).collect();
+        let x = Tensor::from_vec(v, (1, 1, 1, 2001), &Device::Cpu).unwrap();
+        let fast = super::gelu(&x).unwrap();
+        let reference = super::gelu(&tracked(&x)).unwrap();
+        let e = max_rel(&fast, &reference);
+        assert!(e < 1e-6, "max relative error {e}");
     }
 
     /// A clip may switch paths (e.g. a gradient-tracked frame mid-clip): the kept history is

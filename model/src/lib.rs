@@ -50,7 +50,7 @@ pub mod weights;
 /// candle themselves.
 pub use candle_core::{Device, Tensor};
 pub use config::TwinConfig;
-pub use device::{DevicePreference, select_device};
+pub use device::{DevicePreference, confine_candle_pool, select_device};
 pub use error::{ModelError, Result};
 pub use network::{FrameOutput, Twin};
 pub use weights::Weights;

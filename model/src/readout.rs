@@ -3,12 +3,13 @@
 //! feature weights (fnn `features.Norm`) and adds a bias. One `Readout` per stream; positions
 //! are shared across streams.
 
-use candle_core::{Device, Tensor};
+use candle_core::{DType, Device, Tensor};
 
 use crate::config::TwinConfig;
 use crate::error::{CandleContext, Result};
 use crate::layers::WNORM_EPS;
-use crate::ops::{Padding, grid_sample};
+use crate::ops::grid_sample::sample_dot_slices;
+use crate::ops::{Padding, cpu_slice, grid_sample};
 use crate::weights::Weights;
 
 /// Positions `tanh(mu)` as a grid `[1, U, 1, 2]`.
@@ -71,6 +72,14 @@ impl Readout {
     pub fn forward(&self, core: &Tensor, positions: &Tensor) -> Result<Tensor> {
         let (n, c, _, _) = core.dims4().ctx("readout core")?;
         let (_, u, _, _) = positions.dims4().ctx("readout positions")?;
+        let fast = core.device().is_cpu()
+            && core.dtype() == DType::F32
+            && [core, positions, &self.features, &self.bias]
+                .iter()
+                .all(|t| !t.track_op());
+        if fast {
+            return self.forward_cpu(core, positions);
+        }
         let grid = positions.repeat((n, 1, 1, 1)).ctx("readout grid")?;
         let sampled = grid_sample(core, &grid, Padding::Border)?; // [N, C, U, 1]
         sampled
@@ -83,6 +92,23 @@ impl Readout {
     }
 }
 
+impl Readout {
+    /// The fused CPU forward ([`sample_dot_slices`]), for inference.
+    fn forward_cpu(&self, core: &Tensor, positions: &Tensor) -> Result<Tensor> {
+        let (n, c, h, w) = core.dims4().ctx("readout core")?;
+        let parts = [core, positions, &self.features, &self.bias]
+            .iter()
+            .map(|t| t.contiguous())
+            .collect::<candle_core::Result<Vec<_>>>()
+            .ctx("readout inputs")?;
+        let guards: Vec<_> = parts.iter().map(|t| t.storage_and_layout()).collect();
+        let [x, p, f, b] = [0, 1, 2, 3].map(|i| cpu_slice(&guards[i], "readout input"));
+        let out = sample_dot_slices(x?, [n, c, h, w], p?, f?, b?, Padding::Border);
+        let units = out.len() / n.max(1);
+        Tensor::from_vec(out, (n, units), core.device()).ctx("readout")
+    }
+}
+
 /// Number of units in a weight file (rows of `readout.position.mu`).
 pub fn count_units(w: &Weights, mu_name: &str) -> Result<usize> {
     w.dims(mu_name)
@@ -90,4 +116,46 @@ pub fn count_units(w: &Weights, mu_name: &str) -> Result<usize> {
         .ok_or_else(|| crate::error::ModelError::MissingTensor {
             name: mu_name.to_string(),
         })
+}
+
+#[cfg(test)]
+mod tests {
+    use candle_core::{Device, Tensor, Var};
+
+    use super::Readout;
+
+    fn ramp(seed: u64, shape: &[usize], lo: f32, hi: f32) -> Tensor {
+        let len: usize = shape.iter().product();
+        let v: Vec<f32> = (0..len)
+            .map(|i| {
+                let x = (i as u64 * 2_654_435_761 + seed * 7919) % 10_007;
+                lo + (hi - lo) * x as f32 / 10_007.0
+            })
+            .collect();
+        Tensor::from_vec(v, shape, &Device::Cpu).unwrap()
+    }
+
+    /// The fused CPU forward equals grid_sample + weighted sum through candle (the path taken
+    /// when the core tracks gradients), with positions inside, on and beyond the border.
+    #[test]
+    fn fused_forward_matches_grid_sample_path() {
+        let (n, c, h, w, u) = (2, 6, 5, 7, 41);
+        let readout = Readout {
+            features: ramp(1, &[u, c], -1.0, 1.0),
+            bias: ramp(2, &[1, u], -0.5, 0.5),
+        };
+        let core = ramp(3, &[n, c, h, w], -2.0, 2.0);
+        let positions = ramp(4, &[1, u, 1, 2], -1.2, 1.2);
+        let fast = readout.forward(&core, &positions).unwrap();
+        let tracked = Var::from_tensor(&core).unwrap();
+        let reference = readout.forward(tracked.as_tensor(), &positions).unwrap();
+        assert_eq!(fast.dims(), &[n, u]);
+        let (a, b) = (
+            fast.flatten_all().unwrap().to_vec1::<f32>().unwrap(),
+            reference.flatten_all().unwrap().to_vec1::<f32>().unwrap(),
+        );
+        for (x, y) in a.iter().zip(&b) {
+            assert!((x - y).abs() <= 1e-5 * (1.0 + y.abs()), "{x} vs {y}");
+        }
+    }
 }

@@ -26,6 +26,11 @@ pub fn serial<R>(f: impl FnOnce() -> R) -> R {
     out
 }
 
+/// Whether this thread's ops must stay single-threaded (see [`serial`]).
+pub(crate) fn is_serial() -> bool {
+    SERIAL.with(Cell::get)
+}
+
 /// How many threads to run ensemble streams on: candle's CPU thread count on the CPU (and not
 /// already inside a parallel stream), else 1.
 pub fn stream_threads(dev: &candle_core::Device) -> usize {
@@ -127,14 +132,14 @@ unsafe fn im2col_rows(x: &[f32], g: &Geometry, col: *mut f32, oy0: usize, oy1: u
 
 /// A raw pointer that may cross into the pool's threads; each thread writes a disjoint part.
 #[derive(Clone, Copy)]
-struct SharedMut(*mut f32);
+pub(crate) struct SharedMut(pub(crate) *mut f32);
 // SAFETY: used only for disjoint writes (row ranges per thread), joined before use.
 unsafe impl Send for SharedMut {}
 unsafe impl Sync for SharedMut {}
 
 impl SharedMut {
     /// Through a method, so closures capture the whole (Sync) wrapper, not the raw field.
-    fn ptr(self) -> *mut f32 {
+    pub(crate) fn ptr(self) -> *mut f32 {
         self.0
     }
 }

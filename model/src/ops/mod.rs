@@ -1,7 +1,40 @@
-//! Custom ops candle lacks or runs slowly (`conv_cpu`: the CPU conv fast path). CPU first (the reference); other devices round-trip through the CPU
-//! until a native kernel lands.
+//! Custom ops candle lacks or runs slowly, CPU first (the reference); other devices
+//! round-trip through the CPU until a native kernel lands.
+//!
+//! - [`grid_sample`]: bilinear sampling with its backward (perspective and readout), and the
+//!   fused readout forward.
+//! - [`conv_cpu`], [`attention_cpu`], [`elementwise`]: forward-only CPU fast paths for inference, taken when
+//!   nothing needs a gradient; candle's ops stay the reference they are tested against.
 
+pub mod attention_cpu;
 pub mod conv_cpu;
+pub mod elementwise;
 pub mod grid_sample;
 
 pub use grid_sample::{Padding, grid_sample};
+
+use candle_core::Storage;
+
+use crate::error::{CandleContext, ModelError, Result};
+
+/// The contiguous f32 data of a CPU tensor's storage (a fast path's input).
+pub(crate) fn cpu_slice<'a>(
+    guard: &'a (candle_core::StorageRef<'_>, &candle_core::Layout),
+    what: &str,
+) -> Result<&'a [f32]> {
+    let (storage, layout) = guard;
+    let Storage::Cpu(cpu) = &**storage else {
+        return Err(ModelError::Input {
+            input: what.into(),
+            reason: "a CPU fast path got a non-CPU tensor".into(),
+        });
+    };
+    let data = cpu.as_slice::<f32>().ctx(what)?;
+    let (a, b) = layout
+        .contiguous_offsets()
+        .ok_or_else(|| ModelError::Input {
+            input: what.into(),
+            reason: "a CPU fast path got a non-contiguous tensor".into(),
+        })?;
+    Ok(&data[a..b])
+}
