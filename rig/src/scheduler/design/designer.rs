@@ -338,6 +338,8 @@ pub struct Designer {
     adaptive_total: u64,
     planned: VecDeque<(usize, f64)>,
     accuracy: Vec<AccuracyPoint>,
+    /// Each unit's CC_norm at the last evaluation (`NaN` where undefined or not evaluated).
+    unit_cc: Vec<f64>,
     best_accuracy: f64,
     since_best: u32,
     fallback: bool,
@@ -385,6 +387,7 @@ impl Designer {
             adaptive_total: 0,
             planned: VecDeque::new(),
             accuracy: Vec::new(),
+            unit_cc: Vec::new(),
             best_accuracy: f64::NEG_INFINITY,
             since_best: 0,
             fallback: false,
@@ -437,6 +440,12 @@ impl Designer {
 
     pub fn accuracy(&self) -> &[AccuracyPoint] {
         &self.accuracy
+    }
+
+    /// Each unit's (all planes, plane-major) CC_norm on the test block at the last evaluation;
+    /// `NaN` where CC_max is undefined or the unit's plane was not placed.
+    pub fn unit_cc_norm(&self) -> &[f64] {
+        &self.unit_cc
     }
 
     pub fn counts(&self) -> &DesignCounts {
@@ -883,6 +892,7 @@ impl Designer {
         let mut total = 0.0;
         let mut counted = 0usize;
         let mut x = vec![0.0f32; self.dim()];
+        let mut unit_cc = vec![f64::NAN; units];
         // Every placed plane's units (a plane whose cells just changed waits for its placement).
         let placed = self
             .planes
@@ -912,10 +922,12 @@ impl Designer {
             if let Ok(cc) = metrics::cc_norm(&refs, &prediction)
                 && cc.is_finite()
             {
+                unit_cc[u] = cc;
                 total += cc;
                 counted += 1;
             }
         }
+        self.unit_cc = unit_cc;
         if counted == 0 {
             return;
         }
