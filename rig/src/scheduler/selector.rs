@@ -232,7 +232,9 @@ impl SelectorThread {
             // record per frame, a few frames behind at most, so frames are paired by sequence
             // number and the twin sees the same pairs in a replay.
             while let Some(a) = waiting.front() {
-                let Some((behaviour, given)) = pairing.behaviour_for(a, waiting.len()) else {
+                let Some((behaviour, given)) =
+                    pairing.behaviour_for(a.frame.plane, a.frame.seq, waiting.len())
+                else {
                     break;
                 };
                 let Some(a) = waiting.pop_front() else {
@@ -397,12 +399,16 @@ impl Pairing {
 
     /// The behaviour to observe `a` with, or `None` to wait for it; `Given::Up` when a
     /// behaviour stage runs but this frame's record did not come in time.
-    fn behaviour_for(&mut self, a: &Activity, waiting: usize) -> Option<(FrameBehaviour, Given)> {
+    fn behaviour_for(
+        &mut self,
+        plane: u8,
+        seq: u64,
+        waiting: usize,
+    ) -> Option<(FrameBehaviour, Given)> {
         if !self.expected {
             return Some((FrameBehaviour::MISSING, Given::Record));
         }
-        let seq = a.frame.seq;
-        if a.frame.plane != 0 {
+        if plane != 0 {
             if let Some(&b) = self.used.get(&seq).or_else(|| self.records.get(&seq)) {
                 return Some((b, Given::Record));
             }
@@ -422,13 +428,13 @@ impl Pairing {
             self.used.pop_first();
         }
         // Records for frames before this one will never be used.
-        while let Some((&seq, _)) = self.records.first_key_value()
-            && seq < a.frame.seq
+        while let Some((&seq_first, _)) = self.records.first_key_value()
+            && seq_first < seq
         {
             self.records.pop_first();
         }
-        if let Some(b) = self.records.remove(&a.frame.seq) {
-            self.used.insert(a.frame.seq, b);
+        if let Some(b) = self.records.remove(&seq) {
+            self.used.insert(seq, b);
             return Some((b, Given::Record));
         }
         // Records come in frame order, so one for a later frame means this one's was lost. After
@@ -444,6 +450,56 @@ impl Pairing {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn record(seq: u64, speed: f64) -> BehaviourRecord {
+        BehaviourRecord {
+            frame_seq: seq,
+            t_ns: seq as i64,
+            pupil_x_px: None,
+            pupil_y_px: None,
+            pupil_radius_px: None,
+            treadmill_cm_s: Some(speed),
+            pupil: twinloop_calibration::body::Fill::Missing,
+            treadmill: twinloop_calibration::body::Fill::Measured,
+        }
+    }
+
+    /// Another plane's frame takes the behaviour of its volume's plane-0 frame (the same
+    /// sequence number), whether plane 0 used that record already or not, waits like plane 0
+    /// for one not yet come, and goes on without one that was lost.
+    #[test]
+    fn other_planes_take_their_volumes_behaviour() {
+        let (tx, rx) = crossbeam_channel::unbounded();
+        let mut p = Pairing::new(true);
+        for seq in [0, 1, 3] {
+            tx.send(record(seq, seq as f64 * 10.0)).unwrap();
+        }
+        p.take_records(Some(&rx));
+        let speed = |r: Option<(FrameBehaviour, Given)>| r.map(|(b, g)| (b.running_cm_s, g));
+        assert_eq!(speed(p.behaviour_for(0, 0, 1)), Some((0.0, Given::Record)));
+        assert_eq!(speed(p.behaviour_for(1, 0, 1)), Some((0.0, Given::Record)));
+        // Plane 1 before plane 0 in the same volume (plane 0's frame skipped, say).
+        assert_eq!(speed(p.behaviour_for(1, 1, 1)), Some((10.0, Given::Record)));
+        assert_eq!(speed(p.behaviour_for(0, 1, 1)), Some((10.0, Given::Record)));
+        // Record 2 was lost: record 3 is in, so both planes go on without it.
+        assert_eq!(
+            speed(p.behaviour_for(0, 2, 1)).map(|(_, g)| g),
+            Some(Given::Up)
+        );
+        assert_eq!(
+            speed(p.behaviour_for(1, 2, 1)).map(|(_, g)| g),
+            Some(Given::Up)
+        );
+        assert_eq!(speed(p.behaviour_for(0, 3, 1)), Some((30.0, Given::Record)));
+        // Record 4 has not come yet: plane 1 waits for it, then takes it.
+        assert_eq!(speed(p.behaviour_for(1, 4, 1)), None);
+        tx.send(record(4, 40.0)).unwrap();
+        p.take_records(Some(&rx));
+        assert_eq!(speed(p.behaviour_for(1, 4, 1)), Some((40.0, Given::Record)));
+        // A plane's calibration backlog, long after plane 0 used the records: still paired.
+        assert_eq!(speed(p.behaviour_for(1, 3, 1)), Some((30.0, Given::Record)));
+        assert_eq!(p.unpaired, 2);
+    }
 
     #[test]
     fn same_seed_same_choices_and_all_of_the_library_is_used() {
