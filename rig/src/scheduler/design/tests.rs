@@ -654,16 +654,13 @@ fn a_plane_frame_updates_only_that_planes_units() {
     );
     assert_eq!(d.last_prediction().map(<[f64]>::len), Some(4));
     let post = d.posterior().expect("posterior");
-    for u in 0..5 {
-        assert_eq!(snapshot(post, u), before[u], "plane 0 unit {u} untouched");
-    }
-    for u in 5..9 {
-        assert_eq!(
-            post.observations(u),
-            before[u].2 + 1,
-            "plane 1 unit {u} updated"
-        );
-        assert_ne!(post.mean(u), &before[u].0[..]);
+    for (u, b) in before.iter().enumerate() {
+        if u < 5 {
+            assert_eq!(&snapshot(post, u), b, "plane 0 unit {u} untouched");
+        } else {
+            assert_eq!(post.observations(u), b.2 + 1, "plane 1 unit {u} updated");
+            assert_ne!(post.mean(u), &b.0[..]);
+        }
     }
     // Plane 1 now has 3 cells: its readouts start again, plane 0's stay.
     let changes = d.counts().unit_count_changes;
@@ -671,12 +668,8 @@ fn a_plane_frame_updates_only_that_planes_units() {
     assert_eq!(d.counts().unit_count_changes, changes + 1);
     assert_eq!((d.units(), d.plane_units(1)), (8, 5..8));
     let post = d.posterior().expect("posterior");
-    for u in 0..5 {
-        assert_eq!(
-            snapshot(post, u),
-            before[u],
-            "plane 0 unit {u} kept its fit"
-        );
+    for (u, b) in before.iter().enumerate().take(5) {
+        assert_eq!(&snapshot(post, u), b, "plane 0 unit {u} kept its fit");
     }
     assert!((5..8).all(|u| post.observations(u) == 0));
     // Plane 0's frames still update plane 0 (now placed), and a decision places plane 1 again.
