@@ -361,12 +361,19 @@ impl Posterior {
     /// Slow drift of the weights: `Σ_u += q · dt · I` for every unit. A negative or non-finite
     /// `dt_s` is ignored.
     pub fn diffuse(&mut self, dt_s: f64) {
+        self.diffuse_units(0..self.units, dt_s);
+    }
+
+    /// [`Posterior::diffuse`] for the units in `units` only (one imaging plane's cells, which
+    /// are observed on that plane's frames). Units past the end are ignored.
+    pub fn diffuse_units(&mut self, units: std::ops::Range<usize>, dt_s: f64) {
         let add = self.cfg.process_noise_per_s * dt_s;
         if !(add > 0.0 && add.is_finite()) {
             return;
         }
         let d = self.cfg.dim;
-        for cov in self.covs.chunks_exact_mut(d * d) {
+        let units = units.start.min(self.units)..units.end.min(self.units);
+        for cov in self.covs[units.start * d * d..units.end * d * d].chunks_exact_mut(d * d) {
             for i in 0..d {
                 cov[i * d + i] += add;
             }
@@ -505,6 +512,27 @@ impl Posterior {
         Ok(iterations)
     }
 
+    /// Replaces the units in `range` by `count` units at the prior, keeping every other unit's
+    /// posterior (one imaging plane's cells appeared or vanished; the other planes' readouts are
+    /// still theirs). Units after the range move by `count - range.len()`. Panics if the range
+    /// is not within `0..units()`.
+    pub fn splice_units(&mut self, range: std::ops::Range<usize>, count: usize) {
+        let d = self.cfg.dim;
+        let (start, end) = (range.start, range.end);
+        self.means
+            .splice(start * d..end * d, std::iter::repeat_n(0.0, count * d));
+        self.covs.splice(
+            start * d * d..end * d * d,
+            std::iter::repeat_n(0.0, count * d * d),
+        );
+        self.counts
+            .splice(start..end, std::iter::repeat_n(0, count));
+        self.units = self.units - (end - start) + count;
+        for u in start..start + count {
+            self.reset_unit(u);
+        }
+    }
+
     /// Sends unit `u` back to the prior (a cell that appeared or vanished). Panics if
     /// `u ≥ units()`.
     pub fn reset_unit(&mut self, u: usize) {
@@ -528,14 +556,29 @@ impl Posterior {
     /// mean, into `out` (resized to `U`). Skips the variance, so it is cheap enough for every
     /// frame. A unit with non-finite features gets `NaN`.
     pub fn predict_rates(&self, features: &[f32], out: &mut Vec<f64>) {
+        self.predict_rates_units(0..self.units, features, out);
+    }
+
+    /// [`Posterior::predict_rates`] for the units in `units` only: `features` holds their rows
+    /// (`units.len() × d`), `out` gets one rate each. Units past the end get `NaN`.
+    pub fn predict_rates_units(
+        &self,
+        units: std::ops::Range<usize>,
+        features: &[f32],
+        out: &mut Vec<f64>,
+    ) {
         let d = self.cfg.dim;
+        let first = units.start;
         out.clear();
-        out.extend(
-            (0..self.units).map(|u| match features.get(u * d..(u + 1) * d) {
-                Some(x) if x.iter().all(|v| v.is_finite()) => rate(dot_f32(x, self.mean(u))),
+        out.extend(units.map(|u| {
+            let k = u - first;
+            match features.get(k * d..(k + 1) * d) {
+                Some(x) if u < self.units && x.iter().all(|v| v.is_finite()) => {
+                    rate(dot_f32(x, self.mean(u)))
+                }
                 _ => f64::NAN,
-            }),
-        );
+            }
+        }));
     }
 
     /// Predicted log-rate `μ_u·x` and its posterior variance `xᵀΣ_u x`.
@@ -670,6 +713,67 @@ pub(crate) mod tests {
             assert_close(post.mean(0), &mode, 1e-8, "mean");
             assert_close(post.cov(0), &test_ref::inverse(&h, 4), 1e-8, "cov");
         }
+    }
+
+    /// One plane's units replaced (cells appeared or vanished there): the other units keep
+    /// exactly their posteriors, the new ones start at the prior, and a range's own drift and
+    /// prediction touch only that range, as the whole-population calls do unit by unit.
+    #[test]
+    fn splicing_one_range_keeps_every_other_unit() {
+        let cfg = PosteriorConfig {
+            prior_mean: vec![0.1, 0.0, -1.0],
+            process_noise_per_s: 0.5,
+            ..PosteriorConfig::isotropic(3, 0.7)
+        };
+        let mut post = Posterior::new(5, cfg.clone()).unwrap();
+        for u in 0..5 {
+            let x = [0.3 * u as f32, -0.5, 1.0];
+            post.observe_unit(u, &x, u as f32, 0.1).unwrap();
+        }
+        let before: Vec<(Vec<f64>, Vec<f64>)> = (0..5)
+            .map(|u| (post.mean(u).to_vec(), post.cov(u).to_vec()))
+            .collect();
+        // Units 1..3 (two cells) become three cells.
+        post.splice_units(1..3, 3);
+        assert_eq!(post.units(), 6);
+        assert_eq!(
+            (post.mean(0), post.cov(0)),
+            (&before[0].0[..], &before[0].1[..])
+        );
+        for (u, old) in [(4, 3), (5, 4)] {
+            assert_eq!(post.mean(u), &before[old].0[..]);
+            assert_eq!(post.cov(u), &before[old].1[..]);
+            assert_eq!(post.observations(u), 1);
+        }
+        let prior = Posterior::new(1, cfg).unwrap();
+        for u in 1..4 {
+            assert_eq!(post.mean(u), prior.mean(0));
+            assert_eq!(post.cov(u), prior.cov(0));
+            assert_eq!(post.observations(u), 0);
+        }
+        // Drift on units 1..4 only.
+        let mut whole = post.clone();
+        whole.diffuse(0.2);
+        post.diffuse_units(1..4, 0.2);
+        for u in 0..6 {
+            let want = if (1..4).contains(&u) {
+                whole.cov(u)
+            } else {
+                &before[if u == 0 { 0 } else { u - 1 }].1[..]
+            };
+            assert_eq!(post.cov(u), want, "unit {u}");
+        }
+        // Rates of a range from that range's rows equal the whole population's.
+        let xs: Vec<f32> = (0..6 * 3).map(|k| (k as f32 * 0.37).sin()).collect();
+        let (mut all, mut some) = (Vec::new(), Vec::new());
+        post.predict_rates(&xs, &mut all);
+        post.predict_rates_units(2..5, &xs[2 * 3..5 * 3], &mut some);
+        assert_eq!(&all[2..5], &some[..]);
+        // Everything removed, then a population from nothing.
+        post.splice_units(0..6, 0);
+        assert_eq!(post.units(), 0);
+        post.splice_units(0..0, 2);
+        assert_eq!(post.units(), 2);
     }
 
     /// Test 7: bad input is skipped and counted, leaves the posterior unchanged, never panics;

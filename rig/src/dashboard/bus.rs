@@ -147,6 +147,8 @@ fn event(m: &Message, extra: &mut Vec<DashEvent>) -> Option<DashEvent> {
         }
         Stream::Cells => {
             let c: crate::scheduler::ScanOffsets = serde_json::from_slice(&m.payload).ok()?;
+            // Plane 0's cells: the thumbnail is plane 0.
+            (c.plane == 0).then_some(())?;
             // Older logs and bridges may not say where the cells are.
             (c.x_px.len() == c.rows.len() && c.radius_px.len() == c.rows.len()).then(|| {
                 DashEvent::Cells {
@@ -172,6 +174,8 @@ fn event(m: &Message, extra: &mut Vec<DashEvent>) -> Option<DashEvent> {
                 dx: f("dx_px"),
             })
         }
+        // Plane 0's cells, as the outlines (each plane's prediction has its own cells).
+        Stream::Prediction if h.plane != 0 => None,
         Stream::Prediction => Some(DashEvent::Prediction {
             t_s,
             values: m
@@ -250,5 +254,18 @@ mod tests {
         // Another plane's shifts are not the thumbnail's.
         let r = serde_json::json!({"plane": 1, "dy_px": 1.0, "dx_px": 1.0});
         assert!(events(&Message::json(Stream::Registration, 8, 0, &r)).is_empty());
+        // Nor its cells, nor the twin's prediction of them.
+        let other = ScanOffsets { plane: 1, ..cells };
+        let m = Message::json(
+            Stream::Cells,
+            0,
+            0,
+            &serde_json::to_value(&other).expect("json"),
+        );
+        assert!(events(&m).is_empty());
+        let m = Message::cell_values(Stream::Prediction, 1, 3, 0, &[1.0, 2.0]);
+        assert!(events(&m).is_empty());
+        let m = Message::cell_values(Stream::Prediction, 0, 3, 0, &[1.0, 2.0]);
+        assert_eq!(events(&m).len(), 1);
     }
 }

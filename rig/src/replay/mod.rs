@@ -102,15 +102,16 @@ struct Logged {
     activity: Vec<records::ActivityRecord>,
     decisions: Vec<Decision>,
     onsets: Vec<Onset>,
-    /// Each imaging frame's behaviour, as the live selector received it, by frame seq.
+    /// Each imaging frame's behaviour, as the live selector received it, by frame seq (plane
+    /// 0's frames; another plane's frame takes the record of its seq, as live).
     behaviour: BTreeMap<u64, FrameBehaviour>,
-    /// Frames the live selector observed without their behaviour (it noted them).
-    behaviour_missing: std::collections::BTreeSet<u64>,
+    /// Frames `(plane, seq)` the live selector observed without their behaviour (it noted them).
+    behaviour_missing: std::collections::BTreeSet<(u8, u64)>,
     /// Clock ticks in ingest order: (domain, t_ns).
     ticks: Vec<(ClockDomain, i64)>,
     clock_updates: Vec<ClockUpdate>,
-    /// The cells' scan offsets the live selector was given.
-    scan: Option<crate::scheduler::ScanOffsets>,
+    /// Each plane's cells' scan offsets the live selector was given.
+    scan: BTreeMap<u8, crate::scheduler::ScanOffsets>,
     records: u64,
     tail: TailState,
 }
@@ -135,7 +136,7 @@ fn read_log(dir: &SessionDir) -> Result<Logged, ReplayError> {
         behaviour_missing: Default::default(),
         ticks: Vec::new(),
         clock_updates: Vec::new(),
-        scan: None,
+        scan: BTreeMap::new(),
         records: 0,
         tail: TailState::Clean,
     };
@@ -170,7 +171,9 @@ fn read_log(dir: &SessionDir) -> Result<Logged, ReplayError> {
                 if v.get("event").and_then(|e| e.as_str()) == Some(BEHAVIOUR_MISSING_NOTE)
                     && let Some(seq) = v.get("frame_seq").and_then(|s| s.as_u64())
                 {
-                    logged.behaviour_missing.insert(seq);
+                    // Older logs noted plane 0's frames only, without the plane.
+                    let plane = v.get("plane").and_then(|p| p.as_u64()).unwrap_or(0) as u8;
+                    logged.behaviour_missing.insert((plane, seq));
                 }
             }
             Some(RecordKind::Behaviour) => {
@@ -180,7 +183,9 @@ fn read_log(dir: &SessionDir) -> Result<Logged, ReplayError> {
                     .insert(r.frame_seq, FrameBehaviour::from_record(&r));
             }
             Some(RecordKind::Cells) => {
-                logged.scan = Some(records::decode_json("cells", &buf).map_err(bad)?);
+                let scan: crate::scheduler::ScanOffsets =
+                    records::decode_json("cells", &buf).map_err(bad)?;
+                logged.scan.insert(scan.plane, scan);
             }
             Some(RecordKind::Clock) => logged
                 .clock_updates
@@ -310,25 +315,31 @@ impl RunningCorr {
     }
 }
 
-/// Per cell: live twin vs measured, alternative vs measured, live vs alternative.
+/// Per cell of every plane: live twin vs measured, alternative vs measured, live vs
+/// alternative.
 #[derive(Default)]
 struct PredictionAgreement {
     frames: u64,
-    cells: Vec<[RunningCorr; 3]>,
+    /// Each plane's cells, and the frames counted for them.
+    planes: BTreeMap<u8, (u64, Vec<[RunningCorr; 3]>)>,
 }
 
 impl PredictionAgreement {
-    fn push(&mut self, measured: &[f32], live: &[f64], alt: &[f64]) {
+    fn push(&mut self, plane: u8, measured: &[f32], live: &[f64], alt: &[f64]) {
         if live.len() != measured.len() || alt.len() != measured.len() {
             return;
         }
-        if self.cells.len() != measured.len() {
-            // The population changed and both twins' readouts started again: so does this.
-            self.cells = vec![[RunningCorr::default(); 3]; measured.len()];
-            self.frames = 0;
+        let (frames, cells) = self.planes.entry(plane).or_default();
+        if cells.len() != measured.len() {
+            // The plane's population changed and both twins' readouts of it started again: so
+            // does this.
+            *cells = vec![[RunningCorr::default(); 3]; measured.len()];
+            self.frames -= *frames;
+            *frames = 0;
         }
+        *frames += 1;
         self.frames += 1;
-        for (((c, &y), &a), &b) in self.cells.iter_mut().zip(measured).zip(live).zip(alt) {
+        for (((c, &y), &a), &b) in cells.iter_mut().zip(measured).zip(live).zip(alt) {
             if !(y.is_finite() && a.is_finite() && b.is_finite()) {
                 continue;
             }
@@ -341,7 +352,10 @@ impl PredictionAgreement {
     /// The median over cells of correlation `k` (`None` when no cell has one).
     fn median(&self, k: usize) -> Option<f64> {
         let m = crate::scheduler::design::experiment::median(
-            self.cells.iter().map(|c| c[k].corr()).collect(),
+            self.planes
+                .values()
+                .flat_map(|(_, cells)| cells.iter().map(|c| c[k].corr()))
+                .collect(),
         );
         m.is_finite().then_some(m)
     }
@@ -426,11 +440,11 @@ pub fn replay_with(path: &Path, overrides: &Overrides) -> Result<ReplayReport, R
         Some(c) => Some(build_selector(c).map_err(|e| ReplayError::Selector(e.to_string()))?),
         None => None,
     };
-    if let Some(scan) = &logged.scan {
-        // Live, the offsets came before the cells' first activity.
-        selector.set_scan_offsets(scan.offsets_s.clone());
+    for (&plane, scan) in &logged.scan {
+        // Live, each plane's offsets came before its cells' first activity.
+        selector.set_scan_offsets(plane, scan.offsets_s.clone());
         if let Some(alt) = alternative.as_mut() {
-            alt.set_scan_offsets(scan.offsets_s.clone());
+            alt.set_scan_offsets(plane, scan.offsets_s.clone());
         }
     }
     let warmup = u64::from(cfg.trials.design.warmup_trials);
@@ -447,12 +461,12 @@ pub fn replay_with(path: &Path, overrides: &Overrides) -> Result<ReplayReport, R
             .max()
             .unwrap_or(0),
     );
-    // Feeds the next plane-0 activity record (the live selector observes plane 0 only) to the
-    // selectors; `false` at the end of the log.
+    // Feeds the next activity record (every plane's, in the order the live selector observed
+    // them) to the selectors; `false` at the end of the log.
     let mut feed = |selector: &mut Box<dyn crate::scheduler::Selector>,
                     alternative: &mut Option<Box<dyn crate::scheduler::Selector>>,
                     past_warmup: bool| {
-        let Some(a) = activity.find(|a| a.plane == 0) else {
+        let Some(a) = activity.next() else {
             return false;
         };
         scratch.frame.seq = a.frame_seq;
@@ -460,9 +474,9 @@ pub fn replay_with(path: &Path, overrides: &Overrides) -> Result<ReplayReport, R
         scratch.frame.t = a.t;
         scratch.len = a.values.len().min(scratch.values.len());
         scratch.values[..scratch.len].copy_from_slice(&a.values[..scratch.len]);
-        // The live selector waited for each frame's behaviour, or noted that it went on
-        // without it.
-        let behaviour = match logged.behaviour_missing.contains(&a.frame_seq) {
+        // The live selector waited for each frame's behaviour (another plane's frame: the record
+        // of its volume, the same seq), or noted that it went on without it.
+        let behaviour = match logged.behaviour_missing.contains(&(a.plane, a.frame_seq)) {
             true => FrameBehaviour::MISSING,
             false => logged
                 .behaviour
@@ -476,7 +490,7 @@ pub fn replay_with(path: &Path, overrides: &Overrides) -> Result<ReplayReport, R
             if past_warmup
                 && let (Some(p_live), Some(p_alt)) = (selector.prediction(), alt.prediction())
             {
-                agreement.push(scratch.values(), p_live, p_alt);
+                agreement.push(a.plane, scratch.values(), p_live, p_alt);
             }
         }
         true

@@ -127,12 +127,15 @@ pub fn build_selector(cfg: &Config) -> Result<Box<dyn Selector>, design::PoolErr
             },
             cfg.session.seed,
         ))),
-        Policy::Adaptive => Ok(Box::new(AdaptiveSelector::new(
-            Arc::new(default_pool(cfg)?),
-            cfg.trials.design.clone(),
-            cfg.session.seed,
-            1.0 / cfg.imaging.frame_rate_hz,
-        ))),
+        Policy::Adaptive => Ok(Box::new(
+            AdaptiveSelector::new(
+                Arc::new(default_pool(cfg)?),
+                cfg.trials.design.clone(),
+                cfg.session.seed,
+                1.0 / cfg.imaging.frame_rate_hz,
+            )
+            .with_planes(cfg.imaging.planes),
+        )),
     }
 }
 

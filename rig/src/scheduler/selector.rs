@@ -90,15 +90,17 @@ impl FrameBehaviour {
 
 pub trait Selector: Send {
     fn name(&self) -> &'static str;
-    /// One imaging frame's activity and the behaviour at it, frames in sequence order.
+    /// One imaging frame's activity (any plane's: `activity.frame.plane`) and the behaviour at
+    /// it, each plane's frames in sequence order.
     fn observe(&mut self, activity: &ActivityBuf, behaviour: FrameBehaviour);
     /// A trial's stimulus came on screen at `t`.
     fn onset(&mut self, trial: u64, stimulus: StimulusId, t: RigTime) {
         let _ = (trial, stimulus, t);
     }
-    /// Each cell's scan offset within its frame, s (a cell's time is its frame's plus this).
-    fn set_scan_offsets(&mut self, offsets_s: Vec<f64>) {
-        let _ = offsets_s;
+    /// Each of plane `plane`'s cells' scan offset within its frame, s (a cell's time is its
+    /// frame's plus this).
+    fn set_scan_offsets(&mut self, plane: u8, offsets_s: Vec<f64>) {
+        let _ = (plane, offsets_s);
     }
     /// Activity frames observed so far.
     fn frames_seen(&self) -> u64;
@@ -106,8 +108,8 @@ pub trait Selector: Send {
     fn onsets_seen(&self) -> u64 {
         0
     }
-    /// The twin's prediction of each cell's activity on the frame just observed (made before
-    /// it was seen), when the selector has a twin.
+    /// The twin's prediction of each cell's activity on the frame just observed (that frame's
+    /// plane's cells, made before it was seen), when the selector has a twin.
     fn prediction(&self) -> Option<&[f64]> {
         None
     }
@@ -185,8 +187,9 @@ impl Selector for RandomSelector {
 pub struct SelectorThread {
     pub selector: Box<dyn Selector>,
     pub activity: RingRx<Activity>,
-    /// Each imaging frame's behaviour from the behaviour stage (plane 0's frames, in order);
-    /// `None` when no behaviour stage runs.
+    /// Each imaging frame's behaviour from the behaviour stage (plane 0's frames, in order;
+    /// the other planes' frames of the same volume, same sequence number, take the same
+    /// record); `None` when no behaviour stage runs.
     pub behaviour: Option<Receiver<BehaviourRecord>>,
     /// Trial onsets from the renderer.
     pub onsets: Receiver<Onset>,
@@ -195,7 +198,7 @@ pub struct SelectorThread {
     pub bus: Bus,
     pub events: Sender<RecorderItem>,
     pub counters: Arc<Counters>,
-    /// The cells' scan offsets, filled by the imaging stage once its cells are known.
+    /// Each plane's cells' scan offsets, filled by the imaging stage once it knows them.
     pub scan: Option<super::ScanSlot>,
 }
 
@@ -212,17 +215,16 @@ impl SelectorThread {
         let mut scratch: Vec<f32> = Vec::new();
         let mut waiting: VecDeque<Activity> = VecDeque::new();
         let mut pairing = Pairing::new(self.behaviour.is_some());
+        // Planes whose scan offsets the selector has been given.
+        let mut scan_given: Vec<bool> = Vec::new();
         loop {
             // A frame is matched to the stimulus on screen at its time, so every onset before
             // it must be known first: the renderer sends an onset before the flips (and so the
             // imaging frames) after it exist, hence draining onsets after popping a frame and
             // before observing it never misses one.
+            // Every plane's frames: each plane's cells are units of the twin.
             while let Some(a) = self.activity.try_pop() {
-                // PLACEHOLDER for multi-plane loops: the twin's readouts are plane 0's cells;
-                // other planes are recorded and published, not yet modelled.
-                if a.frame.plane == 0 {
-                    waiting.push_back(a);
-                }
+                waiting.push_back(a);
             }
             let finished = self.activity.is_finished();
             pairing.take_records(self.behaviour.as_ref());
@@ -230,7 +232,9 @@ impl SelectorThread {
             // record per frame, a few frames behind at most, so frames are paired by sequence
             // number and the twin sees the same pairs in a replay.
             while let Some(a) = waiting.front() {
-                let Some((behaviour, given)) = pairing.behaviour_for(a, waiting.len()) else {
+                let Some((behaviour, given)) =
+                    pairing.behaviour_for(a.frame.plane, a.frame.seq, waiting.len())
+                else {
                     break;
                 };
                 let Some(a) = waiting.pop_front() else {
@@ -242,24 +246,29 @@ impl SelectorThread {
                         value: serde_json::json!({
                             "event": BEHAVIOUR_MISSING_NOTE,
                             "frame_seq": a.frame.seq,
+                            "plane": a.frame.plane,
                         }),
                     });
                 }
-                // The stage fills the slot before it emits the cells' first activity.
-                if let Some(scan) = self.scan.as_ref().and_then(|s| s.get()) {
-                    self.selector.set_scan_offsets(scan.offsets_s.clone());
+                // The stage fills a plane's slot before it emits that plane's first activity.
+                let plane = usize::from(a.frame.plane);
+                if scan_given.len() <= plane {
+                    scan_given.resize(plane + 1, false);
+                }
+                if !scan_given[plane]
+                    && let Some(scan) = self.scan.as_ref().and_then(|s| s.get(a.frame.plane))
+                {
+                    self.selector
+                        .set_scan_offsets(a.frame.plane, scan.offsets_s.clone());
                     let value = serde_json::to_value(scan).unwrap_or_default();
-                    self.bus.publish(Message::json(
-                        Stream::Cells,
-                        0,
-                        a.frame.t.as_nanos(),
-                        &value,
-                    ));
+                    let mut m = Message::json(Stream::Cells, 0, a.frame.t.as_nanos(), &value);
+                    m.header.plane = a.frame.plane;
+                    self.bus.publish(m);
                     let _ = self.events.send(RecorderItem::Json {
                         kind: RecordKind::Cells,
                         value,
                     });
-                    self.scan = None;
+                    scan_given[plane] = true;
                 }
                 while let Ok(o) = self.onsets.try_recv() {
                     self.selector.onset(o.trial, o.stimulus, o.t);
@@ -340,11 +349,20 @@ enum Given {
     Up,
 }
 
-/// Matches imaging frames with the behaviour stage's records by sequence number.
+/// Records a plane-0 frame used, kept this many frames for the other planes' frames of the same
+/// volume (they come right after it, or later in a plane's calibration backlog).
+const KEPT_RECORDS: u64 = 1024;
+
+/// Matches imaging frames with the behaviour stage's records by sequence number. The records
+/// are plane 0's frames'; a frame of another plane takes the record of the same sequence number
+/// (the same volume: plane 0 is scanned first, so that record is the most recent behaviour at
+/// or before the frame's time).
 struct Pairing {
     expected: bool,
     /// Received records not yet used, by frame sequence number.
     records: BTreeMap<u64, FrameBehaviour>,
+    /// Records plane-0 frames used, for the other planes' frames of those volumes.
+    used: BTreeMap<u64, FrameBehaviour>,
     /// The behaviour stage has ended: no more records will come.
     closed: bool,
     /// Frames observed without behaviour although a behaviour stage runs.
@@ -356,6 +374,7 @@ impl Pairing {
         Pairing {
             expected,
             records: BTreeMap::new(),
+            used: BTreeMap::new(),
             closed: false,
             unpaired: 0,
         }
@@ -380,17 +399,42 @@ impl Pairing {
 
     /// The behaviour to observe `a` with, or `None` to wait for it; `Given::Up` when a
     /// behaviour stage runs but this frame's record did not come in time.
-    fn behaviour_for(&mut self, a: &Activity, waiting: usize) -> Option<(FrameBehaviour, Given)> {
+    fn behaviour_for(
+        &mut self,
+        plane: u8,
+        seq: u64,
+        waiting: usize,
+    ) -> Option<(FrameBehaviour, Given)> {
         if !self.expected {
             return Some((FrameBehaviour::MISSING, Given::Record));
         }
+        if plane != 0 {
+            if let Some(&b) = self.used.get(&seq).or_else(|| self.records.get(&seq)) {
+                return Some((b, Given::Record));
+            }
+            // As for plane 0: a record for a later frame means this one's is lost (or too old
+            // to be kept).
+            let later = self.records.range(seq + 1..).next().is_some()
+                || self.used.range(seq + 1..).next().is_some();
+            if self.closed || waiting > MAX_WAITING_FRAMES || later {
+                self.unpaired += 1;
+                return Some((FrameBehaviour::MISSING, Given::Up));
+            }
+            return None;
+        }
+        while let Some((&s, _)) = self.used.first_key_value()
+            && s + KEPT_RECORDS < seq
+        {
+            self.used.pop_first();
+        }
         // Records for frames before this one will never be used.
-        while let Some((&seq, _)) = self.records.first_key_value()
-            && seq < a.frame.seq
+        while let Some((&seq_first, _)) = self.records.first_key_value()
+            && seq_first < seq
         {
             self.records.pop_first();
         }
-        if let Some(b) = self.records.remove(&a.frame.seq) {
+        if let Some(b) = self.records.remove(&seq) {
+            self.used.insert(seq, b);
             return Some((b, Given::Record));
         }
         // Records come in frame order, so one for a later frame means this one's was lost. After
@@ -406,6 +450,56 @@ impl Pairing {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn record(seq: u64, speed: f64) -> BehaviourRecord {
+        BehaviourRecord {
+            frame_seq: seq,
+            t_ns: seq as i64,
+            pupil_x_px: None,
+            pupil_y_px: None,
+            pupil_radius_px: None,
+            treadmill_cm_s: Some(speed),
+            pupil: twinloop_calibration::body::Fill::Missing,
+            treadmill: twinloop_calibration::body::Fill::Measured,
+        }
+    }
+
+    /// Another plane's frame takes the behaviour of its volume's plane-0 frame (the same
+    /// sequence number), whether plane 0 used that record already or not, waits like plane 0
+    /// for one not yet come, and goes on without one that was lost.
+    #[test]
+    fn other_planes_take_their_volumes_behaviour() {
+        let (tx, rx) = crossbeam_channel::unbounded();
+        let mut p = Pairing::new(true);
+        for seq in [0, 1, 3] {
+            tx.send(record(seq, seq as f64 * 10.0)).unwrap();
+        }
+        p.take_records(Some(&rx));
+        let speed = |r: Option<(FrameBehaviour, Given)>| r.map(|(b, g)| (b.running_cm_s, g));
+        assert_eq!(speed(p.behaviour_for(0, 0, 1)), Some((0.0, Given::Record)));
+        assert_eq!(speed(p.behaviour_for(1, 0, 1)), Some((0.0, Given::Record)));
+        // Plane 1 before plane 0 in the same volume (plane 0's frame skipped, say).
+        assert_eq!(speed(p.behaviour_for(1, 1, 1)), Some((10.0, Given::Record)));
+        assert_eq!(speed(p.behaviour_for(0, 1, 1)), Some((10.0, Given::Record)));
+        // Record 2 was lost: record 3 is in, so both planes go on without it.
+        assert_eq!(
+            speed(p.behaviour_for(0, 2, 1)).map(|(_, g)| g),
+            Some(Given::Up)
+        );
+        assert_eq!(
+            speed(p.behaviour_for(1, 2, 1)).map(|(_, g)| g),
+            Some(Given::Up)
+        );
+        assert_eq!(speed(p.behaviour_for(0, 3, 1)), Some((30.0, Given::Record)));
+        // Record 4 has not come yet: plane 1 waits for it, then takes it.
+        assert_eq!(speed(p.behaviour_for(1, 4, 1)), None);
+        tx.send(record(4, 40.0)).unwrap();
+        p.take_records(Some(&rx));
+        assert_eq!(speed(p.behaviour_for(1, 4, 1)), Some((40.0, Given::Record)));
+        // A plane's calibration backlog, long after plane 0 used the records: still paired.
+        assert_eq!(speed(p.behaviour_for(1, 3, 1)), Some((30.0, Given::Record)));
+        assert_eq!(p.unpaired, 2);
+    }
 
     #[test]
     fn same_seed_same_choices_and_all_of_the_library_is_used() {

@@ -554,11 +554,11 @@ fn start_dashboard(cfg: &Config) -> Option<Dashboard> {
 /// now for the placeholder extractors (true footprints: the simulator's soma centres; grid: the
 /// blocks' centres).
 fn scan_slot(cfg: &Config, extractor: &mut Extractor, mouse: Option<&SimMouse>) -> ScanSlot {
-    let slot = ScanSlot::default();
+    let slot = ScanSlot::new(cfg.imaging.planes);
     let lines = cfg.imaging.height;
     let period_s = cfg.frame_period_ns() as f64 * 1e-9;
     match extractor {
-        Extractor::Pipeline(p) => p.set_scan_slot(Arc::clone(&slot), period_s),
+        Extractor::Pipeline(p) => p.set_scan_slot(slot.clone(), period_s),
         Extractor::Footprints(_) => {
             let cells: Vec<CellPlace> = match cfg.imaging.extraction {
                 Extraction::TruthFootprints => mouse
@@ -586,7 +586,13 @@ fn scan_slot(cfg: &Config, extractor: &mut Extractor, mouse: Option<&SimMouse>) 
                         .collect()
                 }
             };
-            let _ = slot.set(ScanOffsets::from_cells(cells, lines, period_s));
+            // The placeholder extractors give every plane the same cells.
+            for plane in 0..cfg.imaging.planes.max(1) {
+                slot.set(ScanOffsets {
+                    plane,
+                    ..ScanOffsets::from_cells(cells.iter().copied(), lines, period_s)
+                });
+            }
         }
     }
     slot

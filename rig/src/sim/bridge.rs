@@ -12,6 +12,10 @@
 //! the daemon places them back on the rig clock. The lock-step then allows for the mapping's
 //! error: it waits for the flips up to `t_k` less the display latency (all the mouse can have
 //! seen by `t_k`), not up to `t_k` itself.
+//!
+//! PLACEHOLDER: it images one plane (plane 0); the daemon's multi-plane closed loop (every
+//! plane's cells as the twin's units) is tested on the designer and the selector's pairing
+//! until the simulated rig scans several planes.
 
 use super::clocks::{SimClocks, Tick};
 use super::{SimGeometry, SimMouse};

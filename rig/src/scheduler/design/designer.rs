@@ -1,12 +1,18 @@
 //! The closed loop's decision maker: fits each cell's readout online on the frozen core and
 //! picks the stimulus that teaches the twin most, within the rules that keep a design honest.
 //!
-//! Per imaging frame ([`Designer::observe`]): each unit's activity is matched to what was on
-//! the screen at the frame's time minus the response delay (and plus the cell's scan-line
-//! offset), its features are the core's map of that stimulus frame sampled at the unit's readout
-//! position plus the behaviour covariates and a bias, and its Gaussian posterior takes one
-//! Laplace rank-one Poisson update (Lewi, Butera & Paninski 2009), with a little process noise
-//! so slow drift is tracked.
+//! The units are every imaging plane's cells, plane-major (plane 0's cells, then plane 1's,
+//! ...); each plane's cell count is its own, so cells that appear or vanish on one plane
+//! restart only that plane's readouts (logged and counted) and leave the others' fits alone.
+//!
+//! Per imaging frame ([`Designer::observe`], one plane's frame): each of that plane's units'
+//! activity is matched to what was on the screen at the frame's time minus the response delay
+//! (and plus the cell's scan-line offset within its plane's frame), its features are the core's
+//! map of that stimulus frame sampled at the unit's readout position plus the behaviour
+//! covariates and a bias, and its Gaussian posterior takes one Laplace rank-one Poisson update
+//! (Lewi, Butera & Paninski 2009) over the plane's frame period (the volume period: planes ×
+//! the rig's frame period), with a little process noise so slow drift is tracked. The other
+//! planes' units are untouched by that frame.
 //!
 //! Per trial ([`Designer::decide`]), in this order, from one seeded stream so replay agrees:
 //! every `test_every`-th trial shows the next stimulus of the repeated test block; the first
@@ -261,14 +267,45 @@ struct Onset {
 }
 
 struct FrameRef {
+    plane: u8,
     t_s: f64,
     behaviour: [f32; BEHAVIOUR_DIMS],
 }
 
 struct TestPresentation {
     entry: usize,
+    /// `[bin][unit]`, all planes' units.
     sums: Vec<f64>,
-    counts: [u32; TEST_BINS],
+    /// Frames summed per bin, per plane (each plane's frames fall in the bins on their own).
+    counts: Vec<[u32; TEST_BINS]>,
+}
+
+impl TestPresentation {
+    /// Every plane with cells has a frame in every bin.
+    fn complete(&self, planes: &[PlaneUnits]) -> bool {
+        planes.iter().enumerate().all(|(p, pl)| {
+            pl.units == 0 || self.counts.get(p).is_some_and(|c| c.iter().all(|&n| n > 0))
+        })
+    }
+}
+
+/// One imaging plane's cells among the designer's units.
+struct PlaneUnits {
+    /// Its first unit (plane-major order).
+    start: usize,
+    units: usize,
+    /// Each cell's scan offset within its frame, s.
+    scan_offsets_s: Vec<f64>,
+    /// Its readouts have been placed (after warm-up, or after its cells changed).
+    positions_known: bool,
+    /// Receptive-field regression statistics of its cells (on its frames' stimuli).
+    rf: RfMapper,
+}
+
+impl PlaneUnits {
+    fn range(&self) -> std::ops::Range<usize> {
+        self.start..self.start + self.units
+    }
 }
 
 /// The online twin of one mouse (readouts on a frozen core) and the rules of the design.
@@ -277,28 +314,32 @@ pub struct Designer {
     cfg: DesignConfig,
     rng: ChaCha8Rng,
     frame_period_s: f64,
+    /// Time between two frames of one plane (`frame_period_s` × planes): each unit's
+    /// observation length.
+    volume_period_s: f64,
+    /// All planes' units.
     units: usize,
+    /// Each plane's units, by plane index.
+    planes: Vec<PlaneUnits>,
     posterior: Option<Posterior>,
     /// Readout position per unit, grid units (row, col).
     positions: Vec<(f32, f32)>,
-    positions_known: bool,
     /// The first trial at which positions are re-estimated again.
     next_refit: u64,
     refit_rounds: u64,
-    scan_offsets_s: Vec<f64>,
     onsets: Vec<Onset>,
     history: VecDeque<FrameRef>,
     history_values: VecDeque<Vec<f32>>,
     behaviour_now: [f32; BEHAVIOUR_DIMS],
     behaviour_stats: [RunningStats; BEHAVIOUR_DIMS],
-    /// Receptive-field regression statistics.
-    rf: RfMapper,
     tests: BTreeMap<u64, TestPresentation>,
     test_cursor: usize,
     kind_counts: BTreeMap<&'static str, u64>,
     adaptive_total: u64,
     planned: VecDeque<(usize, f64)>,
     accuracy: Vec<AccuracyPoint>,
+    /// Each unit's CC_norm at the last evaluation (`NaN` where undefined or not evaluated).
+    unit_cc: Vec<f64>,
     best_accuracy: f64,
     since_best: u32,
     fallback: bool,
@@ -309,7 +350,8 @@ pub struct Designer {
     activity_stats: Vec<RunningStats>,
     /// Features of every unit for one frame (kept to avoid an allocation per frame).
     scratch_xs: Vec<f32>,
-    /// The twin's prediction for the last observed frame, made before that frame was folded in.
+    /// The twin's prediction for the last observed frame's plane's units, made before that
+    /// frame was folded in.
     prediction: Vec<f64>,
     prediction_valid: bool,
 }
@@ -327,25 +369,25 @@ impl Designer {
             cfg,
             rng: ChaCha8Rng::seed_from_u64(seed),
             frame_period_s,
+            volume_period_s: frame_period_s,
             units: 0,
+            planes: Vec::new(),
             posterior: None,
             positions: Vec::new(),
-            positions_known: false,
             next_refit: 0,
             refit_rounds: 0,
-            scan_offsets_s: Vec::new(),
             onsets: Vec::new(),
             history: VecDeque::new(),
             history_values: VecDeque::new(),
             behaviour_now: [0.0; BEHAVIOUR_DIMS],
             behaviour_stats: [RunningStats::default(); BEHAVIOUR_DIMS],
-            rf: RfMapper::new(0, 0, 0),
             tests: BTreeMap::new(),
             test_cursor: 0,
             kind_counts: BTreeMap::new(),
             adaptive_total: 0,
             planned: VecDeque::new(),
             accuracy: Vec::new(),
+            unit_cc: Vec::new(),
             best_accuracy: f64::NEG_INFINITY,
             since_best: 0,
             fallback: false,
@@ -357,6 +399,13 @@ impl Designer {
             prediction: Vec::new(),
             prediction_valid: false,
         }
+    }
+
+    /// The rig images `planes` planes in turn (1 by default): each plane's frames come every
+    /// `planes` rig frame periods, which is how long each of its observations lasts.
+    pub fn with_planes(mut self, planes: u8) -> Designer {
+        self.volume_period_s = self.frame_period_s * f64::from(planes.max(1));
+        self
     }
 
     pub fn pool(&self) -> &CandidatePool {
@@ -376,12 +425,27 @@ impl Designer {
         self.dim
     }
 
+    /// All planes' units.
     pub fn units(&self) -> usize {
         self.units
     }
 
+    /// Plane `plane`'s units: where they start among all units and how many (0 for a plane not
+    /// seen yet).
+    pub fn plane_units(&self, plane: u8) -> std::ops::Range<usize> {
+        self.planes
+            .get(usize::from(plane))
+            .map_or(self.units..self.units, PlaneUnits::range)
+    }
+
     pub fn accuracy(&self) -> &[AccuracyPoint] {
         &self.accuracy
+    }
+
+    /// Each unit's (all planes, plane-major) CC_norm on the test block at the last evaluation;
+    /// `NaN` where CC_max is undefined or the unit's plane was not placed.
+    pub fn unit_cc_norm(&self) -> &[f64] {
+        &self.unit_cc
     }
 
     pub fn counts(&self) -> &DesignCounts {
@@ -396,10 +460,25 @@ impl Designer {
         self.posterior.as_ref()
     }
 
-    /// Each cell's acquisition time within the frame (its scan line), seconds after the frame's
-    /// timestamp. Cells beyond the vector's end get 0.
-    pub fn set_scan_offsets(&mut self, offsets_s: Vec<f64>) {
-        self.scan_offsets_s = offsets_s;
+    /// Each of plane `plane`'s cells' acquisition time within its frame (its scan line),
+    /// seconds after the frame's timestamp. Cells beyond the vector's end get 0.
+    pub fn set_scan_offsets(&mut self, plane: u8, offsets_s: Vec<f64>) {
+        self.plane_mut(plane).scan_offsets_s = offsets_s;
+    }
+
+    /// Plane `plane`'s entry, made (with no cells) if this is the first word of it.
+    fn plane_mut(&mut self, plane: u8) -> &mut PlaneUnits {
+        let p = usize::from(plane);
+        while self.planes.len() <= p {
+            self.planes.push(PlaneUnits {
+                start: self.units,
+                units: 0,
+                scan_offsets_s: Vec::new(),
+                positions_known: false,
+                rf: RfMapper::new(0, 0, 0),
+            });
+        }
+        &mut self.planes[p]
     }
 
     /// A trial's stimulus came on the screen at `t`.
@@ -419,7 +498,7 @@ impl Designer {
                 TestPresentation {
                     entry,
                     sums: vec![0.0; TEST_BINS * self.units.max(1)],
-                    counts: [0; TEST_BINS],
+                    counts: vec![[0; TEST_BINS]; self.planes.len().max(1)],
                 },
             );
         }
@@ -441,23 +520,37 @@ impl Designer {
         (f < self.pool.frames()).then_some((o.entry, f, o.trial))
     }
 
-    /// The twin's prediction of each cell's activity on the last observed frame (the value per
-    /// frame the posterior mean expected before that frame was folded in, in the activity's
-    /// units); `None` until receptive fields are placed.
+    /// The twin's prediction of each cell's activity on the last observed frame, that frame's
+    /// plane's cells in activity order (the value per frame the posterior mean expected before
+    /// that frame was folded in, in the activity's units); `None` until that plane's receptive
+    /// fields are placed.
     pub fn last_prediction(&self) -> Option<&[f64]> {
-        (self.prediction_valid && self.prediction.len() == self.units)
-            .then_some(self.prediction.as_slice())
+        self.prediction_valid.then_some(self.prediction.as_slice())
     }
 
-    /// One imaging frame's activity (one value per cell) and the behaviour covariates at it.
+    /// Plane 0's frame: [`Designer::observe_plane`] for a single-plane rig.
     pub fn observe(&mut self, t: RigTime, values: &[f32], behaviour: [f32; BEHAVIOUR_DIMS]) {
+        self.observe_plane(0, t, values, behaviour);
+    }
+
+    /// One imaging frame of plane `plane`: its activity (one value per cell of that plane) and
+    /// the behaviour covariates at it. Only that plane's units learn from it.
+    pub fn observe_plane(
+        &mut self,
+        plane: u8,
+        t: RigTime,
+        values: &[f32],
+        behaviour: [f32; BEHAVIOUR_DIMS],
+    ) {
         self.prediction_valid = false;
-        if values.len() != self.units {
-            self.resize(values.len());
+        let p = usize::from(plane);
+        if self.plane_mut(plane).units != values.len() {
+            self.resize(p, values.len());
         }
-        if self.units == 0 {
+        if values.is_empty() {
             return;
         }
+        let start = self.planes[p].start;
         self.counts.frames += 1;
         self.behaviour_now = self.standardise(behaviour);
         let k = f64::from(self.cfg.outlier_sd);
@@ -468,7 +561,7 @@ impl Designer {
                 continue;
             }
             let v = f64::from(v.max(0.0));
-            let s = &mut self.activity_stats[u];
+            let s = &mut self.activity_stats[start + u];
             // The scale is the cell's s.d., or its mean when that is larger (sparse spike
             // counts); a cell that has been silent so far has no scale yet and is not clipped.
             let scale = s.sd().max(s.mean);
@@ -482,38 +575,55 @@ impl Designer {
             clean.push(v as f32);
         }
         let t_s = t.as_secs_f64() - self.cfg.response_delay_s;
-        self.accumulate_rf(t_s, &clean);
-        self.accumulate_test(t_s, &clean);
-        if self.positions_known {
+        self.accumulate_rf(p, t_s, &clean);
+        self.accumulate_test(p, t_s, &clean);
+        if self.planes[p].positions_known {
             let dim = self.dim();
+            let range = self.planes[p].range();
             let mut xs = std::mem::take(&mut self.scratch_xs);
-            xs.resize(self.units * dim, 0.0);
-            for u in 0..self.units {
-                let at = self.stimulus_at(t_s + self.scan_offset(u));
+            xs.resize(range.len() * dim, 0.0);
+            for (k, u) in range.clone().enumerate() {
+                let at = self.stimulus_at(t_s + self.scan_offset(p, u));
                 self.features_into(
                     u,
                     at.map(|(e, f, _)| (e, f)),
-                    &mut xs[u * dim..(u + 1) * dim],
+                    &mut xs[k * dim..(k + 1) * dim],
                 );
             }
+            let dt = self.volume_period_s;
             if let Some(post) = self.posterior.as_mut() {
                 // One step ahead: what the twin expected of this frame before seeing it.
-                post.predict_rates(&xs, &mut self.prediction);
+                post.predict_rates_units(range.clone(), &xs, &mut self.prediction);
                 for p in &mut self.prediction {
-                    *p *= self.frame_period_s;
+                    *p *= dt;
                 }
                 self.prediction_valid = true;
-                self.counts.values_skipped += post.observe(&xs, &clean, self.frame_period_s) as u64;
-                post.diffuse(self.frame_period_s);
+                if range.len() == post.units() {
+                    self.counts.values_skipped += post.observe(&xs, &clean, dt) as u64;
+                    post.diffuse(dt);
+                } else {
+                    // Another plane's units share the posterior: fold this frame into this
+                    // plane's only (the same update, unit by unit).
+                    for (k, u) in range.clone().enumerate() {
+                        let x = &xs[k * dim..(k + 1) * dim];
+                        if post.observe_unit(u, x, clean[k], dt).is_err() {
+                            self.counts.values_skipped += 1;
+                        }
+                    }
+                    post.diffuse_units(range, dt);
+                }
             }
             self.scratch_xs = xs;
         }
         self.history.push_back(FrameRef {
+            plane,
             t_s,
             behaviour: self.behaviour_now,
         });
         self.history_values.push_back(clean);
-        while self.history.len() > self.cfg.history_frames {
+        // Each plane with cells keeps about `history_frames` of its own frames.
+        let kept = self.cfg.history_frames * self.planes.iter().filter(|p| p.units > 0).count();
+        while self.history.len() > kept.max(1) {
             self.history.pop_front();
             self.history_values.pop_front();
         }
@@ -537,52 +647,91 @@ impl Designer {
         z
     }
 
-    fn scan_offset(&self, u: usize) -> f64 {
-        self.scan_offsets_s.get(u).copied().unwrap_or(0.0)
+    /// Unit `u`'s (of plane `p`) scan offset within its frame, s.
+    fn scan_offset(&self, p: usize, u: usize) -> f64 {
+        let pl = &self.planes[p];
+        pl.scan_offsets_s.get(u - pl.start).copied().unwrap_or(0.0)
     }
 
-    /// Cells appeared or vanished: the readouts cannot be matched any more, so the fit starts
-    /// again (logged and counted); the record keeps everything.
-    fn resize(&mut self, units: usize) {
-        if self.units != 0 {
+    /// The plane unit `u` is on.
+    fn plane_of(&self, u: usize) -> usize {
+        self.planes
+            .iter()
+            .position(|p| p.range().contains(&u))
+            .unwrap_or(0)
+    }
+
+    /// Plane `p`'s cells appeared or vanished: its readouts cannot be matched any more, so its
+    /// fit starts again (logged and counted), as does the held-out evaluation (its units
+    /// changed); the other planes' readouts keep their fits. The record keeps everything.
+    fn resize(&mut self, p: usize, units: usize) {
+        let old = self.planes[p].range();
+        if !old.is_empty() {
             self.counts.unit_count_changes += 1;
             tracing::warn!(
-                from = self.units,
+                plane = p,
+                from = old.len(),
                 to = units,
-                "the number of cells changed; the twin's readouts start again"
+                "the number of cells changed; this plane's readouts start again"
             );
         }
-        self.units = units;
-        self.activity_stats = vec![RunningStats::default(); units];
-        let positions = self.pool.core().positions();
-        let dim = self.dim();
-        let mut prior_mean = vec![0.0; dim];
-        prior_mean[dim - 1] = -1.0;
-        self.posterior = if units == 0 {
-            None
-        } else {
-            match Posterior::new(
-                units,
-                PosteriorConfig {
-                    dim,
-                    prior_var: self.cfg.prior_var,
-                    prior_mean,
-                    process_noise_per_s: self.cfg.process_noise_per_s,
-                },
-            ) {
-                Ok(p) => Some(p),
-                Err(e) => {
-                    tracing::error!(error = %e, "cannot build the readout posterior");
+        let total = self.units - old.len() + units;
+        self.activity_stats.splice(
+            old.clone(),
+            std::iter::repeat_n(RunningStats::default(), units),
+        );
+        let centre = self.grid_centre();
+        self.positions
+            .splice(old.clone(), std::iter::repeat_n(centre, units));
+        match self.posterior.as_mut() {
+            Some(post) if total > 0 => post.splice_units(old.clone(), units),
+            _ => {
+                let dim = self.dim();
+                let mut prior_mean = vec![0.0; dim];
+                prior_mean[dim - 1] = -1.0;
+                self.posterior = if total == 0 {
                     None
-                }
+                } else {
+                    match Posterior::new(
+                        total,
+                        PosteriorConfig {
+                            dim,
+                            prior_var: self.cfg.prior_var,
+                            prior_mean,
+                            process_noise_per_s: self.cfg.process_noise_per_s,
+                        },
+                    ) {
+                        Ok(p) => Some(p),
+                        Err(e) => {
+                            tracing::error!(error = %e, "cannot build the readout posterior");
+                            None
+                        }
+                    }
+                };
             }
-        };
-        let (gr, gc) = self.grid_centre();
-        self.positions = vec![(gr, gc); units];
-        self.positions_known = false;
-        self.rf = RfMapper::new(units, positions, self.pool.core().channels());
-        self.history.clear();
-        self.history_values.clear();
+        }
+        self.units = total;
+        let (positions, channels) = (self.pool.core().positions(), self.pool.core().channels());
+        let plane = &mut self.planes[p];
+        plane.units = units;
+        plane.positions_known = false;
+        plane.rf = RfMapper::new(units, positions, channels);
+        let mut start = 0;
+        for plane in &mut self.planes {
+            plane.start = start;
+            start += plane.units;
+        }
+        // This plane's kept frames no longer match its units; the others' still do.
+        let plane = p as u8;
+        let mut k = 0;
+        while k < self.history.len() {
+            if self.history[k].plane == plane {
+                self.history.remove(k);
+                self.history_values.remove(k);
+            } else {
+                k += 1;
+            }
+        }
         self.tests.clear();
         self.accuracy.clear();
         self.best_accuracy = f64::NEG_INFINITY;
@@ -618,15 +767,16 @@ impl Designer {
         out[c + BEHAVIOUR_DIMS] = 1.0;
     }
 
-    fn accumulate_rf(&mut self, t_s: f64, values: &[f32]) {
+    fn accumulate_rf(&mut self, p: usize, t_s: f64, values: &[f32]) {
         let map = match self.stimulus_at(t_s) {
             Some((e, f, _)) => self.pool.feature_map(e, f),
             None => self.pool.gray_map(),
         };
-        self.rf.accumulate(map, values);
+        self.planes[p].rf.accumulate(map, values);
     }
 
-    fn accumulate_test(&mut self, t_s: f64, values: &[f32]) {
+    /// Plane `p`'s frame of a test presentation into its units' bins.
+    fn accumulate_test(&mut self, p: usize, t_s: f64, values: &[f32]) {
         let Some((entry, f, trial)) = self.stimulus_at(t_s) else {
             return;
         };
@@ -635,29 +785,36 @@ impl Designer {
         }
         let bin = f * TEST_BINS / self.pool.frames();
         let units = self.units;
-        if let Some(p) = self.tests.get_mut(&trial) {
-            if p.sums.len() != TEST_BINS * units {
+        let start = self.planes[p].start;
+        if let Some(pres) = self.tests.get_mut(&trial) {
+            if pres.sums.len() != TEST_BINS * units {
                 return;
             }
-            p.counts[bin] += 1;
+            let Some(counts) = pres.counts.get_mut(p) else {
+                return;
+            };
+            counts[bin] += 1;
             for (u, &y) in values.iter().enumerate() {
                 if y.is_finite() {
-                    p.sums[bin * units + u] += f64::from(y);
+                    pres.sums[bin * units + start + u] += f64::from(y);
                 }
             }
         }
     }
 
-    /// Re-estimates each unit's readout position from the receptive-field statistics; returns
-    /// the units that moved.
-    fn estimate_positions(&mut self) -> Vec<usize> {
+    /// Re-estimates plane `p`'s units' readout positions from its receptive-field statistics;
+    /// returns the units that moved.
+    fn estimate_positions(&mut self, p: usize) -> Vec<usize> {
         let (rows, cols) = self.pool.core().grid();
-        let estimates = self.rf.estimate(rows, cols);
+        let plane = &self.planes[p];
+        let estimates = plane.rf.estimate(rows, cols);
+        let (start, known) = (plane.start, plane.positions_known);
         let mut moved = Vec::new();
-        for (u, new) in estimates.into_iter().enumerate() {
+        for (k, new) in estimates.into_iter().enumerate() {
             let Some(new) = new else { continue };
+            let u = start + k;
             let old = self.positions[u];
-            if !self.positions_known || (new.0 - old.0).hypot(new.1 - old.1) > 0.25 {
+            if !known || (new.0 - old.0).hypot(new.1 - old.1) > 0.25 {
                 self.positions[u] = new;
                 moved.push(u);
             }
@@ -675,13 +832,18 @@ impl Designer {
         let mut xs = vec![0.0f32; n * dim];
         let mut ys = vec![0.0f32; n];
         for &u in units {
+            let p = self.plane_of(u);
+            let (plane, first) = (p as u8, self.planes[p].start);
             let mut k = 0;
             for (frame, values) in self.history.iter().zip(&self.history_values) {
-                let y = values[u];
+                if frame.plane != plane {
+                    continue;
+                }
+                let y = values[u - first];
                 if !y.is_finite() {
                     continue;
                 }
-                let at = self.stimulus_at(frame.t_s + self.scan_offset(u));
+                let at = self.stimulus_at(frame.t_s + self.scan_offset(p, u));
                 self.features_with(
                     u,
                     at.map(|(e, f, _)| (e, f)),
@@ -693,7 +855,7 @@ impl Designer {
             }
             post.reset_unit(u);
             self.counts.refits += 1;
-            if let Err(e) = post.refit_unit(u, &xs[..k * dim], &ys[..k], self.frame_period_s) {
+            if let Err(e) = post.refit_unit(u, &xs[..k * dim], &ys[..k], self.volume_period_s) {
                 self.counts.refit_failures += 1;
                 tracing::warn!(unit = u, error = %e, "readout refit failed; the unit restarts from its prior");
                 post.reset_unit(u);
@@ -708,13 +870,13 @@ impl Designer {
         let Some(post) = self.posterior.as_ref() else {
             return;
         };
-        if !self.positions_known || self.units == 0 {
+        if !self.planes.iter().any(|p| p.positions_known) || self.units == 0 {
             return;
         }
         let tests = self.pool.tests();
         let mut by_entry: BTreeMap<usize, Vec<&TestPresentation>> = BTreeMap::new();
         for p in self.tests.values() {
-            if p.counts.iter().all(|&c| c > 0) {
+            if p.complete(&self.planes) {
                 by_entry.entry(p.entry).or_default().push(p);
             }
         }
@@ -730,14 +892,22 @@ impl Designer {
         let mut total = 0.0;
         let mut counted = 0usize;
         let mut x = vec![0.0f32; self.dim()];
-        for u in 0..units {
+        let mut unit_cc = vec![f64::NAN; units];
+        // Every placed plane's units (a plane whose cells just changed waits for its placement).
+        let placed = self
+            .planes
+            .iter()
+            .enumerate()
+            .filter(|(_, p)| p.positions_known)
+            .flat_map(|(i, p)| p.range().map(move |u| (i, u)));
+        for (plane, u) in placed {
             let mut trials = vec![Vec::with_capacity(tests.len() * TEST_BINS); repeats];
             let mut prediction = Vec::with_capacity(tests.len() * TEST_BINS);
             for e in &tests {
                 let pres = &by_entry[e];
                 for bin in 0..TEST_BINS {
                     for (r, p) in pres.iter().take(repeats).enumerate() {
-                        trials[r].push(p.sums[bin * units + u] / f64::from(p.counts[bin]));
+                        trials[r].push(p.sums[bin * units + u] / f64::from(p.counts[plane][bin]));
                     }
                     let (f0, f1) = bin_frames(bin, self.pool.frames());
                     let mut rate = 0.0;
@@ -745,17 +915,19 @@ impl Designer {
                         self.features_with(u, Some((*e, f)), [0.0; BEHAVIOUR_DIMS], &mut x);
                         rate += post.predict_rate(u, &x);
                     }
-                    prediction.push(rate / (f1 - f0) as f64 * self.frame_period_s);
+                    prediction.push(rate / (f1 - f0) as f64 * self.volume_period_s);
                 }
             }
             let refs: Vec<&[f64]> = trials.iter().map(|t| t.as_slice()).collect();
             if let Ok(cc) = metrics::cc_norm(&refs, &prediction)
                 && cc.is_finite()
             {
+                unit_cc[u] = cc;
                 total += cc;
                 counted += 1;
             }
         }
+        self.unit_cc = unit_cc;
         if counted == 0 {
             return;
         }
@@ -799,11 +971,17 @@ impl Designer {
         }
     }
 
-    /// The predicted rate (events per frame) of every unit at one frame of a pool entry, with
-    /// neutral behaviour; `None` before the readouts are placed.
+    /// The predicted rate (events per frame of its plane) of every unit, all planes, at one
+    /// frame of a pool entry, with neutral behaviour; `None` before every plane's readouts are
+    /// placed.
     pub fn predict(&self, entry: usize, frame: usize) -> Option<Vec<f64>> {
         let post = self.posterior.as_ref()?;
-        if !self.positions_known {
+        if self.units == 0
+            || !self
+                .planes
+                .iter()
+                .all(|p| p.positions_known || p.units == 0)
+        {
             return None;
         }
         let mut x = vec![0.0f32; self.dim()];
@@ -811,7 +989,7 @@ impl Designer {
             (0..self.units)
                 .map(|u| {
                     self.features_with(u, Some((entry, frame)), [0.0; BEHAVIOUR_DIMS], &mut x);
-                    post.predict_rate(u, &x) * self.frame_period_s
+                    post.predict_rate(u, &x) * self.volume_period_s
                 })
                 .collect(),
         )
@@ -895,22 +1073,34 @@ impl Designer {
 
     fn maintain(&mut self, trial: u64) {
         // Due by trial count, not on exact multiples: a due trial that falls on a test slot
-        // (which never reaches here) must not skip its block's refit.
-        if self.positions_known && trial < self.next_refit {
+        // (which never reaches here) must not skip its block's refit. A plane whose readouts
+        // are not placed yet (its cells just appeared or changed) is placed at once.
+        let all_placed = self
+            .planes
+            .iter()
+            .all(|p| p.positions_known || p.units == 0);
+        if all_placed && trial < self.next_refit {
             return;
         }
         self.next_refit = trial + u64::from(self.cfg.refit_every);
         self.refit_rounds += 1;
         let _span = tracing::info_span!("refit", trial).entered();
-        let moved = self.estimate_positions();
-        if !self.positions_known {
-            self.positions_known = true;
-            let all: Vec<usize> = (0..self.units).collect();
-            self.refit(&all);
-        } else {
-            self.refit(&moved);
+        let mut moved_total = 0;
+        for p in 0..self.planes.len() {
+            if self.planes[p].units == 0 {
+                continue;
+            }
+            let moved = self.estimate_positions(p);
+            moved_total += moved.len();
+            if !self.planes[p].positions_known {
+                self.planes[p].positions_known = true;
+                let all: Vec<usize> = self.planes[p].range().collect();
+                self.refit(&all);
+            } else {
+                self.refit(&moved);
+            }
         }
-        tracing::debug!(moved = moved.len(), "readout positions re-estimated");
+        tracing::debug!(moved = moved_total, "readout positions re-estimated");
     }
 
     /// The best candidate under the objective and the kind cap, with the runners-up.

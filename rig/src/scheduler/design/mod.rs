@@ -31,7 +31,8 @@ use crate::frames::ActivityBuf;
 use std::sync::Arc;
 use twinloop_stimulus::StimulusId;
 
-/// The designer as the daemon's selector. Pool entry `i` has stimulus id `i`.
+/// The designer as the daemon's selector. Pool entry `i` has stimulus id `i`. Every imaging
+/// plane's frames are observed; each updates only its own plane's units.
 ///
 /// Onsets and activity reach the selector from two threads, so their arrival order varies from
 /// run to run; the designer sees them in one canonical order instead — an onset is applied just
@@ -63,6 +64,13 @@ impl AdaptiveSelector {
         }
     }
 
+    /// The rig images `planes` planes in turn: each plane's cells are units of the twin, and
+    /// each of their observations lasts `planes` frame periods.
+    pub fn with_planes(mut self, planes: u8) -> AdaptiveSelector {
+        self.designer = self.designer.with_planes(planes);
+        self
+    }
+
     pub fn designer(&self) -> &Designer {
         &self.designer
     }
@@ -88,7 +96,8 @@ impl Selector for AdaptiveSelector {
             self.pending.pop_front();
             self.designer.onset(o.trial, o.stimulus.0 as usize, o.t);
         }
-        self.designer.observe(
+        self.designer.observe_plane(
+            activity.frame.plane,
             activity.frame.t,
             activity.values(),
             [behaviour.running_cm_s, behaviour.pupil_radius_px],
@@ -100,8 +109,8 @@ impl Selector for AdaptiveSelector {
         self.pending.push_back(Onset { trial, stimulus, t });
     }
 
-    fn set_scan_offsets(&mut self, offsets_s: Vec<f64>) {
-        self.designer.set_scan_offsets(offsets_s);
+    fn set_scan_offsets(&mut self, plane: u8, offsets_s: Vec<f64>) {
+        self.designer.set_scan_offsets(plane, offsets_s);
     }
 
     fn frames_seen(&self) -> u64 {

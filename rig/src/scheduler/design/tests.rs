@@ -494,3 +494,188 @@ fn readouts_learn_the_running_gain_from_measured_speed() {
     );
     assert!(pupil.abs() < 0.1, "pupil weight {pupil:.3}, true 0");
 }
+
+/// Two imaging planes at a 30 Hz rig (each plane every 1/15 s, plane 1 scanned 1/30 s after
+/// plane 0), each plane's cells exactly the student's model with their own positions and
+/// weights, and each cell sampled at its own scan line (offset within its plane's frame).
+/// Returns, per plane, the one-step-ahead predictions and the true expected counts over the
+/// frames of trials from `score_from` on.
+fn run_planes(
+    d: &mut Designer,
+    truths: &[Truth],
+    offsets: &[Vec<f64>],
+    trials: u64,
+    score_from: u64,
+    seed: u64,
+) -> Vec<(Vec<f64>, Vec<f64>)> {
+    let pool = d.pool_arc();
+    let planes = truths.len();
+    for (p, o) in offsets.iter().enumerate() {
+        d.set_scan_offsets(p as u8, o.clone());
+    }
+    let volume_s = planes as f64 / HZ;
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let mut scored = vec![(Vec::new(), Vec::new()); planes];
+    let mut volume = 0u64;
+    // 3 s per trial (2 s stimulus, 1 s gray).
+    let per_trial = (3.0 / volume_s).round() as u64;
+    for trial in 0..trials {
+        let choice = d.decide(trial, false);
+        let onset = volume as f64 * volume_s;
+        d.onset(trial, choice.entry, RigTime::from_secs_f64(onset));
+        for k in 0..per_trial {
+            for (p, truth) in truths.iter().enumerate() {
+                let t = (volume + k) as f64 * volume_s + p as f64 / HZ;
+                let mut expected = Vec::new();
+                let y: Vec<f32> = (0..truth.positions.len())
+                    .map(|u| {
+                        // What the cell saw when its scan line was read (the designer's rule).
+                        let tu = t + offsets[p][u];
+                        let f = ((tu - onset) * pool.twin_hz() + 1e-6).floor() as usize;
+                        let at = (f < pool.frames()).then_some((choice.entry, f));
+                        let lambda = truth.rate(&pool, u, at) * volume_s;
+                        expected.push(lambda);
+                        Poisson::new(lambda.max(1e-9)).map_or(0.0, |q| q.sample(&mut rng) as f32)
+                    })
+                    .collect();
+                d.observe_plane(
+                    p as u8,
+                    RigTime::from_secs_f64(t),
+                    &y,
+                    [0.0; BEHAVIOUR_DIMS],
+                );
+                if trial >= score_from {
+                    let pred = d.last_prediction().expect("a prediction once placed");
+                    assert_eq!(pred.len(), y.len(), "the frame's own plane's cells");
+                    scored[p].0.extend_from_slice(pred);
+                    scored[p].1.extend(expected);
+                }
+            }
+        }
+        volume += per_trial;
+    }
+    scored
+}
+
+/// Every plane's cells are units of the twin: plane-major, each plane's readouts placed near
+/// its own cells' true positions, and plane 1's one-step-ahead predictions follow its truth as
+/// well as plane 0's do; held-out accuracy counts both planes' units.
+#[test]
+fn both_planes_cells_are_readouts_that_learn() {
+    let pool = pool();
+    let truths = [Truth::new(&pool, 8, 21), Truth::new(&pool, 6, 22)];
+    // Up to a rig frame and a half apart (longer than a real scan, so that a cell read with
+    // another cell's or another plane's offsets would see another stimulus frame).
+    let offsets = [
+        (0..8).map(|u| (u % 2) as f64 / HZ).collect::<Vec<_>>(),
+        (0..6).map(|u| (0.5 + (u % 2) as f64) / HZ).collect(),
+    ];
+    let cfg = DesignConfig {
+        warmup_trials: 30,
+        test_every: 4,
+        ..DesignConfig::default()
+    };
+    let mut d = Designer::new(Arc::clone(&pool), cfg, 7, 1.0 / HZ).with_planes(2);
+    let scored = run_planes(&mut d, &truths, &offsets, 120, 110, 3);
+    assert_eq!(d.units(), 14);
+    assert_eq!((d.plane_units(0), d.plane_units(1)), (0..8, 8..14));
+    let mut near = [0usize; 2];
+    for (p, truth) in truths.iter().enumerate() {
+        for (k, u) in d.plane_units(p as u8).enumerate() {
+            let (r, c) = d.positions()[u];
+            let (tr, tc) = truth.positions[k];
+            if (r - tr).hypot(c - tc) <= 1.5 {
+                near[p] += 1;
+            }
+        }
+    }
+    let r: Vec<f64> = scored
+        .iter()
+        .map(|(pred, truth)| twinloop_model::metrics::pearson(pred, truth).expect("pearson"))
+        .collect();
+    let acc = d.accuracy().last().copied().expect("held-out accuracy");
+    eprintln!(
+        "placed near truth: plane 0 {}/8, plane 1 {}/6; prediction vs true expected r = {:.3}, {:.3}; CC_norm {:.3} over {} units",
+        near[0], near[1], r[0], r[1], acc.cc_norm, acc.units
+    );
+    assert!(near[0] >= 4 && near[1] >= 3, "placed near truth: {near:?}");
+    assert!(r[0] > 0.9 && r[1] > 0.9, "prediction vs truth: {r:?}");
+    assert!(
+        (r[0] - r[1]).abs() < 0.1,
+        "plane 1 learns as plane 0 does: {r:?}"
+    );
+    // Held-out accuracy covers both planes' units (each where its CC_max is defined).
+    let cc = d.unit_cc_norm();
+    let mean_cc = |p: u8| {
+        let v: Vec<f64> = cc[d.plane_units(p)]
+            .iter()
+            .copied()
+            .filter(|c| c.is_finite())
+            .collect();
+        (v.len(), v.iter().sum::<f64>() / v.len().max(1) as f64)
+    };
+    let (cc0, cc1) = (mean_cc(0), mean_cc(1));
+    eprintln!("CC_norm per plane (units, mean): {cc0:?} {cc1:?}");
+    assert_eq!(cc0.0 + cc1.0, acc.units);
+    assert!(
+        cc0.0 >= 1 && cc1.0 >= 1,
+        "both planes evaluated: {cc0:?} {cc1:?}"
+    );
+}
+
+/// A plane's frame folds into its own units only; cells appearing on plane 1 restart plane 1's
+/// readouts (counted) and leave plane 0's fits as they were.
+#[test]
+fn a_plane_frame_updates_only_that_planes_units() {
+    let pool = pool();
+    let truths = [Truth::new(&pool, 5, 31), Truth::new(&pool, 4, 32)];
+    let offsets = [vec![0.0; 5], vec![0.01; 4]];
+    let cfg = DesignConfig {
+        warmup_trials: 6,
+        ..DesignConfig::default()
+    };
+    let mut d = Designer::new(Arc::clone(&pool), cfg, 5, 1.0 / HZ).with_planes(2);
+    run_planes(&mut d, &truths, &offsets, 10, u64::MAX, 8);
+    let post = d.posterior().expect("posterior");
+    let snapshot = |post: &twinloop_model::design::Posterior, u: usize| {
+        (
+            post.mean(u).to_vec(),
+            post.cov(u).to_vec(),
+            post.observations(u),
+        )
+    };
+    let before: Vec<_> = (0..9).map(|u| snapshot(post, u)).collect();
+    assert!(before.iter().all(|s| s.2 > 0), "every unit has learnt");
+    d.observe_plane(
+        1,
+        RigTime::from_secs_f64(40.0),
+        &[3.0, 0.0, 1.0, 2.0],
+        [0.0; 2],
+    );
+    assert_eq!(d.last_prediction().map(<[f64]>::len), Some(4));
+    let post = d.posterior().expect("posterior");
+    for (u, b) in before.iter().enumerate() {
+        if u < 5 {
+            assert_eq!(&snapshot(post, u), b, "plane 0 unit {u} untouched");
+        } else {
+            assert_eq!(post.observations(u), b.2 + 1, "plane 1 unit {u} updated");
+            assert_ne!(post.mean(u), &b.0[..]);
+        }
+    }
+    // Plane 1 now has 3 cells: its readouts start again, plane 0's stay.
+    let changes = d.counts().unit_count_changes;
+    d.observe_plane(1, RigTime::from_secs_f64(40.1), &[1.0, 0.0, 1.0], [0.0; 2]);
+    assert_eq!(d.counts().unit_count_changes, changes + 1);
+    assert_eq!((d.units(), d.plane_units(1)), (8, 5..8));
+    let post = d.posterior().expect("posterior");
+    for (u, b) in before.iter().enumerate().take(5) {
+        assert_eq!(&snapshot(post, u), b, "plane 0 unit {u} kept its fit");
+    }
+    assert!((5..8).all(|u| post.observations(u) == 0));
+    // Plane 0's frames still update plane 0 (now placed), and a decision places plane 1 again.
+    d.observe_plane(0, RigTime::from_secs_f64(40.2), &[1.0; 5], [0.0; 2]);
+    assert_eq!(d.last_prediction().map(<[f64]>::len), Some(5));
+    assert!(d.predict(0, 0).is_none(), "plane 1 is not placed yet");
+    d.decide(20, false);
+    assert_eq!(d.predict(0, 0).map(|p| p.len()), Some(8));
+}

@@ -72,7 +72,7 @@ struct Shared {
     width: usize,
     frame_rate_hz: f64,
     block_len: usize,
-    /// Filled with plane 0's scan offsets when calibrated (before their first activity).
+    /// Filled with each plane's scan offsets when it is calibrated (before its first activity).
     scan: Option<(crate::scheduler::ScanSlot, f64)>,
 }
 
@@ -163,8 +163,8 @@ impl OnlinePipeline {
         })
     }
 
-    /// Where to put plane 0's scan offsets once its cells are known (the closed loop reads
-    /// plane 0); `frame_period_s` is the time one frame takes to scan (1 / the rig's frame
+    /// Where to put each plane's scan offsets once its cells are known (the closed loop reads
+    /// every plane); `frame_period_s` is the time one frame takes to scan (1 / the rig's frame
     /// rate, all planes counted).
     pub fn set_scan_slot(&mut self, slot: crate::scheduler::ScanSlot, frame_period_s: f64) {
         self.shared.scan = Some((slot, frame_period_s));
@@ -385,16 +385,16 @@ impl PlaneOnline {
                 "imaging calibrated"
             ),
         }
-        if self.plane == 0
-            && let Some((slot, period_s)) = &sh.scan
-        {
+        if let Some((slot, period_s)) = &sh.scan {
             let cells = masks.info().iter().map(|c| crate::scheduler::CellPlace {
                 y_px: f64::from(c.centroid_y_px),
                 x_px: f64::from(c.centroid_x_px),
                 radius_px: f64::from(c.radius_px),
             });
-            let offsets = crate::scheduler::ScanOffsets::from_cells(cells, h as u32, *period_s);
-            let _ = slot.set(offsets);
+            slot.set(crate::scheduler::ScanOffsets {
+                plane: self.plane,
+                ..crate::scheduler::ScanOffsets::from_cells(cells, h as u32, *period_s)
+            });
         }
         notes.push(serde_json::json!({
             "event": "imaging_calibrated",
