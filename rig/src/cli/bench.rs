@@ -96,6 +96,12 @@ pub struct LoopArgs {
     /// The frozen core the readouts read (default: the config's `[twin] core`).
     #[arg(long, value_enum)]
     pub core: Option<CoreArg>,
+    /// An fnn core from these weights instead (`core = "fnn"`), e.g. a candidate for the
+    /// embedded core; its config JSON with `--weights-config`.
+    #[arg(long, conflicts_with = "core")]
+    pub weights: Option<PathBuf>,
+    #[arg(long, requires = "weights")]
+    pub weights_config: Option<PathBuf>,
     /// Write every curve and the comparison here as JSON.
     #[arg(long)]
     pub out: Option<PathBuf>,
@@ -145,6 +151,11 @@ fn run_loop(args: &LoopArgs) -> Result<()> {
         Some(CoreArg::Energy) => cfg.twin.core = CoreKind::Energy,
         Some(CoreArg::Pretrained) => cfg.twin.core = CoreKind::Pretrained,
         None => {}
+    }
+    if let Some(w) = &args.weights {
+        cfg.twin.core = CoreKind::Fnn;
+        cfg.twin.weights = Some(w.clone());
+        cfg.twin.config = args.weights_config.clone();
     }
     let mut design = cfg.trials.design.clone();
     if let Some(share) = args.random_share {
