@@ -263,13 +263,13 @@ impl FnnCore {
             twin,
             grid,
             preroll,
-            batch: 16,
+            batch: 8,
             channels,
             prerolled: Vec::new(),
         })
     }
 
-    /// Clips run together (default 16; at least 1). Larger batches amortise each op's
+    /// Clips run together (default 8; at least 1). Larger batches amortise each op's
     /// overhead; smaller ones share a call's clips more evenly over the threads.
     pub fn with_batch(mut self, batch: usize) -> FnnCore {
         self.batch = batch.max(1);
