@@ -430,13 +430,10 @@ impl FrozenCore for FnnCore {
         }
         std::thread::scope(|sc| {
             let handles: Vec<_> = (0..threads).map(|_| sc.spawn(work)).collect();
-            handles
-                .into_iter()
-                .map(|h| match h.join() {
-                    Ok(r) => r,
-                    Err(payload) => std::panic::resume_unwind(payload),
-                })
-                .collect::<Result<(), ModelError>>()
+            handles.into_iter().try_for_each(|h| match h.join() {
+                Ok(r) => r,
+                Err(payload) => std::panic::resume_unwind(payload),
+            })
         })?;
         Ok(())
     }

@@ -258,13 +258,10 @@ fn render_clips(
             .enumerate()
             .map(|(k, (part, out))| sc.spawn(move || render(k * per_thread, part, out)))
             .collect();
-        handles
-            .into_iter()
-            .map(|h| match h.join() {
-                Ok(r) => r,
-                Err(payload) => std::panic::resume_unwind(payload),
-            })
-            .collect::<Result<(), PoolError>>()
+        handles.into_iter().try_for_each(|h| match h.join() {
+            Ok(r) => r,
+            Err(payload) => std::panic::resume_unwind(payload),
+        })
     })
 }
 
