@@ -14,6 +14,7 @@ use crate::ops::cpu_slice;
 use crate::weights::Weights;
 
 /// One dense block: `layers` x (GELU → causal conv), dense skips, group-interleaved concat, pool.
+#[derive(Clone)]
 struct Block {
     convs: Vec<Conv>,
     /// `skips[l - 1]` for layer `l >= 1`.
@@ -57,6 +58,7 @@ impl Block {
 }
 
 /// fnn `Dense` feedforward.
+#[derive(Clone)]
 pub struct Feedforward {
     inputs: Vec<Conv>,
     blocks: Vec<Block>,
@@ -157,6 +159,7 @@ impl Feedforward {
 }
 
 /// fnn `CvtLstm`.
+#[derive(Clone)]
 pub struct Recurrent {
     intergroup: Option<InterGroup>,
     proj_f: Conv,
@@ -345,6 +348,7 @@ fn grouped_attention(q: &Tensor, k: &Tensor, v: &Tensor, scales: &Tensor) -> Res
 }
 
 /// One stream's core.
+#[derive(Clone)]
 pub struct Core {
     pub feedforward: Feedforward,
     pub recurrent: Recurrent,

@@ -14,6 +14,7 @@ use candle_core::{Device, Tensor};
 use crate::energy_core::{EnergyCore, EnergyCoreError};
 use crate::error::{CandleContext, ModelError};
 use crate::network::Twin;
+use crate::ops::conv_cpu::{serial, stream_threads};
 use crate::ops::{Padding, grid_sample};
 
 /// Why a frozen core could not run.
@@ -177,7 +178,13 @@ fn check_clips(
 /// coordinates, border padding as its readout). The streams' channels are concatenated: fnn
 /// averages stream log-rates, which is linear in the concatenated features, so an online
 /// readout on them spans fnn's.
+///
+/// Clips run in batches of a fixed size, each batch from a copy of the twin after the gray
+/// pre-roll (run once per batch size, not once per batch), batches spread over candle's CPU
+/// threads with each batch's ops single-threaded. A clip's features depend only on its batch's
+/// position in the call, never on the thread count (replay rebuilds the same pool).
 pub struct FnnCore {
+    /// The twin as loaded (never stepped: every pre-roll starts from a copy).
     twin: Twin,
     grid: (usize, usize),
     /// Mean-gray frames run before every clip, so a clip starts as a trial does, after gray.
@@ -185,6 +192,60 @@ pub struct FnnCore {
     /// Clips run together.
     batch: usize,
     channels: usize,
+    /// The twin after the pre-roll, per batch size (see [`FnnCore::prerolled`]).
+    prerolled: Vec<(usize, Twin)>,
+}
+
+/// The inputs of a batch of `n` clips that do not change over a clip: the mean-gray screen,
+/// the pupil at the centre of gaze, behaviour at rest, and the readout grid.
+struct AtRest {
+    gray: Tensor,
+    pupil: Tensor,
+    modulation: Tensor,
+    /// `[n, rows, cols, 2]` (x, y) at the centres of an even partition of the map.
+    grid: Tensor,
+}
+
+impl AtRest {
+    fn new(twin: &Twin, n: usize, (rows, cols): (usize, usize)) -> Result<AtRest, ModelError> {
+        let dev = twin.device();
+        let cfg = twin.config();
+        let (h, w) = (cfg.stimulus_height, cfg.stimulus_width);
+        let mut g = Vec::with_capacity(n * rows * cols * 2);
+        for _ in 0..n {
+            for r in 0..rows {
+                for c in 0..cols {
+                    g.push(-1.0 + (2 * c + 1) as f32 / cols as f32);
+                    g.push(-1.0 + (2 * r + 1) as f32 / rows as f32);
+                }
+            }
+        }
+        Ok(AtRest {
+            gray: Tensor::full(f32::from(MEAN_GRAY) / 255.0, (n, 1, h, w), dev).ctx("gray")?,
+            pupil: Tensor::zeros((n, cfg.perspectives), candle_core::DType::F32, dev)
+                .ctx("pupil at rest")?,
+            modulation: Tensor::zeros((n, cfg.modulations), candle_core::DType::F32, dev)
+                .ctx("behaviour at rest")?,
+            grid: Tensor::from_vec(g, (n, rows, cols, 2), dev).ctx("sampling grid")?,
+        })
+    }
+
+    /// One frame `stim` (`None`: mean gray) through `twin` → the maps `[n][rows·cols·S·C]`.
+    fn step(&self, twin: &mut Twin, stim: Option<&Tensor>) -> Result<Vec<f32>, ModelError> {
+        let maps = twin.core_features(stim.unwrap_or(&self.gray), &self.pupil, &self.modulation)?;
+        let mut sampled = Vec::with_capacity(maps.len());
+        for m in &maps {
+            sampled.push(grid_sample(m, &self.grid, Padding::Border)?);
+        }
+        // [n, S·C, rows, cols] → [n, rows, cols, S·C]: position-major, channel fastest.
+        Tensor::cat(&sampled, 1)
+            .and_then(|t| t.permute((0, 2, 3, 1)))
+            .and_then(|t| t.contiguous())
+            .and_then(|t| t.to_device(&Device::Cpu))
+            .and_then(|t| t.flatten_all())
+            .and_then(|t| t.to_vec1::<f32>())
+            .ctx("core maps")
+    }
 }
 
 impl FnnCore {
@@ -202,9 +263,17 @@ impl FnnCore {
             twin,
             grid,
             preroll,
-            batch: 16,
+            batch: 8,
             channels,
+            prerolled: Vec::new(),
         })
+    }
+
+    /// Clips run together (default 8; at least 1). Larger batches amortise each op's
+    /// overhead; smaller ones share a call's clips more evenly over the threads.
+    pub fn with_batch(mut self, batch: usize) -> FnnCore {
+        self.batch = batch.max(1);
+        self
     }
 
     /// Loads the twin from a safetensors file and a config JSON (`None`: fnn's released
@@ -219,65 +288,61 @@ impl FnnCore {
         FnnCore::new(crate::cli::load_twin(weights, config, dev)?, grid, preroll)
     }
 
-    /// The sampling grid `[n, rows, cols, 2]` (x, y) at the centres of an even partition of
-    /// the map.
-    fn sampling_grid(&self, n: usize) -> Result<Tensor, ModelError> {
-        let (rows, cols) = self.grid;
-        let mut g = Vec::with_capacity(n * rows * cols * 2);
-        for _ in 0..n {
-            for r in 0..rows {
-                for c in 0..cols {
-                    g.push(-1.0 + (2 * c + 1) as f32 / cols as f32);
-                    g.push(-1.0 + (2 * r + 1) as f32 / rows as f32);
-                }
+    /// The twin after `preroll` mean-gray frames at batch size `n`, from a fresh state: what
+    /// every clip of a batch of `n` starts from. Every clip's pre-roll is the same, so it runs
+    /// once per batch size and batches start from copies (a copy shares the weights).
+    fn prerolled(&mut self, n: usize) -> Result<&Twin, ModelError> {
+        let i = match self.prerolled.iter().position(|(b, _)| *b == n) {
+            Some(i) => i,
+            None => {
+                let rest = AtRest::new(&self.twin, n, self.grid)?;
+                let mut twin = self.twin.clone();
+                twin.reset();
+                // Single-threaded as the batches are (see `run_batch`).
+                serial(|| {
+                    (0..self.preroll).try_for_each(|_| {
+                        twin.core_features(&rest.gray, &rest.pupil, &rest.modulation)
+                            .map(drop)
+                    })
+                })?;
+                self.prerolled.push((n, twin));
+                self.prerolled.len() - 1
             }
-        }
-        Tensor::from_vec(g, (n, rows, cols, 2), self.twin.device()).ctx("sampling grid")
+        };
+        Ok(&self.prerolled[i].1)
     }
+}
 
-    /// Runs one batch of `n` clips; `frame(k)` gives frame `k` of every clip as `[n, 1, H, W]`
-    /// (or `None` for mean gray) and `sink` takes frame `k`'s maps `[n][P·C]`.
-    fn run_batch(
-        &mut self,
-        n: usize,
-        t: usize,
-        mut frame: impl FnMut(usize) -> Result<Option<Tensor>, ModelError>,
-        mut sink: impl FnMut(usize, &[f32]),
-    ) -> Result<(), ModelError> {
-        let dev = self.twin.device().clone();
-        let cfg = self.twin.config().clone();
-        let (h, w) = (cfg.stimulus_height, cfg.stimulus_width);
-        let gray = Tensor::full(f32::from(MEAN_GRAY) / 255.0, (n, 1, h, w), &dev).ctx("gray")?;
-        let pupil = Tensor::zeros((n, cfg.perspectives), candle_core::DType::F32, &dev)
-            .ctx("pupil at rest")?;
-        let modulation = Tensor::zeros((n, cfg.modulations), candle_core::DType::F32, &dev)
-            .ctx("behaviour at rest")?;
-        let grid = self.sampling_grid(n)?;
-        self.twin.reset();
-        for _ in 0..self.preroll {
-            self.twin.core_features(&gray, &pupil, &modulation)?;
-        }
-        let (rows, cols) = self.grid;
+/// One batch of `n` clips of `t` frames (`n·t·H·W` u8, clip-major) from `twin` (pre-rolled at
+/// batch size `n`) → `dst[n·t·P·C]`, clip-major. Ops single-threaded (`conv_cpu::serial`),
+/// so the result does not depend on how many batches run at once.
+fn run_batch(
+    twin: &mut Twin,
+    rest: &AtRest,
+    clips: &[u8],
+    n: usize,
+    t: usize,
+    dst: &mut [f32],
+) -> Result<(), ModelError> {
+    let (h, w) = (twin.config().stimulus_height, twin.config().stimulus_width);
+    let px = h * w;
+    let per_map = dst.len() / (n * t).max(1);
+    let dev = twin.device().clone();
+    serial(|| {
         for k in 0..t {
-            let stim = frame(k)?.unwrap_or_else(|| gray.clone());
-            let maps = self.twin.core_features(&stim, &pupil, &modulation)?;
-            let mut sampled = Vec::with_capacity(maps.len());
-            for m in &maps {
-                sampled.push(grid_sample(m, &grid, Padding::Border)?);
+            let pix: Vec<f32> = (0..n)
+                .flat_map(|i| &clips[(i * t + k) * px..][..px])
+                .map(|&v| f32::from(v) / 255.0)
+                .collect();
+            let stim = Tensor::from_vec(pix, (n, 1, h, w), &dev).ctx("clip frame")?;
+            let maps = rest.step(twin, Some(&stim))?;
+            debug_assert_eq!(maps.len(), n * per_map);
+            for (i, m) in maps.chunks_exact(per_map).enumerate() {
+                dst[(i * t + k) * per_map..][..per_map].copy_from_slice(m);
             }
-            // [n, S·C, rows, cols] → [n, rows, cols, S·C]: position-major, channel fastest.
-            let all = Tensor::cat(&sampled, 1)
-                .and_then(|t| t.permute((0, 2, 3, 1)))
-                .and_then(|t| t.contiguous())
-                .and_then(|t| t.to_device(&Device::Cpu))
-                .and_then(|t| t.flatten_all())
-                .and_then(|t| t.to_vec1::<f32>())
-                .ctx("core maps")?;
-            debug_assert_eq!(all.len(), n * rows * cols * self.channels);
-            sink(k, &all);
         }
         Ok(())
-    }
+    })
 }
 
 impl FrozenCore for FnnCore {
@@ -319,32 +384,57 @@ impl FrozenCore for FnnCore {
         let px = h * w;
         let per_map = FrozenCore::positions(self) * self.channels;
         check_clips(frames, out, n, t * px, t * per_map)?;
-        let dev = self.twin.device().clone();
-        let mut start = 0;
-        while start < n {
-            let b = self.batch.min(n - start);
-            let clips = &frames[start * t * px..(start + b) * t * px];
-            let dst = &mut out[start * t * per_map..(start + b) * t * per_map];
-            self.run_batch(
-                b,
-                t,
-                |k| {
-                    let pix: Vec<f32> = (0..b)
-                        .flat_map(|i| &clips[(i * t + k) * px..][..px])
-                        .map(|&v| f32::from(v) / 255.0)
-                        .collect();
-                    Tensor::from_vec(pix, (b, 1, h, w), &dev)
-                        .map(Some)
-                        .ctx("clip frame")
-                },
-                |k, maps| {
-                    for (i, m) in maps.chunks_exact(per_map).enumerate() {
-                        dst[(i * t + k) * per_map..][..per_map].copy_from_slice(m);
-                    }
-                },
-            )?;
-            start += b;
+        if n == 0 || t == 0 {
+            return Ok(());
         }
+        // Batches of `self.batch` clips in order (the last one shorter): the split never
+        // depends on the thread count, so neither do the features.
+        let size = self.batch;
+        let batches: Vec<(&[u8], &mut [f32])> = frames
+            .chunks(size * t * px)
+            .zip(out.chunks_mut(size * t * per_map))
+            .collect();
+        let sizes: Vec<usize> = batches.iter().map(|(c, _)| c.len() / (t * px)).collect();
+        let mut starts = Vec::with_capacity(2);
+        for &b in &sizes {
+            if !starts.iter().any(|(s, _, _)| *s == b) {
+                let rest = AtRest::new(&self.twin, b, self.grid)?;
+                starts.push((b, self.prerolled(b)?.clone(), rest));
+            }
+        }
+        let start = |b: usize| {
+            starts
+                .iter()
+                .find(|(s, _, _)| *s == b)
+                .map(|(_, twin, rest)| (twin, rest))
+        };
+        let threads = stream_threads(self.twin.device()).min(batches.len());
+        // Batches are handed out one at a time (a thread slowed by other load takes fewer).
+        let queue = std::sync::Mutex::new(batches.into_iter().enumerate());
+        let work = || -> Result<(), ModelError> {
+            loop {
+                let next = queue
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .next();
+                let Some((i, (clips, dst))) = next else {
+                    return Ok(());
+                };
+                let (twin, rest) = start(sizes[i])
+                    .ok_or_else(|| crate::error::config_err("batch", "no pre-rolled twin"))?;
+                run_batch(&mut twin.clone(), rest, clips, sizes[i], t, dst)?;
+            }
+        };
+        if threads <= 1 {
+            return Ok(work()?);
+        }
+        std::thread::scope(|sc| {
+            let handles: Vec<_> = (0..threads).map(|_| sc.spawn(work)).collect();
+            handles.into_iter().try_for_each(|h| match h.join() {
+                Ok(r) => r,
+                Err(payload) => std::panic::resume_unwind(payload),
+            })
+        })?;
         Ok(())
     }
 
@@ -358,7 +448,10 @@ impl FrozenCore for FnnCore {
                 layout: "positions·channels",
             });
         }
-        self.run_batch(1, 1, |_| Ok(None), |_, maps| out.copy_from_slice(maps))?;
+        let rest = AtRest::new(&self.twin, 1, self.grid)?;
+        let mut twin = self.prerolled(1)?.clone();
+        let maps = serial(|| rest.step(&mut twin, None))?;
+        out.copy_from_slice(&maps);
         Ok(())
     }
 }

@@ -150,6 +150,7 @@ impl ConvSpec {
 /// The T taps run as one 2-D convolution: the kept inputs are concatenated group-interleaved
 /// (per group: oldest tap's channels first) and the kernel is laid out to match,
 /// `[O, T * I/in_groups, k, k]` — the same sum as T separate convolutions, one GEMM.
+#[derive(Clone)]
 pub struct Conv {
     spec: ConvSpec,
     padding: usize,
@@ -164,6 +165,7 @@ pub struct Conv {
 }
 
 /// One kept input frame and what each path derived from it (computed at most once).
+#[derive(Clone)]
 struct Frame {
     x: Tensor,
     /// Candle path: the spatially padded input.
@@ -413,6 +415,7 @@ impl Conv {
 }
 
 /// A standardised linear layer (fnn `Linear`: a 1x1 `Conv` on `[N, F, 1, 1]`).
+#[derive(Clone)]
 pub struct Linear {
     /// `[I, O]`, transposed for `x @ w`.
     weight_t: Tensor,
@@ -462,6 +465,7 @@ impl Linear {
 }
 
 /// fnn `InterGroup`: a 1x1 conv where each output group reads every *other* input group.
+#[derive(Clone)]
 pub struct InterGroup {
     /// `[O, I, 1, 1]` block-off-diagonal kernel.
     kernel: Tensor,

@@ -8,6 +8,7 @@ use crate::error::{CandleContext, Result};
 use crate::layers::{Linear, sigmoid};
 use crate::weights::Weights;
 
+#[derive(Clone)]
 pub struct Modulation {
     proj_x: Linear,
     proj_i: Linear,

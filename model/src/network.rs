@@ -14,6 +14,7 @@ use crate::readout::{Readout, load_positions};
 use crate::weights::Weights;
 
 /// One ensemble stream.
+#[derive(Clone)]
 pub struct Stream {
     pub modulation: Modulation,
     pub core: Core,
@@ -32,6 +33,8 @@ pub struct FrameOutput {
 }
 
 /// The digital twin, streaming one frame per call with its state kept between calls.
+/// A clone shares the weights and copies the state (a state reached once, run on from twice).
+#[derive(Clone)]
 pub struct Twin {
     cfg: TwinConfig,
     dev: Device,

@@ -62,6 +62,7 @@ pub fn isotropic_grid(height: usize, width: usize) -> Vec<(f64, f64)> {
 }
 
 /// Shared perspective module.
+#[derive(Clone)]
 pub struct Perspective {
     layers: Vec<Linear>,
     out: Linear,

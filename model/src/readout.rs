@@ -24,6 +24,7 @@ pub fn load_positions(w: &Weights, cfg: &TwinConfig, dev: &Device) -> Result<Ten
         .ctx("readout.position.mu")
 }
 
+#[derive(Clone)]
 pub struct Readout {
     /// `[U, C]` standardised feature weights.
     features: Tensor,

@@ -32,8 +32,13 @@ pub enum PoolError {
     Id { index: usize, name: String, id: u32 },
 }
 
-/// Clips passed to the core together while building a pool.
+/// The fewest clips passed to the core in one call while building a pool.
 pub const BATCH: usize = 16;
+
+/// Rendered clips held at once while building a pool: every clip of the default pool (18 MB)
+/// goes to the core in one call, so an fnn core spreads all its batches over its threads; a
+/// larger core input (fnn's released 144x256) goes in several calls.
+const CALL_BYTES: usize = 64 << 20;
 
 /// Candidates and test stimuli with their cached core features.
 pub struct CandidatePool {
@@ -55,8 +60,8 @@ pub struct CandidatePool {
 
 impl CandidatePool {
     /// Renders each entry for `stimulus_s` at `twin_hz` at `core`'s input size over `view`'s
-    /// angular extent and runs `core` over it, [`BATCH`] clips at a time (an fnn core runs a
-    /// batch together). Entries the renderer rejects are an error naming them (a pool is
+    /// angular extent and runs `core` over it, as many clips at a time as 64 MB of pixels hold
+    /// (at least [`BATCH`]; an fnn core spreads a call's clips over its threads). Entries the renderer rejects are an error naming them (a pool is
     /// checked once, at start).
     pub fn build(
         candidates: Vec<LibraryEntry>,
@@ -83,42 +88,40 @@ impl CandidatePool {
         };
         let px = core_view.pixels();
         let projection = Projection::Linear(core_view);
-        let mut features = vec![0.0f32; entries.len() * per_clip];
-        let mut clips = vec![cpu::MEAN_GRAY; BATCH.min(entries.len()) * frames * px];
-        for (batch, (chunk, dst)) in entries
-            .chunks(BATCH)
-            .zip(features.chunks_mut(BATCH * per_clip))
-            .enumerate()
-        {
-            let clips = &mut clips[..chunk.len() * frames * px];
-            for ((i, e), clip) in chunk
-                .iter()
-                .enumerate()
-                .zip(clips.chunks_exact_mut(frames * px))
-            {
-                let index = batch * BATCH + i;
-                if e.id.0 as usize != index {
-                    return Err(PoolError::Id {
-                        index,
-                        name: e.name.clone(),
-                        id: e.id.0,
-                    });
-                }
-                let rejected = |reason: String| PoolError::Rejected {
+        for (index, e) in entries.iter().enumerate() {
+            if e.id.0 as usize != index {
+                return Err(PoolError::Id {
                     index,
                     name: e.name.clone(),
-                    reason,
-                };
-                e.spec.validate().map_err(|err| rejected(err.to_string()))?;
-                let mut prepared =
-                    Prepared::new(&e.spec).map_err(|err| rejected(err.to_string()))?;
-                for (f, out) in clip.chunks_exact_mut(px).enumerate() {
-                    cpu::render_content(&prepared.frame(f as f64 / twin_hz), &projection, out);
-                }
+                    id: e.id.0,
+                });
             }
+        }
+        let mut features = vec![0.0f32; entries.len() * per_clip];
+        let per_call = (CALL_BYTES / (frames * px).max(1)).max(BATCH);
+        let mut clips = vec![cpu::MEAN_GRAY; per_call.min(entries.len()) * frames * px];
+        let (mut render_s, mut core_s) = (0.0, 0.0);
+        for (call, (chunk, dst)) in entries
+            .chunks(per_call)
+            .zip(features.chunks_mut(per_call * per_clip))
+            .enumerate()
+        {
+            let started = std::time::Instant::now();
+            let clips = &mut clips[..chunk.len() * frames * px];
+            render_clips(chunk, call * per_call, &projection, twin_hz, clips)?;
+            let rendered = std::time::Instant::now();
             core.clips(clips, chunk.len(), frames, dst)
                 .map_err(|err| PoolError::Core(err.to_string()))?;
+            render_s += (rendered - started).as_secs_f64();
+            core_s += rendered.elapsed().as_secs_f64();
         }
+        tracing::debug!(
+            entries = entries.len(),
+            frames,
+            render_s,
+            core_s,
+            "candidate pool rendered and passed through the core"
+        );
         let mut gray = vec![0.0f32; per_frame];
         core.gray(&mut gray)
             .map_err(|err| PoolError::Core(err.to_string()))?;
@@ -210,6 +213,56 @@ impl CandidatePool {
         }
         m
     }
+}
+
+/// Renders `entries` (the first is pool entry `first`) at `twin_hz` through `projection` into
+/// `clips` (clip-major, one clip per entry), the entries split over the machine's threads (each
+/// clip is rendered alone, so the pixels do not depend on the split). The first entry the
+/// renderer rejects is the error.
+fn render_clips(
+    entries: &[LibraryEntry],
+    first: usize,
+    projection: &Projection,
+    twin_hz: f64,
+    clips: &mut [u8],
+) -> Result<(), PoolError> {
+    let per_clip = clips.len() / entries.len().max(1);
+    let px = projection.pixels();
+    let render = |offset: usize, part: &[LibraryEntry], out: &mut [u8]| {
+        for (i, (e, clip)) in part.iter().zip(out.chunks_exact_mut(per_clip)).enumerate() {
+            let rejected = |reason: String| PoolError::Rejected {
+                index: first + offset + i,
+                name: e.name.clone(),
+                reason,
+            };
+            e.spec.validate().map_err(|err| rejected(err.to_string()))?;
+            let mut prepared = Prepared::new(&e.spec).map_err(|err| rejected(err.to_string()))?;
+            for (f, frame) in clip.chunks_exact_mut(px).enumerate() {
+                cpu::render_content(&prepared.frame(f as f64 / twin_hz), projection, frame);
+            }
+        }
+        Ok(())
+    };
+    let threads = std::thread::available_parallelism()
+        .map_or(1, usize::from)
+        .min(entries.len());
+    if threads <= 1 {
+        return render(0, entries, clips);
+    }
+    let per_thread = entries.len().div_ceil(threads);
+    // Results in entry order: the lowest-indexed rejection is reported, however the split.
+    std::thread::scope(|sc| {
+        let handles: Vec<_> = entries
+            .chunks(per_thread)
+            .zip(clips.chunks_mut(per_thread * per_clip))
+            .enumerate()
+            .map(|(k, (part, out))| sc.spawn(move || render(k * per_thread, part, out)))
+            .collect();
+        handles.into_iter().try_for_each(|h| match h.join() {
+            Ok(r) => r,
+            Err(payload) => std::panic::resume_unwind(payload),
+        })
+    })
 }
 
 fn entry(entries: &mut Vec<LibraryEntry>, offset: u32, name: String, spec: StimulusSpec) {

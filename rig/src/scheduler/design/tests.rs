@@ -342,14 +342,14 @@ fn bad_activity_is_skipped_and_a_changed_population_restarts() {
     assert!(!pool.is_test(c.entry) || c.mode == DecisionMode::Test);
 }
 
-/// Through the trait, in batches, the energy bank gives the pool exactly the features its own
+/// Through the trait, many clips per call, the energy bank gives the pool exactly the features its own
 /// `clip` gives each entry rendered on the view (and its `step` the gray screen's).
 #[test]
 fn a_pool_on_the_energy_bank_caches_exactly_the_banks_features() {
     use twinloop_model::energy_core::EnergyCore;
     use twinloop_stimulus::{Prepared, Projection, cpu};
     let candidates = default_candidates();
-    // More than one batch, and a last batch that is not full.
+    // More clips than the fewest the pool passes the core at once (a BATCH and a few).
     let n = pool::BATCH + 3;
     let candidates: Vec<LibraryEntry> = candidates.into_iter().step_by(5).take(n).collect();
     let candidates: Vec<LibraryEntry> = candidates
