@@ -1,6 +1,6 @@
-//! The frozen core the closed loop's readouts read, behind one trait: the PLACEHOLDER
-//! motion-energy bank ([`crate::energy_core::EnergyCore`]) or an fnn core loaded from weights
-//! ([`FnnCore`]).
+//! The frozen core the closed loop's readouts read, behind one trait: an fnn core
+//! ([`FnnCore`]: the embedded pretrained core, the default, or one loaded from weights) or the
+//! baseline motion-energy bank ([`crate::energy_core::EnergyCore`]).
 //!
 //! A frozen core maps a clip of u8 frames to one feature map per frame on a coarse grid of
 //! readout positions, `[position][channel]` with `position = row·cols + col`. The online
@@ -93,7 +93,7 @@ impl FrozenCore for EnergyCore {
     fn describe(&self) -> String {
         let c = self.config();
         format!(
-            "energy bank (PLACEHOLDER), {}x{} grid, {} channels, {}x{} px",
+            "energy bank (baseline), {}x{} grid, {} channels, {}x{} px",
             c.grid_rows,
             c.grid_cols,
             self.channels(),

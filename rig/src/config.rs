@@ -81,7 +81,9 @@ pub enum CoreKind {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct TwinSettings {
-    /// `"energy"` (the PLACEHOLDER motion-energy bank) or `"fnn"` (a core from `weights`).
+    /// `"pretrained"` (the embedded core; `configs/sim.toml`), `"energy"` (the fixed
+    /// motion-energy bank; the serde default, what sessions logged before this section ran) or
+    /// `"fnn"` (a core from `weights`).
     pub core: CoreKind,
     /// `core = "fnn"`: safetensors with fnn's state-dict names (see
     /// `model/scripts/convert_fnn.py`).
@@ -137,7 +139,7 @@ impl TwinSettings {
             return Err(ConfigError::Invalid {
                 field: "twin.weights",
                 value: "(missing)".into(),
-                allowed: "required when twin.core = \"fnn\": the path of the core's safetensors weights (or use twin.core = \"energy\")",
+                allowed: "required when twin.core = \"fnn\": the path of the core's safetensors weights (or use twin.core = \"pretrained\")",
             });
         }
         Ok(())
@@ -706,16 +708,19 @@ mod tests {
     }
 
     #[test]
-    fn twin_section_defaults_to_the_energy_bank_and_names_a_missing_weights_file() {
+    fn twin_section_defaults_to_the_pretrained_core_and_names_a_missing_weights_file() {
         let c = Config::default_sim();
-        assert_eq!(c.twin, TwinSettings::default());
-        assert_eq!(c.twin.core, CoreKind::Energy);
+        assert_eq!(c.twin.core, CoreKind::Pretrained);
+        assert_eq!(
+            (c.twin.grid_rows, c.twin.grid_cols),
+            (TwinSettings::default().grid_rows, TwinSettings::default().grid_cols)
+        );
         // A manifest from before the section existed still parses.
         let mut json = serde_json::to_value(&c).unwrap();
         json.as_object_mut().unwrap().remove("twin");
         let old: Config = serde_json::from_value(json).unwrap();
         assert_eq!(old.twin, TwinSettings::default());
-        let text = DEFAULT_SIM_TOML.replace("core = \"energy\"", "core = \"fnn\"");
+        let text = DEFAULT_SIM_TOML.replace("core = \"pretrained\"", "core = \"fnn\"");
         let e = Config::from_toml(&text, "t.toml").unwrap_err().to_string();
         assert!(e.contains("twin.weights") && e.contains("required"), "{e}");
         let text = DEFAULT_SIM_TOML.replace("grid_rows = 6", "grid_rows = 0");

@@ -1,15 +1,17 @@
-//! PLACEHOLDER core: a fixed motion-energy bank standing in for a pretrained
-//! fnn core (twin issue #4). A small pretrained core now ships
-//! (`crate::pretrained`), but the loop's readouts predict simulated cells
-//! better on this bank (BENCHMARKS.md), so it stays the default.
+//! The baseline core: a fixed motion-energy bank (quadrature Gabor energy,
+//! opponent motion, luminance and contrast). It was the loop's stand-in until
+//! the pretrained fnn core (`crate::pretrained`) shipped; it stays as the
+//! baseline that core is measured against (`twin.core = "energy"`). It sits
+//! close to the simulator's own cells (energy-model complex cells), so on
+//! simulated mice it is a strong, nearly well-specified baseline.
 //!
 //! The twin's core must stay frozen while the closed loop fits each recorded
-//! neuron's readout online. Until the pretrained core ships, [`EnergyCore`]
-//! maps a stimulus movie to a fixed set of V1-like features on a coarse
-//! retinotopic grid; a neuron's readout is the feature vector at one
-//! (bilinearly interpolated, see [`EnergyCore::sample`]) grid position, dotted
-//! with that neuron's weights. Nothing here is learned; it is deterministic
-//! (fixed summation order, no threads, no randomness) and cheap.
+//! neuron's readout online. [`EnergyCore`] maps a stimulus movie to a fixed
+//! set of V1-like features on a coarse retinotopic grid; a neuron's readout
+//! is the feature vector at one (bilinearly interpolated, see
+//! [`EnergyCore::sample`]) grid position, dotted with that neuron's weights.
+//! Nothing here is learned; it is deterministic (fixed summation order, no
+//! threads, no randomness) and cheap.
 //!
 //! # Input
 //! Frames are `u8` grayscale, row-major `height × width`. Pixel value `p` maps

@@ -707,7 +707,7 @@ mod tests {
         assert_eq!((alt.twin.grid_rows, alt.twin.preroll_frames), (4, 3));
         assert_eq!(
             live.twin.core,
-            CoreKind::Energy,
+            CoreKind::Pretrained,
             "the live config is untouched"
         );
     }

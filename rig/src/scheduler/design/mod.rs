@@ -9,8 +9,8 @@
 //!
 //! The maths (Laplace posterior, information criterion, greedy batches) is in
 //! `twinloop_model::design`; the core is any `twinloop_model::frozen_core::FrozenCore`, chosen
-//! by `[twin]`: an fnn core from weights, or by default `twinloop_model::energy_core` (a
-//! PLACEHOLDER fixed motion-energy bank until a pretrained fnn core ships).
+//! by `[twin]`: by default the embedded pretrained fnn core (`twinloop_model::pretrained`), an
+//! fnn core from weights, or the baseline motion-energy bank (`twinloop_model::energy_core`).
 
 pub mod designer;
 pub mod experiment;
