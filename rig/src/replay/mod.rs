@@ -426,6 +426,16 @@ pub fn replay_with(path: &Path, overrides: &Overrides) -> Result<ReplayReport, R
         Some(c) => Some(build_selector(c).map_err(|e| ReplayError::Selector(e.to_string()))?),
         None => None,
     };
+    // Live took twin refits at these decisions; the replayed selector takes its own (the same
+    // fit on the same snapshot) there too.
+    selector.script_twin_refits(
+        logged
+            .decisions
+            .iter()
+            .filter(|d| d.twin_refit.is_some())
+            .map(|d| d.trial)
+            .collect(),
+    );
     if let Some(scan) = &logged.scan {
         // Live, the offsets came before the cells' first activity.
         selector.set_scan_offsets(scan.offsets_s.clone());
