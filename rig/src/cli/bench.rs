@@ -96,6 +96,13 @@ pub struct LoopArgs {
     /// The frozen core the readouts read (default: the config's `[twin] core`).
     #[arg(long, value_enum)]
     pub core: Option<CoreArg>,
+    /// Refit the twin itself (perspective, modulation, readouts) every this many trials, in
+    /// both arms (fnn cores; 0 = off, the readouts-only loop).
+    #[arg(long, default_value_t = 0)]
+    pub twin_refit_every: u32,
+    /// Optimiser steps per twin refit (default: the config's).
+    #[arg(long)]
+    pub twin_refit_steps: Option<u32>,
     /// Write every curve and the comparison here as JSON.
     #[arg(long)]
     pub out: Option<PathBuf>,
@@ -150,7 +157,13 @@ fn run_loop(args: &LoopArgs) -> Result<()> {
     if let Some(share) = args.random_share {
         design.random_share = share;
     }
+    design.twin_refit_every = args.twin_refit_every;
+    if let Some(steps) = args.twin_refit_steps {
+        design.twin_refit_steps = steps;
+    }
     design.validate().map_err(anyhow::Error::msg)?;
+    let twin_refit = crate::scheduler::design::twin_refit::setup_for(&cfg.twin, &design)
+        .context("the twin refit")?;
     let started = std::time::Instant::now();
     let pool = Arc::new(default_pool(&cfg).context("building the candidate pool")?);
     let display = DisplayFrames::render(&pool, cfg.trials.stimulus_s, cfg.display.refresh_hz);
@@ -168,6 +181,7 @@ fn run_loop(args: &LoopArgs) -> Result<()> {
         frame_rate_hz: cfg.imaging.frame_rate_hz,
         display_hz: cfg.display.refresh_hz,
         design,
+        twin_refit,
     };
     let objective: Objective = args.objective.into();
     let jobs: Vec<(u64, Objective)> = (1..=args.seeds)
@@ -272,6 +286,19 @@ fn run_loop(args: &LoopArgs) -> Result<()> {
         sd_at(&adaptive, 0.5),
         sd_at(&adaptive, 1.0)
     );
+    let refit_s: Vec<f64> = runs
+        .iter()
+        .flat_map(|r| r.twin_refit_rounds.iter().filter(|x| x.applied).map(|x| x.seconds))
+        .collect();
+    if experiment.twin_refit.is_some() {
+        println!(
+            "twin refits: {} applied, {} failed; wall time per round (fit + pool) median {:.1} s over {} rounds",
+            runs.iter().map(|r| r.twin_refits).sum::<u64>(),
+            runs.iter().map(|r| r.twin_refit_failures).sum::<u64>(),
+            crate::scheduler::design::experiment::median(refit_s.clone()),
+            refit_s.len()
+        );
+    }
     if let Some(out) = &args.out {
         let json = serde_json::json!({
             "experiment": experiment,
