@@ -288,7 +288,12 @@ fn run_loop(args: &LoopArgs) -> Result<()> {
     );
     let refit_s: Vec<f64> = runs
         .iter()
-        .flat_map(|r| r.twin_refit_rounds.iter().filter(|x| x.applied).map(|x| x.seconds))
+        .flat_map(|r| {
+            r.twin_refit_rounds
+                .iter()
+                .filter(|x| x.applied)
+                .map(|x| x.seconds)
+        })
         .collect();
     if experiment.twin_refit.is_some() {
         println!(

@@ -28,9 +28,9 @@
 //! readouts-only (`twin_refit_every` is ignored, with a notice).
 
 use super::pool::{CandidatePool, PoolError};
+use crossbeam_channel::{Receiver, RecvTimeoutError};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeSet, HashMap};
-use crossbeam_channel::{Receiver, RecvTimeoutError};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 use twinloop_model::frozen_core::FnnCore;
@@ -50,8 +50,9 @@ pub struct TwinRefitSetup {
     pub weights: HashMap<String, Tensor>,
     /// Gray frames the pool's core runs before each clip (`[twin] preroll_frames`).
     pub preroll: usize,
-    /// Optimiser steps per round (`[trials.design] twin_refit_steps`).
-    pub steps: usize,
+    /// The fit's settings (`max_steps` from `[trials.design] twin_refit_steps`); each round
+    /// sets its own seed and whether readouts are placed.
+    pub fit: FitConfig,
     /// Where the fit and the pool's features run (`Auto`: a GPU when built with `cuda`).
     pub device: DevicePreference,
     /// Fails every round without fitting (tests of the failure path).
@@ -63,7 +64,7 @@ impl std::fmt::Debug for TwinRefitSetup {
         f.debug_struct("TwinRefitSetup")
             .field("tensors", &self.weights.len())
             .field("preroll", &self.preroll)
-            .field("steps", &self.steps)
+            .field("steps", &self.fit.max_steps)
             .field("device", &self.device)
             .field("force_failure", &self.force_failure)
             .finish_non_exhaustive()
@@ -71,20 +72,29 @@ impl std::fmt::Debug for TwinRefitSetup {
 }
 
 impl TwinRefitSetup {
-    /// The fit's settings for one round: the transfer fit's defaults with a fixed step count
-    /// and seed, held-out loss checked four times.
-    fn fit_config(&self, round: u64, place_readouts: bool) -> FitConfig {
+    /// The transfer fit's defaults with `steps` steps, no wall-clock budget (so a snapshot
+    /// always gives the same weights) and the held-out loss checked four times.
+    pub fn default_fit(steps: usize) -> FitConfig {
         FitConfig {
             scope: FitScope::Transfer,
-            max_steps: self.steps,
+            max_steps: steps,
             max_seconds: f64::INFINITY,
-            eval_every: (self.steps / 4).max(1),
+            eval_every: (steps / 4).max(1),
             // Early stopping would make the step count depend on the data's noise; the best
             // evaluated weights are returned anyway.
             patience: usize::MAX,
+            ..FitConfig::default()
+        }
+    }
+
+    /// Round `round`'s settings: its own fixed seed; readouts placed from the data or not.
+    fn fit_config(&self, round: u64, place_readouts: bool) -> FitConfig {
+        FitConfig {
+            scope: FitScope::Transfer,
+            max_seconds: f64::INFINITY,
             place_readouts,
             seed: 0x7e1f17 ^ round,
-            ..FitConfig::default()
+            ..self.fit.clone()
         }
     }
 }
@@ -317,8 +327,10 @@ impl Snapshot {
             if h.values.len() != s.units {
                 continue;
             }
-            s.rows
-                .push(h.shown.filter(|&(e, f, _)| e < pool.len() && f < pool.frames()));
+            s.rows.push(
+                h.shown
+                    .filter(|&(e, f, _)| e < pool.len() && f < pool.frames()),
+            );
             s.t_s.push(h.t_s);
             s.behaviour.push(h.behaviour);
             s.values.extend_from_slice(h.values);
@@ -591,7 +603,7 @@ pub fn setup_for(
         config,
         weights: weights.to_map(),
         preroll: twin.preroll_frames,
-        steps: design.twin_refit_steps as usize,
+        fit: TwinRefitSetup::default_fit(design.twin_refit_steps as usize),
         device: DevicePreference::Auto,
         force_failure: false,
     }))
@@ -622,14 +634,14 @@ mod tests {
         }
     }
 
-    /// 16 candidates of every kind and the 6 test stimuli, 1 s each, on the pretrained core;
+    /// 8 candidates of every kind and the 6 test stimuli, 1 s each, on the pretrained core;
     /// built once for all tests here (each designer swaps its own copy on a refit).
     fn pool() -> Arc<CandidatePool> {
         static POOL: OnceLock<Arc<CandidatePool>> = OnceLock::new();
         Arc::clone(POOL.get_or_init(|| {
             let candidates: Vec<LibraryEntry> = default_candidates()
                 .into_iter()
-                .step_by(8)
+                .step_by(16)
                 .enumerate()
                 .map(|(i, mut e)| {
                     e.id = StimulusId(i as u32);
@@ -660,8 +672,14 @@ mod tests {
             core: CoreKind::Pretrained,
             ..TwinSettings::default()
         };
-        let mut s = setup_for(&twin, design).unwrap().expect("a refit for an fnn core");
+        let mut s = setup_for(&twin, design)
+            .unwrap()
+            .expect("a refit for an fnn core");
         s.device = DevicePreference::Cpu;
+        // Short clips, small batches: two cores.
+        s.fit.clip_frames = 24;
+        s.fit.burn_in = 6;
+        s.fit.batch = 4;
         s
     }
 
@@ -730,7 +748,12 @@ mod tests {
                 "held-out loss {round:?}"
             );
         }
-        assert!(r(&with) >= r(&without) - 0.02, "{} vs {}", r(&with), r(&without));
+        assert!(
+            r(&with) >= r(&without) - 0.02,
+            "{} vs {}",
+            r(&with),
+            r(&without)
+        );
         assert!(with.adaptive_trials > 0);
     }
 
@@ -762,7 +785,10 @@ mod tests {
 
     /// Activity drawn from fixed rates (the original pool's features at fixed positions), the
     /// same for every designer fed it.
-    fn drive(d: &mut Designer, trials: u64) -> Vec<(usize, DecisionMode, Option<f64>, Option<TwinRefitNote>)> {
+    fn drive(
+        d: &mut Designer,
+        trials: u64,
+    ) -> Vec<(usize, DecisionMode, Option<f64>, Option<TwinRefitNote>)> {
         let truth = pool();
         let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(3);
         let units = 6;
@@ -796,7 +822,11 @@ mod tests {
                         Poisson::new(lambda.max(1e-6)).map_or(0.0, |p| p.sample(&mut rng) as f32)
                     })
                     .collect();
-                d.observe(RigTime::from_secs_f64((frame + k) as f64 / HZ), &y, [0.0; 2]);
+                d.observe(
+                    RigTime::from_secs_f64((frame + k) as f64 / HZ),
+                    &y,
+                    [0.0; 2],
+                );
             }
             frame += 45;
         }
@@ -816,7 +846,7 @@ mod tests {
         };
         let mut live = Designer::new(Arc::clone(&pool), cfg.clone(), 5, 1.0 / HZ);
         live.set_twin_refit(TwinRefit::new(setup(&cfg), cfg.twin_refit_every));
-        let a = drive(&mut live, 24);
+        let a = drive(&mut live, 22);
         let taken: BTreeSet<u64> = a
             .iter()
             .enumerate()
@@ -827,13 +857,14 @@ mod tests {
         assert!(a.iter().all(|c| c.3.is_none_or(|n| n.applied)));
         assert_eq!(live.counts().twin_refits, taken.len() as u64);
         // The features moved with the twin.
-        let changed = (0..pool.len()).any(|e| live.pool().feature_map(e, 5) != pool.feature_map(e, 5));
+        let changed =
+            (0..pool.len()).any(|e| live.pool().feature_map(e, 5) != pool.feature_map(e, 5));
         assert!(changed, "the pool's features after a refit");
         let mut replay = Designer::new(Arc::clone(&pool), cfg.clone(), 5, 1.0 / HZ);
         let mut refit = TwinRefit::new(setup(&cfg), cfg.twin_refit_every);
         refit.script(taken);
         replay.set_twin_refit(refit);
-        let b = drive(&mut replay, 24);
+        let b = drive(&mut replay, 22);
         assert_eq!(a, b);
     }
 }
