@@ -360,7 +360,13 @@ pub fn replay_with(path: &Path, overrides: &Overrides) -> Result<ReplayReport, R
     let cfg: Config = serde_json::from_value(manifest.config.clone())
         .map_err(|e| ReplayError::Config(e.to_string()))?;
     // A counterfactual runs the live selector and the alternative side by side.
-    let alt_cfg = (!overrides.is_empty()).then(|| overrides.apply(&cfg));
+    let alt_cfg = (!overrides.is_empty()).then(|| {
+        let mut c = overrides.apply(&cfg);
+        // The counterfactual selector's own twin refits would be taken when this machine
+        // finishes them, not at logged trials: it keeps its twin frozen.
+        c.trials.design.twin_refit_every = 0;
+        c
+    });
     let mut logged = read_log(&dir)?;
     let clocks = refit_clocks(&cfg, &mut logged);
     let recomputed = recompute_activity(&cfg, &dir, &logged)?;

@@ -170,7 +170,8 @@ impl TwinRefit {
             setup,
             every: u64::from(every.max(1)),
             rounds: 0,
-            next_launch: 0,
+            // The first round comes after a block of data, not straight after the warm-up.
+            next_launch: u64::from(every.max(1)),
             pending: None,
             script: None,
             rendered: Arc::new(OnceLock::new()),
@@ -246,9 +247,14 @@ impl TwinRefit {
         });
     }
 
-    /// Whether a round should be launched at decision `trial` (none running, one due).
+    /// Whether a round should be launched at decision `trial` (none running, one due; in
+    /// replay, only while live took a round at or after this trial).
     pub fn launch_due(&self, trial: u64) -> bool {
-        self.pending.is_none() && trial >= self.next_launch
+        let wanted = self
+            .script
+            .as_ref()
+            .is_none_or(|s| s.range(trial..).next().is_some());
+        self.pending.is_none() && trial >= self.next_launch && wanted
     }
 
     /// Launches a round on `history` (the designer's kept frames, oldest first) at decision
@@ -715,7 +721,7 @@ mod tests {
     fn a_twin_refit_on_a_simulated_mouse_lowers_held_out_loss() {
         let pool = pool();
         let display = DisplayFrames::render(&pool, 1.0, 60.0);
-        let cfg = design(20, 12);
+        let cfg = design(16, 12);
         let experiment = |twin_refit| LoopExperiment {
             trials: 44,
             neurons: 40,
