@@ -16,8 +16,9 @@ use crate::config::{Config, CoreKind, DEFAULT_SIM_TOML};
 use crate::scheduler::default_pool;
 use crate::scheduler::design::Objective;
 use crate::scheduler::design::experiment::{
-    ArmRun, CurvePoint, DisplayFrames, LoopExperiment, compare,
+    ArmRun, CurvePoint, DisplayFrames, LoopExperiment, compare, median,
 };
+use crate::scheduler::design::twin_refit::TwinRefitRound;
 use twinloop_model::design::{Criterion, FeatureSource, Posterior, PosteriorConfig, score};
 
 #[derive(Debug, Clone, clap::Args)]
@@ -286,22 +287,20 @@ fn run_loop(args: &LoopArgs) -> Result<()> {
         sd_at(&adaptive, 0.5),
         sd_at(&adaptive, 1.0)
     );
-    let refit_s: Vec<f64> = runs
-        .iter()
-        .flat_map(|r| {
-            r.twin_refit_rounds
-                .iter()
-                .filter(|x| x.applied)
-                .map(|x| x.seconds)
-        })
-        .collect();
     if experiment.twin_refit.is_some() {
+        let applied: Vec<_> = runs
+            .iter()
+            .flat_map(|r| r.twin_refit_rounds.iter().filter(|x| x.applied))
+            .collect();
+        let of = |f: fn(&TwinRefitRound) -> f64| median(applied.iter().map(|x| f(x)).collect());
         println!(
-            "twin refits: {} applied, {} failed; wall time per round (fit + pool) median {:.1} s over {} rounds",
+            "twin refits: {} applied, {} failed; wall time per round median {:.1} s (fit {:.1} s, the rest the pool's features) over {} rounds; held-out loss drop per round median {:.4}",
             runs.iter().map(|r| r.twin_refits).sum::<u64>(),
             runs.iter().map(|r| r.twin_refit_failures).sum::<u64>(),
-            crate::scheduler::design::experiment::median(refit_s.clone()),
-            refit_s.len()
+            of(|x| x.seconds),
+            of(|x| x.fit_seconds),
+            applied.len(),
+            of(|x| x.initial_val_loss - x.best_val_loss),
         );
     }
     if let Some(out) = &args.out {

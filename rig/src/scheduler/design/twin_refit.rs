@@ -159,6 +159,8 @@ pub struct TwinRefitRound {
     pub applied: bool,
     /// Wall time of the round (fit and pool features), s (NaN when it failed).
     pub seconds: f64,
+    /// Of which the fit, s.
+    pub fit_seconds: f64,
     /// The fit's held-out Poisson loss at its start and its best (NaN when it failed).
     pub initial_val_loss: f64,
     pub best_val_loss: f64,
@@ -238,6 +240,7 @@ impl TwinRefit {
             launched,
             applied: applied.is_some(),
             seconds: applied.map_or(f64::NAN, |o| o.seconds),
+            fit_seconds: applied.map_or(f64::NAN, |o| o.report.seconds),
             initial_val_loss: applied.map_or(f64::NAN, |o| o.report.initial_val_loss),
             best_val_loss: applied.map_or(f64::NAN, |o| o.report.best_val_loss),
         });
@@ -559,6 +562,7 @@ fn run_round(
         initial_val_loss = report.initial_val_loss,
         best_val_loss = report.best_val_loss,
         best_step = report.best_step,
+        fit_seconds = report.seconds,
         seconds,
         "twin refit done"
     );
