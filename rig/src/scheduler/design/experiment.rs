@@ -137,7 +137,9 @@ impl LoopExperiment {
         let every = design.twin_refit_every;
         let mut designer = Designer::new(Arc::clone(pool), design, seed ^ 0x5eed, frame_s);
         if let Some(setup) = self.twin_refit.as_ref().filter(|_| every > 0) {
-            designer.set_twin_refit(super::TwinRefit::new(setup.clone(), every));
+            let mut refit = super::TwinRefit::new(setup.clone(), every);
+            refit.set_horizon(u64::from(self.trials));
+            designer.set_twin_refit(refit);
         }
         let gray = vec![cpu::MEAN_GRAY; view.pixels()];
         let mut spikes = vec![0.0f32; n];

@@ -145,6 +145,9 @@ pub struct TwinRefit {
     pending: Option<Pending>,
     /// Replay: the trials at which live took a result (`None`: live).
     script: Option<BTreeSet<u64>>,
+    /// Trials that will be decided, when known (an experiment): no round is launched that
+    /// could not be taken before the end.
+    horizon: Option<u64>,
     /// Every pool entry rendered at the core's input size, `[entry][frame][pixel]`, made once
     /// by the first worker.
     rendered: Arc<OnceLock<Vec<u8>>>,
@@ -176,6 +179,7 @@ impl TwinRefit {
             next_launch: u64::from(every.max(1)),
             pending: None,
             script: None,
+            horizon: None,
             rendered: Arc::new(OnceLock::new()),
             rounds_taken: Vec::new(),
             last_note: None,
@@ -186,6 +190,12 @@ impl TwinRefit {
     /// takes.
     pub fn script(&mut self, trials: BTreeSet<u64>) {
         self.script = Some(trials);
+    }
+
+    /// An experiment of `trials` trials: rounds that could not be taken before the end are not
+    /// launched (they would only hold the CPU).
+    pub fn set_horizon(&mut self, trials: u64) {
+        self.horizon = Some(trials);
     }
 
     /// What the last decision took, if anything.
@@ -257,7 +267,10 @@ impl TwinRefit {
             .script
             .as_ref()
             .is_none_or(|s| s.range(trial..).next().is_some());
-        self.pending.is_none() && trial >= self.next_launch && wanted
+        let in_time = self
+            .horizon
+            .is_none_or(|h| trial + (self.every / 2).max(1) < h);
+        self.pending.is_none() && trial >= self.next_launch && wanted && in_time
     }
 
     /// Launches a round on `history` (the designer's kept frames, oldest first) at decision
