@@ -138,7 +138,8 @@ pub fn load_twin(weights: &Path, config: Option<&Path>, dev: &candle_core::Devic
     Twin::new(cfg, &w, dev)
 }
 
-fn twin_config(weights: &crate::weights::Weights, config: Option<&Path>) -> Result<TwinConfig> {
+/// The config `config` names, else fnn's released network sized to the units in `weights`.
+pub fn twin_config(weights: &crate::weights::Weights, config: Option<&Path>) -> Result<TwinConfig> {
     Ok(match config {
         Some(p) => TwinConfig::from_json(&std::fs::read_to_string(p).map_err(|e| io_err(p, e))?)?,
         None => TwinConfig {

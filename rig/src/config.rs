@@ -713,7 +713,10 @@ mod tests {
         assert_eq!(c.twin.core, CoreKind::Pretrained);
         assert_eq!(
             (c.twin.grid_rows, c.twin.grid_cols),
-            (TwinSettings::default().grid_rows, TwinSettings::default().grid_cols)
+            (
+                TwinSettings::default().grid_rows,
+                TwinSettings::default().grid_cols
+            )
         );
         // A manifest from before the section existed still parses.
         let mut json = serde_json::to_value(&c).unwrap();

@@ -16,8 +16,9 @@ use crate::config::{Config, CoreKind, DEFAULT_SIM_TOML};
 use crate::scheduler::default_pool;
 use crate::scheduler::design::Objective;
 use crate::scheduler::design::experiment::{
-    ArmRun, CurvePoint, DisplayFrames, LoopExperiment, compare,
+    ArmRun, CurvePoint, DisplayFrames, LoopExperiment, compare, median,
 };
+use crate::scheduler::design::twin_refit::TwinRefitRound;
 use twinloop_model::design::{Criterion, FeatureSource, Posterior, PosteriorConfig, score};
 
 #[derive(Debug, Clone, clap::Args)]
@@ -102,6 +103,13 @@ pub struct LoopArgs {
     pub weights: Option<PathBuf>,
     #[arg(long, requires = "weights")]
     pub weights_config: Option<PathBuf>,
+    /// Refit the twin itself (perspective, modulation, readouts) every this many trials, in
+    /// both arms (fnn cores; 0 = off, the readouts-only loop).
+    #[arg(long, default_value_t = 0)]
+    pub twin_refit_every: u32,
+    /// Optimiser steps per twin refit (default: the config's).
+    #[arg(long)]
+    pub twin_refit_steps: Option<u32>,
     /// Write every curve and the comparison here as JSON.
     #[arg(long)]
     pub out: Option<PathBuf>,
@@ -161,7 +169,13 @@ fn run_loop(args: &LoopArgs) -> Result<()> {
     if let Some(share) = args.random_share {
         design.random_share = share;
     }
+    design.twin_refit_every = args.twin_refit_every;
+    if let Some(steps) = args.twin_refit_steps {
+        design.twin_refit_steps = steps;
+    }
     design.validate().map_err(anyhow::Error::msg)?;
+    let twin_refit = crate::scheduler::design::twin_refit::setup_for(&cfg.twin, &design)
+        .context("the twin refit")?;
     let started = std::time::Instant::now();
     let pool = Arc::new(default_pool(&cfg).context("building the candidate pool")?);
     let display = DisplayFrames::render(&pool, cfg.trials.stimulus_s, cfg.display.refresh_hz);
@@ -179,6 +193,7 @@ fn run_loop(args: &LoopArgs) -> Result<()> {
         frame_rate_hz: cfg.imaging.frame_rate_hz,
         display_hz: cfg.display.refresh_hz,
         design,
+        twin_refit,
     };
     let objective: Objective = args.objective.into();
     let jobs: Vec<(u64, Objective)> = (1..=args.seeds)
@@ -283,6 +298,22 @@ fn run_loop(args: &LoopArgs) -> Result<()> {
         sd_at(&adaptive, 0.5),
         sd_at(&adaptive, 1.0)
     );
+    if experiment.twin_refit.is_some() {
+        let applied: Vec<_> = runs
+            .iter()
+            .flat_map(|r| r.twin_refit_rounds.iter().filter(|x| x.applied))
+            .collect();
+        let of = |f: fn(&TwinRefitRound) -> f64| median(applied.iter().map(|x| f(x)).collect());
+        println!(
+            "twin refits: {} applied, {} failed; wall time per round median {:.1} s (fit {:.1} s, the rest the pool's features) over {} rounds; held-out loss drop per round median {:.4}",
+            runs.iter().map(|r| r.twin_refits).sum::<u64>(),
+            runs.iter().map(|r| r.twin_refit_failures).sum::<u64>(),
+            of(|x| x.seconds),
+            of(|x| x.fit_seconds),
+            applied.len(),
+            of(|x| x.initial_val_loss - x.best_val_loss),
+        );
+    }
     if let Some(out) = &args.out {
         let json = serde_json::json!({
             "experiment": experiment,

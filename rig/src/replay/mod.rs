@@ -374,7 +374,13 @@ pub fn replay_with(path: &Path, overrides: &Overrides) -> Result<ReplayReport, R
     let cfg: Config = serde_json::from_value(manifest.config.clone())
         .map_err(|e| ReplayError::Config(e.to_string()))?;
     // A counterfactual runs the live selector and the alternative side by side.
-    let alt_cfg = (!overrides.is_empty()).then(|| overrides.apply(&cfg));
+    let alt_cfg = (!overrides.is_empty()).then(|| {
+        let mut c = overrides.apply(&cfg);
+        // The counterfactual selector's own twin refits would be taken when this machine
+        // finishes them, not at logged trials: it keeps its twin frozen.
+        c.trials.design.twin_refit_every = 0;
+        c
+    });
     let mut logged = read_log(&dir)?;
     let clocks = refit_clocks(&cfg, &mut logged);
     let recomputed = recompute_activity(&cfg, &dir, &logged)?;
@@ -440,6 +446,16 @@ pub fn replay_with(path: &Path, overrides: &Overrides) -> Result<ReplayReport, R
         Some(c) => Some(build_selector(c).map_err(|e| ReplayError::Selector(e.to_string()))?),
         None => None,
     };
+    // Live took twin refits at these decisions; the replayed selector takes its own (the same
+    // fit on the same snapshot) there too.
+    selector.script_twin_refits(
+        logged
+            .decisions
+            .iter()
+            .filter(|d| d.twin_refit.is_some())
+            .map(|d| d.trial)
+            .collect(),
+    );
     for (&plane, scan) in &logged.scan {
         // Live, each plane's offsets came before its cells' first activity.
         selector.set_scan_offsets(plane, scan.offsets_s.clone());

@@ -127,15 +127,22 @@ pub fn build_selector(cfg: &Config) -> Result<Box<dyn Selector>, design::PoolErr
             },
             cfg.session.seed,
         ))),
-        Policy::Adaptive => Ok(Box::new(
-            AdaptiveSelector::new(
+        Policy::Adaptive => {
+            let mut selector = AdaptiveSelector::new(
                 Arc::new(default_pool(cfg)?),
                 cfg.trials.design.clone(),
                 cfg.session.seed,
                 1.0 / cfg.imaging.frame_rate_hz,
             )
-            .with_planes(cfg.imaging.planes),
-        )),
+            .with_planes(cfg.imaging.planes);
+            if let Some(setup) = design::twin_refit::setup_for(&cfg.twin, &cfg.trials.design)? {
+                selector.set_twin_refit(design::TwinRefit::new(
+                    setup,
+                    cfg.trials.design.twin_refit_every,
+                ));
+            }
+            Ok(Box::new(selector))
+        }
     }
 }
 

@@ -54,6 +54,10 @@ pub struct Decision {
     /// The twin's latest held-out accuracy (CC_norm on the repeated test block), if any yet.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub accuracy: Option<AccuracyPoint>,
+    /// A twin refit (perspective, modulation, readouts) the selector took just before this
+    /// decision; replay takes it at the same trial.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub twin_refit: Option<super::design::TwinRefitNote>,
 }
 
 /// A trial's stimulus came on screen (the renderer tells the selector).
@@ -116,6 +120,11 @@ pub trait Selector: Send {
     /// Trial `trial`'s stimulus. `force_late` replays a decision that was late live (its
     /// scoring overran the deadline), which cannot be timed again.
     fn decide(&mut self, trial: u64, force_late: bool) -> Decision;
+    /// Replay: take twin refits exactly at these trials, as live did (selectors without a
+    /// twin refit ignore it).
+    fn script_twin_refits(&mut self, trials: std::collections::BTreeSet<u64>) {
+        let _ = trials;
+    }
 }
 
 /// PLACEHOLDER policy: uniform random over the library, from a seeded ChaCha8 stream (portable
@@ -179,6 +188,7 @@ impl Selector for RandomSelector {
             alternatives: Vec::new(),
             onsets_seen: 0,
             accuracy: None,
+            twin_refit: None,
         }
     }
 }

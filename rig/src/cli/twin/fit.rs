@@ -10,7 +10,7 @@ use clap::{Args, ValueEnum};
 use twinloop_model::train::{
     FitConfig, FitScope, MouseFit, Recording, fit, fresh_weights, transfer_weights,
 };
-use twinloop_model::{Device, TwinConfig, Weights};
+use twinloop_model::{TwinConfig, Weights};
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
 enum Scope {
@@ -131,7 +131,8 @@ pub fn run(args: &FitArgs) -> anyhow::Result<()> {
             weights: start,
         }],
         &fc,
-        &Device::Cpu,
+        // The GPU when built with `cuda` and one answers; the CPU (with a notice) otherwise.
+        &twinloop_model::select_device(twinloop_model::DevicePreference::Auto),
     )?;
     std::fs::create_dir_all(&args.out)
         .with_context(|| format!("creating {}", args.out.display()))?;

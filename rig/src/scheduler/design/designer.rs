@@ -29,6 +29,7 @@
 
 use super::pool::CandidatePool;
 use super::receptive_field::RfMapper;
+use super::twin_refit::{HistoryRow, TwinRefit};
 use crate::clock::RigTime;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -93,6 +94,12 @@ pub struct DesignConfig {
     pub deadline_ms: f64,
     /// Imaging frames kept for batch refits.
     pub history_frames: usize,
+    /// Every this many trials the twin itself (perspective, modulation, readouts) is refitted
+    /// on a worker thread from everything kept so far, and the pool's features recomputed
+    /// through it (`twin_refit.rs`; fnn cores only, 0 = off).
+    pub twin_refit_every: u32,
+    /// Optimiser steps of each twin refit (fixed, so a refit is deterministic).
+    pub twin_refit_steps: u32,
 }
 
 impl Default for DesignConfig {
@@ -114,6 +121,8 @@ impl Default for DesignConfig {
             threads: 1,
             deadline_ms: 1500.0,
             history_frames: 20_000,
+            twin_refit_every: 40,
+            twin_refit_steps: 60,
         }
     }
 }
@@ -151,6 +160,12 @@ impl DesignConfig {
         }
         if self.history_frames == 0 {
             return bad("history_frames", "must be at least 1");
+        }
+        if self.twin_refit_every > 0 && self.twin_refit_steps == 0 {
+            return bad(
+                "twin_refit_steps",
+                "must be at least 1 (or set twin_refit_every = 0 to turn twin refits off)",
+            );
         }
         Ok(())
     }
@@ -220,6 +235,9 @@ pub struct DesignCounts {
     pub fallback_trials: u64,
     pub refits: u64,
     pub refit_failures: u64,
+    /// Twin refits (perspective, modulation, readouts) applied, and failed (old twin kept).
+    pub twin_refits: u64,
+    pub twin_refit_failures: u64,
 }
 
 /// Response bins per test clip for CC_norm.
@@ -354,6 +372,10 @@ pub struct Designer {
     /// frame was folded in.
     prediction: Vec<f64>,
     prediction_valid: bool,
+    /// The twin refit worker (fnn cores; `twin_refit.rs`).
+    twin_refit: Option<TwinRefit>,
+    /// Readout positions come from the last twin refit, no longer from the receptive-field map.
+    positions_from_twin: bool,
 }
 
 impl Designer {
@@ -398,6 +420,8 @@ impl Designer {
             scratch_xs: Vec::new(),
             prediction: Vec::new(),
             prediction_valid: false,
+            twin_refit: None,
+            positions_from_twin: false,
         }
     }
 
@@ -406,6 +430,19 @@ impl Designer {
     pub fn with_planes(mut self, planes: u8) -> Designer {
         self.volume_period_s = self.frame_period_s * f64::from(planes.max(1));
         self
+    }
+
+    /// Refits the twin itself between blocks (see `twin_refit.rs`).
+    pub fn set_twin_refit(&mut self, refit: TwinRefit) {
+        self.twin_refit = Some(refit);
+    }
+
+    pub fn twin_refit(&self) -> Option<&TwinRefit> {
+        self.twin_refit.as_ref()
+    }
+
+    pub fn twin_refit_mut(&mut self) -> Option<&mut TwinRefit> {
+        self.twin_refit.as_mut()
     }
 
     pub fn pool(&self) -> &CandidatePool {
@@ -711,6 +748,8 @@ impl Designer {
             }
         }
         self.units = total;
+        // Twin-fitted positions were for the old cells; every plane's are re-estimated.
+        self.positions_from_twin = false;
         let (positions, channels) = (self.pool.core().positions(), self.pool.core().channels());
         let plane = &mut self.planes[p];
         plane.units = units;
@@ -1006,6 +1045,7 @@ impl Designer {
         } else {
             candidates[self.rng.random_range(0..candidates.len())]
         };
+        self.twin_refit_step(trial);
         let random = |mode| DesignChoice {
             entry: pick,
             mode,
@@ -1090,7 +1130,12 @@ impl Designer {
             if self.planes[p].units == 0 {
                 continue;
             }
-            let moved = self.estimate_positions(p);
+            // After a twin refit its fitted positions stand; the map only places new cells.
+            let moved = if self.positions_from_twin && self.planes[p].positions_known {
+                Vec::new()
+            } else {
+                self.estimate_positions(p)
+            };
             moved_total += moved.len();
             if !self.planes[p].positions_known {
                 self.planes[p].positions_known = true;
@@ -1101,6 +1146,60 @@ impl Designer {
             }
         }
         tracing::debug!(moved = moved_total, "readout positions re-estimated");
+    }
+
+    /// Takes a finished twin refit when it is due (swapping the pool's features, moving the
+    /// readouts to the fitted positions, refitting every unit) and launches the next round.
+    fn twin_refit_step(&mut self, trial: u64) {
+        let Some(mut tr) = self.twin_refit.take() else {
+            return;
+        };
+        let wait = (self.cfg.deadline_ms > 0.0)
+            .then(|| std::time::Duration::from_secs_f64(self.cfg.deadline_ms * 0.5e-3));
+        if let Some((launched, result)) = tr.take(trial, wait) {
+            match result {
+                Ok(o) if o.positions.len() == self.units => {
+                    tr.record(launched, Some(&o));
+                    self.pool = Arc::new(o.pool);
+                    self.positions = o.positions;
+                    self.positions_from_twin = true;
+                    self.planned.clear();
+                    self.counts.twin_refits += 1;
+                    let all: Vec<usize> = (0..self.units).collect();
+                    self.refit(&all);
+                }
+                other => {
+                    tr.record(launched, None);
+                    self.counts.twin_refit_failures += 1;
+                    let error = match other {
+                        Err(e) => e,
+                        Ok(_) => "the number of cells changed while it ran".into(),
+                    };
+                    tracing::warn!(trial, launched, %error, "twin refit failed; the loop keeps the old twin");
+                }
+            }
+        }
+        // PLACEHOLDER for multi-plane sessions: the refit's recording is one plane's frames,
+        // so with cells on several planes the loop stays readouts-only.
+        let mut with_cells = self.planes.iter().filter(|p| p.units > 0);
+        let one_plane_placed = match (with_cells.next(), with_cells.next()) {
+            (Some(p), None) => p.positions_known && p.units == self.units,
+            _ => false,
+        };
+        if one_plane_placed && tr.launch_due(trial) {
+            let rows = self
+                .history
+                .iter()
+                .zip(&self.history_values)
+                .map(|(f, v)| HistoryRow {
+                    t_s: f.t_s,
+                    shown: self.stimulus_at(f.t_s),
+                    behaviour: f.behaviour,
+                    values: v,
+                });
+            tr.launch(trial, &self.pool, self.frame_period_s, rows);
+        }
+        self.twin_refit = Some(tr);
     }
 
     /// The best candidate under the objective and the kind cap, with the runners-up.

@@ -29,6 +29,9 @@ pub struct LoopExperiment {
     pub frame_rate_hz: f64,
     pub display_hz: f64,
     pub design: DesignConfig,
+    /// The twin to refit between blocks (`design.twin_refit_every` > 0, fnn cores).
+    #[serde(skip)]
+    pub twin_refit: Option<super::TwinRefitSetup>,
 }
 
 /// Accuracy after some trials.
@@ -53,6 +56,10 @@ pub struct ArmRun {
     pub adaptive_trials: u64,
     pub late: u64,
     pub fallback_trials: u64,
+    /// Twin refits applied and failed, and every round taken.
+    pub twin_refits: u64,
+    pub twin_refit_failures: u64,
+    pub twin_refit_rounds: Vec<super::twin_refit::TwinRefitRound>,
     pub wall_s: f64,
 }
 
@@ -127,7 +134,13 @@ impl LoopExperiment {
             ..self.design.clone()
         };
         let frame_s = 1.0 / self.frame_rate_hz;
+        let every = design.twin_refit_every;
         let mut designer = Designer::new(Arc::clone(pool), design, seed ^ 0x5eed, frame_s);
+        if let Some(setup) = self.twin_refit.as_ref().filter(|_| every > 0) {
+            let mut refit = super::TwinRefit::new(setup.clone(), every);
+            refit.set_horizon(u64::from(self.trials));
+            designer.set_twin_refit(refit);
+        }
         let gray = vec![cpu::MEAN_GRAY; view.pixels()];
         let mut spikes = vec![0.0f32; n];
         let mut rates = vec![0.0f32; n];
@@ -203,6 +216,11 @@ impl LoopExperiment {
             adaptive_trials: adaptive,
             late: counts.late,
             fallback_trials: counts.fallback_trials,
+            twin_refits: counts.twin_refits,
+            twin_refit_failures: counts.twin_refit_failures,
+            twin_refit_rounds: designer
+                .twin_refit()
+                .map_or_else(Vec::new, |r| r.rounds().to_vec()),
             wall_s: started.elapsed().as_secs_f64(),
         })
     }

@@ -5,6 +5,8 @@
 //!   passed through the frozen core (features cached).
 //! - [`designer`]: the online readout posterior, receptive-field placement, the design's rules
 //!   (test block, random share, kind cap, fallback, deadline) and the choice.
+//! - [`twin_refit`]: between blocks, the transfer fit of the twin itself (perspective,
+//!   modulation, readouts) on a worker thread, folded into the pool and the readouts.
 //! - [`AdaptiveSelector`]: the designer behind the daemon's [`Selector`] interface.
 //!
 //! The maths (Laplace posterior, information criterion, greedy batches) is in
@@ -16,6 +18,7 @@ pub mod designer;
 pub mod experiment;
 pub mod pool;
 mod receptive_field;
+pub mod twin_refit;
 
 #[cfg(test)]
 mod tests;
@@ -24,6 +27,7 @@ pub use designer::{
     AccuracyPoint, Alternative, DecisionMode, DesignChoice, DesignConfig, Designer, Objective,
 };
 pub use pool::{CandidatePool, PoolError, default_candidates, default_tests};
+pub use twin_refit::{TwinRefit, TwinRefitNote, TwinRefitSetup};
 
 use super::{Decision, FrameBehaviour, Onset, Selector};
 use crate::clock::RigTime;
@@ -73,6 +77,11 @@ impl AdaptiveSelector {
 
     pub fn designer(&self) -> &Designer {
         &self.designer
+    }
+
+    /// Refits the twin between blocks (see [`twin_refit`]).
+    pub fn set_twin_refit(&mut self, refit: TwinRefit) {
+        self.designer.set_twin_refit(refit);
     }
 }
 
@@ -125,6 +134,12 @@ impl Selector for AdaptiveSelector {
         self.designer.last_prediction()
     }
 
+    fn script_twin_refits(&mut self, trials: std::collections::BTreeSet<u64>) {
+        if let Some(r) = self.designer.twin_refit_mut() {
+            r.script(trials);
+        }
+    }
+
     fn decide(&mut self, trial: u64, force_late: bool) -> Decision {
         let choice = self.designer.decide(trial, force_late);
         let e = self.designer.pool().entry(choice.entry);
@@ -142,6 +157,7 @@ impl Selector for AdaptiveSelector {
             alternatives: choice.alternatives,
             onsets_seen: self.onsets_seen,
             accuracy: self.designer.accuracy().last().copied(),
+            twin_refit: self.designer.twin_refit().and_then(|r| r.last_note()),
         }
     }
 }
