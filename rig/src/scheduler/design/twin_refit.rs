@@ -305,6 +305,7 @@ impl TwinRefit {
         let spawned = std::thread::Builder::new()
             .name("twin-refit".into())
             .spawn(move || {
+                lowest_priority();
                 let started = Instant::now();
                 let result = run_round(&setup, round, &pool, &rendered, snapshot, started)
                     .map_err(|e| e.to_string());
@@ -314,6 +315,20 @@ impl TwinRefit {
         if let Err(e) = spawned {
             tracing::error!(error = %e, "cannot start the twin refit worker");
             // The receiver sees a disconnected channel and counts a failure.
+        }
+    }
+}
+
+/// Drops the calling thread to the lowest CPU priority (nice 19), so a refit on the CPU takes
+/// only what the rig's real-time stages leave idle. Linux nice values are per thread and
+/// inherited by threads it creates; elsewhere this is a no-op.
+fn lowest_priority() {
+    #[cfg(target_os = "linux")]
+    {
+        // SAFETY: plain syscalls on this thread's own id; failure only leaves the priority.
+        let tid = unsafe { libc::syscall(libc::SYS_gettid) };
+        if unsafe { libc::setpriority(libc::PRIO_PROCESS, tid as libc::id_t, 19) } != 0 {
+            tracing::debug!("twin refit: could not lower the worker's priority");
         }
     }
 }
