@@ -18,10 +18,11 @@
 //! deadline: until it is done); a result not ready then is taken at a later decision. The trial
 //! at which it was taken goes in the decision record ([`TwinRefitNote`]), and replay takes it at
 //! the same trial ([`TwinRefit::script`]), so decisions replay exactly (on the same device: a
-//! GPU fit and a CPU fit differ in the last bits). Applying swaps the pool's features, moves
-//! each unit's readout to the fitted readout's position (fnn's `tanh(mu)` in the core map's
-//! coordinates → the pool's grid coordinates) and batch-refits every unit's posterior over the
-//! kept history. A failed fit (an error, a non-finite loss or weight) is logged and counted and
+//! GPU fit and a CPU fit differ in the last bits). Applying swaps the pool's features and
+//! batch-refits every unit's posterior over the kept history; the readouts keep the positions
+//! the receptive-field map gives them (the fit's own, fnn's `tanh(mu)` mapped onto the pool's
+//! grid, are logged for comparison: moving the designer's linear readouts there cost held-out
+//! accuracy). A failed fit (an error, a non-finite loss or weight) is logged and counted and
 //! the loop goes on with the old twin.
 //!
 //! The energy bank has no perspective or modulation to fit: with it the loop stays
