@@ -76,8 +76,10 @@ fn run_bridge(extra: &[&str]) -> (Output, SessionSummary) {
     };
     let daemon =
         std::thread::spawn(move || session::run(&cfg, vec!["python_bridge".into()], hooks));
+    // A hang guard, not a timing: the session builds its candidate pool (the pretrained
+    // core) before it binds, which takes seconds on a loaded machine.
     let (ingest, publish) = rx
-        .recv_timeout(Duration::from_secs(10))
+        .recv_timeout(Duration::from_secs(60))
         .expect("the daemon did not bind its sockets");
 
     let frames = FRAMES.to_string();
