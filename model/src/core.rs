@@ -2,7 +2,7 @@
 //! (`Dense`) followed by a convolutional LSTM with grouped self-attention (`CvtLstm`).
 //! One `Core` per ensemble stream.
 
-use candle_core::{DType, Device, Tensor};
+use candle_core::{Device, Tensor};
 
 use crate::config::TwinConfig;
 use crate::error::{CandleContext, Result};
@@ -10,7 +10,7 @@ use crate::layers::{
     Conv, ConvSpec, InterGroup, Pad, cat_groups_2d, gelu, l2_normalise, sigmoid, softmax_last,
 };
 use crate::ops::attention_cpu::{AttentionShape, attention};
-use crate::ops::cpu_slice;
+use crate::ops::{fast_path, with_cpu_slices};
 use crate::weights::Weights;
 
 /// One dense block: `layers` x (GELU → causal conv), dense skips, group-interleaved concat, pool.
@@ -309,24 +309,16 @@ impl Recurrent {
 /// `ops::attention_cpu`; otherwise candle ops (the reference, and the path that trains).
 fn grouped_attention(q: &Tensor, k: &Tensor, v: &Tensor, scales: &Tensor) -> Result<Tensor> {
     let (n, g, c, p) = q.dims4().ctx("attention queries")?;
-    let fast = q.device().is_cpu()
-        && q.dtype() == DType::F32
-        && [q, k, v, scales].iter().all(|t| !t.track_op());
-    if fast {
-        let parts = [q, k, v, scales]
-            .iter()
-            .map(|t| t.contiguous())
-            .collect::<candle_core::Result<Vec<_>>>()
-            .ctx("attention inputs")?;
-        let guards: Vec<_> = parts.iter().map(|t| t.storage_and_layout()).collect();
-        let [q_, k_, v_, s_] = [0, 1, 2, 3].map(|i| cpu_slice(&guards[i], "attention input"));
+    if fast_path(&[q, k, v, scales]) {
         let shape = AttentionShape {
             batch: n,
             groups: g,
             channels: c,
             positions: p,
         };
-        let a = attention(shape, q_?, k_?, v_?, s_?);
+        let a = with_cpu_slices([q, k, v, scales], "attention input", |[q, k, v, s]| {
+            attention(shape, q, k, v, s)
+        })?;
         return Tensor::from_vec(a, (n, g, c, p), q.device()).ctx("attention");
     }
     let q = l2_normalise(q, 2)?.broadcast_mul(scales).ctx("q scale")?;

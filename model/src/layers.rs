@@ -27,13 +27,10 @@ pub const WNORM_EPS: f64 = 1e-5;
 /// Exact (erf) GELU times fnn's gain. On the CPU without gradients, one fused pass
 /// ([`crate::ops::elementwise::gelu_scaled`]); otherwise candle's ops (the reference).
 pub fn gelu(x: &Tensor) -> Result<Tensor> {
-    if x.device().is_cpu() && x.dtype() == DType::F32 && !x.track_op() {
-        let xc = x.contiguous().ctx("gelu")?;
-        let guard = xc.storage_and_layout();
-        let y = crate::ops::elementwise::gelu_scaled(
-            cpu_slice(&guard, "gelu input")?,
-            GELU_GAMMA as f32,
-        );
+    if crate::ops::fast_path(&[x]) {
+        let y = crate::ops::with_cpu_slices([x], "gelu input", |[x]| {
+            crate::ops::elementwise::gelu_scaled(x, GELU_GAMMA as f32)
+        })?;
         return Tensor::from_vec(y, x.shape(), x.device()).ctx("gelu");
     }
     x.gelu_erf()

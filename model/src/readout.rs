@@ -3,13 +3,13 @@
 //! feature weights (fnn `features.Norm`) and adds a bias. One `Readout` per stream; positions
 //! are shared across streams.
 
-use candle_core::{DType, Device, Tensor};
+use candle_core::{Device, Tensor};
 
 use crate::config::TwinConfig;
 use crate::error::{CandleContext, Result};
 use crate::layers::WNORM_EPS;
 use crate::ops::grid_sample::sample_dot_slices;
-use crate::ops::{Padding, cpu_slice, grid_sample};
+use crate::ops::{Padding, fast_path, grid_sample, with_cpu_slices};
 use crate::weights::Weights;
 
 /// Positions `tanh(mu)` as a grid `[1, U, 1, 2]`.
@@ -73,12 +73,7 @@ impl Readout {
     pub fn forward(&self, core: &Tensor, positions: &Tensor) -> Result<Tensor> {
         let (n, c, _, _) = core.dims4().ctx("readout core")?;
         let (_, u, _, _) = positions.dims4().ctx("readout positions")?;
-        let fast = core.device().is_cpu()
-            && core.dtype() == DType::F32
-            && [core, positions, &self.features, &self.bias]
-                .iter()
-                .all(|t| !t.track_op());
-        if fast {
+        if fast_path(&[core, positions, &self.features, &self.bias]) {
             return self.forward_cpu(core, positions);
         }
         let grid = positions.repeat((n, 1, 1, 1)).ctx("readout grid")?;
@@ -97,14 +92,11 @@ impl Readout {
     /// The fused CPU forward ([`sample_dot_slices`]), for inference.
     fn forward_cpu(&self, core: &Tensor, positions: &Tensor) -> Result<Tensor> {
         let (n, c, h, w) = core.dims4().ctx("readout core")?;
-        let parts = [core, positions, &self.features, &self.bias]
-            .iter()
-            .map(|t| t.contiguous())
-            .collect::<candle_core::Result<Vec<_>>>()
-            .ctx("readout inputs")?;
-        let guards: Vec<_> = parts.iter().map(|t| t.storage_and_layout()).collect();
-        let [x, p, f, b] = [0, 1, 2, 3].map(|i| cpu_slice(&guards[i], "readout input"));
-        let out = sample_dot_slices(x?, [n, c, h, w], p?, f?, b?, Padding::Border);
+        let out = with_cpu_slices(
+            [core, positions, &self.features, &self.bias],
+            "readout input",
+            |[x, p, f, b]| sample_dot_slices(x, [n, c, h, w], p, f, b, Padding::Border),
+        )?;
         let units = out.len() / n.max(1);
         Tensor::from_vec(out, (n, units), core.device()).ctx("readout")
     }

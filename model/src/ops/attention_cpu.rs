@@ -8,7 +8,7 @@
 //! contiguous twice, softmax with scalar `exp`). The candle path in `core.rs` stays the
 //! reference (and the path that trains); `attention_fast_path_matches_candle` checks they agree.
 
-use super::conv_cpu::{SharedMut, is_serial};
+use super::conv_cpu::{SharedMut, split_over_pool};
 use super::elementwise::exp_approx;
 
 /// Shape of one attention call: `[N, G, C, P]` queries, keys and values.
@@ -42,16 +42,7 @@ pub fn attention(
     let block = c * p;
     let mut out = vec![0f32; items * block];
     let dst = SharedMut(out.as_mut_ptr());
-    let pool = candle_core::utils::barrier_pool();
-    let threads = if is_serial() {
-        1
-    } else {
-        (pool.n_workers() + 1).min(items).max(1)
-    };
-    let work = |tid: usize| {
-        if tid >= threads {
-            return;
-        }
+    split_over_pool(items, |tid, threads| {
         let mut qn = vec![0f32; block];
         let mut kn = vec![0f32; block];
         let mut logits = vec![0f32; p * p];
@@ -122,12 +113,7 @@ pub fn attention(
                 )
             };
         }
-    };
-    if threads == 1 {
-        work(0);
-    } else {
-        pool.execute(work);
-    }
+    });
     out
 }
 

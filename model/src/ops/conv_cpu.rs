@@ -31,6 +31,27 @@ pub(crate) fn is_serial() -> bool {
     SERIAL.with(Cell::get)
 }
 
+/// Runs `work(tid, threads)` for `tid` in `0..threads`, with `threads` at most `max_split` and
+/// at most candle's barrier pool (caller included); just `work(0, 1)` inline when this thread
+/// is [`serial`] or one thread suffices. Every fast path splits its work this way.
+pub(crate) fn split_over_pool(max_split: usize, work: impl Fn(usize, usize) + Sync) {
+    let pool = candle_core::utils::barrier_pool();
+    let threads = if is_serial() {
+        1
+    } else {
+        (pool.n_workers() + 1).min(max_split).max(1)
+    };
+    if threads == 1 {
+        work(0, 1);
+    } else {
+        pool.execute(|tid| {
+            if tid < threads {
+                work(tid, threads);
+            }
+        });
+    }
+}
+
 /// How many threads to run ensemble streams on: candle's CPU thread count on the CPU (and not
 /// already inside a parallel stream), else 1.
 pub fn stream_threads(dev: &candle_core::Device) -> usize {
@@ -173,16 +194,7 @@ impl ConvGemm<'_> {
         let dst = SharedMut(out.as_mut_ptr());
         let taps: Vec<SharedMut> = taps.iter().map(|&p| SharedMut(p as *mut f32)).collect();
         let in_len = g.channels * g.height * g.width;
-        let pool = candle_core::utils::barrier_pool();
-        let threads = if SERIAL.with(Cell::get) {
-            1
-        } else {
-            (pool.n_workers() + 1).min(oh).max(1)
-        };
-        let work = |tid: usize| {
-            if tid >= threads {
-                return;
-            }
+        split_over_pool(oh, |tid, threads| {
             let oy0 = oh * tid / threads;
             let oy1 = oh * (tid + 1) / threads;
             if oy0 == oy1 {
@@ -243,12 +255,7 @@ impl ConvGemm<'_> {
                     }
                 }
             }
-        };
-        if threads == 1 {
-            work(0);
-        } else {
-            pool.execute(work);
-        }
+        });
         out
     }
 }

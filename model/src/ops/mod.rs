@@ -13,7 +13,7 @@ pub mod grid_sample;
 
 pub use grid_sample::{Padding, grid_sample};
 
-use candle_core::Storage;
+use candle_core::{DType, Storage, Tensor};
 
 use crate::error::{CandleContext, ModelError, Result};
 
@@ -37,4 +37,31 @@ pub(crate) fn cpu_slice<'a>(
             reason: "a CPU fast path got a non-contiguous tensor".into(),
         })?;
     Ok(&data[a..b])
+}
+
+/// Whether the forward-only CPU fast paths may run on these tensors: all f32 on the CPU and none
+/// tracking a gradient (else the candle ops, the reference, run).
+pub(crate) fn fast_path(tensors: &[&Tensor]) -> bool {
+    tensors
+        .iter()
+        .all(|t| t.device().is_cpu() && t.dtype() == DType::F32 && !t.track_op())
+}
+
+/// Runs `f` on the contiguous f32 data of CPU tensors (copied only where not contiguous).
+pub(crate) fn with_cpu_slices<const N: usize, R>(
+    tensors: [&Tensor; N],
+    what: &str,
+    f: impl FnOnce([&[f32]; N]) -> R,
+) -> Result<R> {
+    let parts = tensors
+        .iter()
+        .map(|t| t.contiguous())
+        .collect::<candle_core::Result<Vec<_>>>()
+        .ctx(what)?;
+    let guards: Vec<_> = parts.iter().map(|t| t.storage_and_layout()).collect();
+    let mut slices = [&[][..]; N];
+    for (slot, guard) in slices.iter_mut().zip(&guards) {
+        *slot = cpu_slice(guard, what)?;
+    }
+    Ok(f(slices))
 }

@@ -9,9 +9,10 @@ use rand_chacha::ChaCha8Rng;
 use rand_distr::{Distribution, Poisson};
 use twinloop_stimulus::{LibraryEntry, ViewGeometry};
 
-const HZ: f64 = 30.0;
+pub(super) const HZ: f64 = 30.0;
 
-fn view() -> ViewGeometry {
+/// The twin's 64x36 view over the display (the tests' pools are built on it).
+pub(super) fn view() -> ViewGeometry {
     ViewGeometry {
         width: 64,
         height: 36,

@@ -662,16 +662,7 @@ mod tests {
     use rand_distr::{Distribution, Poisson};
     use twinloop_stimulus::StimulusId;
 
-    const HZ: f64 = 30.0;
-
-    fn view() -> ViewGeometry {
-        ViewGeometry {
-            width: 64,
-            height: 36,
-            azimuth_deg: (-60.0, 60.0),
-            elevation_deg: (-35.0, 35.0),
-        }
-    }
+    use crate::scheduler::design::tests::{HZ, view};
 
     /// 8 candidates of every kind and the 6 test stimuli, 1 s each, on the pretrained core;
     /// built once for all tests here (each designer swaps its own copy on a refit).
