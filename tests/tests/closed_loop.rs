@@ -21,6 +21,9 @@ fn an_adaptive_session_decides_by_the_rules_and_replays_exactly() {
     cfg.trials.design.random_share = 0.25;
     // Machine speed must not decide the outcome of this test.
     cfg.trials.design.deadline_ms = 0.0;
+    // Its ~46 trials would launch one twin refit at trial 40 that the session never takes, a fit
+    // competing with the fast-forwarded session for the CPU (the refit has its own tests).
+    cfg.trials.design.twin_refit_every = 0;
     let live = run_session(&cfg);
     assert!(live.counters.decisions >= 15, "{:?}", live.counters);
 
