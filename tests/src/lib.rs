@@ -1,6 +1,6 @@
 //! End-to-end test helpers shared by the tests in this crate.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use twinloop_rig::config::Config;
 use twinloop_rig::session::{self, Hooks, SessionSummary};
 
@@ -18,6 +18,19 @@ pub fn fast_sim_config(out_dir: &Path, duration_s: f64) -> Config {
     // Tests run sessions side by side; the dashboard has its own tests.
     cfg.dashboard.enabled = false;
     cfg
+}
+
+/// An empty directory at `path`, whatever the last run left there. For a session shared by a
+/// test binary's tests through a static: statics are never dropped, so a `TempDir` there would
+/// leave its session on disk after every run.
+pub fn fresh_dir(path: PathBuf) -> PathBuf {
+    match std::fs::remove_dir_all(&path) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => panic!("clearing the last run's files at {}: {e}", path.display()),
+    }
+    std::fs::create_dir_all(&path).unwrap_or_else(|e| panic!("creating {}: {e}", path.display()));
+    path
 }
 
 /// Run a session to its end.

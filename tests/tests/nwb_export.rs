@@ -15,7 +15,7 @@ use std::process::Command;
 use std::sync::OnceLock;
 
 use serde_json::{Value, json};
-use twinloop_e2e::{fast_sim_config, run_session};
+use twinloop_e2e::{fast_sim_config, fresh_dir, run_session};
 use twinloop_rig::config::Extraction;
 use twinloop_rig::export::nwb;
 use twinloop_rig::sinks::records::{self, RecordKind};
@@ -29,15 +29,17 @@ fn checker() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("python/check_nwb.py")
 }
 
-/// One session shared by the tests (running it is the slow part).
+/// One session shared by the tests (running it is the slow part). It lives in cargo's target
+/// tmp dir under a fixed name, replaced on each run: a static is never dropped, so a TempDir
+/// here would leave a quarter-gigabyte session behind after every run.
 fn session() -> &'static Path {
-    static DIR: OnceLock<(tempfile::TempDir, PathBuf)> = OnceLock::new();
-    let (_, dir) = DIR.get_or_init(|| {
-        let tmp = tempfile::tempdir().unwrap();
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    DIR.get_or_init(|| {
+        let root = fresh_dir(Path::new(env!("CARGO_TARGET_TMPDIR")).join("nwb_export-session"));
         // The imaging_online test's settings: cells are found in a 256 x 256 field of 250
         // neurons. 20 s gives more frames than cells (nwbinspector wants time first and
         // longest), and recorded pixels exercise the TwoPhotonSeries.
-        let mut cfg = fast_sim_config(tmp.path(), 20.0);
+        let mut cfg = fast_sim_config(&root, 20.0);
         cfg.imaging.extraction = Extraction::Pipeline;
         cfg.imaging.width = 256;
         cfg.imaging.height = 256;
@@ -46,10 +48,8 @@ fn session() -> &'static Path {
         cfg.imaging.pipeline.cells.min_frames = 100;
         cfg.imaging.pipeline.fluorescence.dark_offset_adu = 400.0;
         cfg.session.record_frames = true;
-        let s = run_session(&cfg);
-        (tmp, s.session_dir)
-    });
-    dir
+        run_session(&cfg).session_dir
+    })
 }
 
 /// What the log says, as the checker expects it (independent of the exporter's reading).

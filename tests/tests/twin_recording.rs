@@ -17,7 +17,7 @@ use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
 use serde_json::Value;
-use twinloop_e2e::{fast_sim_config, pearson, run_session};
+use twinloop_e2e::{fast_sim_config, fresh_dir, pearson, run_session};
 use twinloop_rig::config::Config;
 use twinloop_rig::sinks::records::{self, FlipRecord, RecordKind};
 use twinloop_rig::sinks::session_log::{LogWriter, RECORDS_LOG_FILE, Record, SessionDir};
@@ -27,12 +27,13 @@ use twinloop_stimulus::{Prepared, Projection, StimulusSpec, ViewGeometry, cpu};
 const H: usize = 36;
 const W: usize = 64;
 
-/// One session shared by the tests (running it is the slow part).
+/// One session shared by the tests (running it is the slow part), in a fixed directory replaced
+/// on each run (see `fresh_dir`).
 fn session() -> &'static Path {
-    static DIR: OnceLock<(tempfile::TempDir, PathBuf)> = OnceLock::new();
-    let (_, dir) = DIR.get_or_init(|| {
-        let tmp = tempfile::tempdir().unwrap();
-        let mut cfg = fast_sim_config(tmp.path(), 8.0);
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    DIR.get_or_init(|| {
+        let root = fresh_dir(Path::new(env!("CARGO_TARGET_TMPDIR")).join("twin_recording-session"));
+        let mut cfg = fast_sim_config(&root, 8.0);
         cfg.imaging.width = 256;
         cfg.imaging.height = 256;
         cfg.sim.neurons = 120;
@@ -45,10 +46,8 @@ fn session() -> &'static Path {
         cfg.trials.design.warmup_trials = 1;
         cfg.trials.design.test_every = 2;
         cfg.trials.design.deadline_ms = 0.0;
-        let s = run_session(&cfg);
-        (tmp, s.session_dir)
-    });
-    dir
+        run_session(&cfg).session_dir
+    })
 }
 
 fn log_records(dir: &Path) -> Vec<Record> {
