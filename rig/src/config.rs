@@ -406,6 +406,15 @@ pub struct TrialsConfig {
     /// Inter-trial gray at mean luminance (seconds).
     pub gray_s: f64,
     pub policy: Policy,
+    /// How long after a stimulus ends its responses are awaited before the next trial is
+    /// decided (seconds): the stimulus-to-activity delay and the calcium indicator's rise, so
+    /// each decision sees the trial before it whole.
+    pub response_wait_s: f64,
+    /// The next trial is decided this long before its onset at the latest (seconds), with the
+    /// responses seen so far: the time the decision has to be computed and queued. Set it to a
+    /// whole trial (`stimulus_s + gray_s`) to decide a trial ahead, without the last trial's
+    /// responses.
+    pub decision_lead_s: f64,
     /// The adaptive design (used when `policy = "adaptive"`).
     pub design: crate::scheduler::design::DesignConfig,
 }
@@ -416,6 +425,8 @@ impl Default for TrialsConfig {
             stimulus_s: 2.0,
             gray_s: 1.0,
             policy: Policy::Adaptive,
+            response_wait_s: 0.2,
+            decision_lead_s: 0.5,
             design: crate::scheduler::design::DesignConfig::default(),
         }
     }
@@ -573,6 +584,25 @@ impl Config {
                 allowed: "must be zero or a positive number of seconds",
             });
         }
+        if !(self.trials.response_wait_s.is_finite() && self.trials.response_wait_s >= 0.0) {
+            return Err(ConfigError::Invalid {
+                field: "trials.response_wait_s",
+                value: self.trials.response_wait_s.to_string(),
+                allowed: "must be zero or a positive number of seconds",
+            });
+        }
+        // The last moment to decide must come while imaging frames still arrive before the
+        // onset: a few frame periods of every plane, and a display frame.
+        let lead_min_s = 3.0 * f64::from(self.imaging.planes.max(1)) / self.imaging.frame_rate_hz
+            + 1.0 / self.display.refresh_hz;
+        if !(self.trials.decision_lead_s.is_finite() && self.trials.decision_lead_s >= lead_min_s) {
+            return Err(ConfigError::Invalid {
+                field: "trials.decision_lead_s",
+                value: self.trials.decision_lead_s.to_string(),
+                allowed: "must be at least three imaging frame periods (every plane's) plus one \
+                          display frame, in seconds (0.5 s by default)",
+            });
+        }
         self.trials
             .design
             .validate()
@@ -620,6 +650,15 @@ impl Config {
         Ok(())
     }
 
+    /// The simulated rig on the simulated monitor, not in real time: the simulator follows the
+    /// display, which follows the imaging frames, so the whole rig runs as fast as the CPU
+    /// allows and waits where it must (for the twin's next decision, say).
+    pub fn lockstep(&self) -> bool {
+        self.source.kind == SourceKind::Sim
+            && self.display.backend == DisplayBackend::Sim
+            && !self.session.realtime
+    }
+
     pub fn frame_period_ns(&self) -> i64 {
         (1e9 / self.imaging.frame_rate_hz).round() as i64
     }
@@ -659,6 +698,15 @@ mod tests {
         let text = DEFAULT_SIM_TOML.replace("random_share = 0.5", "random_share = 1.5");
         let e = Config::from_toml(&text, "t.toml").unwrap_err().to_string();
         assert!(e.contains("trials.design.random_share"), "{e}");
+        let text = DEFAULT_SIM_TOML.replace("decision_lead_s = 0.5", "decision_lead_s = 0.05");
+        let e = Config::from_toml(&text, "t.toml").unwrap_err().to_string();
+        assert!(
+            e.contains("trials.decision_lead_s") && e.contains("three imaging frame periods"),
+            "{e}"
+        );
+        let text = DEFAULT_SIM_TOML.replace("response_wait_s = 0.2", "response_wait_s = -1.0");
+        let e = Config::from_toml(&text, "t.toml").unwrap_err().to_string();
+        assert!(e.contains("trials.response_wait_s"), "{e}");
         let text = DEFAULT_SIM_TOML.replace("objective = \"info_gain\"", "objective = \"bogus\"");
         let e = Config::from_toml(&text, "t.toml").unwrap_err().to_string();
         assert!(e.contains("bogus") && e.contains("info_gain"), "{e}");

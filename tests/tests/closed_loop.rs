@@ -16,6 +16,9 @@ fn an_adaptive_session_decides_by_the_rules_and_replays_exactly() {
     let mut cfg = fast_sim_config(tmp.path(), 56.0);
     cfg.trials.stimulus_s = 0.8;
     cfg.trials.gray_s = 0.4;
+    // Responses in 0.2 s after each stimulus: well before the next onset, which the lock-step
+    // display holds until the decision is queued (the simulator makes no frames past it).
+    cfg.trials.response_wait_s = 0.2;
     cfg.trials.design.warmup_trials = 4;
     cfg.trials.design.test_every = 3;
     cfg.trials.design.random_share = 0.25;
@@ -67,8 +70,44 @@ fn an_adaptive_session_decides_by_the_rules_and_replays_exactly() {
         "no held-out accuracy logged: {:?}",
         decisions.last()
     );
-    // The selector saw onsets before deciding (the twin knew what it had shown).
-    assert!(decisions.last().unwrap().onsets_seen >= decisions.len() as u64 - 2);
+    // Just in time: each trial is decided after the one before it came on screen, and, unless
+    // counted as decided before them, after that trial's responses (its stimulus and
+    // `response_wait_s` after it) had been observed.
+    let onsets: std::collections::BTreeMap<u64, i64> = recs
+        .iter()
+        .filter(|r| r.info.kind == RecordKind::Stimulus as u16)
+        .map(|r| {
+            let v: serde_json::Value = records::decode_json("stimulus", &r.payload).unwrap();
+            (
+                v["trial"].as_u64().unwrap(),
+                v["onset_t_ns"].as_i64().unwrap(),
+            )
+        })
+        .collect();
+    let wait_ns = ((cfg.trials.stimulus_s + cfg.trials.response_wait_s) * 1e9) as i64;
+    let mut saw_whole = 0;
+    for d in decisions.iter().skip(1) {
+        assert!(d.onsets_seen >= d.trial, "{d:?}");
+        let before = onsets[&(d.trial - 1)];
+        saw_whole += u64::from(d.after_frame_t_ns >= before + wait_ns);
+    }
+    let early = live.counters.decisions_before_responses;
+    assert_eq!(
+        saw_whole + early,
+        decisions.len() as u64 - 1,
+        "every decision but the first saw the trial before it whole, or is counted as early"
+    );
+    // Lock-step, the display waits for the twin: only a stall of the whole pipeline (a loaded
+    // machine) decides early.
+    assert!(
+        early * 5 <= decisions.len() as u64,
+        "{early} early decisions"
+    );
+    assert_eq!(live.counters.underruns, 0);
+    let waited = live
+        .latency("selector: trial's responses to next decision")
+        .unwrap();
+    assert_eq!(waited.count, saw_whole, "{waited:?}");
 
     let r = replay(&live.session_dir).unwrap();
     assert_eq!(r.decisions_logged, decisions.len() as u64);

@@ -525,9 +525,12 @@ pub fn replay_with(path: &Path, overrides: &Overrides) -> Result<ReplayReport, R
                 break;
             }
         }
+        // Live, each decision's upkeep ran right after it was queued.
         let again = selector.decide(live.trial, live.mode == DecisionMode::Late);
+        selector.prepare(live.trial + 1);
         if let Some(alt) = alternative.as_mut() {
             let other = alt.decide(live.trial, live.mode == DecisionMode::Late);
+            alt.prepare(live.trial + 1);
             let c = report
                 .counterfactual
                 .get_or_insert_with(|| PolicyComparison {

@@ -14,7 +14,10 @@ pub use design::AdaptiveSelector;
 pub use live::LiveRenderer;
 pub use renderer::{RendererLink, RendererParams, RendererReport, SimMonitor};
 pub use scan::{CellPlace, ScanOffsets, ScanSlot};
-pub use selector::{Decision, FrameBehaviour, Onset, RandomSelector, Selector, SelectorThread};
+pub use selector::{
+    Decision, DecisionTiming, FrameBehaviour, Onset, RandomSelector, Selector, SelectorThread,
+    SelectorTimes,
+};
 
 use crate::config::{Config, CoreKind, Policy, TwinSettings};
 use std::sync::Arc;

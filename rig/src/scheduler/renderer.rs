@@ -63,12 +63,14 @@ impl RendererParams {
     }
 }
 
-/// The selector's one-deep queue as the player's: never waits, keeps the decision it handed
-/// out so its onset can be reported with its name and spec.
+/// The selector's one-deep queue as the player's: keeps the decision it handed out so its
+/// onset can be reported with its name and spec. A live display never waits on it; the
+/// simulated monitor of a session not in real time waits (see [`DecisionQueue::waiting`]).
 pub struct DecisionQueue {
     rx: Receiver<Decision>,
     stimulus_s: f64,
     taken: Option<Decision>,
+    wait: Option<Duration>,
 }
 
 impl DecisionQueue {
@@ -77,13 +79,39 @@ impl DecisionQueue {
             rx,
             stimulus_s,
             taken: None,
+            wait: None,
         }
+    }
+
+    /// Wait up to `wait` for a decision not yet queued. Only for the lock-step simulated rig:
+    /// there the simulated mouse waits for the display, so the whole rig waits for the twin
+    /// instead of counting an underrun, and the trial schedule does not depend on the CPU's
+    /// speed. Past `wait` it is an underrun as on a live rig.
+    pub fn waiting(mut self, wait: Option<Duration>) -> DecisionQueue {
+        self.wait = wait;
+        self
     }
 }
 
 impl StimulusQueue for DecisionQueue {
     fn try_next(&mut self) -> Option<QueuedTrial> {
-        let d = self.rx.try_recv().ok()?;
+        let d = match self.wait {
+            None => self.rx.try_recv().ok()?,
+            Some(wait) => match self.rx.try_recv() {
+                Ok(d) => d,
+                Err(crossbeam_channel::TryRecvError::Disconnected) => return None,
+                Err(crossbeam_channel::TryRecvError::Empty) => {
+                    self.rx.recv_timeout(wait).map_err(|e| {
+                        if e.is_timeout() {
+                            tracing::warn!(
+                                waited_s = wait.as_secs_f64(),
+                                "the simulated monitor gave up waiting for the next decision: an underrun"
+                            );
+                        }
+                    }).ok()?
+                }
+            },
+        };
         let q = QueuedTrial {
             trial: d.trial,
             spec: d.spec.clone(),
@@ -256,6 +284,12 @@ impl FlipSink {
     }
 
     fn onset(&self, decision: &Decision, t: RigTime, display_frame: u64) {
+        tracing::debug!(
+            trial = decision.trial,
+            rig_s = t.as_nanos() as f64 * 1e-9,
+            display_frame,
+            "onset"
+        );
         let onset = Onset {
             trial: decision.trial,
             stimulus: decision.stimulus,
@@ -342,6 +376,9 @@ pub struct SimMonitor {
     pub stop: Arc<AtomicBool>,
     pub wake: Arc<Wakeup>,
     pub frame_period_ns: i64,
+    /// Not in real time: wait this long for a decision at a trial's onset (see
+    /// [`DecisionQueue::waiting`]); `None` in real time, where a late decision is an underrun.
+    pub wait_for_decisions: Option<Duration>,
 }
 
 impl SimMonitor {
@@ -362,7 +399,8 @@ impl SimMonitor {
             k += 1;
             t
         };
-        let queue = DecisionQueue::new(self.link.queue.clone(), params.stimulus_s);
+        let queue = DecisionQueue::new(self.link.queue.clone(), params.stimulus_s)
+            .waiting(self.wait_for_decisions);
         let mut player = Player::new(
             queue,
             WithView::new(NoMonitor, params.view),

@@ -22,6 +22,7 @@ use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::Duration;
 use twinloop_stimulus::{Library, StimulusId, StimulusSpec};
 
@@ -120,6 +121,12 @@ pub trait Selector: Send {
     /// Trial `trial`'s stimulus. `force_late` replays a decision that was late live (its
     /// scoring overran the deadline), which cannot be timed again.
     fn decide(&mut self, trial: u64, force_late: bool) -> Decision;
+    /// Upkeep for trial `next_trial` (re-placing readouts, refits), run right after each
+    /// decision is queued so that it is off the next decision's critical path; a replay calls
+    /// it at the same points.
+    fn prepare(&mut self, next_trial: u64) {
+        let _ = next_trial;
+    }
     /// Replay: take twin refits exactly at these trials, as live did (selectors without a
     /// twin refit ignore it).
     fn script_twin_refits(&mut self, trials: std::collections::BTreeSet<u64>) {
@@ -193,7 +200,77 @@ impl Selector for RandomSelector {
     }
 }
 
-/// The selector's thread: observe activity, keep the renderer's queue topped up.
+/// When the selector decides the next trial (`[trials]`): just in time, so that each decision
+/// has seen the trial before it. Trial `n + 1` is decided once trial `n`'s responses are in
+/// (an observed frame at or past `onset + stimulus_s + response_wait_s`), and at the latest when
+/// the rig clock reaches `decision_lead_s` before trial `n + 1`'s onset, with what has been seen
+/// by then (counted as `decisions_before_responses`).
+///
+/// On the lock-step simulated rig (not in real time) the rig clock runs as fast as the CPU
+/// allows and the display waits for each decision, so there the latest moment also waits until
+/// no activity has come for [`LOCKSTEP_IDLE`]: the decisions see what they would in real time.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct DecisionTiming {
+    pub stimulus_s: f64,
+    pub gray_s: f64,
+    pub response_wait_s: f64,
+    pub lead_s: f64,
+    pub lockstep: bool,
+}
+
+/// How long activity must have stopped before a lock-step session decides without the last
+/// trial's responses (the imaging stage may be calibrating, or the responses lie past the
+/// frames the waiting display lets the simulator make).
+pub const LOCKSTEP_IDLE: Duration = Duration::from_millis(250);
+
+impl DecisionTiming {
+    pub fn from_config(cfg: &crate::config::Config) -> DecisionTiming {
+        let t = &cfg.trials;
+        DecisionTiming {
+            stimulus_s: t.stimulus_s,
+            gray_s: t.gray_s,
+            response_wait_s: t.response_wait_s,
+            lead_s: t.decision_lead_s,
+            lockstep: cfg.lockstep(),
+        }
+    }
+
+    /// The two moments for the trial after one shown at `onset`, when decisions have lately
+    /// taken up to `slowest` to compute (the lead is widened to half as much again, so that a
+    /// slow CPU decides earlier rather than late).
+    fn after_onset(&self, onset: RigTime, slowest: Duration) -> Due {
+        let at = |s: f64| RigTime::from_nanos(onset.as_nanos() + (s * 1e9).round() as i64);
+        let lead_s = self.lead_s.max(1.5 * slowest.as_secs_f64());
+        Due {
+            responses_in: at(self.stimulus_s + self.response_wait_s),
+            deadline: at(self.stimulus_s + self.gray_s - lead_s),
+            onset_known: false,
+            responses_recv_ns: None,
+        }
+    }
+}
+
+/// The next decision's moments (see [`DecisionTiming`]).
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct Due {
+    responses_in: RigTime,
+    deadline: RigTime,
+    /// From the onset the renderer reported (else estimated when it took the last decision).
+    onset_known: bool,
+    /// Host arrival time of the observed frame that completed the responses.
+    responses_recv_ns: Option<i64>,
+}
+
+/// What the selector thread measured, for the session summary.
+pub struct SelectorTimes {
+    /// From the request to the decision (the selector's compute).
+    pub compute: LatencyHist,
+    /// From the arrival of the frame that completed a trial's responses to the next trial's
+    /// decision queued: imaging, pairing, the wait for the selector and its compute.
+    pub responses_to_decision: LatencyHist,
+}
+
+/// The selector's thread: observe activity, queue each next trial's decision in time.
 pub struct SelectorThread {
     pub selector: Box<dyn Selector>,
     pub activity: RingRx<Activity>,
@@ -210,16 +287,29 @@ pub struct SelectorThread {
     pub counters: Arc<Counters>,
     /// Each plane's cells' scan offsets, filled by the imaging stage once it knows them.
     pub scan: Option<super::ScanSlot>,
+    pub timing: DecisionTiming,
+    /// The newest imaging frame's rig time (ingest's), for the latest moment to decide.
+    pub latest_frame_t: Arc<AtomicI64>,
 }
 
 impl SelectorThread {
-    /// Runs until the activity ends; returns how long decisions took to compute (from the
-    /// request to the decision ready for the renderer's queue).
-    pub fn run(mut self) -> LatencyHist {
-        let mut decide_time = LatencyHist::new("selector: decision compute");
+    /// Runs until the activity ends; returns how long decisions took.
+    pub fn run(mut self) -> SelectorTimes {
+        let mut times = SelectorTimes {
+            compute: LatencyHist::new("selector: decision compute"),
+            responses_to_decision: LatencyHist::new("selector: trial's responses to next decision"),
+        };
         let _span = tracing::info_span!("stage", name = "selector").entered();
         self.wake.register_current();
         let mut trial = 0u64;
+        // The moments to decide `trial` (none before the trial ahead of it is shown; the first
+        // trial is decided at once).
+        let mut due: Option<Due> = None;
+        // The last decision is still in the queue (the renderer has not taken it).
+        let mut queued = false;
+        // Host time of the last frame observed.
+        let mut last_observed_ns = host_monotonic_ns();
+        let mut recent = RecentCompute::default();
         let mut pending: Option<Decision> = None;
         let mut renderer_gone = false;
         let mut scratch: Vec<f32> = Vec::new();
@@ -280,10 +370,15 @@ impl SelectorThread {
                     });
                     scan_given[plane] = true;
                 }
-                while let Ok(o) = self.onsets.try_recv() {
-                    self.selector.onset(o.trial, o.stimulus, o.t);
-                }
+                self.take_onsets(trial, &mut due, recent.slowest());
                 self.selector.observe(&a, behaviour);
+                last_observed_ns = host_monotonic_ns();
+                if let Some(d) = due.as_mut()
+                    && d.responses_recv_ns.is_none()
+                    && a.frame.t >= d.responses_in
+                {
+                    d.responses_recv_ns = Some(a.frame.recv_ns);
+                }
                 if let Some(p) = self.selector.prediction() {
                     scratch.clear();
                     scratch.extend(p.iter().map(|&v| v as f32));
@@ -296,16 +391,51 @@ impl SelectorThread {
                     ));
                 }
             }
-            while let Ok(o) = self.onsets.try_recv() {
-                self.selector.onset(o.trial, o.stimulus, o.t);
+            self.take_onsets(trial, &mut due, recent.slowest());
+            let latest = RigTime::from_nanos(self.latest_frame_t.load(Ordering::Acquire));
+            if queued && pending.is_none() && self.queue.is_empty() {
+                // The renderer took the last decision at its trial's onset, which is about now;
+                // the onset it reports (normally right behind) replaces this estimate.
+                queued = false;
+                if due.is_none() {
+                    due = Some(self.timing.after_onset(latest, recent.slowest()));
+                }
             }
-            if pending.is_none() && !renderer_gone {
+            let idle = !self.timing.lockstep
+                || host_monotonic_ns() - last_observed_ns >= LOCKSTEP_IDLE.as_nanos() as i64;
+            let now = match due {
+                _ if trial == 0 => Some(Trigger::First),
+                Some(d) if d.responses_recv_ns.is_some() => Some(Trigger::Responses),
+                Some(d) if (latest >= d.deadline && idle) || finished => Some(Trigger::Deadline),
+                _ => None,
+            };
+            if let Some(trigger) = now
+                && pending.is_none()
+                && !queued
+                && !renderer_gone
+            {
                 let asked = host_monotonic_ns();
                 let d = self.selector.decide(trial, false);
-                decide_time.record_ns(host_monotonic_ns() - asked);
+                let ready = host_monotonic_ns();
+                times.compute.record_ns(ready - asked);
+                recent.push(ready - asked);
+                if let Some(recv) = due.and_then(|d| d.responses_recv_ns) {
+                    times.responses_to_decision.record_ns(ready - recv);
+                }
+                if trigger == Trigger::Deadline {
+                    Counters::inc(&self.counters.decisions_before_responses);
+                }
+                due = None;
                 trial += 1;
                 Counters::inc(&self.counters.decisions);
-                tracing::debug!(trial = d.trial, stimulus = d.stimulus.0, "decided");
+                tracing::debug!(
+                    trial = d.trial,
+                    stimulus = d.stimulus.0,
+                    ?trigger,
+                    compute_ms = (ready - asked) as f64 * 1e-6,
+                    rig_s = latest.as_nanos() as f64 * 1e-9,
+                    "decided"
+                );
                 let value = serde_json::to_value(&d).unwrap_or_default();
                 self.bus.publish(Message::json(
                     Stream::Decision,
@@ -321,7 +451,11 @@ impl SelectorThread {
             }
             if let Some(d) = pending.take() {
                 match self.queue.try_send(d) {
-                    Ok(()) => {}
+                    Ok(()) => {
+                        queued = true;
+                        // Upkeep now, while the decision waits for its onset.
+                        self.selector.prepare(trial);
+                    }
                     Err(TrySendError::Full(d)) => pending = Some(d),
                     // No more trials will be shown; keep observing until the activity ends.
                     Err(TrySendError::Disconnected(_)) => renderer_gone = true,
@@ -338,8 +472,50 @@ impl SelectorThread {
                 "frames reached the twin without their behaviour (the behaviour stage fell behind)"
             );
         }
-        decide_time
+        times
     }
+
+    /// Passes the renderer's onsets to the selector; the onset of the trial before `next`
+    /// times `next`'s decision.
+    fn take_onsets(&mut self, next: u64, due: &mut Option<Due>, slowest: Duration) {
+        while let Ok(o) = self.onsets.try_recv() {
+            self.selector.onset(o.trial, o.stimulus, o.t);
+            if o.trial + 1 == next && !due.is_some_and(|d| d.onset_known) {
+                let mut d = self.timing.after_onset(o.t, slowest);
+                d.onset_known = true;
+                *due = Some(d);
+            }
+        }
+    }
+}
+
+/// The selector's last few decision compute times.
+#[derive(Default)]
+struct RecentCompute {
+    ns: [i64; 16],
+    next: usize,
+}
+
+impl RecentCompute {
+    fn push(&mut self, ns: i64) {
+        self.ns[self.next % self.ns.len()] = ns.max(0);
+        self.next += 1;
+    }
+
+    fn slowest(&self) -> Duration {
+        Duration::from_nanos(self.ns.iter().copied().max().unwrap_or(0) as u64)
+    }
+}
+
+/// What made the selector decide.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Trigger {
+    /// The session's first trial.
+    First,
+    /// The trial before it was seen whole.
+    Responses,
+    /// Its onset was near (or the activity ended) before that.
+    Deadline,
 }
 
 /// Frames held for their behaviour before the selector observes them without it (3 s at
@@ -509,6 +685,36 @@ mod tests {
         // A plane's calibration backlog, long after plane 0 used the records: still paired.
         assert_eq!(speed(p.behaviour_for(1, 3, 1)), Some((30.0, Given::Record)));
         assert_eq!(p.unpaired, 2);
+    }
+
+    /// The next trial is due once this one's responses are in, and at the latest the lead
+    /// before its onset, a lead a slow CPU widens to 1.5x its slowest recent decision.
+    #[test]
+    fn decisions_are_due_after_the_responses_and_a_slow_cpu_decides_earlier() {
+        let cfg = crate::config::Config::default_sim();
+        let timing = DecisionTiming::from_config(&cfg);
+        let (stim, gray) = (cfg.trials.stimulus_s, cfg.trials.gray_s);
+        let onset = RigTime::from_nanos(10_000_000_000);
+        let s = |t: RigTime| t.as_nanos() as f64 * 1e-9;
+        let due = timing.after_onset(onset, Duration::ZERO);
+        assert!((s(due.responses_in) - (10.0 + stim + cfg.trials.response_wait_s)).abs() < 1e-9);
+        assert!((s(due.deadline) - (10.0 + stim + gray - cfg.trials.decision_lead_s)).abs() < 1e-9);
+        assert!(
+            due.responses_in < due.deadline,
+            "the default waits for the responses"
+        );
+        let mut recent = RecentCompute::default();
+        for ms in [600, 1, 1, 2] {
+            recent.push(ms * 1_000_000);
+        }
+        assert_eq!(recent.slowest(), Duration::from_millis(600));
+        let slow = timing.after_onset(onset, recent.slowest());
+        assert!((s(slow.deadline) - (10.0 + stim + gray - 0.9)).abs() < 1e-9);
+        // Sixteen quicker decisions later the slow one is forgotten.
+        for _ in 0..16 {
+            recent.push(2_000_000);
+        }
+        assert_eq!(recent.slowest(), Duration::from_millis(2));
     }
 
     #[test]

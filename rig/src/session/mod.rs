@@ -25,8 +25,8 @@ use crate::frames::{ActivityBuf, EyeBuf, FrameBuf};
 use crate::ring::{Pool, Wakeup, ring};
 use crate::scheduler::RendererReport;
 use crate::scheduler::{
-    CellPlace, LiveRenderer, RendererLink, RendererParams, ScanOffsets, ScanSlot, SelectorThread,
-    SimMonitor, build_selector,
+    CellPlace, DecisionTiming, LiveRenderer, RendererLink, RendererParams, ScanOffsets, ScanSlot,
+    SelectorThread, SimMonitor, build_selector,
 };
 use crate::sim::bridge::{SimRigOptions, SimRigReport};
 use crate::sim::{SimGeometry, SimMouse};
@@ -245,6 +245,8 @@ pub fn run(
         events: events_tx.clone(),
         counters: Arc::clone(&counters),
         scan: Some(scan),
+        timing: DecisionTiming::from_config(cfg),
+        latest_frame_t: Arc::clone(&latest_frame_t),
     };
     let behaviour_cfg = &cfg.behaviour;
     let behaviour = BehaviourStage {
@@ -287,6 +289,8 @@ pub fn run(
                 stop: Arc::clone(&stop_renderer),
                 wake: Arc::clone(&renderer_wake),
                 frame_period_ns: cfg.frame_period_ns(),
+                // A generous bound: a twin's first placement takes seconds on a loaded CPU.
+                wait_for_decisions: cfg.lockstep().then(|| Duration::from_secs(30)),
             };
             Box::new(move || sim.run())
         }
@@ -451,7 +455,7 @@ pub fn run(
         None => None,
     };
     let stage = join("extract", stage_h)?;
-    let decide_time = join("selector", selector_h)?;
+    let selector_times = join("selector", selector_h)?;
     let renderer = join("renderer", renderer_h)?;
     join("behaviour", behaviour_h)?;
     let recorder = join("recorder", recorder_h)?;
@@ -485,7 +489,8 @@ pub fn run(
             &stage.compute,
             &stage.end_to_end,
             &recorder.latency,
-            &decide_time,
+            &selector_times.compute,
+            &selector_times.responses_to_decision,
         ]
         .iter()
         .map(|h| h.summary())

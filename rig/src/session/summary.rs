@@ -107,8 +107,8 @@ impl fmt::Display for SessionSummary {
         )?;
         writeln!(
             f,
-            "  trials shown     {} ({} decisions, {} flips, {} underruns)",
-            c.trials, c.decisions, c.flips, c.underruns
+            "  trials shown     {} ({} decisions, {} before their last trial's responses; {} flips, {} underruns)",
+            c.trials, c.decisions, c.decisions_before_responses, c.flips, c.underruns
         )?;
         let r = &self.renderer;
         let i = &r.flip_intervals;

@@ -111,6 +111,9 @@ pub struct Counters {
     pub flips: AtomicU64,
     pub trials: AtomicU64,
     pub decisions: AtomicU64,
+    /// Decisions made at their latest moment, before the trial ahead of them was seen whole
+    /// (`[trials] decision_lead_s`).
+    pub decisions_before_responses: AtomicU64,
     /// Imaging frames whose behaviour was interpolated, held or missing for some input.
     pub behaviour_filled: AtomicU64,
     /// Eye frames or behaviour inputs the behaviour stage could not take (recorded anyway).
@@ -145,6 +148,8 @@ pub struct CountersSnapshot {
     pub flips: u64,
     pub trials: u64,
     pub decisions: u64,
+    #[serde(default)]
+    pub decisions_before_responses: u64,
     pub behaviour_filled: u64,
     pub behaviour_skips: u64,
     #[serde(default)]
@@ -207,6 +212,7 @@ impl Counters {
             flips: g(&self.flips),
             trials: g(&self.trials),
             decisions: g(&self.decisions),
+            decisions_before_responses: g(&self.decisions_before_responses),
             behaviour_filled: g(&self.behaviour_filled),
             behaviour_skips: g(&self.behaviour_skips),
             clock_refits: g(&self.clock_refits),

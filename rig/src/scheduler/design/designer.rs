@@ -1100,15 +1100,23 @@ impl Designer {
         }
     }
 
-    /// Places readouts after warm-up and refits moved units every `refit_every` trials.
+    /// Upkeep for trial `next_trial` ahead of its decision: the readouts' placement or refit
+    /// when due (otherwise done by [`Designer::decide`] itself, on the decision's clock).
+    pub fn prepare(&mut self, next_trial: u64) {
+        if next_trial >= u64::from(self.cfg.warmup_trials) && self.units > 0 {
+            self.maintain(next_trial);
+        }
+    }
+
     /// Times the readout positions were (re-)estimated.
     pub fn refit_rounds(&self) -> u64 {
         self.refit_rounds
     }
 
+    /// Places readouts after warm-up and refits moved units every `refit_every` trials.
     fn maintain(&mut self, trial: u64) {
         // Due by trial count, not on exact multiples: a due trial that falls on a test slot
-        // (which never reaches here) must not skip its block's refit. A plane whose readouts
+        // (which `decide` never maintains for) must not skip its block's refit. A plane whose readouts
         // are not placed yet (its cells just appeared or changed) is placed at once.
         let all_placed = self
             .planes

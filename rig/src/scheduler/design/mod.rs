@@ -134,6 +134,10 @@ impl Selector for AdaptiveSelector {
         self.designer.last_prediction()
     }
 
+    fn prepare(&mut self, next_trial: u64) {
+        self.designer.prepare(next_trial);
+    }
+
     fn script_twin_refits(&mut self, trials: std::collections::BTreeSet<u64>) {
         if let Some(r) = self.designer.twin_refit_mut() {
             r.script(trials);
