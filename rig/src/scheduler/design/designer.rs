@@ -1152,8 +1152,10 @@ impl Designer {
         let Some(mut tr) = self.twin_refit.take() else {
             return;
         };
-        let wait = (self.cfg.deadline_ms > 0.0)
-            .then(|| std::time::Duration::from_secs_f64(self.cfg.deadline_ms * 0.5e-3));
+        // Live (a decision deadline), a round not finished when due is taken at the first
+        // decision after it finishes: waiting here would hold every decision while a slow
+        // refit runs. Without a deadline (the experiment, tests) the decision waits for it.
+        let wait = (self.cfg.deadline_ms > 0.0).then_some(std::time::Duration::ZERO);
         if let Some((launched, result)) = tr.take(trial, wait) {
             match result {
                 Ok(o) if o.positions.len() == self.units => {

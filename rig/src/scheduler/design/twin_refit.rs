@@ -14,8 +14,8 @@
 //! twin ([`FnnCore`] on the new weights).
 //!
 //! The designer consumes the result at a deterministic point: the first decision at or after
-//! `launch + max(every / 2, 1)`, waiting for the worker up to half the decision deadline (no
-//! deadline: until it is done); a result not ready then is taken at a later decision. The trial
+//! `launch + max(every / 2, 1)` at which the worker has finished (live, with a decision
+//! deadline, a decision never waits for it; without one it waits until it is done). The trial
 //! at which it was taken goes in the decision record ([`TwinRefitNote`]), and replay takes it at
 //! the same trial ([`TwinRefit::script`]), so decisions replay exactly (on the same device: a
 //! GPU fit and a CPU fit differ in the last bits). Applying swaps the pool's features and
