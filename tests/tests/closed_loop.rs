@@ -6,6 +6,7 @@ use twinloop_e2e::{fast_sim_config, run_session};
 use twinloop_rig::replay::{Overrides, replay, replay_with};
 use twinloop_rig::scheduler::Decision;
 use twinloop_rig::scheduler::design::{DecisionMode, Objective};
+use twinloop_rig::scheduler::selector::DECIDED_BEFORE_RESPONSES_NOTE;
 use twinloop_rig::sinks::records::{self, RecordKind};
 use twinloop_rig::sinks::session_log::SessionDir;
 
@@ -92,6 +93,15 @@ fn an_adaptive_session_decides_by_the_rules_and_replays_exactly() {
         saw_whole += u64::from(d.after_frame_t_ns >= before + wait_ns);
     }
     let early = live.counters.decisions_before_responses;
+    let noted = recs
+        .iter()
+        .filter(|r| r.info.kind == RecordKind::Note as u16)
+        .filter(|r| {
+            let v: serde_json::Value = records::decode_json("note", &r.payload).unwrap();
+            v["event"] == DECIDED_BEFORE_RESPONSES_NOTE
+        })
+        .count() as u64;
+    assert_eq!(noted, early, "each early decision is noted in the log");
     assert_eq!(
         saw_whole + early,
         decisions.len() as u64 - 1,

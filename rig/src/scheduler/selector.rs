@@ -424,6 +424,17 @@ impl SelectorThread {
                 }
                 if trigger == Trigger::Deadline {
                     Counters::inc(&self.counters.decisions_before_responses);
+                    // In the log too, so an analysis can tell which decisions had not seen
+                    // the trial before them whole.
+                    let _ = self.events.send(RecorderItem::Json {
+                        kind: RecordKind::Note,
+                        value: serde_json::json!({
+                            "event": DECIDED_BEFORE_RESPONSES_NOTE,
+                            "trial": d.trial,
+                            "after_frame_t_ns": d.after_frame_t_ns,
+                            "compute_ms": (ready - asked) as f64 * 1e-6,
+                        }),
+                    });
                 }
                 due = None;
                 trial += 1;
@@ -525,6 +536,10 @@ const MAX_WAITING_FRAMES: usize = 90;
 /// The `Note` event that records a frame the selector observed without its behaviour, so a
 /// replay does the same whatever the behaviour records in the log say.
 pub const BEHAVIOUR_MISSING_NOTE: &str = "selector_behaviour_missing";
+
+/// The `Note` event that records a decision made at its latest moment, before the trial ahead
+/// of it had been seen whole (`[trials] decision_lead_s`).
+pub const DECIDED_BEFORE_RESPONSES_NOTE: &str = "decided_before_responses";
 
 /// How a frame's behaviour was settled.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
