@@ -659,6 +659,13 @@ impl Config {
             && !self.session.realtime
     }
 
+    /// Trials a session of `session.duration_s` shows when none starts late (an upper bound).
+    pub fn planned_trials(&self) -> Option<u64> {
+        let trial_s = self.trials.stimulus_s + self.trials.gray_s;
+        (self.session.duration_s.is_finite() && trial_s > 0.0)
+            .then(|| (self.session.duration_s / trial_s).floor() as u64)
+    }
+
     pub fn frame_period_ns(&self) -> i64 {
         (1e9 / self.imaging.frame_rate_hz).round() as i64
     }
@@ -674,6 +681,8 @@ mod tests {
         assert_eq!(c.source.kind, SourceKind::Sim);
         assert_eq!(c.session.duration_s, 90.0);
         assert_eq!(c.trials.policy, Policy::Adaptive);
+        // 90 s of 2 s stimuli and 1 s gray: 30 trials, as the main job shows.
+        assert_eq!(c.planned_trials(), Some(30));
     }
 
     #[test]

@@ -139,10 +139,13 @@ pub fn build_selector(cfg: &Config) -> Result<Box<dyn Selector>, design::PoolErr
             )
             .with_planes(cfg.imaging.planes);
             if let Some(setup) = design::twin_refit::setup_for(&cfg.twin, &cfg.trials.design)? {
-                selector.set_twin_refit(design::TwinRefit::new(
-                    setup,
-                    cfg.trials.design.twin_refit_every,
-                ));
+                let mut refit = design::TwinRefit::new(setup, cfg.trials.design.twin_refit_every);
+                // The session's planned trials: a round that could not be taken before its end
+                // is not launched (it would only hold the CPU). Replay builds the same.
+                if let Some(trials) = cfg.planned_trials() {
+                    refit.set_horizon(trials);
+                }
+                selector.set_twin_refit(refit);
             }
             Ok(Box::new(selector))
         }

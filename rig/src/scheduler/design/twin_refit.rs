@@ -193,8 +193,8 @@ impl TwinRefit {
         self.script = Some(trials);
     }
 
-    /// An experiment of `trials` trials: rounds that could not be taken before the end are not
-    /// launched (they would only hold the CPU).
+    /// A session or experiment of `trials` trials: rounds that could not be taken before the end
+    /// are not launched (they would only hold the CPU).
     pub fn set_horizon(&mut self, trials: u64) {
         self.horizon = Some(trials);
     }
@@ -724,6 +724,25 @@ mod tests {
         assert!(setup_for(&pretrained, &design(0, 10)).unwrap().is_none());
         let e = design(20, 0).validate().unwrap_err();
         assert!(e.contains("twin_refit_steps"), "{e}");
+    }
+
+    /// A round is launched only where it can be taken before the session's planned end (half
+    /// a period after its launch), and never twice at once.
+    #[test]
+    fn rounds_are_launched_only_in_time_for_the_session() {
+        let d = design(40, 10);
+        let mut short = TwinRefit::new(setup(&d), 40);
+        // The default session: 30 trials, so the first round (trial 40) is never launched.
+        short.set_horizon(30);
+        assert!((0..30).all(|t| !short.launch_due(t)));
+        let mut long = TwinRefit::new(setup(&d), 40);
+        long.set_horizon(200);
+        assert!(!long.launch_due(39) && long.launch_due(40));
+        // Trial 180 would be taken at 200, the end: too late.
+        long.next_launch = 180;
+        assert!(!long.launch_due(179) && !long.launch_due(180));
+        long.next_launch = 150;
+        assert!(long.launch_due(150));
     }
 
     #[test]
