@@ -645,6 +645,15 @@ impl Config {
                 allowed: "needs source.kind = \"sim\" (only the simulator knows true footprints); use \"grid\"",
             });
         }
+        // PLACEHOLDER: the true-footprint extractor holds one plane's masks (the simulator's
+        // plane 0); several planes need the pipeline, which detects each plane's own cells.
+        if self.imaging.extraction == Extraction::TruthFootprints && self.imaging.planes > 1 {
+            return Err(ConfigError::Invalid {
+                field: "imaging.extraction",
+                value: "\"truth_footprints\"".into(),
+                allowed: "gives one plane's cells; with imaging.planes > 1 use \"pipeline\" (each plane's own cells) or \"grid\"",
+            });
+        }
         self.clocks.validate().map_err(ConfigError::Section)?;
         self.twin.validate()?;
         Ok(())

@@ -34,7 +34,7 @@ pub struct SimRigArgs {
 pub fn run(args: &SimRigArgs) -> anyhow::Result<()> {
     let cfg = load_config(args.config.as_deref())?;
     let geometry = sim_geometry(&cfg);
-    let mouse = SimMouse::new(&cfg.sim, &geometry)?;
+    let mouse = SimMouse::with_planes(&cfg.sim, &geometry, cfg.imaging.planes.into())?;
     let opts = SimRigOptions {
         ingest: args.ingest.clone(),
         publish: args.publish.clone(),

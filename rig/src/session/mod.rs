@@ -118,18 +118,21 @@ pub fn run(
     // The simulated mouse is built first: its true footprints feed the placeholder extraction.
     let mouse = match cfg.source.kind {
         SourceKind::Sim => Some(
-            SimMouse::new(&cfg.sim, &sim_geometry(cfg))
+            SimMouse::with_planes(&cfg.sim, &sim_geometry(cfg), cfg.imaging.planes.into())
                 .map_err(|e| SessionError::Sim(e.to_string()))?,
         ),
         SourceKind::Bridge => None,
     };
     if let Some(m) = &mouse {
         // Written now, not only at the end, so a killed session can still be replayed.
-        std::fs::create_dir_all(dir.truth_dir())?;
-        std::fs::write(
-            dir.truth_dir().join("cells.json"),
-            serde_json::to_vec(m.cells()).unwrap_or_default(),
-        )?;
+        for plane in 0..m.planes() {
+            let truth = crate::sim::truth::plane_dir(&dir.truth_dir(), plane);
+            std::fs::create_dir_all(&truth)?;
+            std::fs::write(
+                truth.join("cells.json"),
+                serde_json::to_vec(m.plane_cells(plane)).unwrap_or_default(),
+            )?;
+        }
     }
     let mut extractor = build_extractor(
         cfg,

@@ -13,16 +13,17 @@
 //! error: it waits for the flips up to `t_k` less the display latency (all the mouse can have
 //! seen by `t_k`), not up to `t_k` itself.
 //!
-//! PLACEHOLDER: it images one plane (plane 0); the daemon's multi-plane closed loop (every
-//! plane's cells as the twin's units) is tested on the designer and the selector's pairing
-//! until the simulated rig scans several planes.
+//! A mouse with several imaging planes ([`SimMouse::with_planes`]) is scanned as a piezo or
+//! resonant volume scan does: acquisition frame k images plane k % N at its own time `t_k`
+//! (`header.plane`; `aux` = k, the acquisition frame number), each plane numbered on its own
+//! (`seq` = k / N, the volume), with a frame-clock tick per frame as for one plane.
 
 use super::clocks::{SimClocks, Tick};
 use super::{SimGeometry, SimMouse};
 use crate::clock::{RigTime, host_monotonic_ns};
 use crate::protocol::{ClockDomain, Dtype, Header, Message, Stream, SyncCode};
 use bytes::Bytes;
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 use thiserror::Error;
@@ -78,8 +79,8 @@ struct Link {
     pending_views: VecDeque<(i64, Bytes, bool)>,
     newest_view_t: i64,
     acked: Option<u64>,
-    /// Next sequence number per (stream, channel): numbering is per (stream, plane, channel).
-    seq: [[u64; 8]; 6],
+    /// Next sequence number per (stream, plane, channel), as the protocol numbers messages.
+    seq: HashMap<(u16, u8, u8), u64>,
 }
 
 impl Link {
@@ -105,7 +106,8 @@ impl Link {
     }
 
     async fn send(&mut self, mut header: Header, payload: Bytes) -> Result<(), SimRigError> {
-        let next = &mut self.seq[header.stream.code() as usize % 6][header.channel as usize % 8];
+        let key = (header.stream.code(), header.plane, header.channel);
+        let next = self.seq.entry(key).or_insert(0);
         header.seq = *next;
         *next += 1;
         header.sent_ns = host_monotonic_ns();
@@ -159,7 +161,7 @@ pub async fn run(mut mouse: SimMouse, opts: SimRigOptions) -> Result<SimRigRepor
         pending_views: VecDeque::new(),
         newest_view_t: i64::MIN,
         acked: None,
-        seq: [[0; 8]; 6],
+        seq: HashMap::new(),
     };
     let hello = serde_json::json!({"event": "hello", "source": "twinloop sim-rig"});
     link.send(
@@ -172,6 +174,7 @@ pub async fn run(mut mouse: SimMouse, opts: SimRigOptions) -> Result<SimRigRepor
     let eye_ns = (1e9 / g.eye_rate_hz).round() as i64;
     let tread_ns = (1e9 / g.treadmill_rate_hz).round() as i64;
     let n_frames = (opts.duration_s * g.imaging_rate_hz).round() as u64;
+    let planes = mouse.planes().max(1) as u64;
     let (mut next_eye, mut next_tread) = (0i64, 0i64);
     let mut pixels = vec![0u16; g.imaging_width * g.imaging_height];
     let mut eye = vec![0u8; g.eye_width * g.eye_height];
@@ -270,7 +273,9 @@ pub async fn run(mut mouse: SimMouse, opts: SimRigOptions) -> Result<SimRigRepor
                 tokio::time::sleep(wait).await;
             }
         }
-        mouse.imaging_frame(RigTime::from_nanos(t_k), &mut pixels);
+        // Volume scan: frame k images plane k % N.
+        let plane = (k % planes) as usize;
+        mouse.imaging_plane_frame(plane, RigTime::from_nanos(t_k), &mut pixels);
         let t_2p = clocks.stamp(ClockDomain::TwoPhoton, t_k);
         let mut h = Header::new(
             Stream::TwoPhoton,
@@ -279,6 +284,7 @@ pub async fn run(mut mouse: SimMouse, opts: SimRigOptions) -> Result<SimRigRepor
             0,
             t_2p,
         );
+        h.plane = plane as u8;
         h.aux = k as i64;
         let mut payload = Vec::with_capacity(pixels.len() * 2);
         for p in &pixels {

@@ -106,44 +106,31 @@ pub struct SimStats {
     pub buffers_mis_sized: u64,
 }
 
-/// The simulated mouse and its rig.
-pub struct SimMouse {
-    cfg: SimConfig,
-    geom: SimGeometry,
+/// One imaging plane of the mouse: its own cells (anatomy, tuning, neurons, calcium), its own
+/// microscope (motion, noise) and its own truth. Everything else is the mouse's, shared.
+struct Plane {
     cells: Vec<CellTruth>,
     rf: RfBank,
     neurons: Neurons,
     calcium: Calcium,
-    behaviour: Behaviour,
     microscope: Microscope,
-    eye: EyeCamera,
-    encoder: Encoder,
     truth: TruthLog,
     spike_rng: ChaCha8Rng,
-    latent: Latent,
-    /// Views shown but not yet reached by the neural substeps, oldest first.
-    pending_views: VecDeque<(RigTime, Vec<u8>)>,
-    spare_views: Vec<Vec<u8>>,
-    view: Vec<u8>,
-    view_changed: bool,
-    filtered_gaze_deg: (f64, f64),
     drive_even: Vec<f32>,
     drive_odd: Vec<f32>,
     f0_photons: Vec<f32>,
     dff_per_spike: Vec<f32>,
     cell_f: Vec<f32>,
-    substep: i64,
-    stats: SimStats,
 }
 
-impl SimMouse {
-    /// Builds the mouse: anatomy, tuning and all processes, from `cfg.seed`.
-    pub fn new(cfg: &SimConfig, geom: &SimGeometry) -> Result<SimMouse, SimError> {
-        cfg.validate()?;
-        geom.validate()?;
+impl Plane {
+    /// Plane `index` of the mouse: plane 0 from the seed's own streams (so a one-plane mouse is
+    /// what it always was), others from their own ([`random::plane_stream`]).
+    fn new(cfg: &SimConfig, geom: &SimGeometry, index: usize) -> Plane {
         let seed = cfg.seed;
-        let anatomy = anatomy::build(cfg, geom, &mut stream(seed, Stream::Anatomy));
-        let mut tuning_rng = stream(seed, Stream::Tuning);
+        let own = |s: Stream| random::plane_stream(seed, s, index);
+        let anatomy = anatomy::build(cfg, geom, &mut own(Stream::Anatomy));
+        let mut tuning_rng = own(Stream::Tuning);
         let cells: Vec<CellTruth> = anatomy
             .somata
             .iter()
@@ -171,19 +158,86 @@ impl SimMouse {
             Kinetics::new(cfg.calcium.decay_s, cfg.calcium.rise_s, cfg.neural_dt_s),
             n,
         );
-        let behaviour = Behaviour::new(
-            &cfg.behaviour,
-            cfg.behaviour_dt_s,
-            stream(seed, Stream::Behaviour),
-        );
         let microscope = Microscope::new(
             &cfg.microscope,
             geom.imaging_width,
             geom.imaging_height,
             &anatomy,
             cfg.behaviour_dt_s,
-            stream(seed, Stream::Photons),
-            stream(seed, Stream::Motion),
+            own(Stream::Photons),
+            own(Stream::Motion),
+        );
+        let frames_hint = (10.0 * geom.imaging_rate_hz).ceil() as usize;
+        Plane {
+            f0_photons: params.iter().map(|p| p.f0_photons as f32).collect(),
+            dff_per_spike: params.iter().map(|p| p.dff_per_spike as f32).collect(),
+            rf,
+            neurons,
+            calcium,
+            microscope,
+            truth: TruthLog::new(n, cfg.calcium.record_calcium, frames_hint),
+            spike_rng: own(Stream::Spikes),
+            drive_even: vec![0.0; n],
+            drive_odd: vec![0.0; n],
+            cell_f: vec![0.0; n],
+            cells,
+        }
+    }
+}
+
+/// The simulated mouse and its rig: one behaviour, eye, treadmill, latent state and view,
+/// seen by every imaging plane's cells.
+pub struct SimMouse {
+    cfg: SimConfig,
+    geom: SimGeometry,
+    /// At least one; plane 0 is what a one-plane mouse images.
+    planes: Vec<Plane>,
+    behaviour: Behaviour,
+    eye: EyeCamera,
+    encoder: Encoder,
+    latent: Latent,
+    /// Views shown but not yet reached by the neural substeps, oldest first.
+    pending_views: VecDeque<(RigTime, Vec<u8>)>,
+    spare_views: Vec<Vec<u8>>,
+    view: Vec<u8>,
+    view_changed: bool,
+    filtered_gaze_deg: (f64, f64),
+    substep: i64,
+    stats: SimStats,
+}
+
+/// Most imaging planes a simulated mouse has (as `imaging.planes` allows).
+pub const MAX_PLANES: usize = 64;
+
+impl SimMouse {
+    /// Builds the mouse with one imaging plane: anatomy, tuning and all processes, from
+    /// `cfg.seed`.
+    pub fn new(cfg: &SimConfig, geom: &SimGeometry) -> Result<SimMouse, SimError> {
+        SimMouse::with_planes(cfg, geom, 1)
+    }
+
+    /// Builds the mouse with `planes` imaging planes, each its own population of cells (own
+    /// anatomy, tuning, spikes, microscope, truth) under the one behaviour and view. Plane 0 is
+    /// exactly the one-plane mouse's.
+    pub fn with_planes(
+        cfg: &SimConfig,
+        geom: &SimGeometry,
+        planes: usize,
+    ) -> Result<SimMouse, SimError> {
+        cfg.validate()?;
+        geom.validate()?;
+        if !(1..=MAX_PLANES).contains(&planes) {
+            return Err(SimError::InvalidConfig {
+                field: "imaging.planes",
+                reason: format!("the simulated rig images 1 ..= {MAX_PLANES} planes, got {planes}"),
+            });
+        }
+        let seed = cfg.seed;
+        let planes: Vec<Plane> = (0..planes).map(|p| Plane::new(cfg, geom, p)).collect();
+        let behaviour = Behaviour::new(
+            &cfg.behaviour,
+            cfg.behaviour_dt_s,
+            stream(seed, Stream::Behaviour),
         );
         let eye = EyeCamera::new(
             &cfg.eye,
@@ -192,23 +246,14 @@ impl SimMouse {
             &mut stream(seed, Stream::EyeAnatomy),
             stream(seed, Stream::EyeNoise),
         );
-        let frames_hint = (10.0 * geom.imaging_rate_hz).ceil() as usize;
         let view_len = geom.view_width * geom.view_height;
         Ok(SimMouse {
             cfg: cfg.clone(),
             geom: geom.clone(),
-            f0_photons: params.iter().map(|p| p.f0_photons as f32).collect(),
-            dff_per_spike: params.iter().map(|p| p.dff_per_spike as f32).collect(),
-            cells,
-            rf,
-            neurons,
-            calcium,
+            planes,
             behaviour,
-            microscope,
             eye,
             encoder: Encoder::new(&cfg.treadmill),
-            truth: TruthLog::new(n, cfg.calcium.record_calcium, frames_hint),
-            spike_rng: stream(seed, Stream::Spikes),
             latent: Latent::new(
                 cfg.cells.latent_tau_s,
                 cfg.neural_dt_s,
@@ -219,12 +264,14 @@ impl SimMouse {
             view: vec![128; view_len],
             view_changed: true,
             filtered_gaze_deg: (0.0, 0.0),
-            drive_even: vec![0.0; n],
-            drive_odd: vec![0.0; n],
-            cell_f: vec![0.0; n],
             substep: 0,
             stats: SimStats::default(),
         })
+    }
+
+    /// Number of imaging planes.
+    pub fn planes(&self) -> usize {
+        self.planes.len()
     }
 
     /// The stimulus shown from rig time `t` on (until the next call): a
@@ -242,22 +289,34 @@ impl SimMouse {
         self.pending_views.push_back((t, buf));
     }
 
-    /// Advances the brain to `t` and renders the two-photon frame acquired at `t` into `out`
-    /// (`imaging_height * imaging_width` u16, row-major).
+    /// Advances the brain to `t` and renders plane 0's two-photon frame acquired at `t` into
+    /// `out` (`imaging_height * imaging_width` u16, row-major).
     pub fn imaging_frame(&mut self, t: RigTime, out: &mut [u16]) {
-        if out.len() != self.geom.imaging_width * self.geom.imaging_height {
+        self.imaging_plane_frame(0, t, out);
+    }
+
+    /// Advances the brain (every plane) to `t` and renders plane `plane`'s two-photon frame
+    /// acquired at `t` into `out`. Each plane's frames must come in time order; a plane that
+    /// does not exist leaves `out` alone and counts as a mis-sized buffer.
+    pub fn imaging_plane_frame(&mut self, plane: usize, t: RigTime, out: &mut [u16]) {
+        if out.len() != self.geom.imaging_width * self.geom.imaging_height
+            || plane >= self.planes.len()
+        {
             self.stats.buffers_mis_sized += 1;
         }
         self.advance_brain(t);
-        self.microscope.advance(t, &mut self.behaviour);
+        let Some(p) = self.planes.get_mut(plane) else {
+            return;
+        };
+        p.microscope.advance(t, &mut self.behaviour);
         let mut population_dff = 0.0f32;
-        for (i, f) in self.cell_f.iter_mut().enumerate() {
-            let dff = self.dff_per_spike[i] * self.calcium.level(i);
-            *f = self.f0_photons[i] * (1.0 + dff);
+        for (i, f) in p.cell_f.iter_mut().enumerate() {
+            let dff = p.dff_per_spike[i] * p.calcium.level(i);
+            *f = p.f0_photons[i] * (1.0 + dff);
             population_dff += dff;
         }
-        population_dff /= self.cell_f.len().max(1) as f32;
-        let motion_px = self.microscope.render(t, &self.cell_f, population_dff, out);
+        population_dff /= p.cell_f.len().max(1) as f32;
+        let motion_px = p.microscope.render(t, &p.cell_f, population_dff, out);
         let b = self.behaviour.at(t);
         let rec = FrameRecord {
             t_s: t.as_secs_f64(),
@@ -270,9 +329,9 @@ impl SimMouse {
                 b.speed_cm_s,
             ],
         };
-        let calcium = &self.calcium;
-        self.truth
-            .close_frame(&rec, &self.neurons.rates_hz, |i| calcium.level(i));
+        let calcium = &p.calcium;
+        p.truth
+            .close_frame(&rec, &p.neurons.rates_hz, |i| calcium.level(i));
     }
 
     /// The neural-only path, for experiments that need the brain but not the microscope (the
@@ -280,19 +339,20 @@ impl SimMouse {
     /// count and mean rate (Hz) since the previous call. Returns the behaviour the twin would be
     /// given at `t`: running speed (cm/s) and pupil dilation in [-1, 1]. Nothing is kept in the
     /// truth log, so memory stays flat however long it runs. Do not mix with
-    /// [`SimMouse::imaging_frame`] in one session.
+    /// [`SimMouse::imaging_frame`] in one session. Plane 0's cells only.
     pub fn neural_frame(
         &mut self,
         t: RigTime,
         spikes: &mut [f32],
         rates_hz: &mut [f32],
     ) -> (f64, f64) {
-        if spikes.len() != self.cells.len() || rates_hz.len() != self.cells.len() {
+        let n = self.planes[0].cells.len();
+        if spikes.len() != n || rates_hz.len() != n {
             self.stats.buffers_mis_sized += 1;
         }
         self.advance_brain(t);
-        self.truth
-            .take_frame(&self.neurons.rates_hz, spikes, rates_hz);
+        let p = &mut self.planes[0];
+        p.truth.take_frame(&p.neurons.rates_hz, spikes, rates_hz);
         let b = self.behaviour.at(t);
         (b.speed_cm_s, b.pupil_z)
     }
@@ -311,7 +371,8 @@ impl SimMouse {
         }
         let b = self.behaviour.at(t);
         let p = self.eye.render(&b, out);
-        self.truth.push_eye([
+        // The eye is the mouse's, not a plane's: its truth goes with plane 0's.
+        self.planes[0].truth.push_eye([
             t.as_secs_f64(),
             p.centre_x_px,
             p.centre_y_px,
@@ -325,9 +386,14 @@ impl SimMouse {
         self.encoder.count(self.behaviour.at(t).distance_cm)
     }
 
-    /// Ground truth of every cell, indexed by id.
+    /// Ground truth of every cell of plane 0, indexed by id.
     pub fn cells(&self) -> &[CellTruth] {
-        &self.cells
+        &self.planes[0].cells
+    }
+
+    /// Ground truth of every cell of plane `plane` (empty for a plane the mouse lacks).
+    pub fn plane_cells(&self, plane: usize) -> &[CellTruth] {
+        self.planes.get(plane).map_or(&[], |p| &p.cells)
     }
 
     /// The eye camera's linear model (gaze in degrees to pupil centre in pixels).
@@ -345,15 +411,37 @@ impl SimMouse {
         self.stats
     }
 
-    /// Writes the ground truth so far into `dir` (see [`truth`] for the files and layouts).
     /// The simulator's settings.
     pub fn config(&self) -> &SimConfig {
         &self.cfg
     }
 
+    /// Writes the ground truth so far into `dir` (see [`truth`] for the files and layouts):
+    /// plane 0's in `dir` itself, plane p's (p >= 1) in [`truth::plane_dir`] (`dir/plane<p>`).
     pub fn write_truth(&self, dir: &std::path::Path) -> std::io::Result<()> {
-        let config = serde_json::json!({ "config": self.cfg, "geometry": self.geom });
-        self.truth.write(dir, &self.cells, &self.eye.model, &config)
+        let n = self.planes.len();
+        for (i, p) in self.planes.iter().enumerate() {
+            let config = if n == 1 {
+                serde_json::json!({ "config": self.cfg, "geometry": self.geom })
+            } else {
+                serde_json::json!({
+                    "config": self.cfg, "geometry": self.geom, "plane": i, "planes": n,
+                })
+            };
+            p.truth.write(
+                &truth::plane_dir(dir, i),
+                &p.cells,
+                &self.eye.model,
+                &config,
+            )?;
+        }
+        Ok(())
+    }
+
+    /// Plane 0's truth so far (the tests read it in memory).
+    #[cfg(test)]
+    fn truth(&self) -> &TruthLog {
+        &self.planes[0].truth
     }
 
     /// Rig time of neural substep `n`, ns.
@@ -387,26 +475,27 @@ impl SimMouse {
             };
             let moved =
                 (gaze.0 - self.filtered_gaze_deg.0).hypot(gaze.1 - self.filtered_gaze_deg.1);
-            if self.view_changed || moved > GAZE_REFILTER_DEG {
-                self.rf.load_view(&self.view, gaze);
-                self.rf.project(&mut self.drive_even, &mut self.drive_odd);
+            let refilter = self.view_changed || moved > GAZE_REFILTER_DEG;
+            if refilter {
                 self.filtered_gaze_deg = gaze;
                 self.view_changed = false;
             }
+            // One state for the whole brain: every plane's cells see it.
             let state = BrainState {
                 speed_cm_s: b.speed_cm_s as f32,
                 pupil_z: b.pupil_z as f32,
                 latent: self.latent.step() as f32,
             };
-            self.neurons.step(
-                &self.drive_even,
-                &self.drive_odd,
-                &state,
-                &mut self.spike_rng,
-            );
-            self.calcium.step(&self.neurons.spikes);
-            self.truth
-                .accumulate(&self.neurons.spikes, &self.neurons.rates_hz);
+            for p in &mut self.planes {
+                if refilter {
+                    p.rf.load_view(&self.view, gaze);
+                    p.rf.project(&mut p.drive_even, &mut p.drive_odd);
+                }
+                p.neurons
+                    .step(&p.drive_even, &p.drive_odd, &state, &mut p.spike_rng);
+                p.calcium.step(&p.neurons.spikes);
+                p.truth.accumulate(&p.neurons.spikes, &p.neurons.rates_hz);
+            }
         }
     }
 }

@@ -33,8 +33,18 @@ pub(crate) enum Stream {
 
 /// The ChaCha8 stream `stream` of `seed`.
 pub(crate) fn stream(seed: u64, stream: Stream) -> ChaCha8Rng {
+    plane_stream(seed, stream, 0)
+}
+
+/// Stream ids between one plane's streams and the next: more than any [`Stream`] id.
+const PLANE_STREAM_STRIDE: u64 = 16;
+
+/// Imaging plane `plane`'s own copy of `stream` of `seed`, for the per-plane components (cells,
+/// spikes, microscope). Plane 0's are exactly [`stream`]'s, so a one-plane mouse is unchanged;
+/// other planes' are further ChaCha8 streams of the same seed, independent of every other.
+pub(crate) fn plane_stream(seed: u64, stream: Stream, plane: usize) -> ChaCha8Rng {
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
-    rng.set_stream(stream as u64);
+    rng.set_stream(stream as u64 + PLANE_STREAM_STRIDE * plane as u64);
     rng
 }
 

@@ -127,8 +127,8 @@ fn same_seed_same_rig_different_seed_different_rig() {
             frames,
             eye,
             count,
-            m.truth.spikes().to_vec(),
-            m.truth.calcium().to_vec(),
+            m.truth().spikes().to_vec(),
+            m.truth().calcium().to_vec(),
             m.cells().to_vec(),
         )
     };
@@ -161,7 +161,7 @@ fn the_eye_camera_rate_does_not_change_the_brain() {
             eye_hz,
             false,
         );
-        (m.truth.spikes().to_vec(), m.truth.motion().to_vec())
+        (m.truth().spikes().to_vec(), m.truth().motion().to_vec())
     };
     assert_eq!(spikes(None), spikes(Some(200.0)));
 }
@@ -181,7 +181,7 @@ fn preferred_orientation_is_recovered_from_rates() {
     let mut t0 = 0.0;
     for (d, _) in (0..8).enumerate() {
         let dir = 45.0 * d as f64;
-        let before = m.truth.frames();
+        let before = m.truth().frames();
         run(
             &mut m,
             &geom,
@@ -191,8 +191,8 @@ fn preferred_orientation_is_recovered_from_rates() {
             None,
             false,
         );
-        let rates = m.truth.rates();
-        let frames = m.truth.frames();
+        let rates = m.truth().rates();
+        let frames = m.truth().frames();
         let first = before + (settle_s * geom.imaging_rate_hz) as usize;
         for (i, resp) in responses.iter_mut().enumerate() {
             resp[d] = (first..frames)
@@ -248,7 +248,7 @@ fn direction_selective_cells_prefer_their_direction() {
     let mut resp = vec![[0.0f64; 8]; n];
     for d in 0..8 {
         let dir = 45.0 * d as f64;
-        let before = m.truth.frames();
+        let before = m.truth().frames();
         run(
             &mut m,
             &geom,
@@ -259,7 +259,7 @@ fn direction_selective_cells_prefer_their_direction() {
             false,
         );
         let first = before + 15;
-        let (rates, frames) = (m.truth.rates(), m.truth.frames());
+        let (rates, frames) = (m.truth().rates(), m.truth().frames());
         for (i, r) in resp.iter_mut().enumerate() {
             r[d] = (first..frames)
                 .map(|f| rates[f * n + i] as f64)
@@ -300,7 +300,7 @@ fn running_raises_rates_of_positively_coupled_cells() {
     let mut m = SimMouse::new(&cfg, &geom).expect("valid config");
     let grey = vec![128u8; geom.view_width * geom.view_height];
     run(&mut m, &geom, 0.0, 60.0, |_| grey.clone(), None, false);
-    let (rates, beh, n) = (m.truth.rates(), m.truth.behaviour(), cfg.neurons);
+    let (rates, beh, n) = (m.truth().rates(), m.truth().behaviour(), cfg.neurons);
     let running: Vec<usize> = (0..beh.len()).filter(|&f| beh[f][3] > 8.0).collect();
     let still: Vec<usize> = (0..beh.len()).filter(|&f| beh[f][3] < 0.5).collect();
     assert!(
@@ -347,7 +347,7 @@ fn footprint_means_track_true_fluorescence() {
         None,
         true,
     );
-    let (calcium, n) = (m.truth.calcium(), cfg.neurons);
+    let (calcium, n) = (m.truth().calcium(), cfg.neurons);
     let mut by_brightness: Vec<&CellTruth> = m.cells().iter().collect();
     by_brightness.sort_by(|a, b| b.params.f0_photons.total_cmp(&a.params.f0_photons));
     let mut checked = 0;
@@ -391,7 +391,7 @@ fn motion_stays_bounded_and_moves_the_image() {
     let mut m = SimMouse::new(&cfg, &geom).expect("valid config");
     let grey = vec![128u8; geom.view_width * geom.view_height];
     let frames = run(&mut m, &geom, 0.0, 20.0, |_| grey.clone(), None, true);
-    let motion = m.truth.motion();
+    let motion = m.truth().motion();
     assert!(
         motion
             .iter()
@@ -462,7 +462,7 @@ fn darkest_blob_is_the_true_pupil() {
     for k in 0..400 {
         let t = RigTime::from_secs_f64(0.1 * k as f64);
         m.eye_frame(t, &mut img);
-        let truth = m.truth.eye()[k];
+        let truth = m.truth().eye()[k];
         let dark: Vec<(f64, f64)> = (0..w * h)
             .filter(|&p| img[p] < 45)
             .map(|p| ((p % w) as f64 + 0.5, (p / w) as f64 + 0.5))
@@ -565,7 +565,7 @@ fn truth_files_have_the_documented_shapes() {
         .expect("npy")
         .into_vec()
         .expect("f32");
-    let mem = m.truth.spikes();
+    let mem = m.truth().spikes();
     for i in 0..20 {
         for f in 0..frames as usize {
             assert_eq!(data[i * frames as usize + f], mem[f * 20 + i]);
@@ -610,8 +610,8 @@ fn the_recorded_latent_is_what_modulates_the_population() {
     let mut m = SimMouse::new(&cfg, &geom).expect("valid config");
     let grey = vec![128u8; geom.view_width * geom.view_height];
     run(&mut m, &geom, 0.0, 20.0, |_| grey.clone(), None, false);
-    let (rates, n) = (m.truth.rates(), cfg.neurons);
-    let frames = m.truth.frames();
+    let (rates, n) = (m.truth().rates(), cfg.neurons);
+    let frames = m.truth().frames();
     let population: Vec<f64> = (0..frames)
         .map(|f| {
             rates[f * n..(f + 1) * n]
@@ -620,7 +620,167 @@ fn the_recorded_latent_is_what_modulates_the_population() {
                 .sum::<f64>()
         })
         .collect();
-    let latent: Vec<f64> = m.truth.latent().iter().map(|&v| v as f64).collect();
+    let latent: Vec<f64> = m.truth().latent().iter().map(|&v| v as f64).collect();
     let r = pearson(&population, &latent);
     assert!(r > 0.9, "population rate vs latent: r = {r}");
+}
+
+/// FNV-1a over bytes: a fingerprint of everything a run produced.
+fn fnv1a(hash: &mut u64, bytes: &[u8]) {
+    for &b in bytes {
+        *hash ^= u64::from(b);
+        *hash = hash.wrapping_mul(0x100_0000_01b3);
+    }
+}
+
+/// Runs a mouse the way the bridge does (views at 60 Hz, eye, treadmill and imaging in time
+/// order) and fingerprints every frame, eye frame, encoder count and truth file.
+fn fingerprint(mouse: &mut SimMouse, geom: &SimGeometry, seconds: f64) -> u64 {
+    let mut hash = 0xcbf2_9ce4_8422_2325u64;
+    let mut frame = vec![0u16; geom.imaging_width * geom.imaging_height];
+    let mut eye = vec![0u8; geom.eye_width * geom.eye_height];
+    let n = (seconds * geom.imaging_rate_hz).round() as i64;
+    for k in 0..n {
+        let t = k as f64 / geom.imaging_rate_hz;
+        mouse.show(&noise_view(geom, t), RigTime::from_secs_f64(t));
+        mouse.eye_frame(RigTime::from_secs_f64(t), &mut eye);
+        fnv1a(&mut hash, &eye);
+        let count = mouse.treadmill_count(RigTime::from_secs_f64(t));
+        fnv1a(&mut hash, &count.to_le_bytes());
+        mouse.imaging_frame(RigTime::from_secs_f64(t), &mut frame);
+        for p in &frame {
+            fnv1a(&mut hash, &p.to_le_bytes());
+        }
+    }
+    let dir = tempfile::tempdir().unwrap();
+    mouse.write_truth(dir.path()).unwrap();
+    let mut names: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .filter(|e| e.path().is_file())
+        .map(|e| e.file_name())
+        .collect();
+    names.sort();
+    for name in names {
+        fnv1a(&mut hash, name.as_encoded_bytes());
+        fnv1a(&mut hash, &std::fs::read(dir.path().join(name)).unwrap());
+    }
+    hash
+}
+
+/// A one-plane mouse is bit for bit what it was before the simulator had planes: this
+/// fingerprint was taken on the single-plane simulator (commit 5bfb3b0).
+#[test]
+fn a_one_plane_mouse_is_unchanged() {
+    let geom = small_geometry();
+    let mut mouse = SimMouse::new(&small_config(11, 80), &geom).unwrap();
+    let got = fingerprint(&mut mouse, &geom, 1.0);
+    eprintln!("fingerprint {got:#018x}");
+    assert_eq!(got, ONE_PLANE_FINGERPRINT);
+}
+
+const ONE_PLANE_FINGERPRINT: u64 = 0x659d_c0fe_fd14_3e56;
+
+/// Plane 0 of a two-plane mouse, scanned every other frame, is frame for frame the one-plane
+/// mouse imaged at the same times: plane 1's cells draw from none of plane 0's streams.
+#[test]
+fn plane_zero_of_a_volume_is_the_one_plane_mouse() {
+    let geom = small_geometry();
+    let cfg = small_config(12, 60);
+    let mut volume = SimMouse::with_planes(&cfg, &geom, 2).unwrap();
+    let mut single = SimMouse::new(&cfg, &geom).unwrap();
+    assert_eq!((volume.planes(), single.planes()), (2, 1));
+    let px = geom.imaging_width * geom.imaging_height;
+    let (mut a, mut b) = (vec![0u16; px], vec![0u16; px]);
+    for k in 0..30 {
+        let t = RigTime::from_secs_f64(k as f64 / geom.imaging_rate_hz);
+        let view = noise_view(&geom, t.as_secs_f64());
+        volume.show(&view, t);
+        single.show(&view, t);
+        volume.imaging_plane_frame(k % 2, t, &mut a);
+        if k % 2 == 0 {
+            single.imaging_frame(t, &mut b);
+            assert_eq!(a, b, "frame {k}");
+        }
+    }
+    assert_eq!(volume.cells(), single.cells());
+    assert_eq!(volume.stats(), SimStats::default());
+}
+
+/// Each plane has its own cells, spikes and image, while behaviour and the latent state are
+/// the mouse's: both planes imaged at the same times record the same behaviour and latent.
+#[test]
+fn planes_have_their_own_cells_under_one_behaviour() {
+    let geom = small_geometry();
+    let cfg = small_config(13, 60);
+    let mut m = SimMouse::with_planes(&cfg, &geom, 2).unwrap();
+    let (c0, c1) = (m.plane_cells(0).to_vec(), m.plane_cells(1).to_vec());
+    assert!(!c1.is_empty() && m.plane_cells(2).is_empty());
+    let centres = |c: &[CellTruth]| -> Vec<(f32, f32)> {
+        c.iter().map(|c| (c.centre_y_px, c.centre_x_px)).collect()
+    };
+    assert_ne!(centres(&c0), centres(&c1), "own anatomy");
+    let directions = |c: &[CellTruth]| -> Vec<f64> {
+        c.iter().map(|c| c.params.preferred_direction_deg).collect()
+    };
+    assert_ne!(directions(&c0), directions(&c1), "own tuning");
+
+    let px = geom.imaging_width * geom.imaging_height;
+    let (mut f0, mut f1) = (vec![0u16; px], vec![0u16; px]);
+    let mut eye = vec![0u8; geom.eye_width * geom.eye_height];
+    let frames = 60;
+    let mut differ = 0;
+    for k in 0..frames {
+        let t = RigTime::from_secs_f64(k as f64 / geom.imaging_rate_hz);
+        m.show(&noise_view(&geom, t.as_secs_f64()), t);
+        m.eye_frame(t, &mut eye);
+        m.imaging_plane_frame(0, t, &mut f0);
+        m.imaging_plane_frame(1, t, &mut f1);
+        differ += usize::from(f0 != f1);
+    }
+    assert_eq!(differ, frames, "every frame of plane 1 is its own image");
+
+    let dir = tempfile::tempdir().unwrap();
+    m.write_truth(dir.path()).unwrap();
+    let read = |plane: usize, name: &str| -> (Vec<u64>, Vec<f32>) {
+        let path = truth::plane_dir(dir.path(), plane).join(name);
+        let npy = npyz::NpyFile::new(std::fs::File::open(path).unwrap()).unwrap();
+        (npy.shape().to_vec(), npy.into_vec().unwrap())
+    };
+    assert_eq!(truth::plane_dir(dir.path(), 1), dir.path().join("plane1"));
+    for name in ["behaviour.npy", "latent.npy", "frame_times.npy"] {
+        assert_eq!(read(0, name), read(1, name), "{name} is the mouse's");
+    }
+    let (s0, s1) = (read(0, "spikes.npy"), read(1, "spikes.npy"));
+    assert_eq!(s0.0, vec![c0.len() as u64, frames as u64]);
+    assert_eq!(s1.0, vec![c1.len() as u64, frames as u64]);
+    assert_ne!(s0.1, s1.1, "own spikes");
+    assert!(s1.1.iter().sum::<f32>() > 0.0, "plane 1's cells fire");
+    assert_ne!(
+        read(0, "motion.npy"),
+        read(1, "motion.npy"),
+        "own microscope"
+    );
+    assert_eq!(read(0, "eye.npy").0, vec![frames as u64, 5]);
+    assert_eq!(
+        read(1, "eye.npy").0,
+        vec![0, 5],
+        "the eye's truth is kept once"
+    );
+    let cells1: Vec<CellTruth> =
+        serde_json::from_slice(&std::fs::read(dir.path().join("plane1/cells.json")).unwrap())
+            .unwrap();
+    assert_eq!(cells1.len(), c1.len());
+}
+
+#[test]
+fn a_plane_count_the_sim_cannot_do_names_the_field() {
+    let geom = small_geometry();
+    for planes in [0, MAX_PLANES + 1] {
+        let err = SimMouse::with_planes(&small_config(1, 10), &geom, planes)
+            .err()
+            .expect("rejected")
+            .to_string();
+        assert!(err.contains("imaging.planes"), "{err}");
+    }
 }

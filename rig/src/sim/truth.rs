@@ -17,6 +17,11 @@
 //! | `latent.npy` | [frames] | the shared latent fluctuation at the frame (see `latent_coupling`) |
 //! | `behaviour.npy` | [frames, 4] | pupil_x_deg, pupil_y_deg (gaze azimuth, elevation), pupil_radius_px, running_cm_s |
 //! | `eye.npy` | [eye frames, 5] | t_s, centre_x_px, centre_y_px, radius_px, blink (0/1) |
+//!
+//! A mouse with several imaging planes writes plane 0's truth as above and plane p's (p >= 1)
+//! in `plane<p>/` below it ([`plane_dir`]), the same files over that plane's own cells and
+//! frames (its `eye.npy` is empty: the eye is the mouse's, kept with plane 0; `config.json`
+//! adds `plane` and `planes`).
 
 use super::eye::EyeCameraModel;
 use super::tuning::CellParams;
@@ -24,6 +29,15 @@ use serde::{Deserialize, Serialize};
 use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::path::Path;
+
+/// Where plane `plane`'s truth goes in a truth directory `dir`: plane 0's in `dir` itself (as a
+/// one-plane mouse's always was), plane p's in `dir/plane<p>`, the same files.
+pub fn plane_dir(dir: &Path, plane: usize) -> std::path::PathBuf {
+    match plane {
+        0 => dir.to_path_buf(),
+        p => dir.join(format!("plane{p}")),
+    }
+}
 
 /// Everything there is to know about one simulated cell.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
