@@ -274,6 +274,8 @@ pub struct PolicyComparison {
     /// both the live twin and the alternative predicted every cell; the correlations below
     /// are over these frames.
     pub prediction_frames: u64,
+    /// Of those, each imaging plane's (every plane's cells are the twins' units).
+    pub prediction_frames_per_plane: BTreeMap<u8, u64>,
     /// Median over cells of the correlation between the live twin's one-step-ahead prediction
     /// and the measured activity (`None` when a selector has no twin or no frame counted).
     pub live_prediction_cc: Option<f64>,
@@ -577,6 +579,11 @@ pub fn replay_with(path: &Path, overrides: &Overrides) -> Result<ReplayReport, R
             c.mean_score = Some(scores.iter().sum::<f64>() / scores.len() as f64);
         }
         c.prediction_frames = agreement.frames;
+        c.prediction_frames_per_plane = agreement
+            .planes
+            .iter()
+            .map(|(plane, (frames, _))| (*plane, *frames))
+            .collect();
         c.live_prediction_cc = agreement.median(0);
         c.prediction_cc = agreement.median(1);
         c.twins_prediction_cc = agreement.median(2);
