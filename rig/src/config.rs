@@ -712,6 +712,27 @@ mod tests {
     }
 
     #[test]
+    fn several_planes_of_true_footprints_point_to_the_pipeline() {
+        let text = DEFAULT_SIM_TOML
+            .replace("planes = 1", "planes = 2")
+            .replace(
+                "extraction = \"pipeline\"",
+                "extraction = \"truth_footprints\"",
+            );
+        let e = Config::from_toml(&text, "t.toml").unwrap_err().to_string();
+        assert!(
+            e.contains("imaging.extraction") && e.contains("\"pipeline\""),
+            "{e}"
+        );
+        // The pipeline detects each plane's own cells: two simulated planes are fine.
+        let text = DEFAULT_SIM_TOML.replace("planes = 1", "planes = 2");
+        assert_eq!(
+            Config::from_toml(&text, "t.toml").unwrap().imaging.planes,
+            2
+        );
+    }
+
+    #[test]
     fn a_bad_design_setting_is_named() {
         let text = DEFAULT_SIM_TOML.replace("random_share = 0.5", "random_share = 1.5");
         let e = Config::from_toml(&text, "t.toml").unwrap_err().to_string();

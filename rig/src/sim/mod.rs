@@ -6,6 +6,11 @@
 //! [`SimMouse::treadmill_count`], each in time order. Everything is a deterministic function of
 //! the seed, the stimuli and the times asked for.
 //!
+//! A mouse may have several imaging planes ([`SimMouse::with_planes`]; frames from
+//! [`SimMouse::imaging_plane_frame`]): each plane is its own population of cells with its own
+//! microscope and truth, all driven by the one behaviour, latent state and view. Plane 0 is
+//! exactly the one-plane mouse; the other planes draw from streams of their own.
+//!
 //! # Layout (in the order data flows)
 //! - `bridge`: the ZeroMQ driver that serves this mouse as a rig (written with the daemon).
 //! - [`clocks`]: each device's own clock (offset, drift, jitter, a jump) and the shared sync
