@@ -15,6 +15,7 @@
 //! Cost per (unit, clip): `T d²/2` for `Ψ` plus `min(T,d)² max(T,d)/2` for the Gram matrix.
 
 use std::ops::Range;
+use std::time::Instant;
 
 use super::linalg::{
     Strided, Tri, chol_logdet, chol_solve, cholesky, dot, dot_f32, forward_rows, lower_inverse,
@@ -348,7 +349,13 @@ struct Job<'a> {
     candidates: &'a [usize],
     criterion: &'a Criterion,
     dt: f64,
+    /// Stop (every chunk, without a result) once this has passed.
+    deadline: Option<Instant>,
 }
+
+/// Units between deadline checks: a clock read per unit would be noise next to its cost, and
+/// a few units are a few milliseconds at rig scale.
+const DEADLINE_CHECK_UNITS: usize = 8;
 
 impl<'a> Job<'a> {
     fn new(
@@ -364,6 +371,7 @@ impl<'a> Job<'a> {
             candidates,
             criterion,
             dt,
+            deadline: None,
         }
     }
 
@@ -441,12 +449,15 @@ impl<'a> Job<'a> {
         range: Range<usize>,
         mut scratch: Option<&mut [f64]>,
         fold: Option<usize>,
-    ) -> Vec<f64> {
+    ) -> Option<Vec<f64>> {
         let d = self.post.dim();
         let mut work = Work::new(d);
         let mut vals = vec![0.0; self.candidates.len()];
         let mut partial = vec![0.0; self.candidates.len()];
         for (k, u) in range.enumerate() {
+            if k % DEADLINE_CHECK_UNITS == 0 && self.deadline.is_some_and(|t| Instant::now() >= t) {
+                return None;
+            }
             let cov: &[f64] = match scratch.as_deref_mut() {
                 Some(all) => {
                     let cov = &mut all[k * d * d..(k + 1) * d * d];
@@ -464,7 +475,7 @@ impl<'a> Job<'a> {
                 }
             }
         }
-        partial
+        Some(partial)
     }
 
     /// Folds clip `c`'s expected Fisher information into unit `u`'s scratch covariance (left
@@ -493,8 +504,14 @@ impl<'a> Job<'a> {
     }
 
     /// Totals over all units, computed in `threads` contiguous unit chunks whose partial sums
-    /// are added in chunk order (bit-reproducible for a given `threads`).
-    fn run(&self, threads: usize, scratch: Option<&mut [f64]>, fold: Option<usize>) -> Vec<f64> {
+    /// are added in chunk order (bit-reproducible for a given `threads`); `DeadlinePassed` if
+    /// a chunk stopped at the deadline.
+    fn run(
+        &self,
+        threads: usize,
+        scratch: Option<&mut [f64]>,
+        fold: Option<usize>,
+    ) -> Result<Vec<f64>, DesignError> {
         let d2 = self.post.dim() * self.post.dim();
         let mut rest = scratch;
         let state = |r: &Range<usize>| {
@@ -507,11 +524,14 @@ impl<'a> Job<'a> {
         });
         let mut total = vec![0.0; self.candidates.len()];
         for p in &partials {
+            let Some(p) = p else {
+                return Err(DesignError::DeadlinePassed);
+            };
             for (t, v) in total.iter_mut().zip(p) {
                 *t += v;
             }
         }
-        total
+        Ok(total)
     }
 }
 
@@ -541,8 +561,25 @@ pub fn score(
     dt_s: f64,
     threads: usize,
 ) -> Result<Vec<f64>, DesignError> {
+    score_within(post, src, candidates, criterion, dt_s, threads, None)
+}
+
+/// [`score`], stopped at `deadline` (`Err(DeadlinePassed)`, no partial result): the daemon
+/// scores within the time left before the trial's onset, and a decision that cannot be made
+/// in time becomes a random one rather than a late one.
+pub fn score_within(
+    post: &Posterior,
+    src: &dyn FeatureSource,
+    candidates: &[usize],
+    criterion: &Criterion,
+    dt_s: f64,
+    threads: usize,
+    deadline: Option<Instant>,
+) -> Result<Vec<f64>, DesignError> {
     validate(post, src, dt_s, threads)?;
-    Ok(Job::new(post, src, candidates, criterion, dt_s).run(threads, None, None))
+    let mut job = Job::new(post, src, candidates, criterion, dt_s);
+    job.deadline = deadline;
+    job.run(threads, None, None)
 }
 
 /// Greedy batch of up to `k` clips: score, pick the best (lowest position on ties), fold its
@@ -572,7 +609,7 @@ pub fn greedy_batch(
     let mut fold = None;
     while picks.len() < k && !pool.is_empty() {
         let job = Job::new(post, src, &pool, criterion, dt_s);
-        let totals = job.run(threads, adaptive.then_some(&mut scratch[..]), fold);
+        let totals = job.run(threads, adaptive.then_some(&mut scratch[..]), fold)?;
         let best = (0..totals.len())
             .filter(|&i| totals[i].is_finite())
             .fold(None, |b: Option<usize>, i| match b {
@@ -720,13 +757,7 @@ mod tests {
             };
             let got_vr = score(&post, &src, &[1], &crit, dt, 1).unwrap()[0];
             assert!(rel_close(got_vr, want_vr, 1e-9), "{got_vr} vs {want_vr}");
-            let job = Job {
-                post: &post,
-                src: &src,
-                candidates: &[1],
-                criterion: &crit,
-                dt,
-            };
+            let job = Job::new(&post, &src, &[1], &crit, dt);
             let mut work = Work::new(d);
             job.unit_values(0, cov, &mut work, &mut [0.0]);
             let b = &mut work.b;

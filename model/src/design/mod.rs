@@ -48,6 +48,7 @@ pub mod posterior;
 
 pub use criterion::{
     Criterion, FeatureSource, fold_expected_fisher, greedy_batch, info_gain_unit, score,
+    score_within,
 };
 pub use posterior::{Posterior, PosteriorConfig};
 
@@ -103,6 +104,9 @@ pub enum DesignError {
     /// A matrix that must be positive definite is not (numerically).
     #[error("{what} is not positive definite (pivot {pivot})")]
     NotPositiveDefinite { what: &'static str, pivot: usize },
+    /// Scoring was stopped at its deadline; no partial result is returned.
+    #[error("scoring passed its deadline")]
+    DeadlinePassed,
 }
 
 /// `Err(Shape)` unless `got == expected`.
@@ -384,6 +388,30 @@ pub(crate) mod tests {
                 (first + second - joint).abs() < 1e-9 * joint,
                 "{first} + {second} vs {joint}"
             );
+        }
+    }
+
+    /// A deadline already passed stops scoring with no partial result, on any thread count; a
+    /// deadline not reached changes nothing.
+    #[test]
+    fn scoring_stops_at_its_deadline_and_is_unchanged_before_it() {
+        let d = 5;
+        let src = TableSource::random(37, 12, d, |c| c % 7 + 1, 0.6, 8);
+        let post = learned(&src, 37);
+        let cands: Vec<usize> = (1..12).collect();
+        let ig = &Criterion::InfoGain;
+        let now = std::time::Instant::now();
+        for threads in [1, 3] {
+            let stopped = score_within(&post, &src, &cands, ig, 0.1, threads, Some(now));
+            assert!(
+                matches!(stopped, Err(DesignError::DeadlinePassed)),
+                "{stopped:?}"
+            );
+            let later = now + std::time::Duration::from_secs(3600);
+            let full = score_within(&post, &src, &cands, ig, 0.1, threads, Some(later)).unwrap();
+            let plain = score(&post, &src, &cands, ig, 0.1, threads).unwrap();
+            let bits = |v: &[f64]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+            assert_eq!(bits(&full), bits(&plain));
         }
     }
 

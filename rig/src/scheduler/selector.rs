@@ -121,6 +121,11 @@ pub trait Selector: Send {
     /// Trial `trial`'s stimulus. `force_late` replays a decision that was late live (its
     /// scoring overran the deadline), which cannot be timed again.
     fn decide(&mut self, trial: u64, force_late: bool) -> Decision;
+    /// The time the next decision has before its trial's onset (`None`: as long as it takes).
+    /// A selector that cannot decide in time makes a random trial, counted as late.
+    fn set_budget(&mut self, budget: Option<Duration>) {
+        let _ = budget;
+    }
     /// Upkeep for trial `next_trial` (re-placing readouts, refits), run right after each
     /// decision is queued so that it is off the next decision's critical path; a replay calls
     /// it at the same points.
@@ -218,6 +223,9 @@ pub struct DecisionTiming {
     pub lockstep: bool,
 }
 
+/// What a decision's budget leaves before its onset: the renderer takes the queue at a flip.
+const ONSET_MARGIN_NS: i64 = 50_000_000;
+
 /// How long activity must have stopped before a lock-step session decides without the last
 /// trial's responses (the imaging stage may be calibrating, or the responses lie past the
 /// frames the waiting display lets the simulator make).
@@ -244,6 +252,7 @@ impl DecisionTiming {
         Due {
             responses_in: at(self.stimulus_s + self.response_wait_s),
             deadline: at(self.stimulus_s + self.gray_s - lead_s),
+            onset: at(self.stimulus_s + self.gray_s),
             onset_known: false,
             responses_recv_ns: None,
         }
@@ -255,6 +264,8 @@ impl DecisionTiming {
 struct Due {
     responses_in: RigTime,
     deadline: RigTime,
+    /// The decided trial's onset, if none starts late.
+    onset: RigTime,
     /// From the onset the renderer reported (else estimated when it took the last decision).
     onset_known: bool,
     /// Host arrival time of the observed frame that completed the responses.
@@ -414,6 +425,13 @@ impl SelectorThread {
                 && !queued
                 && !renderer_gone
             {
+                // In real time the decision has until its onset, less a few display frames
+                // to be taken; lock-step, the display waits for it.
+                let budget = due.filter(|_| !self.timing.lockstep).map(|d| {
+                    let left_ns = d.onset.as_nanos() - latest.as_nanos() - ONSET_MARGIN_NS;
+                    Duration::from_nanos(left_ns.max(0) as u64)
+                });
+                self.selector.set_budget(budget);
                 let asked = host_monotonic_ns();
                 let d = self.selector.decide(trial, false);
                 let ready = host_monotonic_ns();

@@ -38,7 +38,7 @@ use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
 use std::time::Instant;
 use twinloop_model::design::{
-    Criterion, FeatureSource, Posterior, PosteriorConfig, greedy_batch, score,
+    Criterion, DesignError, FeatureSource, Posterior, PosteriorConfig, greedy_batch, score_within,
 };
 use twinloop_model::metrics;
 
@@ -374,6 +374,8 @@ pub struct Designer {
     prediction_valid: bool,
     /// The twin refit worker (fnn cores; `twin_refit.rs`).
     twin_refit: Option<TwinRefit>,
+    /// The next decision's time budget, if the caller set one ([`Designer::set_budget`]).
+    budget: Option<std::time::Duration>,
 }
 
 impl Designer {
@@ -419,7 +421,16 @@ impl Designer {
             prediction: Vec::new(),
             prediction_valid: false,
             twin_refit: None,
+            budget: None,
         }
+    }
+
+    /// The time the next decision has (the daemon: until its trial's onset). With a
+    /// `deadline_ms` set, scoring stops at the sooner of the two and the trial is random,
+    /// counted as late, so a decision is never late for its onset; without one (`deadline_ms =
+    /// 0`: machine speed must not decide the outcome) it is ignored. Applies to one decision.
+    pub fn set_budget(&mut self, budget: Option<std::time::Duration>) {
+        self.budget = budget;
     }
 
     /// The rig images `planes` planes in turn (1 by default): each plane's frames come every
@@ -1032,6 +1043,7 @@ impl Designer {
     /// Chooses trial `trial`'s stimulus. `force_late` replays a decision that was late live.
     pub fn decide(&mut self, trial: u64, force_late: bool) -> DesignChoice {
         self.decided = trial;
+        let budget = self.budget.take();
         // Both draws are taken every time so the stream does not depend on the branch.
         let coin: f64 = self.rng.random();
         let candidates = self.pool.candidates();
@@ -1077,10 +1089,15 @@ impl Designer {
             return random(DecisionMode::Late);
         }
         let started = Instant::now();
-        let choice = self.adaptive();
+        let limit_ms = (self.cfg.deadline_ms > 0.0).then(|| match budget {
+            Some(b) => self.cfg.deadline_ms.min(b.as_secs_f64() * 1e3),
+            None => self.cfg.deadline_ms,
+        });
+        let stop = limit_ms.map(|ms| started + std::time::Duration::from_secs_f64(ms * 1e-3));
+        let choice = self.adaptive(stop);
         let elapsed_ms = started.elapsed().as_secs_f64() * 1e3;
         match choice {
-            Some(c) if self.cfg.deadline_ms == 0.0 || elapsed_ms <= self.cfg.deadline_ms => {
+            Some(Ok(c)) if limit_ms.is_none_or(|ms| elapsed_ms <= ms) => {
                 *self.kind_counts.entry(self.pool.kind(c.entry)).or_insert(0) += 1;
                 self.adaptive_total += 1;
                 c
@@ -1091,7 +1108,7 @@ impl Designer {
                 tracing::warn!(
                     trial,
                     elapsed_ms,
-                    deadline_ms = self.cfg.deadline_ms,
+                    limit_ms,
                     "decision late; a random trial instead"
                 );
                 random(DecisionMode::Late)
@@ -1217,14 +1234,15 @@ impl Designer {
     }
 
     /// The best candidate under the objective and the kind cap, with the runners-up.
-    fn adaptive(&mut self) -> Option<DesignChoice> {
+    /// `Some(Err(Overran))` when scoring was stopped at `stop`.
+    fn adaptive(&mut self, stop: Option<Instant>) -> Option<Result<DesignChoice, Overran>> {
         if let Some((entry, s)) = self.planned.pop_front() {
-            return Some(DesignChoice {
+            return Some(Ok(DesignChoice {
                 entry,
                 mode: DecisionMode::Adaptive,
                 score: Some(s),
                 alternatives: Vec::new(),
-            });
+            }));
         }
         let post = self.posterior.as_ref()?;
         let allowed: Vec<usize> = self
@@ -1270,23 +1288,29 @@ impl Designer {
             .ok()?;
             self.planned.extend(batch);
             let (entry, s) = self.planned.pop_front()?;
-            return Some(DesignChoice {
+            return Some(Ok(DesignChoice {
                 entry,
                 mode: DecisionMode::Adaptive,
                 score: Some(s),
                 alternatives: Vec::new(),
-            });
+            }));
         }
-        let scores = score(post, &src, &allowed, &criterion, dt, self.cfg.threads)
-            .map_err(|e| tracing::warn!(error = %e, "scoring failed; a random trial instead"))
-            .ok()?;
+        let scores =
+            match score_within(post, &src, &allowed, &criterion, dt, self.cfg.threads, stop) {
+                Ok(scores) => scores,
+                Err(DesignError::DeadlinePassed) => return Some(Err(Overran)),
+                Err(e) => {
+                    tracing::warn!(error = %e, "scoring failed; a random trial instead");
+                    return None;
+                }
+            };
         let mut order: Vec<usize> = (0..allowed.len())
             .filter(|&i| scores[i].is_finite())
             .collect();
         // Best first; ties to the lower index, so the choice is reproducible.
         order.sort_by(|&a, &b| scores[b].total_cmp(&scores[a]).then(a.cmp(&b)));
         let best = *order.first()?;
-        Some(DesignChoice {
+        Some(Ok(DesignChoice {
             entry: allowed[best],
             mode: DecisionMode::Adaptive,
             score: Some(scores[best]),
@@ -1298,9 +1322,12 @@ impl Designer {
                     score: scores[i],
                 })
                 .collect(),
-        })
+        }))
     }
 }
+
+/// Scoring was stopped at the decision's time limit.
+struct Overran;
 
 /// Frames `[start, end)` of response bin `bin` of a clip of `frames` frames.
 fn bin_frames(bin: usize, frames: usize) -> (usize, usize) {

@@ -138,6 +138,10 @@ impl Selector for AdaptiveSelector {
         self.designer.prepare(next_trial);
     }
 
+    fn set_budget(&mut self, budget: Option<std::time::Duration>) {
+        self.designer.set_budget(budget);
+    }
+
     fn script_twin_refits(&mut self, trials: std::collections::BTreeSet<u64>) {
         if let Some(r) = self.designer.twin_refit_mut() {
             r.script(trials);

@@ -283,6 +283,43 @@ fn a_tiny_deadline_makes_late_random_trials_and_counts_them() {
     assert!(choices.iter().all(|c| c.mode != DecisionMode::Adaptive));
 }
 
+/// A decision with no time left before its onset stops scoring and is random, counted as
+/// late; the budget is for one decision only, and ignored without a deadline (where machine
+/// speed must not decide the outcome).
+#[test]
+fn a_decision_out_of_time_is_random_and_late() {
+    let pool = pool();
+    let truth = Truth::new(&pool, 40, 6);
+    for deadline_ms in [1500.0, 0.0] {
+        let cfg = DesignConfig {
+            warmup_trials: 4,
+            random_share: 0.0,
+            test_every: 0,
+            deadline_ms,
+            ..DesignConfig::default()
+        };
+        let mut d = Designer::new(Arc::clone(&pool), cfg, 3, 1.0 / HZ);
+        let before = run(&mut d, &truth, 8, 1);
+        assert_eq!(before.last().map(|c| c.mode), Some(DecisionMode::Adaptive));
+        d.set_budget(Some(std::time::Duration::ZERO));
+        let out_of_time = d.decide(8, false);
+        let next = d.decide(9, false);
+        assert_eq!(
+            next.mode,
+            DecisionMode::Adaptive,
+            "the budget was one decision's"
+        );
+        if deadline_ms > 0.0 {
+            assert_eq!(out_of_time.mode, DecisionMode::Late);
+            assert_eq!(out_of_time.score, None);
+            assert_eq!(d.counts().late, 1);
+        } else {
+            assert_eq!(out_of_time.mode, DecisionMode::Adaptive);
+            assert_eq!(d.counts().late, 0);
+        }
+    }
+}
+
 #[test]
 fn accuracy_that_cannot_improve_falls_back_to_random() {
     let pool = pool();
