@@ -33,6 +33,28 @@ pub fn fresh_dir(path: PathBuf) -> PathBuf {
     path
 }
 
+/// The decisions a session logged, in order.
+pub fn logged_decisions(
+    recs: &[twinloop_rig::sinks::session_log::Record],
+) -> Vec<twinloop_rig::scheduler::Decision> {
+    use twinloop_rig::sinks::records::{self, RecordKind};
+    recs.iter()
+        .filter(|r| r.info.kind == RecordKind::Decision as u16)
+        .map(|r| records::decode_json("decision", &r.payload).expect("a logged decision"))
+        .collect()
+}
+
+/// Replays a session and asserts that its `logged` decisions are all reproduced.
+pub fn assert_replays_every_decision(session_dir: &Path, logged: usize) {
+    let r = twinloop_rig::replay::replay(session_dir).expect("the session replays");
+    assert_eq!(r.decisions_logged, logged as u64);
+    assert_eq!(
+        r.decisions_reproduced, r.decisions_logged,
+        "{:?}",
+        r.first_decision_mismatch
+    );
+}
+
 /// Run a session to its end.
 pub fn run_session(cfg: &Config) -> SessionSummary {
     session::run(cfg, vec!["e2e-test".into()], Hooks::default()).expect("session runs")

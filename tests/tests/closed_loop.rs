@@ -2,8 +2,8 @@
 //! arrives, its decisions follow the design's rules and carry their scores, and a replay of the
 //! log reproduces every decision exactly.
 
-use twinloop_e2e::{fast_sim_config, run_session};
-use twinloop_rig::replay::{Overrides, replay, replay_with};
+use twinloop_e2e::{assert_replays_every_decision, fast_sim_config, logged_decisions, run_session};
+use twinloop_rig::replay::{Overrides, replay_with};
 use twinloop_rig::scheduler::Decision;
 use twinloop_rig::scheduler::design::{DecisionMode, Objective};
 use twinloop_rig::scheduler::selector::DECIDED_BEFORE_RESPONSES_NOTE;
@@ -33,11 +33,7 @@ fn an_adaptive_session_decides_by_the_rules_and_replays_exactly() {
 
     let dir = SessionDir::open(&live.session_dir).unwrap();
     let (recs, _) = dir.open_log().unwrap().read_to_end().unwrap();
-    let decisions: Vec<Decision> = recs
-        .iter()
-        .filter(|r| r.info.kind == RecordKind::Decision as u16)
-        .map(|r| records::decode_json("decision", &r.payload).unwrap())
-        .collect();
+    let decisions: Vec<Decision> = logged_decisions(&recs);
     for d in &decisions {
         assert_eq!(d.policy, "info_gain");
         let test_slot = d.trial % 3 == 2;
@@ -119,13 +115,7 @@ fn an_adaptive_session_decides_by_the_rules_and_replays_exactly() {
         .unwrap();
     assert_eq!(waited.count, saw_whole, "{waited:?}");
 
-    let r = replay(&live.session_dir).unwrap();
-    assert_eq!(r.decisions_logged, decisions.len() as u64);
-    assert_eq!(
-        r.decisions_reproduced, r.decisions_logged,
-        "{:?}",
-        r.first_decision_mismatch
-    );
+    assert_replays_every_decision(&live.session_dir, decisions.len());
 
     // Counterfactual: the same session under the design's random baseline. Same activity and
     // onsets, so the test slots and warm-up agree with live; the adaptive slots become random.

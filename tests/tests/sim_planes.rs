@@ -10,10 +10,10 @@
 //! timing); about 11 s for the test.
 
 use std::collections::BTreeMap;
-use twinloop_e2e::{fast_sim_config, run_session};
+use twinloop_e2e::{assert_replays_every_decision, fast_sim_config, logged_decisions, run_session};
 use twinloop_rig::config::Extraction;
 use twinloop_rig::protocol::Stream;
-use twinloop_rig::replay::{Overrides, replay, replay_with};
+use twinloop_rig::replay::{Overrides, replay_with};
 use twinloop_rig::scheduler::Decision;
 use twinloop_rig::scheduler::design::{DecisionMode, Objective};
 use twinloop_rig::sim::CellTruth;
@@ -117,11 +117,7 @@ fn a_two_plane_session_takes_both_planes_cells_as_units_and_replays_exactly() {
         );
     }
 
-    let decisions: Vec<Decision> = recs
-        .iter()
-        .filter(|r| r.info.kind == RecordKind::Decision as u16)
-        .map(|r| records::decode_json("decision", &r.payload).unwrap())
-        .collect();
+    let decisions: Vec<Decision> = logged_decisions(&recs);
     let adaptive = decisions
         .iter()
         .filter(|d| d.mode == DecisionMode::Adaptive)
@@ -140,17 +136,7 @@ fn a_two_plane_session_takes_both_planes_cells_as_units_and_replays_exactly() {
         assert!(score.is_finite() && score > 0.0, "{d:?}");
     }
 
-    let r = replay(&live.session_dir).unwrap();
-    eprintln!(
-        "replay: {} of {} decisions reproduced",
-        r.decisions_reproduced, r.decisions_logged
-    );
-    assert_eq!(r.decisions_logged, decisions.len() as u64);
-    assert_eq!(
-        r.decisions_reproduced, r.decisions_logged,
-        "{:?}",
-        r.first_decision_mismatch
-    );
+    assert_replays_every_decision(&live.session_dir, decisions.len());
 
     // The live twin predicted both planes' cells, frame by frame, after the warm-up.
     let r = replay_with(

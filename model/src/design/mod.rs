@@ -391,14 +391,18 @@ pub(crate) mod tests {
         }
     }
 
+    /// 37 units with 5 features, learned on 12 clips; candidates 1..12.
+    fn scoring_case() -> (TableSource, Posterior, Vec<usize>) {
+        let src = TableSource::random(37, 12, 5, |c| c % 7 + 1, 0.6, 8);
+        let post = learned(&src, 37);
+        (src, post, (1..12).collect())
+    }
+
     /// A deadline already passed stops scoring with no partial result, on any thread count; a
     /// deadline not reached changes nothing.
     #[test]
     fn scoring_stops_at_its_deadline_and_is_unchanged_before_it() {
-        let d = 5;
-        let src = TableSource::random(37, 12, d, |c| c % 7 + 1, 0.6, 8);
-        let post = learned(&src, 37);
-        let cands: Vec<usize> = (1..12).collect();
+        let (src, post, cands) = scoring_case();
         let ig = &Criterion::InfoGain;
         let now = std::time::Instant::now();
         for threads in [1, 3] {
@@ -418,10 +422,7 @@ pub(crate) mod tests {
     /// Test 8: scores are bit-identical for a given thread count and agree across counts.
     #[test]
     fn scores_do_not_depend_on_thread_count() {
-        let d = 5;
-        let src = TableSource::random(37, 12, d, |c| c % 7 + 1, 0.6, 8);
-        let post = learned(&src, 37);
-        let cands: Vec<usize> = (1..12).collect();
+        let (src, post, cands) = scoring_case();
         for crit in [
             Criterion::InfoGain,
             Criterion::VarianceReduction {

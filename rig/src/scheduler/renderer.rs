@@ -97,20 +97,19 @@ impl StimulusQueue for DecisionQueue {
     fn try_next(&mut self) -> Option<QueuedTrial> {
         let d = match self.wait {
             None => self.rx.try_recv().ok()?,
-            Some(wait) => match self.rx.try_recv() {
-                Ok(d) => d,
-                Err(crossbeam_channel::TryRecvError::Disconnected) => return None,
-                Err(crossbeam_channel::TryRecvError::Empty) => {
-                    self.rx.recv_timeout(wait).map_err(|e| {
-                        if e.is_timeout() {
-                            tracing::warn!(
-                                waited_s = wait.as_secs_f64(),
-                                "the simulated monitor gave up waiting for the next decision: an underrun"
-                            );
-                        }
-                    }).ok()?
-                }
-            },
+            // Returns at once with a queued decision, or when the selector has gone.
+            Some(wait) => self
+                .rx
+                .recv_timeout(wait)
+                .map_err(|e| {
+                    if e.is_timeout() {
+                        tracing::warn!(
+                            waited_s = wait.as_secs_f64(),
+                            "the simulated monitor gave up waiting for the next decision: an underrun"
+                        );
+                    }
+                })
+                .ok()?,
         };
         let q = QueuedTrial {
             trial: d.trial,
