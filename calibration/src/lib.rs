@@ -1,6 +1,10 @@
-//! Calibration: what is measured before the loop runs. Imaging registration (the reference
-//! image and per-frame motion correction against it) lives in [`imaging::register`]; the other
-//! calibration issues fill the rest of this crate.
+//! twinloop-calibration: what is measured before and while the loop runs, as pure algorithms.
+//!
+//! - [`imaging`]: the reference image, motion correction, cell detection and fluorescence.
+//! - [`eye`]: pupil tracking and the eye camera's mapping to gaze.
+//! - [`body`]: the treadmill and behaviour resampled onto imaging frames.
+//! - [`clock`]: device clocks fitted to the rig clock from sync ticks; scan-line offsets.
+//! - [`display`]: monitor gamma, geometry and display latency.
 
 pub mod body;
 pub mod clock;

@@ -17,8 +17,8 @@
 //! - [`pretrained`]: the embedded default twin (a small core pretrained on simulated mice).
 //! - [`frozen_core`]: what the closed loop's readouts read, behind one trait: an fnn core
 //!   from weights ([`frozen_core::FnnCore`]) or the energy bank.
-//! - [`energy_core`]: PLACEHOLDER frozen core for the closed loop (a fixed motion-energy bank),
-//!   still the default: the shipped pretrained core ([`pretrained`]) predicts worse in the loop.
+//! - [`energy_core`]: the baseline frozen core (a fixed motion-energy bank) the pretrained core
+//!   ([`pretrained`], the loop's default) is measured against.
 //! - [`design`]: the online readout posterior (Laplace, Poisson) and the information criterion
 //!   that chooses the next stimulus.
 //! - [`insilico`]: in-silico experiments: scoring a twin on a recording, tuning curves from

@@ -21,11 +21,11 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
-use twinloop_rig::clock::host_monotonic_ns;
+use twinloop_rig::backbone::telemetry::LatencySummary;
 use twinloop_rig::config::{Config, Extraction, SourceKind};
-use twinloop_rig::protocol::{Dtype, Header, Message, Stream};
-use twinloop_rig::session::{self, Hooks};
-use twinloop_rig::telemetry::LatencySummary;
+use twinloop_rig::online::session::{self, Hooks};
+use twinloop_rig::vocab::clock::host_monotonic_ns;
+use twinloop_rig::vocab::protocol::{Dtype, Header, Message, Stream};
 use zeromq::{PushSocket, Socket, SocketRecv, SocketSend, SubSocket, ZmqMessage};
 
 #[derive(Parser, Debug, Clone)]
@@ -403,6 +403,7 @@ fn daemon_run(args: &Args, sender: impl FnOnce(&str, &str) -> Command) -> Result
                 let _ = tx.send((ingest.to_owned(), publish.to_owned()));
             },
         )),
+        ..Hooks::default()
     };
     let daemon = std::thread::spawn(move || session::run(&cfg, vec!["bench_ingest".into()], hooks));
     let (ingest, publish) = rx

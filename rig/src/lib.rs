@@ -1,25 +1,31 @@
 //! twinloop-rig: the real-time closed-loop rig daemon and the `twinloop` binary.
 //!
-//! # Layout (in the order data flows)
-//! - [`protocol`]: the ZeroMQ wire format every source and subscriber speaks.
-//! - [`clock`]: [`clock::RigTime`], the one time base, and the host's monotonic clock.
-//! - [`export`]: a recorded session as an NWB 2.x file (`twinloop export nwb`, feature `nwb`).
+//! # Layout: layers, one way
+//! - [`vocab`]: wire protocol, log record kinds, payload types, rig time. Imports nothing else.
+//! - [`backbone`]: frame pool and rings, frames, telemetry, the session log.
+//! - [`sim`]: the simulated mouse and its bridge, speaking vocab only.
+//! - [`stages`]: the per-frame computations (imaging, behaviour, clocks, decisions).
+//! - [`config`]: the session's config, one section per component.
+//! - [`online`]: the live daemon's threads, sockets and session wiring.
+//! - [`offline`]: replay, report, export and everything else that reads a recorded session.
+//! - [`cli`]: one file per command.
+//!
+//! # The dependency rule
+//! A module imports only from layers below it:
+//!
+//! ```text
+//! vocab ← backbone ← stages ← config ← online
+//! vocab ← sim ──────────────┘        ← offline
+//! ```
+//!
+//! `online` and `offline` never import each other; `cli` may import anything. Test modules are
+//! exempt (a test may set up a whole session). `tests/layers.rs` enforces the rule, and keeps
+//! the other crates from importing `rig`.
+pub mod backbone;
 pub mod cli;
-pub mod clock;
 pub mod config;
-pub mod dashboard;
-pub mod export;
-pub mod frames;
-pub mod npy;
-pub mod protocol;
-pub mod replay;
-pub mod report;
-pub mod ring;
-pub mod scheduler;
-pub mod session;
+pub mod offline;
+pub mod online;
 pub mod sim;
-pub mod sinks;
-pub mod sources;
 pub mod stages;
-pub mod telemetry;
-pub mod twin_data;
+pub mod vocab;

@@ -3,9 +3,9 @@
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
-use twinloop_rig::replay::replay;
-use twinloop_rig::sinks::records::RecordKind;
-use twinloop_rig::sinks::session_log::{SessionDir, TailState};
+use twinloop_rig::backbone::session_log::{SessionDir, TailState};
+use twinloop_rig::offline::replay::replay;
+use twinloop_rig::vocab::records::RecordKind;
 
 fn twinloop() -> Command {
     Command::new(env!("CARGO_BIN_EXE_twinloop"))

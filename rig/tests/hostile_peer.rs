@@ -4,8 +4,8 @@
 use std::sync::mpsc;
 use std::time::Duration;
 use twinloop_rig::config::{Config, Extraction, SourceKind};
-use twinloop_rig::protocol::{Dtype, Header, Message, Stream};
-use twinloop_rig::session::{self, Hooks};
+use twinloop_rig::online::session::{self, Hooks};
+use twinloop_rig::vocab::protocol::{Dtype, Header, Message, Stream};
 
 fn frame(seq: u64, h: u32, w: u32) -> Vec<Vec<u8>> {
     let header = Header::new(
@@ -43,6 +43,7 @@ fn an_oversized_message_disconnects_its_peer_and_the_session_goes_on() {
                 let _ = tx.send(ingest.to_string());
             },
         )),
+        ..Hooks::default()
     };
     let daemon = std::thread::spawn(move || session::run(&cfg, vec!["hostile".into()], hooks));
     // A hang guard, not a timing: the session builds its candidate pool (the pretrained
@@ -82,6 +83,6 @@ fn an_oversized_message_disconnects_its_peer_and_the_session_goes_on() {
     assert_eq!(summary.counters.rejected_total(), 0);
     assert_eq!(
         summary.ingest_end,
-        twinloop_rig::sources::zmq_ingest::IngestEnd::SourceEnded
+        twinloop_rig::online::sources::zmq_ingest::IngestEnd::SourceEnded
     );
 }

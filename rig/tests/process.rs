@@ -2,10 +2,9 @@
 //! imaging pipeline finds the cells and the motion the simulator put there.
 
 use std::process::Command;
-use twinloop_rig::clock::RigTime;
 use twinloop_rig::config::Config;
-use twinloop_rig::session::sim_geometry;
 use twinloop_rig::sim::SimMouse;
+use twinloop_rig::vocab::clock::RigTime;
 use twinloop_stimulus::{StimulusSpec, cpu};
 
 fn read_npy(path: &std::path::Path) -> (Vec<u64>, Vec<f32>) {
@@ -22,7 +21,7 @@ fn process_finds_the_simulated_cells_and_motion() {
     cfg.imaging.height = 256;
     cfg.sim.neurons = 250;
     cfg.sim.microscope.motion_max_px = 3.0;
-    let g = sim_geometry(&cfg);
+    let g = cfg.sim_geometry();
     let mut mouse = SimMouse::new(&cfg.sim, &g).unwrap();
     let (w, h, frames) = (256u32, 256u32, 400usize);
     let movie = tmp.path().join("movie.tif");

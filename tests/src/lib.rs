@@ -1,8 +1,10 @@
 //! End-to-end test helpers shared by the tests in this crate.
 
+pub mod alloc_count;
+
 use std::path::{Path, PathBuf};
 use twinloop_rig::config::Config;
-use twinloop_rig::session::{self, Hooks, SessionSummary};
+use twinloop_rig::online::session::{self, Hooks, SessionSummary};
 
 /// The embedded default, shortened and sped up for a test, writing under `out_dir`.
 pub fn fast_sim_config(out_dir: &Path, duration_s: f64) -> Config {
@@ -35,9 +37,9 @@ pub fn fresh_dir(path: PathBuf) -> PathBuf {
 
 /// The decisions a session logged, in order.
 pub fn logged_decisions(
-    recs: &[twinloop_rig::sinks::session_log::Record],
-) -> Vec<twinloop_rig::scheduler::Decision> {
-    use twinloop_rig::sinks::records::{self, RecordKind};
+    recs: &[twinloop_rig::backbone::session_log::Record],
+) -> Vec<twinloop_rig::stages::decide::Decision> {
+    use twinloop_rig::vocab::records::{self, RecordKind};
     recs.iter()
         .filter(|r| r.info.kind == RecordKind::Decision as u16)
         .map(|r| records::decode_json("decision", &r.payload).expect("a logged decision"))
@@ -46,7 +48,7 @@ pub fn logged_decisions(
 
 /// Replays a session and asserts that its `logged` decisions are all reproduced.
 pub fn assert_replays_every_decision(session_dir: &Path, logged: usize) {
-    let r = twinloop_rig::replay::replay(session_dir).expect("the session replays");
+    let r = twinloop_rig::offline::replay::replay(session_dir).expect("the session replays");
     assert_eq!(r.decisions_logged, logged as u64);
     assert_eq!(
         r.decisions_reproduced, r.decisions_logged,
@@ -60,17 +62,10 @@ pub fn run_session(cfg: &Config) -> SessionSummary {
     session::run(cfg, vec!["e2e-test".into()], Hooks::default()).expect("session runs")
 }
 
-/// Pearson correlation of two equally long series.
+/// Pearson correlation of two equally long series (`model::metrics::pearson`), 0 where a series
+/// is constant.
 pub fn pearson(a: &[f64], b: &[f64]) -> f64 {
-    let n = a.len() as f64;
-    let (ma, mb) = (a.iter().sum::<f64>() / n, b.iter().sum::<f64>() / n);
-    let (mut sab, mut saa, mut sbb) = (0.0, 0.0, 0.0);
-    for (x, y) in a.iter().zip(b) {
-        sab += (x - ma) * (y - mb);
-        saa += (x - ma) * (x - ma);
-        sbb += (y - mb) * (y - mb);
-    }
-    sab / (saa * sbb).sqrt().max(1e-12)
+    twinloop_model::metrics::pearson(a, b).unwrap_or(0.0)
 }
 
 /// A short simulated session shown on a live display (`backend`) with a small monitor, so
@@ -100,8 +95,8 @@ pub fn gpu_tests_required() -> bool {
 /// each trial's onset on an onset flip, the selector told of the onsets, and counts that agree
 /// with the summary.
 pub fn check_live_session(s: &SessionSummary, cfg: &Config) {
-    use twinloop_rig::sinks::records::{self, FlipRecord, RecordKind};
-    use twinloop_rig::sinks::session_log::SessionDir;
+    use twinloop_rig::backbone::session_log::SessionDir;
+    use twinloop_rig::vocab::records::{self, FlipRecord, RecordKind};
     let c = &s.counters;
     let r = &s.renderer;
     let frames = (cfg.session.duration_s * cfg.imaging.frame_rate_hz).round() as u64;

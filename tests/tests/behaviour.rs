@@ -2,9 +2,9 @@
 //! treadmill, against the simulator's ground truth.
 
 use twinloop_e2e::{fast_sim_config, pearson, run_session};
-use twinloop_rig::sinks::records::RecordKind;
-use twinloop_rig::sinks::session_log::SessionDir;
+use twinloop_rig::backbone::session_log::SessionDir;
 use twinloop_rig::stages::behaviour::BehaviourRecord;
+use twinloop_rig::vocab::records::RecordKind;
 
 #[test]
 fn pupil_and_running_follow_the_simulated_mouse() {

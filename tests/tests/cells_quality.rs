@@ -15,14 +15,12 @@
 //! median r 0.974 over 848 cells, 10th percentile 0.891. The floors below sit well under these,
 //! so that only a real regression trips them.
 
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::cell::Cell;
 use std::path::Path;
-use std::sync::atomic::{AtomicU64, Ordering};
 use twinloop_calibration::imaging::cells::{
     BlockAccumulator, CellDetectionParams, CellMasks, detect_cells,
 };
 use twinloop_calibration::imaging::fluorescence::{FluorescenceExtractor, FluorescenceParams};
+use twinloop_e2e::alloc_count::{self, Counting};
 use twinloop_e2e::pearson;
 use twinloop_rig::sim::{SimConfig, SimGeometry, SimMouse};
 
@@ -34,39 +32,6 @@ const RECALL_FLOOR: f64 = 0.85;
 const PRECISION_FLOOR: f64 = 0.90;
 const MEDIAN_R_FLOOR: f64 = 0.90;
 const P10_R_FLOOR: f64 = 0.70;
-
-/// Counts heap allocations made by a thread while its `HOT` flag is set: the per-frame
-/// extraction must make none.
-struct Counting;
-
-static HOT_ALLOCATIONS: AtomicU64 = AtomicU64::new(0);
-thread_local! {
-    static HOT: Cell<bool> = const { Cell::new(false) };
-}
-
-fn count() {
-    if HOT.try_with(|h| h.get()).unwrap_or(false) {
-        HOT_ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
-    }
-}
-
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        count();
-        unsafe { System.alloc(layout) }
-    }
-    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
-        count();
-        unsafe { System.alloc_zeroed(layout) }
-    }
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        count();
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        unsafe { System.dealloc(ptr, layout) }
-    }
-}
 
 #[global_allocator]
 static GLOBAL: Counting = Counting;
@@ -171,15 +136,17 @@ fn check_against_truth(size_px: usize, neurons: usize) {
     ex.prime(&block).expect("prime");
     let n_cells = masks.len();
     let mut dff = Vec::with_capacity(EVALUATION_FRAMES * n_cells);
-    let before = HOT_ALLOCATIONS.load(Ordering::Relaxed);
+    alloc_count::window(true);
+    let before = alloc_count::allocations();
     for f in frames[CALIBRATION_FRAMES * px..].chunks_exact(px) {
-        HOT.with(|h| h.set(true));
+        alloc_count::hot(true);
         let done = ex.process(f);
-        HOT.with(|h| h.set(false));
+        alloc_count::hot(false);
         done.expect("frame");
         dff.extend_from_slice(ex.dff());
     }
-    let allocations = HOT_ALLOCATIONS.load(Ordering::Relaxed) - before;
+    let allocations = alloc_count::allocations() - before;
+    alloc_count::window(false);
     assert_eq!(allocations, 0, "heap allocations in per-frame extraction");
     mouse.write_truth(tmp.path()).expect("truth");
     let (calcium, n_frames) = read_calcium(tmp.path());

@@ -4,14 +4,14 @@
 //! truth (frame k was acquired at k / frame rate on the rig clock), and replayed exactly.
 
 use twinloop_e2e::{fast_sim_config, run_session};
-use twinloop_rig::protocol::ClockDomain;
-use twinloop_rig::replay::replay;
-use twinloop_rig::scheduler::ScanOffsets;
+use twinloop_rig::backbone::session_log::SessionDir;
+use twinloop_rig::offline::replay::replay;
 use twinloop_rig::sim::CellTruth;
 use twinloop_rig::sim::clocks::{ClockJumpConfig, ClockStopConfig};
-use twinloop_rig::sinks::records::{self, RecordKind};
-use twinloop_rig::sinks::session_log::SessionDir;
-use twinloop_rig::sources::clocks::ClockState;
+use twinloop_rig::stages::clocks::ClockState;
+use twinloop_rig::vocab::protocol::ClockDomain;
+use twinloop_rig::vocab::records::{self, RecordKind};
+use twinloop_rig::vocab::scan::ScanOffsets;
 
 #[test]
 fn device_clocks_are_fitted_flagged_and_replayed_exactly() {

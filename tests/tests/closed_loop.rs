@@ -3,12 +3,12 @@
 //! log reproduces every decision exactly.
 
 use twinloop_e2e::{assert_replays_every_decision, fast_sim_config, logged_decisions, run_session};
-use twinloop_rig::replay::{Overrides, replay_with};
-use twinloop_rig::scheduler::Decision;
-use twinloop_rig::scheduler::design::{DecisionMode, Objective};
-use twinloop_rig::scheduler::selector::DECIDED_BEFORE_RESPONSES_NOTE;
-use twinloop_rig::sinks::records::{self, RecordKind};
-use twinloop_rig::sinks::session_log::SessionDir;
+use twinloop_rig::backbone::session_log::SessionDir;
+use twinloop_rig::offline::replay::{Overrides, counterfactual};
+use twinloop_rig::stages::decide::Decision;
+use twinloop_rig::stages::decide::design::{DecisionMode, Objective};
+use twinloop_rig::stages::decide::selector::DECIDED_BEFORE_RESPONSES_NOTE;
+use twinloop_rig::vocab::records::{self, RecordKind};
 
 #[test]
 fn an_adaptive_session_decides_by_the_rules_and_replays_exactly() {
@@ -119,7 +119,7 @@ fn an_adaptive_session_decides_by_the_rules_and_replays_exactly() {
 
     // Counterfactual: the same session under the design's random baseline. Same activity and
     // onsets, so the test slots and warm-up agree with live; the adaptive slots become random.
-    let r = replay_with(
+    let r = counterfactual(
         &live.session_dir,
         &Overrides {
             objective: Some(Objective::Random),

@@ -3,11 +3,11 @@
 //! estimates follow the simulator's true spikes.
 
 use twinloop_e2e::{fast_sim_config, run_session};
+use twinloop_rig::backbone::session_log::{Record, SessionDir};
 use twinloop_rig::config::{Config, Extraction};
-use twinloop_rig::replay::replay;
-use twinloop_rig::session::{self, Hooks};
-use twinloop_rig::sinks::records::{self, RecordKind, RegistrationRecord};
-use twinloop_rig::sinks::session_log::{Record, SessionDir};
+use twinloop_rig::offline::replay::replay;
+use twinloop_rig::online::session::{self, Hooks};
+use twinloop_rig::vocab::records::{self, RecordKind, RegistrationRecord};
 
 fn pipeline_config(dir: &std::path::Path, duration_s: f64) -> Config {
     let mut cfg = fast_sim_config(dir, duration_s);

@@ -20,12 +20,12 @@
 use std::collections::{BTreeMap, BTreeSet};
 use twinloop_calibration::imaging::cells::CellMasks;
 use twinloop_e2e::pearson;
-use twinloop_rig::clock::RigTime;
-use twinloop_rig::frames::{FrameBuf, FrameMeta, FrameRegistration};
-use twinloop_rig::protocol::{Dtype, Stream};
-use twinloop_rig::ring::Pool;
+use twinloop_rig::backbone::frames::{FrameBuf, FrameMeta, FrameRegistration};
+use twinloop_rig::backbone::ring::Pool;
 use twinloop_rig::sim::{SimConfig, SimGeometry, SimMouse};
 use twinloop_rig::stages::imaging::{FrameOutput, ImagingParams, OnlinePipeline};
+use twinloop_rig::vocab::clock::RigTime;
+use twinloop_rig::vocab::protocol::{Dtype, Stream};
 
 const SIZE: usize = 256;
 const NEURONS: usize = 250;

@@ -16,10 +16,10 @@ use std::sync::OnceLock;
 
 use serde_json::{Value, json};
 use twinloop_e2e::{fast_sim_config, fresh_dir, run_session};
+use twinloop_rig::backbone::session_log::SessionDir;
 use twinloop_rig::config::Extraction;
-use twinloop_rig::export::nwb;
-use twinloop_rig::sinks::records::{self, RecordKind};
-use twinloop_rig::sinks::session_log::SessionDir;
+use twinloop_rig::offline::export::nwb;
+use twinloop_rig::vocab::records::{self, RecordKind};
 
 fn python() -> String {
     std::env::var("TWINLOOP_PYTHON").unwrap_or_else(|_| "python3".into())
@@ -98,7 +98,7 @@ fn expected(dir: &Path) -> Value {
             Some(RecordKind::Input) => {
                 let input = records::decode_input(&r.payload).unwrap();
                 if let Some(p) = input.payload
-                    && input.header.stream == twinloop_rig::protocol::Stream::TwoPhoton
+                    && input.header.stream == twinloop_rig::vocab::protocol::Stream::TwoPhoton
                 {
                     let sum: u64 = p
                         .chunks_exact(2)

@@ -11,8 +11,8 @@ use std::process::{Command, Output, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 use twinloop_rig::config::{Config, Extraction, SourceKind};
-use twinloop_rig::session::{self, Hooks, SessionSummary};
-use twinloop_rig::sources::zmq_ingest::IngestEnd;
+use twinloop_rig::online::session::{self, Hooks, SessionSummary};
+use twinloop_rig::online::sources::zmq_ingest::IngestEnd;
 
 const FRAMES: u64 = 200;
 const BLOCK: u32 = 16;
@@ -73,6 +73,7 @@ fn run_bridge(extra: &[&str]) -> (Output, SessionSummary) {
                 let _ = tx.send((ingest.to_owned(), publish.to_owned()));
             },
         )),
+        ..Hooks::default()
     };
     let daemon =
         std::thread::spawn(move || session::run(&cfg, vec!["python_bridge".into()], hooks));

@@ -1,7 +1,7 @@
 //! `replay` re-runs a recorded session through the same stage and reproduces it exactly.
 
 use twinloop_e2e::{fast_sim_config, run_session};
-use twinloop_rig::replay::{Overrides, TwinOverride, replay, replay_with};
+use twinloop_rig::offline::replay::{Overrides, TwinOverride, counterfactual, replay};
 
 #[test]
 fn replay_reproduces_activity_and_decisions_exactly() {
@@ -64,7 +64,7 @@ fn replay_with_an_fnn_core_reports_decisions_and_both_twins_predictions() {
         weights: model_fixture("parity_weights.safetensors"),
         config: Some(model_fixture("parity_config.json")),
     };
-    let r = replay_with(
+    let r = counterfactual(
         &live.session_dir,
         &Overrides {
             twin: Some(twin),
@@ -109,7 +109,7 @@ fn replay_with_an_fnn_core_reports_decisions_and_both_twins_predictions() {
     }
 
     // A weights file that is not there is named, with the fix.
-    let e = replay_with(
+    let e = counterfactual(
         &live.session_dir,
         &Overrides {
             twin: Some(TwinOverride {

@@ -11,14 +11,14 @@
 
 use std::collections::BTreeMap;
 use twinloop_e2e::{assert_replays_every_decision, fast_sim_config, logged_decisions, run_session};
+use twinloop_rig::backbone::session_log::SessionDir;
 use twinloop_rig::config::Extraction;
-use twinloop_rig::protocol::Stream;
-use twinloop_rig::replay::{Overrides, replay_with};
-use twinloop_rig::scheduler::Decision;
-use twinloop_rig::scheduler::design::{DecisionMode, Objective};
+use twinloop_rig::offline::replay::{Overrides, counterfactual};
 use twinloop_rig::sim::CellTruth;
-use twinloop_rig::sinks::records::{self, RecordKind};
-use twinloop_rig::sinks::session_log::SessionDir;
+use twinloop_rig::stages::decide::Decision;
+use twinloop_rig::stages::decide::design::{DecisionMode, Objective};
+use twinloop_rig::vocab::protocol::Stream;
+use twinloop_rig::vocab::records::{self, RecordKind};
 
 const PLANES: u8 = 2;
 const DURATION_S: f64 = 30.0;
@@ -139,7 +139,7 @@ fn a_two_plane_session_takes_both_planes_cells_as_units_and_replays_exactly() {
     assert_replays_every_decision(&live.session_dir, decisions.len());
 
     // The live twin predicted both planes' cells, frame by frame, after the warm-up.
-    let r = replay_with(
+    let r = counterfactual(
         &live.session_dir,
         &Overrides {
             objective: Some(Objective::Random),

@@ -2,9 +2,9 @@
 //! against what the simulator and the config say must have happened.
 
 use twinloop_e2e::{fast_sim_config, pearson, run_session};
-use twinloop_rig::protocol::Stream;
-use twinloop_rig::sinks::records::{self, RecordKind};
-use twinloop_rig::sinks::session_log::{SessionDir, TailState};
+use twinloop_rig::backbone::session_log::{SessionDir, TailState};
+use twinloop_rig::vocab::protocol::Stream;
+use twinloop_rig::vocab::records::{self, RecordKind};
 
 #[test]
 fn a_simulated_session_delivers_every_sample_and_logs_it() {
@@ -36,7 +36,7 @@ fn a_simulated_session_delivers_every_sample_and_logs_it() {
     assert!((1.0..1.02).contains(&flips), "flips {}", c.flips);
     assert_eq!(
         s.ingest_end,
-        twinloop_rig::sources::zmq_ingest::IngestEnd::SourceEnded
+        twinloop_rig::online::sources::zmq_ingest::IngestEnd::SourceEnded
     );
 
     // The log holds everything, cleanly closed.

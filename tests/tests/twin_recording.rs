@@ -18,10 +18,10 @@ use std::sync::OnceLock;
 
 use serde_json::Value;
 use twinloop_e2e::{fast_sim_config, fresh_dir, pearson, run_session};
+use twinloop_rig::backbone::session_log::{LogWriter, RECORDS_LOG_FILE, Record, SessionDir};
 use twinloop_rig::config::Config;
-use twinloop_rig::sinks::records::{self, FlipRecord, RecordKind};
-use twinloop_rig::sinks::session_log::{LogWriter, RECORDS_LOG_FILE, Record, SessionDir};
-use twinloop_rig::twin_data::{Recording, TRUTH_FILE, recording_from_session};
+use twinloop_rig::offline::twin_data::{Recording, TRUTH_FILE, recording_from_session};
+use twinloop_rig::vocab::records::{self, FlipRecord, RecordKind};
 use twinloop_stimulus::{Prepared, Projection, StimulusSpec, ViewGeometry, cpu};
 
 const H: usize = 36;
@@ -292,7 +292,8 @@ fn responses_stimulus_behaviour_and_truth_follow_the_log_and_the_simulator() {
 
     // Against the simulator: its frames are the plane's sequence numbers.
     let truth_dir = SessionDir::open(dir).unwrap().truth_dir();
-    let (_, behaviour) = twinloop_rig::npy::read_f32(&truth_dir.join("behaviour.npy")).unwrap();
+    let (_, behaviour) =
+        twinloop_rig::vocab::npy::read_f32(&truth_dir.join("behaviour.npy")).unwrap();
     let true_col = |c: usize| -> Vec<f64> {
         logged
             .activity
@@ -320,7 +321,7 @@ fn responses_stimulus_behaviour_and_truth_follow_the_log_and_the_simulator() {
     // True rates: the simulator's, for every cell (footprint extraction: column = cell).
     let truth = out.truth.as_ref().expect("a simulated session has truth");
     assert_eq!(out.truth_matched, u);
-    let (shape, rates) = twinloop_rig::npy::read_f32(&truth_dir.join("rates.npy")).unwrap();
+    let (shape, rates) = twinloop_rig::vocab::npy::read_f32(&truth_dir.join("rates.npy")).unwrap();
     let n_frames = shape[1] as usize;
     for (i, (seq, _, _)) in logged.activity.iter().enumerate() {
         for c in 0..u {
@@ -429,7 +430,7 @@ fn a_recording_round_trips_through_its_directory() {
     assert_eq!(back.modulation, rec.modulation);
     assert!(same_f32(&back.responses, &rec.responses));
     assert_eq!(back.meta, rec.meta);
-    let (shape, truth) = twinloop_rig::npy::read_f32(&path.join(TRUTH_FILE)).unwrap();
+    let (shape, truth) = twinloop_rig::vocab::npy::read_f32(&path.join(TRUTH_FILE)).unwrap();
     assert_eq!(shape, [rec.len() as u64, rec.units() as u64]);
     assert!(same_f32(&truth, out.truth.as_ref().unwrap()));
 }

@@ -1,4 +1,4 @@
-//! Construction of the placeholder motion-energy bank: grid geometry, the
+//! Construction of the baseline motion-energy bank: grid geometry, the
 //! separable 1-D Gabor weights, the per-position quadrature coefficients, and
 //! the fixed-order dot kernels used by [`super::EnergyCore::step`].
 //!

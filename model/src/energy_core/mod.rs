@@ -73,7 +73,7 @@ mod filters;
 use filters::{Bank, LANES, dot, dot64, gauss_moments, padded};
 use thiserror::Error;
 
-/// Configuration of the placeholder motion-energy core.
+/// Configuration of the baseline motion-energy core.
 #[derive(Debug, Clone, PartialEq)]
 pub struct EnergyCoreConfig {
     /// Input frame height in pixels.

@@ -13,12 +13,12 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use crate::config::{Config, CoreKind, DEFAULT_SIM_TOML};
-use crate::scheduler::default_pool;
-use crate::scheduler::design::Objective;
-use crate::scheduler::design::experiment::{
+use crate::offline::design_bench::{
     ArmRun, CurvePoint, DisplayFrames, LoopExperiment, compare, median,
 };
-use crate::scheduler::design::twin_refit::TwinRefitRound;
+use crate::stages::decide::default_pool;
+use crate::stages::decide::design::Objective;
+use crate::stages::decide::design::twin_refit::TwinRefitRound;
 use twinloop_model::design::{Criterion, FeatureSource, Posterior, PosteriorConfig, score};
 
 #[derive(Debug, Clone, clap::Args)]
@@ -174,10 +174,10 @@ fn run_loop(args: &LoopArgs) -> Result<()> {
         design.twin_refit_steps = steps;
     }
     design.validate().map_err(anyhow::Error::msg)?;
-    let twin_refit = crate::scheduler::design::twin_refit::setup_for(&cfg.twin, &design)
+    let twin_refit = crate::stages::decide::design::twin_refit::setup_for(&cfg.twin, &design)
         .context("the twin refit")?;
     let started = std::time::Instant::now();
-    let pool = Arc::new(default_pool(&cfg).context("building the candidate pool")?);
+    let pool = Arc::new(default_pool(&cfg.decide_setup()).context("building the candidate pool")?);
     let display = DisplayFrames::render(&pool, cfg.trials.stimulus_s, cfg.display.refresh_hz);
     tracing::info!(
         candidates = pool.candidates().len(),
@@ -469,8 +469,8 @@ fn run_pool(a: &PoolArgs) -> Result<()> {
         let mut shape = (0, 0);
         for _ in 0..a.repeats {
             let started = std::time::Instant::now();
-            let pool =
-                default_pool(cfg).with_context(|| format!("building the pool on the {name}"))?;
+            let pool = default_pool(&cfg.decide_setup())
+                .with_context(|| format!("building the pool on the {name}"))?;
             times.push(started.elapsed().as_secs_f64());
             describe = pool.core().describe();
             shape = (pool.len(), pool.frames());

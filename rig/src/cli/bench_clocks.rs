@@ -8,9 +8,9 @@
 //! mapping error (p50/p99/max, after the first fit) and the refit time per tick.
 
 use crate::config::Config;
-use crate::protocol::ClockDomain;
 use crate::sim::clocks::{SimClocks, Tick};
-use crate::sources::clocks::{ClockState, ClockSync};
+use crate::stages::clocks::{ClockState, ClockSync};
+use crate::vocab::protocol::ClockDomain;
 use anyhow::Result;
 use std::path::PathBuf;
 use std::time::Instant;

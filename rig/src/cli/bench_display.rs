@@ -13,9 +13,9 @@ use anyhow::{Result, bail};
 use std::path::PathBuf;
 use std::time::Instant;
 
-use crate::clock::host_monotonic_ns;
 use crate::config::DisplayBackend;
-use crate::scheduler::live::{Pacer, open_monitor};
+use crate::online::display::live::{Pacer, open_monitor};
+use crate::vocab::clock::host_monotonic_ns;
 use twinloop_stimulus::player::{
     Display, FlipStats, FlipSummary, Player, PlayerConfig, QueuedTrial, StimulusQueue,
 };
@@ -136,9 +136,9 @@ pub fn run(a: &DisplayArgs) -> Result<()> {
     let (monitor, device, fallback) =
         open_monitor(backend, geometry, &GammaLut::identity(), &window);
     let name = match &monitor {
-        crate::scheduler::live::Monitor::Window(_) => "window",
-        crate::scheduler::live::Monitor::Offscreen(_) => "offscreen",
-        crate::scheduler::live::Monitor::None => "none",
+        crate::online::display::live::Monitor::Window(_) => "window",
+        crate::online::display::live::Monitor::Offscreen(_) => "offscreen",
+        crate::online::display::live::Monitor::None => "none",
     };
     let vsync = name == "window";
     let config = PlayerConfig {

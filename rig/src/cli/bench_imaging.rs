@@ -29,16 +29,16 @@
 //!
 //! Speed is never asserted; the test below only checks the command runs at a tiny size.
 
-use crate::clock::{RigTime, host_monotonic_ns};
-use crate::frames::{Activity, Frame, FrameBuf, FrameMeta};
-use crate::protocol::{Dtype, Stream};
-use crate::ring::{Pool, RingRx};
+use crate::backbone::frames::{Activity, Frame, FrameBuf, FrameMeta};
+use crate::backbone::ring::{Pool, RingRx};
+use crate::backbone::telemetry::LatencyHist;
 use crate::sim::{SimConfig, SimGeometry, SimMouse};
 use crate::stages::deconvolve::params::g_from_tau;
 use crate::stages::deconvolve::{Ar1Params, BankConfig, DeconvolveBank, Params};
 use crate::stages::extract::{ExtractStage, Extractor, OfflineTaps};
 use crate::stages::imaging::{FrameOutput, ImagingParams, OnlinePipeline, PlaneCalibration};
-use crate::telemetry::LatencyHist;
+use crate::vocab::clock::{RigTime, host_monotonic_ns};
+use crate::vocab::protocol::{Dtype, Stream};
 use anyhow::{Context, Result, bail};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};

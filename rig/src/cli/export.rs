@@ -1,7 +1,7 @@
 //! `twinloop export nwb <session-dir> <out.nwb>`: a recorded session as an NWB 2.x file (see
-//! [`crate::export::nwb`]).
+//! [`crate::offline::export::nwb`]).
 
-use crate::export::nwb;
+use crate::offline::export::nwb;
 use anyhow::Context;
 use clap::{Args, Subcommand};
 use std::path::PathBuf;

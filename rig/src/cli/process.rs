@@ -6,7 +6,7 @@
 //! `reference.npy` (height x width float32), the masks (`cells.json`, `cell_pixels.npy`,
 //! `cell_weights.npy`, `neuropil_pixels.npy`) and `process.json` (parameters, counts, timings).
 
-use crate::sources::scanimage::{LayoutOverride, ScanImageTiff};
+use crate::offline::scanimage::{LayoutOverride, ScanImageTiff};
 use crate::stages::imaging::{ImagingParams, PlaneCalibration, PlanePipeline, deconvolve_traces};
 use anyhow::{Context, bail};
 use clap::Args;
@@ -40,7 +40,7 @@ pub struct ProcessArgs {
 
 fn write_npy_2d(path: &Path, rows: &[Vec<f32>], cols: usize) -> anyhow::Result<()> {
     let shape = [rows.len() as u64, cols as u64];
-    crate::npy::write_f32(path, &shape, rows.iter().flatten().copied())
+    crate::vocab::npy::write_f32(path, &shape, rows.iter().flatten().copied())
         .with_context(|| format!("cannot write {}", path.display()))
 }
 

@@ -4,8 +4,8 @@
 //! selector would have made, and how well each twin predicted the activity.
 
 use crate::config::Policy;
-use crate::replay::{self, Overrides, ReplayReport, TwinOverride};
-use crate::scheduler::design::Objective;
+use crate::offline::replay::{self, Overrides, ReplayReport, TwinOverride};
+use crate::stages::decide::design::Objective;
 use anyhow::Context;
 use clap::Args;
 use std::path::PathBuf;
@@ -67,7 +67,7 @@ pub fn run(args: &ReplayArgs) -> anyhow::Result<()> {
     let mut reports = Vec::new();
     let mut failures = Vec::new();
     for dir in &args.session_dirs {
-        match replay::replay_with(dir, &overrides)
+        match replay::counterfactual(dir, &overrides)
             .with_context(|| format!("cannot replay {}", dir.display()))
         {
             Ok(r) => reports.push(r),

@@ -1,7 +1,7 @@
 //! `twinloop report <session-dir> [--out report.html]`: one self-contained HTML page about a
-//! recorded session (see [`crate::report`]).
+//! recorded session (see [`crate::offline::report`]).
 
-use crate::report;
+use crate::offline::report;
 use anyhow::Context;
 use clap::Args;
 use std::path::PathBuf;

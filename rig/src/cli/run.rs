@@ -1,7 +1,7 @@
 //! `twinloop run [config.toml]`: one session from a config, then its summary.
 
 use crate::config::Config;
-use crate::session::{self, Hooks};
+use crate::online::session::{self, Hooks};
 use anyhow::Context;
 use clap::Args;
 use std::path::PathBuf;

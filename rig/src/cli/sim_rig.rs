@@ -2,7 +2,6 @@
 //! daemon (or to any tool that speaks it).
 
 use super::run::load_config;
-use crate::session::sim_geometry;
 use crate::sim::SimMouse;
 use crate::sim::bridge::{self, SimRigOptions};
 use clap::Args;
@@ -33,7 +32,7 @@ pub struct SimRigArgs {
 
 pub fn run(args: &SimRigArgs) -> anyhow::Result<()> {
     let cfg = load_config(args.config.as_deref())?;
-    let geometry = sim_geometry(&cfg);
+    let geometry = cfg.sim_geometry();
     let mouse = SimMouse::with_planes(&cfg.sim, &geometry, cfg.imaging.planes.into())?;
     let opts = SimRigOptions {
         ingest: args.ingest.clone(),

@@ -76,8 +76,12 @@ struct RecordingArgs {
 }
 
 fn recording(args: &RecordingArgs) -> anyhow::Result<()> {
-    let rec = crate::twin_data::recording_from_session(&args.session_dir, args.height, args.width)
-        .with_context(|| format!("reading session {}", args.session_dir.display()))?;
+    let rec = crate::offline::twin_data::recording_from_session(
+        &args.session_dir,
+        args.height,
+        args.width,
+    )
+    .with_context(|| format!("reading session {}", args.session_dir.display()))?;
     for warning in &rec.warnings {
         tracing::warn!(session = %args.session_dir.display(), "{warning}");
     }

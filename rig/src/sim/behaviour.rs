@@ -15,7 +15,7 @@
 
 use super::config::BehaviourConfig;
 use super::random::normal;
-use crate::clock::RigTime;
+use crate::vocab::clock::RigTime;
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 

@@ -20,8 +20,8 @@
 
 use super::clocks::{SimClocks, Tick};
 use super::{SimGeometry, SimMouse};
-use crate::clock::{RigTime, host_monotonic_ns};
-use crate::protocol::{ClockDomain, Dtype, Header, Message, Stream, SyncCode};
+use crate::vocab::clock::{RigTime, host_monotonic_ns};
+use crate::vocab::protocol::{ClockDomain, Dtype, Header, Message, Stream, SyncCode};
 use bytes::Bytes;
 use std::collections::{HashMap, VecDeque};
 use std::path::PathBuf;

@@ -9,7 +9,7 @@
 
 use super::SimError;
 use super::random::{normal, uniform};
-use crate::protocol::ClockDomain;
+use crate::vocab::protocol::ClockDomain;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};

@@ -18,7 +18,7 @@ use super::anatomy::Anatomy;
 use super::behaviour::Behaviour;
 use super::config::MicroscopeConfig;
 use super::random::{PoissonTable, normal, normal_from_bits, normal_from_bits32};
-use crate::clock::RigTime;
+use crate::vocab::clock::RigTime;
 use rand::{Rng, RngCore};
 use rand_chacha::ChaCha8Rng;
 

@@ -72,7 +72,7 @@ pub use eye::EyeCameraModel;
 pub use truth::CellTruth;
 pub use tuning::{CellParams, CellType};
 
-use crate::clock::RigTime;
+use crate::vocab::clock::RigTime;
 use behaviour::Behaviour;
 use calcium::{Calcium, Kinetics};
 use eye::EyeCamera;

@@ -2,7 +2,7 @@
 //! full-field drifting gratings that turn every second, recorded by the simulated microscope.
 
 use super::{SimGeometry, SimMouse};
-use crate::clock::RigTime;
+use crate::vocab::clock::RigTime;
 
 /// The display refresh the movie's gratings are shown at.
 const DISPLAY_HZ: f64 = 60.0;

@@ -95,15 +95,7 @@ fn noise_view(geom: &SimGeometry, t_s: f64) -> Vec<u8> {
 }
 
 fn pearson(a: &[f64], b: &[f64]) -> f64 {
-    let n = a.len() as f64;
-    let (ma, mb) = (a.iter().sum::<f64>() / n, b.iter().sum::<f64>() / n);
-    let (mut sab, mut saa, mut sbb) = (0.0, 0.0, 0.0);
-    for (x, y) in a.iter().zip(b) {
-        sab += (x - ma) * (y - mb);
-        saa += (x - ma) * (x - ma);
-        sbb += (y - mb) * (y - mb);
-    }
-    sab / (saa * sbb).sqrt().max(1e-12)
+    twinloop_model::metrics::pearson(a, b).unwrap_or(0.0)
 }
 
 #[test]

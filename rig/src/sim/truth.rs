@@ -276,5 +276,5 @@ fn write_json<T: Serialize + ?Sized>(path: &Path, value: &T) -> std::io::Result<
 }
 
 fn write_npy(path: &Path, shape: &[u64], data: impl Iterator<Item = f32>) -> std::io::Result<()> {
-    crate::npy::write_f32(path, shape, data)
+    crate::vocab::npy::write_f32(path, shape, data)
 }

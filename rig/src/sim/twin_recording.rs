@@ -15,7 +15,7 @@ use twinloop_stimulus::spec::{MovingPinkNoiseSpec, Rect, SparseNoiseSpec};
 use twinloop_stimulus::{Prepared, Projection, StimulusSpec, ViewGeometry, cpu};
 
 use super::{SimConfig, SimError, SimGeometry, SimMouse};
-use crate::clock::RigTime;
+use crate::vocab::clock::RigTime;
 
 /// What to record.
 #[derive(Debug, Clone)]

@@ -65,9 +65,12 @@ fn load_recording(input: &Path, cfg: &TwinConfig) -> anyhow::Result<Recording> {
         return Recording::load(input)
             .with_context(|| format!("reading recording {}", input.display()));
     }
-    let rec =
-        crate::twin_data::recording_from_session(input, cfg.stimulus_height, cfg.stimulus_width)
-            .with_context(|| format!("reading session {}", input.display()))?;
+    let rec = crate::offline::twin_data::recording_from_session(
+        input,
+        cfg.stimulus_height,
+        cfg.stimulus_width,
+    )
+    .with_context(|| format!("reading session {}", input.display()))?;
     for warning in &rec.warnings {
         tracing::warn!(session = %input.display(), "{warning}");
     }

@@ -7,14 +7,15 @@
 //! `behaviour`, in the log as a `Behaviour` record), once the eye camera has caught up with
 //! that frame's time (or a few frames later, held and flagged).
 
-use crate::clock::RigTime;
-use crate::frames::EyeFrame;
-use crate::protocol::{Message, Stream};
-use crate::ring::{RingRx, Wakeup};
-use crate::sinks::event_bus::Bus;
-use crate::sinks::records::RecordKind;
-use crate::sources::RecorderItem;
-use crate::telemetry::Counters;
+use crate::backbone::bus::Bus;
+use crate::backbone::frames::EyeFrame;
+use crate::backbone::recorder_item::RecorderItem;
+use crate::backbone::ring::{RingRx, Wakeup};
+use crate::backbone::telemetry::Counters;
+use crate::vocab::clock::RigTime;
+use crate::vocab::protocol::{Message, Stream};
+use crate::vocab::records::RecordKind;
+use crate::vocab::section::{Invalid, Section};
 use crossbeam_channel::{Receiver, Sender, TryRecvError};
 use serde::{Deserialize, Serialize};
 use std::collections::VecDeque;
@@ -35,6 +36,24 @@ pub struct BehaviourStageConfig {
     pub treadmill: TreadmillConfig,
     /// Resampling onto imaging frame times.
     pub aligner: BehaviourConfig,
+}
+
+impl Section for BehaviourStageConfig {
+    const NAME: &'static str = "behaviour";
+
+    fn validate(&self) -> Result<(), Invalid> {
+        // The calibration crate's messages name the field within its own section.
+        let named = |sub: &str, e: String| Invalid::new(format!("behaviour.{sub}"), "", e);
+        self.pupil
+            .validate()
+            .map_err(|e| named("pupil", e.to_string()))?;
+        self.treadmill
+            .validate()
+            .map_err(|e| named("treadmill", e.to_string()))?;
+        self.aligner
+            .validate()
+            .map_err(|e| named("aligner", e.to_string()))
+    }
 }
 
 /// What the behaviour stage is told besides eye frames, in arrival order.
@@ -80,14 +99,26 @@ pub struct PupilRecord {
 const MAX_PENDING_FRAMES: usize = 8;
 
 pub struct BehaviourStage {
+    eye: RingRx<EyeFrame>,
+    inputs: Receiver<BehaviourInput>,
+    wake: Arc<Wakeup>,
+    /// Built at the first eye frame, for its size (and again if the size changes).
+    tracker: Option<PupilTracker>,
+    treadmill: Treadmill,
+    aligner: BehaviourAligner,
+    eye_size: (usize, usize),
+    pupil_config: PupilConfig,
+    bus: Bus,
+    events: Sender<RecorderItem>,
+    to_selector: Option<Sender<BehaviourRecord>>,
+    counters: Arc<Counters>,
+}
+
+/// What the behaviour stage reads and where it hands things on.
+pub struct BehaviourLinks {
     pub eye: RingRx<EyeFrame>,
     pub inputs: Receiver<BehaviourInput>,
     pub wake: Arc<Wakeup>,
-    pub tracker: Option<PupilTracker>,
-    pub treadmill: Treadmill,
-    pub aligner: BehaviourAligner,
-    pub eye_size: (usize, usize),
-    pub pupil_config: PupilConfig,
     pub bus: Bus,
     pub events: Sender<RecorderItem>,
     /// The twin's modulation inputs, to the selector (never blocks: a full channel drops the
@@ -97,6 +128,30 @@ pub struct BehaviourStage {
 }
 
 impl BehaviourStage {
+    /// The stage `[behaviour]` describes; a setting the calibration crate refuses is named.
+    pub fn new(
+        cfg: &BehaviourStageConfig,
+        links: BehaviourLinks,
+    ) -> Result<BehaviourStage, Invalid> {
+        let named = |sub: &str, e: String| Invalid::new(format!("behaviour.{sub}"), "", e);
+        Ok(BehaviourStage {
+            eye: links.eye,
+            inputs: links.inputs,
+            wake: links.wake,
+            tracker: None,
+            treadmill: Treadmill::new(cfg.treadmill.clone())
+                .map_err(|e| named("treadmill", e.to_string()))?,
+            aligner: BehaviourAligner::new(cfg.aligner.clone())
+                .map_err(|e| named("aligner", e.to_string()))?,
+            eye_size: (0, 0),
+            pupil_config: cfg.pupil.clone(),
+            bus: links.bus,
+            events: links.events,
+            to_selector: links.to_selector,
+            counters: links.counters,
+        })
+    }
+
     pub fn run(mut self) {
         let _span = tracing::info_span!("stage", name = "behaviour").entered();
         self.wake.register_current();

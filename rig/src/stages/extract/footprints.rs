@@ -1,7 +1,6 @@
 //! Weighted pixel masks, stored as one compressed sparse row matrix (cells x pixels).
 
-use crate::protocol::Dtype;
-use crate::sim::CellTruth;
+use crate::vocab::protocol::Dtype;
 
 #[derive(Debug, Clone)]
 pub struct Footprints {
@@ -13,8 +12,8 @@ pub struct Footprints {
 
 impl Footprints {
     /// The simulator's true footprints (PLACEHOLDER: only the simulator knows these).
-    pub fn from_truth(cells: &[CellTruth]) -> Footprints {
-        Footprints::from_masks(cells.iter().map(|c| c.footprint.iter().copied()))
+    pub fn from_truth(masks: &[super::TrueMask]) -> Footprints {
+        Footprints::from_masks(masks.iter().map(|m| m.iter().copied()))
     }
 
     /// Square `block` x `block` tiles over a `width` x `height` frame (PLACEHOLDER cells).

@@ -5,40 +5,43 @@
 //! PLACEHOLDERS kept for tests and external bridges without cells: the weighted mean of the raw
 //! frame over the simulator's true footprints, or over the blocks of a fixed grid.
 
+pub mod config;
 mod footprints;
 mod stage;
 
+pub use config::{Extraction, ImagingConfig};
 pub use footprints::Footprints;
 pub use stage::{ExtractStage, Extractor, OfflineTaps, StageOutputs, StageReport};
 
-use crate::config::{Config, Extraction};
-use crate::sim::CellTruth;
 use crate::stages::imaging::OnlinePipeline;
 use std::path::PathBuf;
 
-/// The extractor a config asks for. `truth` supplies the simulator's cells when needed (from
-/// the live simulator, or from a session's `truth/cells.json` on replay); `calibration_dir` is
-/// where the pipeline saves its reference and masks (`plane<p>/` below it).
+/// A cell's true footprint: (pixel index y * width + x, weight).
+pub type TrueMask = Vec<(u32, f32)>;
+
+/// The extractor `[imaging]` asks for. `truth` supplies the simulator's true footprints when
+/// needed (from the live simulator, or from a session's `truth/cells.json` on replay);
+/// `calibration_dir` is where the pipeline saves its reference and masks (`plane<p>/` below it).
 pub fn build_extractor(
-    cfg: &Config,
-    truth: impl FnOnce() -> Result<Vec<CellTruth>, String>,
+    imaging: &ImagingConfig,
+    truth: impl FnOnce() -> Result<Vec<TrueMask>, String>,
     calibration_dir: Option<PathBuf>,
 ) -> Result<Extractor, String> {
-    Ok(match cfg.imaging.extraction {
+    Ok(match imaging.extraction {
         Extraction::Grid => Extractor::Footprints(Footprints::grid(
-            cfg.imaging.width,
-            cfg.imaging.height,
-            cfg.imaging.grid_block_px,
+            imaging.width,
+            imaging.height,
+            imaging.grid_block_px,
         )),
         Extraction::TruthFootprints => Extractor::Footprints(Footprints::from_truth(&truth()?)),
         Extraction::Pipeline => Extractor::Pipeline(Box::new(
             OnlinePipeline::new(
-                cfg.imaging.pipeline.clone(),
-                cfg.imaging.height as usize,
-                cfg.imaging.width as usize,
-                cfg.imaging.planes,
-                cfg.imaging.frame_rate_hz / cfg.imaging.planes.max(1) as f64,
-                cfg.imaging.masks.as_deref(),
+                imaging.pipeline.clone(),
+                imaging.height as usize,
+                imaging.width as usize,
+                imaging.planes,
+                imaging.plane_rate_hz(),
+                imaging.masks.as_deref(),
                 calibration_dir,
             )
             .map_err(|e| e.to_string())?,

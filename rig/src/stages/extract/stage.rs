@@ -1,13 +1,13 @@
 //! The extraction stage's thread: frames in, activity out to the recorder, bus and selector.
 
 use super::Footprints;
-use crate::clock::host_monotonic_ns;
-use crate::frames::{Activity, ActivityBuf, Frame, FrameMeta};
-use crate::ring::{Pool, RingRx, RingTx, Wakeup};
-use crate::sinks::event_bus::Bus;
-use crate::sources::RecorderItem;
+use crate::backbone::bus::Bus;
+use crate::backbone::frames::{Activity, ActivityBuf, Frame, FrameMeta};
+use crate::backbone::recorder_item::RecorderItem;
+use crate::backbone::ring::{Pool, RingRx, RingTx, Wakeup};
+use crate::backbone::telemetry::{Anomaly, Counters, LatencyHist};
 use crate::stages::imaging::{FrameOutput, OnlinePipeline};
-use crate::telemetry::{Anomaly, Counters, LatencyHist};
+use crate::vocab::clock::host_monotonic_ns;
 use crossbeam_channel::Sender;
 use std::sync::Arc;
 use std::time::Duration;
@@ -49,12 +49,12 @@ impl Extractor {
 }
 
 pub struct ExtractStage {
-    pub extractor: Extractor,
-    pub input: RingRx<Frame>,
-    pub wake: Arc<Wakeup>,
-    pub out: StageOutputs,
-    pub counters: Arc<Counters>,
-    pub late_after_ns: i64,
+    extractor: Extractor,
+    input: RingRx<Frame>,
+    wake: Arc<Wakeup>,
+    out: StageOutputs,
+    counters: Arc<Counters>,
+    late_after_ns: i64,
 }
 
 /// What the stage measured.
@@ -80,35 +80,54 @@ pub struct OfflineTaps {
 }
 
 impl ExtractStage {
+    /// A stage popping frames from `input` (whose ring wakes `wake`); a frame whose activity is
+    /// ready later than `late_after_ns` after it arrived counts as late.
+    pub fn new(
+        extractor: Extractor,
+        input: RingRx<Frame>,
+        wake: Arc<Wakeup>,
+        out: StageOutputs,
+        counters: Arc<Counters>,
+        late_after_ns: i64,
+    ) -> ExtractStage {
+        ExtractStage {
+            extractor,
+            input,
+            wake,
+            out,
+            counters,
+            late_after_ns,
+        }
+    }
+
+    /// The extractor (its cells, its pipeline's scan slot), before the stage runs.
+    pub fn extractor_mut(&mut self) -> &mut Extractor {
+        &mut self.extractor
+    }
+
     /// A stage running `extractor` off the daemon: no live bus subscribers, no recorder, no
     /// dashboard; `capacity` slots per output ring.
     pub fn offline(extractor: Extractor, capacity: usize) -> (ExtractStage, OfflineTaps) {
         let n_cells = extractor.max_cells();
         let counters = Arc::new(Counters::default());
         let wake = Wakeup::new();
-        let (input, stage_rx) = crate::ring::ring(32, Arc::clone(&wake));
-        let (to_recorder, recorder) = crate::ring::ring(capacity, Wakeup::new());
-        let (to_selector, selector) = crate::ring::ring(capacity, Wakeup::new());
-        let (to_bus, bus_rx) = crate::ring::ring(capacity, Wakeup::new());
-        let (bus, _inbox) = crate::sinks::event_bus::bus(16, Arc::clone(&counters));
+        let (input, stage_rx) = crate::backbone::ring::ring(32, Arc::clone(&wake));
+        let (to_recorder, recorder) = crate::backbone::ring::ring(capacity, Wakeup::new());
+        let (to_selector, selector) = crate::backbone::ring::ring(capacity, Wakeup::new());
+        let (to_bus, bus_rx) = crate::backbone::ring::ring(capacity, Wakeup::new());
+        let (bus, _inbox) = crate::backbone::bus::bus(16, Arc::clone(&counters));
         // Notes (calibration results) have no log to go to; a full channel drops them.
         let (events, _events_rx) = crossbeam_channel::bounded(16);
-        let stage = ExtractStage {
-            extractor,
-            input: stage_rx,
-            wake,
-            out: StageOutputs {
-                pool: Pool::new(256, || ActivityBuf::with_capacity(n_cells)),
-                to_recorder,
-                to_selector,
-                to_bus,
-                bus,
-                events,
-                to_dashboard: None,
-            },
-            counters,
-            late_after_ns: i64::MAX,
+        let out = StageOutputs {
+            pool: Pool::new(256, || ActivityBuf::with_capacity(n_cells)),
+            to_recorder,
+            to_selector,
+            to_bus,
+            bus,
+            events,
+            to_dashboard: None,
         };
+        let stage = ExtractStage::new(extractor, stage_rx, wake, out, counters, i64::MAX);
         let taps = OfflineTaps {
             input,
             recorder,
@@ -217,7 +236,7 @@ struct Sink<'a> {
 fn record_notes(p: &mut OnlinePipeline, out: &StageOutputs) {
     for value in p.take_notes() {
         let _ = out.events.try_send(RecorderItem::Json {
-            kind: crate::sinks::records::RecordKind::Note,
+            kind: crate::vocab::records::RecordKind::Note,
             value,
         });
     }
@@ -243,7 +262,7 @@ impl Sink<'_> {
         self.send(a);
     }
 
-    fn send(&mut self, mut a: crate::ring::PoolWriter<ActivityBuf>) {
+    fn send(&mut self, mut a: crate::backbone::ring::PoolWriter<ActivityBuf>) {
         let ready = host_monotonic_ns();
         a.ready_ns = ready;
         let meta = a.frame;
@@ -278,7 +297,7 @@ impl Sink<'_> {
 fn take_slot(
     pool: &Pool<ActivityBuf>,
     counters: &Counters,
-) -> crate::ring::PoolWriter<ActivityBuf> {
+) -> crate::backbone::ring::PoolWriter<ActivityBuf> {
     loop {
         if let Some(a) = pool.try_take() {
             return a;

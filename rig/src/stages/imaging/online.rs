@@ -26,7 +26,7 @@
 //! deconvolution, and a sequence that starts again (a bridge's new `hello`) restarts too.
 
 use super::{ImagingParams, PlaneCalibration, PlaneError, PlanePipeline, SavedCalibration};
-use crate::frames::{Frame, FrameMeta, FrameRegistration};
+use crate::backbone::frames::{Frame, FrameMeta, FrameRegistration};
 use crate::stages::deconvolve::params::g_from_tau;
 use crate::stages::deconvolve::{Ar1Params, BankConfig, DeconvolveBank, Params};
 use std::collections::{BTreeSet, VecDeque};
@@ -73,7 +73,7 @@ struct Shared {
     frame_rate_hz: f64,
     block_len: usize,
     /// Filled with each plane's scan offsets when it is calibrated (before its first activity).
-    scan: Option<(crate::scheduler::ScanSlot, f64)>,
+    scan: Option<(crate::vocab::scan::ScanSlot, f64)>,
 }
 
 /// One plane's pipeline and its calibration phase.
@@ -166,7 +166,7 @@ impl OnlinePipeline {
     /// Where to put each plane's scan offsets once its cells are known (the closed loop reads
     /// every plane); `frame_period_s` is the time one frame takes to scan (1 / the rig's frame
     /// rate, all planes counted).
-    pub fn set_scan_slot(&mut self, slot: crate::scheduler::ScanSlot, frame_period_s: f64) {
+    pub fn set_scan_slot(&mut self, slot: crate::vocab::scan::ScanSlot, frame_period_s: f64) {
         self.shared.scan = Some((slot, frame_period_s));
     }
 
@@ -386,14 +386,14 @@ impl PlaneOnline {
             ),
         }
         if let Some((slot, period_s)) = &sh.scan {
-            let cells = masks.info().iter().map(|c| crate::scheduler::CellPlace {
+            let cells = masks.info().iter().map(|c| crate::vocab::scan::CellPlace {
                 y_px: f64::from(c.centroid_y_px),
                 x_px: f64::from(c.centroid_x_px),
                 radius_px: f64::from(c.radius_px),
             });
-            slot.set(crate::scheduler::ScanOffsets {
+            slot.set(crate::vocab::scan::ScanOffsets {
                 plane: self.plane,
-                ..crate::scheduler::ScanOffsets::from_cells(cells, h as u32, *period_s)
+                ..crate::vocab::scan::ScanOffsets::from_cells(cells, h as u32, *period_s)
             });
         }
         notes.push(serde_json::json!({

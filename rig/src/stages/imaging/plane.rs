@@ -1,6 +1,6 @@
 //! One plane: calibrate from a block of frames, then process frames one at a time.
 
-use crate::frames::FrameRegistration;
+use crate::backbone::frames::FrameRegistration;
 use crate::stages::deconvolve::params::{g_from_tau, lambda_from_noise, noise_sigma};
 use crate::stages::deconvolve::{Ar1Params, Params, deconvolve_trace};
 use serde::{Deserialize, Serialize};
@@ -87,7 +87,7 @@ impl SavedCalibration {
             path: path.to_path_buf(),
             reason,
         };
-        let (shape, reference) = crate::npy::read_f32(&path).map_err(|e| {
+        let (shape, reference) = crate::vocab::npy::read_f32(&path).map_err(|e| {
             if e.kind() == std::io::ErrorKind::NotFound {
                 saved(&path, "missing".into())
             } else {
@@ -200,7 +200,7 @@ impl PlaneCalibration {
     pub fn save(&self, dir: &Path, height: usize, width: usize) -> Result<(), String> {
         std::fs::create_dir_all(dir).map_err(|e| e.to_string())?;
         self.masks.save(dir).map_err(|e| e.to_string())?;
-        crate::npy::write_f32(
+        crate::vocab::npy::write_f32(
             &dir.join(REFERENCE_FILE),
             &[height as u64, width as u64],
             self.reference.iter().copied(),

@@ -1,0 +1,315 @@
+//! The sections of the session's config that no stage owns: the session itself, the source,
+//! the cameras, the display, the rings and the dashboard. Each checks itself ([`Section`]).
+
+use crate::vocab::section::{Invalid, Section};
+use serde::{Deserialize, Serialize};
+use std::path::PathBuf;
+use twinloop_stimulus::ViewGeometry;
+
+/// The live dashboard (`[dashboard]`), served over HTTP while the session runs.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DashboardSettings {
+    pub enabled: bool,
+    /// `host:port`; port 0 picks a free one (the URL is logged). Anything but a loopback
+    /// address needs `token`.
+    pub bind: String,
+    /// Required on every request when set (`?token=` or `Authorization: Bearer`).
+    pub token: Option<String>,
+}
+
+impl Default for DashboardSettings {
+    fn default() -> Self {
+        DashboardSettings {
+            enabled: false,
+            bind: "127.0.0.1:8787".into(),
+            token: None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SessionConfig {
+    /// Name used in the session directory.
+    pub name: String,
+    /// Session length in seconds of rig time.
+    pub duration_s: f64,
+    /// Pace the simulated rig to the wall clock; `false` runs as fast as the pipeline consumes.
+    pub realtime: bool,
+    /// Root under which each run makes its session directory.
+    pub out_dir: PathBuf,
+    /// Seed of every random choice the daemon makes (the selector).
+    pub seed: u64,
+    /// Also write raw two-photon and eye-camera pixels into the session log (needed to replay
+    /// the imaging pipeline; about 15 MiB/s for 512x512 at 30 Hz).
+    pub record_frames: bool,
+    /// Show a progress bar on the terminal.
+    pub progress: bool,
+}
+
+impl Default for SessionConfig {
+    fn default() -> Self {
+        SessionConfig {
+            name: "session".into(),
+            duration_s: 60.0,
+            realtime: true,
+            out_dir: "sessions".into(),
+            seed: 1,
+            record_frames: false,
+            progress: true,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SourceKind {
+    /// The simulated rig runs in-process and speaks the wire protocol over the same sockets.
+    Sim,
+    /// An external bridge (a microscope, `twinloop sim-rig`, a Python script) connects.
+    Bridge,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SourceConfig {
+    pub kind: SourceKind,
+    /// Endpoint the daemon binds a PULL socket on for rig data (`tcp://host:port`, port 0 picks
+    /// a free one, or `ipc:///path`).
+    pub ingest: String,
+    /// Endpoint the daemon binds a PUB socket on for what it publishes.
+    pub publish: String,
+    /// End the session when no input arrives for this long (seconds).
+    pub idle_timeout_s: f64,
+    /// Frames a sender may have in flight before the daemon's ack (credit-based flow control).
+    pub flow_window: u32,
+}
+
+impl Default for SourceConfig {
+    fn default() -> Self {
+        SourceConfig {
+            kind: SourceKind::Sim,
+            ingest: "tcp://127.0.0.1:0".into(),
+            publish: "tcp://127.0.0.1:0".into(),
+            idle_timeout_s: 10.0,
+            flow_window: 32,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct EyeConfig {
+    pub width: u32,
+    pub height: u32,
+    pub frame_rate_hz: f64,
+}
+
+impl Default for EyeConfig {
+    fn default() -> Self {
+        EyeConfig {
+            width: 320,
+            height: 240,
+            frame_rate_hz: 60.0,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TreadmillConfig {
+    pub sample_rate_hz: f64,
+}
+
+impl Default for TreadmillConfig {
+    fn default() -> Self {
+        TreadmillConfig {
+            sample_rate_hz: 100.0,
+        }
+    }
+}
+
+/// Which monitor the stimulus player shows frames on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DisplayBackend {
+    /// The simulated monitor: flips on a clock that follows the imaging frames (lock-step),
+    /// so a simulated session is deterministic at any speed. Renders only the view.
+    #[default]
+    Sim,
+    /// The wgpu renderer offscreen at the monitor's resolution, paced by a timer at
+    /// `refresh_hz` on the host clock (a rig without a monitor, or a test).
+    Offscreen,
+    /// The stimulus monitor: a fullscreen window (`[display.window]`), paced by vsync.
+    Window,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DisplayConfig {
+    /// "sim" (default), "offscreen" or "window". A window or GPU that cannot start falls back
+    /// (logged) to "offscreen", then to a timer-paced monitor that renders only the view.
+    pub backend: DisplayBackend,
+    pub refresh_hz: f64,
+    /// The twin-resolution view rendered for the twin and the simulated mouse.
+    pub view_width: usize,
+    pub view_height: usize,
+    pub azimuth_deg: (f64, f64),
+    pub elevation_deg: (f64, f64),
+    /// The stimulus monitor's pixels, size and pose (spherical correction); "offscreen" and
+    /// "window" render at its resolution. `twinloop calibrate geometry` writes it.
+    pub monitor: twinloop_stimulus::MonitorGeometry,
+    /// Which monitor and whether fullscreen ("window").
+    pub window: twinloop_stimulus::window::WindowConfig,
+    /// The photodiode patch drawn on the monitor's frames.
+    pub photodiode: twinloop_stimulus::PhotodiodePatch,
+    /// The inverse gamma LUT, `{ table = [256 drive levels] }` (`twinloop calibrate gamma`);
+    /// none: identity (a linear or already linearised monitor).
+    pub gamma: Option<twinloop_stimulus::GammaLut>,
+}
+
+impl Default for DisplayConfig {
+    fn default() -> Self {
+        let v = ViewGeometry::default();
+        DisplayConfig {
+            backend: DisplayBackend::Sim,
+            refresh_hz: 60.0,
+            view_width: v.width,
+            view_height: v.height,
+            azimuth_deg: v.azimuth_deg,
+            elevation_deg: v.elevation_deg,
+            monitor: twinloop_stimulus::MonitorGeometry::default(),
+            window: twinloop_stimulus::window::WindowConfig::default(),
+            photodiode: twinloop_stimulus::PhotodiodePatch::default(),
+            gamma: None,
+        }
+    }
+}
+
+impl DisplayConfig {
+    pub fn view(&self) -> ViewGeometry {
+        ViewGeometry {
+            width: self.view_width,
+            height: self.view_height,
+            azimuth_deg: self.azimuth_deg,
+            elevation_deg: self.elevation_deg,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RingsConfig {
+    /// Preallocated two-photon frame buffers (each width*height u16).
+    pub frame_pool: usize,
+    /// Ring from ingest to the imaging stage; when full, that stage skips frames (counted).
+    pub stage_ring: usize,
+    /// Ring from ingest to the recorder; when full, ingest waits (the recorder loses nothing).
+    pub recorder_ring: usize,
+}
+
+impl Default for RingsConfig {
+    fn default() -> Self {
+        RingsConfig {
+            frame_pool: 256,
+            stage_ring: 32,
+            recorder_ring: 192,
+        }
+    }
+}
+
+impl Section for SessionConfig {
+    const NAME: &'static str = "session";
+
+    fn validate(&self) -> Result<(), Invalid> {
+        Invalid::positive("session.duration_s", self.duration_s)
+    }
+}
+
+impl Section for SourceConfig {
+    const NAME: &'static str = "source";
+
+    fn validate(&self) -> Result<(), Invalid> {
+        Invalid::positive("source.idle_timeout_s", self.idle_timeout_s)?;
+        Invalid::in_range(
+            "source.flow_window",
+            self.flow_window.into(),
+            1,
+            4096,
+            "1 ..= 4096 frames",
+        )
+    }
+}
+
+impl Section for EyeConfig {
+    const NAME: &'static str = "eye";
+
+    fn validate(&self) -> Result<(), Invalid> {
+        Invalid::positive("eye.frame_rate_hz", self.frame_rate_hz)
+    }
+}
+
+impl Section for TreadmillConfig {
+    const NAME: &'static str = "treadmill";
+
+    fn validate(&self) -> Result<(), Invalid> {
+        Invalid::positive("treadmill.sample_rate_hz", self.sample_rate_hz)
+    }
+}
+
+impl Section for DisplayConfig {
+    const NAME: &'static str = "display";
+
+    fn validate(&self) -> Result<(), Invalid> {
+        Invalid::positive("display.refresh_hz", self.refresh_hz)?;
+        if self.backend != DisplayBackend::Sim {
+            self.monitor.validate().map_err(|e| {
+                // The stimulus crate names the field after `monitor.`; keep its message whole.
+                Invalid::new("display.monitor", "", format!("display.{e}"))
+            })?;
+        }
+        let px = "4 ..= 4096 pixels";
+        Invalid::in_range("display.view_width", self.view_width as u64, 4, 4096, px)?;
+        Invalid::in_range("display.view_height", self.view_height as u64, 4, 4096, px)
+    }
+}
+
+impl Section for RingsConfig {
+    const NAME: &'static str = "rings";
+
+    fn validate(&self) -> Result<(), Invalid> {
+        let slots = "1 ..= 65536";
+        Invalid::in_range(
+            "rings.stage_ring",
+            self.stage_ring as u64,
+            1,
+            1 << 16,
+            slots,
+        )?;
+        Invalid::in_range(
+            "rings.recorder_ring",
+            self.recorder_ring as u64,
+            1,
+            1 << 16,
+            slots,
+        )?;
+        let needed = self.stage_ring + self.recorder_ring + 4;
+        if self.frame_pool < needed {
+            return Err(Invalid::new(
+                "rings.frame_pool",
+                self.frame_pool,
+                "must be at least rings.stage_ring + rings.recorder_ring + 4",
+            ));
+        }
+        Ok(())
+    }
+}
+
+impl Section for DashboardSettings {
+    const NAME: &'static str = "dashboard";
+
+    fn validate(&self) -> Result<(), Invalid> {
+        Ok(())
+    }
+}

@@ -1,0 +1,14 @@
+//! Offline: everything that reads a recorded session or a file, never the live daemon.
+//!
+//! - [`replay`]: re-runs a session from its log (exactly, or with another policy or twin).
+//! - [`report`]: the self-contained HTML report.
+//! - [`export`]: NWB 2.x.
+//! - [`twin_data`]: a session as a twin-fitting recording.
+//! - [`scanimage`]: ScanImage TIFF reading for `twinloop process`.
+//! - [`design_bench`]: the closed-loop design benchmark harness (`twinloop bench loop`).
+pub mod design_bench;
+pub mod export;
+pub mod replay;
+pub mod report;
+pub mod scanimage;
+pub mod twin_data;

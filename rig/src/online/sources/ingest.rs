@@ -1,0 +1,783 @@
+//! Ingest: validate one wire message, put frames into the pool and hand them to the rings.
+//!
+//! # Policy when something downstream is slow
+//! - The **recorder** must see every frame: when its ring is full, ingest waits (and counts
+//!   `recorder_waits`); the wait propagates back to the sender through the flow-control acks.
+//! - The **imaging stage** may fall behind: when its ring is full the frame is still recorded,
+//!   the stage skips it, and the skip is counted and logged with the stream and sequence number.
+//! - The **pool** running dry means the recorder is behind; ingest waits for a free slot
+//!   (counted as `pool_stalls`) rather than allocating.
+//!
+//! Nothing here allocates per frame: payload bytes are decoded into a pooled buffer and the
+//! handle is cloned into the rings.
+
+use crate::backbone::bus::Bus;
+use crate::backbone::frames::{EyeBuf, EyeFrame, Frame, FrameBuf, FrameMeta};
+use crate::backbone::recorder_item::RecorderItem;
+use crate::backbone::ring::{Pool, RingTx};
+use crate::backbone::telemetry::{Anomaly, Counters, LatencyHist};
+use crate::config::{EyeConfig, ImagingConfig};
+use crate::stages::behaviour::BehaviourInput;
+use crate::stages::clocks::{self, ClockSync, ClockUpdate, ClocksConfig};
+use crate::vocab::clock::{RigTime, host_monotonic_ns};
+use crate::vocab::protocol::{ClockDomain, Header, Message, ProtocolError, Stream, SyncCode};
+use bytes::Bytes;
+use crossbeam_channel::Sender;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::time::Duration;
+
+/// Where ingest hands things on.
+pub struct IngestOutputs {
+    pub frame_pool: Pool<FrameBuf>,
+    pub eye_pool: Pool<EyeBuf>,
+    pub to_stage: RingTx<Frame>,
+    pub to_recorder: RingTx<Frame>,
+    pub eye_to_recorder: RingTx<EyeFrame>,
+    pub events: Sender<RecorderItem>,
+    /// The behaviour stage's feed, when it runs (best effort: full means skipped and counted).
+    pub behaviour: Option<BehaviourFeed>,
+}
+
+/// What ingest hands the behaviour stage.
+pub struct BehaviourFeed {
+    pub eye: RingTx<EyeFrame>,
+    pub inputs: Sender<BehaviourInput>,
+}
+
+impl BehaviourFeed {
+    fn send(&self, input: BehaviourInput, counters: &Counters) {
+        if self.inputs.try_send(input).is_err() {
+            Counters::inc(&counters.behaviour_skips);
+        }
+    }
+}
+
+/// What happened to one message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    Frame {
+        seq: u64,
+    },
+    EyeFrame {
+        seq: u64,
+    },
+    Event(Stream),
+    /// The source said it is done (`control` `{"event": "end"}`).
+    End,
+    Rejected(&'static str),
+}
+
+/// Last sequence number per (stream, plane, channel): repeats and reversals are rejected,
+/// gaps counted. A bridge's `hello` resets it (a restarted bridge starts again at 0).
+struct SeqTracker {
+    last: Box<[Option<u64>]>,
+}
+
+impl SeqTracker {
+    /// 64 planes x 8 channels (sync uses `channel` for the clock domain, 0..=4).
+    const PER_STREAM: usize = 64 * 8;
+
+    fn new() -> SeqTracker {
+        SeqTracker {
+            last: vec![None; 16 * Self::PER_STREAM].into_boxed_slice(),
+        }
+    }
+
+    fn slot(h: &Header) -> usize {
+        (h.stream.code() as usize % 16) * Self::PER_STREAM
+            + (h.plane as usize % 64) * 8
+            + h.channel as usize % 8
+    }
+
+    /// `Ok(missing)` to accept (with `missing` skipped before it), `Err(last)` to reject.
+    fn check(&mut self, h: &Header) -> Result<Option<(u64, u64)>, u64> {
+        let slot = &mut self.last[Self::slot(h)];
+        let r = match *slot {
+            None => Ok(None),
+            Some(last) if h.seq == last + 1 => Ok(None),
+            Some(last) if h.seq > last + 1 => Ok(Some((last, h.seq - last - 1))),
+            Some(last) => return Err(last),
+        };
+        *slot = Some(h.seq);
+        r
+    }
+
+    fn reset(&mut self) {
+        self.last.fill(None);
+    }
+}
+
+pub struct Ingest {
+    out: IngestOutputs,
+    counters: Arc<Counters>,
+    seq: SeqTracker,
+    width: u32,
+    height: u32,
+    planes: u8,
+    channels: u8,
+    eye_capacity: usize,
+    /// Rig time of the newest two-photon frame (read by the renderer's frame-following clock).
+    pub latest_frame_t: Arc<AtomicI64>,
+    /// Flow-control ack: the index (from 0, counted since the source's `hello`) of the last
+    /// two-photon message handed on, across all planes and channels; `u64::MAX` before any.
+    pub acked: Arc<AtomicU64>,
+    handed_on: u64,
+    on_frame: Option<Box<dyn Fn() + Send>>,
+    latency: LatencyHist,
+    /// Device clocks fitted to the rig's from the sync ticks.
+    clocks: ClockSync,
+    /// Where clock updates are published (when set).
+    bus: Option<Bus>,
+    clock_seq: u64,
+    /// The current run of frames the stage could not take: first seq and how many. Each is
+    /// counted and logged as an anomaly; the warning is once per run, not once per frame.
+    stage_skipping: Option<(u64, u64)>,
+}
+
+impl Ingest {
+    /// Ingest for frames of `[imaging]`'s and `[eye]`'s sizes, fitting `[clocks]`.
+    pub fn new(
+        imaging: &ImagingConfig,
+        eye: &EyeConfig,
+        clocks: &ClocksConfig,
+        out: IngestOutputs,
+        counters: Arc<Counters>,
+    ) -> Ingest {
+        Ingest {
+            eye_capacity: (eye.width * eye.height) as usize,
+            out,
+            counters,
+            seq: SeqTracker::new(),
+            width: imaging.width,
+            height: imaging.height,
+            planes: imaging.planes,
+            channels: imaging.channels,
+            latest_frame_t: Arc::new(AtomicI64::new(i64::MIN)),
+            acked: Arc::new(AtomicU64::new(u64::MAX)),
+            handed_on: 0,
+            on_frame: None,
+            latency: LatencyHist::new("ingest"),
+            clocks: ClockSync::new(clocks.clone()),
+            bus: None,
+            clock_seq: 0,
+            stage_skipping: None,
+        }
+    }
+
+    /// Publish clock-fit updates on the event bus.
+    pub fn set_bus(&mut self, bus: Bus) {
+        self.bus = Some(bus);
+    }
+
+    /// The device clocks' state, for the session summary.
+    pub fn clock_summary(&self) -> Vec<clocks::DomainSummary> {
+        self.clocks.summary()
+    }
+
+    /// Maps a sample's wire time onto the rig clock when its stream is on a device clock:
+    /// `(rig_ns, clock_gen)`.
+    fn map_to_rig(&mut self, h: &Header) -> (i64, u32) {
+        match self.clocks.config().domain_of(h.stream) {
+            Some(domain) => self.clocks.map(domain, h.t_ns),
+            None => (h.t_ns, 0),
+        }
+    }
+
+    /// A clock tick: refit, then log, count and publish what changed (after the tick's own
+    /// record, so replay meets them in the same order).
+    fn clock_tick(&mut self, h: &Header) {
+        let Some(domain) = ClockDomain::from_code(h.channel) else {
+            tracing::warn!(
+                channel = h.channel,
+                seq = h.seq,
+                "clock tick from an unknown clock domain; recorded, not fitted"
+            );
+            return;
+        };
+        let outcome = self.clocks.on_tick(domain, h.t_ns);
+        clocks::count(&outcome, &self.counters);
+        for a in outcome.anomalies {
+            tracing::warn!(anomaly = ?a, "clock");
+            self.send_event(RecorderItem::Anomaly(a));
+        }
+        for u in outcome.updates {
+            self.clock_update(&u);
+        }
+    }
+
+    fn clock_update(&mut self, u: &ClockUpdate) {
+        let value = serde_json::to_value(u).unwrap_or_default();
+        if let Some(bus) = &self.bus {
+            let mut m = Message::json(
+                Stream::Clock,
+                self.clock_seq,
+                u.mapping.rig_at_ref_ns as i64,
+                &value,
+            );
+            m.header.channel = u.domain.code();
+            bus.publish(m);
+        }
+        self.clock_seq += 1;
+        tracing::debug!(domain = u.domain.name(), generation = u.generation, state = ?u.state, drift_ppm = u.mapping.drift_ppm(), "clock mapping");
+        self.send_event(RecorderItem::Json {
+            kind: crate::vocab::records::RecordKind::Clock,
+            value,
+        });
+    }
+
+    /// Called after each two-photon frame is handed on (wakes the renderer and the publisher).
+    pub fn set_on_frame(&mut self, f: impl Fn() + Send + 'static) {
+        self.on_frame = Some(Box::new(f));
+    }
+
+    /// Handle one multipart message received at host time `recv_ns`.
+    pub fn handle(&mut self, frames: &[Bytes], recv_ns: i64) -> Outcome {
+        let h = match Message::validate(frames) {
+            Ok(h) => h,
+            Err(e) => return self.reject_protocol(e, frames),
+        };
+        let payload = &frames[2];
+        let message = || Message {
+            header: h,
+            payload: payload.clone(),
+        };
+        if !h.stream.is_input() {
+            return self.reject(
+                "not_an_input",
+                format!("{} is an output stream, not an input", h.stream),
+                Some(&h),
+            );
+        }
+        if h.stream == Stream::Control {
+            // A hello starts a new numbering; control messages are not sequence-checked.
+            let event = serde_json::from_slice::<serde_json::Value>(payload)
+                .ok()
+                .and_then(|v| v.get("event").and_then(|e| e.as_str()).map(str::to_owned));
+            if event.as_deref() == Some("hello") {
+                self.seq.reset();
+                self.handed_on = 0;
+                self.acked.store(u64::MAX, Ordering::Release);
+            }
+            let end = event.as_deref() == Some("end");
+            self.send_event(RecorderItem::Input {
+                recv_ns,
+                clock_gen: 0,
+                message: message(),
+            });
+            return if end {
+                Outcome::End
+            } else {
+                Outcome::Event(Stream::Control)
+            };
+        }
+        if let Err(why) = self.check_shape(&h) {
+            return self.reject("shape", why, Some(&h));
+        }
+        match self.seq.check(&h) {
+            Ok(None) => {}
+            Ok(Some((after, missing))) => {
+                self.counters.gaps.fetch_add(1, Ordering::Relaxed);
+                self.counters.missing.fetch_add(missing, Ordering::Relaxed);
+                tracing::warn!(stream = %h.stream, plane = h.plane, channel = h.channel, after, seq = h.seq, missing, "sequence gap");
+                self.send_event(RecorderItem::Anomaly(Anomaly::Gap {
+                    stream: h.stream,
+                    plane: h.plane,
+                    channel: h.channel,
+                    after,
+                    seq: h.seq,
+                    missing,
+                }));
+            }
+            Err(last) => {
+                let what = if h.seq == last {
+                    "repeated"
+                } else {
+                    "out of order"
+                };
+                return self.reject(
+                    "sequence",
+                    format!("{what}: seq {} after {last}", h.seq),
+                    Some(&h),
+                );
+            }
+        }
+        self.counters
+            .bytes_in
+            .fetch_add(payload.len() as u64, Ordering::Relaxed);
+        match h.stream {
+            Stream::TwoPhoton => self.frame(&h, payload, recv_ns),
+            Stream::EyeCamera => self.eye_frame(&h, payload, recv_ns),
+            s => {
+                let c = if s == Stream::Treadmill {
+                    &self.counters.treadmill_in
+                } else {
+                    &self.counters.sync_in
+                };
+                Counters::inc(c);
+                let (t_ns, clock_gen) = self.map_to_rig(&h);
+                if s == Stream::Treadmill
+                    && let (Some(feed), Some(count)) = (&self.out.behaviour, read_i64(payload))
+                {
+                    feed.send(BehaviourInput::Treadmill { t_ns, count }, &self.counters);
+                }
+                self.send_event(RecorderItem::Input {
+                    recv_ns,
+                    clock_gen,
+                    message: message(),
+                });
+                if s == Stream::Sync && h.aux == SyncCode::ClockTick as i64 {
+                    self.clock_tick(&h);
+                }
+                Outcome::Event(s)
+            }
+        }
+    }
+
+    fn check_shape(&self, h: &Header) -> Result<(), String> {
+        match h.stream {
+            Stream::TwoPhoton => {
+                if h.ndim != 2 || h.shape[0] != self.height || h.shape[1] != self.width {
+                    return Err(format!(
+                        "frame shape {:?} (ndim {}) but imaging is [{}, {}] (height, width)",
+                        &h.shape[..h.ndim as usize],
+                        h.ndim,
+                        self.height,
+                        self.width
+                    ));
+                }
+                if h.plane >= self.planes || h.channel >= self.channels {
+                    return Err(format!(
+                        "plane {} channel {} but imaging has {} planes, {} channels",
+                        h.plane, h.channel, self.planes, self.channels
+                    ));
+                }
+            }
+            Stream::EyeCamera
+                if h.ndim != 2 || h.elements() > self.eye_capacity || h.elements() == 0 =>
+            {
+                return Err(format!(
+                    "eye frame shape {:?} does not fit the eye camera's {} pixels",
+                    &h.shape[..h.ndim as usize],
+                    self.eye_capacity
+                ));
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+
+    fn frame(&mut self, h: &Header, payload: &[u8], recv_ns: i64) -> Outcome {
+        let mut slot = loop {
+            if let Some(s) = self.out.frame_pool.try_take() {
+                break s;
+            }
+            Counters::inc(&self.counters.pool_stalls);
+            std::thread::sleep(Duration::from_micros(50));
+        };
+        let mut meta = FrameMeta::from_header(h, recv_ns);
+        let (t_ns, clock_gen) = self.map_to_rig(h);
+        meta.t = RigTime::from_nanos(t_ns);
+        meta.clock_gen = clock_gen;
+        slot.fill_from_le(meta, payload);
+        let frame = slot.freeze();
+        let mut pending = frame.clone();
+        while let Err(back) = self.out.to_recorder.try_push(pending) {
+            pending = back;
+            Counters::inc(&self.counters.recorder_waits);
+            std::thread::sleep(Duration::from_micros(50));
+        }
+        if self.out.to_stage.try_push(frame).is_err() {
+            Counters::inc(&self.counters.stage_skips);
+            match &mut self.stage_skipping {
+                Some((_, n)) => *n += 1,
+                None => {
+                    tracing::warn!(stream = %h.stream, seq = h.seq, "imaging stage behind: frames from here are recorded but not processed until it catches up");
+                    self.stage_skipping = Some((h.seq, 1));
+                }
+            }
+            self.send_event(RecorderItem::Anomaly(Anomaly::StageSkip {
+                stream: h.stream,
+                seq: h.seq,
+            }));
+        } else if let Some((first, n)) = self.stage_skipping.take() {
+            tracing::warn!(stream = %h.stream, first_skipped = first, skipped = n, "imaging stage caught up");
+        }
+        Counters::inc(&self.counters.frames_in);
+        if let Some(feed) = &self.out.behaviour
+            && h.plane == 0
+            && h.channel == 0
+        {
+            let input = BehaviourInput::Frame { seq: h.seq, t_ns };
+            feed.send(input, &self.counters);
+        }
+        self.latest_frame_t.fetch_max(t_ns, Ordering::AcqRel);
+        self.acked.store(self.handed_on, Ordering::Release);
+        self.handed_on += 1;
+        if let Some(f) = &self.on_frame {
+            f();
+        }
+        self.latency.record_ns(host_monotonic_ns() - recv_ns);
+        Outcome::Frame { seq: h.seq }
+    }
+
+    fn eye_frame(&mut self, h: &Header, payload: &[u8], recv_ns: i64) -> Outcome {
+        let mut slot = loop {
+            if let Some(s) = self.out.eye_pool.try_take() {
+                break s;
+            }
+            Counters::inc(&self.counters.pool_stalls);
+            std::thread::sleep(Duration::from_micros(50));
+        };
+        let n = payload.len().min(slot.pixels.len());
+        slot.pixels[..n].copy_from_slice(&payload[..n]);
+        slot.len = n;
+        slot.meta = FrameMeta::from_header(h, recv_ns);
+        let (t_ns, clock_gen) = self.map_to_rig(h);
+        slot.meta.t = RigTime::from_nanos(t_ns);
+        slot.meta.clock_gen = clock_gen;
+        let frame = slot.freeze();
+        if let Some(feed) = &mut self.out.behaviour
+            && feed.eye.try_push(frame.clone()).is_err()
+        {
+            Counters::inc(&self.counters.behaviour_skips);
+        }
+        let mut pending = frame;
+        while let Err(back) = self.out.eye_to_recorder.try_push(pending) {
+            pending = back;
+            Counters::inc(&self.counters.recorder_waits);
+            std::thread::sleep(Duration::from_micros(50));
+        }
+        Counters::inc(&self.counters.eye_frames_in);
+        Outcome::EyeFrame { seq: h.seq }
+    }
+
+    fn reject_protocol(&mut self, e: ProtocolError, frames: &[Bytes]) -> Outcome {
+        // Name the stream and sequence when the header itself was readable.
+        let header = frames.get(1).and_then(|b| Header::decode(b).ok());
+        let label = e.label();
+        self.reject(label, e.to_string(), header.as_ref())
+    }
+
+    fn reject(&mut self, label: &'static str, reason: String, h: Option<&Header>) -> Outcome {
+        self.counters.reject(label);
+        tracing::warn!(label, stream = ?h.map(|h| h.stream), seq = ?h.map(|h| h.seq), %reason, "message rejected");
+        self.send_event(RecorderItem::Anomaly(Anomaly::Rejected {
+            reason,
+            label: label.to_string(),
+            stream: h.map(|h| h.stream),
+            seq: h.map(|h| h.seq),
+        }));
+        Outcome::Rejected(label)
+    }
+
+    /// The recorder must see every event: block (briefly) rather than drop.
+    fn send_event(&self, item: RecorderItem) {
+        if self.out.events.is_full() {
+            Counters::inc(&self.counters.recorder_waits);
+        }
+        if self.out.events.send(item).is_err() {
+            tracing::error!("recorder is gone; event not recorded");
+        }
+    }
+
+    /// Rig time of the newest frame, if any arrived.
+    pub fn latest_frame_time(&self) -> Option<RigTime> {
+        let t = self.latest_frame_t.load(Ordering::Acquire);
+        (t != i64::MIN).then(|| RigTime::from_nanos(t))
+    }
+
+    /// Receive-to-handed-on latency of two-photon frames.
+    pub fn latency(&self) -> &LatencyHist {
+        &self.latency
+    }
+}
+
+/// The first little-endian i64 of a payload (a treadmill count).
+fn read_i64(payload: &[u8]) -> Option<i64> {
+    Some(i64::from_le_bytes(payload.get(..8)?.try_into().ok()?))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::backbone::ring::{RingRx, Wakeup, ring};
+    use crate::config::Config;
+    use crate::vocab::protocol::{Dtype, Header, SyncCode};
+
+    struct Rig {
+        ingest: Ingest,
+        stage: RingRx<Frame>,
+        recorder: RingRx<Frame>,
+        events: crossbeam_channel::Receiver<RecorderItem>,
+        counters: Arc<Counters>,
+    }
+
+    fn rig(stage_ring: usize) -> Rig {
+        let mut cfg = Config::default_sim();
+        cfg.imaging.width = 16;
+        cfg.imaging.height = 8;
+        cfg.eye.width = 8;
+        cfg.eye.height = 4;
+        let counters = Arc::new(Counters::default());
+        let (to_stage, stage) = ring(stage_ring, Wakeup::new());
+        let (to_recorder, recorder) = ring(1024, Wakeup::new());
+        let (eye_to_recorder, _eye) = ring(1024, Wakeup::new());
+        let (events_tx, events) = crossbeam_channel::bounded(1024);
+        let out = IngestOutputs {
+            frame_pool: Pool::new(2048, || FrameBuf::with_capacity(16 * 8)),
+            eye_pool: Pool::new(8, || EyeBuf::with_capacity(32)),
+            to_stage,
+            to_recorder,
+            eye_to_recorder,
+            events: events_tx,
+            behaviour: None,
+        };
+        Rig {
+            ingest: Ingest::new(
+                &cfg.imaging,
+                &cfg.eye,
+                &cfg.clocks,
+                out,
+                Arc::clone(&counters),
+            ),
+            stage,
+            recorder,
+            events,
+            counters,
+        }
+    }
+
+    fn frame(seq: u64) -> [Bytes; 3] {
+        let h = Header::new(
+            Stream::TwoPhoton,
+            Dtype::U16,
+            &[8, 16],
+            seq,
+            seq as i64 * 33_000_000,
+        );
+        let payload: Vec<u8> = (0..16 * 8u16)
+            .flat_map(|v| (v + seq as u16).to_le_bytes())
+            .collect();
+        Message {
+            header: h,
+            payload: Bytes::from(payload),
+        }
+        .into_frames()
+    }
+
+    fn anomalies(events: &crossbeam_channel::Receiver<RecorderItem>) -> Vec<Anomaly> {
+        events
+            .try_iter()
+            .filter_map(|e| match e {
+                RecorderItem::Anomaly(a) => Some(a),
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn frames_reach_stage_and_recorder_with_their_pixels() {
+        let mut r = rig(8);
+        assert_eq!(r.ingest.handle(&frame(0), 1), Outcome::Frame { seq: 0 });
+        let f = r.stage.try_pop().unwrap();
+        assert_eq!(f.pixels()[5], 5);
+        assert_eq!((f.meta.width, f.meta.height), (16, 8));
+        assert_eq!(r.recorder.try_pop().unwrap().meta.seq, 0);
+        assert_eq!(r.ingest.latest_frame_time(), Some(RigTime::ZERO));
+    }
+
+    #[test]
+    fn a_stalled_stage_skips_frames_but_the_recorder_gets_every_one() {
+        let mut r = rig(4);
+        for seq in 0..100 {
+            r.ingest.handle(&frame(seq), 1);
+        }
+        let recorded: Vec<u64> =
+            std::iter::from_fn(|| r.recorder.try_pop().map(|f| f.meta.seq)).collect();
+        assert_eq!(
+            recorded,
+            (0..100).collect::<Vec<_>>(),
+            "recorder sees every frame, in order"
+        );
+        let processed: Vec<u64> =
+            std::iter::from_fn(|| r.stage.try_pop().map(|f| f.meta.seq)).collect();
+        assert_eq!(
+            processed,
+            vec![0, 1, 2, 3],
+            "the stalled stage holds only what its ring fits"
+        );
+        assert_eq!(r.counters.stage_skips.load(Ordering::Relaxed), 96);
+        let skips = anomalies(&r.events);
+        assert_eq!(skips.len(), 96);
+        assert_eq!(
+            skips[0],
+            Anomaly::StageSkip {
+                stream: Stream::TwoPhoton,
+                seq: 4
+            },
+            "named by stream and seq"
+        );
+    }
+
+    #[test]
+    fn gaps_are_counted_and_named_repeats_and_reversals_rejected() {
+        let mut r = rig(64);
+        r.ingest.handle(&frame(0), 1);
+        r.ingest.handle(&frame(1), 1);
+        assert_eq!(
+            r.ingest.handle(&frame(5), 1),
+            Outcome::Frame { seq: 5 },
+            "a gap is accepted"
+        );
+        assert_eq!(r.ingest.handle(&frame(5), 1), Outcome::Rejected("sequence"));
+        assert_eq!(r.ingest.handle(&frame(3), 1), Outcome::Rejected("sequence"));
+        assert_eq!(
+            r.ingest.handle(&frame(6), 1),
+            Outcome::Frame { seq: 6 },
+            "the stream carries on"
+        );
+        let s = r.counters.snapshot();
+        assert_eq!((s.gaps, s.missing, s.frames_in), (1, 3, 4));
+        assert_eq!(s.rejected["sequence"], 2);
+        let a = anomalies(&r.events);
+        assert!(a.contains(&Anomaly::Gap {
+            stream: Stream::TwoPhoton,
+            plane: 0,
+            channel: 0,
+            after: 1,
+            seq: 5,
+            missing: 3
+        }));
+    }
+
+    #[test]
+    fn a_hello_restarts_sequence_numbering() {
+        let mut r = rig(64);
+        r.ingest.handle(&frame(0), 1);
+        r.ingest.handle(&frame(1), 1);
+        let hello = Message::json(
+            Stream::Control,
+            0,
+            0,
+            &serde_json::json!({"event": "hello"}),
+        );
+        r.ingest.handle(&hello.into_frames(), 1);
+        assert_eq!(r.ingest.handle(&frame(0), 1), Outcome::Frame { seq: 0 });
+    }
+
+    #[test]
+    fn every_kind_of_bad_input_is_rejected_counted_and_survived() {
+        let mut r = rig(64);
+        let good = frame(0);
+        let with_header = |f: &dyn Fn(&mut Vec<u8>)| {
+            let mut h = good[1].to_vec();
+            f(&mut h);
+            [good[0].clone(), Bytes::from(h), good[2].clone()]
+        };
+        let wrong_shape = {
+            let h = Header::new(Stream::TwoPhoton, Dtype::U16, &[4, 4], 0, 0);
+            Message {
+                header: h,
+                payload: Bytes::from(vec![0u8; 32]),
+            }
+            .into_frames()
+        };
+        let bad_plane = {
+            let mut h = Header::new(Stream::TwoPhoton, Dtype::U16, &[8, 16], 0, 0);
+            h.plane = 3;
+            Message {
+                header: h,
+                payload: Bytes::from(vec![0u8; 256]),
+            }
+            .into_frames()
+        };
+        let output_stream = {
+            let h = Header::new(Stream::Activity, Dtype::F32, &[1], 0, 0);
+            Message {
+                header: h,
+                payload: Bytes::from(vec![0u8; 4]),
+            }
+            .into_frames()
+        };
+        let cases: Vec<(&str, Vec<Bytes>)> = vec![
+            (
+                "payload_size",
+                vec![good[0].clone(), good[1].clone(), Bytes::from(vec![0u8; 7])],
+            ),
+            ("unsupported_version", with_header(&|h| h[4] = 2).to_vec()),
+            (
+                "bad_magic",
+                vec![
+                    good[0].clone(),
+                    Bytes::from(vec![0x5a; 64]),
+                    good[2].clone(),
+                ],
+            ),
+            (
+                "header_length",
+                vec![
+                    good[0].clone(),
+                    Bytes::from_static(b"garbage"),
+                    good[2].clone(),
+                ],
+            ),
+            ("unknown_stream", with_header(&|h| h[6] = 99).to_vec()),
+            ("frame_count", good[..2].to_vec()),
+            ("shape", wrong_shape.to_vec()),
+            ("shape", bad_plane.to_vec()),
+            ("not_an_input", output_stream.to_vec()),
+        ];
+        for (label, msg) in &cases {
+            assert_eq!(r.ingest.handle(msg, 1), Outcome::Rejected(label), "{label}");
+        }
+        // The daemon keeps going: a valid frame after all that is accepted.
+        assert_eq!(r.ingest.handle(&frame(0), 1), Outcome::Frame { seq: 0 });
+        let s = r.counters.snapshot();
+        assert_eq!(s.rejected_total(), cases.len() as u64);
+        assert_eq!(s.rejected["shape"], 2);
+        // Each rejection reaches the log with its reason; readable headers name stream and seq.
+        let rejected: Vec<_> = anomalies(&r.events)
+            .into_iter()
+            .filter_map(|a| match a {
+                Anomaly::Rejected {
+                    label,
+                    reason,
+                    stream,
+                    ..
+                } => Some((label, reason, stream)),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(rejected.len(), cases.len());
+        let (_, reason, stream) = &rejected[6];
+        assert!(
+            reason.contains("[4, 4]") && reason.contains("[8, 16]"),
+            "{reason}"
+        );
+        assert_eq!(*stream, Some(Stream::TwoPhoton));
+    }
+
+    #[test]
+    fn events_and_end_are_passed_to_the_recorder() {
+        let mut r = rig(8);
+        let mut tick = Header::new(Stream::Sync, Dtype::U8, &[0], 0, 5);
+        tick.aux = SyncCode::FrameClock as i64;
+        let tick = Message {
+            header: tick,
+            payload: Bytes::new(),
+        };
+        assert_eq!(
+            r.ingest.handle(&tick.into_frames(), 1),
+            Outcome::Event(Stream::Sync)
+        );
+        let end = Message::json(Stream::Control, 0, 0, &serde_json::json!({"event": "end"}));
+        assert_eq!(r.ingest.handle(&end.into_frames(), 1), Outcome::End);
+        let inputs = r
+            .events
+            .try_iter()
+            .filter(|e| matches!(e, RecorderItem::Input { .. }))
+            .count();
+        assert_eq!(inputs, 2);
+    }
+}

@@ -1,0 +1,57 @@
+//! History: which stimulus was on screen when (the onsets), and the kept frames the refits
+//! and the twin refit read.
+
+use super::*;
+
+pub(super) struct Onset {
+    pub(super) trial: u64,
+    pub(super) entry: usize,
+    pub(super) t_s: f64,
+}
+
+pub(super) struct FrameRef {
+    pub(super) plane: u8,
+    pub(super) t_s: f64,
+    pub(super) behaviour: [f32; BEHAVIOUR_DIMS],
+}
+
+impl Designer {
+    /// A trial's stimulus came on the screen at `t`.
+    pub fn onset(&mut self, trial: u64, entry: usize, t: RigTime) {
+        if entry >= self.pool.len() {
+            tracing::warn!(
+                trial,
+                entry,
+                "onset of a stimulus outside the pool; ignored"
+            );
+            return;
+        }
+        if self.pool.is_test(entry) {
+            self.evaluate();
+            self.tests.insert(
+                trial,
+                TestPresentation {
+                    entry,
+                    sums: vec![0.0; TEST_BINS * self.units.max(1)],
+                    counts: vec![[0; TEST_BINS]; self.planes.len().max(1)],
+                },
+            );
+        }
+        self.onsets.push(Onset {
+            trial,
+            entry,
+            t_s: t.as_secs_f64(),
+        });
+    }
+
+    /// What was on the screen at `t_s` (rig seconds): the pool entry and its twin frame, or
+    /// `None` for gray.
+    pub(super) fn stimulus_at(&self, t_s: f64) -> Option<(usize, usize, u64)> {
+        let i = self.onsets.partition_point(|o| o.t_s <= t_s);
+        let o = self.onsets.get(i.checked_sub(1)?)?;
+        // A frame exactly on a twin-frame boundary belongs to that frame (not the one before
+        // it through rounding).
+        let f = ((t_s - o.t_s) * self.pool.twin_hz() + 1e-6).floor() as usize;
+        (f < self.pool.frames()).then_some((o.entry, f, o.trial))
+    }
+}

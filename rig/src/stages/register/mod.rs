@@ -1,1 +1,0 @@
-//! Online motion correction (being written).
