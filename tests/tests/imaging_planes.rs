@@ -140,6 +140,7 @@ fn two_planes_each_follow_their_own_truth_and_gaps_are_declared() {
                     sent_ns: 0,
                     t_wire_ns: (k as f64 / FS * 1e9) as i64,
                     clock_gen: 0,
+                    ack: None,
                 };
                 online.on_frame(&slot.freeze(), &mut emit);
             }

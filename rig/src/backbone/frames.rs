@@ -3,6 +3,7 @@
 //! Both are preallocated once ([`crate::backbone::ring::Pool`]) at the largest size the config allows and
 //! reused; `len` says how much of the buffer the current sample uses.
 
+use crate::backbone::durable::Ack;
 use crate::backbone::ring::Pooled;
 use crate::vocab::clock::RigTime;
 use crate::vocab::protocol::{Dtype, Header, Stream};
@@ -30,6 +31,8 @@ pub struct FrameMeta {
     pub recv_ns: i64,
     /// Sender's monotonic time at send, 0 if unknown.
     pub sent_ns: i64,
+    /// Its place in the sender's numbering (two-photon frames from ingest; not logged).
+    pub ack: Option<Ack>,
 }
 
 impl FrameMeta {
@@ -48,6 +51,7 @@ impl FrameMeta {
             dtype: h.dtype,
             recv_ns,
             sent_ns: h.sent_ns,
+            ack: None,
         }
     }
 
@@ -92,6 +96,7 @@ impl FrameBuf {
                 dtype: Dtype::U16,
                 recv_ns: 0,
                 sent_ns: 0,
+                ack: None,
             },
             pixels: vec![0u16; pixels].into_boxed_slice(),
             len: 0,

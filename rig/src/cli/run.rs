@@ -50,5 +50,13 @@ pub fn run(args: &RunArgs) -> anyhow::Result<()> {
     if let Some(e) = &summary.recorder_error {
         anyhow::bail!("the session log could not be written completely: {e}");
     }
+    if let Some(sig) = summary.signal {
+        // The shell's convention: 128 + the signal that ended it. The session itself ended
+        // cleanly (summary written, log closed).
+        tracing::warn!(signal = sig, "the session was ended by a signal");
+        use std::io::Write as _;
+        let _ = std::io::stdout().flush();
+        std::process::exit(128 + sig);
+    }
     Ok(())
 }

@@ -46,6 +46,10 @@ pub struct SessionConfig {
     pub record_frames: bool,
     /// Show a progress bar on the terminal.
     pub progress: bool,
+    /// Sync the session log to the storage device this often (seconds; 0: only at the end).
+    /// An ack or a publication means a frame is written out of the process, which survives
+    /// kill -9; what survives a power loss is what was synced.
+    pub fsync_every_s: f64,
 }
 
 impl Default for SessionConfig {
@@ -58,6 +62,7 @@ impl Default for SessionConfig {
             seed: 1,
             record_frames: false,
             progress: true,
+            fsync_every_s: 1.0,
         }
     }
 }
@@ -84,6 +89,9 @@ pub struct SourceConfig {
     pub idle_timeout_s: f64,
     /// Frames a sender may have in flight before the daemon's ack (credit-based flow control).
     pub flow_window: u32,
+    /// A sample whose time moves further than this (seconds, or 100 of its stream's recent
+    /// intervals if longer) from the stream's last accepted time is refused as a `time_jump`.
+    pub max_time_jump_s: f64,
 }
 
 impl Default for SourceConfig {
@@ -94,6 +102,7 @@ impl Default for SourceConfig {
             publish: "tcp://127.0.0.1:0".into(),
             idle_timeout_s: 10.0,
             flow_window: 32,
+            max_time_jump_s: 10.0,
         }
     }
 }
@@ -223,6 +232,7 @@ impl Section for SessionConfig {
     const NAME: &'static str = "session";
 
     fn validate(&self) -> Result<(), Invalid> {
+        Invalid::non_negative("session.fsync_every_s", self.fsync_every_s)?;
         Invalid::positive("session.duration_s", self.duration_s)
     }
 }
@@ -232,6 +242,7 @@ impl Section for SourceConfig {
 
     fn validate(&self) -> Result<(), Invalid> {
         Invalid::positive("source.idle_timeout_s", self.idle_timeout_s)?;
+        Invalid::positive("source.max_time_jump_s", self.max_time_jump_s)?;
         Invalid::in_range(
             "source.flow_window",
             self.flow_window.into(),

@@ -74,7 +74,7 @@ pub enum Anomaly {
     },
 }
 
-const REJECT_LABELS: [&str; 13] = [
+const REJECT_LABELS: [&str; 14] = [
     "frame_count",
     "header_length",
     "bad_magic",
@@ -88,6 +88,7 @@ const REJECT_LABELS: [&str; 13] = [
     "sequence",
     "shape",
     "not_an_input",
+    "time_jump",
 ];
 
 /// Every counter of a session.

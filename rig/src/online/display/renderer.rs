@@ -33,6 +33,10 @@ use twinloop_stimulus::player::{
 };
 use twinloop_stimulus::{FrameContent, PhotodiodePatch, Projection, ViewGeometry, cpu};
 
+/// How far ahead of the wall clock a real-time simulated monitor may flip (s): enough for the
+/// ordinary jitter of frames arriving, never a spin.
+const PACE_SLACK_S: f64 = 1.0;
+
 /// What every backend talks to: the selector's queue and onsets, the bus and the log.
 pub struct RendererLink {
     pub queue: Receiver<Decision>,
@@ -435,15 +439,30 @@ impl SimMonitor {
             params.player_config(),
         );
         let mut sink = FlipSink::new(self.link, params.view);
+        // In real time the monitor never flips faster than its refresh rate of wall time,
+        // whatever rig time does (a bridge's clock gone wrong must not make it spin).
+        let pace = self
+            .wait_for_decisions
+            .is_none()
+            .then_some(params.refresh_hz);
+        let started = std::time::Instant::now();
         loop {
             let latest = self.clock.latest_frame_t.load(Ordering::Acquire);
-            let horizon = latest + self.frame_period_ns + period;
+            let horizon = latest.saturating_add(self.frame_period_ns + period);
             let mut rendered = false;
+            let mut paced = false;
             while flip_t(player.counts.flips) <= horizon {
+                if let Some(rate) = pace {
+                    let allowed = (started.elapsed().as_secs_f64() + PACE_SLACK_S) * rate;
+                    if player.counts.flips as f64 >= allowed {
+                        paced = true;
+                        break;
+                    }
+                }
                 sink.step(&mut player);
                 rendered = true;
             }
-            if !rendered {
+            if !rendered || paced {
                 if self.clock.stop.load(Ordering::Acquire) {
                     break;
                 }

@@ -33,7 +33,7 @@ use crate::stages::decide::build_selector;
 use crate::stages::extract::{Extractor, build_extractor};
 use crate::vocab::scan::{CellPlace, ScanOffsets, ScanSlot};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant, SystemTime};
 use thiserror::Error;
 
@@ -58,6 +58,13 @@ pub enum SessionError {
     #[error("thread {0} panicked")]
     Panicked(&'static str),
 }
+
+/// The signals that end a session cleanly.
+const STOP_SIGNALS: [i32; 3] = [
+    signal_hook::consts::SIGINT,
+    signal_hook::consts::SIGTERM,
+    signal_hook::consts::SIGHUP,
+];
 
 /// Called with the session directory, the ingest endpoint and the publish endpoint.
 pub type ReadyHook = Box<dyn FnOnce(&std::path::Path, &str, &str) + Send>;
@@ -140,11 +147,21 @@ pub fn run(
     let eye_px = (cfg.eye.width * cfg.eye.height) as usize;
     let max_part_bytes = (frame_px * 2).max(eye_px).max(1 << 20) + 4096;
     let zmq_ctx = zmq::Context::new();
+    // SIGINT (Ctrl-C), SIGTERM (`kill`, systemd, docker, `timeout`) and SIGHUP (a closed
+    // terminal) all end the session cleanly: ingest stops, everything drains, the summary is
+    // written, and the signal is named in it.
     let stop = Arc::new(AtomicBool::new(false));
-    let sigint = signal_hook::flag::register(signal_hook::consts::SIGINT, Arc::clone(&stop)).ok();
+    let signal = Arc::new(AtomicUsize::new(0));
+    let mut handlers = Vec::new();
+    for sig in STOP_SIGNALS {
+        handlers.extend(signal_hook::flag::register(sig, Arc::clone(&stop)).ok());
+        handlers
+            .extend(signal_hook::flag::register_usize(sig, Arc::clone(&signal), sig as usize).ok());
+    }
+    ingest.set_stop(Arc::clone(&stop));
     let unregister = || {
-        if let Some(id) = sigint {
-            signal_hook::low_level::unregister(id);
+        for id in &handlers {
+            signal_hook::low_level::unregister(*id);
         }
     };
 
@@ -291,6 +308,10 @@ pub fn run(
         log_records: joined.recorder.stats.records,
         log_bytes: joined.recorder.stats.bytes,
         recorder_error: joined.recorder.error,
+        signal: match signal.load(Ordering::Acquire) {
+            0 => None,
+            sig => Some(sig as i32),
+        },
         clocks,
         rig_time_s: {
             let t = shared.latest_frame_t.load(Ordering::Acquire);

@@ -29,6 +29,9 @@ pub struct SessionSummary {
     pub log_records: u64,
     pub log_bytes: u64,
     pub recorder_error: Option<String>,
+    /// The signal that ended the session (2 SIGINT, 15 SIGTERM, 1 SIGHUP), if one did.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub signal: Option<i32>,
     /// Each device clock's fit at the end (empty when every stream is on the rig clock).
     pub clocks: Vec<crate::stages::clocks::DomainSummary>,
 }
@@ -63,6 +66,9 @@ impl fmt::Display for SessionSummary {
             self.rig_time_s / self.wall_s.max(1e-9),
             self.ingest_end
         )?;
+        if let Some(sig) = self.signal {
+            writeln!(f, "  stopped by       signal {sig}")?;
+        }
         writeln!(
             f,
             "  frames in        {} two-photon ({} processed, {} cells), {} eye, {} treadmill, {} sync",

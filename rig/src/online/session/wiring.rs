@@ -129,6 +129,7 @@ impl Pipeline {
             &cfg.imaging,
             &cfg.eye,
             &cfg.clocks,
+            &cfg.source,
             IngestOutputs {
                 frame_pool,
                 eye_pool,
@@ -145,7 +146,7 @@ impl Pipeline {
         );
         ingest.set_bus(bus.clone());
         let latest_frame_t = Arc::clone(&ingest.latest_frame_t);
-        let acked = Arc::clone(&ingest.acked);
+        let durable = Arc::clone(&ingest.durable);
         {
             let renderer_wake = Arc::clone(&renderer_wake);
             ingest.set_on_frame(move || renderer_wake.wake());
@@ -165,10 +166,14 @@ impl Pipeline {
                 activity: rec_activity,
                 events: events_rx,
                 wake: recorder_wake,
+                durable: Arc::clone(&ingest.durable),
+                on_written: Some(bus.wakeup()),
             },
             Arc::clone(&counters),
             cfg.session.record_frames,
             frame_px * 2,
+            (cfg.session.fsync_every_s > 0.0)
+                .then(|| Duration::from_secs_f64(cfg.session.fsync_every_s.min(3600.0))),
         );
         let stage = ExtractStage::new(
             parts.extractor,
@@ -251,7 +256,7 @@ impl Pipeline {
         let publisher = Publisher {
             inbox: bus_inbox,
             activity: bus_activity,
-            acked,
+            durable,
             latest_frame_t,
             counters,
             heartbeat: Duration::from_millis(100),

@@ -8,6 +8,7 @@
 //! the newest ack is re-sent on every heartbeat, so a lost ack cannot stall a sender.
 
 use crate::backbone::bus::BusInbox;
+use crate::backbone::durable::Durable;
 use crate::backbone::frames::Activity;
 use crate::backbone::ring::RingRx;
 use crate::backbone::telemetry::Counters;
@@ -15,9 +16,13 @@ use crate::vocab::clock::host_monotonic_ns;
 use crate::vocab::protocol::{Dtype, Header, Message, Stream};
 use bytes::Bytes;
 use crossbeam_channel::TryRecvError;
+use std::collections::VecDeque;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::{Duration, Instant};
+
+/// Activity held for the log at most; beyond it the oldest is dropped from the bus.
+const HELD_ACTIVITY: usize = 64;
 
 /// Messages queued per subscriber before libzmq drops for it.
 const SNDHWM: i32 = 10_000;
@@ -27,7 +32,8 @@ pub struct Publisher {
     pub inbox: BusInbox,
     /// Activity of every processed frame; its ring must wake `inbox.wake`.
     pub activity: RingRx<Activity>,
-    pub acked: Arc<AtomicU64>,
+    /// What the log has made durable: acks and activity wait for it.
+    pub durable: Arc<Durable>,
     pub latest_frame_t: Arc<AtomicI64>,
     pub counters: Arc<Counters>,
     pub heartbeat: Duration,
@@ -99,10 +105,24 @@ impl Publisher {
         let _span = tracing::info_span!("stage", name = "publisher").entered();
         self.inbox.wake.register_current();
         let mut next_heartbeat = Instant::now();
-        let mut last_ack = u64::MAX;
+        let mut last_ack: Option<u64> = None;
+        // Activity waiting for its record to be written out before it is published.
+        let mut held: VecDeque<Activity> = VecDeque::with_capacity(HELD_ACTIVITY);
         let mut status_seq = 0u64;
         let mut open = true;
-        while open || !self.activity.is_finished() {
+        // Once every producer is gone, held activity waits this long for the log at most.
+        let mut give_up: Option<Instant> = None;
+        while open || !self.activity.is_finished() || !held.is_empty() {
+            if !open && self.activity.is_finished() {
+                let at = *give_up.get_or_insert_with(|| Instant::now() + Duration::from_secs(2));
+                if Instant::now() >= at {
+                    // The log stopped (its error is in the summary): not published, counted.
+                    for _ in held.drain(..) {
+                        Counters::inc(&self.counters.bus_drops);
+                    }
+                    break;
+                }
+            }
             let mut busy = false;
             loop {
                 match self.inbox.rx.try_recv() {
@@ -121,27 +141,41 @@ impl Publisher {
                 }
             }
             while let Some(a) = self.activity.try_pop() {
-                send(&sock, activity_message(&a));
-                if let Some(m) = registration_message(&a) {
-                    if let Some(d) = self.dashboard.as_mut() {
-                        d.on_message(&m);
+                if held.len() == HELD_ACTIVITY {
+                    // The log is not keeping up (or has stopped): the oldest is dropped from
+                    // the bus, as a full bus would (the log has it, or says why not).
+                    if let Some(old) = held.pop_front() {
+                        Counters::inc(&self.counters.bus_drops);
+                        tracing::debug!(
+                            seq = old.frame.seq,
+                            "activity dropped from the bus: the log is behind"
+                        );
                     }
-                    send(&sock, m);
                 }
-                if let Some(d) = self.dashboard.as_mut() {
-                    d.on_activity(&a);
-                }
+                held.push_back(a);
                 busy = true;
+            }
+            while let Some(a) = held.front() {
+                let logged = a
+                    .frame
+                    .ack
+                    .is_none_or(|ack| self.durable.activity_is_logged(ack));
+                let Some(a) = held.pop_front().filter(|_| logged) else {
+                    break;
+                };
+                self.publish_activity(&sock, &a);
             }
             if let Some(d) = self.dashboard.as_mut() {
                 d.poll();
             }
             let heartbeat = Instant::now() >= next_heartbeat;
-            let acked = self.acked.load(Ordering::Acquire);
+            let acked = self.durable.acked();
             let t_ns = self.latest_frame_t.load(Ordering::Acquire).max(0);
-            if acked != u64::MAX && (acked != last_ack || heartbeat) {
+            if let Some(acked) = acked
+                && (Some(acked) != last_ack || heartbeat)
+            {
                 send(&sock, ack_message(acked, t_ns));
-                last_ack = acked;
+                last_ack = Some(acked);
             }
             if heartbeat {
                 let status = self.status("running", t_ns);
@@ -166,6 +200,19 @@ impl Publisher {
         );
         // Closing lingers (`set_linger`) so the last messages leave before the socket goes.
         drop(sock);
+    }
+
+    fn publish_activity(&mut self, sock: &zmq::Socket, a: &Activity) {
+        send(sock, activity_message(a));
+        if let Some(m) = registration_message(a) {
+            if let Some(d) = self.dashboard.as_mut() {
+                d.on_message(&m);
+            }
+            send(sock, m);
+        }
+        if let Some(d) = self.dashboard.as_mut() {
+            d.on_activity(a);
+        }
     }
 
     fn status(&self, state: &str, t_ns: i64) -> serde_json::Value {

@@ -5,6 +5,7 @@
 //! through a bounded channel. The log is flushed every `FLUSH_EVERY`, so a SIGKILL loses at
 //! most that much, and the reader recovers everything up to the last complete record.
 
+use crate::backbone::durable::{Ack, Durable};
 use crate::backbone::frames::{Activity, EyeFrame, Frame};
 use crate::backbone::recorder_item::RecorderItem;
 use crate::backbone::ring::{RingRx, Wakeup};
@@ -36,6 +37,14 @@ pub struct Recorder {
     events_closed: bool,
     /// JSON records are encoded here, reused, so logging them allocates nothing per record.
     json: Vec<u8>,
+    /// Raised once frames and activity are written out of the process.
+    durable: Arc<Durable>,
+    on_written: Option<Arc<Wakeup>>,
+    /// The last frame and activity written since the last flush.
+    unflushed_frame: Option<Ack>,
+    unflushed_activity: Option<Ack>,
+    /// How often the log is synced to the storage device (what survives a power loss).
+    fsync_every: Option<Duration>,
 }
 
 /// What the recorder reads: every ring and channel that ends in the log.
@@ -46,6 +55,10 @@ pub struct RecorderInputs {
     pub events: Receiver<RecorderItem>,
     /// Shared by every ring above, so any of them wakes the recorder.
     pub wake: Arc<Wakeup>,
+    /// Where the recorder says what is written out (acks and publications wait for it).
+    pub durable: Arc<Durable>,
+    /// Woken when the watermarks rise (the publisher's).
+    pub on_written: Option<Arc<Wakeup>>,
 }
 
 pub struct RecorderReport {
@@ -56,13 +69,15 @@ pub struct RecorderReport {
 
 impl Recorder {
     /// `record_frames`: write pixels, not only frame metadata; `max_frame_bytes` sizes the
-    /// scratch buffer once.
+    /// scratch buffer once; `fsync_every`: how often to sync the log to the device (`None`:
+    /// only at the end).
     pub fn new(
         writer: LogWriter,
         inputs: RecorderInputs,
         counters: Arc<Counters>,
         record_frames: bool,
         max_frame_bytes: usize,
+        fsync_every: Option<Duration>,
     ) -> Recorder {
         Recorder {
             writer,
@@ -76,6 +91,11 @@ impl Recorder {
             max_frame_bytes,
             events_closed: false,
             json: Vec::with_capacity(4096),
+            durable: inputs.durable,
+            on_written: inputs.on_written,
+            unflushed_frame: None,
+            unflushed_activity: None,
+            fsync_every,
         }
     }
 
@@ -86,6 +106,7 @@ impl Recorder {
         let mut scratch = Vec::with_capacity(self.max_frame_bytes.max(4096));
         let mut error: Option<LogError> = None;
         let mut last_flush = host_monotonic_ns();
+        let mut last_sync = last_flush;
         loop {
             let mut busy = false;
             let r = self.drain(&mut scratch, &mut latency, &mut busy);
@@ -97,11 +118,28 @@ impl Recorder {
                 error.get_or_insert(e);
             }
             let now = host_monotonic_ns();
-            if now - last_flush > FLUSH_EVERY.as_nanos() as i64 {
-                if let Err(e) = self.writer.flush() {
-                    error.get_or_insert(e);
+            // Frames and activity are written out at once: an ack or a publication waits for
+            // it. Everything else at least every `FLUSH_EVERY`.
+            let promised = self.unflushed_frame.is_some() || self.unflushed_activity.is_some();
+            if (promised || now - last_flush > FLUSH_EVERY.as_nanos() as i64) && error.is_none() {
+                match self.writer.flush() {
+                    Ok(()) => self.written_out(),
+                    Err(e) => {
+                        tracing::error!(error = %e, "session log flush failed: recording stopped");
+                        error.get_or_insert(e);
+                    }
                 }
                 last_flush = now;
+            }
+            if let Some(every) = self.fsync_every
+                && now - last_sync > every.as_nanos() as i64
+                && error.is_none()
+            {
+                if let Err(e) = self.writer.sync() {
+                    tracing::error!(error = %e, "session log sync failed: recording stopped");
+                    error.get_or_insert(e);
+                }
+                last_sync = now;
             }
             if !busy {
                 if self.finished() {
@@ -111,14 +149,45 @@ impl Recorder {
             }
         }
         let stats = self.writer.stats();
-        let sync = self.writer.finish();
-        if let Err(e) = sync {
-            error.get_or_insert(e);
+        let (durable, frame, activity) = (
+            Arc::clone(&self.durable),
+            self.unflushed_frame.take(),
+            self.unflushed_activity.take(),
+        );
+        match self.writer.finish() {
+            Ok(_) if error.is_none() => {
+                if let Some(a) = frame {
+                    durable.frames_logged(a);
+                }
+                if let Some(a) = activity {
+                    durable.activity_logged(a);
+                }
+            }
+            Ok(_) => {}
+            Err(e) => {
+                error.get_or_insert(e);
+            }
         }
         RecorderReport {
             latency,
             stats,
             error: error.map(|e| e.to_string()),
+        }
+    }
+
+    /// Everything appended so far is written out of the process: raise the watermarks.
+    fn written_out(&mut self) {
+        let (frame, activity) = (self.unflushed_frame.take(), self.unflushed_activity.take());
+        if let Some(a) = frame {
+            self.durable.frames_logged(a);
+        }
+        if let Some(a) = activity {
+            self.durable.activity_logged(a);
+        }
+        if (frame.is_some() || activity.is_some())
+            && let Some(w) = &self.on_written
+        {
+            w.wake();
         }
     }
 
@@ -150,6 +219,9 @@ impl Recorder {
                 }
             }
             self.append(RecordKind::Input, &[&prefix, scratch])?;
+            if f.meta.ack.is_some() {
+                self.unflushed_frame = f.meta.ack;
+            }
             latency.record_ns(host_monotonic_ns() - f.meta.recv_ns);
         }
         while let Some(f) = self.eye.try_pop() {
@@ -179,6 +251,9 @@ impl Recorder {
                 encode_activity_prefix(a.frame.seq, a.frame.t, a.frame.plane, a.len as u32);
             f32_le_bytes(a.values(), scratch);
             self.append(RecordKind::Activity, &[&prefix, scratch])?;
+            if a.frame.ack.is_some() {
+                self.unflushed_activity = a.frame.ack;
+            }
             if let Some(registration) = a.registration {
                 let r = RegistrationRecord {
                     frame_seq: a.frame.seq,

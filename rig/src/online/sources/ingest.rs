@@ -11,12 +11,14 @@
 //! Nothing here allocates per frame: payload bytes are decoded into a pooled buffer and the
 //! handle is cloned into the rings.
 
+use super::time_guard::TimeGuard;
 use crate::backbone::bus::Bus;
+use crate::backbone::durable::{Ack, Durable};
 use crate::backbone::frames::{EyeBuf, EyeFrame, Frame, FrameBuf, FrameMeta};
 use crate::backbone::recorder_item::RecorderItem;
 use crate::backbone::ring::{Pool, RingTx};
 use crate::backbone::telemetry::{Anomaly, Counters, LatencyHist};
-use crate::config::{EyeConfig, ImagingConfig};
+use crate::config::{EyeConfig, ImagingConfig, SourceConfig};
 use crate::stages::behaviour::BehaviourInput;
 use crate::stages::clocks::{self, ClockSync, ClockUpdate, ClocksConfig};
 use crate::vocab::clock::{RigTime, host_monotonic_ns};
@@ -24,7 +26,7 @@ use crate::vocab::protocol::{ClockDomain, Header, Message, ProtocolError, Stream
 use bytes::Bytes;
 use crossbeam_channel::Sender;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::time::Duration;
 
 /// Where ingest hands things on.
@@ -56,6 +58,9 @@ impl BehaviourFeed {
 /// What happened to one message.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Outcome {
+    /// The session is stopping, or the recorder is gone, while this message waited: it was
+    /// neither logged nor acked.
+    Stopped,
     Frame {
         seq: u64,
     },
@@ -121,7 +126,10 @@ pub struct Ingest {
     pub latest_frame_t: Arc<AtomicI64>,
     /// Flow-control ack: the index (from 0, counted since the source's `hello`) of the last
     /// two-photon message handed on, across all planes and channels; `u64::MAX` before any.
-    pub acked: Arc<AtomicU64>,
+    /// What the log has made durable: acks and publications wait for it.
+    pub durable: Arc<Durable>,
+    /// The current `hello`'s epoch, tagged on every two-photon frame.
+    epoch: u32,
     handed_on: u64,
     on_frame: Option<Box<dyn Fn() + Send>>,
     latency: LatencyHist,
@@ -133,14 +141,20 @@ pub struct Ingest {
     /// The current run of frames the stage could not take: first seq and how many. Each is
     /// counted and logged as an anomaly; the warning is once per run, not once per frame.
     stage_skipping: Option<(u64, u64)>,
+    /// Refuses samples whose time jumps far from their stream's cadence.
+    time_guard: TimeGuard,
+    /// The session is stopping: waits for a slot or the recorder give up.
+    stop: Option<Arc<AtomicBool>>,
 }
 
 impl Ingest {
-    /// Ingest for frames of `[imaging]`'s and `[eye]`'s sizes, fitting `[clocks]`.
+    /// Ingest for frames of `[imaging]`'s and `[eye]`'s sizes, fitting `[clocks]`, with
+    /// `[source]`'s bounds.
     pub fn new(
         imaging: &ImagingConfig,
         eye: &EyeConfig,
         clocks: &ClocksConfig,
+        source: &SourceConfig,
         out: IngestOutputs,
         counters: Arc<Counters>,
     ) -> Ingest {
@@ -154,7 +168,8 @@ impl Ingest {
             planes: imaging.planes,
             channels: imaging.channels,
             latest_frame_t: Arc::new(AtomicI64::new(i64::MIN)),
-            acked: Arc::new(AtomicU64::new(u64::MAX)),
+            durable: Arc::new(Durable::default()),
+            epoch: 0,
             handed_on: 0,
             on_frame: None,
             latency: LatencyHist::new("ingest"),
@@ -162,7 +177,23 @@ impl Ingest {
             bus: None,
             clock_seq: 0,
             stage_skipping: None,
+            time_guard: TimeGuard::new(source.max_time_jump_s),
+            stop: None,
         }
+    }
+
+    /// The session's stop flag: a wait for a pool slot or for the recorder gives up once it is
+    /// set (the frame is then neither logged nor acked).
+    pub fn set_stop(&mut self, stop: Arc<AtomicBool>) {
+        self.stop = Some(stop);
+    }
+
+    /// Whether a wait must give up: the session is stopping, or the recorder is gone.
+    fn must_stop(&self) -> bool {
+        self.stop
+            .as_ref()
+            .is_some_and(|s| s.load(Ordering::Acquire))
+            || self.out.to_recorder.is_abandoned()
     }
 
     /// Publish clock-fit updates on the event bus.
@@ -256,8 +287,9 @@ impl Ingest {
                 .and_then(|v| v.get("event").and_then(|e| e.as_str()).map(str::to_owned));
             if event.as_deref() == Some("hello") {
                 self.seq.reset();
+                self.time_guard.reset();
                 self.handed_on = 0;
-                self.acked.store(u64::MAX, Ordering::Release);
+                self.epoch = self.durable.new_epoch();
             }
             let end = event.as_deref() == Some("end");
             self.send_event(RecorderItem::Input {
@@ -273,6 +305,21 @@ impl Ingest {
         }
         if let Err(why) = self.check_shape(&h) {
             return self.reject("shape", why, Some(&h));
+        }
+        if let Err(j) = self.time_guard.check(h.stream, h.t_ns) {
+            // Never learned and never mapped: the session clock does not move.
+            return self.reject(
+                "time_jump",
+                format!(
+                    "t_ns {} is {:.3} s from the stream's last accepted time {} (bound {:.1} s, \
+                     [source] max_time_jump_s); a bridge whose clock restarted sends a hello first",
+                    j.t_ns,
+                    (i128::from(j.t_ns) - i128::from(j.last_ns)) as f64 * 1e-9,
+                    j.last_ns,
+                    j.bound_ns as f64 * 1e-9
+                ),
+                Some(&h),
+            );
         }
         match self.seq.check(&h) {
             Ok(None) => {}
@@ -372,6 +419,9 @@ impl Ingest {
             if let Some(s) = self.out.frame_pool.try_take() {
                 break s;
             }
+            if self.must_stop() {
+                return Outcome::Stopped;
+            }
             Counters::inc(&self.counters.pool_stalls);
             std::thread::sleep(Duration::from_micros(50));
         };
@@ -379,10 +429,17 @@ impl Ingest {
         let (t_ns, clock_gen) = self.map_to_rig(h);
         meta.t = RigTime::from_nanos(t_ns);
         meta.clock_gen = clock_gen;
+        meta.ack = Some(Ack {
+            epoch: self.epoch,
+            index: self.handed_on,
+        });
         slot.fill_from_le(meta, payload);
         let frame = slot.freeze();
         let mut pending = frame.clone();
         while let Err(back) = self.out.to_recorder.try_push(pending) {
+            if self.must_stop() {
+                return Outcome::Stopped;
+            }
             pending = back;
             Counters::inc(&self.counters.recorder_waits);
             std::thread::sleep(Duration::from_micros(50));
@@ -412,7 +469,7 @@ impl Ingest {
             feed.send(input, &self.counters);
         }
         self.latest_frame_t.fetch_max(t_ns, Ordering::AcqRel);
-        self.acked.store(self.handed_on, Ordering::Release);
+        // The ack waits for the recorder to write the frame out (`backbone::durable`).
         self.handed_on += 1;
         if let Some(f) = &self.on_frame {
             f();
@@ -425,6 +482,9 @@ impl Ingest {
         let mut slot = loop {
             if let Some(s) = self.out.eye_pool.try_take() {
                 break s;
+            }
+            if self.must_stop() {
+                return Outcome::Stopped;
             }
             Counters::inc(&self.counters.pool_stalls);
             std::thread::sleep(Duration::from_micros(50));
@@ -444,6 +504,9 @@ impl Ingest {
         }
         let mut pending = frame;
         while let Err(back) = self.out.eye_to_recorder.try_push(pending) {
+            if self.must_stop() {
+                return Outcome::Stopped;
+            }
             pending = back;
             Counters::inc(&self.counters.recorder_waits);
             std::thread::sleep(Duration::from_micros(50));
@@ -538,6 +601,7 @@ mod tests {
                 &cfg.imaging,
                 &cfg.eye,
                 &cfg.clocks,
+                &cfg.source,
                 out,
                 Arc::clone(&counters),
             ),
@@ -549,13 +613,11 @@ mod tests {
     }
 
     fn frame(seq: u64) -> [Bytes; 3] {
-        let h = Header::new(
-            Stream::TwoPhoton,
-            Dtype::U16,
-            &[8, 16],
-            seq,
-            seq as i64 * 33_000_000,
-        );
+        frame_at(seq, seq as i64 * 33_000_000)
+    }
+
+    fn frame_at(seq: u64, t_ns: i64) -> [Bytes; 3] {
+        let h = Header::new(Stream::TwoPhoton, Dtype::U16, &[8, 16], seq, t_ns);
         let payload: Vec<u8> = (0..16 * 8u16)
             .flat_map(|v| (v + seq as u16).to_le_bytes())
             .collect();
@@ -574,6 +636,82 @@ mod tests {
                 _ => None,
             })
             .collect()
+    }
+
+    /// Epoch microseconds read as nanoseconds, or an hour's jump: refused under their own
+    /// label, logged, and the session clock stays where it was.
+    #[test]
+    fn a_frame_whose_time_jumps_is_refused_and_never_moves_the_clock() {
+        let mut r = rig(64);
+        r.ingest.handle(&frame(0), 1);
+        r.ingest.handle(&frame(1), 1);
+        let before = r.ingest.latest_frame_time();
+        for (seq, t) in [(2, 1_700_000_000_000_000), (3, 3_600_000_000_000)] {
+            assert_eq!(
+                r.ingest.handle(&frame_at(seq, t), 1),
+                Outcome::Rejected("time_jump")
+            );
+        }
+        assert_eq!(r.ingest.latest_frame_time(), before);
+        assert_eq!(r.counters.snapshot().rejected.get("time_jump"), Some(&2));
+        let a = anomalies(&r.events);
+        assert!(
+            matches!(&a[..], [Anomaly::Rejected { label, reason, .. }, ..]
+                if label == "time_jump" && reason.contains("max_time_jump_s")),
+            "{a:?}"
+        );
+        // The stream goes on at its own time; the refused frames are a gap.
+        assert_eq!(r.ingest.handle(&frame(4), 1), Outcome::Frame { seq: 4 });
+        assert_eq!(r.counters.snapshot().missing, 2);
+    }
+
+    /// Every two-photon frame carries its place in the sender's numbering; a hello starts a
+    /// new one. Nothing is acked by ingest itself: the recorder acks what it wrote.
+    #[test]
+    fn frames_are_tagged_for_their_ack_and_a_hello_starts_a_new_epoch() {
+        let mut r = rig(64);
+        r.ingest.handle(&frame(0), 1);
+        r.ingest.handle(&frame(1), 1);
+        let tags: Vec<_> =
+            std::iter::from_fn(|| r.recorder.try_pop().map(|f| f.meta.ack)).collect();
+        assert_eq!(
+            tags,
+            [
+                Some(Ack { epoch: 0, index: 0 }),
+                Some(Ack { epoch: 0, index: 1 })
+            ]
+        );
+        assert_eq!(r.ingest.durable.acked(), None, "nothing is written yet");
+        let hello = Message::json(
+            Stream::Control,
+            0,
+            0,
+            &serde_json::json!({"event": "hello"}),
+        );
+        r.ingest.handle(&hello.into_frames(), 1);
+        r.ingest.handle(&frame(0), 1);
+        let f = r.recorder.try_pop().unwrap();
+        assert_eq!(f.meta.ack, Some(Ack { epoch: 1, index: 0 }));
+    }
+
+    /// A frame waiting for a full recorder gives up when the session stops or the recorder is
+    /// gone: Ctrl-C and a dead recorder cannot hang ingest.
+    #[test]
+    fn waits_for_the_recorder_see_stop_and_abandonment() {
+        let mut r = rig(64);
+        let stop = Arc::new(AtomicBool::new(false));
+        r.ingest.set_stop(Arc::clone(&stop));
+        let mut seq = 0;
+        // Fill the recorder's ring (1024) without draining it.
+        while r.ingest.out.to_recorder.len() < 1024 {
+            r.ingest.handle(&frame(seq), 1);
+            seq += 1;
+        }
+        stop.store(true, Ordering::Release);
+        assert_eq!(r.ingest.handle(&frame(seq), 1), Outcome::Stopped);
+        stop.store(false, Ordering::Release);
+        drop(r.recorder);
+        assert_eq!(r.ingest.handle(&frame(seq + 1), 1), Outcome::Stopped);
     }
 
     #[test]

@@ -24,7 +24,7 @@ pub enum IngestEnd {
     SourceEnded,
     /// Nothing arrived for `source.idle_timeout_s`.
     Idle,
-    /// The session asked to stop (Ctrl-C).
+    /// The session was told to stop (SIGINT, SIGTERM or SIGHUP), or its recorder is gone.
     Stopped,
     /// Frames covering `session.duration_s` of rig time arrived.
     Duration,
@@ -112,8 +112,10 @@ pub fn run(
         let recv_ns = host_monotonic_ns();
         // `Bytes::from(Vec)` takes the buffer libzmq's binding filled; nothing is copied.
         let frames: Vec<Bytes> = parts.into_iter().map(Bytes::from).collect();
-        if ingest.handle(&frames, recv_ns) == Outcome::End {
-            return IngestEnd::SourceEnded;
+        match ingest.handle(&frames, recv_ns) {
+            Outcome::End => return IngestEnd::SourceEnded,
+            Outcome::Stopped => return IngestEnd::Stopped,
+            _ => {}
         }
         if let Some(t) = ingest.latest_frame_time() {
             let t0 = *first_t.get_or_insert(t.as_nanos());
