@@ -16,8 +16,8 @@ pub use crate::stages::decide::config::{
 pub use crate::stages::extract::config::{Extraction, ImagingConfig};
 pub use crate::vocab::section::{Invalid, Section};
 pub use sections::{
-    DashboardSettings, DisplayBackend, DisplayConfig, EyeConfig, RingsConfig, SessionConfig,
-    SourceConfig, SourceKind, TreadmillConfig,
+    DashboardSettings, DisplayBackend, DisplayConfig, EyeConfig, LogErrorPolicy, RingsConfig,
+    SessionConfig, SourceConfig, SourceKind, TreadmillConfig,
 };
 
 use crate::sim::{SimConfig, SimGeometry};

@@ -46,6 +46,9 @@ pub struct SessionConfig {
     pub record_frames: bool,
     /// Show a progress bar on the terminal.
     pub progress: bool,
+    /// What a failed write to the session log (a full disk) does: `"stop"` ends the session
+    /// cleanly; `"continue"` keeps it running with nothing recorded, the status flag up.
+    pub on_log_error: LogErrorPolicy,
     /// Sync the session log to the storage device this often (seconds; 0: only at the end).
     /// An ack or a publication means a frame is written out of the process, which survives
     /// kill -9; what survives a power loss is what was synced.
@@ -63,8 +66,20 @@ impl Default for SessionConfig {
             record_frames: false,
             progress: true,
             fsync_every_s: 1.0,
+            on_log_error: LogErrorPolicy::Stop,
         }
     }
+}
+
+/// What a failed write to the session log does (`session.on_log_error`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LogErrorPolicy {
+    /// End the session cleanly: nothing more can be recorded.
+    #[default]
+    Stop,
+    /// Keep the session running (the display, the loop), recording nothing, the flag up.
+    Continue,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

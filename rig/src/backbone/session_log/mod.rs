@@ -87,6 +87,7 @@
 //! - `manifest`: [`Manifest`]; `dir`: [`SessionDir`] and file names;
 //! - `time`: unix ms and UTC text; `error`: [`LogError`], [`SessionError`].
 
+mod atomic;
 mod dir;
 mod error;
 mod format;
@@ -98,6 +99,7 @@ mod writer;
 #[cfg(test)]
 mod tests;
 
+pub use atomic::write_atomic;
 pub use dir::{LATENCY_FILE, RECORDS_LOG_FILE, SUMMARY_FILE, SessionDir, TRUTH_DIR};
 pub use error::{LogError, SessionError};
 pub use format::{

@@ -125,6 +125,8 @@ pub struct Counters {
     pub clock_jumps: AtomicU64,
     /// Clock ticks rejected, domains lost, unaligned or whose ticks stopped.
     pub clock_anomalies: AtomicU64,
+    /// Writes to the session log that failed (a full disk, say): recording has stopped.
+    pub log_write_errors: AtomicU64,
     rejected: [AtomicU64; REJECT_LABELS.len()],
 }
 
@@ -159,6 +161,8 @@ pub struct CountersSnapshot {
     pub clock_jumps: u64,
     #[serde(default)]
     pub clock_anomalies: u64,
+    #[serde(default)]
+    pub log_write_errors: u64,
     pub rejected: std::collections::BTreeMap<String, u64>,
 }
 
@@ -219,6 +223,7 @@ impl Counters {
             clock_refits: g(&self.clock_refits),
             clock_jumps: g(&self.clock_jumps),
             clock_anomalies: g(&self.clock_anomalies),
+            log_write_errors: g(&self.log_write_errors),
             rejected: REJECT_LABELS
                 .iter()
                 .zip(&self.rejected)

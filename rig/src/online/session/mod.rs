@@ -14,6 +14,7 @@
 //! its ring producers; each stage drains its rings and drops its own; the recorder and the
 //! publisher stop last.
 
+mod space;
 mod summary;
 pub mod wiring;
 
@@ -33,7 +34,7 @@ use crate::stages::decide::build_selector;
 use crate::stages::extract::{Extractor, build_extractor};
 use crate::vocab::scan::{CellPlace, ScanOffsets, ScanSlot};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant, SystemTime};
 use thiserror::Error;
 
@@ -97,6 +98,7 @@ pub fn run(
         manifest.seeds.insert("sim".into(), seed);
     }
     dir.write_manifest(&manifest)?;
+    space::check(dir.path(), cfg);
     let writer = dir.create_log()?;
 
     // The simulated mouse is built first: its true footprints feed the baseline extraction.
@@ -150,7 +152,7 @@ pub fn run(
     // SIGINT (Ctrl-C), SIGTERM (`kill`, systemd, docker, `timeout`) and SIGHUP (a closed
     // terminal) all end the session cleanly: ingest stops, everything drains, the summary is
     // written, and the signal is named in it.
-    let stop = Arc::new(AtomicBool::new(false));
+    let stop = Arc::clone(&shared.stop);
     let signal = Arc::new(AtomicUsize::new(0));
     let mut handlers = Vec::new();
     for sig in STOP_SIGNALS {
@@ -158,7 +160,6 @@ pub fn run(
         handlers
             .extend(signal_hook::flag::register_usize(sig, Arc::clone(&signal), sig as usize).ok());
     }
-    ingest.set_stop(Arc::clone(&stop));
     let unregister = || {
         for id in &handlers {
             signal_hook::low_level::unregister(*id);

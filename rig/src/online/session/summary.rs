@@ -2,6 +2,7 @@
 //! the progress bar shown while a session runs.
 
 use crate::backbone::session_log::SessionDir;
+use crate::backbone::session_log::{SessionError, write_atomic};
 use crate::backbone::telemetry::{Counters, CountersSnapshot, LatencySummary};
 use crate::config::Config;
 use crate::online::display::RendererReport;
@@ -37,13 +38,23 @@ pub struct SessionSummary {
 }
 
 impl SessionSummary {
-    pub fn write(&self, dir: &SessionDir) -> std::io::Result<()> {
-        std::fs::write(dir.summary_path(), serde_json::to_string_pretty(self)?)?;
-        std::fs::write(
-            dir.latency_path(),
-            serde_json::to_string_pretty(&self.latency)?,
-        )?;
-        Ok(())
+    /// Writes `summary.json` and `latency.json`, each whole or not at all (a full disk leaves
+    /// no empty file behind); the error names the file.
+    pub fn write(&self, dir: &SessionDir) -> Result<(), SessionError> {
+        let json = |path: &std::path::Path, v: serde_json::Result<Vec<u8>>| {
+            v.map_err(|e| SessionError::Io {
+                path: path.to_path_buf(),
+                action: "encoding",
+                source: e.into(),
+            })
+        };
+        let summary = dir.summary_path();
+        write_atomic(&summary, &json(&summary, serde_json::to_vec_pretty(self))?)?;
+        let latency = dir.latency_path();
+        write_atomic(
+            &latency,
+            &json(&latency, serde_json::to_vec_pretty(&self.latency))?,
+        )
     }
 
     pub fn latency(&self, stage_prefix: &str) -> Option<&LatencySummary> {

@@ -17,7 +17,7 @@ use crate::backbone::frames::{ActivityBuf, EyeBuf, FrameBuf};
 use crate::backbone::ring::{Pool, Wakeup, ring};
 use crate::backbone::session_log::LogWriter;
 use crate::backbone::telemetry::Counters;
-use crate::config::{Config, DisplayBackend};
+use crate::config::{Config, DisplayBackend, LogErrorPolicy};
 use crate::online::dashboard::DashFeed;
 use crate::online::dashboard::bus::DashBridge;
 use crate::online::decide::{DecisionTiming, SelectorLinks, SelectorThread, SelectorTimes};
@@ -59,6 +59,8 @@ pub struct Shared {
     pub latest_frame_t: Arc<AtomicI64>,
     /// Stops the renderer once ingest has ended.
     pub stop_renderer: Arc<AtomicBool>,
+    /// Stops the session: a signal, or the recorder's first failed write.
+    pub stop: Arc<AtomicBool>,
     pub renderer_wake: Arc<Wakeup>,
 }
 
@@ -155,8 +157,10 @@ impl Pipeline {
             counters: Arc::clone(&counters),
             latest_frame_t: Arc::clone(&latest_frame_t),
             stop_renderer: Arc::new(AtomicBool::new(false)),
+            stop: Arc::new(AtomicBool::new(false)),
             renderer_wake: Arc::clone(&renderer_wake),
         };
+        ingest.set_stop(Arc::clone(&shared.stop));
 
         let recorder = Recorder::new(
             parts.writer,
@@ -168,6 +172,8 @@ impl Pipeline {
                 wake: recorder_wake,
                 durable: Arc::clone(&ingest.durable),
                 on_written: Some(bus.wakeup()),
+                stop_on_error: (cfg.session.on_log_error == LogErrorPolicy::Stop)
+                    .then(|| Arc::clone(&shared.stop)),
             },
             Arc::clone(&counters),
             cfg.session.record_frames,

@@ -216,10 +216,13 @@ impl Publisher {
     }
 
     fn status(&self, state: &str, t_ns: i64) -> serde_json::Value {
+        let counters = self.counters.snapshot();
         let mut v = serde_json::json!({
             "state": state,
             "t_s": t_ns as f64 * 1e-9,
-            "counters": self.counters.snapshot(),
+            // False once a write to the session log failed: nothing more is recorded.
+            "recording": counters.log_write_errors == 0,
+            "counters": counters,
         });
         if let (Some(v), Some(info)) = (v.as_object_mut(), self.info.as_object()) {
             v.extend(info.clone());

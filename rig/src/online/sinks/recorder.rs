@@ -17,6 +17,7 @@ use crate::vocab::records::{
 };
 use crossbeam_channel::{Receiver, TryRecvError};
 use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
 const FLUSH_EVERY: Duration = Duration::from_millis(50);
@@ -40,6 +41,7 @@ pub struct Recorder {
     /// Raised once frames and activity are written out of the process.
     durable: Arc<Durable>,
     on_written: Option<Arc<Wakeup>>,
+    stop_on_error: Option<Arc<AtomicBool>>,
     /// The last frame and activity written since the last flush.
     unflushed_frame: Option<Ack>,
     unflushed_activity: Option<Ack>,
@@ -59,6 +61,8 @@ pub struct RecorderInputs {
     pub durable: Arc<Durable>,
     /// Woken when the watermarks rise (the publisher's).
     pub on_written: Option<Arc<Wakeup>>,
+    /// Set at the first failed write, to end the session (`session.on_log_error = "stop"`).
+    pub stop_on_error: Option<Arc<AtomicBool>>,
 }
 
 pub struct RecorderReport {
@@ -93,6 +97,7 @@ impl Recorder {
             json: Vec::with_capacity(4096),
             durable: inputs.durable,
             on_written: inputs.on_written,
+            stop_on_error: inputs.stop_on_error,
             unflushed_frame: None,
             unflushed_activity: None,
             fsync_every,
@@ -111,11 +116,7 @@ impl Recorder {
             let mut busy = false;
             let r = self.drain(&mut scratch, &mut latency, &mut busy);
             if let Err(e) = r {
-                // Recording stopped: say so loudly once, keep draining so nothing upstream blocks.
-                if error.is_none() {
-                    tracing::error!(error = %e, "session log write failed: recording stopped");
-                }
-                error.get_or_insert(e);
+                self.failed(&mut error, e, "write");
             }
             let now = host_monotonic_ns();
             // Frames and activity are written out at once: an ack or a publication waits for
@@ -124,10 +125,7 @@ impl Recorder {
             if (promised || now - last_flush > FLUSH_EVERY.as_nanos() as i64) && error.is_none() {
                 match self.writer.flush() {
                     Ok(()) => self.written_out(),
-                    Err(e) => {
-                        tracing::error!(error = %e, "session log flush failed: recording stopped");
-                        error.get_or_insert(e);
-                    }
+                    Err(e) => self.failed(&mut error, e, "flush"),
                 }
                 last_flush = now;
             }
@@ -136,8 +134,7 @@ impl Recorder {
                 && error.is_none()
             {
                 if let Err(e) = self.writer.sync() {
-                    tracing::error!(error = %e, "session log sync failed: recording stopped");
-                    error.get_or_insert(e);
+                    self.failed(&mut error, e, "sync");
                 }
                 last_sync = now;
             }
@@ -173,6 +170,22 @@ impl Recorder {
             stats,
             error: error.map(|e| e.to_string()),
         }
+    }
+
+    /// The first failed write stops recording: said loudly once (the error names the file),
+    /// counted, and the session told to stop when so configured. The recorder keeps draining,
+    /// so nothing upstream blocks.
+    fn failed(&mut self, error: &mut Option<LogError>, e: LogError, what: &str) {
+        if error.is_some() {
+            return;
+        }
+        Counters::inc(&self.counters.log_write_errors);
+        let stopping = self.stop_on_error.is_some();
+        tracing::error!(error = %e, what, stopping, "session log {what} failed: recording stopped");
+        if let Some(stop) = &self.stop_on_error {
+            stop.store(true, std::sync::atomic::Ordering::Release);
+        }
+        *error = Some(e);
     }
 
     /// Everything appended so far is written out of the process: raise the watermarks.

@@ -196,16 +196,32 @@ impl PlaneCalibration {
         })
     }
 
-    /// Saves the reference and masks into `dir` (what [`SavedCalibration::load`] reads).
+    /// Saves the reference and masks into `dir` (what [`SavedCalibration::load`] reads), whole
+    /// or not at all: written into `dir.tmp`, then renamed into place; a full disk leaves no
+    /// partial calibration that an export would read as zero cells.
     pub fn save(&self, dir: &Path, height: usize, width: usize) -> Result<(), String> {
-        std::fs::create_dir_all(dir).map_err(|e| e.to_string())?;
-        self.masks.save(dir).map_err(|e| e.to_string())?;
-        crate::vocab::npy::write_f32(
-            &dir.join(REFERENCE_FILE),
-            &[height as u64, width as u64],
-            self.reference.iter().copied(),
-        )
-        .map_err(|e| e.to_string())
+        let tmp = dir.with_extension("tmp");
+        let _ = std::fs::remove_dir_all(&tmp);
+        let named = |p: &Path, e: &dyn std::fmt::Display| format!("{}: {e}", p.display());
+        let written = (|| {
+            std::fs::create_dir_all(&tmp).map_err(|e| named(&tmp, &e))?;
+            self.masks.save(&tmp).map_err(|e| e.to_string())?;
+            let reference = tmp.join(REFERENCE_FILE);
+            crate::vocab::npy::write_f32(
+                &reference,
+                &[height as u64, width as u64],
+                self.reference.iter().copied(),
+            )
+            .map_err(|e| named(&reference, &e))?;
+            if dir.exists() {
+                std::fs::remove_dir_all(dir).map_err(|e| named(dir, &e))?;
+            }
+            std::fs::rename(&tmp, dir).map_err(|e| named(dir, &e))
+        })();
+        if written.is_err() {
+            let _ = std::fs::remove_dir_all(&tmp);
+        }
+        written
     }
 }
 
