@@ -73,15 +73,25 @@ impl Family {
         }
     }
 
+    /// The part of the log-likelihood free of μ: −ln y! for Poisson, 0 for Tweedie (whose
+    /// quasi-likelihood has none). Kept out of [`Family::kernel`], which runs in inner loops.
+    pub fn log_normaliser(&self, y: f64) -> f64 {
+        match *self {
+            Family::Poisson => -ln_gamma(y + 1.0),
+            Family::Tweedie { .. } => 0.0,
+        }
+    }
+
     /// Log-likelihood kernel ℓ(η) of one observation and its first two derivatives in η, with
-    /// dispersion φ. Poisson: the exact log-likelihood. Tweedie: the quasi-likelihood
+    /// dispersion φ. Poisson: the log-likelihood less [`Family::log_normaliser`]. Tweedie: the
+    /// quasi-likelihood
     /// (y μ^{1-p}/(1-p) − μ^{2-p}/(2-p)) / φ, which differs from the exact Tweedie
     /// log-likelihood only by a term free of μ, so for fixed φ it has the same maximiser.
     pub fn kernel(&self, y: f64, eta: f64, phi: f64) -> (f64, f64, f64) {
         match *self {
             Family::Poisson => {
                 let mu = eta.exp();
-                (y * eta - mu - ln_gamma(y + 1.0), y - mu, -mu)
+                (y * eta - mu, y - mu, -mu)
             }
             Family::Tweedie { var_power: p } => {
                 let a = ((1.0 - p) * eta).exp(); // μ^{1-p}

@@ -54,6 +54,18 @@ pub fn fit_glmm(
         phi: glm.scale,
         nodes: z,
         log_weights: w.iter().map(|w| w.ln()).collect(),
+        sparse_rows: (0..n)
+            .map(|i| {
+                design
+                    .row(i)
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, v)| **v != 0.0)
+                    .map(|(j, v)| (j, *v))
+                    .collect()
+            })
+            .collect(),
+        log_normaliser: y.iter().map(|&v| family.log_normaliser(v)).sum(),
     };
     let p = design.n_cols();
     let mut theta: Vec<f64> = glm.estimates();
@@ -122,7 +134,9 @@ fn fallback(glm: GlmFit, y: &[f64], n_groups: usize, reason: &str) -> MixedFit {
     let log_likelihood = y
         .iter()
         .zip(&glm.fitted)
-        .map(|(&yi, &mu)| glm.family.kernel(yi, mu.ln(), glm.scale).0)
+        .map(|(&yi, &mu)| {
+            glm.family.kernel(yi, mu.ln(), glm.scale).0 + glm.family.log_normaliser(yi)
+        })
         .sum();
     MixedFit {
         family: glm.family,
@@ -152,13 +166,12 @@ fn newton(
     let q = theta.len();
     let min_log_sd = options.min_sd.ln();
     for iteration in 1..=options.max_iterations {
-        let (ll, grad) = problem.evaluate(theta, modes);
+        let (ll, grad, hessian) = problem.evaluate(theta, modes, true);
         if !ll.is_finite() {
             return Err(format!(
                 "marginal log-likelihood is {ll} at iteration {iteration}"
             ));
         }
-        let hessian = problem.hessian(theta, modes);
         let neg: Vec<f64> = hessian.iter().map(|v| -v).collect();
         let Some((chol, _)) = cholesky_damped(&neg, q) else {
             return Err("Hessian could not be regularised".into());
@@ -172,7 +185,7 @@ fn newton(
         loop {
             let trial: Vec<f64> = theta.iter().zip(&step).map(|(a, s)| a + t * s).collect();
             let mut trial_modes = modes.to_vec();
-            let trial_ll = problem.evaluate(&trial, &mut trial_modes).0;
+            let trial_ll = problem.evaluate(&trial, &mut trial_modes, false).0;
             if trial_ll.is_finite() && trial_ll >= ll - 1e-12 * ll.abs() {
                 *theta = trial;
                 modes.copy_from_slice(&trial_modes);
@@ -212,21 +225,41 @@ struct Problem<'a> {
     phi: f64,
     nodes: Vec<f64>,
     log_weights: Vec<f64>,
+    /// Non-zero (column, value) entries of each design row: the per-type designs of the wiring
+    /// analysis have two per row, so this cuts the inner loops several-fold.
+    sparse_rows: Vec<Vec<(usize, f64)>>,
+    /// Σ of the family's μ-free log-likelihood terms, added once.
+    log_normaliser: f64,
 }
 
 impl Problem<'_> {
-    /// Marginal log-likelihood and its gradient in θ; `modes` warm-starts and receives each
-    /// group's conditional mode.
-    fn evaluate(&self, theta: &[f64], modes: &mut [f64]) -> (f64, Vec<f64>) {
+    /// Marginal log-likelihood, its gradient and (if `with_hessian`) its Hessian in θ, row-major
+    /// (p + 1)²; `modes` warm-starts and receives each group's conditional mode.
+    ///
+    /// Per group, with h(u; θ) the log integrand and expectations over the quadrature's
+    /// posterior weights: ∇ log ∫e^h = E[∂h] and ∇² log ∫e^h = E[∂²h] + Cov[∂h], where
+    /// ∂h/∂β = Σ x ℓ'(η + u), ∂²h/∂β² = Σ x xᵀ ℓ''(η + u), ∂h/∂τ = u²/σ², ∂²h/∂τ² = −2u²/σ²
+    /// (τ = log σ), plus the prior normaliser's −1 in ∂/∂τ.
+    fn evaluate(
+        &self,
+        theta: &[f64],
+        modes: &mut [f64],
+        with_hessian: bool,
+    ) -> (f64, Vec<f64>, Vec<f64>) {
         let p = self.design.n_cols();
+        let q = p + 1;
         let (beta, log_sd) = (&theta[..p], theta[p]);
         let var = (2.0 * log_sd).exp();
         let eta = self.design.times(beta);
-        let mut ll = 0.0;
-        let mut grad = vec![0.0; p + 1];
+        let mut ll = self.log_normaliser;
+        let mut grad = vec![0.0; q];
+        let mut hess = vec![0.0; if with_hessian { q * q } else { 0 }];
         let k = self.nodes.len();
         let mut log_terms = vec![0.0; k];
-        let mut node_grads = vec![0.0; k * p];
+        // Per node: ∂h (q entries) and, with the Hessian, the β-block of ∂²h (p × p).
+        let mut node_grads = vec![0.0; k * q];
+        let mut node_hess = vec![0.0; if with_hessian { k * p * p } else { 0 }];
+        let mut mean_grad = vec![0.0; q];
         for (g, rows) in self.rows_by_group.iter().enumerate() {
             if rows.is_empty() {
                 continue;
@@ -236,36 +269,67 @@ impl Problem<'_> {
             modes[g] = mode;
             let s = (2.0 / curvature).sqrt(); // √2 × the Laplace SD
             node_grads.iter_mut().for_each(|v| *v = 0.0);
+            node_hess.iter_mut().for_each(|v| *v = 0.0);
             for (node, z) in self.nodes.iter().enumerate() {
                 let u = mode + s * z;
                 let mut h = -u * u / (2.0 * var);
+                let ng = &mut node_grads[node * q..(node + 1) * q];
                 for (r, &i) in rows.iter().enumerate() {
-                    let (l, d1, _) = self.family.kernel(self.y[i], eta_g[r] + u, self.phi);
+                    let (l, d1, d2) = self.family.kernel(self.y[i], eta_g[r] + u, self.phi);
                     h += l;
-                    for (gj, xj) in node_grads[node * p..(node + 1) * p]
-                        .iter_mut()
-                        .zip(self.design.row(i))
-                    {
-                        *gj += d1 * xj;
+                    let nz = &self.sparse_rows[i];
+                    for &(j, xj) in nz {
+                        ng[j] += d1 * xj;
+                    }
+                    if with_hessian {
+                        let nh = &mut node_hess[node * p * p..(node + 1) * p * p];
+                        for &(a, xa) in nz {
+                            for &(b, xb) in nz {
+                                nh[a * p + b] += d2 * xa * xb;
+                            }
+                        }
                     }
                 }
+                ng[p] = u * u / var;
                 log_terms[node] = self.log_weights[node] + z * z + h;
             }
             let max = log_terms.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
             let sum: f64 = log_terms.iter().map(|t| (t - max).exp()).sum();
             ll += s.ln() + max + sum.ln() - 0.5 * (2.0 * std::f64::consts::PI * var).ln();
-            // d/dθ log ∫ e^h = posterior mean of dh/dθ, with the quadrature's node weights.
-            for (node, z) in self.nodes.iter().enumerate() {
-                let weight = (log_terms[node] - max).exp() / sum;
-                let u = mode + s * z;
-                for j in 0..p {
-                    grad[j] += weight * node_grads[node * p + j];
+            let weights: Vec<f64> = log_terms.iter().map(|t| (t - max).exp() / sum).collect();
+            mean_grad.iter_mut().for_each(|v| *v = 0.0);
+            for (node, w) in weights.iter().enumerate() {
+                for (m, v) in mean_grad
+                    .iter_mut()
+                    .zip(&node_grads[node * q..(node + 1) * q])
+                {
+                    *m += w * v;
                 }
-                grad[p] += weight * u * u / var;
+            }
+            for (g, m) in grad.iter_mut().zip(&mean_grad) {
+                *g += m;
             }
             grad[p] -= 1.0;
+            if with_hessian {
+                for (node, (w, z)) in weights.iter().zip(&self.nodes).enumerate() {
+                    let ng = &node_grads[node * q..(node + 1) * q];
+                    for a in 0..q {
+                        for b in 0..q {
+                            // Cov[∂h] = E[(∂h − E∂h)(∂h − E∂h)ᵀ].
+                            hess[a * q + b] += w * (ng[a] - mean_grad[a]) * (ng[b] - mean_grad[b]);
+                        }
+                    }
+                    for a in 0..p {
+                        for b in 0..p {
+                            hess[a * q + b] += w * node_hess[node * p * p + a * p + b];
+                        }
+                    }
+                    let u = mode + s * z;
+                    hess[p * q + p] -= w * 2.0 * u * u / var;
+                }
+            }
         }
-        (ll, grad)
+        (ll, grad, hess)
     }
 
     /// Conditional mode of u for one group and −h''(mode), by safeguarded Newton (h is concave).
@@ -290,32 +354,6 @@ impl Problem<'_> {
             d2 += self.family.kernel(self.y[i], eta_g[r] + u, self.phi).2;
         }
         (u, -d2)
-    }
-
-    /// Hessian of the marginal log-likelihood by central differences of the analytic gradient.
-    fn hessian(&self, theta: &[f64], modes: &[f64]) -> Vec<f64> {
-        let q = theta.len();
-        let mut h = vec![0.0; q * q];
-        for j in 0..q {
-            let step = 1e-5 * theta[j].abs().max(1.0);
-            let mut plus = theta.to_vec();
-            plus[j] += step;
-            let mut minus = theta.to_vec();
-            minus[j] -= step;
-            let gp = self.evaluate(&plus, &mut modes.to_vec()).1;
-            let gm = self.evaluate(&minus, &mut modes.to_vec()).1;
-            for i in 0..q {
-                h[i * q + j] = (gp[i] - gm[i]) / (2.0 * step);
-            }
-        }
-        for i in 0..q {
-            for j in 0..i {
-                let m = 0.5 * (h[i * q + j] + h[j * q + i]);
-                h[i * q + j] = m;
-                h[j * q + i] = m;
-            }
-        }
-        h
     }
 
     /// Pearson χ² / (n − p) with μ at the conditional modes (Tweedie's φ update).

@@ -4,9 +4,9 @@
 //! The intercepts are independent across groups, so the marginal likelihood is a product of
 //! one-dimensional integrals, each computed by adaptive Gauss–Hermite quadrature (AGHQ: nodes
 //! centred on the group's conditional mode, scaled by its curvature; one node is the Laplace
-//! approximation). β and log σ are found by Newton on the marginal log-likelihood (analytic
-//! gradient, Hessian by central differences of it); SEs come from the inverse of the negated
-//! Hessian. Checked against a brute-force numpy/scipy quadrature in `tests/peer_statsmodels.rs`.
+//! approximation). β and log σ are found by Newton on the marginal log-likelihood, whose
+//! gradient and Hessian are posterior moments of the integrand's derivatives under the same
+//! quadrature; SEs come from the inverse of the negated Hessian. Checked against a brute-force numpy/scipy quadrature in `tests/peer_statsmodels.rs`.
 //!
 //! Tweedie: the kernel is the quasi-likelihood (see [`Family::kernel`]) with φ fixed in each
 //! fit, then re-estimated from conditional Pearson residuals until it settles: a penalised
