@@ -92,9 +92,7 @@ pub fn permutation_test(
 ) -> Result<PermutationTest> {
     check_sample(a, "a")?;
     check_sample(b, "b")?;
-    if resamples == 0 {
-        return Err(invalid("resamples", "must be ≥ 1"));
-    }
+    check_resamples(resamples)?;
     let pooled: Vec<f64> = a.iter().chain(b).copied().collect();
     let (na, n) = (a.len(), pooled.len());
     let total: f64 = pooled.iter().sum();
@@ -147,9 +145,7 @@ pub fn paired_permutation_test(
         ));
     }
     check_sample(b, "b")?;
-    if resamples == 0 {
-        return Err(invalid("resamples", "must be ≥ 1"));
-    }
+    check_resamples(resamples)?;
     let d: Vec<f64> = a.iter().zip(b).map(|(x, y)| x - y).collect();
     let n = d.len();
     let mean = |signs: &dyn Fn(usize) -> bool| {
@@ -196,6 +192,20 @@ fn finish(observed: f64, stats: &[f64], exact: bool, alt: Alternative) -> Permut
         exact,
         resamples: stats.len(),
     }
+}
+
+/// Most rearrangements a test will draw or enumerate: beyond this the p-value's resolution no
+/// longer matters and the run time would (10⁷ mean differences take seconds).
+pub const MAX_RESAMPLES: usize = 10_000_000;
+
+fn check_resamples(resamples: usize) -> Result<()> {
+    if resamples == 0 || resamples > MAX_RESAMPLES {
+        return Err(invalid(
+            "resamples",
+            format!("{resamples}; use 1..={MAX_RESAMPLES}"),
+        ));
+    }
+    Ok(())
 }
 
 fn check_sample(x: &[f64], name: &str) -> Result<()> {

@@ -56,8 +56,11 @@ impl MultinomialLogit {
                 format!("{} values for {n} rows × {n_features} features", x.len()),
             ));
         }
-        if n_classes < 2 {
-            return Err(invalid("labels", "need at least two classes"));
+        if n_classes < 2 || n_classes > n {
+            return Err(invalid(
+                "labels",
+                format!("{n_classes} classes for {n} rows; need 2..=rows"),
+            ));
         }
         if let Some(i) = labels.iter().position(|&l| l >= n_classes) {
             return Err(invalid(

@@ -29,6 +29,15 @@ pub fn fit_glmm(
             format!("{} quadrature nodes; use 1..=100", options.nodes),
         ));
     }
+    if let Some(i) = groups.iter().position(|&g| g >= n) {
+        return Err(invalid(
+            "groups",
+            format!(
+                "row {i} has group {}; groups must be 0-based indices below the {n} rows",
+                groups[i]
+            ),
+        ));
+    }
     let glm = fit_glm(design, y, offset, family, &GlmOptions::default())?;
     let n_groups = groups.iter().max().map_or(0, |m| m + 1);
     let mut rows_by_group = vec![Vec::new(); n_groups];
