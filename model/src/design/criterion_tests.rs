@@ -20,12 +20,7 @@ fn f64s(phi: &[f32]) -> Vec<f64> {
 }
 
 /// `(D^½ Φ Σ Φᵀ D^½, D)` computed directly (`T × T`).
-fn direct_frames_matrix(
-    mean: &[f64],
-    cov: &[f64],
-    phi: &[f32],
-    dt: f64,
-) -> (Vec<f64>, Vec<f64>) {
+fn direct_frames_matrix(mean: &[f64], cov: &[f64], phi: &[f32], dt: f64) -> (Vec<f64>, Vec<f64>) {
     let d = mean.len();
     let t = phi.len() / d;
     let p = f64s(phi);
@@ -216,7 +211,8 @@ fn predictive_variance_is_a_brute_force_posterior_update() {
     let dot = |a: &[f64], b: &[f64]| a.iter().zip(b).map(|(p, q)| p * q).sum::<f64>();
     let (lam_x, lam_z) = ((0.4f64).exp(), (0.4f64).exp());
     let big_d = lam_x * dt;
-    let want = 1.5 * lam_z * lam_z * big_d * (v * dot(&x, &z)).powi(2) / (1.0 + big_d * v * dot(&x, &x));
+    let want =
+        1.5 * lam_z * lam_z * big_d * (v * dot(&x, &z)).powi(2) / (1.0 + big_d * v * dot(&x, &x));
     assert!(rel_close(got, want, 1e-12), "{got} vs {want}");
 }
 
