@@ -22,7 +22,9 @@ use super::linalg::{
     matmul, mirror_lower,
 };
 use super::posterior::Posterior;
-use super::{DesignError, check_dt, check_len, check_value, par_ranges, rate};
+use super::{
+    DesignError, batched, check_dt, check_finite, check_len, check_value, par_ranges, rate,
+};
 
 /// Features of candidate clips, per unit, supplied by the caller (e.g. the frozen core's
 /// features at each unit's readout position, plus bias and covariates).
@@ -46,6 +48,17 @@ pub enum Criterion {
     /// predicted rates on the reference clips (candidate indices into the same source), when
     /// the clip's expected Fisher information is folded in.
     VarianceReduction { reference: Vec<usize> },
+    /// [`Criterion::VarianceReduction`] with a weight `w_r ≥ 0` per reference clip:
+    /// `Σ_r w_r Σ_t λ_rt² x_rtᵀ(Σ − Σ')x_rt`, the expected drop of the predicted rates' variance
+    /// over a target distribution of stimuli (e.g. natural clips) of which the reference clips
+    /// are a weighted sample. Importance weights `p_target(r)/p_reference(r)` correct a
+    /// reference set drawn from another distribution (the weighting of Sugiyama 2005 applied
+    /// to where the twin will be used; the fit itself stays unweighted, see the module docs).
+    /// `weights.len()` must equal `reference.len()`.
+    PredictiveVariance {
+        reference: Vec<usize>,
+        weights: Vec<f64>,
+    },
     /// Expected count `Σ_t λ_t dt`, divided by the unit's maximum over the scored candidates so
     /// that every unit counts equally (each unit contributes at most 1; a unit whose maximum is
     /// 0 contributes 0). Depends on the candidate list; not adaptive in greedy batches.
@@ -401,10 +414,18 @@ impl<'a> Job<'a> {
             vals.fill(0.0);
             return;
         }
-        if let Criterion::VarianceReduction { reference } = self.criterion {
-            // W̃ = Σ_r Ψ_rᵀΨ_r with rows λ_rt · Lᵀx_rt, all reference rows stacked.
+        let reference = match self.criterion {
+            Criterion::VarianceReduction { reference } => Some((reference, None)),
+            Criterion::PredictiveVariance { reference, weights } => {
+                Some((reference, Some(weights)))
+            }
+            _ => None,
+        };
+        if let Some((reference, weights)) = reference {
+            // W̃ = Σ_r w_r Ψ_rᵀΨ_r with rows λ_rt · Lᵀx_rt, all reference rows stacked, each
+            // clip's scaled by √w_r.
             work.stack.clear();
-            for &r in reference {
+            for (i, &r) in reference.iter().enumerate() {
                 let t = work.fill(src, r, u, d);
                 let phi = &work.phi[..t * d];
                 whiten(
@@ -416,7 +437,8 @@ impl<'a> Job<'a> {
                     &mut work.b,
                     &mut work.psi,
                 );
-                work.stack.extend_from_slice(&work.psi);
+                let scale = weights.map_or(1.0, |w| w[i].sqrt());
+                work.stack.extend(work.psi.iter().map(|v| v * scale));
             }
             col_gram(&work.stack, work.stack.len() / d, d, &mut work.wt);
             mirror_lower(&mut work.wt, d);
@@ -441,15 +463,9 @@ impl<'a> Job<'a> {
         }
     }
 
-    /// Partial totals over the units in `range`. With `scratch` (the covariances of exactly
-    /// those units), `fold`'s expected Fisher information is first folded into each of them and
-    /// they are used instead of the posterior's.
-    fn run_chunk(
-        &self,
-        range: Range<usize>,
-        mut scratch: Option<&mut [f64]>,
-        fold: Option<usize>,
-    ) -> Option<Vec<f64>> {
+    /// Partial totals over the units in `range`. With `covs` (the covariances of exactly those
+    /// units) they are used instead of the posterior's.
+    fn run_chunk(&self, range: Range<usize>, covs: Option<&[f64]>) -> Option<Vec<f64>> {
         let d = self.post.dim();
         let mut work = Work::new(d);
         let mut vals = vec![0.0; self.candidates.len()];
@@ -458,14 +474,8 @@ impl<'a> Job<'a> {
             if k % DEADLINE_CHECK_UNITS == 0 && self.deadline.is_some_and(|t| Instant::now() >= t) {
                 return None;
             }
-            let cov: &[f64] = match scratch.as_deref_mut() {
-                Some(all) => {
-                    let cov = &mut all[k * d * d..(k + 1) * d * d];
-                    if let Some(c) = fold {
-                        self.fold_unit(u, c, cov, &mut work);
-                    }
-                    cov
-                }
+            let cov = match covs {
+                Some(all) => &all[k * d * d..(k + 1) * d * d],
                 None => self.post.cov(u),
             };
             self.unit_values(u, cov, &mut work, &mut vals);
@@ -505,22 +515,12 @@ impl<'a> Job<'a> {
 
     /// Totals over all units, computed in `threads` contiguous unit chunks whose partial sums
     /// are added in chunk order (bit-reproducible for a given `threads`); `DeadlinePassed` if
-    /// a chunk stopped at the deadline.
-    fn run(
-        &self,
-        threads: usize,
-        scratch: Option<&mut [f64]>,
-        fold: Option<usize>,
-    ) -> Result<Vec<f64>, DesignError> {
+    /// a chunk stopped at the deadline. `covs`: every unit's covariance, if not the posterior's.
+    fn run(&self, threads: usize, covs: Option<&[f64]>) -> Result<Vec<f64>, DesignError> {
         let d2 = self.post.dim() * self.post.dim();
-        let mut rest = scratch;
-        let state = |r: &Range<usize>| {
-            let (head, tail) = rest.take()?.split_at_mut(r.len() * d2);
-            rest = Some(tail);
-            Some(head)
-        };
+        let state = |r: &Range<usize>| covs.map(|all| &all[r.start * d2..r.end * d2]);
         let partials = par_ranges(self.post.units(), threads, state, |r, s| {
-            self.run_chunk(r, s, fold)
+            self.run_chunk(r, s)
         });
         let mut total = vec![0.0; self.candidates.len()];
         for p in &partials {
@@ -533,26 +533,83 @@ impl<'a> Job<'a> {
         }
         Ok(total)
     }
+
+    /// Folds clip `c`'s expected Fisher information into every unit's covariance in `covs`
+    /// (`U × d × d`), units split over `threads`.
+    fn fold_all(&self, threads: usize, covs: &mut [f64], c: usize) {
+        let d2 = self.post.dim() * self.post.dim();
+        let mut rest = Some(covs);
+        let state = |r: &Range<usize>| {
+            let (head, tail) = rest.take().unwrap_or_default().split_at_mut(r.len() * d2);
+            rest = Some(tail);
+            head
+        };
+        par_ranges(self.post.units(), threads, state, |r, chunk: &mut [f64]| {
+            let mut work = Work::new(self.post.dim());
+            for (u, cov) in r.zip(chunk.chunks_exact_mut(d2.max(1))) {
+                self.fold_unit(u, c, cov, &mut work);
+            }
+        });
+    }
+}
+
+/// Scores with unit `u`'s covariance at `covs[u·d²..]` (default: the posterior's): the f32
+/// lane path ([`super::batched`]) for `InfoGain` on clips it takes, the f64 reference otherwise.
+#[allow(clippy::too_many_arguments)]
+fn dispatch(
+    post: &Posterior,
+    covs: Option<&[f64]>,
+    src: &dyn FeatureSource,
+    candidates: &[usize],
+    criterion: &Criterion,
+    dt_s: f64,
+    threads: usize,
+    deadline: Option<Instant>,
+) -> Result<Vec<f64>, DesignError> {
+    let longest = candidates.iter().map(|&c| src.frames(c)).max().unwrap_or(0);
+    if *criterion == Criterion::InfoGain && batched::fits(longest) {
+        let covs = covs.unwrap_or(post.covs());
+        return batched::info_gain(post, covs, src, candidates, dt_s, threads, deadline);
+    }
+    let mut job = Job::new(post, src, candidates, criterion, dt_s);
+    job.deadline = deadline;
+    job.run(threads, covs)
 }
 
 fn validate(
     post: &Posterior,
     src: &dyn FeatureSource,
+    criterion: &Criterion,
     dt_s: f64,
     threads: usize,
 ) -> Result<(), DesignError> {
     check_len("FeatureSource::dim", post.dim(), src.dim())?;
     check_dt(dt_s)?;
     check_value(threads >= 1, "threads", ">= 1", threads as f64)?;
+    if let Criterion::PredictiveVariance { reference, weights } = criterion {
+        check_len(
+            "PredictiveVariance weights length (one per reference clip)",
+            reference.len(),
+            weights.len(),
+        )?;
+        check_finite("PredictiveVariance weights", weights)?;
+        if let Some(&w) = weights.iter().find(|&&w| w < 0.0) {
+            check_value(false, "PredictiveVariance weight", ">= 0", w)?;
+        }
+    }
     Ok(())
 }
 
 /// Scores every candidate in `candidates` (indices into `src`), summed over the posterior's
 /// units; one value per entry of `candidates`. `dt_s`: frame length in seconds. Work is split
-/// into `threads` (≥ 1) contiguous chunks of units on scoped threads; each chunk sums its units
-/// in order and the chunk sums are added in chunk order, so the result is bit-identical for a
-/// given `threads` and agrees to rounding (≈1e-15 relative) across thread counts. A unit whose
-/// covariance is not positive definite, or a non-finite per-unit value, contributes 0.
+/// over `threads` (≥ 1) scoped threads. A unit whose covariance is not positive definite, or a
+/// non-finite per-unit value, contributes 0.
+///
+/// `InfoGain` on clips of at most 96 frames takes the f32 lane path (`batched.rs`): units are
+/// summed in fixed blocks, so the result is bit-identical for any `threads`, and it is within
+/// 2e-5 relative of [`score_reference`] (tested). Everything else is the f64 reference: each
+/// thread's chunk of units is summed in order and the chunk sums in chunk order, bit-identical
+/// for a given `threads` and equal to rounding (≈1e-15 relative) across thread counts.
 pub fn score(
     post: &Posterior,
     src: &dyn FeatureSource,
@@ -576,10 +633,25 @@ pub fn score_within(
     threads: usize,
     deadline: Option<Instant>,
 ) -> Result<Vec<f64>, DesignError> {
-    validate(post, src, dt_s, threads)?;
-    let mut job = Job::new(post, src, candidates, criterion, dt_s);
-    job.deadline = deadline;
-    job.run(threads, None, None)
+    validate(post, src, criterion, dt_s, threads)?;
+    dispatch(
+        post, None, src, candidates, criterion, dt_s, threads, deadline,
+    )
+}
+
+/// [`score`] by the f64 reference implementation only (one (unit, clip) pair at a time, 4 × 4
+/// register blocks), whatever the criterion: the yardstick of the lane path's tests and
+/// benchmarks, and a fallback a caller can choose.
+pub fn score_reference(
+    post: &Posterior,
+    src: &dyn FeatureSource,
+    candidates: &[usize],
+    criterion: &Criterion,
+    dt_s: f64,
+    threads: usize,
+) -> Result<Vec<f64>, DesignError> {
+    validate(post, src, criterion, dt_s, threads)?;
+    Job::new(post, src, candidates, criterion, dt_s).run(threads, None)
 }
 
 /// Greedy batch of up to `k` clips: score, pick the best (lowest position on ties), fold its
@@ -597,7 +669,7 @@ pub fn greedy_batch(
     dt_s: f64,
     threads: usize,
 ) -> Result<Vec<(usize, f64)>, DesignError> {
-    validate(post, src, dt_s, threads)?;
+    validate(post, src, criterion, dt_s, threads)?;
     let adaptive = !matches!(criterion, Criterion::ResponseMax);
     let mut scratch = if adaptive {
         post.covs().to_vec()
@@ -606,10 +678,9 @@ pub fn greedy_batch(
     };
     let mut pool = candidates.to_vec();
     let mut picks = Vec::with_capacity(k.min(pool.len()));
-    let mut fold = None;
     while picks.len() < k && !pool.is_empty() {
-        let job = Job::new(post, src, &pool, criterion, dt_s);
-        let totals = job.run(threads, adaptive.then_some(&mut scratch[..]), fold)?;
+        let covs = adaptive.then_some(&scratch[..]);
+        let totals = dispatch(post, covs, src, &pool, criterion, dt_s, threads, None)?;
         let best = (0..totals.len())
             .filter(|&i| totals[i].is_finite())
             .fold(None, |b: Option<usize>, i| match b {
@@ -618,154 +689,14 @@ pub fn greedy_batch(
             })
             .unwrap_or(0);
         picks.push((pool[best], totals[best]));
-        fold = Some(pool.remove(best));
+        let picked = pool.remove(best);
+        if adaptive && picks.len() < k && !pool.is_empty() {
+            Job::new(post, src, &pool, criterion, dt_s).fold_all(threads, &mut scratch, picked);
+        }
     }
     Ok(picks)
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::design::PosteriorConfig;
-    use crate::design::linalg::test_ref;
-    use crate::design::tests::TableSource;
-
-    /// A one-unit posterior with a non-trivial Σ, from a few frames of `src`'s first clip.
-    fn learned_unit(src: &TableSource) -> Posterior {
-        let d = src.dim;
-        let mut post = Posterior::new(1, PosteriorConfig::isotropic(d, 0.8)).unwrap();
-        for (i, x) in src.data[0][0].chunks_exact(d).enumerate() {
-            post.observe_unit(0, x, (i % 4) as f32, 0.1).unwrap();
-        }
-        post
-    }
-
-    fn f64s(phi: &[f32]) -> Vec<f64> {
-        phi.iter().map(|&v| f64::from(v)).collect()
-    }
-
-    /// `(D^½ Φ Σ Φᵀ D^½, D)` computed directly (`T × T`).
-    fn direct_frames_matrix(
-        mean: &[f64],
-        cov: &[f64],
-        phi: &[f32],
-        dt: f64,
-    ) -> (Vec<f64>, Vec<f64>) {
-        let d = mean.len();
-        let t = phi.len() / d;
-        let p = f64s(phi);
-        let dd: Vec<f64> = p
-            .chunks_exact(d)
-            .map(|x| x.iter().zip(mean).map(|(a, b)| a * b).sum::<f64>().exp() * dt)
-            .collect();
-        let pt = test_ref::transpose(&p, t, d);
-        let mut m = test_ref::matmul(&test_ref::matmul(&p, cov, t, d, d), &pt, t, d, t);
-        for i in 0..t {
-            for j in 0..t {
-                m[i * t + j] *= (dd[i] * dd[j]).sqrt();
-            }
-        }
-        (m, dd)
-    }
-
-    fn rel_close(a: f64, b: f64, tol: f64) -> bool {
-        (a - b).abs() <= tol * a.abs().max(b.abs()).max(1e-300)
-    }
-
-    /// Test 4: the information gain equals ½ ln det(I_T + D^½ΦΣΦᵀD^½) by LU in the test, for
-    /// T < d and T > d, and the T × T and d × d forms agree.
-    #[test]
-    fn info_gain_matches_lu_determinant_in_both_forms() {
-        for (d, t) in [(7, 3), (5, 12), (6, 6), (4, 1)] {
-            let src = TableSource::random(1, 2, d, |c| if c == 0 { 2 * d } else { t }, 0.7, 3);
-            let post = learned_unit(&src);
-            let (mean, cov) = (post.mean(0), post.cov(0));
-            let phi = &src.data[1][0];
-            let (mut m, _) = direct_frames_matrix(mean, cov, phi, 0.1);
-            for i in 0..t {
-                m[i * t + i] += 1.0;
-            }
-            let want = 0.5 * test_ref::ln_abs_det(&m, t);
-            let got = info_gain_unit(mean, cov, phi, t, 0.1);
-            assert!(rel_close(got, want, 1e-10), "d={d} T={t}: {got} vs {want}");
-            let frames = gain_with_form(mean, cov, phi, t, 0.1, Form::Frames);
-            let features = gain_with_form(mean, cov, phi, t, 0.1, Form::Features);
-            assert!(rel_close(frames, features, 1e-10), "{frames} vs {features}");
-            assert!(got > 0.0);
-        }
-        assert_eq!(
-            info_gain_unit(
-                &[0.0; 3],
-                &[1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0],
-                &[],
-                0,
-                0.1
-            ),
-            0.0
-        );
-        assert!(info_gain_unit(&[0.0; 2], &[1.0, 2.0, 2.0, 1.0], &[1.0, 1.0], 1, 0.1).is_nan());
-        assert_eq!(info_gain_unit(&[], &[], &[], 3, 0.1), 0.0);
-        assert_eq!(fold_expected_fisher(&[], &[], &[], 3, 0.1), Ok(vec![]));
-    }
-
-    /// The folded covariance equals the explicit Woodbury formula, and variance reduction on a
-    /// reference set equals Σ_{r,t} λ_rt² x_rtᵀ(Σ − Σ')x_rt computed directly, in both forms.
-    #[test]
-    fn fold_is_woodbury_and_variance_reduction_is_direct() {
-        let dt = 0.1;
-        for (d, t) in [(6, 2), (4, 9)] {
-            let frames = |c: usize| [2 * d, t, t + 2, 3][c];
-            let src = TableSource::random(1, 4, d, frames, 0.6, 5);
-            let post = learned_unit(&src);
-            let (mean, cov) = (post.mean(0), post.cov(0));
-            let phi = &src.data[1][0];
-            // Woodbury: Σ' = Σ − ΣΦᵀ(D⁻¹ + ΦΣΦᵀ)⁻¹ΦΣ.
-            let p = f64s(phi);
-            let (mut inner, dd) = direct_frames_matrix(mean, cov, phi, dt);
-            for i in 0..t {
-                for j in 0..t {
-                    inner[i * t + j] /= (dd[i] * dd[j]).sqrt();
-                }
-                inner[i * t + i] += 1.0 / dd[i];
-            }
-            let phi_s = test_ref::matmul(&p, cov, t, d, d);
-            let corr = test_ref::matmul(
-                &test_ref::transpose(&phi_s, t, d),
-                &test_ref::matmul(&test_ref::inverse(&inner, t), &phi_s, t, t, d),
-                d,
-                t,
-                d,
-            );
-            let want: Vec<f64> = cov.iter().zip(&corr).map(|(s, c)| s - c).collect();
-            let got = fold_expected_fisher(mean, cov, phi, t, dt).unwrap();
-            for (a, b) in got.iter().zip(&want) {
-                assert!((a - b).abs() < 1e-10 * (1.0 + b.abs()), "{a} vs {b}");
-            }
-            // Variance reduction on the reference clips {2, 3}.
-            let drop: Vec<f64> = cov.iter().zip(&got).map(|(s, n)| s - n).collect();
-            let mut want_vr = 0.0;
-            for r in [2, 3] {
-                for x in src.data[r][0].chunks_exact(d) {
-                    let x = f64s(x);
-                    let lam = x.iter().zip(mean).map(|(a, b)| a * b).sum::<f64>().exp();
-                    let q: f64 = (0..d * d).map(|k| x[k / d] * drop[k] * x[k % d]).sum();
-                    want_vr += lam * lam * q;
-                }
-            }
-            let crit = Criterion::VarianceReduction {
-                reference: vec![2, 3],
-            };
-            let got_vr = score(&post, &src, &[1], &crit, dt, 1).unwrap()[0];
-            assert!(rel_close(got_vr, want_vr, 1e-9), "{got_vr} vs {want_vr}");
-            let job = Job::new(&post, &src, &[1], &crit, dt);
-            let mut work = Work::new(d);
-            job.unit_values(0, cov, &mut work, &mut [0.0]);
-            let b = &mut work.b;
-            whiten(mean, &work.l, phi, d, Weight::Fisher(dt), b, &mut work.psi);
-            for form in [Form::Frames, Form::Features] {
-                let v = variance_drop(&work.psi, t, d, &work.wt, form, b);
-                assert!(rel_close(v, want_vr, 1e-9), "{form:?}: {v} vs {want_vr}");
-            }
-        }
-    }
-}
+#[path = "criterion_tests.rs"]
+mod tests;

@@ -233,6 +233,13 @@ impl Posterior {
         &self.covs
     }
 
+    /// Unit `u`'s covariance, writable, for tests that break it on purpose.
+    #[cfg(test)]
+    pub(crate) fn covs_mut_for_tests(&mut self, u: usize) -> &mut [f64] {
+        let d = self.cfg.dim;
+        &mut self.covs[u * d * d..(u + 1) * d * d]
+    }
+
     /// Frames folded into unit `u` since its last reset (or the row count of its last refit).
     /// Panics if `u ≥ units()`.
     pub fn observations(&self, u: usize) -> u64 {
