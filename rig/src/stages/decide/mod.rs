@@ -3,6 +3,7 @@
 //! the renderer takes from at each trial onset; replay drives the same selectors over a log.
 
 pub mod config;
+pub mod decision;
 pub mod design;
 pub mod selector;
 

@@ -5,82 +5,14 @@
 //! seen, so a replay that feeds the same activity and asks at the same points gets the same
 //! decisions.
 
-use super::design::{AccuracyPoint, Alternative, DecisionMode};
+use super::decision::DecisionMode;
+pub use super::decision::{Decision, FrameBehaviour, Onset};
 use crate::backbone::frames::ActivityBuf;
-use crate::stages::behaviour::BehaviourRecord;
 use crate::vocab::clock::RigTime;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
-use serde::{Deserialize, Serialize};
 use std::time::Duration;
 use twinloop_stimulus::{Library, StimulusId, StimulusSpec};
-
-/// One decision, as logged and published.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Decision {
-    pub trial: u64,
-    pub stimulus: StimulusId,
-    pub name: String,
-    pub spec: StimulusSpec,
-    pub policy: String,
-    /// Sequence number of the last imaging frame whose activity the selector had seen.
-    pub after_frame_seq: Option<u64>,
-    /// How many frames of activity it had seen.
-    pub frames_seen: u64,
-    /// Rig time of that last frame (ns; 0 before any).
-    pub after_frame_t_ns: i64,
-    /// Why this stimulus (random, warm-up, test block, adaptive, fallback, late).
-    #[serde(default)]
-    pub mode: DecisionMode,
-    /// The chosen stimulus's score under the objective (adaptive decisions).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub score: Option<f64>,
-    /// The best candidates with their scores, best first (adaptive decisions).
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub alternatives: Vec<Alternative>,
-    /// Trial onsets the selector had seen.
-    #[serde(default)]
-    pub onsets_seen: u64,
-    /// The twin's latest held-out accuracy (CC_norm on the repeated test block), if any yet.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub accuracy: Option<AccuracyPoint>,
-    /// A twin refit (perspective, modulation, readouts) the selector took just before this
-    /// decision; replay takes it at the same trial.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub twin_refit: Option<super::design::TwinRefitNote>,
-}
-
-/// A trial's stimulus came on screen (the renderer tells the selector).
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct Onset {
-    pub trial: u64,
-    pub stimulus: StimulusId,
-    pub t: RigTime,
-}
-
-/// What the twin's modulation takes for one imaging frame: running speed and pupil size, as
-/// measured (the selector standardises them). `NaN` where the behaviour stage had none.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct FrameBehaviour {
-    pub running_cm_s: f32,
-    pub pupil_radius_px: f32,
-}
-
-impl FrameBehaviour {
-    pub const MISSING: FrameBehaviour = FrameBehaviour {
-        running_cm_s: f32::NAN,
-        pupil_radius_px: f32::NAN,
-    };
-
-    /// From a logged or published behaviour record.
-    pub fn from_record(r: &BehaviourRecord) -> FrameBehaviour {
-        let f = |v: Option<f64>| v.map_or(f32::NAN, |v| v as f32);
-        FrameBehaviour {
-            running_cm_s: f(r.treadmill_cm_s),
-            pupil_radius_px: f(r.pupil_radius_px),
-        }
-    }
-}
 
 pub trait Selector: Send {
     fn name(&self) -> &'static str;

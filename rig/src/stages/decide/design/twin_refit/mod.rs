@@ -29,8 +29,9 @@
 //! readouts-only (`twin_refit_every` is ignored, with a notice).
 
 use super::pool::{CandidatePool, PoolError};
+pub use crate::stages::decide::decision::TwinRefitNote;
 use crossbeam_channel::{Receiver, RecvTimeoutError};
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use std::collections::{BTreeSet, HashMap};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
@@ -98,15 +99,6 @@ impl TwinRefitSetup {
             ..self.fit.clone()
         }
     }
-}
-
-/// A refit the designer took at a decision (logged with that decision).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub struct TwinRefitNote {
-    /// The trial at whose decision the round was launched.
-    pub launched: u64,
-    /// `false`: the fit failed and the old twin was kept.
-    pub applied: bool,
 }
 
 /// What a finished round gives the designer.
