@@ -32,12 +32,18 @@
 //!    (a cell's unmasked rim is not a new cell).
 //! 6. **Merging** (`merge`): touching masks closer than a diameter whose mean traces correlate
 //!    at least `merge_correlation` are one soma seeded twice.
+//! 7. **Classification** ([`super::classify`]): every mask is scored on shape, brightness
+//!    against its surround and activity; masks whose probability of being a soma is under
+//!    `classifier_threshold` (vessel edges, dendrites, noise) are rejected, and kept with their
+//!    verdicts in [`Detection::rejected`].
 //!
 //! Cost: O(frames x pixels) for the images (done while streaming), O(pixels x diameter) per
 //! pass for smoothing and seeds, and O(cells x diameter^2 x bins) to grow masks: about 1.3 s for
 //! 500 frames of 512x512 with 1,000 cells in release, after 1.1 s to finish the images.
 
 use super::background::{above_local_background, gaussian_blur, median, robust_z};
+use super::classify::features::roi_features;
+use super::classify::{RoiClassifier, RoiVerdict};
 use super::grow::Grower;
 use super::images::CalibrationBlock;
 use super::merge::merge_split_cells;
@@ -73,6 +79,10 @@ pub struct Detection {
     pub detection_image: Vec<f32>,
     /// The mean image minus its local background, ADU, row-major.
     pub mean_above_background: Vec<f32>,
+    /// The classifier's verdict on each kept cell, in cell order.
+    pub verdicts: Vec<RoiVerdict>,
+    /// The ROIs the classifier rejected: (pixel, weight) lists and their verdicts.
+    pub rejected: Vec<(Vec<(u32, f32)>, RoiVerdict)>,
 }
 
 /// Counts and image statistics of one detection, for the session log and for humans.
@@ -94,6 +104,8 @@ pub struct DetectionReport {
     pub rejected_large: usize,
     /// Masks merged into a neighbour as two parts of one cell.
     pub merged: usize,
+    /// Masks the classifier rejected as not a soma.
+    pub rejected_classifier: usize,
     /// Seeds beyond `max_cells`.
     pub dropped_over_max: usize,
     /// Largest value of the correlation image.
@@ -233,6 +245,32 @@ pub fn detect_cells(
     // 6. Merging.
     let merge_r = params.merge_correlation as f32;
     report.merged = merge_split_cells(block, &mut masks, &mut scores, d as f32, max_area, merge_r);
+
+    // 7. Classification.
+    let classifier = RoiClassifier::built_in()?;
+    let features = roi_features(block, &masks, &z_mean_px, &z_corr_px, expected);
+    let mut verdicts = Vec::with_capacity(masks.len());
+    let mut rejected = Vec::new();
+    let mut kept_scores = Vec::with_capacity(masks.len());
+    let mut kept = Vec::with_capacity(masks.len());
+    for ((mask, score), f) in masks.into_iter().zip(scores).zip(features) {
+        let probability = classifier.probability(&f);
+        let is_cell = probability >= params.classifier_threshold;
+        let verdict = RoiVerdict {
+            features: f,
+            probability,
+            is_cell,
+        };
+        if is_cell {
+            kept.push(mask);
+            kept_scores.push(score);
+            verdicts.push(verdict);
+        } else {
+            rejected.push((mask, verdict));
+        }
+    }
+    let (masks, scores) = (kept, kept_scores);
+    report.rejected_classifier = rejected.len();
     report.cells = masks.len();
     if masks.is_empty() {
         let mut sorted_mean = img.mean.clone();
@@ -254,6 +292,8 @@ pub fn detect_cells(
         report,
         detection_image: detection,
         mean_above_background,
+        verdicts,
+        rejected,
     })
 }
 

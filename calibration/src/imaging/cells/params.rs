@@ -45,6 +45,9 @@ pub struct CellDetectionParams {
     pub merge_correlation: f64,
     /// Most cells kept (strongest first).
     pub max_cells: usize,
+    /// Candidate ROIs whose probability of being a soma, by the ROI classifier, is under this
+    /// are rejected (suite2p's `iscell` threshold), in [0, 1); 0 keeps every candidate.
+    pub classifier_threshold: f64,
     /// Fraction of pixel samples at the detector's full scale (65535) above which the block is
     /// refused as saturated.
     pub max_saturated_fraction: f64,
@@ -67,6 +70,7 @@ impl Default for CellDetectionParams {
             passes: 3,
             merge_correlation: 0.95,
             max_cells: 5000,
+            classifier_threshold: 0.5,
             max_saturated_fraction: 0.01,
             neuropil: NeuropilParams::default(),
         }
@@ -171,6 +175,13 @@ impl CellDetectionParams {
             return Err(bad(
                 "merge_correlation",
                 format!("must be in (0, 1], got {r}"),
+            ));
+        }
+        let c = self.classifier_threshold;
+        if !(0.0..1.0).contains(&c) {
+            return Err(bad(
+                "classifier_threshold",
+                format!("must be in [0, 1), got {c}"),
             ));
         }
         if self.max_cells == 0 {
