@@ -115,7 +115,9 @@ fn suite2p_files_load_in_numpy_with_their_values() {
     let out = Command::new(&py)
         .args(["-c", CHECK, dir.to_str().expect("utf-8 path")])
         .output()
-        .unwrap_or_else(|e| panic!("cannot run `{py}` ({e}): set TWINLOOP_PYTHON to a Python with numpy"));
+        .unwrap_or_else(|e| {
+            panic!("cannot run `{py}` ({e}): set TWINLOOP_PYTHON to a Python with numpy")
+        });
     assert!(
         out.status.success(),
         "{py} failed to load the suite2p files (needs numpy: pip install -r tests/requirements.txt \
@@ -125,18 +127,49 @@ fn suite2p_files_load_in_numpy_with_their_values() {
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json from python");
     assert_eq!(v["n"], 3);
     assert_eq!(v["stat_dtype"], "object");
-    let keys: Vec<&str> = v["keys"].as_array().unwrap().iter().map(|k| k.as_str().unwrap()).collect();
-    for k in ["ypix", "xpix", "lam", "med", "npix", "radius", "aspect_ratio", "compact", "skew", "std", "overlap", "footprint", "npix_norm", "neuropil_mask"] {
+    let keys: Vec<&str> = v["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| k.as_str().unwrap())
+        .collect();
+    for k in [
+        "ypix",
+        "xpix",
+        "lam",
+        "med",
+        "npix",
+        "radius",
+        "aspect_ratio",
+        "compact",
+        "skew",
+        "std",
+        "overlap",
+        "footprint",
+        "npix_norm",
+        "neuropil_mask",
+    ] {
         assert!(keys.contains(&k), "stat lacks {k}: {keys:?}");
     }
     let (pixels, weights) = masks.cell(0);
     let ypix: Vec<u64> = pixels.iter().map(|&p| (p as usize / w) as u64).collect();
     let xpix: Vec<u64> = pixels.iter().map(|&p| (p as usize % w) as u64).collect();
-    let as_u64 = |k: &str| -> Vec<u64> { v[k].as_array().unwrap().iter().map(|x| x.as_u64().unwrap()).collect() };
+    let as_u64 = |k: &str| -> Vec<u64> {
+        v[k].as_array()
+            .unwrap()
+            .iter()
+            .map(|x| x.as_u64().unwrap())
+            .collect()
+    };
     assert_eq!(as_u64("ypix0"), ypix);
     assert_eq!(as_u64("xpix0"), xpix);
     assert_eq!(v["ypix_dtype"], "int32");
-    let lam: Vec<f32> = v["lam0"].as_array().unwrap().iter().map(|x| x.as_f64().unwrap() as f32).collect();
+    let lam: Vec<f32> = v["lam0"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x.as_f64().unwrap() as f32)
+        .collect();
     assert_eq!(lam, weights);
     assert_eq!(v["lam_dtype"], "float32");
     assert_eq!(v["med1"], serde_json::json!([15.0, 20.0]));
@@ -144,7 +177,13 @@ fn suite2p_files_load_in_numpy_with_their_values() {
     assert_eq!(v["overlap_dtype"], "bool");
     let np0: Vec<u64> = masks.neuropil(0).iter().map(|&p| u64::from(p)).collect();
     assert_eq!(as_u64("neuropil0"), np0);
-    assert!(v["skew"].as_array().unwrap().iter().all(|s| s.as_f64().unwrap().is_finite()));
+    assert!(
+        v["skew"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|s| s.as_f64().unwrap().is_finite())
+    );
     assert_eq!((v["Ly"].as_u64(), v["Lx"].as_u64()), (Some(24), Some(30)));
     assert_eq!(v["fs"], 30.0);
     assert_eq!(v["nframes"], 7);
@@ -154,11 +193,19 @@ fn suite2p_files_load_in_numpy_with_their_values() {
     assert!((v["meanImg_sum"].as_f64().unwrap() - mean_sum).abs() < 1e-3 * mean_sum);
     assert_eq!(v["max_proj_dtype"], "float32");
     assert!((v["Vcorr_12"].as_f64().unwrap() - f64::from(images.correlation[w + 2])).abs() < 1e-7);
-    let yo: Vec<f64> = v["yoff"].as_array().unwrap().iter().map(|x| x.as_f64().unwrap()).collect();
+    let yo: Vec<f64> = v["yoff"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x.as_f64().unwrap())
+        .collect();
     assert_eq!(yo, yoff.iter().map(|&x| f64::from(x)).collect::<Vec<_>>());
     assert_eq!(v["yoff1_shape"], serde_json::json!([7, 4]));
     assert!((v["xoff1_last"].as_f64().unwrap() - f64::from(off1[t * blocks - 1])).abs() < 1e-6);
-    assert_eq!(v["iscell"], serde_json::json!([[1.0, 0.9], [0.0, 0.2], [1.0, 0.7]]));
+    assert_eq!(
+        v["iscell"],
+        serde_json::json!([[1.0, 0.9], [0.0, 0.2], [1.0, 0.7]])
+    );
     assert_eq!(v["iscell_dtype"], "float64");
     assert_eq!(v["F_shape"], serde_json::json!([3, 7]));
     assert_eq!(v["F_dtype"], "float32");
@@ -212,5 +259,8 @@ fn inconsistent_inputs_are_named() {
     };
     let tmp = tempfile::tempdir().expect("temp dir");
     let e = write_plane(tmp.path(), &plane).unwrap_err().to_string();
-    assert!(e.contains("`fneu`") && e.contains("has 2 values, expected 3"), "{e}");
+    assert!(
+        e.contains("`fneu`") && e.contains("has 2 values, expected 3"),
+        "{e}"
+    );
 }

@@ -144,8 +144,18 @@ impl Suite2pPlane<'_> {
             check("motion.yoff", m.yoff.len(), f, "one per frame")?;
             check("motion.xoff", m.xoff.len(), f, "one per frame")?;
             check("motion.corr_xy", m.corr_xy.len(), f, "one per frame")?;
-            check("motion.yoff1", m.yoff1.len(), f * m.blocks, "frames x blocks")?;
-            check("motion.xoff1", m.xoff1.len(), f * m.blocks, "frames x blocks")?;
+            check(
+                "motion.yoff1",
+                m.yoff1.len(),
+                f * m.blocks,
+                "frames x blocks",
+            )?;
+            check(
+                "motion.xoff1",
+                m.xoff1.len(),
+                f * m.blocks,
+                "frames x blocks",
+            )?;
         }
         Ok(())
     }
@@ -175,7 +185,11 @@ fn median(mut v: Vec<f64>) -> f64 {
 fn stat_entry(p: &Suite2pPlane, i: usize, owners: &[u16], expected_area: f64) -> PyValue {
     let w = p.masks.width();
     let (pixels, weights) = p.masks.cell(i);
-    let roi: Vec<(u32, f32)> = pixels.iter().copied().zip(weights.iter().copied()).collect();
+    let roi: Vec<(u32, f32)> = pixels
+        .iter()
+        .copied()
+        .zip(weights.iter().copied())
+        .collect();
     let s = shape(&roi, w);
     let ypix: Vec<i32> = pixels.iter().map(|&q| (q as usize / w) as i32).collect();
     let xpix: Vec<i32> = pixels.iter().map(|&q| (q as usize % w) as i32).collect();
@@ -204,12 +218,24 @@ fn stat_entry(p: &Suite2pPlane, i: usize, owners: &[u16], expected_area: f64) ->
         ("mrs".into(), s.mean_distance_px.into()),
         ("mrs0".into(), s.disc_distance_px.into()),
         ("npix_norm".into(), (npix as f64 / expected_area).into()),
-        ("npix_norm_no_crop".into(), (npix as f64 / expected_area).into()),
+        (
+            "npix_norm_no_crop".into(),
+            (npix as f64 / expected_area).into(),
+        ),
         ("skew".into(), skew.into()),
         ("std".into(), std.into()),
-        ("overlap".into(), NdArray::vector(ArrayData::Bool(overlap)).into()),
-        ("soma_crop".into(), NdArray::vector(ArrayData::Bool(vec![true; npix])).into()),
-        ("neuropil_mask".into(), NdArray::vector(ArrayData::I32(neuropil)).into()),
+        (
+            "overlap".into(),
+            NdArray::vector(ArrayData::Bool(overlap)).into(),
+        ),
+        (
+            "soma_crop".into(),
+            NdArray::vector(ArrayData::Bool(vec![true; npix])).into(),
+        ),
+        (
+            "neuropil_mask".into(),
+            NdArray::vector(ArrayData::I32(neuropil)).into(),
+        ),
         ("footprint".into(), 1.0.into()),
         ("iplane".into(), 0usize.into()),
         ("inmerge".into(), 0usize.into()),

@@ -18,7 +18,11 @@ pub fn npy_bytes(a: &NdArray) -> Vec<u8> {
         1 => format!("({},)", a.shape[0]),
         _ => format!(
             "({})",
-            a.shape.iter().map(usize::to_string).collect::<Vec<_>>().join(", ")
+            a.shape
+                .iter()
+                .map(usize::to_string)
+                .collect::<Vec<_>>()
+                .join(", ")
         ),
     };
     let mut header = format!("{{'descr': '{descr}', 'fortran_order': False, 'shape': {shape}, }}");

@@ -93,7 +93,8 @@ fn int(out: &mut Vec<u8>, i: i64) {
         let b = i.to_le_bytes();
         let mut n = 8;
         while n > 1
-            && ((b[n - 1] == 0 && b[n - 2] & 0x80 == 0) || (b[n - 1] == 0xff && b[n - 2] & 0x80 != 0))
+            && ((b[n - 1] == 0 && b[n - 2] & 0x80 == 0)
+                || (b[n - 1] == 0xff && b[n - 2] & 0x80 != 0))
         {
             n -= 1;
         }
@@ -162,7 +163,14 @@ pub(crate) fn dtype(out: &mut Vec<u8>, data: &ArrayData) {
     out.extend_from_slice(&[NONE, NONE, NONE]);
     int(out, -1);
     int(out, -1);
-    int(out, if matches!(data, ArrayData::Object(_)) { 63 } else { 0 });
+    int(
+        out,
+        if matches!(data, ArrayData::Object(_)) {
+            63
+        } else {
+            0
+        },
+    );
     out.push(TUPLE);
     out.push(BUILD);
 }

@@ -36,6 +36,9 @@ pub struct RoiFeatures {
     pub std_adu: f64,
     /// Largest excursion of the trace above its median, robust s.d. (MAD x 1.4826).
     pub peak_sd: f64,
+    /// Largest excursion below the median, robust s.d.: as large as `peak_sd` for symmetric
+    /// fluctuations (a pulsing vessel), small for calcium transients.
+    pub trough_sd: f64,
     /// Mean z-score of the mean image above its local background, over the mask.
     pub anatomy_z: f64,
     /// Mean z-score of the correlation image over the mask.
@@ -73,7 +76,11 @@ pub(crate) fn roi_features(
         .enumerate()
         .map(|(i, roi)| {
             let npix = roi.len();
-            let total: f64 = roi.iter().map(|&(_, v)| f64::from(v)).sum::<f64>().max(1e-12);
+            let total: f64 = roi
+                .iter()
+                .map(|&(_, v)| f64::from(v))
+                .sum::<f64>()
+                .max(1e-12);
             let shape = shape(roi, w);
             let nf = npix.max(1) as f64;
             // Activity.
@@ -85,10 +92,18 @@ pub(crate) fn roi_features(
             }
             trace.iter_mut().for_each(|t| *t /= total);
             let (skew, std_adu) = skewness(&trace);
-            let peak_sd = peak_excursion(&trace);
+            let (peak_sd, trough_sd) = excursions(&trace);
             // Brightness.
-            let anatomy_z = roi.iter().map(|&(p, _)| f64::from(z_mean[p as usize])).sum::<f64>() / nf;
-            let corr_z = roi.iter().map(|&(p, _)| f64::from(z_corr[p as usize])).sum::<f64>() / nf;
+            let anatomy_z = roi
+                .iter()
+                .map(|&(p, _)| f64::from(z_mean[p as usize]))
+                .sum::<f64>()
+                / nf;
+            let corr_z = roi
+                .iter()
+                .map(|&(p, _)| f64::from(z_corr[p as usize]))
+                .sum::<f64>()
+                / nf;
             let dark_rim = rim_percentile(roi, z_mean, h, w, i as u32 + 1, &mut mark, &mut ring);
             let shared = roi.iter().filter(|&&(p, _)| count[p as usize] > 1).count();
             RoiFeatures {
@@ -100,6 +115,7 @@ pub(crate) fn roi_features(
                 skew,
                 std_adu,
                 peak_sd,
+                trough_sd,
                 anatomy_z,
                 corr_z,
                 dark_rim,
@@ -127,7 +143,11 @@ pub(crate) struct Shape {
 /// The shape of `roi` ((pixel, weight) on frames `w` px wide).
 pub(crate) fn shape(roi: &[(u32, f32)], w: usize) -> Shape {
     let npix = roi.len();
-    let total: f64 = roi.iter().map(|&(_, v)| f64::from(v)).sum::<f64>().max(1e-12);
+    let total: f64 = roi
+        .iter()
+        .map(|&(_, v)| f64::from(v))
+        .sum::<f64>()
+        .max(1e-12);
     let (mut cy, mut cx) = (0.0, 0.0);
     let (mut my, mut mx) = (0.0, 0.0);
     for &(p, v) in roi {
@@ -177,15 +197,19 @@ pub(crate) fn skewness(v: &[f64]) -> (f64, f64) {
     (m3 / m2.powf(1.5), m2.sqrt())
 }
 
-/// (max - median) / (1.4826 MAD) of `v`, 0 when the MAD is 0.
-fn peak_excursion(v: &[f64]) -> f64 {
+/// (max - median) and (median - min) of `v` over 1.4826 MAD; zeros when the MAD is 0.
+fn excursions(v: &[f64]) -> (f64, f64) {
     let mut s = v.to_vec();
     s.sort_unstable_by(f64::total_cmp);
     let med = s[s.len() / 2];
     let mut dev: Vec<f64> = s.iter().map(|x| (x - med).abs()).collect();
     dev.sort_unstable_by(f64::total_cmp);
     let mad = 1.4826 * dev[dev.len() / 2];
-    if mad > 0.0 { (s[s.len() - 1] - med) / mad } else { 0.0 }
+    if mad > 0.0 {
+        ((s[s.len() - 1] - med) / mad, (med - s[0]) / mad)
+    } else {
+        (0.0, 0.0)
+    }
 }
 
 /// 10th percentile of `z` over the pixels 2-4 px (Chebyshev) outside the ROI; 0 if none.

@@ -17,7 +17,7 @@ pub fn fit(examples: &[(RoiFeatures, bool)], trained_on: String) -> Option<RoiCl
         return None;
     }
     let k = INPUT_NAMES.len();
-    let xs: Vec<[f64; 8]> = examples.iter().map(|e| model_inputs(&e.0)).collect();
+    let xs: Vec<[f64; 9]> = examples.iter().map(|e| model_inputs(&e.0)).collect();
     let mut mean = vec![0.0; k];
     let mut sd = vec![0.0; k];
     for j in 0..k {
@@ -121,6 +121,7 @@ mod tests {
             let f = RoiFeatures {
                 skew: if cell { 1.0 + 2.0 * u } else { -0.3 + 0.6 * u },
                 peak_sd: if cell { 6.0 + 4.0 * u } else { 2.0 + u },
+                trough_sd: 2.0 + u,
                 npix_norm: 0.7 + 0.6 * u,
                 compact: 1.0 + 0.2 * u,
                 aspect_ratio: if cell { 1.2 } else { 2.0 + u },
@@ -132,7 +133,10 @@ mod tests {
             ex.push((f, cell));
         }
         let c = fit(&ex, "test".into()).unwrap();
-        let wrong = ex.iter().filter(|(f, y)| (c.probability(f) > 0.5) != *y).count();
+        let wrong = ex
+            .iter()
+            .filter(|(f, y)| (c.probability(f) > 0.5) != *y)
+            .count();
         assert_eq!(wrong, 0);
         assert!(c.coef[0] > 0.0, "{:?}", c.coef);
         let back = RoiClassifier::from_json(&serde_json::to_string(&c).unwrap()).unwrap();

@@ -10,9 +10,10 @@ use crate::imaging::cells::CellsError;
 use serde::{Deserialize, Serialize};
 
 /// Names of the model inputs, in order.
-pub const INPUT_NAMES: [&str; 8] = [
+pub const INPUT_NAMES: [&str; 9] = [
     "skew",
     "ln_peak_sd",
+    "ln_trough_sd",
     "ln_npix_norm",
     "compact",
     "ln_aspect_ratio",
@@ -23,10 +24,11 @@ pub const INPUT_NAMES: [&str; 8] = [
 
 /// The inputs the model weighs, from an ROI's features: heavy tails clipped so one odd ROI
 /// cannot dominate, sizes and ratios on log scales.
-pub fn model_inputs(f: &RoiFeatures) -> [f64; 8] {
+pub fn model_inputs(f: &RoiFeatures) -> [f64; 9] {
     [
         f.skew.clamp(-2.0, 8.0),
         f.peak_sd.max(0.5).ln(),
+        f.trough_sd.max(0.5).ln(),
         f.npix_norm.max(0.05).ln(),
         f.compact.clamp(0.8, 3.0),
         f.aspect_ratio.max(1.0).ln(),
