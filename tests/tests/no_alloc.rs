@@ -69,17 +69,20 @@ fn steady_state_frames_allocate_nothing() {
     .unwrap();
     let Pipeline {
         mut ingest,
+        publisher,
         shared,
         recorder,
         behaviour,
         stage,
         selector,
-        ..
+        renderer,
     } = pipeline;
+    // No renderer (the selector's first decision finds nobody to take it) and no publisher
+    // (the bus ring is best effort and fills): dropped now, so their ends of the recorder's
+    // channel close and the recorder can finish.
+    drop((renderer, publisher));
     let counters = Arc::clone(&shared.counters);
-    // The frame path on hot threads; the selector and behaviour stage as in a session. No
-    // renderer (the selector's first decision finds nobody to take it) and no publisher (the
-    // bus ring is best effort and fills).
+    // The frame path on hot threads; the selector and behaviour stage as in a session.
     let stage_h = hot_thread("extract", move || stage.run());
     let recorder_h = hot_thread("recorder", move || recorder.run());
     let selector_h = std::thread::spawn(move || selector.run());

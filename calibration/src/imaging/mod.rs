@@ -2,3 +2,4 @@
 pub mod cells;
 pub mod fluorescence;
 pub mod register;
+pub mod suite2p_files;

@@ -1,5 +1,6 @@
 //! The `twinloop` command line. Each subcommand is one file: its clap arguments and its `run`.
 
+mod analyze;
 mod bench;
 mod bench_clocks;
 mod bench_display;
@@ -52,6 +53,9 @@ enum Command {
     Report(report::ReportArgs),
     /// Export a logged session to other formats (NWB 2.x).
     Export(export::ExportArgs),
+    /// What a twin's readouts say about anatomy: the wiring rule, cell types and areas, on
+    /// documented CSV tables (analysis/SCHEMA.md).
+    Analyze(analyze::AnalyzeArgs),
 }
 
 /// Entry point of the binary; errors are reported by `main` with their causes.
@@ -75,5 +79,6 @@ pub fn main() -> anyhow::Result<()> {
         Some(Command::Bench(args)) => bench::run(&args),
         Some(Command::Report(args)) => report::run(&args),
         Some(Command::Export(args)) => export::run(&args),
+        Some(Command::Analyze(args)) => analyze::run(&args),
     }
 }

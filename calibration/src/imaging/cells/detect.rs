@@ -32,12 +32,19 @@
 //!    (a cell's unmasked rim is not a new cell).
 //! 6. **Merging** (`merge`): touching masks closer than a diameter whose mean traces correlate
 //!    at least `merge_correlation` are one soma seeded twice.
+//! 7. **Classification** ([`super::classify`]): every mask is scored on shape, brightness
+//!    against its surround and activity; masks whose probability of being a soma is under
+//!    `classifier_threshold` (vessel edges, dendrites, noise) are rejected, and kept with their
+//!    verdicts in [`Detection::rejected`], unless they are unmistakably silent somata: far
+//!    brighter than their surround, round, compact, with no dark lumen beside them.
 //!
 //! Cost: O(frames x pixels) for the images (done while streaming), O(pixels x diameter) per
 //! pass for smoothing and seeds, and O(cells x diameter^2 x bins) to grow masks: about 1.3 s for
 //! 500 frames of 512x512 with 1,000 cells in release, after 1.1 s to finish the images.
 
 use super::background::{above_local_background, gaussian_blur, median, robust_z};
+use super::classify::features::roi_features;
+use super::classify::{RoiClassifier, RoiVerdict};
 use super::grow::Grower;
 use super::images::CalibrationBlock;
 use super::merge::merge_split_cells;
@@ -62,6 +69,12 @@ const CLEAR_MARGIN_PX: usize = 1;
 /// which the activity share rises to 1.
 const ACTIVITY_Z0: f32 = 2.0;
 const ACTIVITY_Z_SPAN: f32 = 4.0;
+/// A candidate the classifier rejects is kept as a silent soma when its mean-image z-score
+/// reaches this many seed thresholds and its shape is a soma's (see `silent_soma`).
+const SILENT_ANATOMY_SD: f32 = 5.0;
+const SILENT_MAX_ASPECT: f64 = 1.4;
+const SILENT_MAX_COMPACT: f64 = 1.1;
+const SILENT_MIN_RIM_Z: f64 = -2.0;
 
 /// What detection found, and how.
 pub struct Detection {
@@ -73,6 +86,10 @@ pub struct Detection {
     pub detection_image: Vec<f32>,
     /// The mean image minus its local background, ADU, row-major.
     pub mean_above_background: Vec<f32>,
+    /// The classifier's verdict on each kept cell, in cell order.
+    pub verdicts: Vec<RoiVerdict>,
+    /// The ROIs the classifier rejected: (pixel, weight) lists and their verdicts.
+    pub rejected: Vec<(Vec<(u32, f32)>, RoiVerdict)>,
 }
 
 /// Counts and image statistics of one detection, for the session log and for humans.
@@ -94,6 +111,10 @@ pub struct DetectionReport {
     pub rejected_large: usize,
     /// Masks merged into a neighbour as two parts of one cell.
     pub merged: usize,
+    /// Masks the classifier rejected as not a soma.
+    pub rejected_classifier: usize,
+    /// Wall time of classification (features and probabilities of every candidate), s.
+    pub classify_s: f64,
     /// Seeds beyond `max_cells`.
     pub dropped_over_max: usize,
     /// Largest value of the correlation image.
@@ -156,7 +177,7 @@ pub fn detect_cells(
     let min_area = (params.min_area_fraction * expected).ceil() as usize;
     let max_area = (params.max_area_fraction * expected).floor() as usize;
     let core_r = (d / 4.0).max(1.5) as f32;
-    let mut grower = Grower::new((2 * reach + 1) as usize, block.bins());
+    let mut grower = Grower::new((2 * reach + 1) as usize, block.bins(), params.fill_holes);
     let mut claimed = vec![false; n];
     let mut owner = vec![u32::MAX; n];
     let mut owner_d2 = vec![f32::INFINITY; n];
@@ -233,6 +254,34 @@ pub fn detect_cells(
     // 6. Merging.
     let merge_r = params.merge_correlation as f32;
     report.merged = merge_split_cells(block, &mut masks, &mut scores, d as f32, max_area, merge_r);
+
+    // 7. Classification.
+    let started = std::time::Instant::now();
+    let classifier = RoiClassifier::built_in()?;
+    let features = roi_features(block, &masks, &z_mean_px, &z_corr_px, expected);
+    let mut verdicts = Vec::with_capacity(masks.len());
+    let mut rejected = Vec::new();
+    let mut kept_scores = Vec::with_capacity(masks.len());
+    let mut kept = Vec::with_capacity(masks.len());
+    for ((mask, score), f) in masks.into_iter().zip(scores).zip(features) {
+        let probability = classifier.probability(&f);
+        let is_cell = probability >= params.classifier_threshold || silent_soma(&f, t);
+        let verdict = RoiVerdict {
+            features: f,
+            probability,
+            is_cell,
+        };
+        if is_cell {
+            kept.push(mask);
+            kept_scores.push(score);
+            verdicts.push(verdict);
+        } else {
+            rejected.push((mask, verdict));
+        }
+    }
+    let (masks, scores) = (kept, kept_scores);
+    report.rejected_classifier = rejected.len();
+    report.classify_s = started.elapsed().as_secs_f64();
     report.cells = masks.len();
     if masks.is_empty() {
         let mut sorted_mean = img.mean.clone();
@@ -254,7 +303,20 @@ pub fn detect_cells(
         report,
         detection_image: detection,
         mean_above_background,
+        verdicts,
+        rejected,
     })
+}
+
+/// A silent soma the activity-weighted classifier would reject: far brighter than its
+/// surround (mean-image z at least `SILENT_ANATOMY_SD` x the seed threshold), round and
+/// compact, and with no dark lumen beside it (vessel edges are bright next to a dark one).
+fn silent_soma(f: &super::classify::RoiFeatures, threshold_sd: f32) -> bool {
+    f.anatomy_z >= f64::from(SILENT_ANATOMY_SD * threshold_sd)
+        && f.aspect_ratio <= SILENT_MAX_ASPECT
+        && f.compact <= SILENT_MAX_COMPACT
+        && f.dark_rim > SILENT_MIN_RIM_Z
+        && (0.5..=2.0).contains(&f.npix_norm)
 }
 
 #[cfg(test)]

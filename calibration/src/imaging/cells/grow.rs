@@ -6,7 +6,10 @@
 //! mean coefficient); the caller sets the activity share from how strongly the seed's pixels
 //! correlate (none for a cell that does not fire in the block). Pixels below a fraction of the
 //! territory's robust peak weight (its 90th percentile within twice the core radius) are
-//! dropped, and the mask is the 4-connected region holding the best pixel of the core.
+//! dropped, and the mask is the 4-connected region holding the best pixel of the core, with
+//! its holes filled: a soma's nucleus excludes the indicator, so its pixels fall under the cut
+//! although they are inside the cell (filled at the cut's weight, they count as the cell's
+//! outline without pulling its trace toward the nucleus's weaker signal).
 
 use super::images::CalibrationBlock;
 
@@ -21,12 +24,16 @@ pub(crate) struct Grower {
     stack: Vec<usize>,
     peak: Vec<f32>,
     out: Vec<(u32, f32)>,
+    in_mask: Vec<bool>,
     bins: usize,
+    /// Fill the holes a nucleus leaves (`CellDetectionParams::fill_holes`).
+    fill: bool,
 }
 
 impl Grower {
-    /// Scratch for windows of `side` x `side` px and traces of `bins` bins.
-    pub(crate) fn new(side: usize, bins: usize) -> Grower {
+    /// Scratch for windows of `side` x `side` px and traces of `bins` bins; `fill`: fill the
+    /// holes of each mask.
+    pub(crate) fn new(side: usize, bins: usize, fill: bool) -> Grower {
         let m = side * side;
         Grower {
             traces: vec![0.0; m * bins],
@@ -37,7 +44,9 @@ impl Grower {
             stack: Vec::with_capacity(m),
             peak: Vec::with_capacity(m),
             out: Vec::with_capacity(m),
+            in_mask: vec![false; m],
             bins,
+            fill,
         }
     }
 
@@ -196,6 +205,61 @@ impl Grower {
                 visit(l + 1);
             }
         }
+        if self.fill {
+            self.fill_holes(y0, x0, y1 - y0, bw, w, cut);
+        }
         &self.out
+    }
+
+    /// Adds to the mask (at weight `cut`) the territory pixels of the `rows` x `bw` window at
+    /// (`y0`, `x0`) that the mask encloses: those not 4-connected to the window's border
+    /// through pixels outside the mask.
+    fn fill_holes(&mut self, y0: usize, x0: usize, rows: usize, bw: usize, w: usize, cut: f32) {
+        let m = rows * bw;
+        self.in_mask[..m].fill(false);
+        for &(p, _) in &self.out {
+            let (y, x) = (p as usize / w, p as usize % w);
+            self.in_mask[(y - y0) * bw + (x - x0)] = true;
+        }
+        // Flood the outside from every border pixel not in the mask.
+        self.visited[..m].fill(false);
+        self.stack.clear();
+        for l in 0..m {
+            let (ly, lx) = (l / bw, l % bw);
+            let border = ly == 0 || lx == 0 || ly + 1 == rows || lx + 1 == bw;
+            if border && !self.in_mask[l] {
+                self.visited[l] = true;
+                self.stack.push(l);
+            }
+        }
+        while let Some(l) = self.stack.pop() {
+            let (ly, lx) = (l / bw, l % bw);
+            let mut next = [usize::MAX; 4];
+            if ly > 0 {
+                next[0] = l - bw;
+            }
+            if ly + 1 < rows {
+                next[1] = l + bw;
+            }
+            if lx > 0 {
+                next[2] = l - 1;
+            }
+            if lx + 1 < bw {
+                next[3] = l + 1;
+            }
+            for nl in next {
+                if nl != usize::MAX && !self.visited[nl] && !self.in_mask[nl] {
+                    self.visited[nl] = true;
+                    self.stack.push(nl);
+                }
+            }
+        }
+        for l in 0..m {
+            if !self.in_mask[l] && !self.visited[l] && self.inside[l] {
+                let (ly, lx) = (l / bw, l % bw);
+                self.out
+                    .push((((y0 + ly) * w + x0 + lx) as u32, cut.max(f32::MIN_POSITIVE)));
+            }
+        }
     }
 }

@@ -10,6 +10,8 @@
 //! - [`detect`]: the detection pipeline ([`detect_cells`]): detection and blob images, then
 //!   in passes `seeds` (peaks and territories) and `grow` (weighted masks), then `merge`
 //!   (one soma seeded twice).
+//! - [`classify`]: the ROI classifier (features, a logistic model trained on two generators,
+//!   its training); rejects vessel edges, dendrites and noise.
 //! - [`masks`]: [`CellMasks`], the cells' weighted masks and their neuropil annuli in CSR form,
 //!   saved as `cells.json` plus `.npy` files and loaded back checked against the frame size.
 //!
@@ -17,6 +19,7 @@
 //! [`crate::imaging::fluorescence::FluorescenceExtractor`].
 
 mod background;
+pub mod classify;
 pub mod detect;
 mod grow;
 pub mod images;

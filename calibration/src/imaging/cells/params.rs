@@ -45,6 +45,16 @@ pub struct CellDetectionParams {
     pub merge_correlation: f64,
     /// Most cells kept (strongest first).
     pub max_cells: usize,
+    /// Candidate ROIs whose probability of being a soma, by the ROI classifier, is under this
+    /// are rejected (suite2p's `iscell` threshold), in [0, 1); 0 keeps every candidate.
+    /// Missing from a config or manifest it is 0, what sessions recorded before the classifier
+    /// ran with (so they replay bit for bit); `Default` is 0.5.
+    #[serde(default)]
+    pub classifier_threshold: f64,
+    /// Fill the holes a soma's nucleus leaves in its mask. Missing from a config or manifest it
+    /// is off, as sessions recorded before it ran; `Default` is on.
+    #[serde(default)]
+    pub fill_holes: bool,
     /// Fraction of pixel samples at the detector's full scale (65535) above which the block is
     /// refused as saturated.
     pub max_saturated_fraction: f64,
@@ -67,6 +77,8 @@ impl Default for CellDetectionParams {
             passes: 3,
             merge_correlation: 0.95,
             max_cells: 5000,
+            classifier_threshold: 0.5,
+            fill_holes: true,
             max_saturated_fraction: 0.01,
             neuropil: NeuropilParams::default(),
         }
@@ -171,6 +183,13 @@ impl CellDetectionParams {
             return Err(bad(
                 "merge_correlation",
                 format!("must be in (0, 1], got {r}"),
+            ));
+        }
+        let c = self.classifier_threshold;
+        if !(0.0..1.0).contains(&c) {
+            return Err(bad(
+                "classifier_threshold",
+                format!("must be in [0, 1), got {c}"),
             ));
         }
         if self.max_cells == 0 {

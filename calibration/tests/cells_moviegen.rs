@@ -1,0 +1,171 @@
+//! Cell detection scored on movies from the independent generator (`fixtures/moviegen`),
+//! which differs from the rig simulator the detector was first tuned on in every modelling
+//! choice (see its crate docs): vessels with moving edges, dendrites, several neuropil
+//! components, bleaching, PMT noise, a dark offset, dim and inactive cells, non-rigid motion.
+//!
+//! Detection uses every frame of the movie (as offline processing should). A detected mask
+//! matches a true soma at IoU >= 0.5, one to one (`twinloop_moviegen::match_masks`). Recall is
+//! over the somata that fire (an inactive soma is invisible to activity and often to anatomy;
+//! recall over all somata is reported too); precision is over all kept ROIs, an ROI on an
+//! inactive soma counting as correct.
+//!
+//! The seeds here are not the classifier's training seeds (1-4, see `CLASSIFIER.md`).
+//!
+//! Measured (release, 256x256 px, 1,000 frames, 120 somata; seeds 11 / 12 / 13), recall over
+//! active somata / precision:
+//!
+//! | | seed 11 | seed 12 | seed 13 |
+//! | --- | --- | --- | --- |
+//! | classifier off | 0.794 / 0.411 | 0.845 / 0.429 | 0.818 / 0.441 |
+//! | threshold 0.3 | 0.776 / 0.790 | 0.845 / 0.756 | 0.800 / 0.843 |
+//! | threshold 0.5 (default) | 0.710 / 0.884 | 0.827 / 0.847 | 0.745 / 0.903 |
+//!
+//! The issue's target (recall >= 0.85, precision >= 0.90 at IoU >= 0.5) is **not met** on this
+//! generator: most missed somata are found but drawn with IoU 0.2-0.5 (masks spilling into a
+//! neighbour or a process, or a donut drawn as part of its ring), and the linear classifier
+//! rejects some inactive somata it cannot tell from vessel edges. The floors below sit under
+//! the measured figures so that a regression trips them; raise them as detection improves.
+
+use twinloop_calibration::imaging::cells::{CalibrationBlock, CellDetectionParams, detect_cells};
+use twinloop_moviegen::{MovieConfig, generate, match_masks};
+
+/// Recall over active somata, recall over all, precision, kept ROIs, rejected ROIs.
+fn score(seed: u64, threshold: f64) -> (f64, f64, f64, usize, usize) {
+    let (r, _) = score_timed(seed, threshold);
+    r
+}
+
+/// [`score`] and the classification's wall time per frame, s.
+fn score_timed(seed: u64, threshold: f64) -> ((f64, f64, f64, usize, usize), f64) {
+    let cfg = MovieConfig {
+        seed,
+        ..MovieConfig::default()
+    };
+    let movie = generate(&cfg).expect("movie");
+    let params = CellDetectionParams {
+        calibration_frames: movie.n_frames(),
+        classifier_threshold: threshold,
+        ..CellDetectionParams::default()
+    };
+    let block = CalibrationBlock::from_frames(&movie.frames, movie.height, movie.width, &params)
+        .expect("block");
+    let det = detect_cells(&block, &params).expect("cells");
+    let found: Vec<Vec<u32>> = (0..det.masks.len())
+        .map(|i| det.masks.cell(i).0.to_vec())
+        .collect();
+    let m = match_masks(&movie.true_masks(), &found, 0.5);
+    let active = m.recall_of(|i| movie.cells[i].active);
+    let per_frame = det.report.classify_s / movie.n_frames() as f64;
+    (
+        (
+            active,
+            m.recall(),
+            m.precision(),
+            found.len(),
+            det.rejected.len(),
+        ),
+        per_frame,
+    )
+}
+
+/// Evaluation seeds (the classifier was trained on 1-4).
+const SEEDS: [u64; 3] = [11, 12, 13];
+/// Floors under the measured figures (see the module docs and `CLASSIFIER.md`).
+const RECALL_FLOOR: f64 = 0.65;
+const PRECISION_FLOOR: f64 = 0.80;
+
+#[test]
+fn classifier_keeps_somata_and_rejects_vessels_on_independent_movies() {
+    for seed in SEEDS {
+        let (before_recall, _, before_precision, _, _) = score(seed, 0.0);
+        let (recall, recall_all, precision, kept, rejected) =
+            score(seed, CellDetectionParams::default().classifier_threshold);
+        println!(
+            "seed {seed}: recall(active) {recall:.3} (all {recall_all:.3}), precision {precision:.3}, \
+             {kept} kept, {rejected} rejected; without the classifier {before_recall:.3} / {before_precision:.3}"
+        );
+        assert!(recall >= RECALL_FLOOR, "seed {seed}: recall {recall:.3}");
+        assert!(
+            precision >= PRECISION_FLOOR,
+            "seed {seed}: precision {precision:.3}"
+        );
+        // The classifier must do the work: without it, precision is far lower.
+        assert!(
+            precision > before_precision + 0.2,
+            "seed {seed}: {before_precision:.3} -> {precision:.3}"
+        );
+    }
+}
+
+#[test]
+#[ignore = "prints the table for CLASSIFIER.md; cargo test -p twinloop-calibration --release --test cells_moviegen -- --ignored --nocapture"]
+fn report_before_and_after_the_classifier() {
+    for seed in SEEDS {
+        for threshold in [
+            0.0,
+            0.3,
+            CellDetectionParams::default().classifier_threshold,
+        ] {
+            let ((ra, r, p, n, rej), per_frame) = score_timed(seed, threshold);
+            println!(
+                "seed {seed} threshold {threshold:.2}: recall(active) {ra:.3} recall(all) {r:.3} \
+                 precision {p:.3} kept {n} rejected {rej}; classification {:.1} us per frame",
+                per_frame * 1e6
+            );
+        }
+    }
+}
+
+#[test]
+#[ignore = "diagnostics of missed somata"]
+fn diagnose_misses() {
+    let cfg = MovieConfig {
+        seed: 11,
+        ..MovieConfig::default()
+    };
+    let movie = generate(&cfg).expect("movie");
+    let params = CellDetectionParams {
+        calibration_frames: movie.n_frames(),
+        classifier_threshold: 0.0,
+        ..CellDetectionParams::default()
+    };
+    let block = CalibrationBlock::from_frames(&movie.frames, movie.height, movie.width, &params)
+        .expect("block");
+    let det = detect_cells(&block, &params).expect("cells");
+    let found: Vec<Vec<u32>> = (0..det.masks.len())
+        .map(|i| det.masks.cell(i).0.to_vec())
+        .collect();
+    let truth = movie.true_masks();
+    let m = match_masks(&truth, &found, 0.5);
+    println!("{:?}", det.report);
+    for (i, c) in movie.cells.iter().enumerate() {
+        if m.truth_to_detected[i].is_some() {
+            continue;
+        }
+        let mut best = (0.0, usize::MAX, 0usize);
+        for (d, f) in found.iter().enumerate() {
+            let inter = f.iter().filter(|p| c.mask.binary_search(p).is_ok()).count();
+            let iou = inter as f64 / (f.len() + c.mask.len() - inter) as f64;
+            if iou > best.0 {
+                best = (iou, d, inter);
+            }
+        }
+        let (fl, taken) = if best.1 < found.len() {
+            (found[best.1].len(), m.detected_to_truth[best.1].is_some())
+        } else {
+            (0, false)
+        };
+        println!(
+            "miss cell {i} at ({:.0},{:.0}) r {:.1} active {} contrast {:.2} donut {}: best IoU {:.2} det npix {fl} inter {} true npix {} det taken {taken}",
+            c.centre_y_px,
+            c.centre_x_px,
+            c.radius_px,
+            c.active,
+            c.contrast,
+            c.donut,
+            best.0,
+            best.2,
+            c.mask.len()
+        );
+    }
+}
