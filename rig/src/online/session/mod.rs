@@ -90,7 +90,8 @@ pub fn run(
         manifest.seeds.insert("sim".into(), seed);
     }
     dir.write_manifest(&manifest)?;
-    let writer = dir.create_log()?;
+    // The log's first record is the manifest too, so every tool works from the log alone.
+    let writer = dir.create_log_with_manifest(&manifest)?;
 
     // The simulated mouse is built first: its true footprints feed the baseline extraction.
     let mouse = match cfg.source.kind {

@@ -12,7 +12,8 @@ use crate::backbone::session_log::{LogError, LogStats, LogWriter};
 use crate::backbone::telemetry::{Counters, LatencyHist};
 use crate::vocab::clock::host_monotonic_ns;
 use crate::vocab::records::{
-    RecordKind, RegistrationRecord, encode_activity_prefix, encode_input_prefix, f32_le_bytes,
+    EndRecord, RecordKind, RegistrationRecord, encode_activity_prefix, encode_input_prefix,
+    f32_le_bytes,
 };
 use crossbeam_channel::{Receiver, TryRecvError};
 use std::sync::Arc;
@@ -34,6 +35,8 @@ pub struct Recorder {
     max_frame_bytes: usize,
     /// Every sender of `events` is gone (set when the channel reports it).
     events_closed: bool,
+    /// Two-photon and eye frames logged, for the end record.
+    frames_logged: u64,
     /// JSON records are encoded here, reused, so logging them allocates nothing per record.
     json: Vec<u8>,
 }
@@ -75,6 +78,7 @@ impl Recorder {
             record_frames,
             max_frame_bytes,
             events_closed: false,
+            frames_logged: 0,
             json: Vec::with_capacity(4096),
         }
     }
@@ -108,6 +112,14 @@ impl Recorder {
                     break;
                 }
                 self.wake.wait(Duration::from_millis(2));
+            }
+        }
+        if error.is_none() {
+            // The last record says the session ended here on purpose; a log without it
+            // was cut short (killed, or damaged at its end).
+            if let Err(e) = self.append_end() {
+                tracing::error!(error = %e, "session log: cannot write the end record");
+                error = Some(e);
             }
         }
         let stats = self.writer.stats();
@@ -150,6 +162,7 @@ impl Recorder {
                 }
             }
             self.append(RecordKind::Input, &[&prefix, scratch])?;
+            self.frames_logged += 1;
             latency.record_ns(host_monotonic_ns() - f.meta.recv_ns);
         }
         while let Some(f) = self.eye.try_pop() {
@@ -162,6 +175,7 @@ impl Recorder {
             );
             let pixels: &[u8] = if self.record_frames { f.pixels() } else { &[] };
             self.append(RecordKind::Input, &[&prefix, pixels])?;
+            self.frames_logged += 1;
         }
         while let Some(a) = self.activity.try_pop() {
             *busy = true;
@@ -225,6 +239,20 @@ impl Recorder {
             }
         }
         Ok(())
+    }
+
+    fn append_end(&mut self) -> Result<(), LogError> {
+        let end = EndRecord {
+            records: self.writer.records_written(),
+            frames: self.frames_logged,
+            ended: "inputs finished".into(),
+        };
+        let json = serde_json::to_vec(&end).map_err(|e| LogError::Encode {
+            path: self.writer.path().to_path_buf(),
+            what: "end record",
+            message: e.to_string(),
+        })?;
+        self.append(RecordKind::End, &[&json])
     }
 
     fn append(&mut self, kind: RecordKind, parts: &[&[u8]]) -> Result<(), LogError> {
