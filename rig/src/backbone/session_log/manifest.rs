@@ -4,15 +4,15 @@
 //! so a reader sees either no manifest or a complete one, never half of one.
 
 use std::collections::BTreeMap;
-use std::fs::{self, File};
-use std::io::{self, Write};
+use std::fs;
+use std::io;
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use super::dir::sync_dir;
+use super::atomic::write_atomic;
 use super::error::SessionError;
 use super::time::{rfc3339_utc, unix_ms};
 
@@ -84,30 +84,17 @@ impl Manifest {
     /// Writes `dir/manifest.json` atomically, replacing any earlier one.
     pub fn write_to_dir(&self, dir: &Path) -> Result<(), SessionError> {
         let path = dir.join(MANIFEST_FILE);
-        let tmp = dir.join(format!("{MANIFEST_FILE}.tmp"));
         let mut text =
             serde_json::to_vec_pretty(self).map_err(|source| SessionError::InvalidManifest {
                 path: path.clone(),
                 source,
             })?;
         text.push(b'\n');
-        let io_err = |path: &Path, action: &'static str| {
-            let path = path.to_path_buf();
-            move |source| SessionError::Io {
-                path,
-                action,
-                source,
-            }
-        };
-        // A leftover temporary file from a crash mid-write is simply replaced.
-        let mut file = File::create(&tmp).map_err(io_err(&tmp, "creating"))?;
-        file.write_all(&text).map_err(io_err(&tmp, "writing"))?;
-        // Data must be durable before the rename makes it visible, or a power
-        // loss could leave a manifest.json that is empty.
-        file.sync_all().map_err(io_err(&tmp, "syncing"))?;
-        drop(file);
-        fs::rename(&tmp, &path).map_err(io_err(&path, "renaming into place"))?;
-        sync_dir(dir).map_err(io_err(dir, "syncing directory"))
+        write_atomic(&path, &text).map_err(|source| SessionError::Io {
+            path,
+            action: "writing",
+            source,
+        })
     }
 
     /// Reads `dir/manifest.json`.

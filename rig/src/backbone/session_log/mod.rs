@@ -94,8 +94,10 @@
 //! - `writer`: [`LogWriter`]; `reader`: [`LogReader`]; `tail`: [`TailState`], [`Damage`];
 //! - `fallback`: the manifest from the log, the record count the summary promises;
 //! - `manifest`: [`Manifest`]; `dir`: [`SessionDir`] and file names;
+//! - `atomic`: [`write_atomic`], whole files absent or complete;
 //! - `time`: unix ms and UTC text; `error`: [`LogError`], [`SessionError`].
 
+mod atomic;
 mod dir;
 mod error;
 mod fallback;
@@ -110,7 +112,10 @@ mod writer;
 mod tests;
 #[cfg(test)]
 mod tests_resync;
+#[cfg(test)]
+mod tests_throughput;
 
+pub use atomic::write_atomic;
 pub use dir::{LATENCY_FILE, RECORDS_LOG_FILE, SUMMARY_FILE, SessionDir, TRUTH_DIR};
 pub use error::{LogError, SessionError};
 pub use format::{

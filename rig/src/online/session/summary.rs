@@ -1,7 +1,7 @@
 //! The end-of-session summary (printed, and written as `summary.json` and `latency.json`) and
 //! the progress bar shown while a session runs.
 
-use crate::backbone::session_log::SessionDir;
+use crate::backbone::session_log::{SessionDir, write_atomic};
 use crate::backbone::telemetry::{Counters, CountersSnapshot, LatencySummary};
 use crate::config::Config;
 use crate::online::display::RendererReport;
@@ -34,13 +34,17 @@ pub struct SessionSummary {
 }
 
 impl SessionSummary {
+    /// Writes `summary.json` and `latency.json`, each whole or not at all (a full disk leaves
+    /// no 0-byte file claiming to be a summary); errors name the file.
     pub fn write(&self, dir: &SessionDir) -> std::io::Result<()> {
-        std::fs::write(dir.summary_path(), serde_json::to_string_pretty(self)?)?;
-        std::fs::write(
-            dir.latency_path(),
-            serde_json::to_string_pretty(&self.latency)?,
+        write_atomic(
+            &dir.summary_path(),
+            serde_json::to_string_pretty(self)?.as_bytes(),
         )?;
-        Ok(())
+        write_atomic(
+            &dir.latency_path(),
+            serde_json::to_string_pretty(&self.latency)?.as_bytes(),
+        )
     }
 
     pub fn latency(&self, stage_prefix: &str) -> Option<&LatencySummary> {
