@@ -74,7 +74,10 @@ fn log_reader_throughput() {
     let dir = tempfile::tempdir().unwrap();
     for (name, frame_every) in [("small records only", 0), ("a frame every 50 records", 50)] {
         let records = session_like(200 << 20, frame_every, 1);
-        let (v1, v2) = (dir.path().join("v1.log"), dir.path().join("v2.log"));
+        let (v1, v2) = (
+            dir.path().join(format!("v1-{frame_every}.log")),
+            dir.path().join(format!("v2-{frame_every}.log")),
+        );
         write_v1(&v1, &records);
         write_v2(&v2, &records);
         let (s1, s2) = (
