@@ -82,7 +82,8 @@ pub struct EndRecord {
     pub records: u64,
     /// Two-photon and eye frames logged (`Input` records from the frame rings).
     pub frames: u64,
-    /// How the session ended, as the recorder saw it (e.g. "inputs finished").
+    /// How the session ended: ingest's end (`source_ended`, `duration`, `idle`, `stopped`...),
+    /// or "inputs finished" when nothing said.
     pub ended: String,
 }
 

@@ -31,8 +31,8 @@ use crate::stages::behaviour::{BehaviourLinks, BehaviourStage};
 use crate::stages::decide::Selector;
 use crate::stages::extract::{ExtractStage, Extractor, StageOutputs, StageReport};
 use crate::vocab::scan::ScanSlot;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
@@ -60,6 +60,9 @@ pub struct Shared {
     /// Stops the renderer once ingest has ended.
     pub stop_renderer: Arc<AtomicBool>,
     pub renderer_wake: Arc<Wakeup>,
+    /// How ingest ended (`IngestEnd` in snake case), set before it closes its rings, so the
+    /// recorder's `End` record can say.
+    pub session_end: Arc<OnceLock<String>>,
 }
 
 impl Shared {
@@ -155,6 +158,7 @@ impl Pipeline {
             latest_frame_t: Arc::clone(&latest_frame_t),
             stop_renderer: Arc::new(AtomicBool::new(false)),
             renderer_wake: Arc::clone(&renderer_wake),
+            session_end: Arc::new(OnceLock::new()),
         };
 
         let recorder = Recorder::new(
@@ -169,7 +173,8 @@ impl Pipeline {
             Arc::clone(&counters),
             cfg.session.record_frames,
             frame_px * 2,
-        );
+        )
+        .with_end_reason(Arc::clone(&shared.session_end));
         let stage = ExtractStage::new(
             parts.extractor,
             stage_rx,

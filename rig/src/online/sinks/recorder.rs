@@ -16,7 +16,7 @@ use crate::vocab::records::{
     f32_le_bytes,
 };
 use crossbeam_channel::{Receiver, TryRecvError};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 const FLUSH_EVERY: Duration = Duration::from_millis(50);
@@ -37,6 +37,8 @@ pub struct Recorder {
     events_closed: bool,
     /// Two-photon and eye frames logged, for the end record.
     frames_logged: u64,
+    /// How the session ended, when whoever ends it says (see [`Recorder::with_end_reason`]).
+    end_reason: Option<Arc<OnceLock<String>>>,
     /// JSON records are encoded here, reused, so logging them allocates nothing per record.
     json: Vec<u8>,
 }
@@ -79,8 +81,16 @@ impl Recorder {
             max_frame_bytes,
             events_closed: false,
             frames_logged: 0,
+            end_reason: None,
             json: Vec::with_capacity(4096),
         }
+    }
+
+    /// The session's end, as `reason` holds it when the recorder finishes, goes into the log's
+    /// `End` record ("inputs finished" when it is unset).
+    pub fn with_end_reason(mut self, reason: Arc<OnceLock<String>>) -> Recorder {
+        self.end_reason = Some(reason);
+        self
     }
 
     pub fn run(mut self) -> RecorderReport {
@@ -245,7 +255,11 @@ impl Recorder {
         let end = EndRecord {
             records: self.writer.records_written(),
             frames: self.frames_logged,
-            ended: "inputs finished".into(),
+            ended: self
+                .end_reason
+                .as_ref()
+                .and_then(|r| r.get().cloned())
+                .unwrap_or_else(|| "inputs finished".into()),
         };
         let json = serde_json::to_vec(&end).map_err(|e| LogError::Encode {
             path: self.writer.path().to_path_buf(),
