@@ -15,6 +15,8 @@
 //! | 22   | `Clock`    | JSON: a device clock's new mapping (`sources::clocks::ClockUpdate`) |
 //! | 23   | `Cells`    | JSON: the cells' scan offsets (`scheduler::ScanOffsets`) |
 //! | 24   | `Registration` | `frame_seq u64`, `t_ns i64`, `plane u8`, `flags u8`, `blocks u16`, `blocks_smoothed u16`, 2 pad, `dy_px`, `dx_px`, `quality`, `peak_snr`, `block_max_px`, `block_mean_px`, `saturated_fraction` f32 (`RegistrationRecord`) |
+//! | 25   | `Manifest` | JSON: the session's manifest (`manifest.json`'s content), the first record of a version 2 log |
+//! | 26   | `End`      | JSON: the session's end, the recorder's last record ([`EndRecord`]) |
 //!
 //! Every input message is logged as it arrived (`Input`), so a replay re-parses the very bytes
 //! the live daemon saw. Frames carry their pixels only when `session.record_frames` is set.
@@ -42,6 +44,10 @@ pub enum RecordKind {
     Cells = 23,
     /// Binary (the recorder writes it without allocating): see [`RegistrationRecord`].
     Registration = 24,
+    /// JSON: the manifest, so a session whose `manifest.json` is lost still reads.
+    Manifest = 25,
+    /// JSON: the recorder's last record on a clean end ([`EndRecord`]); a log without it was cut short.
+    End = 26,
 }
 
 impl RecordKind {
@@ -61,10 +67,24 @@ impl RecordKind {
             Clock,
             Cells,
             Registration,
+            Manifest,
+            End,
         ]
         .into_iter()
         .find(|k| *k as u16 == code)
     }
+}
+
+/// The payload of the [`RecordKind::End`] record: what the recorder wrote before it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct EndRecord {
+    /// Records in the log before this one.
+    pub records: u64,
+    /// Two-photon and eye frames logged (`Input` records from the frame rings).
+    pub frames: u64,
+    /// How the session ended: ingest's end (`source_ended`, `duration`, `idle`, `stopped`...),
+    /// or "inputs finished" when nothing said.
+    pub ended: String,
 }
 
 pub const INPUT_PREFIX_LEN: usize = 16 + HEADER_LEN;

@@ -103,13 +103,14 @@ impl SessionDir {
     }
 
     /// Opens an existing session directory, e.g. for replay. Checks that it
-    /// has a manifest; does not read it (see [`SessionDir::read_manifest`]).
+    /// has a manifest or a log (the log holds a copy of the manifest); reads
+    /// neither (see [`SessionDir::read_manifest`]).
     pub fn open(path: impl AsRef<Path>) -> Result<SessionDir, SessionError> {
         let path = path.as_ref().to_path_buf();
         if !path.is_dir() {
             return Err(SessionError::DirMissing { dir: path });
         }
-        if !path.join(MANIFEST_FILE).is_file() {
+        if !path.join(MANIFEST_FILE).is_file() && !path.join(RECORDS_LOG_FILE).is_file() {
             return Err(SessionError::NotASession { dir: path });
         }
         Ok(SessionDir { path })
@@ -151,8 +152,8 @@ impl SessionDir {
         manifest.write_to_dir(&self.path)
     }
 
-    /// Reads `manifest.json`.
-    pub fn read_manifest(&self) -> Result<Manifest, SessionError> {
+    /// Reads `manifest.json` only, with no fallback on the log.
+    pub fn read_manifest_file(&self) -> Result<Manifest, SessionError> {
         Manifest::read_from_dir(&self.path)
     }
 
@@ -229,15 +230,20 @@ mod tests {
     }
 
     #[test]
-    fn open_needs_a_manifest() {
+    fn open_needs_a_manifest_or_a_log() {
         let root = tempfile::tempdir().unwrap();
         let session = SessionDir::create(root.path(), "sim", at()).unwrap();
         let err = SessionDir::open(session.path()).unwrap_err();
         assert!(matches!(err, SessionError::NotASession { .. }), "{err}");
         assert!(
-            err.to_string().starts_with("manifest.json missing: "),
+            err.to_string()
+                .ends_with("it has neither manifest.json nor records.log"),
             "{err}"
         );
+        // A log alone is enough: it holds a copy of the manifest.
+        session.create_log().unwrap().finish().unwrap();
+        SessionDir::open(session.path()).unwrap();
+        std::fs::remove_file(session.records_log_path()).unwrap();
 
         let manifest = Manifest::new(at(), vec!["twinloop".into()], serde_json::json!({}));
         session.write_manifest(&manifest).unwrap();

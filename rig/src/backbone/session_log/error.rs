@@ -1,9 +1,9 @@
 //! Errors of the session log, each naming the file (and, for the record log,
 //! the byte offset) it is about.
 //!
-//! A damaged tail is not an error: the reader reports it as
-//! [`TailState::Truncated`](super::TailState) after returning every complete
-//! record. Errors here mean the caller cannot go on.
+//! A damaged range or tail is not an error: the reader reports it as a
+//! [`Damage`](super::Damage) or [`TailState`](super::TailState) and returns
+//! every record it could read. Errors here mean the caller cannot go on.
 
 use std::io;
 use std::path::PathBuf;
@@ -43,6 +43,13 @@ pub enum LogError {
     #[error("record of {len} bytes for session log {path} exceeds the maximum of {max} bytes")]
     RecordTooLarge { path: PathBuf, len: u64, max: u32 },
 
+    #[error("cannot encode the {what} for session log {path}: {message}")]
+    Encode {
+        path: PathBuf,
+        what: &'static str,
+        message: String,
+    },
+
     /// An earlier write failed; the writer refuses to append after a record
     /// that may be half written, since the reader would stop at that record
     /// and silently never see the later ones.
@@ -61,8 +68,13 @@ pub enum LogError {
 /// Errors creating, opening or describing a session directory.
 #[derive(Debug, thiserror::Error)]
 pub enum SessionError {
-    #[error("manifest.json missing: {dir} is not a twinloop session directory")]
+    #[error(
+        "{dir} is not a twinloop session directory: it has neither manifest.json nor records.log"
+    )]
     NotASession { dir: PathBuf },
+
+    #[error("manifest {path} is missing")]
+    ManifestMissing { path: PathBuf },
 
     #[error("session directory {dir} does not exist")]
     DirMissing { dir: PathBuf },
@@ -97,4 +109,12 @@ pub enum SessionError {
          and at most 64 of them"
     )]
     InvalidLabel { label: String },
+
+    /// `manifest.json` could not be used and the log holds no manifest record either.
+    #[error("no usable manifest in {dir}: {file}; and the log has none to fall back on: {log}")]
+    NoManifest {
+        dir: PathBuf,
+        file: String,
+        log: String,
+    },
 }

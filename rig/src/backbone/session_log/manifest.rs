@@ -6,12 +6,13 @@
 use std::collections::BTreeMap;
 use std::fs;
 use std::io;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use super::atomic::write_atomic;
 use super::error::SessionError;
 use super::time::{rfc3339_utc, unix_ms};
 
@@ -89,7 +90,7 @@ impl Manifest {
                 source,
             })?;
         text.push(b'\n');
-        super::atomic::write_atomic(&path, &text)
+        write_atomic(&path, &text)
     }
 
     /// Reads `dir/manifest.json`.
@@ -107,9 +108,7 @@ impl Manifest {
         let text = match fs::read(&path) {
             Ok(text) => text,
             Err(err) if err.kind() == io::ErrorKind::NotFound => {
-                return Err(SessionError::NotASession {
-                    dir: dir.to_path_buf(),
-                });
+                return Err(SessionError::ManifestMissing { path });
             }
             Err(source) => {
                 return Err(SessionError::Io {
@@ -119,8 +118,13 @@ impl Manifest {
                 });
             }
         };
+        Manifest::from_json(&text, path)
+    }
+
+    /// Parses a manifest's JSON; `path` names where it came from in errors.
+    pub fn from_json(text: &[u8], path: PathBuf) -> Result<Manifest, SessionError> {
         let value: Value =
-            serde_json::from_slice(&text).map_err(|source| SessionError::InvalidManifest {
+            serde_json::from_slice(text).map_err(|source| SessionError::InvalidManifest {
                 path: path.clone(),
                 source,
             })?;
@@ -184,13 +188,13 @@ mod tests {
     }
 
     #[test]
-    fn a_directory_without_manifest_is_not_a_session() {
+    fn a_directory_without_manifest_has_none_to_read() {
         let dir = tempfile::tempdir().unwrap();
         let err = Manifest::read_from_dir(dir.path()).unwrap_err();
-        assert!(matches!(err, SessionError::NotASession { .. }), "{err}");
+        assert!(matches!(err, SessionError::ManifestMissing { .. }), "{err}");
         let expected = format!(
-            "manifest.json missing: {} is not a twinloop session directory",
-            dir.path().display()
+            "manifest {} is missing",
+            dir.path().join(MANIFEST_FILE).display()
         );
         assert_eq!(err.to_string(), expected);
         let gone = dir.path().join("nope");

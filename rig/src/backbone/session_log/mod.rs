@@ -1,7 +1,10 @@
-//! The session log: one directory per daemon run, holding a manifest and an append-only, checksummed record log that stays readable up to its last complete record after the daemon is killed.
+//! The session log: one directory per daemon run, holding a manifest and an append-only, checksummed record log that stays readable after the daemon is killed and past damaged ranges.
 //!
-//! Records are opaque here: a `u16` kind and a byte payload, both defined by
-//! the daemon. This module provides the container, the reader with crash
+//! Records are opaque here, a `u16` kind and a byte payload defined by the
+//! daemon, with two exceptions the container knows by kind: the `Manifest`
+//! record (a copy of `manifest.json`, the log's first record) and the `End`
+//! record (the recorder's last), both from [`crate::vocab::records::RecordKind`].
+//! This module provides the container, the reader with crash and damage
 //! recovery, the manifest and the directory layout.
 //!
 //! ## Design constraints
@@ -9,23 +12,27 @@
 //! These invariants keep the format simple enough to trust after a crash:
 //! - one writer per log, append-only: a log is created with `create_new`
 //!   (never clobbering a session) and nothing written is ever rewritten;
-//! - every record carries a CRC-32 (IEEE) over its header fields and payload;
+//! - every record starts with a sync marker and carries its index and a CRC-32
+//!   (IEEE) over its header fields and payload;
 //! - a payload is at most [`MAX_PAYLOAD_BYTES`] (256 MiB), so a corrupt length
 //!   field cannot make the reader allocate more than that, and a length that
 //!   runs past the end of the file allocates nothing;
 //! - a crash damages only the end of the log: records are written in order
 //!   and none is ever updated, so a SIGKILL leaves at most one incomplete
 //!   record, after every complete one;
-//! - the reader never skips: it stops at the first incomplete or corrupt
-//!   record and reports where and why ([`TailState`]);
+//! - the session's end is a record: a log that ends between records without
+//!   it was cut short ([`TailState::CutShort`]), not clean;
+//! - damage elsewhere (a flipped bit, a lost page) costs the records it
+//!   touches and no more: the reader resynchronises and reports each skipped
+//!   range with the records lost ([`Damage`]);
 //! - appending does not allocate: the header is built on the stack, payload
 //!   parts are borrowed, the CRC is computed incrementally, and bytes go
 //!   through a `BufWriter` sized once at creation;
-//! - after an I/O error the writer refuses further records (it may have left a
-//!   partial record, after which the reader would never see later ones);
+//! - after an I/O error the writer refuses further records;
 //! - little-endian on disk, whatever the host;
 //! - the manifest is replaced atomically (temporary file, fsync, rename,
-//!   directory fsync): it is either absent or complete.
+//!   directory fsync): it is either absent or complete; and the log holds a
+//!   copy, so [`SessionDir::read_manifest`] still works when the file is lost.
 //!
 //! ## Directory layout
 //!
@@ -37,38 +44,39 @@
 //!   truth/                            ground truth, simulated sessions only
 //! ```
 //!
-//! ## Record log byte layout (format version 1)
+//! ## Record log byte layout (format version 2, written since issue 16)
 //!
 //! ```text
 //! file header, 16 bytes, at offset 0:
 //!   magic     [u8; 8]  "TWLPLOG\0"
-//!   version   u32 LE   1
+//!   version   u32 LE   2 (1: the layout below without sync and index)
 //!   reserved  u32 LE   0
 //! then records, back to back, no padding:
+//!   sync      [u8; 4]  F9 54 4C FD (SYNC)
 //!   len       u32 LE   payload bytes, <= MAX_PAYLOAD_BYTES
 //!   kind      u16 LE   defined by the daemon
-//!   flags     u16 LE   reserved for the container; 0 in version 1
-//!   crc       u32 LE   CRC-32 (IEEE) of the 8 bytes len|kind|flags as stored, then the payload
+//!   flags     u16 LE   reserved for the container; 0
+//!   index     u32 LE   the record's position in the log, modulo 2^32
+//!   crc       u32 LE   CRC-32 (IEEE) of the 16 bytes sync..index as stored, then the payload
 //!   payload   [u8; len]
 //! ```
 //!
-//! The length comes first so that a reader knows how much to expect before it
-//! reads anything else, and the checksum covers the header so that a flipped
-//! bit in `len` or `kind` is caught, not only one in the payload. An all-zero
-//! header (what a power loss can leave after the last sync) fails the check.
+//! Version 1 records were `len | kind | flags | crc | payload` (12-byte
+//! header, the CRC over len, kind, flags and payload); the reader reads both.
+//! Version 2 costs 8 bytes more per record.
 //!
-//! ## Why the reader does not resynchronise past corruption
+//! ## Resynchronisation (version 2)
 //!
-//! A crash only ever leaves a damaged *last* record, which the reader handles
-//! by stopping there. Damage anywhere else means the storage lost data, and
-//! then skipping ahead would be wrong twice over: there is no sync marker, so
-//! a payload (opaque bytes) can contain what looks like a valid header, and a
-//! 32-bit checksum tried at every byte offset of a large log will eventually
-//! accept garbage; and a replay that silently misses records no longer
-//! reproduces the live decisions. So the reader returns every record before the
-//! damage and says where the damage is ([`TailState::Truncated`] with the
-//! offset and the bytes left after it); salvaging past it is a forensic job
-//! for a separate tool.
+//! At a record that fails (no marker, a length over the maximum or past the
+//! end of the file, a checksum mismatch, an index behind the expected one) the
+//! reader scans forward, byte by byte, for the next marker that starts a
+//! record whose checksum holds and whose index is not behind. The skipped
+//! range is a [`Damage`]: its bytes, and the records lost, exact from the
+//! indices. So one flipped byte costs one record, a zeroed block the records
+//! it touches. A false start needs the marker and a matching CRC-32 by chance
+//! (about 2^-32 per marker-like spot in damaged bytes). When nothing valid
+//! follows, the damage is the log's tail ([`TailState::Truncated`]). Version 1
+//! has no marker, so its reader still stops at the first bad record.
 //!
 //! ## Durability: flush and sync
 //!
@@ -82,30 +90,40 @@
 //! incomplete tail the reader expects.
 //!
 //! ## Files
-//! - `format`: constants, header encoding and the checksum;
-//! - `writer`: [`LogWriter`]; `reader`: [`LogReader`], [`TailState`];
+//! - `format`: constants, header encoding and the checksum (both versions);
+//! - `writer`: [`LogWriter`]; `reader`: [`LogReader`]; `tail`: [`TailState`], [`Damage`];
+//! - `fallback`: the manifest from the log, the record count the summary promises;
 //! - `manifest`: [`Manifest`]; `dir`: [`SessionDir`] and file names;
+//! - `atomic`: [`write_atomic`], whole files absent or complete;
 //! - `time`: unix ms and UTC text; `error`: [`LogError`], [`SessionError`].
 
 mod atomic;
 mod dir;
 mod error;
+mod fallback;
 mod format;
 mod manifest;
 mod reader;
+mod tail;
 mod time;
 mod writer;
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_resync;
+#[cfg(test)]
+mod tests_throughput;
 
 pub use atomic::write_atomic;
 pub use dir::{LATENCY_FILE, RECORDS_LOG_FILE, SUMMARY_FILE, SessionDir, TRUTH_DIR};
 pub use error::{LogError, SessionError};
 pub use format::{
     FILE_HEADER_LEN, LOG_FORMAT_VERSION, MAGIC, MAX_PAYLOAD_BYTES, RECORD_HEADER_LEN,
+    RECORD_HEADER_LEN_V1, SYNC,
 };
 pub use manifest::{MANIFEST_FILE, MANIFEST_FORMAT_VERSION, Manifest};
-pub use reader::{LogReader, Record, RecordInfo, Records, TailState, TruncationReason};
+pub use reader::{LogContents, LogReader, Record, RecordInfo, Records};
+pub use tail::{Damage, TailState, TruncationReason};
 pub use time::rfc3339_utc;
 pub use writer::{LogStats, LogWriter};

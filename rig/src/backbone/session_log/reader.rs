@@ -1,31 +1,38 @@
-//! [`LogReader`]: reads a `records.log` in order and says how it ended.
+//! [`LogReader`]: reads a `records.log` in order and says what it could not read.
 //!
-//! Reading stops at the first record that is incomplete or fails its checksum;
-//! everything before it is returned and [`LogReader::tail`] then says where and
-//! why the log ended ([`TailState`]). A damaged tail is therefore not an error:
-//! it is the expected state of a log whose daemon was killed.
+//! A format version 1 log is read up to its first bad record ([`TailState`]
+//! then says where and why). A version 2 log is read past damage: at a record
+//! that fails (no sync marker, impossible length, checksum mismatch) the reader
+//! scans forward for the next sync marker whose record validates, notes the
+//! skipped range as a [`Damage`] and reads on from there. Only when nothing
+//! valid follows does reading stop, and that is the log's tail. A damaged
+//! range or tail is therefore not an error: an `Err` is an I/O failure of the
+//! file itself.
 
-use std::fmt;
 use std::fs::File;
-use std::io::{self, BufReader, Read};
+use std::io::{self, BufReader, Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 
 use super::error::LogError;
 use super::format::{
     FILE_HEADER_LEN, FileHeader, LOG_FORMAT_VERSION, MAX_PAYLOAD_BYTES, RECORD_HEADER_LEN,
-    decode_file_header, decode_record_header, escape_bytes, record_crc,
+    RECORD_HEADER_LEN_V1, RecordHeader, SYNC, decode_file_header, decode_record_header,
+    decode_record_header_v1, escape_bytes, record_crc, record_crc_v1,
 };
+use super::tail::{Damage, TailState, TruncationReason};
+use crate::vocab::records::RecordKind;
 
 /// Where and what a record is; its payload went to the caller's buffer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RecordInfo {
-    /// Position of the record in the log, from 0.
+    /// Position of the record in the log, from 0. After a damaged range this
+    /// is the record's index as written, so lost records leave a gap.
     pub index: u64,
     /// Byte offset of the record header in the file.
     pub offset: u64,
     /// Record kind, as given to [`LogWriter::append`](super::LogWriter::append).
     pub kind: u16,
-    /// Container flags; always 0 in format version 1.
+    /// Container flags; always 0 so far.
     pub flags: u16,
     /// Payload length in bytes.
     pub len: u32,
@@ -38,81 +45,16 @@ pub struct Record {
     pub payload: Vec<u8>,
 }
 
-/// How the log ended.
+/// Everything a log holds, as [`LogReader::read_all`] returns it.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum TailState {
-    /// The last record was complete and the file ends right after it.
-    Clean,
-    /// Reading stopped at `offset`, the start of a record that is incomplete
-    /// or corrupt; `records_before` complete records precede it.
-    Truncated {
-        offset: u64,
-        records_before: u64,
-        /// Bytes from `offset` to the end of the file. A killed daemon leaves
-        /// fewer than one record's worth; many more point at corruption in the
-        /// middle of the log rather than a crash.
-        bytes_after: u64,
-        reason: TruncationReason,
-    },
+pub struct LogContents {
+    pub records: Vec<Record>,
+    pub tail: TailState,
+    pub damage: Vec<Damage>,
 }
 
-impl TailState {
-    /// True for [`TailState::Clean`].
-    pub fn is_clean(&self) -> bool {
-        matches!(self, TailState::Clean)
-    }
-}
-
-/// Why reading stopped before the end of the file.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum TruncationReason {
-    /// The file ends inside a record header.
-    IncompleteHeader { have: u32 },
-    /// The file ends inside a payload of `len` bytes.
-    IncompletePayload { len: u32, have: u64 },
-    /// Header and payload are all there but their checksum does not match.
-    ChecksumMismatch { stored: u32, computed: u32 },
-    /// The length field exceeds [`MAX_PAYLOAD_BYTES`]: the header is corrupt.
-    LengthOverMax { len: u32, max: u32 },
-}
-
-impl fmt::Display for TruncationReason {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            TruncationReason::IncompleteHeader { have } => {
-                write!(f, "incomplete header ({have} of {RECORD_HEADER_LEN} bytes)")
-            }
-            TruncationReason::IncompletePayload { len, have } => {
-                write!(f, "incomplete payload ({have} of {len} bytes)")
-            }
-            TruncationReason::ChecksumMismatch { stored, computed } => write!(
-                f,
-                "checksum mismatch (stored {stored:#010x}, computed {computed:#010x})"
-            ),
-            TruncationReason::LengthOverMax { len, max } => {
-                write!(f, "length over the max ({len} bytes, max {max})")
-            }
-        }
-    }
-}
-
-impl fmt::Display for TailState {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            TailState::Clean => write!(f, "clean"),
-            TailState::Truncated {
-                offset,
-                records_before,
-                bytes_after,
-                reason,
-            } => write!(
-                f,
-                "truncated at byte {offset} after {records_before} records: {reason} \
-                 ({bytes_after} bytes not read)"
-            ),
-        }
-    }
-}
+/// Bytes scanned per read while looking for the next sync marker.
+const SCAN_CHUNK: usize = 64 * 1024;
 
 /// Reads records from a session log, in the order they were written.
 #[derive(Debug)]
@@ -122,12 +64,28 @@ pub struct LogReader {
     version: u32,
     /// Offset of the next record header.
     offset: u64,
+    /// Index the next record should carry (records read plus records lost).
+    next_index: u64,
+    /// Complete records returned.
     records: u64,
     /// File length as last seen; re-read before declaring a payload incomplete,
     /// so a log still being written is not misjudged.
     file_len: u64,
+    /// Kind of the last record returned (the `End` record makes a clean tail).
+    last_kind: Option<u16>,
+    damage: Vec<Damage>,
+    /// Payload buffer for validating candidates while resynchronising.
+    scan: Vec<u8>,
     /// Set once reading has ended, cleanly or not; later reads return `None`.
     tail: Option<TailState>,
+}
+
+/// One attempt at the record at the current offset.
+enum Step {
+    Record(RecordInfo),
+    /// The file ends exactly here.
+    End,
+    Bad(TruncationReason),
 }
 
 impl LogReader {
@@ -186,15 +144,20 @@ impl LogReader {
             input,
             version,
             offset: FILE_HEADER_LEN as u64,
+            next_index: 0,
             records: 0,
             file_len,
+            last_kind: None,
+            damage: Vec::new(),
+            scan: Vec::new(),
             tail: None,
         })
     }
 
     /// Reads the next record's payload into `payload` (cleared first, its
     /// allocation reused) and returns its header, or `None` at the end of the
-    /// readable log; [`LogReader::tail`] then says how it ended.
+    /// readable log; [`LogReader::tail`] then says how it ended, and
+    /// [`LogReader::damage`] lists the ranges read past.
     ///
     /// An `Err` is an I/O failure of the file itself, not a damaged record.
     pub fn next_into(&mut self, payload: &mut Vec<u8>) -> Result<Option<RecordInfo>, LogError> {
@@ -202,63 +165,239 @@ impl LogReader {
         if self.tail.is_some() {
             return Ok(None);
         }
-        let mut header_bytes = [0u8; RECORD_HEADER_LEN];
-        let have = self.read("reading a record header of", &mut header_bytes)?;
+        loop {
+            let step = if self.version == 1 {
+                self.step_v1(payload)?
+            } else {
+                self.step_v2(payload)?
+            };
+            let reason = match step {
+                Step::Record(info) => {
+                    self.records += 1;
+                    self.last_kind = Some(info.kind);
+                    return Ok(Some(info));
+                }
+                Step::End => {
+                    let ended = self.last_kind == Some(RecordKind::End as u16);
+                    self.tail = Some(if self.version == 1 || ended {
+                        TailState::Clean
+                    } else {
+                        TailState::CutShort {
+                            records: self.records,
+                        }
+                    });
+                    return Ok(None);
+                }
+                Step::Bad(reason) => reason,
+            };
+            payload.clear();
+            // Version 1 has no sync marker to find the next record by.
+            let next = match self.version {
+                1 => None,
+                _ => self.resync()?,
+            };
+            let Some((next, index)) = next else {
+                self.tail = Some(TailState::Truncated {
+                    offset: self.offset,
+                    records_before: self.records,
+                    bytes_after: self.file_len.saturating_sub(self.offset),
+                    reason,
+                });
+                return Ok(None);
+            };
+            let lost = u64::from(index.wrapping_sub(self.next_index as u32));
+            let damage = Damage {
+                start: self.offset,
+                end: next,
+                first_lost: self.next_index,
+                records_lost: lost,
+                reason,
+            };
+            tracing::warn!(log = %self.path.display(), %damage, "session log damaged; read past it");
+            self.damage.push(damage);
+            self.next_index += lost;
+            self.seek(next)?;
+            self.offset = next;
+        }
+    }
+
+    fn step_v1(&mut self, payload: &mut Vec<u8>) -> Result<Step, LogError> {
+        let mut bytes = [0u8; RECORD_HEADER_LEN_V1];
+        let have = self.read("reading a record header of", &mut bytes)?;
         if have == 0 {
-            self.tail = Some(TailState::Clean);
-            return Ok(None);
+            return Ok(Step::End);
+        }
+        if have < RECORD_HEADER_LEN_V1 {
+            return Ok(Step::Bad(TruncationReason::IncompleteHeader {
+                have: have as u32,
+            }));
+        }
+        let header = decode_record_header_v1(&bytes);
+        if let Some(bad) = self.read_payload(&header, RECORD_HEADER_LEN_V1, payload)? {
+            return Ok(Step::Bad(bad));
+        }
+        let computed = record_crc_v1(&bytes, &[payload.as_slice()]);
+        if computed != header.crc {
+            return Ok(Step::Bad(TruncationReason::ChecksumMismatch {
+                stored: header.crc,
+                computed,
+            }));
+        }
+        Ok(Step::Record(self.accept(&header, RECORD_HEADER_LEN_V1)))
+    }
+
+    fn step_v2(&mut self, payload: &mut Vec<u8>) -> Result<Step, LogError> {
+        let mut bytes = [0u8; RECORD_HEADER_LEN];
+        let have = self.read("reading a record header of", &mut bytes)?;
+        if have == 0 {
+            return Ok(Step::End);
         }
         if have < RECORD_HEADER_LEN {
-            return self.stop(TruncationReason::IncompleteHeader { have: have as u32 });
+            return Ok(Step::Bad(TruncationReason::IncompleteHeader {
+                have: have as u32,
+            }));
         }
-        let header = decode_record_header(&header_bytes);
+        let header = decode_record_header(&bytes);
+        if header.sync != SYNC {
+            return Ok(Step::Bad(TruncationReason::BadSync { found: header.sync }));
+        }
+        if let Some(bad) = self.read_payload(&header, RECORD_HEADER_LEN, payload)? {
+            return Ok(Step::Bad(bad));
+        }
+        let computed = record_crc(&bytes, &[payload.as_slice()]);
+        if computed != header.crc {
+            return Ok(Step::Bad(TruncationReason::ChecksumMismatch {
+                stored: header.crc,
+                computed,
+            }));
+        }
+        let ahead = header.index.wrapping_sub(self.next_index as u32);
+        if ahead >= 1 << 31 {
+            return Ok(Step::Bad(TruncationReason::IndexBehind {
+                expected: self.next_index,
+                found: header.index,
+            }));
+        }
+        if ahead > 0 {
+            // A valid record further on than expected: whole records are
+            // missing with no damaged byte left of them (a dropped block).
+            let damage = Damage {
+                start: self.offset,
+                end: self.offset,
+                first_lost: self.next_index,
+                records_lost: u64::from(ahead),
+                reason: TruncationReason::IndexBehind {
+                    expected: self.next_index,
+                    found: header.index,
+                },
+            };
+            tracing::warn!(log = %self.path.display(), %damage, "session log has a gap");
+            self.damage.push(damage);
+            self.next_index += u64::from(ahead);
+        }
+        Ok(Step::Record(self.accept(&header, RECORD_HEADER_LEN)))
+    }
+
+    /// Reads the payload `header` announces, or says why it cannot be there.
+    fn read_payload(
+        &mut self,
+        header: &RecordHeader,
+        header_len: usize,
+        payload: &mut Vec<u8>,
+    ) -> Result<Option<TruncationReason>, LogError> {
         if header.len > MAX_PAYLOAD_BYTES {
-            return self.stop(TruncationReason::LengthOverMax {
+            return Ok(Some(TruncationReason::LengthOverMax {
                 len: header.len,
                 max: MAX_PAYLOAD_BYTES,
-            });
+            }));
         }
         // Decide "incomplete" from the file length before allocating, so a
-        // plausible but wrong length at the tail costs no memory either.
-        let payload_start = self.offset + RECORD_HEADER_LEN as u64;
+        // plausible but wrong length costs no memory either.
+        let payload_start = self.offset + header_len as u64;
         let record_end = payload_start + u64::from(header.len);
         if record_end > self.file_len {
             self.file_len = self.current_len()?;
             if record_end > self.file_len {
-                return self.stop(TruncationReason::IncompletePayload {
+                return Ok(Some(TruncationReason::IncompletePayload {
                     len: header.len,
                     have: self.file_len.saturating_sub(payload_start),
-                });
+                }));
             }
         }
         payload.resize(header.len as usize, 0);
         let have = self.read("reading a payload of", payload)?;
         if have < payload.len() {
-            // The file shrank under us; treat like any incomplete tail.
-            payload.clear();
-            return self.stop(TruncationReason::IncompletePayload {
+            // The file shrank under us; treat like any incomplete record.
+            return Ok(Some(TruncationReason::IncompletePayload {
                 len: header.len,
                 have: have as u64,
-            });
+            }));
         }
-        let computed = record_crc(&header_bytes, &[payload.as_slice()]);
-        if computed != header.crc {
-            payload.clear();
-            return self.stop(TruncationReason::ChecksumMismatch {
-                stored: header.crc,
-                computed,
-            });
-        }
+        Ok(None)
+    }
+
+    fn accept(&mut self, header: &RecordHeader, header_len: usize) -> RecordInfo {
         let info = RecordInfo {
-            index: self.records,
+            index: self.next_index,
             offset: self.offset,
             kind: header.kind,
             flags: header.flags,
             len: header.len,
         };
-        self.offset = record_end;
-        self.records += 1;
-        Ok(Some(info))
+        self.offset += header_len as u64 + u64::from(header.len);
+        self.next_index += 1;
+        info
+    }
+
+    /// Finds the first offset after the current one where a sync marker starts
+    /// a record that validates and is not behind the expected index; returns
+    /// it with that record's stored index.
+    fn resync(&mut self) -> Result<Option<(u64, u32)>, LogError> {
+        self.file_len = self.current_len()?;
+        let mut chunk = vec![0u8; SCAN_CHUNK];
+        let mut pos = self.offset + 1;
+        while pos + RECORD_HEADER_LEN as u64 <= self.file_len {
+            self.seek(pos)?;
+            let have = self.read("scanning for a sync marker in", &mut chunk)?;
+            if have < SYNC.len() {
+                break;
+            }
+            for at in 0..=have - SYNC.len() {
+                if chunk[at..at + SYNC.len()] == SYNC {
+                    let candidate = pos + at as u64;
+                    if let Some(index) = self.validate_at(candidate)? {
+                        return Ok(Some((candidate, index)));
+                    }
+                }
+            }
+            // Overlap by the marker's length less one, so a marker split
+            // across two chunks is still found.
+            pos += (have - (SYNC.len() - 1)) as u64;
+        }
+        Ok(None)
+    }
+
+    /// The stored index of a valid version 2 record at `at`, if there is one.
+    fn validate_at(&mut self, at: u64) -> Result<Option<u32>, LogError> {
+        self.seek(at)?;
+        let mut bytes = [0u8; RECORD_HEADER_LEN];
+        if self.read("reading a candidate record in", &mut bytes)? < RECORD_HEADER_LEN {
+            return Ok(None);
+        }
+        let header = decode_record_header(&bytes);
+        let end = at + RECORD_HEADER_LEN as u64 + u64::from(header.len);
+        let behind = header.index.wrapping_sub(self.next_index as u32) >= 1 << 31;
+        if header.sync != SYNC || header.len > MAX_PAYLOAD_BYTES || end > self.file_len || behind {
+            return Ok(None);
+        }
+        let mut scan = std::mem::take(&mut self.scan);
+        scan.resize(header.len as usize, 0);
+        let read = self.read("reading a candidate record in", &mut scan);
+        let valid = matches!(read, Ok(n) if n == scan.len())
+            && record_crc(&bytes, &[scan.as_slice()]) == header.crc;
+        self.scan = scan;
+        read?;
+        Ok(valid.then_some(header.index))
     }
 
     /// Iterates over the remaining records, each with its own payload.
@@ -272,15 +411,34 @@ impl LogReader {
     }
 
     /// Reads every remaining record and how the log ended.
-    pub fn read_to_end(mut self) -> Result<(Vec<Record>, TailState), LogError> {
+    pub fn read_to_end(self) -> Result<(Vec<Record>, TailState), LogError> {
+        let all = self.read_all()?;
+        Ok((all.records, all.tail))
+    }
+
+    /// Reads every remaining record, how the log ended and the damage read past.
+    pub fn read_all(mut self) -> Result<LogContents, LogError> {
         let records = self.records().collect::<Result<Vec<_>, _>>()?;
-        let tail = self.tail.clone().unwrap_or(TailState::Clean);
-        Ok((records, tail))
+        Ok(LogContents {
+            records,
+            tail: self.tail.clone().unwrap_or(TailState::Clean),
+            damage: self.damage,
+        })
     }
 
     /// How the log ended; `None` until reading has reached its end.
     pub fn tail(&self) -> Option<&TailState> {
         self.tail.as_ref()
+    }
+
+    /// Damaged ranges read past so far, in file order.
+    pub fn damage(&self) -> &[Damage] {
+        &self.damage
+    }
+
+    /// Records lost in damaged ranges so far (not counting a damaged tail).
+    pub fn records_lost(&self) -> u64 {
+        self.damage.iter().map(|d| d.records_lost).sum()
     }
 
     /// Complete records read so far.
@@ -308,22 +466,20 @@ impl LogReader {
             .map_err(|source| io_error(self.path.clone(), action, self.offset, source))
     }
 
+    /// Moves the file position only; `offset` (the next record) is the caller's to set.
+    fn seek(&mut self, to: u64) -> Result<(), LogError> {
+        self.input
+            .seek(SeekFrom::Start(to))
+            .map(|_| ())
+            .map_err(|source| io_error(self.path.clone(), "seeking in", to, source))
+    }
+
     fn current_len(&self) -> Result<u64, LogError> {
         self.input
             .get_ref()
             .metadata()
             .map(|meta| meta.len())
             .map_err(|source| io_error(self.path.clone(), "inspecting", self.offset, source))
-    }
-
-    fn stop(&mut self, reason: TruncationReason) -> Result<Option<RecordInfo>, LogError> {
-        self.tail = Some(TailState::Truncated {
-            offset: self.offset,
-            records_before: self.records,
-            bytes_after: self.file_len.saturating_sub(self.offset),
-            reason,
-        });
-        Ok(None)
     }
 }
 

@@ -1,7 +1,8 @@
 //! Writer and reader together, on real files: round trips, and every way a
 //! log can end badly (cut at each byte, flipped bits, corrupt lengths, files
 //! that are not logs). Each damaged log is compared with what a model of the
-//! format says must come back.
+//! format says must come back. Damage in the middle of a log, read past by
+//! resynchronisation, is in `tests_resync`.
 
 use std::fs;
 use std::path::Path;
@@ -9,10 +10,10 @@ use std::path::Path;
 use super::*;
 
 /// Deterministic pseudo-random numbers (splitmix64), so failures reproduce.
-struct Rng(u64);
+pub(super) struct Rng(pub(super) u64);
 
 impl Rng {
-    fn next(&mut self) -> u64 {
+    pub(super) fn next(&mut self) -> u64 {
         self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
         let mut z = self.0;
         z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
@@ -20,17 +21,17 @@ impl Rng {
         z ^ (z >> 31)
     }
 
-    fn below(&mut self, n: u64) -> u64 {
+    pub(super) fn below(&mut self, n: u64) -> u64 {
         self.next() % n
     }
 
-    fn bytes(&mut self, len: usize) -> Vec<u8> {
+    pub(super) fn bytes(&mut self, len: usize) -> Vec<u8> {
         (0..len).map(|_| self.next() as u8).collect()
     }
 }
 
 /// Varied records: mostly small, some empty, a few larger than the writer's buffer.
-fn sample_records(count: usize, seed: u64) -> Vec<(u16, Vec<u8>)> {
+pub(super) fn sample_records(count: usize, seed: u64) -> Vec<(u16, Vec<u8>)> {
     let mut rng = Rng(seed);
     (0..count)
         .map(|_| {
@@ -44,9 +45,18 @@ fn sample_records(count: usize, seed: u64) -> Vec<(u16, Vec<u8>)> {
         .collect()
 }
 
+/// The session's end record, appended last so a log reads as clean.
+pub(super) const END: u16 = crate::vocab::records::RecordKind::End as u16;
+
+/// `records` followed by an end record.
+pub(super) fn with_end(mut records: Vec<(u16, Vec<u8>)>) -> Vec<(u16, Vec<u8>)> {
+    records.push((END, b"{}".to_vec()));
+    records
+}
+
 /// Writes `records` (alternating `append` and split `append_parts`) and
 /// returns each record's offset and the file length.
-fn write_log(path: &Path, records: &[(u16, Vec<u8>)]) -> (Vec<u64>, u64) {
+pub(super) fn write_log(path: &Path, records: &[(u16, Vec<u8>)]) -> (Vec<u64>, u64) {
     let mut writer = LogWriter::create_with_buffer(path, 4096).unwrap();
     let offsets = records
         .iter()
@@ -65,11 +75,11 @@ fn write_log(path: &Path, records: &[(u16, Vec<u8>)]) -> (Vec<u64>, u64) {
     (offsets, stats.bytes)
 }
 
-fn read_log(path: &Path) -> (Vec<Record>, TailState) {
+pub(super) fn read_log(path: &Path) -> (Vec<Record>, TailState) {
     LogReader::open(path).unwrap().read_to_end().unwrap()
 }
 
-fn assert_prefix(read: &[Record], expected: &[(u16, Vec<u8>)], offsets: &[u64]) {
+pub(super) fn assert_prefix(read: &[Record], expected: &[(u16, Vec<u8>)], offsets: &[u64]) {
     assert!(read.len() <= expected.len());
     for (i, record) in read.iter().enumerate() {
         assert_eq!(record.info.index, i as u64);
@@ -81,7 +91,7 @@ fn assert_prefix(read: &[Record], expected: &[(u16, Vec<u8>)], offsets: &[u64]) 
     }
 }
 
-fn truncated(tail: &TailState) -> (u64, u64, u64, TruncationReason) {
+pub(super) fn truncated(tail: &TailState) -> (u64, u64, u64, TruncationReason) {
     match tail {
         TailState::Truncated {
             offset,
@@ -89,7 +99,7 @@ fn truncated(tail: &TailState) -> (u64, u64, u64, TruncationReason) {
             bytes_after,
             reason,
         } => (*offset, *records_before, *bytes_after, *reason),
-        TailState::Clean => panic!("expected a truncated tail, got a clean one"),
+        other => panic!("expected a truncated tail, got {other}"),
     }
 }
 
@@ -97,7 +107,7 @@ fn truncated(tail: &TailState) -> (u64, u64, u64, TruncationReason) {
 fn thousands_of_records_round_trip() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("records.log");
-    let records = sample_records(5000, 1);
+    let records = with_end(sample_records(5000, 1));
     let (offsets, len) = write_log(&path, &records);
     assert_eq!(fs::metadata(&path).unwrap().len(), len);
 
@@ -164,8 +174,8 @@ fn a_cut_anywhere_inside_the_last_record_keeps_all_earlier_ones() {
         assert_prefix(&read, &records, &offsets);
         let have = cut - last;
         if have == 0 {
-            // Cut exactly between records: nothing is damaged.
-            assert_eq!(tail, TailState::Clean, "cut at {cut}");
+            // Cut exactly between records: nothing is damaged, but the end record is missing.
+            assert_eq!(tail, TailState::CutShort { records: 30 }, "cut at {cut}");
             continue;
         }
         let (offset, records_before, bytes_after, reason) = truncated(&tail);
@@ -180,7 +190,7 @@ fn a_cut_anywhere_inside_the_last_record_keeps_all_earlier_ones() {
         };
         assert_eq!(reason, expected, "cut at {cut}");
         let text = tail.to_string();
-        let word = if have < 12 {
+        let word = if have < RECORD_HEADER_LEN as u64 {
             "incomplete header"
         } else {
             "incomplete payload"
@@ -205,14 +215,18 @@ fn every_prefix_of_a_log_reads_as_its_complete_records() {
         fs::write(&cut_path, &bytes[..cut as usize]).unwrap();
         // The model: a record is there iff it ends at or before the cut.
         let complete = (0..records.len())
-            .filter(|&i| offsets[i] + 12 + records[i].1.len() as u64 <= cut)
+            .filter(|&i| offsets[i] + RECORD_HEADER_LEN as u64 + records[i].1.len() as u64 <= cut)
             .count();
         let (read, tail) = read_log(&cut_path);
         assert_eq!(read.len(), complete, "cut at {cut}");
         assert_prefix(&read, &records, &offsets);
         let boundary = offsets.get(complete).copied().unwrap_or(len);
         if cut == boundary {
-            assert_eq!(tail, TailState::Clean, "cut at {cut}");
+            // A cut at a record boundary loses no byte of a record, yet the
+            // session's end record is not there: the log says it was cut short.
+            let records = complete as u64;
+            assert_eq!(tail, TailState::CutShort { records }, "cut at {cut}");
+            assert!(tail.to_string().contains("cut short"), "{tail}");
         } else {
             let (offset, before, after, _) = truncated(&tail);
             assert_eq!(
@@ -224,36 +238,59 @@ fn every_prefix_of_a_log_reads_as_its_complete_records() {
 }
 
 #[test]
-fn a_flipped_bit_in_a_middle_payload_stops_reading_there() {
+fn a_flipped_bit_in_a_middle_payload_loses_that_record_only() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("records.log");
-    let mut records = sample_records(100, 5);
+    let mut records = with_end(sample_records(100, 5));
     records[50].1 = b"the payload of record fifty".to_vec();
-    let (offsets, len) = write_log(&path, &records);
+    let (offsets, _) = write_log(&path, &records);
     let mut bytes = fs::read(&path).unwrap();
     bytes[offsets[50] as usize + RECORD_HEADER_LEN + 4] ^= 0x10;
     fs::write(&path, &bytes).unwrap();
 
-    let (read, tail) = read_log(&path);
-    assert_eq!(read.len(), 50);
-    assert_prefix(&read, &records, &offsets);
-    let (offset, before, after, reason) = truncated(&tail);
+    let all = LogReader::open(&path).unwrap().read_all().unwrap();
+    assert_eq!(all.tail, TailState::Clean);
+    assert_eq!(all.records.len(), records.len() - 1);
+    assert_prefix(&all.records[..50], &records, &offsets);
+    for (record, i) in all.records[50..].iter().zip(51..) {
+        assert_eq!(
+            (record.info.index, record.info.offset),
+            (i as u64, offsets[i])
+        );
+        assert_eq!(record.payload, records[i].1, "record {i}");
+    }
+    let [damage] = all.damage[..] else {
+        panic!("one damaged range: {:?}", all.damage)
+    };
     assert_eq!(
-        (offset, before, after),
-        (offsets[50], 50, len - offsets[50])
+        (
+            damage.start,
+            damage.end,
+            damage.first_lost,
+            damage.records_lost
+        ),
+        (offsets[50], offsets[51], 50, 1)
     );
     assert!(
-        matches!(reason, TruncationReason::ChecksumMismatch { .. }),
-        "{reason}"
+        matches!(damage.reason, TruncationReason::ChecksumMismatch { .. }),
+        "{damage}"
     );
-    assert!(tail.to_string().contains("checksum mismatch"), "{tail}");
+    let text = damage.to_string();
+    assert!(
+        text.contains("checksum mismatch") && text.contains("record 50 lost"),
+        "{text}"
+    );
 }
 
 #[test]
-fn any_single_bit_flip_in_a_record_is_caught_at_that_record() {
+fn any_single_bit_flip_in_a_record_loses_that_record_only() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("records.log");
-    let records = vec![(1, vec![1u8; 20]), (2, vec![2u8; 20]), (3, vec![3u8; 20])];
+    let records = with_end(vec![
+        (1, vec![1u8; 20]),
+        (2, vec![2u8; 20]),
+        (3, vec![3u8; 20]),
+    ]);
     let (offsets, _) = write_log(&path, &records);
     let clean = fs::read(&path).unwrap();
     let start = offsets[1] as usize;
@@ -262,10 +299,20 @@ fn any_single_bit_flip_in_a_record_is_caught_at_that_record() {
             let mut bytes = clean.clone();
             bytes[byte] ^= 1 << bit;
             fs::write(&path, &bytes).unwrap();
-            let (read, tail) = read_log(&path);
-            assert_eq!(read.len(), 1, "byte {byte} bit {bit}");
-            let (offset, before, _, _) = truncated(&tail);
-            assert_eq!((offset, before), (offsets[1], 1), "byte {byte} bit {bit}");
+            let all = LogReader::open(&path).unwrap().read_all().unwrap();
+            let kinds: Vec<u16> = all.records.iter().map(|r| r.info.kind).collect();
+            assert_eq!(kinds, [1, 3, END], "byte {byte} bit {bit}");
+            assert_eq!(all.tail, TailState::Clean, "byte {byte} bit {bit}");
+            let ranges: Vec<_> = all
+                .damage
+                .iter()
+                .map(|d| (d.start, d.end, d.records_lost))
+                .collect();
+            assert_eq!(
+                ranges,
+                [(offsets[1], offsets[2], 1)],
+                "byte {byte} bit {bit}"
+            );
         }
     }
 }
@@ -274,30 +321,41 @@ fn any_single_bit_flip_in_a_record_is_caught_at_that_record() {
 fn a_corrupt_length_allocates_nothing_and_says_why() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("records.log");
-    let records = sample_records(10, 6);
+    let records = with_end(sample_records(10, 6));
     let (offsets, _) = write_log(&path, &records);
     let clean = fs::read(&path).unwrap();
-    let at = offsets[3] as usize;
+    // The length field follows the four-byte sync marker.
+    let at = offsets[3] as usize + 4;
 
-    // Over the maximum: refused outright.
+    // Over the maximum: refused outright, and the records after it still read.
     let mut bytes = clean.clone();
     bytes[at..at + 4].copy_from_slice(&0xFFFF_FFF0u32.to_le_bytes());
     fs::write(&path, &bytes).unwrap();
     let mut reader = LogReader::open(&path).unwrap();
     let mut payload = Vec::new();
-    while reader.next_into(&mut payload).unwrap().is_some() {}
+    let mut read = 0;
+    while reader.next_into(&mut payload).unwrap().is_some() {
+        read += 1;
+    }
+    assert_eq!(read, records.len() - 1);
     assert!(payload.capacity() < 1 << 20, "{}", payload.capacity());
-    let tail = reader.tail().unwrap();
-    let (offset, before, _, reason) = truncated(tail);
-    assert_eq!((offset, before), (offsets[3], 3));
+    assert_eq!(reader.tail(), Some(&TailState::Clean));
+    let damage = reader.damage()[0];
     assert_eq!(
-        reason,
+        (damage.start, damage.end, damage.records_lost),
+        (offsets[3], offsets[4], 1)
+    );
+    assert_eq!(
+        damage.reason,
         TruncationReason::LengthOverMax {
             len: 0xFFFF_FFF0,
             max: MAX_PAYLOAD_BYTES
         }
     );
-    assert!(tail.to_string().contains("length over the max"), "{tail}");
+    assert!(
+        damage.to_string().contains("length over the max"),
+        "{damage}"
+    );
 
     // Allowed but past the end of the file: incomplete, still no allocation.
     bytes[at..at + 4].copy_from_slice(&MAX_PAYLOAD_BYTES.to_le_bytes());
@@ -306,8 +364,8 @@ fn a_corrupt_length_allocates_nothing_and_says_why() {
     let mut payload = Vec::new();
     while reader.next_into(&mut payload).unwrap().is_some() {}
     assert!(payload.capacity() < 1 << 20, "{}", payload.capacity());
-    let (_, before, _, reason) = truncated(reader.tail().unwrap());
-    assert_eq!(before, 3);
+    assert_eq!(reader.records_read(), records.len() as u64 - 1);
+    let reason = reader.damage()[0].reason;
     assert!(
         matches!(reason, TruncationReason::IncompletePayload { len, .. } if len == MAX_PAYLOAD_BYTES),
         "{reason}"
@@ -346,14 +404,14 @@ fn files_that_are_not_logs_are_named_as_such() {
     );
 
     let mut newer = format::encode_file_header();
-    newer[8] = 2;
+    newer[8] = 3;
     let err = open("newer.log", &newer);
     assert!(
         matches!(
             err,
             LogError::UnsupportedVersion {
-                found: 2,
-                supported: 1,
+                found: 3,
+                supported: 2,
                 ..
             }
         ),
@@ -367,13 +425,13 @@ fn files_that_are_not_logs_are_named_as_such() {
 }
 
 #[test]
-fn a_log_with_only_its_header_is_empty_and_clean() {
+fn a_log_with_only_its_header_is_empty_and_cut_short() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("records.log");
     LogWriter::create(&path).unwrap().finish().unwrap();
     let (read, tail) = read_log(&path);
     assert!(read.is_empty());
-    assert_eq!(tail, TailState::Clean);
+    assert_eq!(tail, TailState::CutShort { records: 0 });
 }
 
 #[test]
@@ -386,7 +444,7 @@ fn dropping_a_writer_keeps_what_it_appended() {
     drop(writer);
     let (read, tail) = read_log(&path);
     assert_eq!(read.len(), 2);
-    assert_eq!(tail, TailState::Clean);
+    assert_eq!(tail, TailState::CutShort { records: 2 });
 }
 
 #[test]
@@ -398,8 +456,9 @@ fn a_session_end_to_end() {
     let mut manifest = Manifest::new(created, vec!["twinloop".into()], serde_json::json!({}));
     manifest.seeds.insert("sim".into(), 42);
     session.write_manifest(&manifest).unwrap();
-    let mut log = session.create_log().unwrap();
+    let mut log = session.create_log_with_manifest(&manifest).unwrap();
     log.append(1, b"frame").unwrap();
+    log.append(END, b"{}").unwrap();
     log.finish().unwrap();
     // A second writer on the same session is refused.
     assert!(matches!(
@@ -410,6 +469,10 @@ fn a_session_end_to_end() {
     let replay = SessionDir::open(session.path()).unwrap();
     assert_eq!(replay.read_manifest().unwrap().seeds["sim"], 42);
     let (read, tail) = replay.open_log().unwrap().read_to_end().unwrap();
-    assert_eq!(read[0].payload, b"frame");
+    assert_eq!(
+        read[0].info.kind,
+        crate::vocab::records::RecordKind::Manifest as u16
+    );
+    assert_eq!(read[1].payload, b"frame");
     assert!(tail.is_clean());
 }

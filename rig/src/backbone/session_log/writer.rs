@@ -118,8 +118,10 @@ impl LogWriter {
             }
         };
         let offset = self.bytes;
-        // Flags are reserved by the container; version 1 always writes 0.
-        let header = encode_record_header(len, kind, 0, parts);
+        // Flags are reserved by the container and always 0. The index is stored
+        // modulo 2^32: enough for the reader to count records lost in a damaged
+        // range, whatever the session's length.
+        let header = encode_record_header(len, kind, 0, self.records as u32, parts);
         self.write_bytes(&header)?;
         for part in parts {
             self.write_bytes(part)?;
@@ -252,11 +254,11 @@ mod tests {
         assert_eq!(writer.append(1, b"abc").unwrap(), 16);
         assert_eq!(
             writer.append_parts(2, &[b"de", b"", b"f"]).unwrap(),
-            16 + 12 + 3
+            16 + 20 + 3
         );
         let stats = writer.finish().unwrap();
         assert_eq!(stats.records, 2);
-        assert_eq!(stats.bytes, 16 + 2 * (12 + 3));
+        assert_eq!(stats.bytes, 16 + 2 * (20 + 3));
         assert_eq!(std::fs::metadata(&path).unwrap().len(), stats.bytes);
     }
 

@@ -3,7 +3,7 @@
 
 use super::ReplayError;
 use crate::backbone::frames::FrameMeta;
-use crate::backbone::session_log::{SessionDir, TailState};
+use crate::backbone::session_log::{Damage, SessionDir, TailState};
 use crate::sim::CellTruth;
 use crate::stages::behaviour::BehaviourRecord;
 use crate::stages::clocks::ClockUpdate;
@@ -33,6 +33,7 @@ pub(super) struct Logged {
     pub(super) scan: BTreeMap<u8, crate::vocab::scan::ScanOffsets>,
     pub(super) records: u64,
     pub(super) tail: TailState,
+    pub(super) damage: Vec<Damage>,
 }
 
 /// The fields of a `Stimulus` record the selector needs.
@@ -58,6 +59,7 @@ pub(super) fn read_log(dir: &SessionDir) -> Result<Logged, ReplayError> {
         scan: BTreeMap::new(),
         records: 0,
         tail: TailState::Clean,
+        damage: Vec::new(),
     };
     while let Some(info) = reader.next_into(&mut buf)? {
         logged.records += 1;
@@ -123,6 +125,7 @@ pub(super) fn read_log(dir: &SessionDir) -> Result<Logged, ReplayError> {
     if let Some(t) = reader.tail() {
         logged.tail = t.clone();
     }
+    logged.damage = reader.damage().to_vec();
     Ok(logged)
 }
 

@@ -56,6 +56,8 @@ pub struct ReplayReport {
     pub session_dir: String,
     /// State of the log's end: clean, or where a crash cut it.
     pub log_tail: String,
+    /// Damaged ranges of the log read past (format version 2), each with the records lost.
+    pub log_damage: Vec<String>,
     pub records: u64,
     pub frames_logged: u64,
     /// Frames whose pixels were in the log and went through the pipeline again.
@@ -117,6 +119,7 @@ fn run(path: &Path, overrides: Option<&Overrides>) -> Result<ReplayReport, Repla
     let mut report = ReplayReport {
         session_dir: dir.path().display().to_string(),
         log_tail: logged.tail.to_string(),
+        log_damage: logged.damage.iter().map(ToString::to_string).collect(),
         records: logged.records,
         frames_logged: logged.frames.len() as u64,
         frames_replayed: recomputed.len() as u64,

@@ -220,15 +220,22 @@ fn cut_short_note(data: &SessionData, log: &LogData) -> Option<String> {
             "The session has no record log to read ({why}): {shown} shown."
         ));
     }
-    let tail = log.tail.as_ref().filter(|t| !t.is_clean())?;
-    let summary = if data.summary.is_none() {
-        " and it has no summary.json"
-    } else {
-        ""
+    let lost: u64 = log.damage.iter().map(|d| d.records_lost).sum();
+    let damage = match log.damage.len() {
+        0 => String::new(),
+        n => format!(" {n} damaged ranges were read past, losing {lost} records."),
+    };
+    let Some(tail) = log.tail.as_ref().filter(|t| !t.is_clean()) else {
+        return (!damage.is_empty()).then(|| format!("Its record log is damaged:{damage}"));
+    };
+    let summary = match (data.summary.is_none(), log.expected_records) {
+        (true, _) => " and it has no summary.json".to_string(),
+        (false, Some(n)) => format!(" (summary.json says {n} records were written)"),
+        (false, None) => String::new(),
     };
     Some(format!(
-        "Its record log is {tail}{summary}. \
-         The report covers the {} complete records before that point.",
+        "Its record log is {tail}{summary}.{damage} \
+         The report covers the {} complete records it could read.",
         log.records
     ))
 }

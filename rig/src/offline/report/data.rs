@@ -21,8 +21,8 @@ use serde_json::Value;
 
 use super::ReportError;
 use crate::backbone::session_log::{
-    LATENCY_FILE, LogError, MANIFEST_FILE, Manifest, RECORDS_LOG_FILE, SUMMARY_FILE, SessionDir,
-    SessionError, TailState,
+    Damage, LATENCY_FILE, LogError, MANIFEST_FILE, Manifest, RECORDS_LOG_FILE, SUMMARY_FILE,
+    SessionDir, SessionError, TailState,
 };
 use crate::stages::decide::design::AccuracyPoint;
 use crate::vocab::protocol::Stream;
@@ -175,6 +175,10 @@ pub struct LogData {
     /// Complete records read.
     pub records: u64,
     pub tail: Option<TailState>,
+    /// Damaged ranges the reader read past (format version 2 logs).
+    pub damage: Vec<Damage>,
+    /// Records `summary.json` says were written, when it says.
+    pub expected_records: Option<u64>,
     /// Records by kind name (`input`, `activity`, ..., `unknown`).
     pub kinds: BTreeMap<&'static str, u64>,
     /// Two-photon `Input` records: imaging frames that arrived.
@@ -338,6 +342,8 @@ fn kind_name(code: u16) -> &'static str {
         Some(RecordKind::Clock) => "clock",
         Some(RecordKind::Cells) => "cells",
         Some(RecordKind::Registration) => "registration",
+        Some(RecordKind::Manifest) => "manifest",
+        Some(RecordKind::End) => "end",
         None => "unknown",
     }
 }
@@ -394,10 +400,17 @@ fn read_log(dir: &SessionDir, stimulus_s: f64, responses: bool) -> Result<LogDat
         }
     }
     log.tail = reader.tail().cloned();
+    log.damage = reader.damage().to_vec();
+    log.expected_records = dir.expected_records();
     if let Some(tail) = &log.tail
         && !tail.is_clean()
     {
-        tracing::warn!(log = %log.path.display(), %tail, "the record log was cut short");
+        tracing::warn!(
+            log = %log.path.display(),
+            %tail,
+            expected = ?log.expected_records,
+            "the record log was cut short"
+        );
     }
 
     for (&plane, &n) in &planes {

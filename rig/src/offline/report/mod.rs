@@ -46,15 +46,14 @@ mod plots;
 #[cfg(test)]
 mod tests;
 
-use std::fs;
-use std::io::{self, Write};
+use std::io;
 use std::path::{Path, PathBuf};
 
 pub use analysis::Analysis;
 pub use data::SessionData;
 pub use html::SECTIONS;
 
-use crate::backbone::session_log::{LogError, SessionError};
+use crate::backbone::session_log::{LogError, SessionError, write_atomic};
 
 /// File name of the report inside the session directory, the default output.
 pub const REPORT_FILE: &str = "report.html";
@@ -131,17 +130,7 @@ pub fn write_report(session_dir: &Path, out: &Path) -> Result<Report, ReportErro
         path: out.to_path_buf(),
         source,
     };
-    let mut tmp_name = out.file_name().unwrap_or_default().to_os_string();
-    tmp_name.push(".tmp");
-    let tmp = out.with_file_name(tmp_name);
-    let written = fs::File::create(&tmp).and_then(|mut file| {
-        file.write_all(report.html.as_bytes())?;
-        file.sync_all()
-    });
-    if let Err(source) = written.and_then(|()| fs::rename(&tmp, out)) {
-        let _ = fs::remove_file(&tmp);
-        return Err(write_err(source));
-    }
+    write_atomic(out, report.html.as_bytes()).map_err(|e| write_err(std::io::Error::other(e)))?;
     tracing::info!(
         report = %out.display(),
         bytes = report.html.len(),

@@ -99,7 +99,8 @@ pub fn run(
     }
     dir.write_manifest(&manifest)?;
     space::check(dir.path(), cfg);
-    let writer = dir.create_log()?;
+    // The log's first record is the manifest too, so every tool works from the log alone.
+    let writer = dir.create_log_with_manifest(&manifest)?;
 
     // The simulated mouse is built first: its true footprints feed the baseline extraction.
     let mouse = match cfg.source.kind {
@@ -214,6 +215,12 @@ pub fn run(
                 tracing::warn!("interrupted: ending the session after draining");
             }
             tracing::info!(?end, "ingest ended");
+            // Before the rings close: the recorder writes it in the log's `End` record.
+            let how = serde_json::to_value(end)
+                .ok()
+                .and_then(|v| v.as_str().map(str::to_owned))
+                .unwrap_or_else(|| format!("{end:?}"));
+            let _ = io_shared.session_end.set(how);
             let latency = ingest.latency().clone();
             let clocks = ingest.clock_summary();
             // Dropping ingest closes its rings: every stage drains and stops in turn.

@@ -31,8 +31,8 @@ use crate::stages::behaviour::{BehaviourLinks, BehaviourStage};
 use crate::stages::decide::Selector;
 use crate::stages::extract::{ExtractStage, Extractor, StageOutputs, StageReport};
 use crate::vocab::scan::ScanSlot;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
@@ -62,6 +62,9 @@ pub struct Shared {
     /// Stops the session: a signal, or the recorder's first failed write.
     pub stop: Arc<AtomicBool>,
     pub renderer_wake: Arc<Wakeup>,
+    /// How ingest ended (`IngestEnd` in snake case), set before it closes its rings, so the
+    /// recorder's `End` record can say.
+    pub session_end: Arc<OnceLock<String>>,
 }
 
 impl Shared {
@@ -159,6 +162,7 @@ impl Pipeline {
             stop_renderer: Arc::new(AtomicBool::new(false)),
             stop: Arc::new(AtomicBool::new(false)),
             renderer_wake: Arc::clone(&renderer_wake),
+            session_end: Arc::new(OnceLock::new()),
         };
         ingest.set_stop(Arc::clone(&shared.stop));
 
@@ -180,7 +184,8 @@ impl Pipeline {
             frame_px * 2,
             (cfg.session.fsync_every_s > 0.0)
                 .then(|| Duration::from_secs_f64(cfg.session.fsync_every_s.min(3600.0))),
-        );
+        )
+        .with_end_reason(Arc::clone(&shared.session_end));
         let stage = ExtractStage::new(
             parts.extractor,
             stage_rx,

@@ -13,11 +13,12 @@ use crate::backbone::session_log::{LogError, LogStats, LogWriter};
 use crate::backbone::telemetry::{Counters, LatencyHist};
 use crate::vocab::clock::host_monotonic_ns;
 use crate::vocab::records::{
-    RecordKind, RegistrationRecord, encode_activity_prefix, encode_input_prefix, f32_le_bytes,
+    EndRecord, RecordKind, RegistrationRecord, encode_activity_prefix, encode_input_prefix,
+    f32_le_bytes,
 };
 use crossbeam_channel::{Receiver, TryRecvError};
-use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 const FLUSH_EVERY: Duration = Duration::from_millis(50);
@@ -36,6 +37,10 @@ pub struct Recorder {
     max_frame_bytes: usize,
     /// Every sender of `events` is gone (set when the channel reports it).
     events_closed: bool,
+    /// Two-photon and eye frames logged, for the end record.
+    frames_logged: u64,
+    /// How the session ended, when whoever ends it says (see [`Recorder::with_end_reason`]).
+    end_reason: Option<Arc<OnceLock<String>>>,
     /// JSON records are encoded here, reused, so logging them allocates nothing per record.
     json: Vec<u8>,
     /// Raised once frames and activity are written out of the process.
@@ -94,6 +99,8 @@ impl Recorder {
             record_frames,
             max_frame_bytes,
             events_closed: false,
+            frames_logged: 0,
+            end_reason: None,
             json: Vec::with_capacity(4096),
             durable: inputs.durable,
             on_written: inputs.on_written,
@@ -102,6 +109,13 @@ impl Recorder {
             unflushed_activity: None,
             fsync_every,
         }
+    }
+
+    /// The session's end, as `reason` holds it when the recorder finishes, goes into the log's
+    /// `End` record ("inputs finished" when it is unset).
+    pub fn with_end_reason(mut self, reason: Arc<OnceLock<String>>) -> Recorder {
+        self.end_reason = Some(reason);
+        self
     }
 
     pub fn run(mut self) -> RecorderReport {
@@ -143,6 +157,14 @@ impl Recorder {
                     break;
                 }
                 self.wake.wait(Duration::from_millis(2));
+            }
+        }
+        if error.is_none() {
+            // The last record says the session ended here on purpose; a log without it
+            // was cut short (killed, or damaged at its end).
+            if let Err(e) = self.append_end() {
+                tracing::error!(error = %e, "session log: cannot write the end record");
+                error = Some(e);
             }
         }
         let stats = self.writer.stats();
@@ -235,6 +257,7 @@ impl Recorder {
             if f.meta.ack.is_some() {
                 self.unflushed_frame = f.meta.ack;
             }
+            self.frames_logged += 1;
             latency.record_ns(host_monotonic_ns() - f.meta.recv_ns);
         }
         while let Some(f) = self.eye.try_pop() {
@@ -247,6 +270,7 @@ impl Recorder {
             );
             let pixels: &[u8] = if self.record_frames { f.pixels() } else { &[] };
             self.append(RecordKind::Input, &[&prefix, pixels])?;
+            self.frames_logged += 1;
         }
         while let Some(a) = self.activity.try_pop() {
             *busy = true;
@@ -313,6 +337,24 @@ impl Recorder {
             }
         }
         Ok(())
+    }
+
+    fn append_end(&mut self) -> Result<(), LogError> {
+        let end = EndRecord {
+            records: self.writer.records_written(),
+            frames: self.frames_logged,
+            ended: self
+                .end_reason
+                .as_ref()
+                .and_then(|r| r.get().cloned())
+                .unwrap_or_else(|| "inputs finished".into()),
+        };
+        let json = serde_json::to_vec(&end).map_err(|e| LogError::Encode {
+            path: self.writer.path().to_path_buf(),
+            what: "end record",
+            message: e.to_string(),
+        })?;
+        self.append(RecordKind::End, &[&json])
     }
 
     fn append(&mut self, kind: RecordKind, parts: &[&[u8]]) -> Result<(), LogError> {

@@ -313,12 +313,44 @@ impl SessionContents {
         if let Some([f, fneu, dff]) = fluorescence {
             (self.f, self.fneu, self.dff) = (f, fneu, dff);
         }
+        self.rois_from_log();
         if self.config.session.record_frames && movie.is_none() {
             self.warnings
                 .push("session.record_frames is set but the log holds no frame pixels".into());
         }
         self.movie = movie;
         Ok(())
+    }
+}
+
+impl SessionContents {
+    /// Without masks (`calibration/` or the truth lost) the log still holds every frame's
+    /// traces: export them over ROIs whose masks are unknown (empty), and say so, rather than
+    /// drop the traces.
+    fn rois_from_log(&mut self) {
+        if self.rois.is_some() || self.activity.cells == 0 {
+            return;
+        }
+        let source = match self.config.imaging.extraction {
+            Extraction::Pipeline => RoiSource::Pipeline,
+            Extraction::Grid => RoiSource::Grid,
+            Extraction::TruthFootprints => RoiSource::TruthFootprints,
+        };
+        self.warnings.push(format!(
+            "the cells' masks are missing, so their pixel masks are exported empty; the traces \
+             of the {} cells over {} frames are read from the log's activity and fluorescence \
+             records",
+            self.activity.cells,
+            self.activity.frames()
+        ));
+        tracing::warn!(
+            cells = self.activity.cells,
+            "exporting traces from the log without cell masks"
+        );
+        self.rois = Some(Rois {
+            source,
+            masks: vec![Vec::new(); self.activity.cells],
+        });
     }
 }
 
@@ -349,8 +381,8 @@ fn read_rois(dir: &SessionDir, config: &Config, warnings: &mut Vec<String>) -> O
                 }),
                 Err(e) => {
                     warnings.push(format!(
-                        "no cell masks ({e}): the session ended before its calibration block \
-                         was done, so no plane segmentation or traces are exported"
+                        "no cell masks ({e}): the calibration is lost or the session ended \
+                         before its calibration block was done; traces come from the log alone"
                     ));
                     None
                 }
