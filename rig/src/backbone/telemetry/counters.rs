@@ -74,7 +74,7 @@ pub enum Anomaly {
     },
 }
 
-const REJECT_LABELS: [&str; 14] = [
+const REJECT_LABELS: [&str; 15] = [
     "frame_count",
     "header_length",
     "bad_magic",
@@ -85,6 +85,7 @@ const REJECT_LABELS: [&str; 14] = [
     "topic_mismatch",
     "dtype_not_allowed",
     "payload_size",
+    "shape_overflow",
     "sequence",
     "shape",
     "not_an_input",
@@ -244,10 +245,14 @@ mod tests {
             ProtocolError::UnknownStream(99),
             ProtocolError::UnknownDtype(99),
             ProtocolError::Ndim(9),
+            ProtocolError::ShapeOverflow {
+                dtype: crate::vocab::protocol::Dtype::I64,
+                shape: [65536; 4],
+            },
         ] {
             c.reject_protocol(&e);
             assert_eq!(c.rejected(e.label()), 1, "{}", e.label());
         }
-        assert_eq!(c.snapshot().rejected_total(), 7);
+        assert_eq!(c.snapshot().rejected_total(), 8);
     }
 }

@@ -401,7 +401,8 @@ impl Ingest {
                 }
             }
             Stream::EyeCamera
-                if h.ndim != 2 || h.elements() > self.eye_capacity || h.elements() == 0 =>
+                if h.ndim != 2
+                    || !h.elements().is_some_and(|n| (1..=self.eye_capacity).contains(&n)) =>
             {
                 return Err(format!(
                     "eye frame shape {:?} does not fit the eye camera's {} pixels",

@@ -45,6 +45,8 @@ pub enum ProtocolError {
         expected: usize,
         got: usize,
     },
+    #[error("shape {shape:?} of {dtype} describes more bytes than this machine can address")]
+    ShapeOverflow { dtype: Dtype, shape: [u32; 4] },
 }
 
 impl ProtocolError {
@@ -61,6 +63,7 @@ impl ProtocolError {
             ProtocolError::TopicMismatch { .. } => "topic_mismatch",
             ProtocolError::DtypeNotAllowed { .. } => "dtype_not_allowed",
             ProtocolError::PayloadSize { .. } => "payload_size",
+            ProtocolError::ShapeOverflow { .. } => "shape_overflow",
         }
     }
 }
