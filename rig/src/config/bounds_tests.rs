@@ -9,17 +9,27 @@ fn hostile_values_are_refused_naming_the_field() {
     type Edit = fn(&mut Config);
     let cases: &[(&str, Edit)] = &[
         ("source.idle_timeout_s", |c| c.source.idle_timeout_s = 1e300),
-        ("source.max_time_jump_s", |c| c.source.max_time_jump_s = f64::INFINITY),
+        ("source.max_time_jump_s", |c| {
+            c.source.max_time_jump_s = f64::INFINITY
+        }),
         ("session.duration_s", |c| c.session.duration_s = 1e300),
         ("session.fsync_every_s", |c| c.session.fsync_every_s = 1e300),
         ("imaging.frame_rate_hz", |c| c.imaging.frame_rate_hz = 1e300),
         ("imaging.frame_rate_hz", |c| c.imaging.frame_rate_hz = 1e12),
         ("eye.frame_rate_hz", |c| c.eye.frame_rate_hz = 1e12),
-        ("treadmill.sample_rate_hz", |c| c.treadmill.sample_rate_hz = 1e12),
+        ("treadmill.sample_rate_hz", |c| {
+            c.treadmill.sample_rate_hz = 1e12
+        }),
         ("display.refresh_hz", |c| c.display.refresh_hz = 1e12),
-        ("imaging.late_after_ms", |c| c.imaging.late_after_ms = f64::NAN),
-        ("imaging.pipeline.tau_decay_s", |c| c.imaging.pipeline.tau_decay_s = -1.0),
-        ("imaging.pipeline.lambda_noise", |c| c.imaging.pipeline.lambda_noise = f64::NAN),
+        ("imaging.late_after_ms", |c| {
+            c.imaging.late_after_ms = f64::NAN
+        }),
+        ("imaging.pipeline.tau_decay_s", |c| {
+            c.imaging.pipeline.tau_decay_s = -1.0
+        }),
+        ("imaging.pipeline.lambda_noise", |c| {
+            c.imaging.pipeline.lambda_noise = f64::NAN
+        }),
         ("imaging.pipeline.fluorescence.dark_offset_adu", |c| {
             c.imaging.pipeline.fluorescence.dark_offset_adu = f64::NAN
         }),
@@ -33,10 +43,16 @@ fn hostile_values_are_refused_naming_the_field() {
         ("imaging.pipeline.registration.subpixel", |c| {
             c.imaging.pipeline.registration.subpixel = 0
         }),
-        ("imaging.pipeline.settle_frames", |c| c.imaging.pipeline.settle_frames = 0),
+        ("imaging.pipeline.settle_frames", |c| {
+            c.imaging.pipeline.settle_frames = 0
+        }),
         ("trials.stimulus_s", |c| c.trials.stimulus_s = 1e300),
-        ("trials.design.deadline_ms", |c| c.trials.design.deadline_ms = f64::INFINITY),
-        ("trials.design.threads", |c| c.trials.design.threads = 1 << 40),
+        ("trials.design.deadline_ms", |c| {
+            c.trials.design.deadline_ms = f64::INFINITY
+        }),
+        ("trials.design.threads", |c| {
+            c.trials.design.threads = 1 << 40
+        }),
         ("clocks.stale_after_s", |c| c.clocks.stale_after_s = 1e300),
         ("dashboard.bind", |c| {
             c.dashboard.enabled = true;
@@ -51,7 +67,9 @@ fn hostile_values_are_refused_naming_the_field() {
             c.dashboard.bind = "0.0.0.0:8787".into();
             c.dashboard.token = None;
         }),
-        ("dashboard.max_connections", |c| c.dashboard.max_connections = 0),
+        ("dashboard.max_connections", |c| {
+            c.dashboard.max_connections = 0
+        }),
         ("rings.frame_pool", |c| {
             c.session.memory_budget_mib = 4096;
             c.rings.frame_pool = 100_000;
@@ -80,5 +98,6 @@ fn sane_settings_pass() {
     c.dashboard.enabled = true;
     c.dashboard.bind = "0.0.0.0:0".into();
     c.dashboard.token = Some("s3cret".into());
-    c.validate().expect("fast devices and a public dashboard with a token");
+    c.validate()
+        .expect("fast devices and a public dashboard with a token");
 }

@@ -6,10 +6,10 @@
 //! simulator; the rest in [`sections`]) and checks itself ([`Section`]). Only the session sees
 //! the whole [`Config`]; it hands each component its own section.
 
-pub mod memory;
-mod sections;
 #[cfg(test)]
 mod bounds_tests;
+pub mod memory;
+mod sections;
 #[cfg(test)]
 mod tests;
 

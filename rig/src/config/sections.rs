@@ -288,7 +288,12 @@ impl Section for EyeConfig {
         let px = "1 ..= 4096 pixels";
         Invalid::in_range("eye.width", self.width.into(), 1, 4096, px)?;
         Invalid::in_range("eye.height", self.height.into(), 1, 4096, px)?;
-        Invalid::positive_at_most("eye.frame_rate_hz", self.frame_rate_hz, MAX_DEVICE_RATE_HZ, "Hz")
+        Invalid::positive_at_most(
+            "eye.frame_rate_hz",
+            self.frame_rate_hz,
+            MAX_DEVICE_RATE_HZ,
+            "Hz",
+        )
     }
 }
 

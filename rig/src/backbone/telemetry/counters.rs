@@ -126,6 +126,14 @@ pub struct Counters {
     pub clock_jumps: AtomicU64,
     /// Clock ticks rejected, domains lost, unaligned or whose ticks stopped.
     pub clock_anomalies: AtomicU64,
+    /// Records a stage could not hand the recorder without stalling (pupil records, `late`
+    /// anomalies): dropped from the log, counted here.
+    pub records_dropped: AtomicU64,
+    /// Imaging frames the pipeline could not process (registration or deconvolution failed):
+    /// no activity for them.
+    pub frames_failed: AtomicU64,
+    /// Values that could not be encoded as JSON (logged as errors; the record is dropped).
+    pub json_errors: AtomicU64,
     rejected: [AtomicU64; REJECT_LABELS.len()],
 }
 
@@ -160,6 +168,12 @@ pub struct CountersSnapshot {
     pub clock_jumps: u64,
     #[serde(default)]
     pub clock_anomalies: u64,
+    #[serde(default)]
+    pub records_dropped: u64,
+    #[serde(default)]
+    pub frames_failed: u64,
+    #[serde(default)]
+    pub json_errors: u64,
     pub rejected: std::collections::BTreeMap<String, u64>,
 }
 
@@ -220,6 +234,9 @@ impl Counters {
             clock_refits: g(&self.clock_refits),
             clock_jumps: g(&self.clock_jumps),
             clock_anomalies: g(&self.clock_anomalies),
+            records_dropped: g(&self.records_dropped),
+            frames_failed: g(&self.frames_failed),
+            json_errors: g(&self.json_errors),
             rejected: REJECT_LABELS
                 .iter()
                 .zip(&self.rejected)

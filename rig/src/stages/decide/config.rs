@@ -143,7 +143,12 @@ impl Section for TrialsConfig {
             s,
         )?;
         // Its lower bound depends on the imaging rate (`Config::validate`).
-        Invalid::positive_at_most("trials.decision_lead_s", self.decision_lead_s, MAX_WAIT_S, s)?;
+        Invalid::positive_at_most(
+            "trials.decision_lead_s",
+            self.decision_lead_s,
+            MAX_WAIT_S,
+            s,
+        )?;
         self.design.validate()
     }
 }

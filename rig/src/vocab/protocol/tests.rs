@@ -110,7 +110,10 @@ fn a_shape_that_overflows_is_refused_whatever_the_payload() {
         Bytes::copy_from_slice(&h.encode()),
         Bytes::new(),
     ];
-    assert_eq!(Message::parse(&frames).unwrap_err().label(), "shape_overflow");
+    assert_eq!(
+        Message::parse(&frames).unwrap_err().label(),
+        "shape_overflow"
+    );
     // Elements fit but bytes do not: 2^62 i64s are 2^65 bytes.
     h.shape = [1 << 31, 1 << 31, 0, 0];
     h.ndim = 2;

@@ -158,7 +158,11 @@ impl DesignConfig {
         ];
         for (field, v, max, unit) in limits {
             if v > max {
-                return bad(field, v.to_string(), &format!("must be at most {max} {unit}"));
+                return bad(
+                    field,
+                    v.to_string(),
+                    &format!("must be at most {max} {unit}"),
+                );
             }
         }
         if self.history_frames == 0 {
