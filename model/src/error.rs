@@ -41,6 +41,17 @@ pub enum ModelError {
         #[source]
         source: std::io::Error,
     },
+    /// A weight holds NaN or an infinity: every prediction through it would be NaN.
+    #[error(
+        "weight file {path}: tensor `{name}` holds {value} at flat index {index}; weights must \
+         be finite (re-export the weights, or check the training run that wrote them)"
+    )]
+    NonFinite {
+        path: PathBuf,
+        name: String,
+        index: usize,
+        value: f32,
+    },
     /// A safetensors file could not be parsed.
     #[error("safetensors file {path}: {reason}")]
     Safetensors { path: PathBuf, reason: String },

@@ -124,6 +124,16 @@ impl Weights {
                 .chunks_exact(4)
                 .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
                 .collect();
+            // A NaN weight makes every output NaN with no error anywhere after it: refuse it
+            // here, where the file and tensor can still be named.
+            if let Some(index) = data.iter().position(|v| !v.is_finite()) {
+                return Err(ModelError::NonFinite {
+                    path: path.to_path_buf(),
+                    value: data[index],
+                    name,
+                    index,
+                });
+            }
             let t = Tensor::from_vec(data, view.shape(), &Device::Cpu).ctx(&name)?;
             tensors.insert(name, t);
         }

@@ -21,7 +21,16 @@ fn the_wiring_rule_planted_in_a_simulated_connectome_is_recovered_from_its_table
         String::from_utf8_lossy(&out.stdout).into_owned()
     };
     let dir = d.to_str().unwrap();
-    ok(&["analyze", "simulate", "--out", dir, "--seed", "3", "--beta-feature", "1.8"]);
+    ok(&[
+        "analyze",
+        "simulate",
+        "--out",
+        dir,
+        "--seed",
+        "3",
+        "--beta-feature",
+        "1.8",
+    ]);
     let (emb, pairs) = (d.join("embeddings.csv"), d.join("pairs.csv"));
     let report = d.join("wiring.json");
     ok(&[
@@ -40,23 +49,43 @@ fn the_wiring_rule_planted_in_a_simulated_connectome_is_recovered_from_its_table
         .unwrap()
         .iter()
         .find(|s| {
-            s["scale"] == "Synaptic" && s["measure"] == "FeatureSimilarity" && s["projection"] == "V1->V1"
+            s["scale"] == "Synaptic"
+                && s["measure"] == "FeatureSimilarity"
+                && s["projection"] == "V1->V1"
         })
         .expect("the V1->V1 feature slope at the synaptic scale");
-    let (beta, se) = (slope["estimate"].as_f64().unwrap(), slope["std_error"].as_f64().unwrap());
+    let (beta, se) = (
+        slope["estimate"].as_f64().unwrap(),
+        slope["std_error"].as_f64().unwrap(),
+    );
     // The simulator's default co-registration errors attenuate β_f (BENCHMARKS.md: to ~0.8-0.9
     // of the truth); what matters here is that the planted rule is found, and found positive.
     assert!(beta > 0.8 && beta < 2.6 && se > 0.0, "β_f = {beta} ± {se}");
     assert!(slope["q_value"].as_f64().unwrap() < 0.05, "{slope}");
 
-    let out = ok(&["analyze", "celltypes", "--embeddings", emb.to_str().unwrap(), "--shuffles", "3"]);
+    let out = ok(&[
+        "analyze",
+        "celltypes",
+        "--embeddings",
+        emb.to_str().unwrap(),
+        "--shuffles",
+        "3",
+    ]);
     assert!(out.contains("balanced accuracy"), "{out}");
 
     // A table missing a column names it.
-    let text = std::fs::read_to_string(&pairs).unwrap().replacen("l_d_um", "l_d", 1);
+    let text = std::fs::read_to_string(&pairs)
+        .unwrap()
+        .replacen("l_d_um", "l_d", 1);
     std::fs::write(&pairs, text).unwrap();
     let out = twinloop()
-        .args(["analyze", "wiring", "--embeddings", emb.to_str().unwrap(), "--pairs"])
+        .args([
+            "analyze",
+            "wiring",
+            "--embeddings",
+            emb.to_str().unwrap(),
+            "--pairs",
+        ])
         .arg(&pairs)
         .output()
         .unwrap();

@@ -81,7 +81,9 @@ pub fn run(args: &AnalyzeArgs) -> Result<()> {
                 report.n_pairs_used,
                 report.n_pairs_input
             );
-            println!("scale     measure             projection        beta     se        p         q");
+            println!(
+                "scale     measure             projection        beta     se        p         q"
+            );
             for s in &report.slopes {
                 println!(
                     "{:<9} {:<19} {:<14} {:>8.3} {:>8.3} {:>9.2e} {:>9.2e}",
@@ -135,7 +137,8 @@ pub fn run(args: &AnalyzeArgs) -> Result<()> {
                     s.shuffle
                         .as_ref()
                         .map(|c| {
-                            let mean = c.shuffled.iter().sum::<f64>() / c.shuffled.len().max(1) as f64;
+                            let mean =
+                                c.shuffled.iter().sum::<f64>() / c.shuffled.len().max(1) as f64;
                             format!(", shuffled labels {mean:.3}, p {:.3}", c.p_value)
                         })
                         .unwrap_or_default()

@@ -114,7 +114,8 @@ pub fn run(args: &DeconvolveArgs) -> Result<()> {
     if let Some(path) = &args.params_out {
         let file = File::create(path)
             .with_context(|| format!("cannot create --params-out file {}", path.display()))?;
-        serde_json::to_writer_pretty(BufWriter::new(file), &params)?;
+        serde_json::to_writer_pretty(BufWriter::new(file), &params)
+            .with_context(|| format!("cannot write --params-out file {}", path.display()))?;
     }
     eprintln!(
         "deconvolved {n_cells} cells x {n_frames} frames (AR({}), {}) in {:.1} ms -> {}",
@@ -289,6 +290,8 @@ fn read_traces(path: &Path) -> Result<(Vec<f64>, usize, usize)> {
     BufReader::new(file)
         .read_to_end(&mut bytes)
         .with_context(|| format!("cannot read {}", path.display()))?;
+    // npyz multiplies the header's dimensions unchecked: refuse an impossible claim first.
+    crate::vocab::npy::check_claimed_size(path, bytes.len() as u64, &bytes)?;
     let npy = npyz::NpyFile::new(&bytes[..])
         .with_context(|| format!("{} is not a valid .npy file", path.display()))?;
     let shape = npy.shape().to_vec();
@@ -303,6 +306,21 @@ fn read_traces(path: &Path) -> Result<(Vec<f64>, usize, usize)> {
         path.display()
     );
     let (n_cells, n_frames) = (usize::try_from(shape[0])?, usize::try_from(shape[1])?);
+    // A header may claim any shape: check it against the bytes the file holds before a
+    // buffer of that size is asked for, so (2^40, 2^40) is an error, not a wrap or an abort.
+    let values = n_cells.checked_mul(n_frames);
+    let item = npy.dtype().num_bytes().unwrap_or(8);
+    if values
+        .and_then(|v| v.checked_mul(item))
+        .is_none_or(|b| b > bytes.len())
+    {
+        bail!(
+            "{}: its header claims {n_cells} x {n_frames} values but the file holds {} bytes; \
+             the file is truncated or its header is damaged",
+            path.display(),
+            bytes.len()
+        );
+    }
     let dtype = npy.dtype();
     let type_str = match &dtype {
         npyz::DType::Plain(ts) => ts.to_string(),
@@ -312,15 +330,22 @@ fn read_traces(path: &Path) -> Result<(Vec<f64>, usize, usize)> {
         ),
     };
     let ys: Vec<f64> = match type_str.trim_start_matches(['<', '>', '|', '=']) {
-        "f8" => npy.into_vec::<f64>()?,
-        "f4" => npy.into_vec::<f32>()?.into_iter().map(f64::from).collect(),
+        "f8" => npy
+            .into_vec::<f64>()
+            .with_context(|| format!("cannot read the values of {}", path.display()))?,
+        "f4" => npy
+            .into_vec::<f32>()
+            .with_context(|| format!("cannot read the values of {}", path.display()))?
+            .into_iter()
+            .map(f64::from)
+            .collect(),
         _ => bail!(
             "{} has dtype {type_str}; expected float32 or float64 (convert with x.astype(np.float32))",
             path.display()
         ),
     };
     ensure!(
-        ys.len() == n_cells * n_frames,
+        Some(ys.len()) == values,
         "{} holds {} values, its header says {n_cells} x {n_frames}",
         path.display(),
         ys.len()
@@ -331,14 +356,16 @@ fn read_traces(path: &Path) -> Result<(Vec<f64>, usize, usize)> {
 fn write_npy(path: &Path, data: &[f32], n_cells: usize, n_frames: usize) -> Result<()> {
     use npyz::WriterBuilder;
     let file = File::create(path).with_context(|| format!("cannot create {}", path.display()))?;
-    let mut writer = npyz::WriteOptions::new()
-        .default_dtype()
-        .shape(&[n_cells as u64, n_frames as u64])
-        .writer(BufWriter::new(file))
-        .begin_nd()?;
-    writer.extend(data.iter().copied())?;
-    writer.finish()?;
-    Ok(())
+    let write = || -> std::io::Result<()> {
+        let mut writer = npyz::WriteOptions::new()
+            .default_dtype()
+            .shape(&[n_cells as u64, n_frames as u64])
+            .writer(BufWriter::new(file))
+            .begin_nd()?;
+        writer.extend(data.iter().copied())?;
+        writer.finish()
+    };
+    write().with_context(|| format!("cannot write {}", path.display()))
 }
 
 #[cfg(test)]
@@ -485,6 +512,45 @@ mod tests {
             set(&mut b);
             let e = format!("{:#}", run(&b).unwrap_err());
             assert!(e.contains(want), "{e}");
+        }
+    }
+
+    /// A header claiming (2^40, 2^40) used to exit 0 and write a file numpy cannot load (#16):
+    /// it is refused, naming the file, before anything that size is allocated; a truncated
+    /// file's read error names the file too.
+    #[test]
+    fn a_header_that_claims_more_than_the_file_holds_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = args(dir.path());
+        save(&a.traces, &traces(2, 100), &[2, 100]);
+        let good = std::fs::read(&a.traces).unwrap();
+        let end = good.iter().position(|&b| b == b'\n').unwrap() + 1;
+        // The same data under a hand-written version 1.0 header claiming `shape`.
+        let forge = |shape: &str| {
+            let mut text =
+                format!("{{'descr': '<f4', 'fortran_order': False, 'shape': {shape}, }}");
+            while (10 + text.len() + 1) % 64 != 0 {
+                text.push(' ');
+            }
+            text.push('\n');
+            let mut bytes = b"\x93NUMPY\x01\x00".to_vec();
+            bytes.extend_from_slice(&(text.len() as u16).to_le_bytes());
+            bytes.extend_from_slice(text.as_bytes());
+            bytes.extend_from_slice(&good[end..]);
+            bytes
+        };
+        // The forgery itself is sound: the true shape reads back.
+        std::fs::write(&a.traces, forge("(2, 100)")).unwrap();
+        assert_eq!(read_traces(&a.traces).unwrap().1, 2);
+        for claim in ["(1099511627776, 1099511627776)", "(2, 1000)"] {
+            let bytes = forge(claim);
+            std::fs::write(&a.traces, &bytes).unwrap();
+            let e = format!("{:#}", run(&a).unwrap_err());
+            assert!(
+                e.contains(&a.traces.display().to_string()) && e.contains("truncated"),
+                "{claim}: {e}"
+            );
+            assert!(!a.out.exists(), "{claim}: nothing written");
         }
     }
 }

@@ -53,6 +53,26 @@ fn write_npy_2d(path: &Path, rows: &[Vec<f32>], cols: usize) -> anyhow::Result<(
         .with_context(|| format!("cannot write {}", path.display()))
 }
 
+/// The volume rate must be a positive number of Hz a device can have (`--fs`).
+fn check_fs(fs: f64) -> anyhow::Result<()> {
+    let max = crate::vocab::section::MAX_DEVICE_RATE_HZ;
+    if !(fs.is_finite() && fs > 0.0 && fs <= max) {
+        bail!("--fs {fs}: the volume rate must be a positive number of Hz, at most {max}");
+    }
+    Ok(())
+}
+
+/// `--out` must be a directory or not exist yet (an existing file cannot hold `plane0/`).
+fn check_out_dir(out: &Path) -> anyhow::Result<()> {
+    if out.exists() && !out.is_dir() {
+        bail!(
+            "--out {} is an existing file, not a directory: name a new or existing directory",
+            out.display()
+        );
+    }
+    Ok(())
+}
+
 pub fn run(args: &ProcessArgs) -> anyhow::Result<()> {
     let params: ImagingParams = match &args.params {
         Some(p) => toml::from_str(
@@ -61,12 +81,18 @@ pub fn run(args: &ProcessArgs) -> anyhow::Result<()> {
         .with_context(|| format!("invalid pipeline parameters in {}", p.display()))?,
         None => ImagingParams::default(),
     };
+    // Everything the arguments alone can refuse is refused before the movie is opened.
+    if let Some(fs) = args.fs {
+        check_fs(fs)?;
+    }
+    check_out_dir(&args.out)?;
     let layout = LayoutOverride {
         channels: args.channels,
         planes: args.planes,
     };
     let started = Instant::now();
-    let mut movie = ScanImageTiff::open(&args.movie, layout)?;
+    let mut movie = ScanImageTiff::open(&args.movie, layout)
+        .with_context(|| format!("cannot open movie {}", args.movie.display()))?;
     let meta = movie.meta().clone();
     if args.channel >= meta.channels {
         bail!(
@@ -83,6 +109,21 @@ pub fn run(args: &ProcessArgs) -> anyhow::Result<()> {
             bail!("no frame rate in the file's metadata: pass --fs HZ (the volume rate)")
         }
     };
+    check_fs(fs).with_context(|| {
+        format!(
+            "the frame rate in {}'s metadata divided by its planes",
+            args.movie.display()
+        )
+    })?;
+    let origin = args
+        .params
+        .as_ref()
+        .map_or("the default pipeline parameters".into(), |p| {
+            p.display().to_string()
+        });
+    params
+        .validate(fs)
+        .map_err(|e| anyhow::anyhow!("{origin}: {e}"))?;
     // Read the functional channel, plane by plane (pixels of i16 files keep their bit pattern;
     // registration treats them as u16, which only matters for negative samples).
     let planes = meta.planes as usize;
@@ -98,17 +139,19 @@ pub fn run(args: &ProcessArgs) -> anyhow::Result<()> {
             Ok(None) => break,
             Err(e) => {
                 // A truncated file: process what was read, say where it stopped.
-                tracing::warn!(error = %e, "stopping at the damaged page");
-                read_error = Some(e.to_string());
+                tracing::warn!(movie = %args.movie.display(), error = %e, "stopping at the damaged page");
+                read_error = Some(format!("{}: {e}", args.movie.display()));
                 break;
             }
         }
     }
-    std::fs::create_dir_all(&args.out)?;
+    std::fs::create_dir_all(&args.out)
+        .with_context(|| format!("cannot create --out directory {}", args.out.display()))?;
     for (p, plane) in frames.iter().enumerate() {
         let t_plane = Instant::now();
         let dir = args.out.join(format!("plane{p}"));
-        std::fs::create_dir_all(&dir)?;
+        std::fs::create_dir_all(&dir)
+            .with_context(|| format!("cannot create {}", dir.display()))?;
         let n = plane.len();
         let wanted = match args.detection_frames {
             0 => n,
@@ -153,7 +196,9 @@ pub fn run(args: &ProcessArgs) -> anyhow::Result<()> {
         write_npy_2d(&dir.join("shifts.npy"), &shifts, 2)?;
         let ref_rows: Vec<Vec<f32>> = reference.chunks(w).map(<[f32]>::to_vec).collect();
         write_npy_2d(&dir.join("reference.npy"), &ref_rows, w)?;
-        masks.save(&dir)?;
+        masks
+            .save(&dir)
+            .with_context(|| format!("cannot save the masks in {}", dir.display()))?;
         let summary = serde_json::json!({
             "movie": args.movie,
             "plane": p,
@@ -173,10 +218,9 @@ pub fn run(args: &ProcessArgs) -> anyhow::Result<()> {
                 "total": t_plane.elapsed().as_secs_f64(),
             },
         });
-        std::fs::write(
-            dir.join("process.json"),
-            serde_json::to_string_pretty(&summary)?,
-        )?;
+        let summary_path = dir.join("process.json");
+        std::fs::write(&summary_path, serde_json::to_string_pretty(&summary)?)
+            .with_context(|| format!("cannot write {}", summary_path.display()))?;
         println!(
             "plane {p}: {n} frames, {cells} cells, {per_frame_ms:.2} ms/frame -> {}",
             dir.display()
@@ -191,4 +235,52 @@ pub fn run(args: &ProcessArgs) -> anyhow::Result<()> {
         bail!("the movie is damaged: {e} (frames before it were processed and written)");
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(dir: &Path) -> ProcessArgs {
+        ProcessArgs {
+            // Absent: every check below must fire before the movie is opened.
+            movie: dir.join("absent.tif"),
+            out: dir.join("out"),
+            channels: None,
+            planes: None,
+            channel: 0,
+            fs: None,
+            params: None,
+            detection_frames: DETECTION_FRAMES,
+        }
+    }
+
+    /// `--fs 0` used to be refused only after the whole movie was registered, naming an
+    /// internal field (#16); an `--out` that is a file gave an error naming no path.
+    #[test]
+    fn bad_arguments_are_refused_before_the_movie_is_read_naming_them() {
+        let dir = tempfile::tempdir().unwrap();
+        for fs in [0.0, -30.0, f64::NAN, 1e300] {
+            let a = ProcessArgs {
+                fs: Some(fs),
+                ..args(dir.path())
+            };
+            let e = format!("{:#}", run(&a).unwrap_err());
+            assert!(e.starts_with(&format!("--fs {fs}")), "{e}");
+        }
+        let file = dir.path().join("taken");
+        std::fs::write(&file, b"x").unwrap();
+        let a = ProcessArgs {
+            out: file.clone(),
+            ..args(dir.path())
+        };
+        let e = format!("{:#}", run(&a).unwrap_err());
+        assert!(
+            e.contains(&file.display().to_string()) && e.contains("--out"),
+            "{e}"
+        );
+        // With good arguments the first error is the movie, named.
+        let e = format!("{:#}", run(&args(dir.path())).unwrap_err());
+        assert!(e.contains("absent.tif"), "{e}");
+    }
 }

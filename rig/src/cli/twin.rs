@@ -144,3 +144,52 @@ pub fn run(args: &TwinArgs) -> anyhow::Result<()> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A safetensors file of one f32 tensor, written by hand (the format is an 8-byte header
+    /// length, a JSON header and the raw little-endian data).
+    fn safetensors(name: &str, values: &[f32]) -> Vec<u8> {
+        let header = format!(
+            r#"{{"{name}":{{"dtype":"F32","shape":[{}],"data_offsets":[0,{}]}}}}"#,
+            values.len(),
+            4 * values.len()
+        );
+        let mut out = (header.len() as u64).to_le_bytes().to_vec();
+        out.extend_from_slice(header.as_bytes());
+        values
+            .iter()
+            .for_each(|v| out.extend_from_slice(&v.to_le_bytes()));
+        out
+    }
+
+    /// NaN weights used to give all-NaN predictions and exit code 0 (#16): now the file and the
+    /// tensor are named before anything else is read.
+    #[test]
+    fn nan_weights_are_an_error_naming_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let weights = dir.path().join("twin.safetensors");
+        std::fs::write(&weights, safetensors("core.w", &[0.5, f32::NAN, 1.0])).unwrap();
+        let missing = dir.path().join("absent.npy");
+        let args = TwinArgs {
+            command: TwinCommand::Predict {
+                weights: weights.clone(),
+                config: None,
+                stimulus: missing.clone(),
+                pupil_center: missing.clone(),
+                behaviour: missing,
+                out: dir.path().join("out.npy"),
+                cpu: true,
+            },
+        };
+        let e = format!("{:#}", run(&args).unwrap_err());
+        assert!(
+            e.contains(&weights.display().to_string()) && e.contains("core.w"),
+            "{e}"
+        );
+        assert!(e.contains("NaN") && e.contains("index 1"), "{e}");
+        assert!(!dir.path().join("out.npy").exists());
+    }
+}

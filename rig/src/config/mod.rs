@@ -6,6 +6,9 @@
 //! simulator; the rest in [`sections`]) and checks itself ([`Section`]). Only the session sees
 //! the whole [`Config`]; it hands each component its own section.
 
+#[cfg(test)]
+mod bounds_tests;
+pub mod memory;
 mod sections;
 #[cfg(test)]
 mod tests;
@@ -113,6 +116,8 @@ impl Config {
         self.dashboard.validate()?;
         self.clocks.validate()?;
         self.twin.validate()?;
+        // Each section's own bounds first, so the sums below cannot overflow into nonsense.
+        memory::check(self)?;
         // The last moment to decide must come while imaging frames still arrive before the
         // onset: a few frame periods of every plane, and a display frame.
         let lead_min_s = 3.0 * f64::from(self.imaging.planes.max(1)) / self.imaging.frame_rate_hz

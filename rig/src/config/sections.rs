@@ -1,7 +1,7 @@
 //! The sections of the session's config that no stage owns: the session itself, the source,
 //! the cameras, the display, the rings and the dashboard. Each checks itself ([`Section`]).
 
-use crate::vocab::section::{Invalid, Section};
+use crate::vocab::section::{Invalid, MAX_DEVICE_RATE_HZ, MAX_SESSION_S, MAX_WAIT_S, Section};
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
 use twinloop_stimulus::ViewGeometry;
@@ -16,6 +16,11 @@ pub struct DashboardSettings {
     pub bind: String,
     /// Required on every request when set (`?token=` or `Authorization: Bearer`).
     pub token: Option<String>,
+    /// Connections served at once; more wait in the kernel's backlog until one closes, so a
+    /// flood of clients cannot take the daemon's file descriptors.
+    pub max_connections: usize,
+    /// A client that has not sent its request headers within this many seconds is dropped.
+    pub header_timeout_s: f64,
 }
 
 impl Default for DashboardSettings {
@@ -24,6 +29,8 @@ impl Default for DashboardSettings {
             enabled: false,
             bind: "127.0.0.1:8787".into(),
             token: None,
+            max_connections: 64,
+            header_timeout_s: 10.0,
         }
     }
 }
@@ -53,6 +60,10 @@ pub struct SessionConfig {
     /// An ack or a publication means a frame is written out of the process, which survives
     /// kill -9; what survives a power loss is what was synced.
     pub fsync_every_s: f64,
+    /// The most the session's preallocated buffers may take, in MiB (0: half of this
+    /// machine's physical memory). A config that needs more is refused before anything is
+    /// allocated, naming the fields that cost most (`config::memory`).
+    pub memory_budget_mib: u64,
 }
 
 impl Default for SessionConfig {
@@ -67,6 +78,7 @@ impl Default for SessionConfig {
             progress: true,
             fsync_every_s: 1.0,
             on_log_error: LogErrorPolicy::Stop,
+            memory_budget_mib: 0,
         }
     }
 }
@@ -247,8 +259,18 @@ impl Section for SessionConfig {
     const NAME: &'static str = "session";
 
     fn validate(&self) -> Result<(), Invalid> {
-        Invalid::non_negative("session.fsync_every_s", self.fsync_every_s)?;
-        Invalid::positive("session.duration_s", self.duration_s)
+        Invalid::non_negative_at_most(
+            "session.fsync_every_s",
+            self.fsync_every_s,
+            MAX_WAIT_S,
+            "seconds",
+        )?;
+        Invalid::positive_at_most(
+            "session.duration_s",
+            self.duration_s,
+            MAX_SESSION_S,
+            "seconds",
+        )
     }
 }
 
@@ -256,8 +278,14 @@ impl Section for SourceConfig {
     const NAME: &'static str = "source";
 
     fn validate(&self) -> Result<(), Invalid> {
-        Invalid::positive("source.idle_timeout_s", self.idle_timeout_s)?;
-        Invalid::positive("source.max_time_jump_s", self.max_time_jump_s)?;
+        let s = "seconds";
+        Invalid::positive_at_most("source.idle_timeout_s", self.idle_timeout_s, MAX_WAIT_S, s)?;
+        Invalid::positive_at_most(
+            "source.max_time_jump_s",
+            self.max_time_jump_s,
+            MAX_WAIT_S,
+            s,
+        )?;
         Invalid::in_range(
             "source.flow_window",
             self.flow_window.into(),
@@ -272,7 +300,15 @@ impl Section for EyeConfig {
     const NAME: &'static str = "eye";
 
     fn validate(&self) -> Result<(), Invalid> {
-        Invalid::positive("eye.frame_rate_hz", self.frame_rate_hz)
+        let px = "1 ..= 4096 pixels";
+        Invalid::in_range("eye.width", self.width.into(), 1, 4096, px)?;
+        Invalid::in_range("eye.height", self.height.into(), 1, 4096, px)?;
+        Invalid::positive_at_most(
+            "eye.frame_rate_hz",
+            self.frame_rate_hz,
+            MAX_DEVICE_RATE_HZ,
+            "Hz",
+        )
     }
 }
 
@@ -280,7 +316,12 @@ impl Section for TreadmillConfig {
     const NAME: &'static str = "treadmill";
 
     fn validate(&self) -> Result<(), Invalid> {
-        Invalid::positive("treadmill.sample_rate_hz", self.sample_rate_hz)
+        Invalid::positive_at_most(
+            "treadmill.sample_rate_hz",
+            self.sample_rate_hz,
+            MAX_DEVICE_RATE_HZ,
+            "Hz",
+        )
     }
 }
 
@@ -288,7 +329,12 @@ impl Section for DisplayConfig {
     const NAME: &'static str = "display";
 
     fn validate(&self) -> Result<(), Invalid> {
-        Invalid::positive("display.refresh_hz", self.refresh_hz)?;
+        Invalid::positive_at_most(
+            "display.refresh_hz",
+            self.refresh_hz,
+            MAX_DEVICE_RATE_HZ,
+            "Hz",
+        )?;
         if self.backend != DisplayBackend::Sim {
             self.monitor.validate().map_err(|e| {
                 // The stimulus crate names the field after `monitor.`; keep its message whole.
@@ -328,6 +374,7 @@ impl Section for RingsConfig {
                 "must be at least rings.stage_ring + rings.recorder_ring + 4",
             ));
         }
+        // What the pool costs in memory is checked across sections (`config::memory`).
         Ok(())
     }
 }
@@ -335,7 +382,47 @@ impl Section for RingsConfig {
 impl Section for DashboardSettings {
     const NAME: &'static str = "dashboard";
 
+    /// A dashboard asked for must be able to start: a bad address or token is an error before
+    /// the session begins, not a session that runs without its dashboard.
     fn validate(&self) -> Result<(), Invalid> {
-        Ok(())
+        Invalid::in_range(
+            "dashboard.max_connections",
+            self.max_connections as u64,
+            1,
+            1024,
+            "1 ..= 1024 connections at once",
+        )?;
+        Invalid::positive_at_most(
+            "dashboard.header_timeout_s",
+            self.header_timeout_s,
+            MAX_WAIT_S,
+            "seconds",
+        )?;
+        if !self.enabled {
+            return Ok(());
+        }
+        let bind: std::net::SocketAddr = self.bind.parse().map_err(|e| {
+            Invalid::new(
+                "dashboard.bind",
+                format!("{:?}", self.bind),
+                format!("must be an IP address and port such as \"127.0.0.1:8787\" ({e})"),
+            )
+        })?;
+        match &self.token {
+            Some(t) if t.trim().is_empty() => Err(Invalid::new(
+                "dashboard.token",
+                "\"\"",
+                "must not be empty: set a token, or remove the line (loopback binds only)",
+            )),
+            None if !bind.ip().is_loopback() => Err(Invalid::new(
+                "dashboard.token",
+                "(missing)",
+                format!(
+                    "required because dashboard.bind = {bind} is not a loopback address: set a \
+                     token (clients add ?token=...) or bind to 127.0.0.1"
+                ),
+            )),
+            _ => Ok(()),
+        }
     }
 }

@@ -29,7 +29,7 @@
 
 use crate::backbone::telemetry::{Anomaly, Counters};
 use crate::vocab::protocol::{ClockDomain, Stream};
-use crate::vocab::section::{Invalid, Section};
+use crate::vocab::section::{Invalid, MAX_WAIT_S, Section};
 use serde::{Deserialize, Serialize};
 use twinloop_calibration::clock::{ClockFit, ClockGuess, SyncConfig, SyncError, fit_clock};
 
@@ -119,10 +119,12 @@ impl Section for ClocksConfig {
                 ),
             ));
         }
-        Invalid::positive("clocks.stale_after_s", self.stale_after_s).map_err(|e| Invalid {
-            allowed: "must be a positive number of seconds".into(),
-            ..e
-        })?;
+        Invalid::positive_at_most(
+            "clocks.stale_after_s",
+            self.stale_after_s,
+            MAX_WAIT_S,
+            "seconds",
+        )?;
         // The calibration crate's own check names the field after `sync.`.
         self.sync.validate().map_err(|e| {
             Invalid::new(

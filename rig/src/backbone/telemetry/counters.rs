@@ -74,7 +74,7 @@ pub enum Anomaly {
     },
 }
 
-const REJECT_LABELS: [&str; 14] = [
+const REJECT_LABELS: [&str; 15] = [
     "frame_count",
     "header_length",
     "bad_magic",
@@ -85,6 +85,7 @@ const REJECT_LABELS: [&str; 14] = [
     "topic_mismatch",
     "dtype_not_allowed",
     "payload_size",
+    "shape_overflow",
     "sequence",
     "shape",
     "not_an_input",
@@ -127,6 +128,14 @@ pub struct Counters {
     pub clock_anomalies: AtomicU64,
     /// Writes to the session log that failed (a full disk, say): recording has stopped.
     pub log_write_errors: AtomicU64,
+    /// Records a stage could not hand the recorder without stalling (pupil records, `late`
+    /// anomalies): dropped from the log, counted here.
+    pub records_dropped: AtomicU64,
+    /// Imaging frames the pipeline could not process (registration or deconvolution failed):
+    /// no activity for them.
+    pub frames_failed: AtomicU64,
+    /// Values that could not be encoded as JSON (logged as errors; the record is dropped).
+    pub json_errors: AtomicU64,
     rejected: [AtomicU64; REJECT_LABELS.len()],
 }
 
@@ -163,6 +172,12 @@ pub struct CountersSnapshot {
     pub clock_anomalies: u64,
     #[serde(default)]
     pub log_write_errors: u64,
+    #[serde(default)]
+    pub records_dropped: u64,
+    #[serde(default)]
+    pub frames_failed: u64,
+    #[serde(default)]
+    pub json_errors: u64,
     pub rejected: std::collections::BTreeMap<String, u64>,
 }
 
@@ -224,6 +239,9 @@ impl Counters {
             clock_jumps: g(&self.clock_jumps),
             clock_anomalies: g(&self.clock_anomalies),
             log_write_errors: g(&self.log_write_errors),
+            records_dropped: g(&self.records_dropped),
+            frames_failed: g(&self.frames_failed),
+            json_errors: g(&self.json_errors),
             rejected: REJECT_LABELS
                 .iter()
                 .zip(&self.rejected)
@@ -249,10 +267,14 @@ mod tests {
             ProtocolError::UnknownStream(99),
             ProtocolError::UnknownDtype(99),
             ProtocolError::Ndim(9),
+            ProtocolError::ShapeOverflow {
+                dtype: crate::vocab::protocol::Dtype::I64,
+                shape: [65536; 4],
+            },
         ] {
             c.reject_protocol(&e);
             assert_eq!(c.rejected(e.label()), 1, "{}", e.label());
         }
-        assert_eq!(c.snapshot().rejected_total(), 7);
+        assert_eq!(c.snapshot().rejected_total(), 8);
     }
 }

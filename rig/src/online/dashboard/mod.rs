@@ -33,6 +33,7 @@
 //! `?token=...` or `Authorization: Bearer ...` (401 otherwise).
 
 pub mod bus;
+mod listener;
 mod server;
 pub mod state;
 #[cfg(test)]
@@ -67,6 +68,10 @@ pub struct DashboardConfig {
     pub traces: usize,
     /// Length of the time traces, in seconds (e.g. 30).
     pub history_s: f64,
+    /// Connections served at once; more wait in the kernel's backlog.
+    pub max_connections: usize,
+    /// A client whose request headers are not in by then is dropped.
+    pub header_timeout: std::time::Duration,
 }
 
 impl Default for DashboardConfig {
@@ -76,6 +81,8 @@ impl Default for DashboardConfig {
             token: None,
             traces: state::MAX_TRACES,
             history_s: 30.0,
+            max_connections: 64,
+            header_timeout: std::time::Duration::from_secs(10),
         }
     }
 }
@@ -253,10 +260,14 @@ impl Dashboard {
         };
         let state = DashState::new(cfg.traces, cfg.history_s);
         let token = cfg.token.clone();
+        let limits = server::Limits {
+            max_connections: cfg.max_connections,
+            header_timeout: cfg.header_timeout,
+        };
         let thread = std::thread::Builder::new()
             .name("twinloop-dashboard".into())
             .spawn(move || {
-                server::run(runtime, listener, token, state, inputs, stop_rx);
+                server::run(runtime, listener, limits, token, state, inputs, stop_rx);
             })
             .map_err(DashboardError::Thread)?;
         tracing::info!(%addr, token = cfg.token.is_some(), "dashboard serving");

@@ -19,6 +19,7 @@ use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
 use tokio::sync::{mpsc, watch};
 
+use super::listener::CappedListener;
 use super::state::{DashEvent, DashState};
 use super::{FeedStats, PUBLISH_INTERVAL, Slot};
 
@@ -62,11 +63,18 @@ struct Shared {
     stream_clients: AtomicUsize,
 }
 
+/// How many clients are served at once, and how long one may take over its headers.
+pub(super) struct Limits {
+    pub max_connections: usize,
+    pub header_timeout: Duration,
+}
+
 /// Runs the server and the state task until `stop` turns true (or its sender
 /// is dropped). Blocks the calling thread; errors are logged.
 pub(super) fn run(
     runtime: tokio::runtime::Runtime,
     listener: std::net::TcpListener,
+    limits: Limits,
     token: Option<String>,
     state: DashState,
     inputs: Inputs,
@@ -74,7 +82,7 @@ pub(super) fn run(
 ) {
     runtime.block_on(async move {
         let listener = match tokio::net::TcpListener::from_std(listener) {
-            Ok(l) => l,
+            Ok(l) => CappedListener::new(l, limits.max_connections, limits.header_timeout),
             Err(e) => {
                 tracing::error!(error = %e, "dashboard: could not use the bound socket; not serving");
                 return;

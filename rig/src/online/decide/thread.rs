@@ -205,7 +205,9 @@ impl SelectorThread {
         };
         self.selector
             .set_scan_offsets(a.frame.plane, scan.offsets_s.clone());
-        let value = serde_json::to_value(scan).unwrap_or_default();
+        let Some(value) = self.json("cell scan offsets", scan) else {
+            return;
+        };
         let mut m = Message::json(Stream::Cells, 0, a.frame.t.as_nanos(), &value);
         m.header.plane = a.frame.plane;
         self.links.bus.publish(m);
@@ -247,14 +249,15 @@ impl SelectorThread {
             rig_s = latest.as_nanos() as f64 * 1e-9,
             "decided"
         );
-        let value = serde_json::to_value(&d).unwrap_or_default();
-        self.links.bus.publish(Message::json(
-            Stream::Decision,
-            d.trial,
-            d.after_frame_t_ns,
-            &value,
-        ));
-        self.record_json(RecordKind::Decision, value);
+        if let Some(value) = self.json("decision", &d) {
+            self.links.bus.publish(Message::json(
+                Stream::Decision,
+                d.trial,
+                d.after_frame_t_ns,
+                &value,
+            ));
+            self.record_json(RecordKind::Decision, value);
+        }
         d
     }
 
@@ -263,6 +266,19 @@ impl SelectorThread {
         while let Ok(o) = self.links.onsets.try_recv() {
             self.selector.onset(o.trial, o.stimulus, o.t);
             self.clock.onset(o.trial, o.t);
+        }
+    }
+
+    /// `v` as JSON; a failure is an error in the log and a counted `json_errors` (the message
+    /// and record are skipped), never a silent `null`.
+    fn json(&self, what: &str, v: &impl serde::Serialize) -> Option<serde_json::Value> {
+        match serde_json::to_value(v) {
+            Ok(value) => Some(value),
+            Err(e) => {
+                Counters::inc(&self.links.counters.json_errors);
+                tracing::error!(error = %e, "the {what} cannot be encoded as JSON; not published or recorded");
+                None
+            }
         }
     }
 

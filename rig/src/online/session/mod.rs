@@ -356,6 +356,8 @@ fn start_dashboard(cfg: &Config) -> Option<Dashboard> {
     match Dashboard::start(DashboardConfig {
         bind,
         token: d.token.clone(),
+        max_connections: d.max_connections,
+        header_timeout: Duration::from_secs_f64(d.header_timeout_s),
         ..DashboardConfig::default()
     }) {
         Ok(dash) => {

@@ -11,6 +11,7 @@
 //! Nothing here allocates per frame: payload bytes are decoded into a pooled buffer and the
 //! handle is cloned into the rings.
 
+use super::rate_limit::{RateLimit, Verdict};
 use super::time_guard::TimeGuard;
 use crate::backbone::bus::Bus;
 use crate::backbone::durable::{Ack, Durable};
@@ -28,6 +29,9 @@ use crossbeam_channel::Sender;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::time::Duration;
+
+/// Rejections of one label are warned about and recorded at most this often, ns.
+const REPORT_INTERVAL_NS: i64 = 1_000_000_000;
 
 /// Where ingest hands things on.
 pub struct IngestOutputs {
@@ -145,6 +149,9 @@ pub struct Ingest {
     time_guard: TimeGuard,
     /// The session is stopping: waits for a slot or the recorder give up.
     stop: Option<Arc<AtomicBool>>,
+    /// Thins rejection warnings and anomaly records to one per label per second (counted
+    /// exactly all the same).
+    reports: RateLimit,
 }
 
 impl Ingest {
@@ -173,6 +180,7 @@ impl Ingest {
             handed_on: 0,
             on_frame: None,
             latency: LatencyHist::new("ingest"),
+            reports: RateLimit::new(REPORT_INTERVAL_NS),
             clocks: ClockSync::new(clocks.clone()),
             bus: None,
             clock_seq: 0,
@@ -401,7 +409,10 @@ impl Ingest {
                 }
             }
             Stream::EyeCamera
-                if h.ndim != 2 || h.elements() > self.eye_capacity || h.elements() == 0 =>
+                if h.ndim != 2
+                    || !h
+                        .elements()
+                        .is_some_and(|n| (1..=self.eye_capacity).contains(&n)) =>
             {
                 return Err(format!(
                     "eye frame shape {:?} does not fit the eye camera's {} pixels",
@@ -515,16 +526,30 @@ impl Ingest {
         Outcome::EyeFrame { seq: h.seq }
     }
 
-    fn reject_protocol(&mut self, e: ProtocolError, frames: &[Bytes]) -> Outcome {
+    /// A message that broke the protocol. `frames` are the parts kept (at most the protocol's
+    /// three: a source that receives more discards the rest and says how many in `e`).
+    pub(crate) fn reject_protocol(&mut self, e: ProtocolError, frames: &[Bytes]) -> Outcome {
         // Name the stream and sequence when the header itself was readable.
         let header = frames.get(1).and_then(|b| Header::decode(b).ok());
         let label = e.label();
         self.reject(label, e.to_string(), header.as_ref())
     }
 
+    /// Counts every rejection; warns and records an anomaly for at most one per label per
+    /// second, the first of each second saying how many were held back before it
+    /// ([`Ingest::summarise_rejections`] reports the rest once a flood stops).
     fn reject(&mut self, label: &'static str, reason: String, h: Option<&Header>) -> Outcome {
         self.counters.reject(label);
-        tracing::warn!(label, stream = ?h.map(|h| h.stream), seq = ?h.map(|h| h.seq), %reason, "message rejected");
+        let held = match self.reports.check(label, host_monotonic_ns()) {
+            Verdict::Hold => return Outcome::Rejected(label),
+            Verdict::Report { held } => held,
+        };
+        tracing::warn!(label, stream = ?h.map(|h| h.stream), seq = ?h.map(|h| h.seq), %reason, held_back = held, "message rejected");
+        let reason = if held > 0 {
+            format!("{reason} ({held} more `{label}` rejections since the last report, counted)")
+        } else {
+            reason
+        };
         self.send_event(RecorderItem::Anomaly(Anomaly::Rejected {
             reason,
             label: label.to_string(),
@@ -532,6 +557,31 @@ impl Ingest {
             seq: h.map(|h| h.seq),
         }));
         Outcome::Rejected(label)
+    }
+
+    /// Reports the rejections held back for a second or more ("N more since"): the source
+    /// calls it while idle, so a flood that stops is still accounted for in the log.
+    pub fn summarise_rejections(&mut self) {
+        for held in self.reports.due(host_monotonic_ns()) {
+            let reason = format!(
+                "{} more `{}` rejections in the {:.1} s since the last report (counted, not \
+                 logged one by one)",
+                held.held,
+                held.label,
+                (host_monotonic_ns() - held.since_ns) as f64 * 1e-9
+            );
+            tracing::warn!(
+                label = held.label,
+                held_back = held.held,
+                "messages rejected"
+            );
+            self.send_event(RecorderItem::Anomaly(Anomaly::Rejected {
+                reason,
+                label: held.label.to_string(),
+                stream: None,
+                seq: None,
+            }));
+        }
     }
 
     /// The recorder must see every event: block (briefly) rather than drop.

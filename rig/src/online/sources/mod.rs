@@ -2,6 +2,7 @@
 //! so a real microscope bridge and the simulated rig look alike downstream.
 
 pub mod ingest;
+pub mod rate_limit;
 pub mod time_guard;
 pub mod zmq_ingest;
 

@@ -12,6 +12,7 @@
 
 use super::{Ingest, Outcome};
 use crate::vocab::clock::host_monotonic_ns;
+use crate::vocab::protocol::ProtocolError;
 use bytes::Bytes;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -28,6 +29,35 @@ pub enum IngestEnd {
     Stopped,
     /// Frames covering `session.duration_s` of rig time arrived.
     Duration,
+}
+
+/// Parts of a protocol message: `[topic][header][payload]`.
+const MESSAGE_PARTS: usize = 3;
+
+/// Receives one message part by part into `frames`, keeping at most [`MESSAGE_PARTS`] and
+/// discarding the rest unkept (a 400-part message used to cost 400 copies in one
+/// `recv_multipart` before it was rejected); returns how many parts the message had.
+///
+/// libzmq delivers a multipart message whole, so its own queue holds every part until they
+/// are read (each at most `ZMQ_MAXMSGSIZE`); what this saves is the daemon's copy of them.
+pub(crate) fn recv_capped(
+    sock: &zmq::Socket,
+    frames: &mut Vec<Bytes>,
+) -> Result<usize, zmq::Error> {
+    frames.clear();
+    // `Bytes::from(Vec)` takes the buffer libzmq's binding filled; nothing is copied.
+    frames.push(Bytes::from(sock.recv_bytes(zmq::DONTWAIT)?));
+    let mut total = 1;
+    while sock.get_rcvmore()? {
+        total += 1;
+        if frames.len() < MESSAGE_PARTS {
+            frames.push(Bytes::from(sock.recv_bytes(0)?));
+        } else {
+            // Read into nothing: the part is dropped by libzmq, never copied out.
+            sock.recv_into(&mut [], 0)?;
+        }
+    }
+    Ok(total)
 }
 
 /// Messages a PULL socket queues before TCP back-pressure reaches the sender.
@@ -79,12 +109,15 @@ pub fn run(
 ) -> IngestEnd {
     let mut first_t: Option<i64> = None;
     let mut last_input = Instant::now();
+    let mut frames: Vec<Bytes> = Vec::with_capacity(MESSAGE_PARTS);
     loop {
         if stop.load(Ordering::Acquire) {
             return IngestEnd::Stopped;
         }
         match sock.poll(zmq::POLLIN, 50) {
             Ok(0) => {
+                // A quiet moment: say how many rejections were held back, if any.
+                ingest.summarise_rejections();
                 if last_input.elapsed() >= idle_timeout {
                     tracing::warn!(
                         idle_s = idle_timeout.as_secs_f64(),
@@ -100,8 +133,8 @@ pub fn run(
                 continue;
             }
         }
-        let parts = match sock.recv_multipart(zmq::DONTWAIT) {
-            Ok(parts) => parts,
+        let total = match recv_capped(sock, &mut frames) {
+            Ok(total) => total,
             Err(zmq::Error::EAGAIN) => continue,
             Err(e) => {
                 tracing::warn!(error = %e, "receive error");
@@ -110,8 +143,11 @@ pub fn run(
         };
         last_input = Instant::now();
         let recv_ns = host_monotonic_ns();
-        // `Bytes::from(Vec)` takes the buffer libzmq's binding filled; nothing is copied.
-        let frames: Vec<Bytes> = parts.into_iter().map(Bytes::from).collect();
+        if total != MESSAGE_PARTS {
+            // Only the first parts were kept; the error carries the true count.
+            ingest.reject_protocol(ProtocolError::FrameCount(total), &frames);
+            continue;
+        }
         match ingest.handle(&frames, recv_ns) {
             Outcome::End => return IngestEnd::SourceEnded,
             Outcome::Stopped => return IngestEnd::Stopped,
@@ -123,5 +159,40 @@ pub fn run(
                 return IngestEnd::Duration;
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A message of many parts keeps only the protocol's three and reports the true count; the
+    /// next message is read whole, so the stream stays in step.
+    #[test]
+    fn extra_parts_are_counted_and_discarded_unkept() {
+        let ctx = zmq::Context::new();
+        let endpoint = "inproc://recv-capped";
+        let (pull, _) = bind_pull(&ctx, endpoint, 1 << 20).unwrap();
+        let push = ctx.socket(zmq::PUSH).unwrap();
+        push.connect(endpoint).unwrap();
+        let part = vec![7u8; 1024];
+        let parts: Vec<&[u8]> = (0..400).map(|_| part.as_slice()).collect();
+        push.send_multipart(&parts, 0).unwrap();
+        push.send_multipart([b"a".as_slice(), b"b", b"c"], 0)
+            .unwrap();
+        push.send(b"lonely".as_slice(), 0).unwrap();
+        let mut frames = Vec::new();
+        let recv = |frames: &mut Vec<Bytes>| loop {
+            match recv_capped(&pull, frames) {
+                Err(zmq::Error::EAGAIN) => std::thread::yield_now(),
+                other => break other.unwrap(),
+            }
+        };
+        assert_eq!(recv(&mut frames), 400);
+        assert_eq!(frames.len(), MESSAGE_PARTS);
+        assert_eq!(recv(&mut frames), 3);
+        assert_eq!(frames, [b"a".as_slice(), b"b", b"c"]);
+        assert_eq!(recv(&mut frames), 1);
+        assert_eq!(frames, [b"lonely".as_slice()]);
     }
 }

@@ -233,11 +233,20 @@ impl BehaviourStage {
                 return;
             }
         };
-        if let Ok(value) = serde_json::to_value(&record) {
-            let _ = self.events.try_send(RecorderItem::Json {
+        let Some(value) = json_value("pupil record", &record, &self.counters) else {
+            return;
+        };
+        // Best effort (the stage must keep up with the camera), but never silent: pupil
+        // records feed the NWB export, so each one dropped for a full recorder is counted.
+        if self
+            .events
+            .try_send(RecorderItem::Json {
                 kind: RecordKind::Pupil,
                 value,
-            });
+            })
+            .is_err()
+        {
+            Counters::inc(&self.counters.records_dropped);
         }
     }
 
@@ -256,7 +265,7 @@ impl BehaviourStage {
         if !(b.pupil == Fill::Measured && b.treadmill == Fill::Measured) {
             Counters::inc(&self.counters.behaviour_filled);
         }
-        let Ok(value) = serde_json::to_value(&record) else {
+        let Some(value) = json_value("behaviour record", &record, &self.counters) else {
             return;
         };
         if let Some(tx) = &self.to_selector
@@ -277,6 +286,78 @@ impl BehaviourStage {
     }
 }
 
+/// `v` as JSON; a failure is an error in the log and a counted `json_errors`, never a silent
+/// gap.
+fn json_value(
+    what: &str,
+    v: &impl serde::Serialize,
+    counters: &Counters,
+) -> Option<serde_json::Value> {
+    match serde_json::to_value(v) {
+        Ok(value) => Some(value),
+        Err(e) => {
+            Counters::inc(&counters.json_errors);
+            tracing::error!(error = %e, "{what} cannot be encoded as JSON; not recorded");
+            None
+        }
+    }
+}
+
 fn finite(v: f64) -> Option<f64> {
     v.is_finite().then_some(v)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::backbone::frames::{EyeBuf, FrameMeta};
+    use crate::backbone::ring::{Pool, ring};
+    use crate::backbone::telemetry::Anomaly;
+    use crate::vocab::protocol::{Dtype, Header};
+
+    /// Pupil records that found the recorder's queue full were dropped uncounted (#16); they
+    /// feed the NWB export, so each one lost is now counted.
+    #[test]
+    fn pupil_records_dropped_for_a_full_recorder_are_counted() {
+        let (w, h) = (64u32, 48u32);
+        let counters = Arc::new(Counters::default());
+        let wake = Wakeup::new();
+        let (mut eye_tx, eye) = ring(16, Arc::clone(&wake));
+        let (inputs_tx, inputs) = crossbeam_channel::bounded(4);
+        let (bus, _inbox) = crate::backbone::bus::bus(16, Arc::clone(&counters));
+        // The recorder's queue holds one item and is full already.
+        let (events, events_rx) = crossbeam_channel::bounded(1);
+        events
+            .send(RecorderItem::Anomaly(Anomaly::Underrun {
+                display_frame: 0,
+            }))
+            .unwrap();
+        let stage = BehaviourStage::new(
+            &BehaviourStageConfig::default(),
+            BehaviourLinks {
+                eye,
+                inputs,
+                wake,
+                bus,
+                events,
+                to_selector: None,
+                counters: Arc::clone(&counters),
+            },
+        )
+        .unwrap();
+        let pool = Pool::new(8, || EyeBuf::with_capacity((w * h) as usize));
+        let n = 4u64;
+        for seq in 0..n {
+            let header = Header::new(Stream::EyeCamera, Dtype::U8, &[h, w], seq, seq as i64);
+            let mut slot = pool.try_take().unwrap();
+            slot.meta = FrameMeta::from_header(&header, 0);
+            slot.pixels.fill(128);
+            slot.len = (w * h) as usize;
+            assert!(eye_tx.try_push(slot.freeze()).is_ok());
+        }
+        drop((eye_tx, inputs_tx));
+        stage.run();
+        assert_eq!(counters.snapshot().records_dropped, n);
+        assert_eq!(events_rx.len(), 1, "only the item that filled the queue");
+    }
 }

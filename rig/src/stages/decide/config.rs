@@ -2,7 +2,7 @@
 //! adaptive design's readouts read. [`DecideSetup`] is everything building a selector needs.
 
 use crate::stages::decide::design::DesignConfig;
-use crate::vocab::section::{Invalid, Section};
+use crate::vocab::section::{Invalid, MAX_WAIT_S, Section};
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
 use twinloop_stimulus::ViewGeometry;
@@ -133,17 +133,22 @@ impl Section for TrialsConfig {
     const NAME: &'static str = "trials";
 
     fn validate(&self) -> Result<(), Invalid> {
-        Invalid::positive("trials.stimulus_s", self.stimulus_s)?;
-        Invalid::non_negative("trials.gray_s", self.gray_s).map_err(|e| Invalid {
-            allowed: "must be zero or a positive number of seconds".into(),
-            ..e
-        })?;
-        Invalid::non_negative("trials.response_wait_s", self.response_wait_s).map_err(|e| {
-            Invalid {
-                allowed: "must be zero or a positive number of seconds".into(),
-                ..e
-            }
-        })?;
+        let s = "seconds";
+        Invalid::positive_at_most("trials.stimulus_s", self.stimulus_s, MAX_WAIT_S, s)?;
+        Invalid::non_negative_at_most("trials.gray_s", self.gray_s, MAX_WAIT_S, s)?;
+        Invalid::non_negative_at_most(
+            "trials.response_wait_s",
+            self.response_wait_s,
+            MAX_WAIT_S,
+            s,
+        )?;
+        // Its lower bound depends on the imaging rate (`Config::validate`).
+        Invalid::positive_at_most(
+            "trials.decision_lead_s",
+            self.decision_lead_s,
+            MAX_WAIT_S,
+            s,
+        )?;
         self.design.validate()
     }
 }

@@ -1,7 +1,7 @@
 //! `[imaging]`: the microscope's frames and how they become one value per cell.
 
 use crate::stages::imaging::ImagingParams;
-use crate::vocab::section::{Invalid, Section};
+use crate::vocab::section::{Invalid, MAX_DEVICE_RATE_HZ, MAX_WAIT_S, Section};
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
 
@@ -71,7 +71,18 @@ impl Section for ImagingConfig {
         Invalid::in_range("imaging.height", self.height.into(), 8, 8192, px)?;
         Invalid::in_range("imaging.planes", self.planes.into(), 1, 64, "1 ..= 64")?;
         Invalid::in_range("imaging.channels", self.channels.into(), 1, 4, "1 ..= 4")?;
-        Invalid::positive("imaging.frame_rate_hz", self.frame_rate_hz)?;
+        Invalid::positive_at_most(
+            "imaging.frame_rate_hz",
+            self.frame_rate_hz,
+            MAX_DEVICE_RATE_HZ,
+            "Hz",
+        )?;
+        Invalid::positive_at_most(
+            "imaging.late_after_ms",
+            self.late_after_ms,
+            MAX_WAIT_S * 1e3,
+            "milliseconds",
+        )?;
         Invalid::in_range(
             "imaging.grid_block_px",
             self.grid_block_px.into(),
@@ -79,6 +90,9 @@ impl Section for ImagingConfig {
             512,
             "2 ..= 512 pixels",
         )?;
+        // Every pipeline parameter, checked at start: a bad one would otherwise surface only at
+        // calibration time, as a session with zero processed frames.
+        self.pipeline.validate(self.plane_rate_hz())?;
         if self.pipeline.channel >= self.channels {
             return Err(Invalid::new(
                 "imaging.pipeline.channel",

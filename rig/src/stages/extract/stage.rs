@@ -164,7 +164,7 @@ impl ExtractStage {
                     } else {
                         p.poll(&mut emit);
                     }
-                    record_notes(p, &self.out);
+                    record_notes(p, &self.out, &self.counters);
                 }
                 if finished {
                     break;
@@ -209,14 +209,18 @@ impl ExtractStage {
             Extractor::Pipeline(p) => {
                 // Zero, one, or (right after calibration) many frames become ready; each is
                 // sent as it comes, so the backlog never holds more than one activity slot.
-                let skipped = p.skipped;
+                let (skipped, failed) = (p.skipped, p.frames_failed());
                 p.on_frame(frame, &mut |m: &FrameMeta, o: &FrameOutput<'_>| {
                     sink.emit(m, o)
                 });
                 if p.skipped > skipped {
                     Counters::inc(&sink.counters.stage_skips);
                 }
-                record_notes(p, sink.out);
+                sink.counters.frames_failed.fetch_add(
+                    p.frames_failed() - failed,
+                    std::sync::atomic::Ordering::Relaxed,
+                );
+                record_notes(p, sink.out, sink.counters);
             }
         }
     }
@@ -232,13 +236,20 @@ struct Sink<'a> {
     popped_ns: i64,
 }
 
-/// The pipeline's notes (calibration results) into the session log. Rare: after calibration.
-fn record_notes(p: &mut OnlinePipeline, out: &StageOutputs) {
+/// The pipeline's notes (calibration results) into the session log. Rare (after calibration)
+/// and needed to read the session back, so the stage waits for room rather than drop one; a
+/// recorder that is gone (a panic, logged where it happened; or an offline stage, which has
+/// no log) is counted.
+fn record_notes(p: &mut OnlinePipeline, out: &StageOutputs, counters: &Counters) {
     for value in p.take_notes() {
-        let _ = out.events.try_send(RecorderItem::Json {
+        let note = RecorderItem::Json {
             kind: crate::vocab::records::RecordKind::Note,
             value,
-        });
+        };
+        if out.events.send(note).is_err() {
+            Counters::inc(&counters.records_dropped);
+            tracing::debug!("no recorder: a calibration note is not recorded");
+        }
     }
 }
 
@@ -288,8 +299,16 @@ impl Sink<'_> {
                 seq: meta.seq,
                 latency_us: latency as f64 / 1e3,
             };
-            // Best effort: a full recorder queue must not stall the stage for a late notice.
-            let _ = self.out.events.try_send(RecorderItem::Anomaly(anomaly));
+            // Best effort: a full recorder queue must not stall the stage for a late notice;
+            // one dropped is counted (`late_frames` still counts every late frame).
+            if self
+                .out
+                .events
+                .try_send(RecorderItem::Anomaly(anomaly))
+                .is_err()
+            {
+                Counters::inc(&self.counters.records_dropped);
+            }
         }
     }
 }
@@ -316,5 +335,72 @@ fn push_waiting<T>(tx: &mut RingTx<T>, item: T, counters: &Counters) {
         pending = back;
         Counters::inc(&counters.recorder_waits);
         std::thread::sleep(Duration::from_micros(20));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::backbone::frames::FrameBuf;
+    use crate::backbone::ring::ring;
+    use crate::vocab::protocol::{Dtype, Header, Stream};
+
+    /// `late` notices that found the recorder's queue full used to vanish (#16): each one is
+    /// counted, and `late_frames` still counts every late frame.
+    #[test]
+    fn late_notices_dropped_for_a_full_recorder_are_counted() {
+        let (w, h) = (16u32, 8u32);
+        let extractor = Extractor::Footprints(Footprints::grid(w, h, 4));
+        let n_cells = extractor.max_cells();
+        let counters = Arc::new(Counters::default());
+        let wake = Wakeup::new();
+        let (mut input, stage_rx) = ring(32, Arc::clone(&wake));
+        let (to_recorder, mut recorder) = ring(64, Wakeup::new());
+        let (to_selector, mut selector) = ring(64, Wakeup::new());
+        let (to_bus, _bus_rx) = ring(64, Wakeup::new());
+        let (bus, _inbox) = crate::backbone::bus::bus(16, Arc::clone(&counters));
+        // The recorder's queue holds one item and is full already.
+        let (events, events_rx) = crossbeam_channel::bounded(1);
+        events
+            .send(RecorderItem::Anomaly(Anomaly::Underrun {
+                display_frame: 0,
+            }))
+            .unwrap();
+        let out = StageOutputs {
+            pool: Pool::new(64, || ActivityBuf::with_capacity(n_cells)),
+            to_recorder,
+            to_selector,
+            to_bus,
+            bus,
+            events,
+            to_dashboard: None,
+        };
+        // A budget of -1 ns: every frame is late.
+        let stage = ExtractStage::new(extractor, stage_rx, wake, out, Arc::clone(&counters), -1);
+        let frames = Pool::new(8, || FrameBuf::with_capacity((w * h) as usize));
+        let n = 5u64;
+        for seq in 0..n {
+            let header = Header::new(Stream::TwoPhoton, Dtype::U16, &[h, w], seq, 0);
+            let mut slot = frames.try_take().unwrap();
+            slot.fill_from_le(
+                FrameMeta::from_header(&header, host_monotonic_ns()),
+                &vec![0u8; (2 * w * h) as usize],
+            );
+            assert!(input.try_push(slot.freeze()).is_ok());
+        }
+        drop(input);
+        let thread = std::thread::spawn(move || stage.run());
+        let mut got = 0;
+        while got < n {
+            while recorder.try_pop().is_some() {
+                got += 1;
+            }
+            while selector.try_pop().is_some() {}
+            std::thread::yield_now();
+        }
+        thread.join().unwrap();
+        let s = counters.snapshot();
+        assert_eq!((s.late_frames, s.records_dropped), (n, n));
+        assert_eq!(events_rx.len(), 1, "only the item that filled the queue");
     }
 }

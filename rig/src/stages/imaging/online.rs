@@ -91,6 +91,8 @@ struct PlaneOnline {
     held_full_since: Option<u64>,
     /// Seq of the last frame given to the bank (gaps are measured from it).
     last_seq: Option<u64>,
+    /// Frames that could not be processed (registration or deconvolution failed).
+    failed: u64,
 }
 
 pub struct OnlinePipeline {
@@ -144,6 +146,7 @@ impl OnlinePipeline {
                 spikes: vec![0.0; params.cells.max_cells],
                 held_full_since: None,
                 last_seq: None,
+                failed: 0,
             });
         }
         Ok(OnlinePipeline {
@@ -194,6 +197,12 @@ impl OnlinePipeline {
     }
 
     /// Notes for the session log gathered since the last call (calibration results).
+    /// Frames no activity came from because processing failed, over all planes (counted by
+    /// the stage as `frames_failed`).
+    pub fn frames_failed(&self) -> u64 {
+        self.planes.iter().map(|p| p.failed).sum()
+    }
+
     pub fn take_notes(&mut self) -> Vec<serde_json::Value> {
         std::mem::take(&mut self.notes)
     }
@@ -442,10 +451,10 @@ impl PlaneOnline {
                 }
                 self.last_seq = Some(meta.seq);
                 let n = out.dff.len().min(self.spikes.len());
-                if bank
-                    .push_frame(&out.dff[..n], &mut self.spikes[..n])
-                    .is_ok()
-                {
+                if let Err(e) = bank.push_frame(&out.dff[..n], &mut self.spikes[..n]) {
+                    self.failed += 1;
+                    tracing::warn!(plane = self.plane, seq = meta.seq, error = %e, "frame not deconvolved");
+                } else {
                     let output = FrameOutput {
                         spikes: &self.spikes[..n],
                         f: &out.f[..n],
@@ -457,6 +466,7 @@ impl PlaneOnline {
                 }
             }
             Err(e) => {
+                self.failed += 1;
                 tracing::warn!(plane = self.plane, seq = meta.seq, error = %e, "frame not processed")
             }
         }

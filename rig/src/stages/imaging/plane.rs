@@ -3,6 +3,7 @@
 use crate::backbone::frames::FrameRegistration;
 use crate::stages::deconvolve::params::{g_from_tau, lambda_from_noise, noise_sigma};
 use crate::stages::deconvolve::{Ar1Params, Params, deconvolve_trace};
+use crate::vocab::section::Invalid;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 use thiserror::Error;
@@ -49,6 +50,69 @@ impl Default for ImagingParams {
         }
     }
 }
+
+impl ImagingParams {
+    /// Checks every field at each plane's frame rate; the error names it by its full path
+    /// (`imaging.pipeline.cells.calibration_frames`). The calibration crate checks its own
+    /// parameter groups; this adds the deconvolution's.
+    pub fn validate(&self, plane_rate_hz: f64) -> Result<(), Invalid> {
+        use twinloop_calibration::imaging::{
+            cells::CellsError, fluorescence::FluorescenceError, register::RegistrationError,
+        };
+        let named = |group: &str, field: &str, reason: String| {
+            Invalid::new(format!("imaging.pipeline.{group}.{field}"), "", reason)
+        };
+        self.registration.validate().map_err(|e| match e {
+            RegistrationError::InvalidParam { field, reason } => {
+                named("registration", field, reason)
+            }
+            e => Invalid::new("imaging.pipeline.registration", "", e.to_string()),
+        })?;
+        self.cells.validate().map_err(|e| match e {
+            CellsError::InvalidParam { field, reason } => named("cells", field, reason),
+            e => Invalid::new("imaging.pipeline.cells", "", e.to_string()),
+        })?;
+        self.fluorescence
+            .validate(plane_rate_hz)
+            .map_err(|e| match e {
+                FluorescenceError::InvalidParam { field, reason } => {
+                    named("fluorescence", field, reason)
+                }
+                e => Invalid::new("imaging.pipeline.fluorescence", "", e.to_string()),
+            })?;
+        Invalid::positive_at_most(
+            "imaging.pipeline.tau_decay_s",
+            self.tau_decay_s,
+            MAX_INDICATOR_TAU_S,
+            "seconds (the indicator's decay; GCaMP6s is about 1.2)",
+        )?;
+        Invalid::non_negative_at_most(
+            "imaging.pipeline.lambda_noise",
+            self.lambda_noise,
+            MAX_LAMBDA_NOISE,
+            "noise levels",
+        )?;
+        Invalid::in_range(
+            "imaging.pipeline.settle_frames",
+            self.settle_frames.into(),
+            1,
+            100_000,
+            "1 ..= 100000 frames",
+        )?;
+        Invalid::in_range(
+            "imaging.pipeline.bridge_gap_frames",
+            self.bridge_gap_frames.into(),
+            0,
+            100_000,
+            "0 ..= 100000 frames",
+        )
+    }
+}
+
+/// The slowest indicator decay accepted, seconds: an order of magnitude above any GCaMP's.
+const MAX_INDICATOR_TAU_S: f64 = 60.0;
+/// The largest sparsity penalty accepted, in noise levels (beyond it OASIS finds no spikes).
+const MAX_LAMBDA_NOISE: f64 = 1000.0;
 
 #[derive(Debug, Error)]
 pub enum PlaneError {

@@ -60,21 +60,26 @@ impl Header {
         }
     }
 
-    /// Number of elements the shape describes.
-    pub fn elements(&self) -> usize {
-        self.shape[..self.ndim as usize]
+    /// Number of elements the shape describes; `None` when the product overflows `usize` (a
+    /// hostile shape such as `[65536; 4]` would otherwise wrap to 0 and match an empty payload).
+    pub fn elements(&self) -> Option<usize> {
+        self.shape[..usize::from(self.ndim.min(4))]
             .iter()
-            .map(|&d| d as usize)
-            .product()
+            .try_fold(1usize, |n, &d| n.checked_mul(d as usize))
     }
 
-    /// Payload bytes the header promises.
-    pub fn payload_len(&self) -> usize {
-        self.elements() * self.dtype.size_bytes()
+    /// Payload bytes the header promises; `None` on overflow (see [`Header::elements`]).
+    pub fn payload_len(&self) -> Option<usize> {
+        self.elements()?.checked_mul(self.dtype.size_bytes())
     }
 
+    /// Checks that the payload is exactly the bytes the shape promises; a shape whose size
+    /// overflows is refused as [`ProtocolError::ShapeOverflow`], whatever the payload.
     pub fn check_payload(&self, got: usize) -> Result<(), ProtocolError> {
-        let expected = self.payload_len();
+        let expected = self.payload_len().ok_or(ProtocolError::ShapeOverflow {
+            dtype: self.dtype,
+            shape: self.shape,
+        })?;
         if expected != got {
             return Err(ProtocolError::PayloadSize {
                 dtype: self.dtype,

@@ -45,6 +45,8 @@ pub enum ProtocolError {
         expected: usize,
         got: usize,
     },
+    #[error("shape {shape:?} of {dtype} describes more bytes than this machine can address")]
+    ShapeOverflow { dtype: Dtype, shape: [u32; 4] },
 }
 
 impl ProtocolError {
@@ -61,6 +63,7 @@ impl ProtocolError {
             ProtocolError::TopicMismatch { .. } => "topic_mismatch",
             ProtocolError::DtypeNotAllowed { .. } => "dtype_not_allowed",
             ProtocolError::PayloadSize { .. } => "payload_size",
+            ProtocolError::ShapeOverflow { .. } => "shape_overflow",
         }
     }
 }
@@ -111,7 +114,8 @@ impl Message {
 
     /// A JSON message on `stream` (status, decisions, stimulus onsets, control).
     pub fn json(stream: Stream, seq: u64, t_ns: i64, value: &serde_json::Value) -> Message {
-        let payload = Bytes::from(serde_json::to_vec(value).unwrap_or_default());
+        // A `Value` always encodes (its keys are strings): there is no failure to hide.
+        let payload = Bytes::from(value.to_string().into_bytes());
         let header = Header::new(stream, Dtype::Json, &[payload.len() as u32], seq, t_ns);
         Message { header, payload }
     }

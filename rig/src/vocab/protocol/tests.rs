@@ -17,8 +17,8 @@ fn header_round_trips_every_field() {
     h.flags = 0;
     let back = Header::decode(&h.encode()).unwrap();
     assert_eq!(back, h);
-    assert_eq!(back.elements(), 512 * 256);
-    assert_eq!(back.payload_len(), 512 * 256 * 2);
+    assert_eq!(back.elements(), Some(512 * 256));
+    assert_eq!(back.payload_len(), Some(512 * 256 * 2));
 }
 
 #[test]
@@ -96,4 +96,28 @@ fn every_code_maps_back() {
     }
     assert_eq!(Dtype::from_code(Dtype::Json as u8), Some(Dtype::Json));
     assert_eq!(SyncCode::from_code(2), Some(SyncCode::PhotodiodeRise));
+}
+
+/// A shape whose element count overflows `usize` must be refused, not wrapped: `[65536; 4]`
+/// is 2^64 elements, which a wrapping product turns into 0, matching an empty payload.
+#[test]
+fn a_shape_that_overflows_is_refused_whatever_the_payload() {
+    let mut h = Header::new(Stream::Treadmill, Dtype::I64, &[65536; 4], 0, 0);
+    assert_eq!(h.elements(), None);
+    assert_eq!(h.payload_len(), None);
+    let frames = [
+        Bytes::from_static(b"treadmill"),
+        Bytes::copy_from_slice(&h.encode()),
+        Bytes::new(),
+    ];
+    assert_eq!(
+        Message::parse(&frames).unwrap_err().label(),
+        "shape_overflow"
+    );
+    // Elements fit but bytes do not: 2^62 i64s are 2^65 bytes.
+    h.shape = [1 << 31, 1 << 31, 0, 0];
+    h.ndim = 2;
+    assert_eq!(h.elements(), Some(1 << 62));
+    assert_eq!(h.payload_len(), None);
+    assert_eq!(h.check_payload(0).unwrap_err().label(), "shape_overflow");
 }

@@ -78,7 +78,8 @@ pub fn write(c: &SessionContents, session_dir: &Path, out: &Path) -> Result<Writ
         "Closed-loop two-photon imaging of mouse visual cortex: a digital twin learns each \
          cell's response online and chooses the next stimulus (twinloop).",
     )?;
-    let manifest_json = serde_json::to_string_pretty(m).unwrap_or_default();
+    let manifest_json = serde_json::to_string_pretty(m)
+        .map_err(|e| h5::other(format!("the manifest cannot be encoded as JSON: {e}")))?;
     h5::text_scalar(&general, "data_collection", &manifest_json)?;
     if !m.notes.is_empty() {
         h5::text_scalar(&general, "notes", &m.notes)?;

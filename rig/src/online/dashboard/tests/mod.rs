@@ -32,6 +32,7 @@ fn loopback() -> DashboardConfig {
         token: None,
         traces: 8,
         history_s: 30.0,
+        ..DashboardConfig::default()
     }
 }
 
@@ -265,6 +266,8 @@ async fn wait_for_ok(addr: SocketAddr, path: &str) -> HttpResponse {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
+
+mod limits;
 
 #[tokio::test]
 async fn page_is_served_with_every_panel() {

@@ -107,8 +107,7 @@ fn frames_are_tagged_for_their_ack_and_a_hello_starts_a_new_epoch() {
     let mut r = rig(64);
     r.ingest.handle(&frame(0), 1);
     r.ingest.handle(&frame(1), 1);
-    let tags: Vec<_> =
-        std::iter::from_fn(|| r.recorder.try_pop().map(|f| f.meta.ack)).collect();
+    let tags: Vec<_> = std::iter::from_fn(|| r.recorder.try_pop().map(|f| f.meta.ack)).collect();
     assert_eq!(
         tags,
         [
@@ -322,13 +321,63 @@ fn every_kind_of_bad_input_is_rejected_counted_and_survived() {
             _ => None,
         })
         .collect();
-    assert_eq!(rejected.len(), cases.len());
+    // The second `shape` came within a second of the first: counted, held back.
+    assert_eq!(rejected.len(), cases.len() - 1);
     let (_, reason, stream) = &rejected[6];
     assert!(
         reason.contains("[4, 4]") && reason.contains("[8, 16]"),
         "{reason}"
     );
     assert_eq!(*stream, Some(Stream::TwoPhoton));
+}
+
+/// A flood of garbage used to cost one warning and one log record per message (290 MB of
+/// stderr and 160 MB of log in 10 s, #16): now each label reports at most once a second,
+/// and the counter and the summaries still account for every message.
+#[test]
+fn a_flood_of_garbage_is_counted_exactly_and_reported_once_a_second() {
+    let mut r = rig(64);
+    let garbage = [Bytes::from_static(b"x"), Bytes::from_static(b"y")];
+    let started = std::time::Instant::now();
+    let n = 20_000u64;
+    for _ in 0..n {
+        assert_eq!(
+            r.ingest.handle(&garbage, 1),
+            Outcome::Rejected("frame_count")
+        );
+    }
+    std::thread::sleep(Duration::from_millis(1010));
+    r.ingest.summarise_rejections();
+    let seconds = started.elapsed().as_secs_f64();
+    assert_eq!(r.counters.rejected("frame_count"), n);
+    let reasons: Vec<String> = anomalies(&r.events)
+        .into_iter()
+        .filter_map(|a| match a {
+            Anomaly::Rejected { reason, .. } => Some(reason),
+            _ => None,
+        })
+        .collect();
+    // One report per started second, plus the closing summary.
+    assert!(
+        reasons.len() as f64 <= seconds.ceil() + 1.0,
+        "{} records in {seconds:.1} s",
+        reasons.len()
+    );
+    // Every message is accounted for: reported, or held and summarised as a number.
+    let number = |s: &str| s.split_whitespace().next()?.parse::<u64>().ok();
+    let (mut reported, mut held) = (0u64, 0u64);
+    for r in &reasons {
+        if let Some(tail) = r.strip_prefix("expected 3") {
+            reported += 1;
+            held += tail
+                .split_once('(')
+                .and_then(|(_, t)| number(t))
+                .unwrap_or(0);
+        } else {
+            held += number(r).expect("a summary starts with its count");
+        }
+    }
+    assert_eq!(reported + held, n, "{reasons:?}");
 }
 
 #[test]

@@ -1,6 +1,6 @@
 //! `[trials.design]`: the objective and the rules' settings, each checked.
 
-use crate::vocab::section::Invalid;
+use crate::vocab::section::{Invalid, MAX_WAIT_S};
 use serde::{Deserialize, Serialize};
 
 /// What the adaptive trials maximise.
@@ -142,12 +142,28 @@ impl DesignConfig {
                 "must be at least 1",
             );
         }
-        if self.deadline_ms.is_nan() || self.deadline_ms < 0.0 {
+        if !(self.deadline_ms.is_finite() && (0.0..=MAX_WAIT_S * 1e3).contains(&self.deadline_ms)) {
             return bad(
                 "deadline_ms",
                 self.deadline_ms.to_string(),
-                "must be non-negative (0 = no deadline)",
+                "must be non-negative milliseconds, at most a day (0 = no deadline)",
             );
+        }
+        // Threads are spawned and batches and histories allocated from these: bound them.
+        let limits = [
+            ("threads", self.threads, 256, "threads"),
+            ("batch", self.batch, 1024, "trials"),
+            ("score_stride", self.score_stride, 10_000, "frames"),
+            ("history_frames", self.history_frames, 10_000_000, "frames"),
+        ];
+        for (field, v, max, unit) in limits {
+            if v > max {
+                return bad(
+                    field,
+                    v.to_string(),
+                    &format!("must be at most {max} {unit}"),
+                );
+            }
         }
         if self.history_frames == 0 {
             return bad(
