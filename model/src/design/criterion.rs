@@ -565,9 +565,10 @@ fn dispatch(
     dt_s: f64,
     threads: usize,
     deadline: Option<Instant>,
+    fast: bool,
 ) -> Result<Vec<f64>, DesignError> {
     let longest = candidates.iter().map(|&c| src.frames(c)).max().unwrap_or(0);
-    if *criterion == Criterion::InfoGain && batched::fits(longest) {
+    if fast && *criterion == Criterion::InfoGain && batched::fits(longest) {
         let covs = covs.unwrap_or(post.covs());
         return batched::info_gain(post, covs, src, candidates, dt_s, threads, deadline);
     }
@@ -633,9 +634,28 @@ pub fn score_within(
     threads: usize,
     deadline: Option<Instant>,
 ) -> Result<Vec<f64>, DesignError> {
+    score_within_as(
+        post, src, candidates, criterion, dt_s, threads, deadline, true,
+    )
+}
+
+/// [`score_within`], choosing the path: `fast` takes the f32 lane path where it applies, else
+/// the f64 reference throughout (what sessions recorded before the lane path scored with, so
+/// they replay bit for bit).
+#[allow(clippy::too_many_arguments)]
+pub fn score_within_as(
+    post: &Posterior,
+    src: &dyn FeatureSource,
+    candidates: &[usize],
+    criterion: &Criterion,
+    dt_s: f64,
+    threads: usize,
+    deadline: Option<Instant>,
+    fast: bool,
+) -> Result<Vec<f64>, DesignError> {
     validate(post, src, criterion, dt_s, threads)?;
     dispatch(
-        post, None, src, candidates, criterion, dt_s, threads, deadline,
+        post, None, src, candidates, criterion, dt_s, threads, deadline, fast,
     )
 }
 
@@ -669,6 +689,21 @@ pub fn greedy_batch(
     dt_s: f64,
     threads: usize,
 ) -> Result<Vec<(usize, f64)>, DesignError> {
+    greedy_batch_as(post, src, candidates, k, criterion, dt_s, threads, true)
+}
+
+/// [`greedy_batch`], choosing the scoring path as [`score_within_as`] does.
+#[allow(clippy::too_many_arguments)]
+pub fn greedy_batch_as(
+    post: &Posterior,
+    src: &dyn FeatureSource,
+    candidates: &[usize],
+    k: usize,
+    criterion: &Criterion,
+    dt_s: f64,
+    threads: usize,
+    fast: bool,
+) -> Result<Vec<(usize, f64)>, DesignError> {
     validate(post, src, criterion, dt_s, threads)?;
     let adaptive = !matches!(criterion, Criterion::ResponseMax);
     let mut scratch = if adaptive {
@@ -680,7 +715,7 @@ pub fn greedy_batch(
     let mut picks = Vec::with_capacity(k.min(pool.len()));
     while picks.len() < k && !pool.is_empty() {
         let covs = adaptive.then_some(&scratch[..]);
-        let totals = dispatch(post, covs, src, &pool, criterion, dt_s, threads, None)?;
+        let totals = dispatch(post, covs, src, &pool, criterion, dt_s, threads, None, fast)?;
         let best = (0..totals.len())
             .filter(|&i| totals[i].is_finite())
             .fold(None, |b: Option<usize>, i| match b {

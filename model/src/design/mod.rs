@@ -60,8 +60,8 @@ pub mod linalg;
 pub mod posterior;
 
 pub use criterion::{
-    Criterion, FeatureSource, fold_expected_fisher, greedy_batch, info_gain_unit, score,
-    score_reference, score_within,
+    Criterion, FeatureSource, fold_expected_fisher, greedy_batch, greedy_batch_as, info_gain_unit,
+    score, score_reference, score_within, score_within_as,
 };
 pub use posterior::{Posterior, PosteriorConfig};
 

@@ -155,15 +155,18 @@ impl Publisher {
                 held.push_back(a);
                 busy = true;
             }
+            // In order, and only what the log already holds: the front waits, so does the rest.
             while let Some(a) = held.front() {
-                let logged = a
+                if !a
                     .frame
                     .ack
-                    .is_none_or(|ack| self.durable.activity_is_logged(ack));
-                let Some(a) = held.pop_front().filter(|_| logged) else {
+                    .is_none_or(|ack| self.durable.activity_is_logged(ack))
+                {
                     break;
-                };
-                self.publish_activity(&sock, &a);
+                }
+                if let Some(a) = held.pop_front() {
+                    self.publish_activity(&sock, &a);
+                }
             }
             if let Some(d) = self.dashboard.as_mut() {
                 d.poll();

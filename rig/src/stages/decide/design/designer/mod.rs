@@ -52,7 +52,8 @@ use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
 use std::time::Instant;
 use twinloop_model::design::{
-    Criterion, DesignError, FeatureSource, Posterior, PosteriorConfig, greedy_batch, score_within,
+    Criterion, DesignError, FeatureSource, Posterior, PosteriorConfig, greedy_batch_as,
+    score_within_as,
 };
 use twinloop_model::metrics;
 

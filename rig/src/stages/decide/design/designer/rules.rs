@@ -204,7 +204,7 @@ impl Designer {
         };
         let dt = self.frame_period_s * self.cfg.score_stride as f64;
         if self.cfg.batch > 1 {
-            let batch = greedy_batch(
+            let batch = greedy_batch_as(
                 post,
                 &src,
                 &allowed,
@@ -212,6 +212,7 @@ impl Designer {
                 &criterion,
                 dt,
                 self.cfg.threads,
+                self.cfg.fast_scoring,
             )
             .map_err(|e| tracing::warn!(error = %e, "greedy batch failed; a random trial instead"))
             .ok()?;
@@ -224,15 +225,23 @@ impl Designer {
                 alternatives: Vec::new(),
             }));
         }
-        let scores =
-            match score_within(post, &src, &allowed, &criterion, dt, self.cfg.threads, stop) {
-                Ok(scores) => scores,
-                Err(DesignError::DeadlinePassed) => return Some(Err(Overran)),
-                Err(e) => {
-                    tracing::warn!(error = %e, "scoring failed; a random trial instead");
-                    return None;
-                }
-            };
+        let scores = match score_within_as(
+            post,
+            &src,
+            &allowed,
+            &criterion,
+            dt,
+            self.cfg.threads,
+            stop,
+            self.cfg.fast_scoring,
+        ) {
+            Ok(scores) => scores,
+            Err(DesignError::DeadlinePassed) => return Some(Err(Overran)),
+            Err(e) => {
+                tracing::warn!(error = %e, "scoring failed; a random trial instead");
+                return None;
+            }
+        };
         let mut order: Vec<usize> = (0..allowed.len())
             .filter(|&i| scores[i].is_finite())
             .collect();
