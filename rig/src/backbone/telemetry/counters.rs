@@ -1,5 +1,6 @@
 //! Counters shared by every thread: plain atomics, so counting never blocks or allocates.
 
+use super::DesignCounts;
 use crate::vocab::protocol::{ClockDomain, ProtocolError, Stream};
 use serde::{Deserialize, Serialize};
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
@@ -137,6 +138,9 @@ pub struct Counters {
     /// Values that could not be encoded as JSON (logged as errors; the record is dropped).
     pub json_errors: AtomicU64,
     rejected: [AtomicU64; REJECT_LABELS.len()],
+    /// The adaptive design's own counts, copied in by the selector thread after each decision
+    /// (a lock, not atomics: one writer, a few times a second).
+    design: std::sync::Mutex<DesignCounts>,
 }
 
 /// A plain copy of the counters for summaries and status messages.
@@ -179,6 +183,9 @@ pub struct CountersSnapshot {
     #[serde(default)]
     pub json_errors: u64,
     pub rejected: std::collections::BTreeMap<String, u64>,
+    /// Late decisions, fallback trials, refit failures... (zero without an adaptive design).
+    #[serde(default)]
+    pub design: DesignCounts,
 }
 
 impl CountersSnapshot {
@@ -190,6 +197,26 @@ impl CountersSnapshot {
 impl Counters {
     pub fn inc(c: &AtomicU64) {
         c.fetch_add(1, Relaxed);
+    }
+
+    /// `v` as JSON; a failure is an ERROR in the log and a counted `json_errors` (the caller
+    /// then drops the record or message), never a silent `null`.
+    pub fn json(&self, what: &str, v: &impl serde::Serialize) -> Option<serde_json::Value> {
+        match serde_json::to_value(v) {
+            Ok(value) => Some(value),
+            Err(e) => {
+                Self::inc(&self.json_errors);
+                tracing::error!(error = %e, "the {what} cannot be encoded as JSON; not recorded");
+                None
+            }
+        }
+    }
+
+    /// The designer's counts as of its latest decision.
+    pub fn set_design(&self, counts: &DesignCounts) {
+        // A poisoned lock only means a panicked reader; the data is plain counts.
+        let mut held = self.design.lock().unwrap_or_else(|e| e.into_inner());
+        held.clone_from(counts);
     }
 
     /// Count a rejection under its label (`"sequence"`, `"shape"` and `"not_an_input"` are
@@ -248,6 +275,11 @@ impl Counters {
                 .filter(|(_, c)| g(c) > 0)
                 .map(|(l, c)| (l.to_string(), g(c)))
                 .collect(),
+            design: self
+                .design
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .clone(),
         }
     }
 }

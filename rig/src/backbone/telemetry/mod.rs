@@ -2,7 +2,9 @@
 //! latency histograms owned by the thread that records them (no locks on the hot path).
 
 mod counters;
+mod design_counts;
 mod latency;
 
 pub use counters::{Anomaly, Counters, CountersSnapshot};
+pub use design_counts::DesignCounts;
 pub use latency::{LatencyHist, LatencySummary};

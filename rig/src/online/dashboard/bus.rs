@@ -209,6 +209,13 @@ fn event(m: &Message, extra: &mut Vec<DashEvent>) -> Option<DashEvent> {
                     c.insert(tile.into(), x);
                 }
             }
+            // The design's counts as rows of their own (`design_late`, ...): the table shows
+            // numbers, not objects.
+            if let Some(serde_json::Value::Object(design)) = c.remove("design") {
+                for (k, x) in design {
+                    c.insert(format!("design_{k}"), x);
+                }
+            }
             Some(DashEvent::Counters(c))
         }
         _ => None,
@@ -267,5 +274,29 @@ mod tests {
         assert!(events(&m).is_empty());
         let m = Message::cell_values(Stream::Prediction, 0, 3, 0, &[1.0, 2.0]);
         assert_eq!(events(&m).len(), 1);
+    }
+
+    /// The heartbeat's counters, with the design's nested counts as rows of their own, from
+    /// the daemon's own snapshot type (so a renamed field breaks this test, not the page).
+    #[test]
+    fn status_counters_flatten_the_design_counts() {
+        use crate::backbone::telemetry::{Counters, DesignCounts};
+        let counters = Counters::default();
+        counters.set_design(&DesignCounts {
+            late: 3,
+            fallback_trials: 2,
+            ..Default::default()
+        });
+        Counters::inc(&counters.frames_in);
+        let status = serde_json::json!({ "counters": counters.snapshot() });
+        let m = Message::json(Stream::Status, 0, 0, &status);
+        let evs = events(&m);
+        let [DashEvent::Counters(c)] = evs.as_slice() else {
+            panic!("one counters event");
+        };
+        assert_eq!(c["design_late"], 3);
+        assert_eq!(c["design_fallback_trials"], 2);
+        assert_eq!(c["frames"], 1);
+        assert!(!c.contains_key("design"));
     }
 }

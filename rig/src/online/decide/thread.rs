@@ -123,6 +123,9 @@ impl SelectorThread {
                         self.clock.queued();
                         // Upkeep now, while the decision waits for its onset.
                         self.selector.prepare(self.clock.next_trial());
+                        if let Some(c) = self.selector.design_counts() {
+                            self.links.counters.set_design(c);
+                        }
                     }
                     Err(TrySendError::Full(d)) => pending = Some(d),
                     // No more trials will be shown; keep observing until the activity ends.
@@ -205,7 +208,7 @@ impl SelectorThread {
         };
         self.selector
             .set_scan_offsets(a.frame.plane, scan.offsets_s.clone());
-        let Some(value) = self.json("cell scan offsets", scan) else {
+        let Some(value) = self.links.counters.json("cell scan offsets", scan) else {
             return;
         };
         let mut m = Message::json(Stream::Cells, 0, a.frame.t.as_nanos(), &value);
@@ -241,6 +244,9 @@ impl SelectorThread {
             );
         }
         Counters::inc(&self.links.counters.decisions);
+        if let Some(c) = self.selector.design_counts() {
+            self.links.counters.set_design(c);
+        }
         tracing::debug!(
             trial = d.trial,
             stimulus = d.stimulus.0,
@@ -249,7 +255,7 @@ impl SelectorThread {
             rig_s = latest.as_nanos() as f64 * 1e-9,
             "decided"
         );
-        if let Some(value) = self.json("decision", &d) {
+        if let Some(value) = self.links.counters.json("decision", &d) {
             self.links.bus.publish(Message::json(
                 Stream::Decision,
                 d.trial,
@@ -266,19 +272,6 @@ impl SelectorThread {
         while let Ok(o) = self.links.onsets.try_recv() {
             self.selector.onset(o.trial, o.stimulus, o.t);
             self.clock.onset(o.trial, o.t);
-        }
-    }
-
-    /// `v` as JSON; a failure is an error in the log and a counted `json_errors` (the message
-    /// and record are skipped), never a silent `null`.
-    fn json(&self, what: &str, v: &impl serde::Serialize) -> Option<serde_json::Value> {
-        match serde_json::to_value(v) {
-            Ok(value) => Some(value),
-            Err(e) => {
-                Counters::inc(&self.links.counters.json_errors);
-                tracing::error!(error = %e, "the {what} cannot be encoded as JSON; not published or recorded");
-                None
-            }
         }
     }
 

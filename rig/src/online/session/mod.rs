@@ -88,7 +88,8 @@ pub fn run(
     let created = SystemTime::now();
     let dir = SessionDir::create(&cfg.session.out_dir, &cfg.session.name, created)?;
     let _span = tracing::info_span!("session", dir = %dir.path().display()).entered();
-    let config_value = serde_json::to_value(cfg).unwrap_or_default();
+    let config_value = serde_json::to_value(cfg)
+        .map_err(|e| SessionError::Config(format!("the config cannot be encoded as JSON: {e}")))?;
     let mut manifest = Manifest::new(created, command_line, config_value);
     manifest.seeds.insert("session".into(), cfg.session.seed);
     if let Some(seed) = serde_json::to_value(&cfg.sim)
@@ -117,7 +118,9 @@ pub fn run(
             std::fs::create_dir_all(&truth)?;
             std::fs::write(
                 truth.join("cells.json"),
-                serde_json::to_vec(m.plane_cells(plane)).unwrap_or_default(),
+                serde_json::to_vec(m.plane_cells(plane)).map_err(|e| {
+                    SessionError::Sim(format!("the true cells cannot be encoded as JSON: {e}"))
+                })?,
             )?;
         }
     }

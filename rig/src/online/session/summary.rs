@@ -127,6 +127,22 @@ impl fmt::Display for SessionSummary {
             "  trials shown     {} ({} decisions, {} before their last trial's responses; {} flips, {} underruns)",
             c.trials, c.decisions, c.decisions_before_responses, c.flips, c.underruns
         )?;
+        let d = &c.design;
+        if c.decisions > 0 && d.frames > 0 {
+            writeln!(
+                f,
+                "  design           {} late, {} fallback trials, {}/{} refits failed, {}/{} twin refits failed, {} unit-count changes, {} values clipped, {} skipped",
+                d.late,
+                d.fallback_trials,
+                d.refit_failures,
+                d.refits,
+                d.twin_refit_failures,
+                d.twin_refits,
+                d.unit_count_changes,
+                d.values_clipped,
+                d.values_skipped
+            )?;
+        }
         let r = &self.renderer;
         let i = &r.flip_intervals;
         writeln!(

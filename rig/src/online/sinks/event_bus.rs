@@ -75,14 +75,14 @@ fn activity_message(a: &Activity) -> Message {
 
 /// The frame's motion correction, published next to its activity (JSON, see
 /// [`RegistrationRecord`](crate::vocab::records::RegistrationRecord)).
-fn registration_message(a: &Activity) -> Option<Message> {
+fn registration_message(a: &Activity, counters: &Counters) -> Option<Message> {
     let r = crate::vocab::records::RegistrationRecord {
         frame_seq: a.frame.seq,
         t_ns: a.frame.t.as_nanos(),
         plane: a.frame.plane,
         registration: a.registration?,
     };
-    let value = serde_json::to_value(r).ok()?;
+    let value = counters.json("registration record", &r)?;
     let mut m = Message::json(Stream::Registration, a.frame.seq, r.t_ns, &value);
     m.header.plane = a.frame.plane;
     m.header.aux = a.frame.seq as i64;
@@ -207,7 +207,7 @@ impl Publisher {
 
     fn publish_activity(&mut self, sock: &zmq::Socket, a: &Activity) {
         send(sock, activity_message(a));
-        if let Some(m) = registration_message(a) {
+        if let Some(m) = registration_message(a, &self.counters) {
             if let Some(d) = self.dashboard.as_mut() {
                 d.on_message(&m);
             }

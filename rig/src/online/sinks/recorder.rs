@@ -322,7 +322,11 @@ impl Recorder {
                 }
                 RecorderItem::Flip(f) => self.append(RecordKind::Flip, &[&f.encode()])?,
                 RecorderItem::Anomaly(a) => {
-                    let json = serde_json::to_vec(&a).unwrap_or_default();
+                    let json = serde_json::to_vec(&a).map_err(|e| LogError::Encode {
+                        path: self.writer.path().to_path_buf(),
+                        what: "anomaly record",
+                        message: e.to_string(),
+                    })?;
                     self.append(RecordKind::Anomaly, &[&json])?;
                 }
                 RecorderItem::Json { kind, value } => {

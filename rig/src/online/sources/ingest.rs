@@ -246,7 +246,9 @@ impl Ingest {
     }
 
     fn clock_update(&mut self, u: &ClockUpdate) {
-        let value = serde_json::to_value(u).unwrap_or_default();
+        let Some(value) = self.counters.json("clock mapping", u) else {
+            return;
+        };
         if let Some(bus) = &self.bus {
             let mut m = Message::json(
                 Stream::Clock,

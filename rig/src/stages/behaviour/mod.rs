@@ -233,7 +233,7 @@ impl BehaviourStage {
                 return;
             }
         };
-        let Some(value) = json_value("pupil record", &record, &self.counters) else {
+        let Some(value) = self.counters.json("pupil record", &record) else {
             return;
         };
         // Best effort (the stage must keep up with the camera), but never silent: pupil
@@ -265,7 +265,7 @@ impl BehaviourStage {
         if !(b.pupil == Fill::Measured && b.treadmill == Fill::Measured) {
             Counters::inc(&self.counters.behaviour_filled);
         }
-        let Some(value) = json_value("behaviour record", &record, &self.counters) else {
+        let Some(value) = self.counters.json("behaviour record", &record) else {
             return;
         };
         if let Some(tx) = &self.to_selector
@@ -283,23 +283,6 @@ impl BehaviourStage {
             kind: RecordKind::Behaviour,
             value,
         });
-    }
-}
-
-/// `v` as JSON; a failure is an error in the log and a counted `json_errors`, never a silent
-/// gap.
-fn json_value(
-    what: &str,
-    v: &impl serde::Serialize,
-    counters: &Counters,
-) -> Option<serde_json::Value> {
-    match serde_json::to_value(v) {
-        Ok(value) => Some(value),
-        Err(e) => {
-            Counters::inc(&counters.json_errors);
-            tracing::error!(error = %e, "{what} cannot be encoded as JSON; not recorded");
-            None
-        }
     }
 }
 

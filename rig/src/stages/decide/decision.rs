@@ -127,21 +127,9 @@ pub struct AccuracyPoint {
     pub units: usize,
 }
 
-/// Counts of what the designer had to repair or refuse.
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
-pub struct DesignCounts {
-    pub frames: u64,
-    pub values_skipped: u64,
-    pub values_clipped: u64,
-    pub unit_count_changes: u64,
-    pub late: u64,
-    pub fallback_trials: u64,
-    pub refits: u64,
-    pub refit_failures: u64,
-    /// Twin refits (perspective, modulation, readouts) applied, and failed (old twin kept).
-    pub twin_refits: u64,
-    pub twin_refit_failures: u64,
-}
+/// Counts of what the designer had to repair or refuse (kept with the session's counters,
+/// so they reach the summary, the status heartbeat and the dashboard).
+pub use crate::backbone::telemetry::DesignCounts;
 
 /// A refit the designer took at a decision (logged with that decision).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

@@ -53,6 +53,10 @@ pub trait Selector: Send {
     fn prepare(&mut self, next_trial: u64) {
         let _ = next_trial;
     }
+    /// What an adaptive design had to repair or refuse so far (`None`: not a design).
+    fn design_counts(&self) -> Option<&crate::backbone::telemetry::DesignCounts> {
+        None
+    }
     /// Replay: take twin refits exactly at these trials, as live did (selectors without a
     /// twin refit ignore it).
     fn script_twin_refits(&mut self, trials: std::collections::BTreeSet<u64>) {

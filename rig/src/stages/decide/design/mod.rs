@@ -141,6 +141,10 @@ impl Selector for AdaptiveSelector {
         self.designer.set_budget(budget);
     }
 
+    fn design_counts(&self) -> Option<&crate::backbone::telemetry::DesignCounts> {
+        Some(self.designer.counts())
+    }
+
     fn script_twin_refits(&mut self, trials: std::collections::BTreeSet<u64>) {
         if let Some(r) = self.designer.twin_refit_mut() {
             r.script(trials);

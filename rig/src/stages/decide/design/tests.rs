@@ -320,6 +320,29 @@ fn a_decision_out_of_time_is_random_and_late() {
     }
 }
 
+/// The budget covers the upkeep a decision runs first (adopting a twin refit, re-placing
+/// readouts): a slow upkeep makes the decision late, counted, even when the scoring alone would
+/// fit. (Before, the timer started after the upkeep, so the display could wait unannounced.)
+#[test]
+fn slow_upkeep_counts_against_the_decision_budget() {
+    let pool = pool();
+    let truth = Truth::new(&pool, 40, 6);
+    let cfg = DesignConfig {
+        warmup_trials: 4,
+        random_share: 0.0,
+        test_every: 0,
+        ..DesignConfig::default()
+    };
+    let mut d = Designer::new(Arc::clone(&pool), cfg, 3, 1.0 / HZ);
+    run(&mut d, &truth, 8, 1);
+    // The sleep is at least its request, so this cannot pass on a fast machine by accident.
+    d.slow_upkeep_for_tests(std::time::Duration::from_millis(300));
+    d.set_budget(Some(std::time::Duration::from_millis(100)));
+    let slow = d.decide(8, false);
+    assert_eq!(slow.mode, DecisionMode::Late);
+    assert_eq!(d.counts().late, 1);
+}
+
 #[test]
 fn accuracy_that_cannot_improve_falls_back_to_random() {
     let pool = pool();

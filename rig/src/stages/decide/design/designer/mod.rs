@@ -123,6 +123,8 @@ pub struct Designer {
     twin_refit: Option<TwinRefit>,
     /// The next decision's time budget, if the caller set one ([`Designer::set_budget`]).
     budget: Option<std::time::Duration>,
+    #[cfg(test)]
+    slow_upkeep: Option<std::time::Duration>,
 }
 
 impl Designer {
@@ -132,6 +134,15 @@ impl Designer {
         seed: u64,
         frame_period_s: f64,
     ) -> Designer {
+        if cfg.test_every == 0 && cfg.objective != Objective::Random {
+            // Valid (a session may want every trial adaptive), but it silently costs the two
+            // safeguards that need repeats: say so where the experimenter reads.
+            tracing::warn!(
+                "trials.design.test_every = 0: no repeated test block, so no CC_norm and no \
+                 fallback to random when adaptive selection stops helping; set it to 5 (the \
+                 default) to keep them"
+            );
+        }
         let dim = pool.core().channels() + BEHAVIOUR_DIMS + 1;
         Designer {
             pool,
@@ -169,6 +180,8 @@ impl Designer {
             prediction_valid: false,
             twin_refit: None,
             budget: None,
+            #[cfg(test)]
+            slow_upkeep: None,
         }
     }
 

@@ -6,6 +6,9 @@ use super::*;
 impl Designer {
     /// Chooses trial `trial`'s stimulus. `force_late` replays a decision that was late live.
     pub fn decide(&mut self, trial: u64, force_late: bool) -> DesignChoice {
+        // The budget covers the whole decision: the upkeep below (adopting a twin refit,
+        // re-placing readouts) can be slow, and time it takes is time the display waits for.
+        let started = Instant::now();
         self.decided = trial;
         let budget = self.budget.take();
         // Both draws are taken every time so the stream does not depend on the branch.
@@ -17,6 +20,10 @@ impl Designer {
             candidates[self.rng.random_range(0..candidates.len())]
         };
         self.twin_refit_step(trial);
+        #[cfg(test)]
+        if let Some(delay) = self.slow_upkeep {
+            std::thread::sleep(delay);
+        }
         let random = |mode| DesignChoice {
             entry: pick,
             mode,
@@ -52,7 +59,6 @@ impl Designer {
             self.counts.late += 1;
             return random(DecisionMode::Late);
         }
-        let started = Instant::now();
         let limit_ms = (self.cfg.deadline_ms > 0.0).then(|| match budget {
             Some(b) => self.cfg.deadline_ms.min(b.as_secs_f64() * 1e3),
             None => self.cfg.deadline_ms,
@@ -87,6 +93,12 @@ impl Designer {
         if next_trial >= u64::from(self.cfg.warmup_trials) && self.units > 0 {
             self.maintain(next_trial);
         }
+    }
+
+    /// Tests: every upkeep step inside [`Designer::decide`] takes at least this long.
+    #[cfg(test)]
+    pub(crate) fn slow_upkeep_for_tests(&mut self, delay: std::time::Duration) {
+        self.slow_upkeep = Some(delay);
     }
 
     /// Takes a finished twin refit when it is due (swapping the pool's features, moving the
