@@ -15,6 +15,7 @@ malformed messages and checks that the daemon rejected each under its label. Exi
 import argparse
 import collections
 import json
+import os
 import struct
 import sys
 import time
@@ -55,6 +56,7 @@ class Bridge:
         self.push.setsockopt(zmq.LINGER, 5000)
         self.seq = collections.Counter()  # next seq per stream
         self.acked = -1  # last two-photon seq the daemon handed on
+        self.epoch = int.from_bytes(os.urandom(8), "little") or 1  # names this hello's acks
         self.activity = {}  # frame seq -> float32 vector
         self.activity_at = {}  # frame seq -> time.monotonic_ns() when it arrived
         self.status = None  # newest status heartbeat (JSON)
@@ -70,7 +72,10 @@ class Bridge:
             h = HEADER.unpack(frames[1])
             stream, seq = h[2], h[8]
             if stream == ACK:
-                self.acked = seq
+                # An ack names the hello it answers; one for an earlier hello (a daemon still
+                # draining a previous connection) says nothing about this one's frames.
+                if int.from_bytes(frames[2], "little") == self.epoch:
+                    self.acked = seq
             elif stream == STATUS:
                 self.status = json.loads(frames[2])
             elif stream == ACTIVITY:
@@ -139,7 +144,7 @@ def main():
         b.pump(100)
     # 2. Then PUSH: hello, data, end.
     b.push.connect(args.ingest)
-    b.control(event="hello", source="examples/bridge.py")
+    b.control(event="hello", epoch=b.epoch, source="examples/bridge.py")
     rng = np.random.default_rng(1)
     expected, sent_at, expected_rejects = {}, {}, collections.Counter()
     n_bad = len(bad_messages(0, shape))

@@ -37,10 +37,20 @@ impl Ack {
     }
 }
 
+/// What an ack says: the last logged frame's index, in the numbering the bridge named.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Acked {
+    /// The `epoch` the bridge's `hello` carried (0 when it named none).
+    pub hello_epoch: u64,
+    pub index: u64,
+}
+
 /// The watermarks, shared by ingest, the recorder and the publisher.
 #[derive(Debug)]
 pub struct Durable {
     epoch: AtomicU32,
+    /// The current `hello`'s own epoch (the bridge's number, echoed in acks).
+    hello_epoch: AtomicU64,
     frames: AtomicU64,
     activity: AtomicU64,
 }
@@ -49,6 +59,7 @@ impl Default for Durable {
     fn default() -> Self {
         Durable {
             epoch: AtomicU32::new(0),
+            hello_epoch: AtomicU64::new(0),
             frames: AtomicU64::new(NONE),
             activity: AtomicU64::new(NONE),
         }
@@ -61,10 +72,14 @@ impl Durable {
         self.epoch.load(Ordering::Acquire)
     }
 
-    /// A `hello`: a new numbering begins, and nothing of it is acked yet.
-    pub fn new_epoch(&self) -> u32 {
+    /// A `hello` naming `hello_epoch`: a new numbering begins, and nothing of it is acked yet.
+    pub fn new_epoch(&self, hello_epoch: u64) -> u32 {
+        // In this order, so that [`Durable::acked`] never pairs an old index with the new
+        // hello's epoch: the epoch moves first (old indices stop counting), then the bridge's
+        // number changes, and only then can an index of the new numbering be logged.
         let e = self.epoch.fetch_add(1, Ordering::AcqRel).wrapping_add(1) & 0xff_ffff;
         self.frames.store(NONE, Ordering::Release);
+        self.hello_epoch.store(hello_epoch, Ordering::Release);
         e
     }
 
@@ -91,11 +106,15 @@ impl Durable {
             });
     }
 
-    /// The index of the last frame of the current numbering that is logged (what an ack says).
-    pub fn acked(&self) -> Option<u64> {
-        Ack::unpack(self.frames.load(Ordering::Acquire))
-            .filter(|a| a.epoch == self.epoch())
-            .map(|a| a.index)
+    /// The last frame of the current numbering that is logged (what an ack says).
+    pub fn acked(&self) -> Option<Acked> {
+        let epoch = self.epoch();
+        let hello_epoch = self.hello_epoch.load(Ordering::Acquire);
+        let index = Ack::unpack(self.frames.load(Ordering::Acquire))
+            .filter(|a| a.epoch == epoch)?
+            .index;
+        // A hello in between: the index may be the old numbering's; the next call acks.
+        (self.epoch() == epoch).then_some(Acked { hello_epoch, index })
     }
 
     /// Whether the activity of the frame tagged `ack` is logged (and so may be published).
@@ -111,11 +130,12 @@ mod tests {
     #[test]
     fn acks_follow_the_log_and_a_hello_starts_again() {
         let d = Durable::default();
+        let acked = |hello_epoch, index| Some(Acked { hello_epoch, index });
         assert_eq!(d.acked(), None);
         d.frames_logged(Ack { epoch: 0, index: 4 });
         d.frames_logged(Ack { epoch: 0, index: 2 });
-        assert_eq!(d.acked(), Some(4), "never backwards");
-        assert_eq!(d.new_epoch(), 1);
+        assert_eq!(d.acked(), acked(0, 4), "never backwards");
+        assert_eq!(d.new_epoch(0xfeed), 1);
         assert_eq!(
             d.acked(),
             None,
@@ -124,7 +144,11 @@ mod tests {
         d.frames_logged(Ack { epoch: 0, index: 9 });
         assert_eq!(d.acked(), None, "a stale frame acks nothing");
         d.frames_logged(Ack { epoch: 1, index: 0 });
-        assert_eq!(d.acked(), Some(0));
+        assert_eq!(
+            d.acked(),
+            acked(0xfeed, 0),
+            "the ack names the hello it answers"
+        );
     }
 
     #[test]

@@ -246,6 +246,8 @@ struct Domain {
     fit_failures: u64,
     jumps: u64,
     samples: [u64; 4],
+    /// Reported as sending samples without ticks, and no tick since.
+    unticked: bool,
 }
 
 /// Rig master ticks and every device domain's ticks, fitted as they come.
@@ -260,7 +262,13 @@ pub struct ClockSync {
 pub struct TickOutcome {
     pub updates: Vec<ClockUpdate>,
     pub anomalies: Vec<Anomaly>,
+    /// The first tick of a domain that had been reported as sending samples without ticks.
+    pub ticking_again: bool,
 }
+
+/// Samples a device-clocked stream may send before its first tick without a warning: several
+/// seconds at any imaging, camera or treadmill rate, and more than one 1 Hz tick interval.
+pub const UNTICKED_AFTER_SAMPLES: u64 = 300;
 
 /// Ticks of the rig master are needed for a stale check to mean anything: how many rig ticks
 /// without a device tick count as `stale_after_s`, from the median rig interval.
@@ -292,6 +300,7 @@ impl ClockSync {
                 fit_failures: 0,
                 jumps: 0,
                 samples: [0; 4],
+                unticked: false,
             })
             .collect();
         ClockSync {
@@ -336,6 +345,10 @@ impl ClockSync {
         }
         d.ticks.push(t_ns);
         d.rig_ticks_at_last_tick = rig_n;
+        if d.unticked {
+            d.unticked = false;
+            out.ticking_again = true;
+        }
         if d.state == ClockState::Stopped {
             // Ticks again: the next fit says how well.
             d.state = if d.fit.is_some() {
@@ -374,6 +387,20 @@ impl ClockSync {
             Some(m) => (m.to_rig_ns(t_dev_ns), d.generation),
             None => (t_dev_ns, 0),
         }
+    }
+
+    /// Once per silence: `Some(samples)` when `domain`'s stream has sent
+    /// [`UNTICKED_AFTER_SAMPLES`] samples and its clock no tick (a bridge configured from a
+    /// file that assumes device clocks, say). Its first tick ends the silence
+    /// ([`TickOutcome::ticking_again`]).
+    pub fn newly_unticked(&mut self, domain: ClockDomain) -> Option<u64> {
+        let d = &mut self.domains[domain.device_index()?];
+        let silent = d.state == ClockState::NoTicks && d.ticks.is_empty();
+        let n = d.samples[3];
+        (silent && !d.unticked && n >= UNTICKED_AFTER_SAMPLES).then(|| {
+            d.unticked = true;
+            n
+        })
     }
 
     pub fn state(&self, domain: ClockDomain) -> Option<ClockState> {

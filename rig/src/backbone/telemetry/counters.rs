@@ -73,9 +73,13 @@ pub enum Anomaly {
         dev_ticks: u64,
         rig_ticks_since: u64,
     },
+    /// A stream configured on a device clock (`[clocks] <stream> = "device"`) sent this many
+    /// samples without one tick of its domain: none of them can be mapped to the rig clock.
+    ClockNoTicks { domain: ClockDomain, samples: u64 },
 }
 
-const REJECT_LABELS: [&str; 15] = [
+/// Every label a rejection is counted under (the protocol document's table lists the same).
+pub const REJECT_LABELS: [&str; 16] = [
     "frame_count",
     "header_length",
     "bad_magic",
@@ -91,6 +95,7 @@ const REJECT_LABELS: [&str; 15] = [
     "shape",
     "not_an_input",
     "time_jump",
+    "control",
 ];
 
 /// Every counter of a session.
@@ -137,6 +142,12 @@ pub struct Counters {
     pub frames_failed: AtomicU64,
     /// Values that could not be encoded as JSON (logged as errors; the record is dropped).
     pub json_errors: AtomicU64,
+    /// Device clock domains whose stream is sending samples but no sync ticks (a gauge: it
+    /// falls again when a tick comes). Non-zero: samples are not on the rig clock.
+    pub clock_domains_unticked: AtomicU64,
+    /// Messages on the ingest port that are not twinloop traffic at all (no header magic, no
+    /// topic): a port scanner or another protocol, kept apart from the protocol's rejections.
+    pub garbage_messages: AtomicU64,
     rejected: [AtomicU64; REJECT_LABELS.len()],
     /// The adaptive design's own counts, copied in by the selector thread after each decision
     /// (a lock, not atomics: one writer, a few times a second).
@@ -182,6 +193,10 @@ pub struct CountersSnapshot {
     pub frames_failed: u64,
     #[serde(default)]
     pub json_errors: u64,
+    #[serde(default)]
+    pub garbage_messages: u64,
+    #[serde(default)]
+    pub clock_domains_unticked: u64,
     pub rejected: std::collections::BTreeMap<String, u64>,
     /// Late decisions, fallback trials, refit failures... (zero without an adaptive design).
     #[serde(default)]
@@ -269,6 +284,8 @@ impl Counters {
             records_dropped: g(&self.records_dropped),
             frames_failed: g(&self.frames_failed),
             json_errors: g(&self.json_errors),
+            garbage_messages: g(&self.garbage_messages),
+            clock_domains_unticked: g(&self.clock_domains_unticked),
             rejected: REJECT_LABELS
                 .iter()
                 .zip(&self.rejected)

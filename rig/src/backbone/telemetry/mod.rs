@@ -5,6 +5,6 @@ mod counters;
 mod design_counts;
 mod latency;
 
-pub use counters::{Anomaly, Counters, CountersSnapshot};
+pub use counters::{Anomaly, Counters, CountersSnapshot, REJECT_LABELS};
 pub use design_counts::DesignCounts;
 pub use latency::{LatencyHist, LatencySummary};

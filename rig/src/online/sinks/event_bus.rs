@@ -8,7 +8,7 @@
 //! the newest ack is re-sent on every heartbeat, so a lost ack cannot stall a sender.
 
 use crate::backbone::bus::BusInbox;
-use crate::backbone::durable::Durable;
+use crate::backbone::durable::{Acked, Durable};
 use crate::backbone::frames::Activity;
 use crate::backbone::ring::RingRx;
 use crate::backbone::telemetry::Counters;
@@ -90,12 +90,13 @@ fn registration_message(a: &Activity, counters: &Counters) -> Option<Message> {
     Some(m)
 }
 
-fn ack_message(seq: u64, t_ns: i64) -> Message {
-    let mut header = Header::new(Stream::Ack, Dtype::U8, &[0], seq, t_ns);
+/// An ack: `seq` is the frame's index since the `hello`, the payload that hello's epoch.
+fn ack_message(acked: Acked, t_ns: i64) -> Message {
+    let mut header = Header::new(Stream::Ack, Dtype::U64, &[1], acked.index, t_ns);
     header.aux = Stream::TwoPhoton.code() as i64;
     Message {
         header,
-        payload: Bytes::new(),
+        payload: Bytes::copy_from_slice(&acked.hello_epoch.to_le_bytes()),
     }
 }
 
@@ -105,7 +106,7 @@ impl Publisher {
         let _span = tracing::info_span!("stage", name = "publisher").entered();
         self.inbox.wake.register_current();
         let mut next_heartbeat = Instant::now();
-        let mut last_ack: Option<u64> = None;
+        let mut last_ack: Option<Acked> = None;
         // Activity waiting for its record to be written out before it is published.
         let mut held: VecDeque<Activity> = VecDeque::with_capacity(HELD_ACTIVITY);
         let mut status_seq = 0u64;
@@ -225,6 +226,8 @@ impl Publisher {
             "t_s": t_ns as f64 * 1e-9,
             // False once a write to the session log failed: nothing more is recorded.
             "recording": counters.log_write_errors == 0,
+            // False while a stream on a device clock sends samples and its clock no ticks.
+            "clocks_ticking": counters.clock_domains_unticked == 0,
             "counters": counters,
         });
         if let (Some(v), Some(info)) = (v.as_object_mut(), self.info.as_object()) {

@@ -33,6 +33,21 @@ use std::time::Duration;
 /// Rejections of one label are warned about and recorded at most this often, ns.
 const REPORT_INTERVAL_NS: i64 = 1_000_000_000;
 
+/// The anomaly label of messages that are not twinloop traffic at all (counted in
+/// `garbage_messages`, not among the protocol's rejections).
+pub const GARBAGE_LABEL: &str = "garbage";
+
+/// A message none of whose parts is a stream's topic or starts with the header's magic: not a
+/// bridge's message gone wrong, but something else talking to the port.
+fn is_garbage(frames: &[Bytes]) -> bool {
+    !frames.iter().any(|f| {
+        f.starts_with(&crate::vocab::protocol::MAGIC)
+            || Stream::ALL
+                .iter()
+                .any(|s| f.as_ref() == s.topic().as_bytes())
+    })
+}
+
 /// Where ingest hands things on.
 pub struct IngestOutputs {
     pub frame_pool: Pool<FrameBuf>,
@@ -217,10 +232,31 @@ impl Ingest {
     /// Maps a sample's wire time onto the rig clock when its stream is on a device clock:
     /// `(rig_ns, clock_gen)`.
     fn map_to_rig(&mut self, h: &Header) -> (i64, u32) {
-        match self.clocks.config().domain_of(h.stream) {
-            Some(domain) => self.clocks.map(domain, h.t_ns),
-            None => (h.t_ns, 0),
+        let Some(domain) = self.clocks.config().domain_of(h.stream) else {
+            return (h.t_ns, 0);
+        };
+        let mapped = self.clocks.map(domain, h.t_ns);
+        if let Some(samples) = self.clocks.newly_unticked(domain) {
+            // Said live, not only in the end summary: every sample so far is off the rig clock.
+            tracing::error!(
+                domain = domain.name(),
+                samples,
+                "{} samples of stream {} and no tick of its clock: they cannot be put on the \
+                 rig clock. Send sync ticks for this domain, or set [clocks] {} = \"rig\" if \
+                 the bridge stamps rig time",
+                samples,
+                h.stream,
+                domain.name()
+            );
+            self.counters
+                .clock_domains_unticked
+                .fetch_add(1, Ordering::Relaxed);
+            self.send_event(RecorderItem::Anomaly(Anomaly::ClockNoTicks {
+                domain,
+                samples,
+            }));
         }
+        mapped
     }
 
     /// A clock tick: refit, then log, count and publish what changed (after the tick's own
@@ -236,6 +272,12 @@ impl Ingest {
         };
         let outcome = self.clocks.on_tick(domain, h.t_ns);
         clocks::count(&outcome, &self.counters);
+        if outcome.ticking_again {
+            tracing::info!(domain = domain.name(), "clock ticks arrive now");
+            self.counters
+                .clock_domains_unticked
+                .fetch_sub(1, Ordering::Relaxed);
+        }
         for a in outcome.anomalies {
             tracing::warn!(anomaly = ?a, "clock");
             self.send_event(RecorderItem::Anomaly(a));
@@ -292,14 +334,32 @@ impl Ingest {
         }
         if h.stream == Stream::Control {
             // A hello starts a new numbering; control messages are not sequence-checked.
-            let event = serde_json::from_slice::<serde_json::Value>(payload)
-                .ok()
-                .and_then(|v| v.get("event").and_then(|e| e.as_str()).map(str::to_owned));
+            let json = serde_json::from_slice::<serde_json::Value>(payload).ok();
+            let field = |k: &str| json.as_ref().and_then(|v| v.get(k));
+            let event = field("event").and_then(|e| e.as_str()).map(str::to_owned);
             if event.as_deref() == Some("hello") {
+                // The bridge's own name for this numbering, echoed in every ack, so a bridge
+                // can tell a stale ack (of an earlier hello, still in flight) from its own.
+                let hello_epoch = match field("epoch") {
+                    None => 0,
+                    Some(v) => match v.as_u64() {
+                        Some(e) => e,
+                        None => {
+                            return self.reject(
+                                "control",
+                                format!(
+                                    "hello's \"epoch\" is {v}; it must be an unsigned 64-bit \
+                                     integer (any number the bridge picks per hello), or absent"
+                                ),
+                                Some(&h),
+                            );
+                        }
+                    },
+                };
                 self.seq.reset();
                 self.time_guard.reset();
                 self.handed_on = 0;
-                self.epoch = self.durable.new_epoch();
+                self.epoch = self.durable.new_epoch(hello_epoch);
             }
             let end = event.as_deref() == Some("end");
             self.send_event(RecorderItem::Input {
@@ -531,6 +591,21 @@ impl Ingest {
     /// A message that broke the protocol. `frames` are the parts kept (at most the protocol's
     /// three: a source that receives more discards the rest and says how many in `e`).
     pub(crate) fn reject_protocol(&mut self, e: ProtocolError, frames: &[Bytes]) -> Outcome {
+        if is_garbage(frames) {
+            // Not a broken bridge: something else on the port (a scanner, another protocol;
+            // libzmq reads raw bytes from a ZMTP 1.0 peer as frames). Counted apart, so that
+            // protocol rejections keep meaning a bridge bug.
+            Counters::inc(&self.counters.garbage_messages);
+            self.report(
+                GARBAGE_LABEL,
+                format!(
+                    "not twinloop traffic ({e}): no part carries the header's magic or a \
+                     stream topic; is something other than a bridge connected to the ingest port?"
+                ),
+                None,
+            );
+            return Outcome::Rejected(GARBAGE_LABEL);
+        }
         // Name the stream and sequence when the header itself was readable.
         let header = frames.get(1).and_then(|b| Header::decode(b).ok());
         let label = e.label();
@@ -542,8 +617,14 @@ impl Ingest {
     /// ([`Ingest::summarise_rejections`] reports the rest once a flood stops).
     fn reject(&mut self, label: &'static str, reason: String, h: Option<&Header>) -> Outcome {
         self.counters.reject(label);
+        self.report(label, reason, h);
+        Outcome::Rejected(label)
+    }
+
+    /// Warns and records an anomaly, rate-limited per label (see [`Ingest::reject`]).
+    fn report(&mut self, label: &'static str, reason: String, h: Option<&Header>) {
         let held = match self.reports.check(label, host_monotonic_ns()) {
-            Verdict::Hold => return Outcome::Rejected(label),
+            Verdict::Hold => return,
             Verdict::Report { held } => held,
         };
         tracing::warn!(label, stream = ?h.map(|h| h.stream), seq = ?h.map(|h| h.seq), %reason, held_back = held, "message rejected");
@@ -558,7 +639,6 @@ impl Ingest {
             stream: h.map(|h| h.stream),
             seq: h.map(|h| h.seq),
         }));
-        Outcome::Rejected(label)
     }
 
     /// Reports the rejections held back for a second or more ("N more since"): the source
