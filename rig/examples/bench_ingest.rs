@@ -394,7 +394,7 @@ fn daemon_run(args: &Args, sender: impl FnOnce(&str, &str) -> Command) -> Result
     cfg.session.record_frames = false;
     cfg.session.progress = false;
     cfg.session.realtime = false;
-    cfg.session.duration_s = 1e6;
+    cfg.session.duration_s = 86_400.0; // the bridge ends the session; a day is the bound
     cfg.validate()?;
     let (tx, rx) = mpsc::channel();
     let hooks = Hooks {

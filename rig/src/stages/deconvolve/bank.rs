@@ -251,7 +251,11 @@ impl DeconvolveBank {
         let hold = if order == 1 { Ar1::LAG } else { Ar2::LAG };
         let max_lag = config.max_lag.map(|l| u64::from(l).max(hold));
         let pools = max_lag.map_or(INITIAL_POOLS, |l| (l as usize + 2).min(INITIAL_POOLS));
-        let rows = max_lag.map_or(INITIAL_ROWS, |l| l as usize + 2);
+        // Room for the rows a drained bank still holds (the lag) plus a bridged gap's, which
+        // arrive in one `push_gap` before the caller can drain again.
+        let rows = max_lag.map_or(INITIAL_ROWS, |l| {
+            l as usize + 2 + config.bridge_max_frames as usize
+        });
         let engine = if order == 1 {
             Engine::Ar1(Cells::new(
                 params

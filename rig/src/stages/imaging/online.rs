@@ -87,6 +87,10 @@ struct PlaneOnline {
     save_dir: Option<PathBuf>,
     saved: Option<Arc<SavedCalibration>>,
     spikes: Vec<f32>,
+    /// Where the bank's settled rows are drained to and dropped: the loop uses the provisional
+    /// estimate, the log keeps dF/F (export deconvolves it again), and an undrained bank keeps
+    /// every row, about 4 bytes per cell per frame for the whole session.
+    settled: Vec<f32>,
     /// First frame skipped for a full hold (the warning is logged once).
     held_full_since: Option<u64>,
     /// Seq of the last frame given to the bank (gaps are measured from it).
@@ -144,6 +148,7 @@ impl OnlinePipeline {
                 save_dir: save_dir.as_ref().map(|d| d.join(format!("plane{p}"))),
                 saved,
                 spikes: vec![0.0; params.cells.max_cells],
+                settled: vec![0.0; params.cells.max_cells],
                 held_full_since: None,
                 last_seq: None,
                 failed: 0,
@@ -201,6 +206,18 @@ impl OnlinePipeline {
     /// the stage as `frames_failed`).
     pub fn frames_failed(&self) -> u64 {
         self.planes.iter().map(|p| p.failed).sum()
+    }
+
+    /// Times a plane's deconvolution bank had to grow its row ring since the session began:
+    /// 0 while the settled rows are drained each frame, so the stage's memory stays flat.
+    pub fn deconvolution_rows_grown(&self) -> u64 {
+        self.planes
+            .iter()
+            .map(|p| match &p.state {
+                State::Running { bank, .. } => bank.stats().row_grows,
+                _ => 0,
+            })
+            .sum()
     }
 
     pub fn take_notes(&mut self) -> Vec<serde_json::Value> {
@@ -455,6 +472,7 @@ impl PlaneOnline {
                     self.failed += 1;
                     tracing::warn!(plane = self.plane, seq = meta.seq, error = %e, "frame not deconvolved");
                 } else {
+                    while let Ok(Some(_)) = bank.pop_settled(&mut self.settled[..n]) {}
                     let output = FrameOutput {
                         spikes: &self.spikes[..n],
                         f: &out.f[..n],

@@ -367,3 +367,36 @@ fn rejects_bad_shapes_and_mixed_orders() {
         Some(2)
     );
 }
+
+#[test]
+fn a_drained_bank_never_grows_through_bridged_gaps() {
+    // The online pipeline's use: lag 30, gaps of up to 8 frames bridged, drained after every
+    // call. A ring sized for the lag alone grew on the first bridged gap.
+    let config = BankConfig {
+        max_lag: Some(30),
+        bridge_max_frames: 8,
+    };
+    let ys: Vec<Vec<f64>> = (0..4).map(|s| trace(2000, 300 + s, 0.93)).collect();
+    let mut bank = DeconvolveBank::uniform(4, p1(0.0, 0.0), config).unwrap();
+    let (mut frame, mut p, mut row) = (vec![0.0; 4], vec![0.0; 4], vec![0.0; 4]);
+    let mut popped = 0;
+    for k in 0..ys[0].len() {
+        if k % 100 == 50 {
+            bank.push_gap(8);
+            while bank.pop_settled(&mut row).unwrap().is_some() {
+                popped += 1;
+            }
+        }
+        for (c, y) in ys.iter().enumerate() {
+            frame[c] = y[k];
+        }
+        bank.push_frame(&frame, &mut p).unwrap();
+        while bank.pop_settled(&mut row).unwrap().is_some() {
+            popped += 1;
+        }
+    }
+    let st = bank.stats();
+    assert_eq!(st.bridged_gaps, 20);
+    assert_eq!(st.row_grows, 0, "rows grew {} times", st.row_grows);
+    assert!(popped > 2000, "settled rows were drained ({popped})");
+}
