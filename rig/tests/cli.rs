@@ -35,6 +35,31 @@ fn an_invalid_config_names_the_field_and_what_is_allowed() {
     assert!(err.contains("/nonexistent/rig.toml"), "{err}");
 }
 
+/// A protocol the daemon cannot run yet is refused before a session directory exists, not
+/// ignored by a session that then looks as if it ran it.
+#[test]
+fn an_inception_section_is_refused_until_sessions_run_it() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out_dir = tmp.path().join("sessions");
+    let cfg = tmp.path().join("inception.toml");
+    let text = twinloop_rig::config::DEFAULT_SIM_TOML
+        .replace("duration_s = 90.0", "duration_s = 7000.0")
+        .replace(
+            "out_dir = \"sessions\"",
+            &format!("out_dir = {:?}", out_dir),
+        )
+        + "\n[inception]\nrounds = 1\n";
+    std::fs::write(&cfg, text).unwrap();
+    let out = twinloop().arg("run").arg(&cfg).output().unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("[inception]") && err.contains("remove the section"),
+        "{err}"
+    );
+    assert!(newest_session(&out_dir).is_none(), "no session directory");
+}
+
 fn newest_session(root: &Path) -> Option<std::path::PathBuf> {
     std::fs::read_dir(root)
         .ok()?

@@ -16,6 +16,7 @@ mod tests;
 pub use crate::stages::decide::config::{
     CoreKind, DecideSetup, Policy, TrialsConfig, TwinSettings,
 };
+pub use crate::stages::decide::inception::InceptionConfig;
 pub use crate::stages::extract::config::{Extraction, ImagingConfig};
 pub use crate::vocab::section::{Invalid, Section};
 pub use sections::{
@@ -74,6 +75,10 @@ pub struct Config {
     /// The frozen core the adaptive selector's readouts read (`[twin]`).
     #[serde(default)]
     pub twin: TwinSettings,
+    /// The in-session inception protocol (`[inception]`); absent: record only, as before.
+    /// Left out of manifests that lack it, so they read back as they were written.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub inception: Option<InceptionConfig>,
 }
 
 impl Config {
@@ -116,6 +121,11 @@ impl Config {
         self.dashboard.validate()?;
         self.clocks.validate()?;
         self.twin.validate()?;
+        if let Some(inception) = &self.inception {
+            inception.validate()?;
+            let trial_s = self.trials.stimulus_s + self.trials.gray_s;
+            inception.check_fits(trial_s, Some(self.session.duration_s))?;
+        }
         // Each section's own bounds first, so the sums below cannot overflow into nonsense.
         memory::check(self)?;
         // The last moment to decide must come while imaging frames still arrive before the

@@ -5,6 +5,7 @@
 pub mod config;
 pub mod decision;
 pub mod design;
+pub mod inception;
 pub mod selector;
 
 pub use design::AdaptiveSelector;
