@@ -132,6 +132,11 @@ impl Link {
 
 /// Run the simulated rig against a daemon until `duration_s` of rig time has been sent.
 pub async fn run(mut mouse: SimMouse, opts: SimRigOptions) -> Result<SimRigReport, SimRigError> {
+    // The truth of a long session goes to disk as it is made (its memory would grow by
+    // ~21 MiB a minute for 1,000 cells); written into place at the end.
+    if let Some(dir) = &opts.truth_dir {
+        mouse.spill_truth(dir)?;
+    }
     let g = &opts.geometry;
     let mut sub = SubSocket::new();
     sub.connect(&opts.publish).await?;

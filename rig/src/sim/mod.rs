@@ -63,6 +63,7 @@ mod neurons;
 mod random;
 mod receptive_field;
 mod treadmill;
+mod truth_spill;
 
 #[cfg(test)]
 mod tests;
@@ -423,9 +424,9 @@ impl SimMouse {
 
     /// Writes the ground truth so far into `dir` (see [`truth`] for the files and layouts):
     /// plane 0's in `dir` itself, plane p's (p >= 1) in [`truth::plane_dir`] (`dir/plane<p>`).
-    pub fn write_truth(&self, dir: &std::path::Path) -> std::io::Result<()> {
+    pub fn write_truth(&mut self, dir: &std::path::Path) -> std::io::Result<()> {
         let n = self.planes.len();
-        for (i, p) in self.planes.iter().enumerate() {
+        for (i, p) in self.planes.iter_mut().enumerate() {
             let config = if n == 1 {
                 serde_json::json!({ "config": self.cfg, "geometry": self.geom })
             } else {
@@ -439,6 +440,16 @@ impl SimMouse {
                 &self.eye.model,
                 &config,
             )?;
+        }
+        Ok(())
+    }
+
+    /// From now on the per-cell truth of every plane (spikes, rates, calcium) is written under
+    /// `dir` as it is made rather than kept in memory, so a long session's memory stays flat;
+    /// [`SimMouse::write_truth`] into the same `dir` finishes the documented files.
+    pub fn spill_truth(&mut self, dir: &std::path::Path) -> std::io::Result<()> {
+        for (i, p) in self.planes.iter_mut().enumerate() {
+            p.truth.spill_to(&truth::plane_dir(dir, i))?;
         }
         Ok(())
     }

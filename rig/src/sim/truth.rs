@@ -1,7 +1,8 @@
 //! Ground truth: what each cell is, and what really happened in every frame.
 //!
 //! Per-frame truth is appended as frames are produced (frame-major, so appending is cheap) and
-//! transposed to the documented layouts when written. Files written by [`TruthLog::write`]
+//! transposed to the documented layouts when written. A session spills the per-cell rows to
+//! disk as they are made ([`TruthLog::spill_to`], `truth_spill.rs`), so its memory stays flat. Files written by [`TruthLog::write`]
 //! (all `.npy` are C-order float32):
 //!
 //! | file | shape | content |
@@ -24,6 +25,7 @@
 //! adds `plane` and `planes`).
 
 use super::eye::EyeCameraModel;
+use super::truth_spill::FrameRows;
 use super::tuning::CellParams;
 use serde::{Deserialize, Serialize};
 use std::fs::File;
@@ -63,9 +65,9 @@ pub(crate) struct TruthLog {
     n_cells: usize,
     record_calcium: bool,
     frame_times_s: Vec<f32>,
-    spikes: Vec<f32>,
-    rates: Vec<f32>,
-    calcium: Vec<f32>,
+    spikes: FrameRows,
+    rates: FrameRows,
+    calcium: FrameRows,
     motion: Vec<[f32; 2]>,
     latent: Vec<f32>,
     behaviour: Vec<[f32; 4]>,
@@ -87,14 +89,13 @@ pub(crate) struct FrameRecord {
 
 impl TruthLog {
     pub(crate) fn new(n_cells: usize, record_calcium: bool, frames_hint: usize) -> TruthLog {
-        let cap = frames_hint * n_cells;
         TruthLog {
             n_cells,
             record_calcium,
             frame_times_s: Vec::with_capacity(frames_hint),
-            spikes: Vec::with_capacity(cap),
-            rates: Vec::with_capacity(cap),
-            calcium: Vec::with_capacity(if record_calcium { cap } else { 0 }),
+            spikes: FrameRows::new(n_cells, frames_hint),
+            rates: FrameRows::new(n_cells, frames_hint),
+            calcium: FrameRows::new(n_cells, if record_calcium { frames_hint } else { 0 }),
             motion: Vec::with_capacity(frames_hint),
             latent: Vec::with_capacity(frames_hint),
             behaviour: Vec::with_capacity(frames_hint),
@@ -125,15 +126,15 @@ impl TruthLog {
         calcium: impl Fn(usize) -> f32,
     ) {
         self.frame_times_s.push(rec.t_s as f32);
-        self.spikes.extend(self.spike_acc.iter().map(|&s| s as f32));
+        self.spikes.push(self.spike_acc.iter().map(|&s| s as f32));
         if self.substeps > 0 {
             let k = 1.0 / self.substeps as f32;
-            self.rates.extend(self.rate_acc.iter().map(|&r| r * k));
+            self.rates.push(self.rate_acc.iter().map(|&r| r * k));
         } else {
-            self.rates.extend_from_slice(rates_now);
+            self.rates.push(rates_now.iter().copied());
         }
         if self.record_calcium {
-            self.calcium.extend((0..self.n_cells).map(&calcium));
+            self.calcium.push((0..self.n_cells).map(&calcium));
         }
         self.motion
             .push([rec.motion_px.0 as f32, rec.motion_px.1 as f32]);
@@ -177,15 +178,28 @@ impl TruthLog {
     /// Frame-major [frames, cells] views, for tests.
     #[cfg(test)]
     pub(crate) fn spikes(&self) -> &[f32] {
-        &self.spikes
+        self.spikes.in_memory()
     }
     #[cfg(test)]
     pub(crate) fn rates(&self) -> &[f32] {
-        &self.rates
+        self.rates.in_memory()
     }
     #[cfg(test)]
     pub(crate) fn calcium(&self) -> &[f32] {
-        &self.calcium
+        self.calcium.in_memory()
+    }
+
+    /// From now on the per-cell rows (spikes, rates, calcium) go to files under
+    /// `dir/.spill/` as they are made, not to memory; [`TruthLog::write`] into the same `dir`
+    /// turns them into the documented `.npy` and removes them.
+    pub(crate) fn spill_to(&mut self, dir: &Path) -> std::io::Result<()> {
+        let spill = dir.join(".spill");
+        self.spikes.spill_to(&spill.join("spikes.f32"))?;
+        self.rates.spill_to(&spill.join("rates.f32"))?;
+        if self.record_calcium {
+            self.calcium.spill_to(&spill.join("calcium.f32"))?;
+        }
+        Ok(())
     }
     #[cfg(test)]
     pub(crate) fn motion(&self) -> &[[f32; 2]] {
@@ -206,7 +220,7 @@ impl TruthLog {
 
     /// Writes every truth file into `dir` (created if missing).
     pub(crate) fn write(
-        &self,
+        &mut self,
         dir: &Path,
         cells: &[CellTruth],
         camera: &EyeCameraModel,
@@ -216,30 +230,20 @@ impl TruthLog {
         write_json(&dir.join("cells.json"), cells)?;
         write_json(&dir.join("eye_camera.json"), camera)?;
         write_json(&dir.join("config.json"), config)?;
-        let (n, f) = (self.n_cells, self.frames());
+        let f = self.frames();
         write_npy(
             &dir.join("frame_times.npy"),
             &[f as u64],
             self.frame_times_s.iter().copied(),
         )?;
-        // [frames, cells] in memory, [cells, frames] on disk.
-        write_npy(
-            &dir.join("spikes.npy"),
-            &[n as u64, f as u64],
-            transposed(&self.spikes, f, n),
-        )?;
-        write_npy(
-            &dir.join("rates.npy"),
-            &[n as u64, f as u64],
-            transposed(&self.rates, f, n),
-        )?;
+        // [frames, cells] as made, [cells, frames] on disk.
+        self.spikes.write_npy_transposed(&dir.join("spikes.npy"))?;
+        self.rates.write_npy_transposed(&dir.join("rates.npy"))?;
         if self.record_calcium {
-            write_npy(
-                &dir.join("calcium.npy"),
-                &[n as u64, f as u64],
-                transposed(&self.calcium, f, n),
-            )?;
+            self.calcium
+                .write_npy_transposed(&dir.join("calcium.npy"))?;
         }
+        let _ = std::fs::remove_dir(dir.join(".spill"));
         write_npy(
             &dir.join("motion.npy"),
             &[f as u64, 2],
@@ -262,11 +266,6 @@ impl TruthLog {
         )?;
         Ok(())
     }
-}
-
-/// Iterates a row-major [rows, cols] array column by column.
-fn transposed(v: &[f32], rows: usize, cols: usize) -> impl Iterator<Item = f32> + '_ {
-    (0..cols).flat_map(move |c| (0..rows).map(move |r| v[r * cols + c]))
 }
 
 fn write_json<T: Serialize + ?Sized>(path: &Path, value: &T) -> std::io::Result<()> {
