@@ -18,7 +18,7 @@ import collections
 import logging
 import secrets
 import time
-from typing import Callable, Deque, Dict, Iterable, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Deque, Dict, Iterable, List, Optional, Sequence, Tuple
 
 import numpy as np
 import zmq
@@ -49,13 +49,13 @@ class Bridge:
                  on_message: Optional[Callable[[Message], None]] = None,
                  window: Optional[int] = None, sndhwm: Optional[int] = None,
                  host_clock: bool = True, linger_ms: int = 5000,
-                 context: Optional[zmq.Context] = None) -> None:
+                 context: Optional[zmq.Context[Any]] = None) -> None:
         self.context = context or zmq.Context()
         self._own_context = context is None
         self.ingest = ingest
         self.sub = Subscriber(publish, [Stream.STATUS, Stream.ACK, *subscribe],
                               context=self.context)
-        self.push: Optional[zmq.Socket] = None
+        self.push: Optional[zmq.Socket[bytes]] = None
         self.on_message = on_message
         #: Subscribed messages other than status and ack, when there is no `on_message`.
         self.inbox: Deque[Message] = collections.deque()
@@ -121,6 +121,9 @@ class Bridge:
         if imaging and tuple(frame.shape) != (imaging["height"], imaging["width"]):
             raise ValueError(f"frame {frame.shape} is not the daemon's "
                              f"[{imaging['height']}, {imaging['width']}]")
+        if imaging and not (plane < imaging["planes"] and channel < imaging["channels"]):
+            raise ValueError(f"plane {plane}, channel {channel} out of the daemon's "
+                             f"{imaging['planes']} planes, {imaging['channels']} channels")
         self.wait_for_credit(timeout_s)
         aux = self.sent_two_photon if frame_number is None else frame_number
         seq = self._array(Stream.TWO_PHOTON, frame, t_ns, aux=aux, plane=plane, channel=channel)
@@ -151,7 +154,7 @@ class Bridge:
         a = np.ascontiguousarray(a, dtype=a.dtype.newbyteorder("<"))
         return self.send(stream, Dtype.of(a), a.shape, a, t_ns=t_ns, **fields)
 
-    def send(self, stream: Stream, dtype: Dtype, shape: Sequence[int], payload: object, *,
+    def send(self, stream: Stream, dtype: Dtype, shape: Sequence[int], payload: Any, *,
              t_ns: int = 0, aux: int = 0, plane: int = 0, channel: int = 0) -> int:
         """Send one message, numbered for its (stream, plane, channel); returns its `seq`. The
         payload is anything with the buffer protocol (bytes, a contiguous numpy array)."""

@@ -246,11 +246,11 @@ def decode(frames: Sequence[bytes]) -> Message:
         epoch = struct.unpack("<Q", payload)[0] if len(payload) == 8 else None
         return Ack(h, h.seq, epoch)
     if s in (Stream.FLIP, Stream.VIEW):
-        common = dict(display_frame=h.seq, t_ns=h.t_ns, trial=h.aux,
-                      onset=bool(h.flags & FLAG_ONSET))
+        onset = bool(h.flags & FLAG_ONSET)
         if s == Stream.FLIP:
-            return Flip(h, **common)
-        return View(h, image=np.frombuffer(payload, np.uint8).reshape(h.shape), **common)
+            return Flip(h, display_frame=h.seq, t_ns=h.t_ns, trial=h.aux, onset=onset)
+        return View(h, display_frame=h.seq, t_ns=h.t_ns, trial=h.aux, onset=onset,
+                    image=np.frombuffer(payload, np.uint8).reshape(h.shape))
     if s.is_input:
         raise ValueError(f"{s.name} is an input stream: the daemon never publishes it")
     v = _json(payload)

@@ -1,4 +1,4 @@
-"""The twinloop wire protocol, version 1 (``docs/protocol.md``): codes, the 64-byte header, payloads.
+"""The twinloop wire protocol, version 1 (docs/protocol.md): codes, the 64-byte header.
 
 Everything here mirrors ``rig/src/vocab/protocol/`` in the daemon; the test
 ``tests/tests/python_client.rs`` compares :func:`describe` with the Rust enums so the two
@@ -11,7 +11,7 @@ import enum
 import json
 import struct
 from dataclasses import dataclass, field
-from typing import Dict, FrozenSet, List, Sequence, Tuple
+from typing import Any, Dict, FrozenSet, List, Sequence, Tuple
 
 import numpy as np
 
@@ -213,7 +213,7 @@ class Header:
         return n * Dtype(self.dtype).size
 
 
-def encode(stream: Stream, dtype: Dtype, shape: Sequence[int], payload: bytes, **fields: int
+def encode(stream: Stream, dtype: Dtype, shape: Sequence[int], payload: bytes, **fields: Any
            ) -> List[bytes]:
     """The three frames `[topic][header][payload]` of a message on `stream`."""
     h = Header(stream=stream, dtype=dtype, shape=tuple(shape), **fields)
@@ -239,7 +239,7 @@ def parse(frames: Sequence[bytes]) -> Tuple[Header, bytes]:
     return h, bytes(payload)
 
 
-def describe() -> dict:
+def describe() -> Dict[str, Any]:
     """This module's constants as plain JSON, for the drift test against the Rust enums."""
     return {
         "magic": MAGIC.decode(),

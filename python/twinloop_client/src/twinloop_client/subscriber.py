@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import Iterable, Iterator, Optional, Union
+from typing import Any, Iterable, Iterator, Optional, Union
 
 import zmq
 
@@ -37,7 +37,7 @@ class Subscriber:
     """
 
     def __init__(self, publish: str, topics: Iterable[Topic] = (), *,
-                 context: Optional[zmq.Context] = None) -> None:
+                 context: Optional[zmq.Context[Any]] = None) -> None:
         self._own_context = context is None
         self.context = context or zmq.Context()
         self.socket = self.context.socket(zmq.SUB)
