@@ -6,7 +6,8 @@ Start a daemon with `source.kind = "bridge"` (configs/bridge.toml), then:
     pip install python/twinloop_client
     python examples/bridge.py --ingest tcp://127.0.0.1:5555 --publish tcp://127.0.0.1:5556
 
-It sends `hello`, two-photon frames with a frame-clock sync tick, treadmill counts and (every
+It sends `hello` (named by a random epoch: the client ignores acks of an earlier hello),
+two-photon frames with a frame-clock sync tick, treadmill counts and (every
 other frame) an eye-camera frame, within the daemon's ack window, then `end`, and collects the
 activity the daemon publishes and the final `status`. `--check-grid B` checks each activity
 vector against numpy's BxB block means of its frame (daemon config `imaging.extraction =
@@ -29,7 +30,8 @@ def fail(msg):
 
 
 def bad_messages(last_seq, shape):
-    """(label the daemon counts it under, frames). None of them consumes a sequence number."""
+    """(label the daemon counts it under, frames). None of them consumes a sequence number.
+    `garbage` is not a rejection: it is not twinloop traffic, counted in `garbage_messages`."""
     h, w = shape
     good, nxt = bytes(2 * h * w), last_seq + 1
     tp = Stream.TWO_PHOTON.topic
@@ -51,6 +53,7 @@ def bad_messages(last_seq, shape):
         ("topic_mismatch", [Stream.EYE_CAMERA.topic, frame(), good]),
         ("shape", [tp, frame(dims=[h // 2, w]), good[: h * w]]),
         ("dtype_not_allowed", [tp, frame(dtype=Dtype.F32), bytes(4 * h * w)]),
+        ("garbage", [b"GET / HTTP/1.1\r\n", b"Host: rig\r\n", b"\r\n"]),  # a stray client
     ]
 
 
@@ -91,6 +94,7 @@ def main():
     b.hello(source="examples/bridge.py")
     rng = np.random.default_rng(1)
     expected, sent_at, expected_rejects = {}, {}, collections.Counter()
+    expected_garbage = 0
     n_bad = len(bad_messages(0, shape))
     bad_after = {(i + 1) * args.frames // (n_bad + 1): i for i in range(n_bad)}
     period_ns, start = 33_333_333, time.monotonic()
@@ -112,7 +116,10 @@ def main():
             last_seq = b.next_seq(Stream.TWO_PHOTON) - 1
             label, frames = bad_messages(last_seq, shape)[bad_after[k]]
             b.send_raw(frames)
-            expected_rejects[label] += 1
+            if label == "garbage":
+                expected_garbage += 1
+            else:
+                expected_rejects[label] += 1
     b.end(frames=args.frames)
     try:
         final = b.wait_ended(timeout_s=20)
@@ -128,12 +135,19 @@ def main():
     print(json.dumps({"frames_sent": args.frames, "activity_received": len(activity),
                       "send_to_activity_ms": {"p50": p50, "p99": p99},
                       "stale_acks": b.stale_acks, "epoch": b.epoch,
-                      "rejected_expected": expected_rejects, "counters": c}))
+                      "rejected_expected": expected_rejects,
+                      "garbage_expected": expected_garbage, "counters": c}))
     problems = []
     if c["frames_in"] != args.frames or c["gaps"] != 0:
         problems.append(f"daemon took {c['frames_in']} of {args.frames} frames, {c['gaps']} gaps")
     if final.rejected != dict(expected_rejects):
         problems.append(f"rejected {final.rejected} but sent {dict(expected_rejects)}")
+    if final.garbage_messages != expected_garbage:
+        problems.append(f"{final.garbage_messages} garbage messages counted, "
+                        f"{expected_garbage} sent")
+    if final.clocks_ticking is False:
+        problems.append("the daemon expects clock ticks this bridge does not send: its "
+                        "[clocks] put a stream on a device clock")
     if args.check_grid:
         missing = sorted(set(expected) - set(activity))
         if missing:

@@ -1,7 +1,8 @@
 """Checks of the client that need no daemon: header layout, decoding, the ack epoch rule.
 
 Plain asserts (no pytest needed): `python tests/test_offline.py` exits non-zero on a failure.
-The Rust test tests/tests/python_client.rs runs it; the daemon-facing checks live there.
+scripts/test.sh runs it before the Rust tests, and so does tests/tests/python_client.rs (for
+`cargo test` alone); the daemon-facing checks live there.
 """
 
 import json
@@ -80,17 +81,27 @@ def check_decoding():
     new = decode(encode(Stream.ACK, Dtype.U64, [1], struct.pack("<Q", 2**60 + 3), seq=5, aux=1))
     assert isinstance(old, Ack) and (old.index, old.epoch) == (4, None)
     assert isinstance(new, Ack) and (new.index, new.epoch) == (5, 2**60 + 3)
+    try:  # eight bytes that are not one u64 are not an epoch
+        decode(encode(Stream.ACK, Dtype.U32, [2], bytes(8), seq=5, aux=1))
+    except ValueError:
+        pass
+    else:
+        raise AssertionError("an ack with a u32 [2] payload decoded")
     img = np.arange(6, dtype=np.uint8).reshape(2, 3)
     v = decode(encode(Stream.VIEW, Dtype.U8, [2, 3], img.tobytes(), seq=9, aux=-1, flags=1))
     assert isinstance(v, View) and v.onset and v.trial == -1 and np.array_equal(v.image, img)
     f = decode(encode(Stream.FLIP, Dtype.U8, [0], b"", seq=10, aux=2))
     assert isinstance(f, Flip) and not f.onset and (f.display_frame, f.trial) == (10, 2)
-    shape, body = json_payload({"state": "running", "t_s": 0.0, "counters": {"rejected": {}},
+    counters = {"rejected": {"sequence": 2}, "garbage_messages": 3, "clock_domains_unticked": 1}
+    shape, body = json_payload({"state": "running", "t_s": 0.0, "counters": counters,
+                                "recording": True, "clocks_ticking": False,
                                 "flow_window": 16, "protocol_version": 1,
                                 "imaging": {"height": 4, "width": 4, "planes": 1,
                                             "channels": 1}})
     s = decode(encode(Stream.STATUS, Dtype.JSON, shape, body))
     assert isinstance(s, Status) and s.flow_window == 16 and not s.ended
+    assert (s.recording, s.clocks_ticking) == (True, False)
+    assert s.rejected == {"sequence": 2} and s.garbage_messages == 3
     mapping = {"dev_ref_ns": 1000, "rig_at_ref_ns": 5000.0, "rate": 1.00003}
     shape, body = json_payload({"domain": "eye_camera", "generation": 2, "dev_ticks": 12,
                                 "rig_ticks": 12, "state": "fitted", "mapping": mapping})

@@ -72,6 +72,7 @@ class Bridge:
         #: Acks ignored because they answer an earlier `hello`.
         self.stale_acks = 0
         self._next_seq: Dict[Tuple[int, int, int], int] = collections.defaultdict(int)
+        self._warned_unticked = False
 
     @property
     def status(self) -> Optional[Status]:
@@ -212,7 +213,14 @@ class Bridge:
                 return
             self.acked = max(self.acked, msg.index)
         elif isinstance(msg, Status):
-            pass  # the subscriber keeps the newest
+            # The subscriber keeps the newest; a device-clocked stream without ticks is the
+            # config mistake docs/protocol.md §0 describes: say so once, here, too.
+            if msg.clocks_ticking is False and not self._warned_unticked:
+                self._warned_unticked = True
+                log.warning("the daemon has a stream on a device clock that sends no ticks "
+                            "(%s domains): send that clock's ticks (clock_tick) or set the "
+                            "stream to \"rig\" in [clocks]",
+                            msg.counters.get("clock_domains_unticked"))
         elif self.on_message is not None:
             self.on_message(msg)
         else:

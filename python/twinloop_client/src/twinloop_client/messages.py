@@ -14,7 +14,7 @@ from typing import Any, Dict, List, Optional, Sequence, Union
 
 import numpy as np
 
-from .protocol import FLAG_ONSET, ClockDomain, Header, Stream, parse
+from .protocol import FLAG_ONSET, ClockDomain, Dtype, Header, Stream, parse
 
 
 @dataclass
@@ -45,7 +45,12 @@ class Prediction(Activity):
 
 @dataclass
 class Status:
-    """The 100 ms heartbeat: state, counters and the fixed facts a bridge needs."""
+    """The 100 ms heartbeat: state, counters and the fixed facts a bridge needs.
+
+    `recording` turns False once a write to the session log failed; `clocks_ticking` while a
+    stream on a device clock sends samples without its clock's ticks (docs/protocol.md §0).
+    Both are None from a daemon that does not send them.
+    """
 
     header: Header
     state: str
@@ -54,6 +59,8 @@ class Status:
     flow_window: Optional[int]
     protocol_version: Optional[int]
     imaging: Dict[str, int]
+    recording: Optional[bool]
+    clocks_ticking: Optional[bool]
     raw: Dict[str, Any]
 
     @property
@@ -64,6 +71,12 @@ class Status:
     def rejected(self) -> Dict[str, int]:
         """Rejections so far by label (labels with zero omitted)."""
         return dict(self.counters.get("rejected", {}))
+
+    @property
+    def garbage_messages(self) -> int:
+        """Messages that were not twinloop traffic at all (no part is a topic or starts with
+        the magic): counted apart from the rejections, which mean a bridge's bug."""
+        return int(self.counters.get("garbage_messages", 0))
 
 
 @dataclass
@@ -242,9 +255,12 @@ def decode(frames: Sequence[bytes]) -> Message:
         values = np.frombuffer(payload, "<f4").reshape(h.shape)
         return (Activity if s == Stream.ACTIVITY else Prediction)(h, values)
     if s == Stream.ACK:
-        # Older daemons send an empty payload; newer ones the hello's epoch as one u64.
-        epoch = struct.unpack("<Q", payload)[0] if len(payload) == 8 else None
-        return Ack(h, h.seq, epoch)
+        # The hello's epoch as u64 [1]; daemons before epochs sent an empty payload.
+        if not payload:
+            return Ack(h, h.seq, None)
+        if h.dtype != Dtype.U64 or h.shape != (1,):
+            raise ValueError(f"an ack carries its epoch as u64 [1], not {h.dtype} {h.shape}")
+        return Ack(h, h.seq, struct.unpack("<Q", payload)[0])
     if s in (Stream.FLIP, Stream.VIEW):
         onset = bool(h.flags & FLAG_ONSET)
         if s == Stream.FLIP:
@@ -258,7 +274,8 @@ def decode(frames: Sequence[bytes]) -> Message:
         return Status(h, state=v["state"], t_s=v.get("t_s", 0.0), counters=v.get("counters", {}),
                       flow_window=v.get("flow_window"),
                       protocol_version=v.get("protocol_version"),
-                      imaging=v.get("imaging", {}), raw=v)
+                      imaging=v.get("imaging", {}), recording=v.get("recording"),
+                      clocks_ticking=v.get("clocks_ticking"), raw=v)
     if s == Stream.DECISION:
         return Decision(h, trial=v["trial"], stimulus=v["stimulus"], name=v["name"],
                         spec=v["spec"], policy=v["policy"], mode=v.get("mode", "random"),
