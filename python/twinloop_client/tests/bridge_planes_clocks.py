@@ -87,6 +87,8 @@ def main(ingest, publish, frames, block, drift_ppm):
                       "stage_skips": final.counters["stage_skips"]}))
     if not fitted:
         problems.append("no fitted clock update was published")
+    if final.clocks_ticking is not True:
+        problems.append(f"final heartbeat: clocks_ticking = {final.clocks_ticking} with ticks")
     # Sent as fast as the window allows, a frame may be recorded but skipped by the stage.
     skips = final.counters["stage_skips"]
     if len(activity) + skips != frames:
