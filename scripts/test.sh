@@ -14,4 +14,6 @@ fi
 # PYTHONPATH themselves).
 .venv/bin/pip install --quiet --disable-pip-version-check -e python/twinloop_client
 export TWINLOOP_PYTHON="$PWD/.venv/bin/python"
+# The client's own checks, no daemon needed (about a second).
+"$TWINLOOP_PYTHON" python/twinloop_client/tests/test_offline.py >/dev/null
 cargo test --workspace --features twinloop-e2e/nwb
