@@ -1,8 +1,9 @@
 //! The Python client package (`python/twinloop_client`) against the daemon's own definitions and
 //! a running session: its constants are the daemon's (stream and dtype codes, the header
 //! layout), headers cross between the two byte for byte, its offline checks pass, the shipped
-//! bridge config drives a session through it, and its `Subscriber` decodes every stream a
-//! simulated session publishes into what the session's log holds.
+//! bridge config drives a session through it, a device-clocked config without ticks is caught,
+//! and its `Subscriber` decodes every stream a simulated session publishes into what the
+//! session's log holds.
 //!
 //! The clean and hostile bridge streams through the client are `python_bridge.rs`
 //! (`examples/bridge.py` is a user of the package). Needs a Python with pyzmq and numpy
@@ -217,6 +218,63 @@ fn a_session_from_the_shipped_bridge_config_takes_the_clients_stream_whole() {
     for d in &s.clocks {
         assert_eq!(d.samples_unmapped, 0, "{d:?}");
     }
+}
+
+/// The trap of docs/protocol.md §0: a bridge config that puts the microscope on its device
+/// clock (as `configs/sim.toml` does) and a bridge that sends no ticks. The heartbeats say so
+/// (`clocks_ticking` false), the client warns, and `bridge.py` refuses to call that a success.
+#[test]
+fn a_bridge_without_clock_ticks_on_a_device_clocked_config_is_told() {
+    let out = tempfile::tempdir().expect("tempdir");
+    let mut cfg = bridge_test_config(out.path(), 64);
+    cfg.clocks.two_photon = TimeBase::Device;
+    // Past the 300 samples after which a device-clocked stream without ticks is flagged.
+    let frames = 320u64;
+    hold_every_frame(&mut cfg, frames);
+    cfg.validate().expect("still valid");
+    let args = move |ingest: &str, publish: &str| -> Vec<OsString> {
+        let mut a = vec![repo_root().join("examples/bridge.py").into_os_string()];
+        let n = frames.to_string();
+        a.extend(
+            [
+                "--ingest",
+                ingest,
+                "--publish",
+                publish,
+                "--frames",
+                &n,
+                "--size",
+                "64x64",
+            ]
+            .map(OsString::from),
+        );
+        a
+    };
+    let (output, s) = run_session_with_peer(&cfg, args, false);
+    assert!(
+        !output.status.success(),
+        "bridge.py passed a session whose frames are off the rig clock:\n{}",
+        output.stdout
+    );
+    assert!(
+        output.stderr.contains("expects clock ticks"),
+        "bridge.py says why: {}",
+        output.stderr
+    );
+    assert!(
+        output.stderr.contains("sends no ticks"),
+        "the client warned: {}",
+        output.stderr
+    );
+    let c = &s.counters;
+    assert_eq!(c.frames_in, frames, "the frames still came in: {c:?}");
+    assert_eq!(c.clock_domains_unticked, 1, "{c:?}");
+    let d = s
+        .clocks
+        .iter()
+        .find(|d| d.domain == ClockDomain::TwoPhoton)
+        .expect("the two-photon clock's summary");
+    assert_eq!(d.samples_unmapped, frames, "no tick, no mapping: {d:?}");
 }
 
 /// The shipped bridge config (`rig/tests/protocol_doc.rs` checks it loads with every stream on
