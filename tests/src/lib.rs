@@ -1,6 +1,7 @@
 //! End-to-end test helpers shared by the tests in this crate.
 
 pub mod alloc_count;
+pub mod python;
 
 use std::path::{Path, PathBuf};
 use twinloop_rig::config::Config;
