@@ -159,6 +159,9 @@ pub struct Conv {
     history: VecDeque<Frame>,
     /// im2col buffers of frames that left the history, for reuse.
     spare: Vec<Vec<f32>>,
+    /// Graphs run candle's conv2d even where [`crate::ops::conv_grad`] could: the reference
+    /// the gemm graph path is tested against, per conv so tests need no global switch.
+    candle_graph: bool,
 }
 
 /// One kept input frame and what each path derived from it (computed at most once).
@@ -247,6 +250,7 @@ impl Conv {
             bias,
             history: VecDeque::with_capacity(spec.temporal),
             spare: Vec::new(),
+            candle_graph: false,
             spec,
         })
     }
@@ -262,8 +266,10 @@ impl Conv {
     ///
     /// On the CPU with f32 and nothing tracking gradients (neither the input, any kept frame,
     /// nor the kernel: `Tensor::track_op`), this runs [`crate::ops::conv_cpu`], which has no
-    /// backward; anything else (training, CUDA, other dtypes) runs candle's conv2d. Both paths
-    /// share the kept history, so a clip may switch between them.
+    /// backward. A graph on the CPU in f32 (MEIs, training) runs [`crate::ops::conv_grad`],
+    /// the same gemm forward with a gemm backward; anything else (CUDA, other dtypes, or
+    /// `conv_grad` switched off) runs candle's conv2d. All paths share the kept history, so a
+    /// clip may switch between them.
     pub fn step(&mut self, x: &Tensor) -> Result<Tensor> {
         let t = self.spec.temporal;
         if self.history.is_empty() {
@@ -285,8 +291,14 @@ impl Conv {
             && !self.kernel.track_op()
             && self.bias.as_ref().is_none_or(|b| !b.track_op())
             && self.history.iter().all(|f| !f.x.track_op());
+        let gemm_graph = x.device().is_cpu()
+            && x.dtype() == DType::F32
+            && !self.candle_graph
+            && crate::ops::conv_grad::enabled();
         let y = if fast {
             self.step_cpu()?
+        } else if gemm_graph {
+            self.step_gemm_graph()?
         } else {
             self.step_candle()?
         };
@@ -299,7 +311,32 @@ impl Conv {
         Ok(y)
     }
 
-    /// The reference path: candle's grouped conv2d over the group-interleaved padded history.
+    /// The CPU graph path: [`crate::ops::conv_grad`] over the group-interleaved unpadded
+    /// history (it pads inside; padding each frame or the concatenation is the same sum, as
+    /// the concatenation is along channels).
+    fn step_gemm_graph(&mut self) -> Result<Tensor> {
+        let xs: Vec<&Tensor> = self.history.iter().map(|f| &f.x).collect();
+        let input = if xs.len() > 1 {
+            cat_groups_2d(&xs, self.spec.in_groups)?
+        } else {
+            xs[0].clone()
+        };
+        let y = crate::ops::conv_grad::conv2d(
+            &input,
+            &self.kernel,
+            self.spec.stride,
+            self.padding,
+            self.spec.pad == Pad::Replicate,
+            self.spec.in_groups,
+        )?;
+        match &self.bias {
+            Some(b) => y.broadcast_add(b).ctx("conv bias"),
+            None => Ok(y),
+        }
+    }
+
+    /// The reference graph path: candle's grouped conv2d over the group-interleaved padded
+    /// history.
     fn step_candle(&mut self) -> Result<Tensor> {
         let p = self.padding;
         for f in self.history.iter_mut().filter(|f| f.padded.is_none()) {
@@ -551,13 +588,33 @@ mod tests {
     use super::{Conv, ConvSpec, Pad};
     use crate::weights::Weights;
 
-    /// The same conv twice (same synthetic weights): one fed plain inputs (CPU fast path), one
-    /// fed gradient-tracking inputs (candle's conv2d, the reference).
+    /// The same conv twice (same synthetic weights): the first with the default paths (fed
+    /// plain inputs: the CPU fast path; fed tracked inputs: the gemm graph path), the second
+    /// forced onto candle's conv2d for graphs (fed tracked inputs: the reference).
     fn pair(spec: &ConvSpec) -> (Conv, Conv) {
         let dev = Device::Cpu;
         let a = Conv::load(&Weights::synthetic(3), "c", 0, spec.clone(), &dev).unwrap();
-        let b = Conv::load(&Weights::synthetic(3), "c", 0, spec.clone(), &dev).unwrap();
+        let mut b = Conv::load(&Weights::synthetic(3), "c", 0, spec.clone(), &dev).unwrap();
+        b.candle_graph = true;
         (a, b)
+    }
+
+    /// Every conv shape of [`fast_path_equals_candle_conv2d`].
+    fn cases() -> Vec<(ConvSpec, usize, usize, usize)> {
+        vec![
+            // fnn's input conv: 6x6, stride 2, replicate, one input channel.
+            (spec(1, 8, (1, 2), 1, 6, 2, Pad::Replicate, true), 1, 20, 30),
+            // Dense block conv: grouped, temporal 3, 3x3, zero padding.
+            (spec(8, 8, (2, 2), 3, 3, 1, Pad::Zeros, true), 1, 9, 13),
+            // Grouped temporal conv with replicate padding, stride 2, batch 2, no bias.
+            (spec(6, 9, (3, 3), 2, 3, 2, Pad::Replicate, false), 2, 11, 8),
+            // 5x5 temporal 4, ungrouped, odd sizes.
+            (spec(3, 5, (1, 1), 4, 5, 1, Pad::Zeros, true), 1, 7, 10),
+            // Pointwise grouped (skips, gates), in place of im2col.
+            (spec(12, 8, (4, 4), 1, 1, 1, Pad::Zeros, false), 2, 5, 6),
+            // Pointwise with replicate padding flag (no padding at 1x1) and a temporal tap.
+            (spec(4, 6, (1, 2), 2, 1, 1, Pad::Replicate, true), 1, 4, 4),
+        ]
     }
 
     fn tracked(x: &Tensor) -> Tensor {
@@ -600,21 +657,7 @@ mod tests {
     /// a clip, frame by frame, with the history filled and rolled.
     #[test]
     fn fast_path_equals_candle_conv2d() {
-        let cases = [
-            // fnn's input conv: 6x6, stride 2, replicate, one input channel.
-            (spec(1, 8, (1, 2), 1, 6, 2, Pad::Replicate, true), 1, 20, 30),
-            // Dense block conv: grouped, temporal 3, 3x3, zero padding.
-            (spec(8, 8, (2, 2), 3, 3, 1, Pad::Zeros, true), 1, 9, 13),
-            // Grouped temporal conv with replicate padding, stride 2, batch 2, no bias.
-            (spec(6, 9, (3, 3), 2, 3, 2, Pad::Replicate, false), 2, 11, 8),
-            // 5x5 temporal 4, ungrouped, odd sizes.
-            (spec(3, 5, (1, 1), 4, 5, 1, Pad::Zeros, true), 1, 7, 10),
-            // Pointwise grouped (skips, gates), in place of im2col.
-            (spec(12, 8, (4, 4), 1, 1, 1, Pad::Zeros, false), 2, 5, 6),
-            // Pointwise with replicate padding flag (no padding at 1x1) and a temporal tap.
-            (spec(4, 6, (1, 2), 2, 1, 1, Pad::Replicate, true), 1, 4, 4),
-        ];
-        for (c, (spec, n, h, w)) in cases.iter().enumerate() {
+        for (c, (spec, n, h, w)) in cases().iter().enumerate() {
             let (mut fast, mut reference) = pair(spec);
             for f in 0..5 {
                 let x =
@@ -628,6 +671,62 @@ mod tests {
                 assert_eq!(a.dims(), b.dims(), "case {c} frame {f}");
                 let e = max_rel(&a, &b);
                 assert!(e < 1e-5, "case {c} frame {f}: max relative error {e}");
+            }
+        }
+    }
+
+    /// The gemm graph path equals candle's conv2d graph over a clip (history filled and
+    /// rolled): the outputs, and the gradients of a random weighting of all outputs with
+    /// respect to every input frame and to the kernel (candle's autograd is the reference).
+    #[test]
+    fn gemm_graph_path_equals_candle_in_value_and_gradient() {
+        for (c, (spec, n, h, w)) in cases().iter().enumerate() {
+            // candle 0.11's conv2d backward takes the transposed convolution's output padding
+            // from the height alone: where height and width leave different remainders over
+            // the stride, its input gradient has the wrong width (a shape error). Widen such
+            // a case by one pixel here; `ops::conv_grad` checks that shape by the adjoint.
+            let (k, s) = (spec.spatial, spec.stride);
+            let p = (k - s) / 2;
+            let w = if (h + 2 * p - k) % s != (w + 2 * p - k) % s {
+                w + 1
+            } else {
+                *w
+            };
+            let (mut gemm, mut reference) = pair(spec);
+            // One kernel Var shared by both, so both graphs differentiate the same leaf.
+            let kernel = Var::from_tensor(&gemm.kernel).unwrap();
+            gemm.kernel = kernel.as_tensor().clone();
+            reference.kernel = kernel.as_tensor().clone();
+            let frames: Vec<Var> = (0..5)
+                .map(|_| {
+                    let x = Tensor::randn(0f32, 1.0, (*n, spec.in_channels, *h, w), &Device::Cpu);
+                    Var::from_tensor(&x.unwrap()).unwrap()
+                })
+                .collect();
+            let (mut loss_a, mut loss_b) = (None::<Tensor>, None::<Tensor>);
+            for (f, x) in frames.iter().enumerate() {
+                let a = gemm.step(x.as_tensor()).unwrap();
+                let b = reference.step(x.as_tensor()).unwrap();
+                let e = max_rel(&a, &b);
+                assert!(e < 1e-5, "case {c} frame {f}: output error {e}");
+                let weight = Tensor::randn(0f32, 1.0, a.dims(), &Device::Cpu).unwrap();
+                let (la, lb) = (
+                    (a * &weight).unwrap().sum_all().unwrap(),
+                    (b * &weight).unwrap().sum_all().unwrap(),
+                );
+                loss_a = Some(loss_a.map_or(la.clone(), |l| (l + la).unwrap()));
+                loss_b = Some(loss_b.map_or(lb.clone(), |l| (l + lb).unwrap()));
+            }
+            let ga = loss_a.unwrap().backward().unwrap();
+            let gb = loss_b.unwrap().backward().unwrap();
+            let leaves = frames
+                .iter()
+                .map(|v| v.as_tensor())
+                .chain([kernel.as_tensor()]);
+            for (i, leaf) in leaves.enumerate() {
+                let (a, b) = (ga.get(leaf).unwrap(), gb.get(leaf).unwrap());
+                let e = max_rel(a, b);
+                assert!(e < 1e-4, "case {c} leaf {i}: gradient error {e}");
             }
         }
     }

@@ -1,42 +1,48 @@
-//! Most-exciting inputs (MEI) by gradient ascent on the stimulus under a norm constraint
-//! (Walker et al. 2019; fnn's in-silico experiments).
+//! Most-exciting inputs (MEI) by gradient ascent on the stimulus under a luminance and
+//! contrast budget (Walker et al. 2019; fnn's in-silico experiments).
 //!
 //! The stimulus is a candle `Var` `[N, F, H, W]` in [0, 1] pixel units, one batch element per
-//! requested unit: `F = frames` for a clip, `F = 1` for a static image shown on every frame.
-//! The objective of element `i` is unit `u_i`'s mean predicted rate over the last
-//! `score_frames` of a `frames`-long presentation from a reset twin, pupil centre and behaviour
-//! at 0. The gradient reaches the pixels through the whole twin, perspective's bilinear
-//! sampling included (`ops::grid_sample` has a backward).
+//! requested unit: `F` = the presentation's frames for a clip, `F = 1` for a static image shown
+//! on every frame. The objective of element `i` is unit `u_i`'s scored response from a
+//! [`Responder`]; for the twin ([`TwinResponder`]) its mean predicted rate over the last
+//! `score_frames` of a `frames`-long presentation from a reset twin, pupil centre and
+//! behaviour at 0. The gradient reaches the pixels through the whole twin, perspective's
+//! bilinear sampling included (`ops::grid_sample` has a backward).
 //!
-//! Each step moves every element along its normalised gradient by `step_size` times its norm
-//! budget, then projects: the contrast `x − gray` (gray = 128/255) is scaled back into the L2
-//! ball of radius `rms_contrast · sqrt(F · H · W)` (an RMS contrast bound), then pixels are
-//! clamped into [0, 1]. Clamping moves pixels toward gray, so the norm bound still holds. The
-//! best iterate (highest objective) is kept; the result is rounded to u8.
+//! Each step moves every element along its normalised gradient by `step_size` times its
+//! contrast norm `rms_contrast · sqrt(F · H · W)`, then matches it to the
+//! [`StimulusBudget`] (mean luminance and RMS contrast both exact up to
+//! [`MATCH_TOLERANCE`](super::budget::MATCH_TOLERANCE), pixels in [0, 1]): a retraction onto
+//! the budget's sphere, not a Euclidean projection (the set is not convex). The best iterate
+//! (highest objective) is kept and matched again after rounding to u8, so the MEI as shown
+//! meets the budget.
 
-use candle_core::{DType, Device, Tensor, Var};
+use candle_core::{Device, Tensor, Var};
 use serde::Serialize;
 
 use crate::error::{CandleContext, ModelError, Result};
 use crate::network::Twin;
 
 use super::MEAN_GRAY;
+use super::budget::{BudgetCheck, BudgetError, StimulusBudget};
+use super::responder::{Responder, TwinResponder};
 
 /// How to search.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
 pub struct MeiOptions {
-    /// Presentation length in twin frames.
+    /// Presentation length in twin frames (read by [`mei`]; [`mei_with`] takes the
+    /// responder's).
     pub frames: usize,
     /// Optimise one image shown on every frame instead of a clip.
     pub static_image: bool,
-    /// The objective averages the last this many frames.
+    /// The objective averages the last this many frames (read by [`mei`]).
     pub score_frames: usize,
-    /// Norm budget as RMS contrast in [0, 1] pixel units.
+    /// The budget's RMS contrast in [0, 1] pixel units.
     pub rms_contrast: f64,
     pub steps: usize,
-    /// Step length as a fraction of the norm budget.
+    /// Step length as a fraction of the contrast norm.
     pub step_size: f64,
-    /// Seed of the small random start.
+    /// Seed of the random start.
     pub seed: u64,
 }
 
@@ -69,21 +75,18 @@ impl MeiOptions {
                 ),
             ));
         }
-        if !(self.rms_contrast.is_finite() && self.rms_contrast > 0.0 && self.rms_contrast <= 0.5) {
-            return Err(bad(
-                "rms_contrast",
-                format!("{}; need (0, 0.5]", self.rms_contrast),
-            ));
-        }
         if !(self.step_size.is_finite() && self.step_size > 0.0) {
             return Err(bad("step_size", format!("{}; need > 0", self.step_size)));
         }
         Ok(())
     }
 
-    /// Frames of the optimised parameter.
-    fn param_frames(&self) -> usize {
-        if self.static_image { 1 } else { self.frames }
+    /// The budget at this RMS contrast around `mean_luminance`.
+    pub fn budget(&self, mean_luminance: f64) -> StimulusBudget {
+        StimulusBudget {
+            mean_luminance,
+            rms_contrast: self.rms_contrast,
+        }
     }
 }
 
@@ -95,10 +98,12 @@ pub struct Mei {
     pub clip: Vec<u8>,
     /// The objective of the best iterate (float pixels).
     pub response: f64,
-    /// The objective at the random start.
+    /// The objective at the random start (on the budget).
     pub start_response: f64,
-    /// RMS contrast of the best iterate (≤ the budget).
+    /// RMS contrast of the u8 clip.
     pub rms_contrast: f64,
+    /// The u8 clip against the budget.
+    pub budget: BudgetCheck,
 }
 
 /// Objective per batch element: `[N]` mean rate of unit `units[i]` over the last
@@ -110,64 +115,38 @@ pub fn objective(
     frames: usize,
     score_frames: usize,
 ) -> Result<Tensor> {
-    let cfg = twin.config().clone();
-    let (n, f, h, w) = x.dims4().ctx("mei stimulus")?;
-    if (h, w) != (cfg.stimulus_height, cfg.stimulus_width) || (f != 1 && f != frames) {
-        return Err(ModelError::Input {
-            input: "mei stimulus".into(),
-            reason: format!(
-                "shape [{n}, {f}, {h}, {w}]; need [N, {frames} or 1, {}, {}]",
-                cfg.stimulus_height, cfg.stimulus_width
-            ),
-        });
-    }
+    unit_objective(
+        &mut TwinResponder::new(twin, frames, score_frames)?,
+        x,
+        units,
+    )
+}
+
+/// `[N]`: element `i`'s response of unit `units[i]` (a one-hot mask, so the gradient of each
+/// element's objective reaches only its own pixels).
+pub fn unit_objective<R: Responder>(model: &mut R, x: &Tensor, units: &[usize]) -> Result<Tensor> {
+    let n = x.dims4().ctx("mei stimulus")?.0;
+    let u_n = model.units();
     if units.len() != n {
         return Err(ModelError::Input {
             input: "mei units".into(),
             reason: format!("{} units for {n} stimuli", units.len()),
         });
     }
-    if let Some(&bad) = units.iter().find(|&&u| u >= cfg.units) {
+    if let Some(&bad) = units.iter().find(|&&u| u >= u_n) {
         return Err(ModelError::Input {
             input: "mei units".into(),
-            reason: format!(
-                "unit {bad} does not exist; the twin has {} units",
-                cfg.units
-            ),
+            reason: format!("unit {bad} does not exist; the twin has {u_n} units"),
         });
     }
-    let dev = x.device().clone();
-    let mut mask = vec![0f32; n * cfg.units];
+    let mut mask = vec![0f32; n * u_n];
     for (i, &u) in units.iter().enumerate() {
-        mask[i * cfg.units + u] = 1.0 / score_frames as f32;
+        mask[i * u_n + u] = 1.0;
     }
-    let mask = Tensor::from_vec(mask, (n, cfg.units), &dev).ctx("mei mask")?;
-    let pupil = Tensor::zeros((n, cfg.perspectives), DType::F32, &dev).ctx("pupil")?;
-    let behaviour = Tensor::zeros((n, cfg.modulations), DType::F32, &dev).ctx("behaviour")?;
-    twin.reset();
-    let mut total: Option<Tensor> = None;
-    for t in 0..frames {
-        let frame = if f == 1 {
-            x.clone()
-        } else {
-            x.narrow(1, t, 1).ctx("mei frame")?
-        };
-        let out = twin.step(&frame, &pupil, &behaviour)?;
-        if t + score_frames >= frames {
-            let r = (out.rate * &mask)
-                .and_then(|r| r.sum(1))
-                .ctx("mei objective")?;
-            total = Some(match total {
-                None => r,
-                Some(acc) => (acc + r).ctx("mei objective")?,
-            });
-        }
-    }
-    twin.reset();
-    total.ok_or_else(|| ModelError::Input {
-        input: "mei frames".into(),
-        reason: "no frame is scored".into(),
-    })
+    let mask = Tensor::from_vec(mask, (n, u_n), x.device()).ctx("mei mask")?;
+    (model.responses(x)? * mask)
+        .and_then(|r| r.sum(1))
+        .ctx("mei objective")
 }
 
 /// `unit`'s objective for a u8 clip `[frames, H, W]` (a comparison stimulus: grating, noise, a
@@ -194,29 +173,6 @@ pub fn response_to_clip(
         .and_then(|r| r.to_vec1())
         .ctx("response")?;
     Ok(v[0] as f64)
-}
-
-/// Projects each of the `n` elements of `x` (flat, `len / n` pixels each) onto the contrast
-/// ball of radius `radius` around gray, then into [0, 1]. Returns each element's RMS contrast.
-pub fn project(x: &mut [f32], n: usize, radius: f64) -> Vec<f64> {
-    let per = x.len() / n.max(1);
-    x.chunks_mut(per.max(1))
-        .map(|e| {
-            let norm = e
-                .iter()
-                .map(|&v| (v as f64 - MEAN_GRAY).powi(2))
-                .sum::<f64>()
-                .sqrt();
-            let s = if norm > radius { radius / norm } else { 1.0 };
-            let mut sq = 0.0;
-            for v in e.iter_mut() {
-                let c = ((*v as f64 - MEAN_GRAY) * s + MEAN_GRAY).clamp(0.0, 1.0);
-                *v = c as f32;
-                sq += (c - MEAN_GRAY).powi(2);
-            }
-            (sq / per as f64).sqrt()
-        })
-        .collect()
 }
 
 /// Deterministic standard normals (splitmix64 + Box–Muller): the random start and the test
@@ -246,33 +202,68 @@ fn to_cpu_vec(t: &Tensor, what: &str) -> Result<Vec<f32>> {
         .ctx(what)
 }
 
-/// Finds one MEI per unit in `units` (optimised together as a batch).
+/// A budget failure as the input error of element `i`.
+fn budget_err(unit: usize, e: BudgetError) -> ModelError {
+    ModelError::Input {
+        input: format!("mei budget (unit {unit})"),
+        reason: e.to_string(),
+    }
+}
+
+/// Finds one MEI per unit in `units` of the twin (optimised together as a batch), at
+/// `opts.rms_contrast` around mean gray.
 pub fn mei(twin: &mut Twin, units: &[usize], opts: &MeiOptions) -> Result<Vec<Mei>> {
     opts.check()?;
+    let mut model = TwinResponder::new(twin, opts.frames, opts.score_frames)?;
+    mei_with(&mut model, units, opts, MEAN_GRAY)
+}
+
+/// Finds one MEI per unit in `units` of any responder, under `opts.budget(mean_luminance)`.
+pub fn mei_with<R: Responder>(
+    model: &mut R,
+    units: &[usize],
+    opts: &MeiOptions,
+    mean_luminance: f64,
+) -> Result<Vec<Mei>> {
+    opts.check()?;
+    let budget = opts.budget(mean_luminance);
+    budget.validate().map_err(|e| ModelError::Input {
+        input: "mei rms_contrast".into(),
+        reason: e.to_string(),
+    })?;
     if units.is_empty() {
         return Err(ModelError::Input {
             input: "mei units".into(),
             reason: "no unit given".into(),
         });
     }
-    let (h, w) = (twin.config().stimulus_height, twin.config().stimulus_width);
-    let (n, f) = (units.len(), opts.param_frames());
+    let (h, w) = model.stimulus_size();
+    let f = if opts.static_image { 1 } else { model.frames() };
+    let n = units.len();
     let per = f * h * w;
-    let radius = opts.rms_contrast * (per as f64).sqrt();
-    // Start: faint noise (a tenth of the budget) around gray.
+    let radius = budget.rms_contrast * (per as f64).sqrt();
+    let matched = |x: &mut [f32]| -> Result<()> {
+        for (i, e) in x.chunks_mut(per).enumerate() {
+            budget
+                .match_f32(e)
+                .map_err(|err| budget_err(units[i], err))?;
+        }
+        Ok(())
+    };
+    // Start: random noise around the mean, matched to the budget.
     let mut x: Vec<f32> = normals(opts.seed, n * per)
         .into_iter()
-        .map(|z| (MEAN_GRAY + 0.1 * opts.rms_contrast * z) as f32)
+        .map(|z| (mean_luminance + budget.rms_contrast * z) as f32)
         .collect();
-    project(&mut x, n, radius);
-    let dev = twin.device().clone();
+    matched(&mut x)?;
+    let dev = model.device().clone();
     let var = Var::from_tensor(&Tensor::from_vec(x.clone(), (n, f, h, w), &dev).ctx("mei start")?)
         .ctx("mei var")?;
     let mut best = vec![f64::NEG_INFINITY; n];
-    let mut best_x = x.clone();
+    let mut best_x = x;
     let mut start = vec![0.0; n];
     for step in 0..=opts.steps {
-        let obj = objective(twin, var.as_tensor(), units, opts.frames, opts.score_frames)?;
+        let obj = unit_objective(model, var.as_tensor(), units)?;
         let vals = to_cpu_vec(&obj, "mei objective")?;
         let cur = to_cpu_vec(var.as_tensor(), "mei stimulus")?;
         for i in 0..n {
@@ -315,34 +306,38 @@ pub fn mei(twin: &mut Twin, units: &[usize], opts: &MeiOptions) -> Result<Vec<Me
                 *v += (k * *d as f64) as f32;
             }
         }
-        project(&mut next, n, radius);
+        matched(&mut next)?;
         var.set(&Tensor::from_vec(next, (n, f, h, w), &dev).ctx("mei step")?)
             .ctx("mei step")?;
         tracing::debug!(step, ?vals, "mei step");
     }
-    let rms = project(&mut best_x, n, radius);
-    Ok((0..n)
+    let frames = model.frames();
+    (0..n)
         .map(|i| {
             let e = &best_x[i * per..(i + 1) * per];
-            let img: Vec<u8> = e.iter().map(|&v| (v * 255.0).round() as u8).collect();
+            let (img, check) = budget
+                .match_to_u8(e)
+                .map_err(|err| budget_err(units[i], err))?;
             let clip = if opts.static_image {
-                img.repeat(opts.frames)
+                img.repeat(frames)
             } else {
                 img
             };
-            Mei {
+            Ok(Mei {
                 unit: units[i],
                 clip,
                 response: best[i],
                 start_response: start[i],
-                rms_contrast: rms[i],
-            }
+                rms_contrast: check.achieved.rms_contrast,
+                budget: check,
+            })
         })
-        .collect())
+        .collect()
 }
 
 #[cfg(test)]
 mod tests {
+    use super::super::budget::MATCH_TOLERANCE;
     use super::super::testnet;
     use super::super::tuning::GratingParams;
     use super::*;
@@ -436,20 +431,13 @@ mod tests {
         let units = [0usize, 5];
         let meis = mei(&mut twin, &units, &opts).unwrap();
         assert_eq!(meis.len(), 2);
-        // One u8 step of rounding per pixel at most: RMS moves by < 0.5/255.
-        let slack = 0.5 / 255.0;
+        let budget = opts.budget(MEAN_GRAY);
         for m in &meis {
             assert_eq!(m.clip.len(), opts.frames * h * w);
-            assert!(
-                m.rms_contrast <= opts.rms_contrast + 1e-9,
-                "{}",
-                m.rms_contrast
-            );
-            assert!(
-                rms_u8(&m.clip) <= opts.rms_contrast + slack,
-                "{}",
-                rms_u8(&m.clip)
-            );
+            // Against the stats recomputed from the bytes, not the reported check.
+            let c = budget.check_u8(&m.clip);
+            assert!(c.within(MATCH_TOLERANCE), "{c:?}");
+            assert!((c.contrast_error - m.budget.contrast_error).abs() < 1e-9);
             // The static MEI is the same image on every frame.
             assert_eq!(m.clip[..h * w], m.clip[(opts.frames - 1) * h * w..]);
             let got = response_to_clip(&mut twin, &m.clip, m.unit, opts.frames, opts.score_frames)
@@ -467,12 +455,11 @@ mod tests {
             );
             // Random static images at the same norm.
             for seed in 0..4u64 {
-                let mut x: Vec<f32> = normals(1000 + seed, h * w)
+                let x: Vec<f32> = normals(1000 + seed, h * w)
                     .into_iter()
-                    .map(|z| (MEAN_GRAY + z) as f32)
+                    .map(|z| z as f32)
                     .collect();
-                project(&mut x, 1, opts.rms_contrast * ((h * w) as f64).sqrt());
-                let img: Vec<u8> = x.iter().map(|&v| (v * 255.0).round() as u8).collect();
+                let (img, _) = budget.match_to_u8(&x).unwrap();
                 let r = response_to_clip(
                     &mut twin,
                     &img.repeat(opts.frames),
@@ -523,7 +510,11 @@ mod tests {
         let m = mei(&mut twin, &[2], &opts).unwrap().remove(0);
         assert_eq!(m.clip.len(), 3 * h * w);
         assert!(m.response > m.start_response);
-        assert!(rms_u8(&m.clip) <= opts.rms_contrast + 0.5 / 255.0);
+        assert!(
+            opts.budget(MEAN_GRAY)
+                .check_u8(&m.clip)
+                .within(MATCH_TOLERANCE)
+        );
         assert_ne!(m.clip[..h * w], m.clip[2 * h * w..]);
     }
 
@@ -556,29 +547,5 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("clip") && e.contains("36 x 64"), "{e}");
-    }
-
-    #[test]
-    fn projection_holds_the_norm_and_the_range() {
-        let mut x: Vec<f32> = normals(7, 2 * 500)
-            .into_iter()
-            .map(|z| (0.5 + z) as f32)
-            .collect();
-        let rms = project(&mut x, 2, 0.2 * (500f64).sqrt());
-        for (e, r) in x.chunks(500).zip(&rms) {
-            assert!(e.iter().all(|v| (0.0..=1.0).contains(v)));
-            let n = e
-                .iter()
-                .map(|&v| (v as f64 - MEAN_GRAY).powi(2))
-                .sum::<f64>()
-                .sqrt();
-            assert!(n <= 0.2 * (500f64).sqrt() + 1e-6, "{n}");
-            assert!((r * (500f64).sqrt() - n).abs() < 1e-6);
-        }
-        // Inside the ball and the range: unchanged.
-        let mut y = vec![MEAN_GRAY as f32 + 0.01; 10];
-        let before = y.clone();
-        project(&mut y, 1, 1.0);
-        assert_eq!(y, before);
     }
 }

@@ -7,18 +7,37 @@
 //!   simulator's true rates.
 //! - [`tuning`]: direction and orientation tuning (preferred angles, vector-sum OSI and DSI)
 //!   from full-field drifting sinusoidal gratings at the twin's stimulus resolution.
-//! - [`mei`]: a most-exciting input per unit by gradient ascent on the stimulus, projected
-//!   after every step onto a ball of fixed L2 contrast norm and into the pixel range.
+//! - [`mei`]: a most-exciting input per unit by gradient ascent on the stimulus, matched
+//!   after every step to a [`StimulusBudget`] (mean luminance and RMS contrast).
 //!
-//! All three drive the twin through [`Twin::step`](crate::Twin::step); the stimulus is in
-//! [0, 1] (u8 / 255, as fnn), mean gray is 128.
+//! The design phase of the inception loop (issue #18) adds:
+//! - [`budget`]: the luminance and RMS-contrast budget, matching any image to it.
+//! - [`responder`]: what MEIs and screens drive ([`Responder`]): the twin, or linear filters
+//!   with a closed-form optimum.
+//! - [`library`]: ≥ 10,000 parametric candidates from a seed (gratings, Gabors, plaids,
+//!   corners, curves, 1/f noise).
+//! - [`screen`]: each target's predicted best of the library, streamed in batches.
+//! - [`target_rule`]: the pre-registered rule that picks target units from held-out scores.
+//!
+//! All drive the twin through [`Twin::step`](crate::Twin::step); the stimulus is in [0, 1]
+//! (u8 / 255, as fnn), mean gray is 128.
 
+pub mod budget;
 pub mod evaluate;
+pub mod library;
 pub mod mei;
+pub mod responder;
+pub mod screen;
+pub mod target_rule;
 pub mod tuning;
 
+pub use budget::{BudgetCheck, BudgetError, ImageStats, StimulusBudget};
 pub use evaluate::{EvalOptions, EvalReport, UnitScores, evaluate};
-pub use mei::{Mei, MeiOptions, mei, response_to_clip};
+pub use library::{Candidate, Library};
+pub use mei::{Mei, MeiOptions, mei, mei_with, response_to_clip};
+pub use responder::{LinearUnits, Responder, TwinResponder};
+pub use screen::{LibraryBest, ScreenOptions, ScreenReport, screen};
+pub use target_rule::{RankBy, TargetRule, TargetSelection};
 pub use tuning::{GratingParams, TuningOptions, TuningReport, UnitTuning, tuning};
 
 /// Mean gray as a u8 level.

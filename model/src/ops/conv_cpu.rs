@@ -105,7 +105,7 @@ impl Geometry {
 /// # Safety
 /// `col` must be valid for writes of `rows * cols` elements; only the columns of rows
 /// `oy0..oy1` are written, so threads with disjoint row ranges may share it.
-unsafe fn im2col_rows(x: &[f32], g: &Geometry, col: *mut f32, oy0: usize, oy1: usize) {
+pub(crate) unsafe fn im2col_rows(x: &[f32], g: &Geometry, col: *mut f32, oy0: usize, oy1: usize) {
     let (h, w, k, s, p) = (g.height, g.width, g.kernel, g.stride, g.pad as isize);
     let (ow, cols) = (g.out_width(), g.cols());
     for c in 0..g.channels {

@@ -5,9 +5,12 @@
 //!   fused readout forward.
 //! - [`conv_cpu`], [`attention_cpu`], [`elementwise`]: forward-only CPU fast paths for inference, taken when
 //!   nothing needs a gradient; candle's ops stay the reference they are tested against.
+//! - [`conv_grad`]: the same im2col/gemm convolution with a gemm backward, for the CPU graphs
+//!   that need gradients (MEIs, the refit).
 
 pub mod attention_cpu;
 pub mod conv_cpu;
+pub mod conv_grad;
 pub mod elementwise;
 pub mod grid_sample;
 
