@@ -2,10 +2,22 @@
 # The whole test suite from a fresh clone: the Python peers (pyzmq, numpy, pynwb, nwbinspector)
 # and the client package (python/twinloop_client) in a local venv, then every Rust test in the
 # workspace, NWB export included (feature `nwb`).
-# Needs the Rust toolchain, Python 3, the HDF5 library (Debian: libhdf5-dev) and network access
-# to the package registries.
+# Needs the Rust toolchain, Python 3, the HDF5 library (Debian: libhdf5-dev; installed below when
+# run as root with apt-get) and network access to the package registries.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# The NWB export links the HDF5 C library: installed here where this user can (root with
+# apt-get), otherwise refused up front with the fix, not left to fail deep in the build.
+if ! pkg-config --exists hdf5 2>/dev/null && [ ! -e /usr/include/hdf5/serial/hdf5.h ]; then
+    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+        echo "test.sh: installing the HDF5 library (libhdf5-dev) for the NWB export" >&2
+        apt-get update -qq && apt-get install -y -qq --no-install-recommends libhdf5-dev pkg-config >/dev/null
+    else
+        echo "test.sh: the HDF5 library is missing and this user cannot install it;" \
+            "run: sudo apt-get install libhdf5-dev (Debian/Ubuntu) or brew install hdf5 (macOS)" >&2
+        exit 1
+    fi
+fi
 if [ ! -x .venv/bin/python ]; then
     python3 -m venv .venv
 fi
