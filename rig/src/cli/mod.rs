@@ -6,6 +6,7 @@ mod bench_clocks;
 mod bench_display;
 mod bench_imaging;
 mod bench_transfer;
+mod calibrate;
 mod deconvolve;
 mod export;
 mod process;
@@ -56,6 +57,8 @@ enum Command {
     /// What a twin's readouts say about anatomy: the wiring rule, cell types and areas, on
     /// documented CSV tables (analysis/SCHEMA.md).
     Analyze(analyze::AnalyzeArgs),
+    /// Calibrate the stimulus monitor from measurements (`gamma`: photometer readings).
+    Calibrate(calibrate::CalibrateArgs),
 }
 
 /// Entry point of the binary; errors are reported by `main` with their causes.
@@ -80,5 +83,6 @@ pub fn main() -> anyhow::Result<()> {
         Some(Command::Report(args)) => report::run(&args),
         Some(Command::Export(args)) => export::run(&args),
         Some(Command::Analyze(args)) => analyze::run(&args),
+        Some(Command::Calibrate(args)) => calibrate::run(&args),
     }
 }
