@@ -67,6 +67,8 @@ mod truth_spill;
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod truth_tests;
 
 pub use config::{SimConfig, SimGeometry};
 pub use eye::EyeCameraModel;

@@ -4,7 +4,7 @@ use super::*;
 
 const DISPLAY_HZ: f64 = 60.0;
 
-fn small_geometry() -> SimGeometry {
+pub(super) fn small_geometry() -> SimGeometry {
     SimGeometry {
         imaging_width: 128,
         imaging_height: 128,
@@ -14,7 +14,7 @@ fn small_geometry() -> SimGeometry {
     }
 }
 
-fn small_config(seed: u64, n_cells: usize) -> SimConfig {
+pub(super) fn small_config(seed: u64, n_cells: usize) -> SimConfig {
     let mut cfg = SimConfig {
         seed,
         neurons: n_cells,
@@ -42,7 +42,7 @@ fn grating(geom: &SimGeometry, direction_deg: f64, sf_cpd: f64, tf_hz: f64, t_s:
 /// Runs the rig from `t0_s` for `seconds`: shows `view(t)` at 60 Hz, takes imaging frames at the
 /// imaging rate and, if `eye_hz` is given, eye frames at that rate, in time order. Returns the
 /// imaging frames.
-fn run(
+pub(super) fn run(
     mouse: &mut SimMouse,
     geom: &SimGeometry,
     t0_s: f64,
@@ -82,7 +82,7 @@ fn run(
     frames
 }
 
-fn noise_view(geom: &SimGeometry, t_s: f64) -> Vec<u8> {
+pub(super) fn noise_view(geom: &SimGeometry, t_s: f64) -> Vec<u8> {
     // A cheap deterministic flicker pattern that changes every display frame.
     let k = (t_s * DISPLAY_HZ).round() as u64;
     (0..geom.view_width * geom.view_height)
@@ -502,40 +502,6 @@ fn treadmill_counts_follow_running() {
     }
     let cm = last as f64 * m.treadmill_cm_per_count();
     assert!(cm > 50.0, "ran only {cm} cm in 30 s");
-}
-
-/// A mouse whose truth went to disk as it was made writes the same files, byte for byte, as
-/// one that kept it in memory, and keeps none of the per-cell rows in memory.
-#[test]
-fn spilled_truth_writes_the_same_files() {
-    let geom = small_geometry();
-    let cfg = small_config(82, 20);
-    let dirs = [tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap()];
-    for (k, dir) in dirs.iter().enumerate() {
-        let mut m = SimMouse::new(&cfg, &geom).expect("valid config");
-        if k == 1 {
-            m.spill_truth(dir.path()).unwrap();
-        }
-        run(
-            &mut m,
-            &geom,
-            0.0,
-            0.5,
-            |t| noise_view(&geom, t),
-            Some(60.0),
-            false,
-        );
-        if k == 1 {
-            assert!(m.truth().spikes().is_empty() && m.truth().rates().is_empty());
-            assert!(m.truth().frames() > 0);
-        }
-        m.write_truth(dir.path()).unwrap();
-        assert!(!dir.path().join(".spill").exists(), "spill files removed");
-    }
-    for name in ["spikes.npy", "rates.npy", "calcium.npy", "frame_times.npy"] {
-        let read = |d: &tempfile::TempDir| std::fs::read(d.path().join(name)).unwrap();
-        assert_eq!(read(&dirs[0]), read(&dirs[1]), "{name}");
-    }
 }
 
 #[test]
