@@ -66,6 +66,8 @@ mod treadmill;
 mod truth_spill;
 
 #[cfg(test)]
+mod gabor_replay;
+#[cfg(test)]
 mod tests;
 
 pub use config::{SimConfig, SimGeometry};
