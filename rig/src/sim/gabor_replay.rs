@@ -82,7 +82,8 @@ fn record() -> Replay {
             let t = RigTime::from_secs_f64((k + 1) as f64 / 60.0);
             neural.neural_frame(t, &mut spikes, &mut rates);
             out.spikes.push(spikes.iter().map(|&s| s as u32).collect());
-            out.rate_bits.push(rates.iter().map(|r| r.to_bits()).collect());
+            out.rate_bits
+                .push(rates.iter().map(|r| r.to_bits()).collect());
             imaging.imaging_frame(t, &mut frame);
             out.imaging_sums
                 .push(frame.iter().map(|&p| u64::from(p)).sum());
@@ -104,7 +105,10 @@ fn the_default_gabor_mouse_replays_the_pre_v1_fixture_bit_for_bit() {
     assert_eq!(now.params_json, then.params_json, "cell parameters changed");
     assert_eq!(now.spikes, then.spikes, "spikes changed");
     assert_eq!(now.rate_bits, then.rate_bits, "rates changed");
-    assert_eq!(now.imaging_sums, then.imaging_sums, "imaging frames changed");
+    assert_eq!(
+        now.imaging_sums, then.imaging_sums,
+        "imaging frames changed"
+    );
     // The fixture is not trivially empty: cells fire and the grating drives them.
     assert!(then.spikes.iter().flatten().sum::<u32>() > 0);
 }
