@@ -253,8 +253,8 @@ fn a_conjunction_cell_prefers_its_corner_to_either_arm_and_to_any_grating() {
     let budget = StimBudget::grey(0.08);
     let (a, b) = (arm(0), arm(1));
     let corner = budget_drive(&model, budget, &image(&geom, |x, y| a(x, y) + b(x, y)));
-    let arm_a = budget_drive(&model, budget, &image(&geom, &a));
-    let arm_b = budget_drive(&model, budget, &image(&geom, &b));
+    let arm_a = budget_drive(&model, budget, &image(&geom, a));
+    let arm_b = budget_drive(&model, budget, &image(&geom, b));
     let gratings = best_grating(&model, &geom, budget);
     assert!(
         corner > 3.0 * arm_a.max(arm_b),
