@@ -2,9 +2,13 @@
 //! [0, 1] pixel units (pixel p / 255), the same two numbers the twin's MEIs are held to
 //! (`twinloop_model::insilico::mei`: RMS of `x - gray` over the image).
 //!
-//! A stand-in until the model's exact budget projection lands: the rig's simulator cannot
-//! depend on the model crate's design code, and this one only needs to hold the two numbers
-//! for its own search. Replace by the shared implementation once there is one both can use.
+//! The two numbers mean what [`twinloop_model::insilico::StimulusBudget`] means by them. The
+//! search keeps its own f64 projection ([`StimBudget::project`], exact to 1e-9, which
+//! projected gradient ascent needs at every step); the optimum's final u8 image is matched by
+//! the shared [`StimulusBudget::match_to_u8`] (dithered rounding, within its match
+//! tolerance), so it meets the budget exactly as the MEIs do.
+
+use twinloop_model::insilico::StimulusBudget;
 
 /// Why a budget cannot be used.
 #[derive(Debug, thiserror::Error, PartialEq)]
@@ -17,6 +21,9 @@ pub enum BudgetError {
         /// What is allowed.
         reason: String,
     },
+    /// The shared matcher could not bring the optimum's u8 image onto the budget.
+    #[error("the optimum's image cannot be matched to the budget: {0}")]
+    Match(#[from] twinloop_model::insilico::BudgetError),
 }
 
 /// Mean luminance and RMS contrast of a static image, [0, 1] pixel units.
@@ -84,6 +91,20 @@ impl StimBudget {
         }
     }
 
+    /// The same budget as the model crate's type.
+    pub fn shared(&self) -> StimulusBudget {
+        StimulusBudget {
+            mean_luminance: self.mean_luminance,
+            rms_contrast: self.rms_contrast,
+        }
+    }
+
+    /// `pixels` ([0, 1]) as a u8 image matched by the shared matcher.
+    pub fn match_to_u8(&self, pixels: &[f64]) -> Result<Vec<u8>, BudgetError> {
+        let f: Vec<f32> = pixels.iter().map(|&p| p as f32).collect();
+        Ok(self.shared().match_to_u8(&f)?.0)
+    }
+
     /// Mean and RMS contrast of `pixels` ([0, 1]).
     pub fn measure(pixels: &[f64]) -> (f64, f64) {
         let n = pixels.len().max(1) as f64;
@@ -128,6 +149,21 @@ mod tests {
         assert!((m - b.mean_luminance).abs() < 1e-6, "mean {m}");
         assert!((c - 0.3).abs() < 1e-6, "rms {c}");
         assert!(px.iter().all(|p| (0.0..=1.0).contains(p)));
+    }
+
+    #[test]
+    fn the_shared_matcher_keeps_a_projected_image_on_the_budget() {
+        let b = StimBudget::grey(0.05);
+        let mut px: Vec<f64> = (0..2304)
+            .map(|i| ((i * 7919) % 101) as f64 / 100.0)
+            .collect();
+        b.project(&mut px);
+        let img = b.match_to_u8(&px).expect("matches");
+        let check = b.shared().check_u8(&img);
+        assert!(
+            check.within(twinloop_model::insilico::budget::MATCH_TOLERANCE),
+            "{check:?}"
+        );
     }
 
     #[test]

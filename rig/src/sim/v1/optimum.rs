@@ -9,7 +9,7 @@
 //! The rate is monotone in the drive, so the drive is what is maximised. The result is scored
 //! as the u8 image the simulator would be shown.
 
-use super::budget::{BudgetError, StimBudget, contrast_of, to_u8};
+use super::budget::{BudgetError, StimBudget, contrast_of};
 use super::static_model::{StaticCell, StaticResponse, view_contrast};
 use crate::sim::config::{SimConfig, SimGeometry};
 use crate::sim::tuning::CellParams;
@@ -31,7 +31,8 @@ pub enum StimulusFamily {
 /// A cell's best static stimulus under a budget.
 #[derive(Clone, Debug)]
 pub struct Optimum {
-    /// The image, `view_height x view_width` u8, row-major.
+    /// The image, `view_height x view_width` u8, row-major, matched to the budget by the
+    /// shared matcher (as the MEIs are).
     pub image: Vec<u8>,
     /// The same before rounding, [0, 1].
     pub pixels: Vec<f64>,
@@ -282,10 +283,10 @@ pub fn true_optimum(
         drive: 0.0,
         family: StimulusFamily::Grating,
     });
-    let image = to_u8(&best.pixels);
+    let image = budget.match_to_u8(&best.pixels)?;
     Ok(Optimum {
         response: model.response(&view_contrast(&image)),
-        best_grating: model.response(&view_contrast(&to_u8(&best_grating_px))),
+        best_grating: model.response(&view_contrast(&budget.match_to_u8(&best_grating_px)?)),
         image,
         pixels: best.pixels,
         family: best.family,

@@ -395,16 +395,10 @@ fn rich_cells_optima_beat_every_grating_of_a_dense_grid() {
     for p in [surround_cell(0.5, 2.5, 0.6), conjunction_cell()] {
         let model = StaticCell::new(&p, &cfg, &geom);
         let opt = true_optimum(&p, &cfg, &geom, budget, SearchOptions::default()).expect("ok");
-        let (m, c) = StimBudget::measure(
-            &opt.image
-                .iter()
-                .map(|&v| v as f64 / 255.0)
-                .collect::<Vec<_>>(),
-        );
-        assert!((m - budget.mean_luminance).abs() < 0.5 / 255.0, "mean {m}");
+        let check = budget.shared().check_u8(&opt.image);
         assert!(
-            (c - budget.rms_contrast).abs() < 0.01 * budget.rms_contrast,
-            "rms {c}"
+            check.within(twinloop_model::insilico::budget::MATCH_TOLERANCE),
+            "{check:?}"
         );
         let gratings = best_grating(&model, &geom, budget);
         assert!(
