@@ -99,6 +99,15 @@ pub struct CellConfig {
     pub latent_tau_s: f64,
     /// Receptive fields move with the eye: the view is shifted by the gaze before filtering.
     pub gaze_shifts_view: bool,
+    /// The cell model: `"gabor"` (default) or `"v1_rich"` (see [`super::v1`]). Left out of the
+    /// serialised config while default, so a `gabor` mouse's truth files stay byte for byte
+    /// what they were before the field existed.
+    #[serde(skip_serializing_if = "super::v1::CellModel::is_gabor")]
+    pub model: super::v1::CellModel,
+    /// Ranges of the `v1_rich` model (read only when `model = "v1_rich"`; left out of the
+    /// serialised config while default, like `model`).
+    #[serde(skip_serializing_if = "super::v1::V1RichConfig::is_default")]
+    pub v1_rich: super::v1::V1RichConfig,
 }
 
 impl Default for CellConfig {
@@ -123,6 +132,8 @@ impl Default for CellConfig {
             latent_coupling: [0.15, 0.1],
             latent_tau_s: 2.0,
             gaze_shifts_view: true,
+            model: super::v1::CellModel::Gabor,
+            v1_rich: super::v1::V1RichConfig::default(),
         }
     }
 }
@@ -435,6 +446,7 @@ impl SimConfig {
         non_negative("cells.pupil_coupling[1]", n.pupil_coupling[1])?;
         non_negative("cells.latent_coupling[1]", n.latent_coupling[1])?;
         positive("cells.latent_tau_s", n.latent_tau_s)?;
+        n.v1_rich.validate()?;
         let c = &self.calcium;
         positive("calcium.decay_s", c.decay_s)?;
         positive("calcium.rise_s", c.rise_s)?;

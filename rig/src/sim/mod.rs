@@ -21,6 +21,8 @@
 //! - `anatomy` (with `field`): somata, footprints, blood vessels, neuropil maps.
 //! - `tuning`: each cell's receptive field, tuning, state coupling and brightness.
 //! - `receptive_field`: the Gabor quadrature pairs applied to the gaze-shifted view.
+//! - [`v1`]: the `v1_rich` cell model (surround suppression, divisive normalisation,
+//!   conjunction cells), each cell's static response and its true optimum under a budget.
 //! - `neurons`: temporal filters, direction selectivity, simple/complex, nonlinearity,
 //!   state gain, Poisson spikes.
 //! - `calcium`: indicator kinetics (AR(2)), so F = F0 (1 + dff_per_spike c).
@@ -52,6 +54,7 @@ pub mod eye;
 pub mod truth;
 pub mod tuning;
 pub mod twin_recording;
+pub mod v1;
 
 mod anatomy;
 mod behaviour;
@@ -65,6 +68,8 @@ mod receptive_field;
 mod treadmill;
 mod truth_spill;
 
+#[cfg(test)]
+mod gabor_replay;
 #[cfg(test)]
 mod tests;
 #[cfg(test)]
@@ -126,6 +131,10 @@ struct Plane {
     spike_rng: ChaCha8Rng,
     drive_even: Vec<f32>,
     drive_odd: Vec<f32>,
+    /// Surround, pool and conjunction stage of `v1_rich` cells (`None` for `gabor`).
+    rich: Option<v1::RichStage>,
+    /// Each cell's normalisation gain from `rich`.
+    drive_gain: Vec<f32>,
     f0_photons: Vec<f32>,
     dff_per_spike: Vec<f32>,
     cell_f: Vec<f32>,
@@ -139,7 +148,7 @@ impl Plane {
         let own = |s: Stream| random::plane_stream(seed, s, index);
         let anatomy = anatomy::build(cfg, geom, &mut own(Stream::Anatomy));
         let mut tuning_rng = own(Stream::Tuning);
-        let cells: Vec<CellTruth> = anatomy
+        let mut cells: Vec<CellTruth> = anatomy
             .somata
             .iter()
             .enumerate()
@@ -158,9 +167,17 @@ impl Plane {
                 ),
             })
             .collect();
+        if cfg.cells.model == v1::CellModel::V1Rich {
+            // Its own stream: the Gabor parameters stay those of the `gabor` mouse.
+            let mut rich_rng = own(Stream::RichTuning);
+            for c in &mut cells {
+                c.params.v1 = Some(v1::draw(&cfg.cells.v1_rich, &c.params, &mut rich_rng));
+            }
+        }
         let params: Vec<&CellParams> = cells.iter().map(|c| &c.params).collect();
         let n = cells.len();
         let rf = RfBank::new(&params, geom);
+        let rich = v1::RichStage::new(&params, geom);
         let neurons = Neurons::new(&params, cfg.neural_dt_s);
         let calcium = Calcium::new(
             Kinetics::new(cfg.calcium.decay_s, cfg.calcium.rise_s, cfg.neural_dt_s),
@@ -187,6 +204,8 @@ impl Plane {
             spike_rng: own(Stream::Spikes),
             drive_even: vec![0.0; n],
             drive_odd: vec![0.0; n],
+            rich,
+            drive_gain: vec![1.0; n],
             cell_f: vec![0.0; n],
             cells,
         }
@@ -508,9 +527,19 @@ impl SimMouse {
                 if refilter {
                     p.rf.load_view(&self.view, gaze);
                     p.rf.project(&mut p.drive_even, &mut p.drive_odd);
+                    if let Some(r) = &mut p.rich {
+                        r.apply(
+                            &self.view,
+                            gaze,
+                            &mut p.drive_even,
+                            &mut p.drive_odd,
+                            &mut p.drive_gain,
+                        );
+                    }
                 }
+                let gain = p.rich.as_ref().map(|_| &p.drive_gain[..]);
                 p.neurons
-                    .step(&p.drive_even, &p.drive_odd, &state, &mut p.spike_rng);
+                    .step(&p.drive_even, &p.drive_odd, gain, &state, &mut p.spike_rng);
                 p.calcium.step(&p.neurons.spikes);
                 p.truth.accumulate(&p.neurons.spikes, &p.neurons.rates_hz);
             }

@@ -93,6 +93,46 @@ fn lowpass_response(a: f64, omega_dt: f64) -> (f64, f64) {
     ((1.0 - a) * re / den, -(1.0 - a) * im / den)
 }
 
+/// A cell's band-pass temporal filter: fast minus `slow_weight` times slow low-pass, scaled by
+/// `norm` to unit gain at the preferred temporal frequency.
+pub(crate) struct Bandpass {
+    pub a_fast: f64,
+    pub a_slow: f64,
+    pub slow_weight: f64,
+    pub norm: f64,
+}
+
+impl Bandpass {
+    pub(crate) fn of(p: &CellParams, dt_s: f64) -> Bandpass {
+        let omega = std::f64::consts::TAU * p.temporal_freq_hz;
+        // Corner frequencies a factor 4 apart, geometric mean at the preferred frequency.
+        let tau_fast = 0.5 / omega;
+        let tau_slow = 2.0 / omega;
+        let a_fast = (-dt_s / tau_fast).exp();
+        let a_slow = (-dt_s / tau_slow).exp();
+        let w = 1.0 - p.sustained_fraction;
+        let (fr, fi) = lowpass_response(a_fast, omega * dt_s);
+        let (sr, si) = lowpass_response(a_slow, omega * dt_s);
+        let gain = ((fr - w * sr).powi(2) + (fi - w * si).powi(2))
+            .sqrt()
+            .max(1e-6);
+        Bandpass {
+            a_fast,
+            a_slow,
+            slow_weight: w,
+            norm: 1.0 / gain,
+        }
+    }
+
+    /// Gain of the whole temporal stage (band-pass, then direction selectivity) for a static
+    /// input once the transient has passed: both low-passes settle on the input, and a
+    /// constant has no derivative, so only the sustained part divided by 1 + ds is left.
+    pub(crate) fn sustained_gain(p: &CellParams, dt_s: f64) -> f64 {
+        let b = Bandpass::of(p, dt_s);
+        b.norm * (1.0 - b.slow_weight) / (1.0 + p.direction_selectivity)
+    }
+}
+
 impl Neurons {
     pub(crate) fn new(cells: &[&CellParams], dt_s: f64) -> Neurons {
         let n = cells.len();
@@ -118,21 +158,16 @@ impl Neurons {
         };
         for p in cells {
             let omega = std::f64::consts::TAU * p.temporal_freq_hz;
-            // Corner frequencies a factor 4 apart, geometric mean at the preferred frequency.
-            let tau_fast = 0.5 / omega;
-            let tau_slow = 2.0 / omega;
-            let a_fast = (-dt_s / tau_fast).exp();
-            let a_slow = (-dt_s / tau_slow).exp();
-            let w = 1.0 - p.sustained_fraction;
-            let (fr, fi) = lowpass_response(a_fast, omega * dt_s);
-            let (sr, si) = lowpass_response(a_slow, omega * dt_s);
-            let gain = ((fr - w * sr).powi(2) + (fi - w * si).powi(2))
-                .sqrt()
-                .max(1e-6);
+            let Bandpass {
+                a_fast,
+                a_slow,
+                slow_weight: w,
+                norm,
+            } = Bandpass::of(p, dt_s);
             me.a_fast.push(a_fast as f32);
             me.a_slow.push(a_slow as f32);
             me.slow_weight.push(w as f32);
-            me.bandpass_norm.push((1.0 / gain) as f32);
+            me.bandpass_norm.push(norm as f32);
             // A first difference has gain 2 sin(w dt / 2) at w.
             me.derivative_norm
                 .push((1.0 / (2.0 * (0.5 * omega * dt_s).sin())) as f32);
@@ -152,11 +187,13 @@ impl Neurons {
     }
 
     /// Advances one substep with spatial drives `even`, `odd` and the brain state; fills
-    /// `rates_hz` and `spikes`.
+    /// `rates_hz` and `spikes`. `gain`, when given (the `v1_rich` model), multiplies each
+    /// cell's drive after the temporal stage: its normalisation by surround and pool.
     pub(crate) fn step(
         &mut self,
         even: &[f32],
         odd: &[f32],
+        gain: Option<&[f32]>,
         state: &BrainState,
         rng: &mut impl RngCore,
     ) {
@@ -184,12 +221,15 @@ impl Neurons {
             s[5] = bo;
             let ds = self.ds[i];
             let q1 = (be + ds * dbo) / (1.0 + ds);
-            let drive = if self.complex[i] {
+            let mut drive = if self.complex[i] {
                 let q2 = (bo - ds * dbe) / (1.0 + ds);
                 (q1 * q1 + q2 * q2).sqrt()
             } else {
                 q1.max(0.0)
             };
+            if let Some(&g) = gain.and_then(|g| g.get(i)) {
+                drive *= g;
+            }
             let dp = if drive > 0.0 {
                 drive.powf(self.exponent[i])
             } else {
@@ -233,6 +273,7 @@ mod tests {
             latent_coupling: 0.0,
             f0_photons: 5.0,
             dff_per_spike: 0.2,
+            v1: None,
         }
     }
 
@@ -246,7 +287,13 @@ mod tests {
         let (mut sum, mut count) = (0.0, 0);
         for k in 0..600 {
             let ph = std::f64::consts::TAU * f_hz * k as f64 * dt;
-            n.step(&[ph.cos() as f32], &[ph.sin() as f32], &state, &mut rng);
+            n.step(
+                &[ph.cos() as f32],
+                &[ph.sin() as f32],
+                None,
+                &state,
+                &mut rng,
+            );
             if k >= 240 {
                 sum += n.rates_hz[0] as f64;
                 count += 1;

@@ -29,6 +29,8 @@ pub(crate) enum Stream {
     EyeNoise = 8,
     /// The brain's shared latent fluctuation.
     Latent = 9,
+    /// The extra tuning of `v1_rich` cells (surround, normalisation, conjunctions).
+    RichTuning = 10,
 }
 
 /// The ChaCha8 stream `stream` of `seed`.

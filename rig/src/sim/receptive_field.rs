@@ -20,6 +20,38 @@ struct Window {
     cols: usize,
 }
 
+/// One quadrature pair: a Gaussian envelope times a cosine / sine carrier, normalised so that
+/// its optimal full-contrast grating gives a unit-amplitude pair.
+#[derive(Copy, Clone, Debug)]
+pub(crate) struct GaborSpec {
+    /// Centre at zero gaze, deg.
+    pub azimuth_deg: f64,
+    /// Centre at zero gaze, deg.
+    pub elevation_deg: f64,
+    /// Envelope s.d., deg.
+    pub sigma_deg: f64,
+    /// Carrier frequency, cycles/deg (0: the envelope alone, in the even filter).
+    pub spatial_freq_cpd: f64,
+    /// Direction of the carrier's wavevector, deg.
+    pub direction_deg: f64,
+    /// Carrier phase, deg.
+    pub phase_deg: f64,
+}
+
+impl GaborSpec {
+    /// A cell's own Gabor centre.
+    pub(crate) fn of_cell(p: &CellParams) -> GaborSpec {
+        GaborSpec {
+            azimuth_deg: p.rf_azimuth_deg,
+            elevation_deg: p.rf_elevation_deg,
+            sigma_deg: p.rf_sigma_deg,
+            spatial_freq_cpd: p.spatial_freq_cpd,
+            direction_deg: p.preferred_direction_deg,
+            phase_deg: p.phase_deg,
+        }
+    }
+}
+
 /// All cells' Gabor pairs, and the gaze-shifted contrast image they read.
 pub(crate) struct RfBank {
     view_w: usize,
@@ -36,19 +68,25 @@ pub(crate) struct RfBank {
 
 impl RfBank {
     pub(crate) fn new(cells: &[&CellParams], geom: &SimGeometry) -> RfBank {
+        let specs: Vec<GaborSpec> = cells.iter().map(|p| GaborSpec::of_cell(p)).collect();
+        RfBank::from_specs(&specs, geom)
+    }
+
+    /// A bank of arbitrary pairs (surrounds, subunits, pools), one output per spec.
+    pub(crate) fn from_specs(specs: &[GaborSpec], geom: &SimGeometry) -> RfBank {
         let (vw, vh) = (geom.view_width, geom.view_height);
         let stride = vw + LANES;
         let (dx_deg, dy_deg) = geom.view_deg_per_px();
-        let mut windows = Vec::with_capacity(cells.len());
+        let mut windows = Vec::with_capacity(specs.len());
         let (mut even, mut odd) = (Vec::new(), Vec::new());
-        for p in cells {
-            let sigma = p.rf_sigma_deg;
+        for p in specs {
+            let sigma = p.sigma_deg;
             let reach = 2.5 * sigma;
             // Columns grow with azimuth, rows shrink with elevation.
             let (a0, _) = geom.view_azimuth_deg;
             let (_, e1) = geom.view_elevation_deg;
-            let col_c = (p.rf_azimuth_deg - a0) / dx_deg - 0.5;
-            let row_c = (e1 - p.rf_elevation_deg) / dy_deg - 0.5;
+            let col_c = (p.azimuth_deg - a0) / dx_deg - 0.5;
+            let row_c = (e1 - p.elevation_deg) / dy_deg - 0.5;
             let col0 = ((col_c - reach / dx_deg).floor().max(0.0) as usize).min(vw - 1);
             let col1 = ((col_c + reach / dx_deg).ceil().max(0.0) as usize).min(vw - 1);
             let row0 = ((row_c - reach / dy_deg).floor().max(0.0) as usize).min(vh - 1);
@@ -59,13 +97,13 @@ impl RfBank {
             // the envelope integrates to 2 pi sigma^2, the carrier halves it.
             let norm = dx_deg * dy_deg / (std::f64::consts::PI * sigma * sigma);
             let k = std::f64::consts::TAU * p.spatial_freq_cpd;
-            let (ds, dc) = p.preferred_direction_deg.to_radians().sin_cos();
+            let (ds, dc) = p.direction_deg.to_radians().sin_cos();
             let phase = p.phase_deg.to_radians();
             let offset = even.len();
             for r in row0..row0 + rows {
                 for c in col0..col0 + cols {
                     let (az, el) = geom.view_pixel_deg(r as f64, c as f64);
-                    let (u, v) = (az - p.rf_azimuth_deg, el - p.rf_elevation_deg);
+                    let (u, v) = (az - p.azimuth_deg, el - p.elevation_deg);
                     let inside = c < vw;
                     let g = if inside {
                         norm * (-(u * u + v * v) / (2.0 * sigma * sigma)).exp()
@@ -126,6 +164,34 @@ impl RfBank {
                 self.contrast[r * stride + c] = v;
             }
         }
+    }
+
+    /// Squares the loaded contrast in place, so that a pair built with zero carrier frequency
+    /// reads the local contrast energy under its envelope (a normalisation pool).
+    pub(crate) fn square_contrast(&mut self) {
+        for v in &mut self.contrast {
+            *v *= *v;
+        }
+    }
+
+    /// Pair `i`'s weights over the whole view (row-major, zero outside its window), for the
+    /// static model that scores single images.
+    pub(crate) fn dense_weights(&self, i: usize) -> (Vec<f64>, Vec<f64>) {
+        let n = self.view_w * self.view_h;
+        let (mut e, mut o) = (vec![0.0; n], vec![0.0; n]);
+        if let Some(w) = self.windows.get(i) {
+            for r in 0..w.rows {
+                for c in 0..w.cols {
+                    let (row, col) = (w.row0 + r, w.col0 + c);
+                    if col < self.view_w {
+                        let k = w.offset + r * w.cols + c;
+                        e[row * self.view_w + col] = f64::from(self.even[k]);
+                        o[row * self.view_w + col] = f64::from(self.odd[k]);
+                    }
+                }
+            }
+        }
+        (e, o)
     }
 
     /// Filters the loaded view: `even[i]`, `odd[i]` are cell i's quadrature responses.
@@ -190,6 +256,7 @@ mod tests {
             latent_coupling: 0.0,
             f0_photons: 5.0,
             dff_per_spike: 0.2,
+            v1: None,
         }
     }
 

@@ -68,6 +68,10 @@ pub struct CellParams {
     pub f0_photons: f64,
     /// Peak dF/F of a single spike.
     pub dff_per_spike: f64,
+    /// Surround, normalisation and conjunction tuning of a `v1_rich` cell; absent (and not
+    /// serialised) for the `gabor` model.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub v1: Option<super::v1::V1Tuning>,
 }
 
 /// Draws the parameters of a cell whose soma sits at (`y_px`, `x_px`).
@@ -124,5 +128,6 @@ pub(crate) fn draw(
             cfg.calcium.dff_per_spike[0],
             cfg.calcium.dff_per_spike[1],
         ),
+        v1: None,
     }
 }
