@@ -322,12 +322,19 @@ impl Recorder {
                 }
                 RecorderItem::Flip(f) => self.append(RecordKind::Flip, &[&f.encode()])?,
                 RecorderItem::Anomaly(a) => {
-                    let json = serde_json::to_vec(&a).map_err(|e| LogError::Encode {
-                        path: self.writer.path().to_path_buf(),
-                        what: "anomaly record",
-                        message: e.to_string(),
-                    })?;
-                    self.append(RecordKind::Anomaly, &[&json])?;
+                    // Into the reused buffer: an anomaly can come on the frame path (a device
+                    // clock without ticks), which allocates nothing.
+                    let mut json = std::mem::take(&mut self.json);
+                    json.clear();
+                    let encoded =
+                        serde_json::to_writer(&mut json, &a).map_err(|e| LogError::Encode {
+                            path: self.writer.path().to_path_buf(),
+                            what: "anomaly record",
+                            message: e.to_string(),
+                        });
+                    let written = encoded.and_then(|()| self.append(RecordKind::Anomaly, &[&json]));
+                    self.json = json;
+                    written?;
                 }
                 RecorderItem::Json { kind, value } => {
                     let mut json = std::mem::take(&mut self.json);
