@@ -38,14 +38,7 @@ struct ConvGradOp {
 }
 
 fn contiguous_f32<'a>(s: &'a CpuStorage, l: &Layout) -> candle_core::Result<&'a [f32]> {
-    let data = match s {
-        CpuStorage::F32(v) => v.as_slice(),
-        _ => candle_core::bail!("conv_grad: only f32 is supported"),
-    };
-    match l.contiguous_offsets() {
-        Some((a, b)) => Ok(&data[a..b]),
-        None => candle_core::bail!("conv_grad: operands must be contiguous"),
-    }
+    super::op_operand_f32("conv_grad", s, l)
 }
 
 impl ConvGradOp {

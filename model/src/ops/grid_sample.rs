@@ -205,14 +205,7 @@ struct GridSampleOp {
 }
 
 fn contiguous_f32<'a>(s: &'a CpuStorage, l: &Layout) -> candle_core::Result<&'a [f32]> {
-    let data = match s {
-        CpuStorage::F32(v) => v.as_slice(),
-        _ => candle_core::bail!("grid_sample: only f32 is supported"),
-    };
-    match l.contiguous_offsets() {
-        Some((a, b)) => Ok(&data[a..b]),
-        None => candle_core::bail!("grid_sample: operands must be contiguous"),
-    }
+    super::op_operand_f32("grid_sample", s, l)
 }
 
 impl CustomOp2 for GridSampleOp {

@@ -20,6 +20,22 @@ use candle_core::{DType, Storage, Tensor};
 
 use crate::error::{CandleContext, ModelError, Result};
 
+/// The contiguous f32 data of a custom op's CPU operand (`op` names it in the error).
+pub(crate) fn op_operand_f32<'a>(
+    op: &str,
+    s: &'a candle_core::CpuStorage,
+    l: &candle_core::Layout,
+) -> candle_core::Result<&'a [f32]> {
+    let data = match s {
+        candle_core::CpuStorage::F32(v) => v.as_slice(),
+        _ => candle_core::bail!("{op}: only f32 is supported"),
+    };
+    match l.contiguous_offsets() {
+        Some((a, b)) => Ok(&data[a..b]),
+        None => candle_core::bail!("{op}: operands must be contiguous"),
+    }
+}
+
 /// The contiguous f32 data of a CPU tensor's storage (a fast path's input).
 pub(crate) fn cpu_slice<'a>(
     guard: &'a (candle_core::StorageRef<'_>, &candle_core::Layout),

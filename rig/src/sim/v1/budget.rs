@@ -114,14 +114,6 @@ impl StimBudget {
     }
 }
 
-/// Pixels in [0, 1] rounded to u8.
-pub fn to_u8(pixels: &[f64]) -> Vec<u8> {
-    pixels
-        .iter()
-        .map(|p| (p * 255.0).round().clamp(0.0, 255.0) as u8)
-        .collect()
-}
-
 /// The view contrast ((p - 0.5) * 2) of pixels in [0, 1].
 pub(crate) fn contrast_of(pixels: &[f64]) -> Vec<f64> {
     pixels.iter().map(|p| (p - 0.5) * 2.0).collect()

@@ -55,7 +55,7 @@ mod static_model;
 #[cfg(test)]
 mod tests;
 
-pub use budget::{BudgetError, StimBudget, to_u8};
+pub use budget::{BudgetError, StimBudget};
 pub use config::{CellModel, V1RichConfig};
 pub use draw::{size_tuning_closed_form, suppression_index, surround_weight_for};
 pub use optimum::{Optimum, SearchOptions, StimulusFamily, true_optimum};

@@ -8,6 +8,7 @@ use rand::{Rng, SeedableRng, seq::SliceRandom};
 use rand_chacha::ChaCha8Rng;
 use std::collections::BTreeMap;
 use thiserror::Error;
+use twinloop_model::insilico::StimulusBudget;
 
 #[derive(Debug, Error, PartialEq)]
 pub enum ScheduleError {
@@ -43,21 +44,9 @@ pub enum ScheduleError {
     NoSuchEntry { index: usize, len: usize },
 }
 
-/// A stimulus's mean luminance and RMS contrast, in pixel units [0, 1].
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct Photometry {
-    pub mean_luminance: f64,
-    pub rms_contrast: f64,
-}
-
-impl Photometry {
-    /// Within `tolerance` (a fraction) of `target` in both mean luminance and RMS contrast.
-    pub fn matches(&self, target: Photometry, tolerance: f64) -> bool {
-        let near = |v: f64, t: f64| (v - t).abs() <= tolerance * t;
-        near(self.mean_luminance, target.mean_luminance)
-            && near(self.rms_contrast, target.rms_contrast)
-    }
-}
+/// A stimulus's mean luminance and RMS contrast, in pixel units [0, 1]: the model crate's
+/// measure, so the verify block and the MEIs' budget mean the same two numbers.
+pub type Photometry = twinloop_model::insilico::ImageStats;
 
 /// One distinct stimulus of a verify block.
 #[derive(Debug, Clone, PartialEq)]
@@ -121,11 +110,15 @@ impl StimulusSet {
                 targets: self.targets,
             });
         }
-        if !self
-            .budgets
-            .iter()
-            .any(|b| photometry.matches(*b, self.tolerance))
-        {
+        // Relative errors against each budget, as the MEIs' matcher measures them.
+        let on = |b: &Photometry| {
+            let budget = StimulusBudget {
+                mean_luminance: b.mean_luminance,
+                rms_contrast: b.rms_contrast,
+            };
+            budget.check(photometry).within(self.tolerance)
+        };
+        if !self.budgets.iter().any(on) {
             return Err(ScheduleError::OffBudget {
                 id: name(),
                 mean: photometry.mean_luminance,
