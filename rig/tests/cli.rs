@@ -60,47 +60,63 @@ fn an_inception_section_is_refused_until_sessions_run_it() {
     assert!(newest_session(&out_dir).is_none(), "no session directory");
 }
 
-/// `twinloop calibrate gamma` on the readings of a monitor with a known power law (gamma 2.4,
-/// offset 0.6 cd/m², photometer noise ±0.2%): the table it writes loads as `[display.gamma]`
-/// of a session config, and through it the monitor's luminance is linear in the requested
-/// level, the definition of a gamma-corrected display.
+/// `twinloop calibrate gamma` on the readings of two monitors: one with the power law the fit
+/// assumes (gamma 2.4, offset 0.6 cd/m²) and one it does not (the sRGB curve: a linear toe and
+/// a 2.4 power on an offset input, whose best power law is about 2.25), both with photometer
+/// noise of ±0.2%. The table it writes loads as `[display.gamma]` of a session config, and
+/// through it each monitor's luminance is linear in the requested level within 1%, the
+/// definition of a gamma-corrected display.
 #[test]
 fn calibrate_gamma_writes_what_the_display_reads() {
     let tmp = tempfile::tempdir().unwrap();
-    let monitor = |v: f64| 0.6 + 120.0 * (v / 255.0).powf(2.4);
-    let mut csv = String::from("level,luminance\n# PR-655, 30 min warm-up\n");
-    for (k, v) in (0..=255).step_by(16).chain([255]).enumerate() {
-        let noise = 1.0 + 0.002 * if k % 2 == 0 { 1.0 } else { -1.0 };
-        csv += &format!("{v},{}\n", monitor(v as f64) * noise);
-    }
+    let power = |v: f64| 0.6 + 120.0 * (v / 255.0).powf(2.4);
+    let srgb = |v: f64| {
+        let x = v / 255.0;
+        0.5 + 100.0
+            * if x <= 0.04045 {
+                x / 12.92
+            } else {
+                ((x + 0.055) / 1.055).powf(2.4)
+            }
+    };
     let readings = tmp.path().join("readings.csv");
-    std::fs::write(&readings, csv).unwrap();
     let out = tmp.path().join("gamma.toml");
-    let run = twinloop()
-        .args(["calibrate", "gamma"])
-        .arg(&readings)
-        .arg("--out")
-        .arg(&out)
-        .output()
-        .unwrap();
-    assert!(
-        run.status.success(),
-        "{}",
-        String::from_utf8_lossy(&run.stderr)
-    );
-    let text = twinloop_rig::config::DEFAULT_SIM_TOML.to_string()
-        + &std::fs::read_to_string(&out).unwrap();
-    let cfg = twinloop_rig::config::Config::from_toml(&text, "sim + gamma.toml").unwrap();
-    let lut = cfg.display.gamma.expect("[display.gamma] read");
-    let (lo, hi) = (monitor(0.0), monitor(255.0));
-    for i in (0..=255).step_by(5) {
-        let want = i as f64 / 255.0;
-        let drive = lut.table()[i] as f64 * 255.0;
-        let got = (monitor(drive) - lo) / (hi - lo);
+    for (name, monitor) in [
+        ("power law", &power as &dyn Fn(f64) -> f64),
+        ("sRGB", &srgb),
+    ] {
+        let mut csv = String::from("level,luminance\n# PR-655, 30 min warm-up\n");
+        for (k, v) in (0..=255).step_by(16).chain([255]).enumerate() {
+            let noise = 1.0 + 0.002 * if k % 2 == 0 { 1.0 } else { -1.0 };
+            csv += &format!("{v},{}\n", monitor(v as f64) * noise);
+        }
+        std::fs::write(&readings, csv).unwrap();
+        let run = twinloop()
+            .args(["calibrate", "gamma"])
+            .arg(&readings)
+            .arg("--out")
+            .arg(&out)
+            .output()
+            .unwrap();
         assert!(
-            (got - want).abs() < 0.01,
-            "level {i}: {got:.4} for {want:.4}"
+            run.status.success(),
+            "{name}: {}",
+            String::from_utf8_lossy(&run.stderr)
         );
+        let text = twinloop_rig::config::DEFAULT_SIM_TOML.to_string()
+            + &std::fs::read_to_string(&out).unwrap();
+        let cfg = twinloop_rig::config::Config::from_toml(&text, "sim + gamma.toml").unwrap();
+        let lut = cfg.display.gamma.expect("[display.gamma] read");
+        let (lo, hi) = (monitor(0.0), monitor(255.0));
+        for i in (0..=255).step_by(5) {
+            let want = i as f64 / 255.0;
+            let drive = lut.table()[i] as f64 * 255.0;
+            let got = (monitor(drive) - lo) / (hi - lo);
+            assert!(
+                (got - want).abs() < 0.01,
+                "{name}, level {i}: {got:.4} for {want:.4}"
+            );
+        }
     }
 
     // Readings that are not a monitor's are refused, naming the line.
