@@ -15,6 +15,7 @@ mod replay;
 mod report;
 mod run;
 mod sim_rig;
+mod sweep;
 mod twin;
 
 use clap::{Parser, Subcommand};
@@ -57,6 +58,8 @@ enum Command {
     /// What a twin's readouts say about anatomy: the wiring rule, cell types and areas, on
     /// documented CSV tables (analysis/SCHEMA.md).
     Analyze(analyze::AnalyzeArgs),
+    /// Many sessions or benchmark arms from one sweep file, in shards, here or on Slurm.
+    Sweep(sweep::SweepArgs),
     /// Calibrate the stimulus monitor from measurements (`gamma`: photometer readings).
     Calibrate(calibrate::CalibrateArgs),
 }
@@ -84,5 +87,6 @@ pub fn main() -> anyhow::Result<()> {
         Some(Command::Export(args)) => export::run(&args),
         Some(Command::Analyze(args)) => analyze::run(&args),
         Some(Command::Calibrate(args)) => calibrate::run(&args),
+        Some(Command::Sweep(args)) => sweep::run(&args),
     }
 }

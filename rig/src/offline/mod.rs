@@ -5,10 +5,12 @@
 //! - [`export`]: NWB 2.x.
 //! - [`twin_data`]: a session as a twin-fitting recording.
 //! - [`scanimage`]: ScanImage TIFF reading for `twinloop process`.
+//! - [`sweep`]: many sessions or benchmark arms in shards, here or on Slurm, gathered.
 //! - [`design_bench`]: the closed-loop design benchmark harness (`twinloop bench loop`).
 pub mod design_bench;
 pub mod export;
 pub mod replay;
 pub mod report;
 pub mod scanimage;
+pub mod sweep;
 pub mod twin_data;

@@ -38,9 +38,9 @@
 //! - `analysis`: the numbers shown ([`Analysis`]);
 //! - `plots`: the SVG figures; `html`: the page.
 
-mod analysis;
+pub(crate) mod analysis;
 pub mod data;
-mod html;
+pub(crate) mod html;
 mod plots;
 
 #[cfg(test)]

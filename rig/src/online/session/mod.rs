@@ -79,6 +79,9 @@ pub struct Hooks {
     pub on_thread_start: Option<ThreadStart>,
 }
 
+/// The in-process simulator's idle watchdog (seconds): only a wedged simulator meets it.
+const SIM_IDLE_S: f64 = 300.0;
+
 pub fn run(
     cfg: &Config,
     command_line: Vec<String>,
@@ -212,7 +215,13 @@ pub fn run(
     let publish_h = running.spawn("publish", move || publisher.run(pub_sock));
 
     // Ingest thread: receive until the source is done, then close the rings.
-    let idle = Duration::from_secs_f64(cfg.source.idle_timeout_s);
+    let idle = match cfg.source.kind {
+        // The in-process simulator ends the session itself, and a failed simulator stops it
+        // (below); a loaded machine can starve it for longer than a bridge's idle timeout, which
+        // must not end a simulated session early. The watchdog stays, for a wedged simulator.
+        SourceKind::Sim => Duration::from_secs_f64(cfg.source.idle_timeout_s.max(SIM_IDLE_S)),
+        SourceKind::Bridge => Duration::from_secs_f64(cfg.source.idle_timeout_s),
+    };
     let duration_ns = match cfg.source.kind {
         // The simulated rig ends the session itself, after exactly `duration_s` of frames.
         SourceKind::Sim => i64::MAX,
@@ -260,13 +269,22 @@ pub fn run(
                 truth_dir: Some(dir.truth_dir()),
                 view_timeout: Duration::from_secs(2),
             };
+            let stop = Arc::clone(&stop);
             Some(
                 running.spawn("sim-rig", move || -> Result<SimRigReport, SessionError> {
-                    let rt = tokio::runtime::Builder::new_current_thread()
+                    let ran = tokio::runtime::Builder::new_current_thread()
                         .enable_all()
-                        .build()?;
-                    rt.block_on(crate::sim::bridge::run(mouse, opts))
-                        .map_err(|e| SessionError::Sim(e.to_string()))
+                        .build()
+                        .map_err(SessionError::from)
+                        .and_then(|rt| {
+                            rt.block_on(crate::sim::bridge::run(mouse, opts))
+                                .map_err(|e| SessionError::Sim(e.to_string()))
+                        });
+                    if ran.is_err() {
+                        // Nothing more will arrive: end the session now, not at the watchdog.
+                        stop.store(true, std::sync::atomic::Ordering::SeqCst);
+                    }
+                    ran
                 }),
             )
         }

@@ -1,0 +1,200 @@
+//! Sweeps without a scheduler: planning refuses bad entries by name, shards are all or nothing
+//! and reproducible byte for byte, and gathering never passes a missing, failed, killed or
+//! damaged shard off as whole.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use twinloop_rig::offline::sweep::shard::{self, Outcome, ShardState};
+use twinloop_rig::offline::sweep::{Plan, SweepError, SweepSpec, gather};
+
+fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
+    let p = dir.join(name);
+    fs::write(&p, text).unwrap();
+    p
+}
+
+fn plan_of(dir: &Path, text: &str) -> Result<Plan, SweepError> {
+    let file = write(dir, "sweep.toml", text);
+    Plan::make(&SweepSpec::load(&file)?, &file)
+}
+
+/// Two seeds of both arms of the design benchmark, small enough for a test.
+const LOOP: &str = r#"
+[sweep]
+name = "loop-test"
+kind = "loop_arm"
+shards = 2
+[loop]
+trials = 40
+neurons = 12
+[grid]
+seed = [1, 2]
+objective = ["random", "info_gain"]
+core = ["energy"]
+"#;
+
+#[test]
+fn planning_names_the_bad_entry() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    write(d, "sim.toml", twinloop_rig::config::DEFAULT_SIM_TOML);
+    write(d, "not-weights.safetensors", "these are not tensors");
+    let session = |grid: &str| {
+        format!(
+            "[sweep]\nname = \"s\"\nkind = \"session\"\nshards = 2\n[session]\nprotocols = \
+             [\"sim.toml\"]\n[grid]\n{grid}\n"
+        )
+    };
+    let cases: Vec<(String, &str)> = vec![
+        (
+            LOOP.replace("shards = 2", "shards = 2\ncolour = 1"),
+            "colour",
+        ),
+        (
+            LOOP.replace("seed = [1, 2]", "seed = []"),
+            "grid.seed is empty",
+        ),
+        (LOOP.replace("seed = [1, 2]", "seed = [-1]"), "grid.seed"),
+        (
+            LOOP.replace("core = [\"energy\"]", "core = [\"fnn\"]"),
+            "grid.core",
+        ),
+        (
+            LOOP.replace("core = [\"energy\"]", "speed = [1]"),
+            "grid.speed",
+        ),
+        (LOOP.replace("shards = 2", "shards = 0"), "sweep.shards"),
+        (
+            session("\"trials.policy\" = [\"sometimes\"]"),
+            "job 0 (grid)",
+        ),
+        (
+            session("\"session.duration_s\" = [30.0, -1.0]"),
+            "job 1 (grid)",
+        ),
+        (session("\"sesion.duration_s\" = [30.0]"), "sesion"),
+        (session("twin = [\"not-weights.safetensors\"]"), "grid.twin"),
+        (
+            session("twin = [\"absent.safetensors\"]"),
+            "absent.safetensors",
+        ),
+        (
+            session("seed = [1]").replace("sim.toml", "elsewhere.toml"),
+            "session.protocols",
+        ),
+    ];
+    for (text, names) in cases {
+        let err = plan_of(d, &text).expect_err(&text).to_string();
+        assert!(err.contains(names), "{names:?} not in: {err}");
+    }
+    // And a good session sweep plans every combination, paths made absolute.
+    let plan = plan_of(
+        d,
+        &session("seed = [1, 2]\n\"trials.policy\" = [\"adaptive\", \"random\"]"),
+    )
+    .unwrap();
+    assert_eq!(plan.jobs.len(), 4);
+    assert_eq!(plan.shards, 2);
+    let protocol = plan.jobs[0].axes["protocol"].as_str().unwrap();
+    assert!(Path::new(protocol).is_absolute(), "{protocol}");
+}
+
+#[test]
+fn shards_are_whole_reproducible_and_gathered_only_when_complete() {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path().join("sweep");
+    let plan = plan_of(tmp.path(), LOOP).unwrap();
+    plan.write(&root).unwrap();
+    let plan = Plan::load(&root).unwrap();
+    assert_eq!((plan.jobs.len(), plan.shards), (4, 2));
+
+    assert_eq!(
+        shard::run(&plan, &root, 0).unwrap(),
+        Outcome::Ran { jobs: 2 }
+    );
+    assert_eq!(shard::run(&plan, &root, 0).unwrap(), Outcome::AlreadyDone);
+    assert!(
+        shard::run(&plan, &root, 2)
+            .unwrap_err()
+            .to_string()
+            .contains("--shard 2")
+    );
+
+    // Shard 1 never ran: gathering refuses, naming it, and writes nothing.
+    match gather(&plan, &root, false) {
+        Err(SweepError::Incomplete { missing, failed }) => {
+            assert_eq!(missing, vec![1]);
+            assert!(failed.is_empty());
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(!root.join("table.csv").exists());
+    // --partial writes what there is and still says it is partial.
+    let g = gather(&plan, &root, true).unwrap();
+    assert!(!g.complete());
+    assert_eq!(g.rows, 2);
+
+    // A shard killed mid-run leaves only `.partial`: seen as unfinished, then redone, the
+    // leftover kept aside for reading.
+    let shards = root.join("shards");
+    fs::create_dir_all(shards.join("0001.partial/jobs/00001")).unwrap();
+    assert!(matches!(shard::state(&plan, &root, 1), ShardState::Partial));
+    let g = gather(&plan, &root, true).unwrap();
+    assert_eq!(g.failed.len(), 1, "{g:?}");
+    assert_eq!(
+        shard::run(&plan, &root, 1).unwrap(),
+        Outcome::Ran { jobs: 2 }
+    );
+    assert!(shards.join("attic/0001-0/jobs/00001").is_dir());
+
+    let g = gather(&plan, &root, false).unwrap();
+    assert!(g.complete());
+    let table = fs::read_to_string(root.join("table.csv")).unwrap();
+    let lines: Vec<&str> = table.lines().collect();
+    assert_eq!(lines.len(), 5, "{table}");
+    assert!(
+        lines[0].starts_with("job,shard,core,objective,seed,"),
+        "{}",
+        lines[0]
+    );
+    for (i, line) in lines[1..].iter().enumerate() {
+        assert!(
+            line.starts_with(&format!("{i},{},energy,", i % 2)),
+            "{line}"
+        );
+    }
+    let report = fs::read_to_string(root.join("report.html")).unwrap();
+    assert!(report.contains("objective = info_gain") && report.contains("objective = random"));
+
+    // Rerun from nothing: the same rows, byte for byte (wall times live apart).
+    let before = fs::read(shards.join("0000/rows.jsonl")).unwrap();
+    fs::remove_dir_all(shards.join("0000")).unwrap();
+    assert_eq!(
+        shard::run(&plan, &root, 0).unwrap(),
+        Outcome::Ran { jobs: 2 }
+    );
+    assert_eq!(fs::read(shards.join("0000/rows.jsonl")).unwrap(), before);
+
+    // A flipped byte in a finished shard's rows is caught, not gathered.
+    let rows = shards.join("0000/rows.jsonl");
+    let mut bytes = fs::read(&rows).unwrap();
+    bytes[10] ^= 0x01;
+    fs::write(&rows, bytes).unwrap();
+    assert!(matches!(
+        shard::state(&plan, &root, 0),
+        ShardState::Corrupt(_)
+    ));
+    match gather(&plan, &root, false) {
+        Err(SweepError::Incomplete { failed, .. }) => {
+            assert_eq!(failed.len(), 1);
+            assert!(failed[0].1.contains("rows.jsonl"), "{failed:?}");
+        }
+        other => panic!("{other:?}"),
+    }
+    // Rerunning the damaged shard moves it aside and makes it whole again.
+    assert_eq!(
+        shard::run(&plan, &root, 0).unwrap(),
+        Outcome::Ran { jobs: 2 }
+    );
+    assert_eq!(fs::read(shards.join("0000/rows.jsonl")).unwrap(), before);
+}
