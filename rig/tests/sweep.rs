@@ -198,3 +198,97 @@ fn shards_are_whole_reproducible_and_gathered_only_when_complete() {
     );
     assert_eq!(fs::read(shards.join("0000/rows.jsonl")).unwrap(), before);
 }
+
+#[test]
+fn a_shard_killed_mid_session_keeps_its_log_and_is_rerun() {
+    let tmp = tempfile::tempdir().unwrap();
+    write(
+        tmp.path(),
+        "sim.toml",
+        twinloop_rig::config::DEFAULT_SIM_TOML,
+    );
+    let root = tmp.path().join("sweep");
+    // A small session (64² frames, the grid extraction, random trials on the energy core),
+    // long for the kill; the rerun makes it short through the plan's override.
+    let sweep = |duration: f64| {
+        format!(
+            r#"
+[sweep]
+name = "kill"
+kind = "session"
+shards = 1
+[session]
+protocols = ["sim.toml"]
+[grid]
+"session.duration_s" = [{duration:.1}]
+"imaging.width" = [64]
+"imaging.height" = [64]
+"imaging.extraction" = ["grid"]
+"imaging.grid_block_px" = [16]
+"eye.width" = [16]
+"eye.height" = [12]
+"trials.policy" = ["random"]
+"twin.core" = ["energy"]
+"#
+        )
+    };
+    let plan = plan_of(tmp.path(), &sweep(600.0)).unwrap();
+    plan.write(&root).unwrap();
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_twinloop"))
+        .args(["sweep", "run", root.to_str().unwrap(), "--shard", "0"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    // Kill once the session has logged a good part of a second's records; the bound keeps a
+    // session that never starts from hanging the test.
+    let jobs = root.join("shards/0000.partial/jobs/00000");
+    let log = || -> Option<PathBuf> {
+        let session = fs::read_dir(&jobs).ok()?.flatten().next()?.path();
+        Some(session.join("records.log"))
+    };
+    let started = std::time::Instant::now();
+    while log()
+        .and_then(|l| fs::metadata(l).ok())
+        .is_none_or(|m| m.len() < 200_000)
+    {
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(300),
+            "the session never logged 200 kB"
+        );
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "the shard ended before the kill"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
+    assert!(matches!(shard::state(&plan, &root, 0), ShardState::Partial));
+    let killed_log = log().unwrap();
+    let count = |path: &Path| {
+        let (records, _) = twinloop_rig::backbone::session_log::LogReader::open(path)
+            .unwrap()
+            .read_to_end()
+            .unwrap();
+        records.len()
+    };
+    let logged = count(&killed_log);
+    assert!(logged > 10, "{logged} records in the killed session's log");
+
+    // Rerun (as a short session, so the test ends): the killed run is kept aside, readable.
+    let plan = plan_of(tmp.path(), &sweep(3.0)).unwrap();
+    assert_eq!(
+        shard::run(&plan, &root, 0).unwrap(),
+        Outcome::Ran { jobs: 1 }
+    );
+    let kept = root.join("shards/attic/0000-0/jobs/00000");
+    let session = fs::read_dir(&kept)
+        .unwrap()
+        .flatten()
+        .next()
+        .unwrap()
+        .path();
+    assert!(count(&session.join("records.log")) >= logged);
+    assert!(gather(&plan, &root, false).unwrap().complete());
+}
