@@ -133,6 +133,21 @@ fn shards_are_whole_reproducible_and_gathered_only_when_complete() {
     let g = gather(&plan, &root, true).unwrap();
     assert!(!g.complete());
     assert_eq!(g.rows, 2);
+    // The command: non-zero naming the shard, unless told to accept a partial sweep.
+    let cli = |partial: bool| {
+        let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_twinloop"));
+        c.args(["sweep", "gather", root.to_str().unwrap()]);
+        if partial {
+            c.arg("--partial");
+        }
+        c.output().unwrap()
+    };
+    let refused = cli(false);
+    assert!(!refused.status.success());
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("missing shards [1]"));
+    let accepted = cli(true);
+    assert!(accepted.status.success());
+    assert!(String::from_utf8_lossy(&accepted.stdout).contains("partial, as accepted"));
 
     // A shard killed mid-run leaves only `.partial`: seen as unfinished, then redone, the
     // leftover kept aside for reading.
