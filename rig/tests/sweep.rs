@@ -180,6 +180,7 @@ fn shards_are_whole_reproducible_and_gathered_only_when_complete() {
     }
     let report = fs::read_to_string(root.join("report.html")).unwrap();
     assert!(report.contains("objective = info_gain") && report.contains("objective = random"));
+    assert!(report.contains("Against random, paired by seed"));
 
     // Rerun from nothing: the same rows, byte for byte (wall times live apart).
     let before = fs::read(shards.join("0000/rows.jsonl")).unwrap();

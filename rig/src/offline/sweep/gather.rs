@@ -3,6 +3,7 @@
 //! seed, and each metric is given as its mean with a 95% confidence interval over seeds.
 
 use super::SweepError;
+use super::paired::{against_random, t975};
 use super::plan::Plan;
 use super::shard::{self, ShardState};
 use crate::backbone::session_log::write_atomic;
@@ -132,20 +133,6 @@ fn csv(rows: &[Value], axes: &BTreeSet<String>) -> String {
     out
 }
 
-/// 97.5% quantile of Student's t, by bisection on the two-sided p-value.
-fn t975(df: f64) -> f64 {
-    let (mut lo, mut hi) = (0.0, 1000.0);
-    for _ in 0..200 {
-        let mid = 0.5 * (lo + hi);
-        if twinloop_analysis::special::student_t_two_sided_p(mid, df) > 0.05 {
-            lo = mid;
-        } else {
-            hi = mid;
-        }
-    }
-    0.5 * (lo + hi)
-}
-
 fn page(plan: &Plan, rows: &[Value], g: &Gathered) -> String {
     let axes = plan.axes();
     let arm_axes: Vec<&String> = axes.iter().filter(|a| a.as_str() != "seed").collect();
@@ -226,6 +213,34 @@ fn page(plan: &Plan, rows: &[Value], g: &Gathered) -> String {
         }
         let _ = write!(h, "<td>{}</td></tr>", members.len());
     }
-    h.push_str("</table></body></html>\n");
+    h.push_str("</table>");
+    let axes: Vec<String> = axes.iter().cloned().collect();
+    let metrics: Vec<String> = metrics.iter().map(|m| m.to_string()).collect();
+    let paired = against_random(rows, &axes, &metrics);
+    if !paired.is_empty() {
+        h.push_str(
+            "<h2>Against random, paired by seed</h2><p>Each arm minus the random run with the \
+             same seed and other axes: mean difference [95% CI], and the seeds in which the arm \
+             was ahead.</p><table><tr><th>arm</th><th>metric</th><th>difference</th>\
+             <th>ahead</th></tr>",
+        );
+        for d in &paired {
+            let diff = match d.ci95 {
+                Some(c) => format!("{:+.4} [{:+.4}, {:+.4}]", d.mean, d.mean - c, d.mean + c),
+                None => format!("{:+.4}", d.mean),
+            };
+            let _ = write!(
+                h,
+                "<tr><td style=\"text-align:left\">{}</td><td>{}</td><td>{}</td><td>{}/{}</td></tr>",
+                esc(&d.arm),
+                esc(&d.metric),
+                esc(&diff),
+                d.ahead,
+                d.pairs
+            );
+        }
+        h.push_str("</table>");
+    }
+    h.push_str("</body></html>\n");
     h
 }

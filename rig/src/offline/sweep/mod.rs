@@ -8,6 +8,7 @@
 //! - [`shard`]: one shard run all or nothing (`shards/NNNN/` appears by one rename, with its
 //!   rows' CRC); rerunning a finished shard does nothing, a killed one is moved aside and redone.
 //! - [`gather`]: every shard checked, one CSV table, a page comparing the arms with 95% CIs.
+//! - [`paired`]: each arm against the random baseline of the same seed (`bench loop`'s pairing).
 //! - [`slurm`]: the job-array and gather scripts, and their submission with `sbatch`.
 //!
 //! Rows hold only what a job computes from its seed; wall times go to `timings.json`, so two
@@ -16,6 +17,7 @@
 
 pub mod gather;
 mod job;
+pub mod paired;
 pub mod plan;
 pub mod shard;
 pub mod slurm;
