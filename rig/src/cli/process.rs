@@ -4,9 +4,12 @@
 //! Output, per plane `plane<p>/` (cells x frames float32 `.npy`, C order, suite2p's names):
 //! `F.npy`, `Fneu.npy`, `dff.npy`, `spks.npy`, `shifts.npy` (frames x 2: dy, dx in px),
 //! `reference.npy` (height x width float32), the masks (`cells.json`, `cell_pixels.npy`,
-//! `cell_weights.npy`, `neuropil_pixels.npy`) and `process.json` (parameters, counts, timings).
+//! `cell_weights.npy`, `neuropil_pixels.npy`) and `process.json` (parameters, counts, timings);
+//! and suite2p's folder, `suite2p/plane<p>/` (`stat`, `iscell`, `ops`, `F`, `Fneu`, `spks`, in
+//! suite2p's units: see [`crate::offline::suite2p`]).
 
 use crate::offline::scanimage::{LayoutOverride, ScanImageTiff};
+use crate::offline::suite2p::{MotionLog, PlaneResults, write_suite2p_plane};
 use crate::stages::imaging::{ImagingParams, PlaneCalibration, PlanePipeline, deconvolve_traces};
 use anyhow::{Context, bail};
 use clap::Args;
@@ -17,7 +20,7 @@ use std::time::Instant;
 pub struct ProcessArgs {
     /// A ScanImage (Big)TIFF or plain multi-page TIFF, u16 or i16.
     pub movie: PathBuf,
-    /// Output directory (one `plane<p>` folder per plane).
+    /// Output directory (one `plane<p>` folder per plane, and suite2p's `suite2p/plane<p>`).
     #[arg(long)]
     pub out: PathBuf,
     /// Channels interleaved in the file (default: from ScanImage metadata, else 1).
@@ -169,24 +172,30 @@ pub fn run(args: &ProcessArgs) -> anyhow::Result<()> {
             masks,
             report,
             extractor,
+            images,
+            probabilities,
             ..
         } = calibration;
         let mut pipeline = PlanePipeline::new(&reference, extractor, h, w, &params)?;
         let t_calibrated = t_plane.elapsed().as_secs_f64();
         let cells = pipeline.cells();
-        let (mut f, mut fneu, mut dff) = (
+        let (mut f, mut fneu, mut f0, mut dff) = (
+            vec![Vec::with_capacity(n); cells],
             vec![Vec::with_capacity(n); cells],
             vec![Vec::with_capacity(n); cells],
             vec![Vec::with_capacity(n); cells],
         );
         let mut shifts = Vec::with_capacity(n);
+        let mut motion = MotionLog::default();
         let t_frames = Instant::now();
         for frame in plane {
             let out = pipeline.process(frame)?;
             shifts.push(vec![out.registration.rigid_dy, out.registration.rigid_dx]);
+            motion.push(&out.registration, out.blocks);
             for c in 0..cells {
                 f[c].push(out.f[c]);
                 fneu[c].push(out.fneu[c]);
+                f0[c].push(out.f0[c]);
                 dff[c].push(out.dff[c]);
             }
         }
@@ -202,6 +211,21 @@ pub fn run(args: &ProcessArgs) -> anyhow::Result<()> {
         masks
             .save(&dir)
             .with_context(|| format!("cannot save the masks in {}", dir.display()))?;
+        let results = PlaneResults {
+            plane: p,
+            planes,
+            masks: &masks,
+            probabilities: &probabilities,
+            images: &images,
+            reference: &reference,
+            f: &f,
+            fneu: &fneu,
+            f0: &f0,
+            spks_dff: &spks,
+            frames: n,
+            fs_hz: fs,
+        };
+        let suite2p_dir = write_suite2p_plane(&args.out, &results, &motion, &params)?;
         let summary = serde_json::json!({
             "movie": args.movie,
             "plane": p,
@@ -225,8 +249,9 @@ pub fn run(args: &ProcessArgs) -> anyhow::Result<()> {
         std::fs::write(&summary_path, serde_json::to_string_pretty(&summary)?)
             .with_context(|| format!("cannot write {}", summary_path.display()))?;
         println!(
-            "plane {p}: {n} frames, {cells} cells, {per_frame_ms:.2} ms/frame -> {}",
-            dir.display()
+            "plane {p}: {n} frames, {cells} cells, {per_frame_ms:.2} ms/frame -> {} and {}",
+            dir.display(),
+            suite2p_dir.display()
         );
     }
     println!(

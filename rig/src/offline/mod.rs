@@ -5,10 +5,12 @@
 //! - [`export`]: NWB 2.x.
 //! - [`twin_data`]: a session as a twin-fitting recording.
 //! - [`scanimage`]: ScanImage TIFF reading for `twinloop process`.
+//! - [`suite2p`]: `twinloop process`'s results as suite2p's plane folders.
 //! - [`design_bench`]: the closed-loop design benchmark harness (`twinloop bench loop`).
 pub mod design_bench;
 pub mod export;
 pub mod replay;
 pub mod report;
 pub mod scanimage;
+pub mod suite2p;
 pub mod twin_data;
