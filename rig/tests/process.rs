@@ -1,4 +1,5 @@
-//! `twinloop process` over a movie of the simulated mouse, written as a BigTIFF: the offline
+//! `twinloop process` over a movie of the simulated mouse, written as a BigTIFF with a
+//! ScanImage 2023 header (its frame rate there, not on the command line): the offline
 //! imaging pipeline finds the cells and the motion the simulator put there, and its suite2p
 //! folder (`suite2p/plane0/`) loads in numpy the way suite2p's scripts load it
 //! (`np.load(..., allow_pickle=True)`), with a suite2p analysis snippet run on it and its
@@ -84,6 +85,11 @@ fn process_finds_the_simulated_cells_and_motion() {
     let mut px = vec![0u16; (w * h) as usize];
     let mut view = vec![0u8; g.view_width * g.view_height];
     let period = 1e9 / 30.0;
+    // As ScanImage 2023 writes a single-plane acquisition: settings in the first page's
+    // Software tag (a stack left configured but off), per-frame values in each description.
+    let header = "SI.VERSION_MAJOR = 2023\nSI.hChannels.channelSave = 1\n\
+                  SI.hRoiManager.scanFrameRate = 30\nSI.hRoiManager.scanVolumeRate = 30\n\
+                  SI.hStackManager.enable = false\nSI.hStackManager.numSlices = 4\n";
     for k in 0..frames {
         let t = RigTime::from_nanos((k as f64 * period) as i64);
         // Drifting gratings changing direction every second drive the cells.
@@ -91,8 +97,23 @@ fn process_finds_the_simulated_cells_and_motion() {
         cpu::render(&spec, k as f64 / 30.0, &cfg.display.view(), &mut view);
         mouse.show(&view, t);
         mouse.imaging_frame(t, &mut px);
-        tif.write_image::<tiff::encoder::colortype::Gray16>(w, h, &px)
+        let mut page = tif
+            .new_image::<tiff::encoder::colortype::Gray16>(w, h)
             .unwrap();
+        if k == 0 {
+            page.encoder()
+                .write_tag(tiff::tags::Tag::Software, header)
+                .unwrap();
+        }
+        let description = format!(
+            "frameNumbers = {}\nframeTimestamps_sec = {:.6}\n",
+            k + 1,
+            k as f64 / 30.0
+        );
+        page.encoder()
+            .write_tag(tiff::tags::Tag::ImageDescription, description.as_str())
+            .unwrap();
+        page.write_data(&px).unwrap();
     }
     let _ = tif;
     let truth_dir = tmp.path().join("truth");
@@ -112,8 +133,6 @@ fn process_finds_the_simulated_cells_and_motion() {
         .args([
             "process",
             movie.to_str().unwrap(),
-            "--fs",
-            "30",
             "--params",
             params.to_str().unwrap(),
             "--out",
@@ -123,6 +142,10 @@ fn process_finds_the_simulated_cells_and_motion() {
         .unwrap();
     assert!(status.success());
     let plane = out.join("plane0");
+    let summary: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(plane.join("process.json")).unwrap()).unwrap();
+    assert_eq!(summary["frame_rate_hz"], 30.0);
+    assert_eq!(summary["frame_rate_source"], "scanimage_header");
     let (shape, _) = read_npy(&plane.join("dff.npy"));
     assert_eq!(shape[1], frames as u64);
     let cells = shape[0] as usize;
