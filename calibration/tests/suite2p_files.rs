@@ -32,6 +32,7 @@ out = {
   'lam_dtype': str(stat[0]['lam'].dtype), 'med1': [float(v) for v in stat[1]['med']],
   'npix': [int(s['npix']) for s in stat], 'overlap_dtype': str(stat[0]['overlap'].dtype),
   'skew': [float(s['skew']) for s in stat], 'neuropil0': stat[0]['neuropil_mask'].tolist(),
+  'iplane': ops['iplane'], 'nplanes': ops['nplanes'], 'stat_iplane': int(stat[0]['iplane']),
   'Ly': ops['Ly'], 'Lx': ops['Lx'], 'fs': ops['fs'], 'nframes': ops['nframes'],
   'meanImg_shape': list(ops['meanImg'].shape), 'meanImg_00': float(ops['meanImg'][0, 0]),
   'meanImg_sum': float(ops['meanImg'].sum()), 'max_proj_dtype': str(ops['max_proj'].dtype),
@@ -86,6 +87,8 @@ fn suite2p_files_load_in_numpy_with_their_values() {
     let off1: Vec<f32> = (0..t * blocks).map(|i| i as f32 * 0.1).collect();
     let probability = [0.9, 0.2, 0.7];
     let plane = Suite2pPlane {
+        plane: 1,
+        planes: 2,
         masks: &masks,
         probability: &probability,
         threshold: 0.5,
@@ -109,7 +112,7 @@ fn suite2p_files_load_in_numpy_with_their_values() {
     };
     let tmp = tempfile::tempdir().expect("temp dir");
     let dir = write_plane(tmp.path(), &plane).expect("written");
-    assert!(dir.ends_with("suite2p/plane0"));
+    assert!(dir.ends_with("suite2p/plane1"), "{}", dir.display());
 
     let py = python();
     let out = Command::new(&py)
@@ -126,6 +129,10 @@ fn suite2p_files_load_in_numpy_with_their_values() {
     );
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json from python");
     assert_eq!(v["n"], 3);
+    assert_eq!(
+        (&v["iplane"], &v["nplanes"], &v["stat_iplane"]),
+        (&1.into(), &2.into(), &1.into())
+    );
     assert_eq!(v["stat_dtype"], "object");
     let keys: Vec<&str> = v["keys"]
         .as_array()
@@ -243,6 +250,8 @@ fn inconsistent_inputs_are_named() {
     let f = vec![0.0f32; 3];
     let short = vec![0.0f32; 2];
     let plane = Suite2pPlane {
+        plane: 0,
+        planes: 1,
         masks: &masks,
         probability: &[],
         threshold: 0.5,

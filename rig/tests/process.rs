@@ -1,11 +1,66 @@
-//! `twinloop process` over a movie of the simulated mouse, written as a BigTIFF: the offline
-//! imaging pipeline finds the cells and the motion the simulator put there.
+//! `twinloop process` over a movie of the simulated mouse, written as a BigTIFF with a
+//! ScanImage 2023 header (its frame rate there, not on the command line): the offline
+//! imaging pipeline finds the cells and the motion the simulator put there, and its suite2p
+//! folder (`suite2p/plane0/`) loads in numpy the way suite2p's scripts load it
+//! (`np.load(..., allow_pickle=True)`), with a suite2p analysis snippet run on it and its
+//! fields checked against the simulator's truth (motion, cell positions) and against each
+//! other in suite2p's units (F of an ROI is its `lam`-weighted `meanImg`, raw ADU).
+//!
+//! The suite2p check runs `TWINLOOP_PYTHON` (default `python3`), which needs numpy.
 
+use std::path::Path;
 use std::process::Command;
 use twinloop_rig::config::Config;
 use twinloop_rig::sim::SimMouse;
 use twinloop_rig::vocab::clock::RigTime;
 use twinloop_stimulus::{StimulusSpec, cpu};
+
+/// A suite2p user's script: load the plane folder, select cells, neuropil-correct, take dF/F;
+/// then measure what the test asserts. argv: plane folder, truth folder, dark offset (ADU).
+const SUITE2P_CHECK: &str = r#"
+import json, sys
+import numpy as np
+d, truth, offset = sys.argv[1], sys.argv[2], float(sys.argv[3])
+ops = np.load(d + '/ops.npy', allow_pickle=True).item()
+stat = np.load(d + '/stat.npy', allow_pickle=True)
+iscell = np.load(d + '/iscell.npy')
+F = np.load(d + '/F.npy'); Fneu = np.load(d + '/Fneu.npy'); spks = np.load(d + '/spks.npy')
+# The analysis snippet.
+cells = iscell[:, 0] == 1
+Fc = F[cells] - ops['neucoeff'] * Fneu[cells]
+F0 = np.percentile(Fc, 8, axis=1, keepdims=True)
+dff = (Fc - F0) / F0
+# Units: F is the lam-weighted mean of the registered frames over the ROI, raw ADU (the dark
+# offset not removed), so its time mean is the lam-weighted meanImg (this movie's detection
+# block is the whole movie); Fneu the plain mean over the neuropil mask.
+img = ops['meanImg']
+f_img = np.array([np.sum(s['lam'] * img[s['ypix'], s['xpix']]) / np.sum(s['lam']) for s in stat])
+neu_img = np.array([img.ravel()[s['neuropil_mask']].mean() for s in stat])
+# Motion: ops' rigid shifts against the true brain displacement, less the reference's offset.
+motion = np.load(truth + '/motion.npy')
+err = np.stack([ops['yoff'], ops['xoff']], 1) - motion
+ref_offset = err.mean(0)
+rms = float(np.sqrt(np.mean(np.sum((err - ref_offset) ** 2, 1))))
+# Positions: a soma at brain p sits at p - ref_offset in the registered frames.
+true_c = np.array([[c['centre_y_px'], c['centre_x_px']] for c in json.load(open(truth + '/cells.json'))])
+med = np.array([s['med'] for s in stat], dtype=float)[cells]
+dist = np.sqrt((((med[:, None, :] + ref_offset) - true_c[None]) ** 2).sum(-1)).min(1)
+# spks in ADU: an event's deconvolved size is the size of the step in F - 0.7 Fneu.
+step = np.max(Fc - F0, 1)
+ratio = np.max(spks[cells], 1) / np.maximum(step, 1e-6)
+print(json.dumps({
+  'n': len(stat), 'cells': int(cells.sum()), 'T': int(F.shape[1]), 'nframes': int(ops['nframes']),
+  'shapes_agree': F.shape == Fneu.shape == spks.shape and iscell.shape == (len(stat), 2),
+  'Ly': int(ops['Ly']), 'Lx': int(ops['Lx']), 'fs': float(ops['fs']),
+  'meanImg_shape': list(img.shape), 'refImg_shape': list(ops['refImg'].shape),
+  'yoff1_shape': list(ops['yoff1'].shape), 'dff_finite': bool(np.isfinite(dff).all()),
+  'f_vs_img_max_adu': float(np.abs(F.mean(1) - f_img).max()),
+  'fneu_vs_img_max_adu': float(np.abs(Fneu.mean(1) - neu_img).max()),
+  'f_min_adu': float(F.min()), 'offset': offset,
+  'motion_rms_px': rms, 'within_4px': float(np.mean(dist <= 4.0)),
+  'spks_min': float(spks.min()), 'spks_step_ratio_median': float(np.median(ratio)),
+}))
+"#;
 
 fn read_npy(path: &std::path::Path) -> (Vec<u64>, Vec<f32>) {
     let npy = npyz::NpyFile::new(std::fs::File::open(path).unwrap()).unwrap();
@@ -30,6 +85,11 @@ fn process_finds_the_simulated_cells_and_motion() {
     let mut px = vec![0u16; (w * h) as usize];
     let mut view = vec![0u8; g.view_width * g.view_height];
     let period = 1e9 / 30.0;
+    // As ScanImage 2023 writes a single-plane acquisition: settings in the first page's
+    // Software tag (a stack left configured but off), per-frame values in each description.
+    let header = "SI.VERSION_MAJOR = 2023\nSI.hChannels.channelSave = 1\n\
+                  SI.hRoiManager.scanFrameRate = 30\nSI.hRoiManager.scanVolumeRate = 30\n\
+                  SI.hStackManager.enable = false\nSI.hStackManager.numSlices = 4\n";
     for k in 0..frames {
         let t = RigTime::from_nanos((k as f64 * period) as i64);
         // Drifting gratings changing direction every second drive the cells.
@@ -37,20 +97,44 @@ fn process_finds_the_simulated_cells_and_motion() {
         cpu::render(&spec, k as f64 / 30.0, &cfg.display.view(), &mut view);
         mouse.show(&view, t);
         mouse.imaging_frame(t, &mut px);
-        tif.write_image::<tiff::encoder::colortype::Gray16>(w, h, &px)
+        let mut page = tif
+            .new_image::<tiff::encoder::colortype::Gray16>(w, h)
             .unwrap();
+        if k == 0 {
+            page.encoder()
+                .write_tag(tiff::tags::Tag::Software, header)
+                .unwrap();
+        }
+        let description = format!(
+            "frameNumbers = {}\nframeTimestamps_sec = {:.6}\n",
+            k + 1,
+            k as f64 / 30.0
+        );
+        page.encoder()
+            .write_tag(tiff::tags::Tag::ImageDescription, description.as_str())
+            .unwrap();
+        page.write_data(&px).unwrap();
     }
     let _ = tif;
     let truth_dir = tmp.path().join("truth");
     mouse.write_truth(&truth_dir).unwrap();
 
     let out = tmp.path().join("out");
+    // The microscope's dark offset, told to the pipeline: twinloop's F has it removed, the
+    // suite2p files must not.
+    let offset = cfg.sim.microscope.offset_adu;
+    let params = tmp.path().join("params.toml");
+    std::fs::write(
+        &params,
+        format!("[cells]\n[fluorescence]\ndark_offset_adu = {offset:?}\n"),
+    )
+    .unwrap();
     let status = Command::new(env!("CARGO_BIN_EXE_twinloop"))
         .args([
             "process",
             movie.to_str().unwrap(),
-            "--fs",
-            "30",
+            "--params",
+            params.to_str().unwrap(),
             "--out",
             out.to_str().unwrap(),
         ])
@@ -58,6 +142,10 @@ fn process_finds_the_simulated_cells_and_motion() {
         .unwrap();
     assert!(status.success());
     let plane = out.join("plane0");
+    let summary: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(plane.join("process.json")).unwrap()).unwrap();
+    assert_eq!(summary["frame_rate_hz"], 30.0);
+    assert_eq!(summary["frame_rate_source"], "scanimage_header");
     let (shape, _) = read_npy(&plane.join("dff.npy"));
     assert_eq!(shape[1], frames as u64);
     let cells = shape[0] as usize;
@@ -101,4 +189,52 @@ fn process_finds_the_simulated_cells_and_motion() {
         "{cells} cells; registration error vs truth {rms:.3} px RMS (offset {mean_offset:?})"
     );
     assert!(rms < 0.5, "shift error {rms:.3} px RMS");
+    check_suite2p_folder(&out.join("suite2p/plane0"), &truth_dir, offset, frames);
+}
+
+fn check_suite2p_folder(dir: &Path, truth: &Path, offset_adu: f64, frames: usize) {
+    let py = std::env::var("TWINLOOP_PYTHON").unwrap_or_else(|_| "python3".into());
+    let out = Command::new(&py)
+        .args(["-c", SUITE2P_CHECK])
+        .arg(dir)
+        .arg(truth)
+        .arg(offset_adu.to_string())
+        .output()
+        .unwrap_or_else(|e| {
+            panic!("cannot run `{py}` ({e}): set TWINLOOP_PYTHON to a Python with numpy")
+        });
+    assert!(
+        out.status.success(),
+        "{py} could not read the suite2p folder {} (needs numpy: pip install -r \
+         tests/requirements.txt, set TWINLOOP_PYTHON): {}",
+        dir.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json from python");
+    eprintln!("suite2p folder: {v}");
+    assert_eq!(v["shapes_agree"], true, "{v}");
+    assert_eq!(
+        (v["T"].as_u64(), v["nframes"].as_u64()),
+        (Some(frames as u64), Some(frames as u64))
+    );
+    assert_eq!(
+        (v["Ly"].as_u64(), v["Lx"].as_u64(), v["fs"].as_f64()),
+        (Some(256), Some(256), Some(30.0))
+    );
+    assert_eq!(v["meanImg_shape"], serde_json::json!([256, 256]));
+    assert_eq!(v["refImg_shape"], serde_json::json!([256, 256]));
+    assert_eq!(v["yoff1_shape"][0].as_u64(), Some(frames as u64));
+    assert!(v["cells"].as_u64().unwrap() > 150, "{v}");
+    assert_eq!(v["dff_finite"], true);
+    // Raw ADU: the mean image (registered, rounded frames) predicts mean F and Fneu to well
+    // under one ADU; had the dark offset been left out they would miss by it.
+    assert!(v["f_vs_img_max_adu"].as_f64().unwrap() < 1.0, "{v}");
+    assert!(v["fneu_vs_img_max_adu"].as_f64().unwrap() < 1.0, "{v}");
+    assert!(v["f_min_adu"].as_f64().unwrap() > 0.0, "{v}");
+    assert!(v["motion_rms_px"].as_f64().unwrap() < 0.5, "{v}");
+    assert!(v["within_4px"].as_f64().unwrap() > 0.8, "{v}");
+    assert!(v["spks_min"].as_f64().unwrap() >= 0.0, "{v}");
+    // In ADU, not dF/F (which would put the ratio near 1 / F0, about 1/500).
+    let ratio = v["spks_step_ratio_median"].as_f64().unwrap();
+    assert!((0.05..5.0).contains(&ratio), "{v}");
 }

@@ -5,6 +5,10 @@
 //! session exports what it recorded; a directory that is not a session, or a manifest this
 //! version cannot read, is an error naming the file.
 //!
+//! The raw frames share the rig clock with every other series: the session's two-photon
+//! stream is stamped on a device clock 2.5 s off and drifting 30 ppm (`configs/sim.toml`),
+//! and each recorded frame's `TwoPhotonSeries` time must equal the time its ROI series row has.
+//!
 //! Needs the `nwb` feature (`scripts/test.sh` turns it on) and a Python with pynwb and
 //! nwbinspector (`TWINLOOP_PYTHON`, default `python3`); without them these tests fail.
 #![cfg(feature = "nwb")]
@@ -194,6 +198,102 @@ fn export_reads_back_in_pynwb_as_logged_and_passes_nwbinspector() {
     assert_eq!(summary["frames"], done.frames);
     assert_eq!(summary["movie_frames"], done.movie_frames);
     assert_eq!(summary["trials"], done.trials);
+}
+
+/// Reads the export's raw-frame and deconvolved-ROI timestamps with pynwb.
+const TIMESTAMPS: &str = r#"
+import json, sys
+from pynwb import NWBHDF5IO
+with NWBHDF5IO(sys.argv[1], 'r') as io:
+    nwb = io.read()
+    movie = nwb.acquisition['TwoPhotonSeries'].timestamps[:]
+    series = nwb.processing['ophys']['Deconvolved']['RoiResponseSeries'].timestamps[:]
+    print(json.dumps({'movie': movie.tolist(), 'rois': series.tolist()}))
+"#;
+
+#[test]
+fn raw_frames_and_roi_series_share_the_rig_clock() {
+    let dir = session();
+    let out = dir.parent().unwrap().join("timestamps.nwb");
+    nwb::export(dir, &out).expect("export");
+    // From the log, independently of the exporter: each recorded frame's sequence number and
+    // wire time (the device clock), and the rig time its activity was published at.
+    let (recs, _) = SessionDir::open(dir)
+        .unwrap()
+        .open_log()
+        .unwrap()
+        .read_to_end()
+        .unwrap();
+    let mut movie: Vec<(u64, i64)> = Vec::new();
+    let mut activity_t = std::collections::BTreeMap::new();
+    for r in &recs {
+        match RecordKind::from_code(r.info.kind) {
+            Some(RecordKind::Input) => {
+                let input = records::decode_input(&r.payload).unwrap();
+                let h = &input.header;
+                if input.payload.is_some()
+                    && h.stream == twinloop_rig::vocab::protocol::Stream::TwoPhoton
+                    && h.plane == 0
+                    && h.channel == 0
+                {
+                    movie.push((h.seq, h.t_ns));
+                }
+            }
+            Some(RecordKind::Activity) => {
+                let a = records::decode_activity(&r.payload).unwrap();
+                if a.plane == 0 {
+                    activity_t.insert(a.frame_seq, a.t.as_nanos());
+                }
+            }
+            _ => {}
+        }
+    }
+    let py = Command::new(python())
+        .args(["-c", TIMESTAMPS])
+        .arg(&out)
+        .output()
+        .expect("python with pynwb (tests/requirements.txt; set TWINLOOP_PYTHON)");
+    assert!(
+        py.status.success(),
+        "{}",
+        String::from_utf8_lossy(&py.stderr)
+    );
+    let v: Value = serde_json::from_slice(&py.stdout).unwrap();
+    let nwb_movie: Vec<f64> = serde_json::from_value(v["movie"].clone()).unwrap();
+    let nwb_rois: Vec<f64> = serde_json::from_value(v["rois"].clone()).unwrap();
+    assert_eq!(nwb_movie.len(), movie.len());
+    let mut compared = 0;
+    let mut device_offset_s: f64 = 0.0;
+    for (i, &(seq, t_wire)) in movie.iter().enumerate() {
+        let Some(&t_rig) = activity_t.get(&seq) else {
+            continue;
+        };
+        compared += 1;
+        device_offset_s = device_offset_s.max(((t_wire - t_rig) as f64 * 1e-9).abs());
+        assert_eq!(
+            nwb_movie[i],
+            t_rig as f64 * 1e-9,
+            "frame {i} (seq {seq}): the raw frame's time is not its activity's rig time"
+        );
+    }
+    // The test can fail: the device clock is seconds away from the rig's.
+    assert!(
+        device_offset_s > 2.0,
+        "device clock only {device_offset_s} s off"
+    );
+    assert!(compared > 100, "{compared} recorded frames with activity");
+    // And every ROI series time is a raw frame's time.
+    let frames: std::collections::BTreeSet<u64> = nwb_movie.iter().map(|t| t.to_bits()).collect();
+    let missing = nwb_rois
+        .iter()
+        .filter(|t| !frames.contains(&t.to_bits()))
+        .count();
+    assert_eq!(
+        missing,
+        0,
+        "{missing} of {} ROI times are no raw frame's",
+        nwb_rois.len()
+    );
 }
 
 #[test]

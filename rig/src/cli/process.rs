@@ -4,9 +4,13 @@
 //! Output, per plane `plane<p>/` (cells x frames float32 `.npy`, C order, suite2p's names):
 //! `F.npy`, `Fneu.npy`, `dff.npy`, `spks.npy`, `shifts.npy` (frames x 2: dy, dx in px),
 //! `reference.npy` (height x width float32), the masks (`cells.json`, `cell_pixels.npy`,
-//! `cell_weights.npy`, `neuropil_pixels.npy`) and `process.json` (parameters, counts, timings).
+//! `cell_weights.npy`, `neuropil_pixels.npy`) and `process.json` (parameters, counts, timings);
+//! and suite2p's folder, `suite2p/plane<p>/` (`stat`, `iscell`, `ops`, `F`, `Fneu`, `spks`, in
+//! suite2p's units: see [`crate::offline::suite2p`]).
 
+use crate::offline::scanimage::header::{Rate, check_rate, rate_from_timestamps};
 use crate::offline::scanimage::{LayoutOverride, ScanImageTiff};
+use crate::offline::suite2p::{MotionLog, PlaneResults, write_suite2p_plane};
 use crate::stages::imaging::{ImagingParams, PlaneCalibration, PlanePipeline, deconvolve_traces};
 use anyhow::{Context, bail};
 use clap::Args;
@@ -17,19 +21,21 @@ use std::time::Instant;
 pub struct ProcessArgs {
     /// A ScanImage (Big)TIFF or plain multi-page TIFF, u16 or i16.
     pub movie: PathBuf,
-    /// Output directory (one `plane<p>` folder per plane).
+    /// Output directory (one `plane<p>` folder per plane, and suite2p's `suite2p/plane<p>`).
     #[arg(long)]
     pub out: PathBuf,
     /// Channels interleaved in the file (default: from ScanImage metadata, else 1).
     #[arg(long)]
     pub channels: Option<u8>,
-    /// Planes interleaved in the file (default: from ScanImage metadata, else 1).
+    /// Pages of one channel per volume: the planes, and a fast stack's flyback pages (default:
+    /// from ScanImage metadata, which skips the flyback pages, else 1).
     #[arg(long)]
     pub planes: Option<u8>,
     /// The functional channel to process (from 0).
     #[arg(long, default_value_t = 0)]
     pub channel: u8,
-    /// Volume rate in Hz (default: ScanImage's frame rate divided by the planes).
+    /// Volume rate in Hz, the rate of each plane's series (default: from the ScanImage header,
+    /// else from the pages' `frameTimestamps_sec`; needed only for files with neither).
     #[arg(long)]
     pub fs: Option<f64>,
     /// Pipeline parameters (TOML with `registration`, `cells`, `fluorescence`, `tau_decay_s`,
@@ -53,13 +59,40 @@ fn write_npy_2d(path: &Path, rows: &[Vec<f32>], cols: usize) -> anyhow::Result<(
         .with_context(|| format!("cannot write {}", path.display()))
 }
 
-/// The volume rate must be a positive number of Hz a device can have (`--fs`).
+/// The volume rate must be a number of Hz a movie can have (`--fs`).
 fn check_fs(fs: f64) -> anyhow::Result<()> {
-    let max = crate::vocab::section::MAX_DEVICE_RATE_HZ;
-    if !(fs.is_finite() && fs > 0.0 && fs <= max) {
-        bail!("--fs {fs}: the volume rate must be a positive number of Hz, at most {max}");
+    check_rate(fs).map_err(|why| anyhow::anyhow!("--fs {fs}: the volume rate is wrong: {why}"))
+}
+
+/// `--channels` / `--planes`: 1 to 64 pages, and `--channel` one of the channels.
+fn check_layout(args: &ProcessArgs) -> anyhow::Result<()> {
+    for (flag, value) in [("--channels", args.channels), ("--planes", args.planes)] {
+        if let Some(v) = value
+            && !(1..=64).contains(&v)
+        {
+            bail!(
+                "{flag} {v}: must be 1 to 64 (leave it out to read it from the ScanImage header)"
+            );
+        }
+    }
+    if let Some(c) = args.channels
+        && args.channel >= c
+    {
+        bail!(
+            "--channel {} but --channels {c}: channels count from 0",
+            args.channel
+        );
     }
     Ok(())
+}
+
+/// Where the volume rate came from.
+#[derive(Debug, Clone, Copy, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+enum RateSource {
+    Flag,
+    ScanimageHeader,
+    FrameTimestamps,
 }
 
 /// `--out` must be a directory or not exist yet (an existing file cannot hold `plane0/`).
@@ -84,10 +117,20 @@ pub fn run(args: &ProcessArgs) -> anyhow::Result<()> {
         // opt-in with `[cells] classifier_threshold = 0.5`, `fill_holes = true`).
         None => toml::from_str("[cells]").context("the default pipeline parameters")?,
     };
+    let origin = args
+        .params
+        .as_ref()
+        .map_or("the default pipeline parameters".into(), |p| {
+            p.display().to_string()
+        });
     // Everything the arguments alone can refuse is refused before the movie is opened.
     if let Some(fs) = args.fs {
         check_fs(fs)?;
+        params
+            .validate(fs)
+            .map_err(|e| anyhow::anyhow!("{origin} at --fs {fs}: {e}"))?;
     }
+    check_layout(args)?;
     check_out_dir(&args.out)?;
     let layout = LayoutOverride {
         channels: args.channels,
@@ -105,37 +148,46 @@ pub fn run(args: &ProcessArgs) -> anyhow::Result<()> {
         );
     }
     let (h, w) = (meta.height as usize, meta.width as usize);
-    let fs = match (args.fs, meta.frame_rate_hz) {
-        (Some(fs), _) => fs,
-        (None, Some(rate)) => rate / meta.planes as f64,
-        (None, None) => {
-            bail!("no frame rate in the file's metadata: pass --fs HZ (the volume rate)")
+    // The rate: the flag, else the header, else measured from the pages' timestamps below.
+    let movie_name = args.movie.display();
+    let known = match (args.fs, &meta.plane_rate) {
+        (Some(fs), _) => Some((fs, RateSource::Flag)),
+        (None, Rate::Hz(hz)) => Some((*hz, RateSource::ScanimageHeader)),
+        (None, Rate::Unusable(why)) if meta.timestamps => {
+            tracing::warn!(movie = %movie_name, "{why}; using the frames' timestamps");
+            None
         }
+        (None, Rate::Absent) if meta.timestamps => None,
+        (None, Rate::Unusable(why)) => bail!(
+            "{movie_name}: {why}, and the pages carry no frameTimestamps_sec: pass --fs HZ \
+             (the volume rate)"
+        ),
+        (None, Rate::Absent) => bail!(
+            "{movie_name}: no frame rate in the file (no ScanImage SI.hRoiManager.scanFrameRate \
+             or scanVolumeRate, no frameTimestamps_sec): pass --fs HZ (the volume rate)"
+        ),
     };
-    check_fs(fs).with_context(|| {
-        format!(
-            "the frame rate in {}'s metadata divided by its planes",
-            args.movie.display()
-        )
-    })?;
-    let origin = args
-        .params
-        .as_ref()
-        .map_or("the default pipeline parameters".into(), |p| {
-            p.display().to_string()
-        });
-    params
-        .validate(fs)
-        .map_err(|e| anyhow::anyhow!("{origin}: {e}"))?;
+    if let Some((fs, RateSource::ScanimageHeader)) = known {
+        params
+            .validate(fs)
+            .map_err(|e| anyhow::anyhow!("{origin} at the header's {fs} Hz: {e}"))?;
+    }
     // Read the functional channel, plane by plane (pixels of i16 files keep their bit pattern;
     // registration treats them as u16, which only matters for negative samples).
     let planes = meta.planes as usize;
     let mut frames: Vec<Vec<Vec<u16>>> = vec![Vec::new(); planes];
+    // frameTimestamps_sec of the processed channel's first plane: one per volume.
+    let mut stamps = Vec::new();
     let mut px = Vec::new();
     let mut read_error = None;
     loop {
         match movie.next_page(&mut px) {
-            Ok(Some(info)) if info.channel == args.channel => {
+            Ok(Some(info)) if info.channel == args.channel && !info.flyback => {
+                if info.plane == 0
+                    && let Some(t) = info.timestamp_s
+                {
+                    stamps.push(t);
+                }
                 frames[info.plane as usize].push(px.clone())
             }
             Ok(Some(_)) => {}
@@ -148,6 +200,19 @@ pub fn run(args: &ProcessArgs) -> anyhow::Result<()> {
             }
         }
     }
+    let (fs, rate_source) = match known {
+        Some(known) => known,
+        None => {
+            let fs = rate_from_timestamps(&stamps).map_err(|why| {
+                anyhow::anyhow!("{movie_name}: {why}; pass --fs HZ (the volume rate)")
+            })?;
+            params
+                .validate(fs)
+                .map_err(|e| anyhow::anyhow!("{origin} at the timestamps' {fs} Hz: {e}"))?;
+            (fs, RateSource::FrameTimestamps)
+        }
+    };
+    tracing::info!(movie = %movie_name, fs, source = ?rate_source, "volume rate");
     std::fs::create_dir_all(&args.out)
         .with_context(|| format!("cannot create --out directory {}", args.out.display()))?;
     for (p, plane) in frames.iter().enumerate() {
@@ -169,24 +234,30 @@ pub fn run(args: &ProcessArgs) -> anyhow::Result<()> {
             masks,
             report,
             extractor,
+            images,
+            probabilities,
             ..
         } = calibration;
         let mut pipeline = PlanePipeline::new(&reference, extractor, h, w, &params)?;
         let t_calibrated = t_plane.elapsed().as_secs_f64();
         let cells = pipeline.cells();
-        let (mut f, mut fneu, mut dff) = (
+        let (mut f, mut fneu, mut f0, mut dff) = (
+            vec![Vec::with_capacity(n); cells],
             vec![Vec::with_capacity(n); cells],
             vec![Vec::with_capacity(n); cells],
             vec![Vec::with_capacity(n); cells],
         );
         let mut shifts = Vec::with_capacity(n);
+        let mut motion = MotionLog::default();
         let t_frames = Instant::now();
         for frame in plane {
             let out = pipeline.process(frame)?;
             shifts.push(vec![out.registration.rigid_dy, out.registration.rigid_dx]);
+            motion.push(&out.registration, out.blocks);
             for c in 0..cells {
                 f[c].push(out.f[c]);
                 fneu[c].push(out.fneu[c]);
+                f0[c].push(out.f0[c]);
                 dff[c].push(out.dff[c]);
             }
         }
@@ -202,6 +273,21 @@ pub fn run(args: &ProcessArgs) -> anyhow::Result<()> {
         masks
             .save(&dir)
             .with_context(|| format!("cannot save the masks in {}", dir.display()))?;
+        let results = PlaneResults {
+            plane: p,
+            planes,
+            masks: &masks,
+            probabilities: &probabilities,
+            images: &images,
+            reference: &reference,
+            f: &f,
+            fneu: &fneu,
+            f0: &f0,
+            spks_dff: &spks,
+            frames: n,
+            fs_hz: fs,
+        };
+        let suite2p_dir = write_suite2p_plane(&args.out, &results, &motion, &params)?;
         let summary = serde_json::json!({
             "movie": args.movie,
             "plane": p,
@@ -210,6 +296,9 @@ pub fn run(args: &ProcessArgs) -> anyhow::Result<()> {
             "height": h,
             "width": w,
             "frame_rate_hz": fs,
+            "frame_rate_source": rate_source,
+            "planes": planes,
+            "flyback_pages": meta.flyback,
             "calibration_frames": block_len,
             "cells": cells,
             "detection": format!("{report:?}"),
@@ -225,8 +314,9 @@ pub fn run(args: &ProcessArgs) -> anyhow::Result<()> {
         std::fs::write(&summary_path, serde_json::to_string_pretty(&summary)?)
             .with_context(|| format!("cannot write {}", summary_path.display()))?;
         println!(
-            "plane {p}: {n} frames, {cells} cells, {per_frame_ms:.2} ms/frame -> {}",
-            dir.display()
+            "plane {p}: {n} frames, {cells} cells, {per_frame_ms:.2} ms/frame -> {} and {}",
+            dir.display(),
+            suite2p_dir.display()
         );
     }
     println!(
@@ -285,5 +375,93 @@ mod tests {
         // With good arguments the first error is the movie, named.
         let e = format!("{:#}", run(&args(dir.path())).unwrap_err());
         assert!(e.contains("absent.tif"), "{e}");
+    }
+
+    #[test]
+    fn layout_flags_and_parameters_are_refused_before_the_movie_is_read_naming_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let cases: [(ProcessArgs, &str); 4] = [
+            (
+                ProcessArgs {
+                    channels: Some(0),
+                    ..args(dir.path())
+                },
+                "--channels 0",
+            ),
+            (
+                ProcessArgs {
+                    planes: Some(65),
+                    ..args(dir.path())
+                },
+                "--planes 65",
+            ),
+            (
+                ProcessArgs {
+                    channel: 2,
+                    channels: Some(2),
+                    ..args(dir.path())
+                },
+                "--channel 2 but --channels 2",
+            ),
+            (
+                ProcessArgs {
+                    fs: Some(1e-6),
+                    ..args(dir.path())
+                },
+                "--fs 0.000001",
+            ),
+        ];
+        for (a, want) in cases {
+            let e = format!("{:#}", run(&a).unwrap_err());
+            assert!(e.starts_with(want), "{e}");
+        }
+        // Parameters that cannot work at the given rate: named with the file, before reading.
+        let params = dir.path().join("params.toml");
+        std::fs::write(&params, "[fluorescence]\nbaseline_window_s = 0.01\n").unwrap();
+        let a = ProcessArgs {
+            fs: Some(30.0),
+            params: Some(params.clone()),
+            ..args(dir.path())
+        };
+        let e = format!("{:#}", run(&a).unwrap_err());
+        assert!(
+            e.contains("params.toml") && e.contains("baseline_window_s") && !e.contains("absent"),
+            "{e}"
+        );
+    }
+
+    /// A file whose rate nothing gives is refused, naming the file and `--fs`; a header rate or
+    /// timestamps that are nonsense are named too.
+    #[test]
+    fn a_movie_without_a_usable_rate_asks_for_fs() {
+        use crate::offline::scanimage::write_stack;
+        let dir = tempfile::tempdir().unwrap();
+        let movie = dir.path().join("movie.tif");
+        let cases: [(&str, Option<f64>, &[&str]); 4] = [
+            ("", None, &["movie.tif", "no frame rate", "--fs"]),
+            (
+                "SI.hChannels.channelSave = 1\nSI.hRoiManager.scanFrameRate = NaN\n",
+                None,
+                &["SI.hRoiManager.scanFrameRate = NaN", "--fs"],
+            ),
+            (
+                "SI.hChannels.channelSave = 1\nSI.hRoiManager.scanFrameRate = -30\n",
+                None,
+                &["SI.hRoiManager.scanFrameRate = -30", "--fs"],
+            ),
+            // Timestamps that never advance.
+            ("", Some(0.0), &["frameTimestamps_sec", "--fs"]),
+        ];
+        for (software, stamp, want) in cases {
+            write_stack(&movie, software, 6, |_| stamp);
+            let a = ProcessArgs {
+                movie: movie.clone(),
+                ..args(dir.path())
+            };
+            let e = format!("{:#}", run(&a).unwrap_err());
+            for w in want {
+                assert!(e.contains(w), "{software:?}: {e}");
+            }
+        }
     }
 }

@@ -5,6 +5,7 @@
 //! - [`export`]: NWB 2.x.
 //! - [`twin_data`]: a session as a twin-fitting recording.
 //! - [`scanimage`]: ScanImage TIFF reading for `twinloop process`.
+//! - [`suite2p`]: `twinloop process`'s results as suite2p's plane folders.
 //! - [`sweep`]: many sessions or benchmark arms in shards, here or on Slurm, gathered.
 //! - [`design_bench`]: the closed-loop design benchmark harness (`twinloop bench loop`).
 pub mod design_bench;
@@ -12,5 +13,6 @@ pub mod export;
 pub mod replay;
 pub mod report;
 pub mod scanimage;
+pub mod suite2p;
 pub mod sweep;
 pub mod twin_data;

@@ -6,7 +6,8 @@
 //! - [`pickle`]: a minimal pickle encoder (protocol 3), numpy arrays through numpy's own
 //!   reduce path.
 //! - [`npy`]: `.npy` files, numeric or pickled object arrays.
-//! - this file: [`write_plane`], from one plane's masks, traces and images.
+//! - this file: [`write_plane`], from one plane's masks, traces and images, into
+//!   `suite2p/plane<p>/`.
 //!
 //! # Fields
 //! | file | content |
@@ -81,6 +82,10 @@ pub struct Suite2pMotion<'a> {
 
 /// One plane's results, as the suite2p files need them.
 pub struct Suite2pPlane<'a> {
+    /// This plane's index (from 0): the folder `suite2p/plane<plane>` and `iplane`.
+    pub plane: usize,
+    /// Planes in the acquisition (`ops['nplanes']`).
+    pub planes: usize,
     /// The ROIs.
     pub masks: &'a CellMasks,
     /// Is-cell probability of each ROI (empty: 1 for all).
@@ -126,6 +131,17 @@ impl Suite2pPlane<'_> {
     fn validate(&self) -> Result<(), Suite2pError> {
         let n = self.masks.len();
         let (h, w) = (self.masks.height(), self.masks.width());
+        if self.plane >= self.planes {
+            return Err(Suite2pError::Length {
+                field: "plane",
+                got: self.plane,
+                expected: self.planes.saturating_sub(1),
+                why: format!(
+                    "planes count from 0 and the acquisition has {}",
+                    self.planes
+                ),
+            });
+        }
         let traces = n * self.frames;
         let why = format!("{n} ROIs x {} frames", self.frames);
         check("f", self.f.len(), traces, &why)?;
@@ -237,7 +253,7 @@ fn stat_entry(p: &Suite2pPlane, i: usize, owners: &[u16], expected_area: f64) ->
             NdArray::vector(ArrayData::I32(neuropil)).into(),
         ),
         ("footprint".into(), 1.0.into()),
-        ("iplane".into(), 0usize.into()),
+        ("iplane".into(), p.plane.into()),
         ("inmerge".into(), 0usize.into()),
     ])
 }
@@ -266,10 +282,10 @@ fn ops(p: &Suite2pPlane, plane_dir: &Path) -> PyValue {
         ("tau".into(), p.tau_s.into()),
         ("diameter".into(), p.diameter_px.into()),
         ("neucoeff".into(), NEUCOEFF.into()),
-        ("nplanes".into(), 1usize.into()),
+        ("nplanes".into(), p.planes.into()),
         ("nchannels".into(), 1usize.into()),
         ("functional_chan".into(), 1usize.into()),
-        ("iplane".into(), 0usize.into()),
+        ("iplane".into(), p.plane.into()),
         ("save_path".into(), path.as_str().into()),
         ("save_path0".into(), root.as_str().into()),
         ("yrange".into(), range(h)),
@@ -303,11 +319,11 @@ fn ops(p: &Suite2pPlane, plane_dir: &Path) -> PyValue {
     PyValue::Dict(d)
 }
 
-/// Writes `dir/suite2p/plane0/{stat,iscell,ops,F,Fneu,spks}.npy` (see the module docs) and
+/// Writes `dir/suite2p/plane<p>/{stat,iscell,ops,F,Fneu,spks}.npy` (see the module docs) and
 /// returns the plane folder.
 pub fn write_plane(dir: &Path, p: &Suite2pPlane) -> Result<PathBuf, Suite2pError> {
     p.validate()?;
-    let plane = dir.join("suite2p").join("plane0");
+    let plane = dir.join("suite2p").join(format!("plane{}", p.plane));
     std::fs::create_dir_all(&plane).map_err(|source| Suite2pError::Io {
         path: plane.clone(),
         source,

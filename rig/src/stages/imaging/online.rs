@@ -378,6 +378,7 @@ impl PlaneOnline {
             report,
             extractor,
             mask_shift,
+            ..
         } = calibration;
         let pipeline = match PlanePipeline::new(&reference, extractor, h, w, &sh.params) {
             Ok(b) => b,

@@ -8,7 +8,8 @@ use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 use thiserror::Error;
 use twinloop_calibration::imaging::cells::{
-    BlockAccumulator, CellDetectionParams, CellMasks, DetectionReport, detect_cells,
+    BlockAccumulator, CellDetectionParams, CellMasks, DetectionReport, ProjectionImages,
+    detect_cells,
 };
 use twinloop_calibration::imaging::fluorescence::{FluorescenceExtractor, FluorescenceParams};
 use twinloop_calibration::imaging::register::{
@@ -194,6 +195,11 @@ pub struct PlaneCalibration {
     pub extractor: FluorescenceExtractor,
     /// Set when the cells came from a saved calibration: how far they were moved.
     pub mask_shift: Option<MaskShift>,
+    /// The block's summary images (mean, maximum, correlation), for the suite2p files.
+    pub images: ProjectionImages,
+    /// The ROI classifier's probability of each cell being a soma, in cell order; empty when
+    /// the cells were loaded, not detected.
+    pub probabilities: Vec<f64>,
 }
 
 impl PlaneCalibration {
@@ -219,10 +225,11 @@ impl PlaneCalibration {
             acc.push(&rounded)?;
         }
         let block = acc.finish()?;
-        let (masks, report, mask_shift) = match saved {
+        let (masks, report, mask_shift, probabilities) = match saved {
             None => {
                 let detection = detect_cells(&block, &params.cells)?;
-                (detection.masks, detection.report, None)
+                let probabilities = detection.verdicts.iter().map(|v| v.probability).collect();
+                (detection.masks, detection.report, None, probabilities)
             }
             Some(saved) => {
                 // The new reference is the saved one displaced by (dy, dx) (suite2p's sign:
@@ -245,7 +252,7 @@ impl PlaneCalibration {
                 let masks = saved
                     .masks
                     .shifted(shift.applied_dy_px, shift.applied_dx_px)?;
-                (masks, DetectionReport::default(), Some(shift))
+                (masks, DetectionReport::default(), Some(shift), Vec::new())
             }
         };
         let mut extractor =
@@ -257,6 +264,8 @@ impl PlaneCalibration {
             report,
             extractor,
             mask_shift,
+            images: block.images,
+            probabilities,
         })
     }
 
@@ -294,8 +303,12 @@ pub struct PlaneFrame<'a> {
     pub registration: RegistrationResult,
     /// What is logged and published about the registration.
     pub summary: FrameRegistration,
+    /// Per-block total shifts of the piecewise-rigid step, when it ran on this frame.
+    pub blocks: Option<BlockShifts<'a>>,
     pub f: &'a [f32],
     pub fneu: &'a [f32],
+    /// The running baseline F0 of each cell, ADU (dF/F's denominator is max(F0, min_baseline)).
+    pub f0: &'a [f32],
     pub dff: &'a [f32],
 }
 
@@ -337,11 +350,17 @@ impl PlanePipeline {
         // far below the shot noise of one photon (tens of ADU).
         round_into(&self.registered, &mut self.rounded);
         self.extractor.process(&self.rounded)?;
+        let blocks = self
+            .registrar
+            .block_shifts()
+            .filter(|_| registration.n_blocks > 0);
         Ok(PlaneFrame {
             registration,
             summary,
+            blocks,
             f: self.extractor.f(),
             fneu: self.extractor.fneu(),
+            f0: self.extractor.baseline(),
             dff: self.extractor.dff(),
         })
     }

@@ -3,6 +3,12 @@
 //! the record log for what the report does not keep frame by frame (traces, pupil, flips, the
 //! two-photon frames' times).
 //!
+//! Every time is the rig clock. The traces' records carry it already; a recorded frame's
+//! `Input` record keeps its time as received, which for a stream on a device clock
+//! (`[clocks] two_photon = "device"`) is the device's: it is mapped with the logged `Clock`
+//! record of the generation the frame was mapped with live, the line that gave the frame's
+//! traces their times, so the raw frames and the ROI series share timestamps.
+//!
 //! Read leniently, like the report: a killed session gives what it recorded, each gap named in
 //! [`SessionContents::warnings`]. Only a directory that is not a session, or a manifest whose
 //! config this version cannot read, is an error.
@@ -16,8 +22,9 @@ use crate::backbone::session_log::{MANIFEST_FILE, SessionDir};
 use crate::config::{Config, Extraction};
 use crate::offline::report::SessionData;
 use crate::stages::behaviour::PupilRecord;
+use crate::stages::clocks::{ClockUpdate, Mapping};
 use crate::stages::extract::Footprints;
-use crate::vocab::protocol::Stream;
+use crate::vocab::protocol::{ClockDomain, Stream};
 use crate::vocab::records::{self, RecordKind};
 use twinloop_calibration::imaging::cells::CellMasks;
 
@@ -200,6 +207,9 @@ impl SessionContents {
         let mut activity: Option<Traces> = cells.map(Traces::new);
         let mut fluorescence: Option<[Traces; 3]> = None;
         let mut movie: Option<Movie> = None;
+        // Each recorded frame's clock generation, and each generation's line (two-photon).
+        let mut movie_gens: Vec<u32> = Vec::new();
+        let mut lines: BTreeMap<u32, Mapping> = BTreeMap::new();
         let mut ragged = 0u64;
         let mut other_planes = 0u64;
         let mut undecodable = 0u64;
@@ -275,6 +285,7 @@ impl SessionContents {
                             });
                             if (m.height, m.width) == (meta.height, meta.width) {
                                 m.t_ns.push(meta.t.as_nanos());
+                                movie_gens.push(input.clock_gen);
                             } else {
                                 bad("input", &"a two-photon frame of another size");
                             }
@@ -283,7 +294,28 @@ impl SessionContents {
                     Ok(_) => {}
                     Err(e) => bad("input", &e),
                 },
+                Some(RecordKind::Clock) => {
+                    match records::decode_json::<ClockUpdate>("clock", &buf) {
+                        Ok(u) if u.domain == ClockDomain::TwoPhoton => {
+                            lines.insert(u.generation, u.mapping);
+                        }
+                        Ok(_) => {}
+                        Err(e) => bad("clock", &e),
+                    }
+                }
                 _ => {}
+            }
+        }
+        if let Some(m) = &mut movie
+            && self.config.clocks.domain_of(Stream::TwoPhoton).is_some()
+        {
+            let unmapped = to_rig_clock(&mut m.t_ns, &movie_gens, &lines);
+            if unmapped > 0 {
+                self.warnings.push(format!(
+                    "{unmapped} recorded frames were mapped live with a two-photon clock fit \
+                     whose Clock record is missing; their TwoPhotonSeries times use the \
+                     newest earlier fit (none: the device clock)"
+                ));
             }
         }
         // The trial still on screen when the log ended: up to the end of its last flip.
@@ -321,6 +353,29 @@ impl SessionContents {
         self.movie = movie;
         Ok(())
     }
+}
+
+/// Maps device times `t_ns` (in place) to the rig clock with the line of each one's generation
+/// (0: mapped with none live, so left as received). A generation without its line (a cut log)
+/// takes the newest earlier one's; returns how many did.
+fn to_rig_clock(t_ns: &mut [i64], gens: &[u32], lines: &BTreeMap<u32, Mapping>) -> usize {
+    let mut stand_ins = 0;
+    for (t, &g) in t_ns.iter_mut().zip(gens) {
+        if g == 0 {
+            continue;
+        }
+        let line = match lines.get(&g) {
+            Some(line) => Some(line),
+            None => {
+                stand_ins += 1;
+                lines.range(..g).next_back().map(|(_, line)| line)
+            }
+        };
+        if let Some(line) = line {
+            *t = line.to_rig_ns(*t);
+        }
+    }
+    stand_ins
 }
 
 impl SessionContents {

@@ -1,12 +1,16 @@
 //! ScanImage (Big)TIFF stacks as a source, for offline processing (`twinloop process`).
 //!
 //! ScanImage (2016 and later) writes acquisition-wide settings as `SI.* = value` lines in the
-//! first page's Software tag (older versions: in the ImageDescription) and per-frame values
-//! (`frameNumbers`, `frameTimestamps_sec`) in each page's ImageDescription. Pages interleave
-//! channel fastest, then plane, then time. A plain multi-page TIFF reads as one channel and one
-//! plane unless the caller says otherwise.
+//! first page's Software tag (older versions: in the ImageDescription; read by [`header`]) and
+//! per-frame values (`frameNumbers`, `frameTimestamps_sec`) in each page's ImageDescription.
+//! Pages interleave channel fastest, then plane, then time; a fast stack's flyback pages close
+//! each volume and are marked [`PageInfo::flyback`]. A plain multi-page TIFF reads as one
+//! channel and one plane unless the caller says otherwise.
+
+pub mod header;
 
 use crate::vocab::protocol::Dtype;
+use header::{HeaderError, Rate, SiHeader, si_value};
 use std::fs::File;
 use std::io::BufReader;
 use std::path::{Path, PathBuf};
@@ -45,6 +49,8 @@ pub enum TiffSourceError {
         value: String,
         fix: &'static str,
     },
+    #[error("{path}: {source}")]
+    Header { path: PathBuf, source: HeaderError },
 }
 
 /// How pages map to channels and planes; `None` fields come from the file's metadata.
@@ -62,9 +68,16 @@ pub struct StackMeta {
     pub dtype: Dtype,
     pub channels: u8,
     pub planes: u8,
+    /// Flyback pages closing each volume, per channel (skipped; 0 when `--planes` is given).
+    pub flyback: u8,
+    /// ScanImage's `scanFrameRate`, Hz, when usable.
     pub frame_rate_hz: Option<f64>,
+    /// The rate of one plane's series (volumes per second) as the header gives it.
+    pub plane_rate: Rate,
     /// The file carried ScanImage metadata.
     pub scanimage: bool,
+    /// The first page carries `frameTimestamps_sec` (a rate can be measured from the pages).
+    pub timestamps: bool,
 }
 
 /// Where one page belongs.
@@ -74,6 +87,8 @@ pub struct PageInfo {
     pub channel: u8,
     pub plane: u8,
     pub volume: u64,
+    /// A flyback page (the z-scanner returning): no plane's image; `plane` is past the planes.
+    pub flyback: bool,
     /// ScanImage's `frameNumbers` (per channel, from 1), when present.
     pub frame_number: Option<i64>,
     /// ScanImage's `frameTimestamps_sec`, when present.
@@ -86,27 +101,6 @@ pub struct ScanImageTiff {
     meta: StackMeta,
     next: usize,
     done: bool,
-}
-
-/// `key = value` lines, ScanImage style.
-fn si_value<'a>(text: &'a str, key: &str) -> Option<&'a str> {
-    text.lines().find_map(|line| {
-        let (k, v) = line.split_once('=')?;
-        (k.trim() == key).then(|| v.trim())
-    })
-}
-
-/// Channels saved, from `[1;2]`, `[1 2]`, `1` or `[1,2,3]`.
-fn count_channels(value: &str) -> usize {
-    value
-        .trim_matches(|c| c == '[' || c == ']')
-        .split([';', ',', ' '])
-        .filter(|s| !s.trim().is_empty())
-        .count()
-}
-
-fn truthy(v: Option<&str>) -> bool {
-    matches!(v.map(str::trim), Some("true" | "1"))
 }
 
 impl ScanImageTiff {
@@ -149,17 +143,21 @@ impl ScanImageTiff {
         // Older ScanImage versions put the SI block in the description, with a prefix.
         let si_text = format!("{software}\n{}", description.replace("scanimage.SI", "SI"));
         let scanimage = si_text.contains("SI.");
-        let si_channels = si_value(&si_text, "SI.hChannels.channelSave").map(count_channels);
-        let stack_on = truthy(si_value(&si_text, "SI.hStackManager.enable"))
-            || truthy(si_value(&si_text, "SI.hFastZ.enable"));
-        let si_planes = si_value(&si_text, "SI.hStackManager.numSlices")
-            .and_then(|v| v.parse::<usize>().ok())
-            .filter(|_| stack_on);
-        let channels = layout
-            .channels
-            .map_or(si_channels.unwrap_or(1), usize::from);
-        let planes = layout.planes.map_or(si_planes.unwrap_or(1), usize::from);
-        for (what, value) in [("channels", channels), ("planes", planes)] {
+        let header = SiHeader::parse(&si_text);
+        let header_err = |source| TiffSourceError::Header {
+            path: path.to_owned(),
+            source,
+        };
+        // A flag wins over the header, and makes the header's error for that value moot.
+        let channels = match layout.channels {
+            Some(c) => usize::from(c),
+            None => header.channels.clone().map_err(header_err)?.unwrap_or(1),
+        };
+        let (planes, flyback) = match layout.planes {
+            Some(p) => (usize::from(p), 0),
+            None => header.stack.clone().map_err(header_err)?.unwrap_or((1, 0)),
+        };
+        for (what, value) in [("channels", channels), ("planes", planes + flyback)] {
             if value == 0 || value > 64 {
                 return Err(TiffSourceError::Layout {
                     path: path.to_owned(),
@@ -169,8 +167,12 @@ impl ScanImageTiff {
                 });
             }
         }
-        let frame_rate_hz =
-            si_value(&si_text, "SI.hRoiManager.scanFrameRate").and_then(|v| v.parse().ok());
+        let plane_rate = header.plane_rate(planes + flyback);
+        let frame_rate_hz = match header.frame_rate {
+            Rate::Hz(f) => Some(f),
+            _ => None,
+        };
+        let timestamps = si_value(&description, "frameTimestamps_sec").is_some();
         Ok(ScanImageTiff {
             path: path.to_owned(),
             decoder,
@@ -180,8 +182,11 @@ impl ScanImageTiff {
                 dtype,
                 channels: channels as u8,
                 planes: planes as u8,
+                flyback: flyback as u8,
                 frame_rate_hz,
+                plane_rate,
                 scanimage,
+                timestamps,
             },
             next: 0,
             done: false,
@@ -239,11 +244,14 @@ impl ScanImageTiff {
         }
         self.next += 1;
         let (c, p) = (self.meta.channels as usize, self.meta.planes as usize);
+        let slots = p + self.meta.flyback as usize;
+        let slot = (index / c) % slots;
         Ok(Some(PageInfo {
             index,
             channel: (index % c) as u8,
-            plane: ((index / c) % p) as u8,
-            volume: (index / (c * p)) as u64,
+            plane: slot as u8,
+            volume: (index / (c * slots)) as u64,
+            flyback: slot >= p,
             frame_number: si_value(&description, "frameNumbers").and_then(|v| v.parse().ok()),
             timestamp_s: si_value(&description, "frameTimestamps_sec").and_then(|v| v.parse().ok()),
         }))
@@ -255,6 +263,35 @@ fn other_len(r: &DecodingResult) -> usize {
         DecodingResult::U8(v) => v.len(),
         DecodingResult::F32(v) => v.len() * 4,
         _ => 0,
+    }
+}
+
+#[cfg(test)]
+/// For tests: a small stack written the way ScanImage 2020+ writes one: the `SI.*` lines in the first
+/// page's Software tag, `frameNumbers` and `frameTimestamps_sec` in every page's
+/// ImageDescription (`stamp` None: no description).
+pub(crate) fn write_stack(
+    path: &Path,
+    software: &str,
+    pages: usize,
+    stamp: impl Fn(usize) -> Option<f64>,
+) {
+    let mut file = File::create(path).unwrap();
+    let mut tif = tiff::encoder::TiffEncoder::new_big(&mut file).unwrap();
+    for k in 0..pages {
+        let mut img = tif
+            .new_image::<tiff::encoder::colortype::Gray16>(4, 3)
+            .unwrap();
+        if k == 0 && !software.is_empty() {
+            img.encoder().write_tag(Tag::Software, software).unwrap();
+        }
+        if let Some(t) = stamp(k) {
+            let d = format!("frameNumbers = {}\nframeTimestamps_sec = {t:.6}\n", k + 1);
+            img.encoder()
+                .write_tag(Tag::ImageDescription, d.as_str())
+                .unwrap();
+        }
+        img.write_data(&[k as u16; 12]).unwrap();
     }
 }
 
@@ -371,6 +408,92 @@ mod tests {
         assert!(
             e.contains("cannot open") && e.contains("missing.tif"),
             "{e}"
+        );
+    }
+
+    /// 2 channels, 3 planes and a flyback page per volume at 30 frames/s (7.5 volumes/s).
+    const SI_2023: &str = "SI.VERSION_MAJOR = 2023
+SI.hChannels.channelSave = [1;2]
+SI.hRoiManager.scanFrameRate = 30
+SI.hRoiManager.scanVolumeRate = 7.5
+SI.hStackManager.enable = true
+SI.hStackManager.stackMode = 'fast'
+SI.hStackManager.actualNumSlices = 3
+SI.hStackManager.numSlices = 3
+SI.hStackManager.numFramesPerVolume = 3
+SI.hStackManager.numFramesPerVolumeWithFlyback = 4
+";
+
+    #[test]
+    fn a_2023_volume_reads_its_layout_and_rate_and_marks_the_flyback_pages() {
+        let tmp = tempfile::tempdir().unwrap();
+        let p = tmp.path().join("vol.tif");
+        let per_volume = 2 * 4;
+        write_stack(&p, SI_2023, 3 * per_volume, |k| Some((k / 2) as f64 / 30.0));
+        let mut s = ScanImageTiff::open(&p, LayoutOverride::default()).unwrap();
+        let m = s.meta().clone();
+        assert_eq!((m.channels, m.planes, m.flyback), (2, 3, 1));
+        assert_eq!(
+            (m.plane_rate.clone(), m.frame_rate_hz),
+            (Rate::Hz(7.5), Some(30.0))
+        );
+        assert!(m.scanimage && m.timestamps);
+        let mut px = Vec::new();
+        let mut seen = Vec::new();
+        while let Some(info) = s.next_page(&mut px).unwrap() {
+            seen.push((info.volume, info.plane, info.channel, info.flyback));
+        }
+        let expected: Vec<_> = (0..3u64)
+            .flat_map(|v| (0..4u8).flat_map(move |p| (0..2u8).map(move |c| (v, p, c, p == 3))))
+            .collect();
+        assert_eq!(seen, expected);
+        // `--planes` counts every page of a volume and turns the flyback off.
+        let s = ScanImageTiff::open(
+            &p,
+            LayoutOverride {
+                channels: None,
+                planes: Some(4),
+            },
+        )
+        .unwrap();
+        assert_eq!((s.meta().planes, s.meta().flyback), (4, 0));
+    }
+
+    #[test]
+    fn a_bad_header_value_is_an_error_naming_it_unless_a_flag_overrides_it() {
+        let tmp = tempfile::tempdir().unwrap();
+        let p = tmp.path().join("bad.tif");
+        let bad = SI_2023.replace("actualNumSlices = 3", "actualNumSlices = NaN");
+        write_stack(&p, &bad, 8, |_| None);
+        let e = ScanImageTiff::open(&p, LayoutOverride::default())
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(
+            e.contains("bad.tif")
+                && e.contains("SI.hStackManager.actualNumSlices = NaN")
+                && e.contains("--planes"),
+            "{e}"
+        );
+        let s = ScanImageTiff::open(
+            &p,
+            LayoutOverride {
+                channels: None,
+                planes: Some(2),
+            },
+        )
+        .unwrap();
+        assert_eq!((s.meta().channels, s.meta().planes), (2, 2));
+        // No header, no timestamps: nothing says the rate.
+        let plain = tmp.path().join("plain.tif");
+        write_stack(&plain, "", 3, |_| None);
+        let m = ScanImageTiff::open(&plain, LayoutOverride::default())
+            .unwrap()
+            .meta()
+            .clone();
+        assert_eq!(
+            (m.plane_rate, m.timestamps, m.scanimage),
+            (Rate::Absent, false, false)
         );
     }
 }
