@@ -7,6 +7,8 @@
 use std::collections::BTreeMap;
 
 use super::data::{AnomalyView, CellId, LatencyRow, LogData, SessionData, test_trials};
+pub use super::health::HealthRow;
+use super::health::health;
 use crate::stages::decide::design::AccuracyPoint;
 
 /// Cells shown in the tuning and test-block sections.
@@ -58,15 +60,6 @@ pub struct GroupStats {
     pub mean_population: Option<f64>,
     /// Mean over those trials of the mean response of the example cells.
     pub mean_examples: Option<f64>,
-}
-
-/// A row of the drops table: what the summary counted and what the log holds.
-#[derive(Debug, Clone, PartialEq)]
-pub struct HealthRow {
-    pub id: &'static str,
-    pub label: &'static str,
-    pub summary: Option<u64>,
-    pub log: Option<u64>,
 }
 
 /// An example cell: its column and its response variance over trials.
@@ -402,97 +395,6 @@ fn modes(log: &LogData) -> Vec<(String, u64)> {
         .collect();
     out.extend(counts.into_iter().map(|(m, n)| (m.to_string(), n)));
     out
-}
-
-fn health(data: &SessionData, log: &LogData) -> Vec<HealthRow> {
-    let counter = |name: &str| data.summary.as_ref().and_then(|s| s.counter(name));
-    let has_log = data.log.is_some();
-    let anomalies = |kind: &str| {
-        has_log.then(|| log.anomalies.iter().filter(|a| a.kind == kind).count() as u64)
-    };
-    let decisions = |mode: &str| {
-        has_log.then(|| log.decisions.iter().filter(|d| d.mode == mode).count() as u64)
-    };
-    let row = |id, label, summary, log| HealthRow {
-        id,
-        label,
-        summary,
-        log,
-    };
-    vec![
-        row(
-            "health-gaps",
-            "Sequence gaps (two-photon and other inputs)",
-            counter("gaps"),
-            anomalies("gap"),
-        ),
-        row(
-            "health-missing",
-            "Messages missing in gaps",
-            counter("missing"),
-            None,
-        ),
-        row(
-            "health-rejected",
-            "Messages rejected",
-            counter("rejected"),
-            anomalies("rejected"),
-        ),
-        row(
-            "health-skips",
-            "Imaging stage skips",
-            counter("stage_skips"),
-            anomalies("stage_skip"),
-        ),
-        row(
-            "health-late-frames",
-            "Late activity frames",
-            counter("late_frames"),
-            anomalies("late"),
-        ),
-        row(
-            "health-underruns",
-            "Stimulus queue underruns",
-            counter("underruns"),
-            anomalies("underrun"),
-        ),
-        row(
-            "health-bus-drops",
-            "Event bus drops",
-            counter("bus_drops"),
-            anomalies("bus_drop"),
-        ),
-        row(
-            "health-late-decisions",
-            "Late decisions (scoring overran its deadline)",
-            None,
-            decisions("late"),
-        ),
-        row(
-            "health-fallback",
-            "Fallback decisions (accuracy stopped improving)",
-            None,
-            decisions("fallback"),
-        ),
-        row(
-            "health-pool-stalls",
-            "Frame pool stalls",
-            counter("pool_stalls"),
-            None,
-        ),
-        row(
-            "health-recorder-waits",
-            "Recorder waits",
-            counter("recorder_waits"),
-            None,
-        ),
-        row(
-            "health-behaviour-filled",
-            "Frames with filled-in behaviour",
-            counter("behaviour_filled"),
-            None,
-        ),
-    ]
 }
 
 /// Mean of the finite values, `None` without any.

@@ -24,7 +24,7 @@ use crate::backbone::session_log::{
     Damage, LATENCY_FILE, LogError, MANIFEST_FILE, Manifest, RECORDS_LOG_FILE, SUMMARY_FILE,
     SessionDir, SessionError, TailState,
 };
-use crate::stages::decide::design::AccuracyPoint;
+use crate::stages::decide::design::{AccuracyPoint, TwinRefitNote};
 use crate::vocab::protocol::Stream;
 use crate::vocab::records::{self, RecordKind};
 
@@ -83,6 +83,12 @@ impl SummaryView {
             other => other.as_u64(),
         }
     }
+
+    /// One of the adaptive design's counts (`counters.design`, absent before the summary
+    /// carried them).
+    pub fn design_counter(&self, name: &str) -> Option<u64> {
+        self.counters.get("design")?.get(name)?.as_u64()
+    }
 }
 
 /// One stage's latency, as in `summary.json` and `latency.json`.
@@ -123,6 +129,9 @@ pub struct DecisionView {
     /// Absent before decisions carried the twin's accuracy.
     #[serde(default)]
     pub accuracy: Option<AccuracyPoint>,
+    /// A twin refit taken just before this decision (applied, or failed and not applied).
+    #[serde(default)]
+    pub twin_refit: Option<TwinRefitNote>,
 }
 
 fn random_mode() -> String {

@@ -35,11 +35,12 @@
 //!
 //! ## Files
 //! - `data`: reading the directory ([`SessionData`]);
-//! - `analysis`: the numbers shown ([`Analysis`]);
+//! - `analysis`: the numbers shown ([`Analysis`]); `health`: the drops table's counts;
 //! - `plots`: the SVG figures; `html`: the page.
 
 pub(crate) mod analysis;
 pub mod data;
+mod health;
 pub(crate) mod html;
 mod plots;
 

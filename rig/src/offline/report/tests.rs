@@ -17,6 +17,17 @@ use crate::vocab::records::{self, RecordKind};
 /// A real simulated session of 8 s of rig time, run as fast as it goes, in `root`. Trials are
 /// shortened so that those seconds hold warm-up, test, random and adaptive trials.
 fn real_session(root: &Path) -> PathBuf {
+    let summary = session::run(
+        &session_config(root),
+        vec!["report-test".into()],
+        Hooks::default(),
+    )
+    .expect("the simulated session runs");
+    summary.session_dir
+}
+
+/// [`real_session`]'s configuration.
+fn session_config(root: &Path) -> Config {
     let mut cfg = Config::default_sim();
     cfg.session.duration_s = 8.0;
     cfg.session.realtime = false;
@@ -30,9 +41,7 @@ fn real_session(root: &Path) -> PathBuf {
     cfg.trials.gray_s = 0.25;
     cfg.trials.design.warmup_trials = 2;
     cfg.trials.design.test_every = 3;
-    let summary = session::run(&cfg, vec!["report-test".into()], Hooks::default())
-        .expect("the simulated session runs");
-    summary.session_dir
+    cfg
 }
 
 /// Every complete record of the session's log, and how the log ended.
@@ -210,6 +219,151 @@ fn the_report_of_a_real_session_has_every_section_and_the_log_s_numbers() {
         row.means[0]
     );
     assert!(html.contains(&format!("<td class=\"n\">{}</td>", html::num(expected))));
+}
+
+/// The adaptive design's counts leave the selector thread (issue #19): in a session whose
+/// every decision overruns its deadline (1 ps) and whose outlier clip is tight, summary.json,
+/// the final status heartbeat and the report's health table hold the same counts, and those
+/// agree with the log: every logged decision is late, the frames the design learned from are
+/// the logged activity frames (the ones after the last decision included), and the fallback
+/// and twin-refit counts are the decisions logged with them.
+#[test]
+fn the_design_counts_reach_the_summary_the_heartbeat_and_the_report() {
+    let root = tempfile::tempdir().unwrap();
+    let mut cfg = session_config(root.path());
+    cfg.trials.design.deadline_ms = 1e-9;
+    cfg.trials.design.outlier_sd = 0.05;
+    let endpoint = format!("ipc://{}", root.path().join("pub").display());
+    cfg.source.publish = endpoint.clone();
+    // zmq connects once the session binds; the final heartbeat comes long after.
+    let ctx = zmq::Context::new();
+    let sub = ctx.socket(zmq::SUB).unwrap();
+    sub.set_subscribe(b"").unwrap();
+    sub.set_rcvtimeo(200).unwrap();
+    sub.connect(&endpoint).unwrap();
+    let session = std::thread::spawn(move || {
+        session::run(&cfg, vec!["report-test".into()], Hooks::default())
+    });
+    let mut heartbeats = Vec::new();
+    let mut quiet_since_end = 0;
+    let give_up = std::time::Instant::now() + std::time::Duration::from_secs(600);
+    loop {
+        assert!(
+            std::time::Instant::now() < give_up,
+            "the session never ended"
+        );
+        match sub.recv_multipart(0) {
+            Ok(parts) => {
+                let frames: Vec<bytes::Bytes> = parts.into_iter().map(Into::into).collect();
+                if let Ok(m) = crate::vocab::protocol::Message::parse(&frames)
+                    && m.header.stream == crate::vocab::protocol::Stream::Status
+                {
+                    let v: Value = serde_json::from_slice(&m.payload).expect("status JSON");
+                    let ended = v["state"] == "ended";
+                    heartbeats.push(v);
+                    if ended {
+                        break;
+                    }
+                }
+            }
+            // A hang guard: the session has ended and nothing more comes.
+            Err(_) if session.is_finished() => {
+                quiet_since_end += 1;
+                if quiet_since_end > 10 {
+                    break;
+                }
+            }
+            Err(_) => {}
+        }
+    }
+    let dir = session
+        .join()
+        .unwrap()
+        .expect("the simulated session runs")
+        .session_dir;
+    let summary: Value =
+        serde_json::from_slice(&fs::read(dir.join("summary.json")).unwrap()).expect("summary.json");
+    let design = &summary["counters"]["design"];
+    let n = |k: &str| {
+        design[k]
+            .as_u64()
+            .unwrap_or_else(|| panic!("design.{k}: {design}"))
+    };
+
+    let (records, _) = log_of(&dir);
+    let decisions: Vec<Value> = records
+        .iter()
+        .filter(|r| r.info.kind == RecordKind::Decision as u16)
+        .map(json)
+        .collect();
+    let mode = |m: &str| decisions.iter().filter(|d| d["mode"] == m).count() as u64;
+    let activity_frames = records
+        .iter()
+        .filter(|r| r.info.kind == RecordKind::Activity as u16)
+        .filter(|r| {
+            !records::decode_activity(&r.payload)
+                .unwrap()
+                .values
+                .is_empty()
+        })
+        .count() as u64;
+    assert!(decisions.len() >= 3, "{} decisions", decisions.len());
+    assert_eq!(
+        n("late"),
+        decisions.len() as u64,
+        "every decision overran 1 ps"
+    );
+    assert!(mode("late") > 0, "adaptive slots became random");
+    assert_eq!(n("fallback_trials"), mode("fallback"));
+    assert_eq!(n("frames"), activity_frames);
+    assert!(n("values_clipped") > 0, "a clip at 0.05 s.d. clips");
+    let refits = |applied: bool| {
+        decisions
+            .iter()
+            .filter(|d| d["twin_refit"]["applied"] == applied)
+            .count() as u64
+    };
+    assert_eq!(n("twin_refits"), refits(true));
+    assert_eq!(n("twin_refit_failures"), refits(false));
+
+    // The heartbeat: the final one carries the summary's counts; the running ones carry them
+    // as they grow.
+    let last = heartbeats.last().expect("status heartbeats");
+    assert_eq!(last["state"], "ended", "the final heartbeat came");
+    assert_eq!(&last["counters"]["design"], design);
+    assert!(
+        heartbeats.iter().any(
+            |h| h["state"] == "running" && h["counters"]["design"]["frames"].as_u64() > Some(0)
+        ),
+        "a running heartbeat with the design's counts"
+    );
+
+    // The report: the summary's counts in the health table, the log's beside them.
+    let out = default_output(&dir);
+    let html = write_report(&dir, &out).unwrap().html;
+    for (id, key) in [
+        ("health-late-decisions", "late"),
+        ("health-fallback", "fallback_trials"),
+        ("health-refit-failures", "refit_failures"),
+        ("health-twin-refit-failures", "twin_refit_failures"),
+        ("health-unit-count-changes", "unit_count_changes"),
+        ("health-values-clipped", "values_clipped"),
+        ("health-values-skipped", "values_skipped"),
+    ] {
+        assert_eq!(
+            by_id(&html, &format!("{id}-summary")),
+            n(key).to_string(),
+            "{id}"
+        );
+    }
+    assert_eq!(
+        by_id(&html, "health-late-decisions-log"),
+        mode("late").to_string()
+    );
+    assert_eq!(
+        by_id(&html, "health-twin-refit-failures-log"),
+        refits(false).to_string()
+    );
 }
 
 /// Rewrites the session's log through `edit`, which may change or drop each decision.

@@ -198,22 +198,23 @@ fn event(m: &Message, extra: &mut Vec<DashEvent>) -> Option<DashEvent> {
         Stream::Status => {
             let v = json(m)?;
             let mut c = v.get("counters")?.as_object()?.clone();
-            // The page's tiles, under the daemon's names: frames received, frames lost in
-            // transit (sequence gaps), frames the imaging stage skipped.
-            for (tile, counter) in [
-                ("frames", "frames_in"),
-                ("drops", "missing"),
-                ("skips", "stage_skips"),
-            ] {
-                if let Some(x) = c.get(counter).cloned() {
-                    c.insert(tile.into(), x);
-                }
-            }
             // The design's counts as rows of their own (`design_late`, ...): the table shows
             // numbers, not objects.
             if let Some(serde_json::Value::Object(design)) = c.remove("design") {
                 for (k, x) in design {
                     c.insert(format!("design_{k}"), x);
+                }
+            }
+            // The page's tiles, under the daemon's names: frames received, frames lost in
+            // transit (sequence gaps), frames the imaging stage skipped, late decisions.
+            for (tile, counter) in [
+                ("frames", "frames_in"),
+                ("drops", "missing"),
+                ("skips", "stage_skips"),
+                ("late_decisions", "design_late"),
+            ] {
+                if let Some(x) = c.get(counter).cloned() {
+                    c.insert(tile.into(), x);
                 }
             }
             Some(DashEvent::Counters(c))
@@ -295,6 +296,7 @@ mod tests {
             panic!("one counters event");
         };
         assert_eq!(c["design_late"], 3);
+        assert_eq!(c["late_decisions"], 3, "the page's late-decisions tile");
         assert_eq!(c["design_fallback_trials"], 2);
         assert_eq!(c["frames"], 1);
         assert!(!c.contains_key("design"));

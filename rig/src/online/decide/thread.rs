@@ -137,6 +137,11 @@ impl SelectorThread {
             }
             self.links.wake.wait(Duration::from_millis(2));
         }
+        // The frames observed after the last decision count too (the summary and the final
+        // heartbeat read these).
+        if let Some(c) = self.selector.design_counts() {
+            self.links.counters.set_design(c);
+        }
         if self.pairing.unpaired > 0 {
             tracing::warn!(
                 frames = self.pairing.unpaired,

@@ -20,7 +20,10 @@
 //! of trials is random; the rest maximise the objective over the candidates whose kind is under
 //! its share cap. When held-out accuracy (CC_norm on the test block) has not improved for
 //! `patience` evaluations the designer falls back to random until it does again. A decision
-//! whose scoring overruns `deadline_ms` is replaced by the random one, counted as late.
+//! that overruns its time limit (`deadline_ms`, or the time to its onset when shorter) is
+//! counted as late; an adaptive one is replaced by the random one. The upkeep (adopting a twin
+//! refit, re-placing readouts) runs in [`Designer::prepare`], while the previous decision waits
+//! for its onset; a decision not prepared for does it itself, on its own clock.
 //!
 //! Readout positions start at the receptive field estimated from the warm-up trials (the grid
 //! position whose stimulus energy correlates best with the unit's activity, refined by a local
@@ -123,6 +126,9 @@ pub struct Designer {
     twin_refit: Option<TwinRefit>,
     /// The next decision's time budget, if the caller set one ([`Designer::set_budget`]).
     budget: Option<std::time::Duration>,
+    /// The trial whose twin-refit upkeep [`Designer::prepare`] already ran, off its decision's
+    /// clock.
+    prepared: Option<u64>,
     #[cfg(test)]
     slow_upkeep: Option<std::time::Duration>,
 }
@@ -180,6 +186,7 @@ impl Designer {
             prediction_valid: false,
             twin_refit: None,
             budget: None,
+            prepared: None,
             #[cfg(test)]
             slow_upkeep: None,
         }

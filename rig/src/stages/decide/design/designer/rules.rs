@@ -1,16 +1,18 @@
 //! The rules of the design, per trial: test block, warm-up, random share, kind cap, fallback
-//! on stalled accuracy, deadline; and the upkeep between decisions (re-placement, twin refit).
+//! on stalled accuracy, deadline; and the upkeep between decisions (re-placement, twin refit),
+//! done ahead of the decision when the caller prepares for it, and timed with it when not.
 
 use super::*;
 
 impl Designer {
     /// Chooses trial `trial`'s stimulus. `force_late` replays a decision that was late live.
     pub fn decide(&mut self, trial: u64, force_late: bool) -> DesignChoice {
-        // The budget covers the whole decision: the upkeep below (adopting a twin refit,
-        // re-placing readouts) can be slow, and time it takes is time the display waits for.
+        // The time limit covers the whole decision: upkeep that `prepare` did not do (adopting
+        // a twin refit, re-placing readouts) can be slow, and the time it takes is time the
+        // display waits for.
         let started = Instant::now();
         self.decided = trial;
-        let budget = self.budget.take();
+        let limit = self.time_limit();
         // Both draws are taken every time so the stream does not depend on the branch.
         let coin: f64 = self.rng.random();
         let candidates = self.pool.candidates();
@@ -19,17 +21,65 @@ impl Designer {
         } else {
             candidates[self.rng.random_range(0..candidates.len())]
         };
-        self.twin_refit_step(trial);
-        #[cfg(test)]
-        if let Some(delay) = self.slow_upkeep {
-            std::thread::sleep(delay);
+        if self.prepared.take() != Some(trial) {
+            self.upkeep(trial);
         }
-        let random = |mode| DesignChoice {
-            entry: pick,
-            mode,
-            score: None,
-            alternatives: Vec::new(),
-        };
+        let mut choice = self.choose(trial, force_late, coin, pick, limit.map(|l| started + l));
+        let elapsed = started.elapsed();
+        let overran = limit.is_some_and(|l| elapsed > l);
+        if overran && choice.mode == DecisionMode::Adaptive {
+            choice = random_choice(pick, DecisionMode::Late);
+        }
+        if overran || choice.mode == DecisionMode::Late {
+            // Counted whatever the trial's rule: a test or random trial keeps its stimulus, but
+            // its onset waited all the same.
+            self.counts.late += 1;
+            if !force_late {
+                tracing::warn!(
+                    trial,
+                    elapsed_ms = elapsed.as_secs_f64() * 1e3,
+                    limit_ms = limit.map(|l| l.as_secs_f64() * 1e3),
+                    mode = ?choice.mode,
+                    "decision late"
+                );
+            }
+        }
+        match choice.mode {
+            DecisionMode::Adaptive => {
+                *self
+                    .kind_counts
+                    .entry(self.pool.kind(choice.entry))
+                    .or_insert(0) += 1;
+                self.adaptive_total += 1;
+            }
+            // Live and replay (`force_late`) both drop a planned batch here.
+            DecisionMode::Late => self.planned.clear(),
+            _ => {}
+        }
+        choice
+    }
+
+    /// The decision's time limit: `deadline_ms`, or the budget the caller set when shorter;
+    /// none without a deadline (`deadline_ms = 0`). Takes the budget (it was one decision's).
+    fn time_limit(&mut self) -> Option<std::time::Duration> {
+        let budget = self.budget.take();
+        (self.cfg.deadline_ms > 0.0).then(|| {
+            let deadline = std::time::Duration::from_secs_f64(self.cfg.deadline_ms * 1e-3);
+            budget.map_or(deadline, |b| b.min(deadline))
+        })
+    }
+
+    /// The rules in order: test block, warm-up, random share, fallback, then the objective
+    /// (scoring stopped at `stop`: a `Late` random trial). `pick` is the random trial's entry.
+    fn choose(
+        &mut self,
+        trial: u64,
+        force_late: bool,
+        coin: f64,
+        pick: usize,
+        stop: Option<Instant>,
+    ) -> DesignChoice {
+        let random = |mode| random_choice(pick, mode);
         let tests = self.pool.tests();
         if self.cfg.test_every > 0
             && !tests.is_empty()
@@ -56,46 +106,38 @@ impl Designer {
             return random(DecisionMode::Fallback);
         }
         if force_late {
-            self.counts.late += 1;
             return random(DecisionMode::Late);
         }
-        let limit_ms = (self.cfg.deadline_ms > 0.0).then(|| match budget {
-            Some(b) => self.cfg.deadline_ms.min(b.as_secs_f64() * 1e3),
-            None => self.cfg.deadline_ms,
-        });
-        let stop = limit_ms.map(|ms| started + std::time::Duration::from_secs_f64(ms * 1e-3));
-        let choice = self.adaptive(stop);
-        let elapsed_ms = started.elapsed().as_secs_f64() * 1e3;
-        match choice {
-            Some(Ok(c)) if limit_ms.is_none_or(|ms| elapsed_ms <= ms) => {
-                *self.kind_counts.entry(self.pool.kind(c.entry)).or_insert(0) += 1;
-                self.adaptive_total += 1;
-                c
-            }
-            Some(_) => {
-                self.counts.late += 1;
-                self.planned.clear();
-                tracing::warn!(
-                    trial,
-                    elapsed_ms,
-                    limit_ms,
-                    "decision late; a random trial instead"
-                );
-                random(DecisionMode::Late)
-            }
+        match self.adaptive(stop) {
+            Some(Ok(c)) => c,
+            Some(Err(Overran)) => random(DecisionMode::Late),
             None => random(DecisionMode::Random),
         }
     }
 
-    /// Upkeep for trial `next_trial` ahead of its decision: the readouts' placement or refit
-    /// when due (otherwise done by [`Designer::decide`] itself, on the decision's clock).
+    /// Upkeep for trial `next_trial` while the decision before it waits for its onset: taking
+    /// (or launching) a twin refit, and the readouts' placement or refit when due. A decision
+    /// that was not prepared for does this itself, on its own clock.
     pub fn prepare(&mut self, next_trial: u64) {
+        self.upkeep(next_trial);
+        self.prepared = Some(next_trial);
         if next_trial >= u64::from(self.cfg.warmup_trials) && self.units > 0 {
             self.maintain(next_trial);
         }
     }
 
-    /// Tests: every upkeep step inside [`Designer::decide`] takes at least this long.
+    /// The twin refit's step for `trial` (the slow part of upkeep: adopting a refit batch-refits
+    /// every unit over the kept history).
+    fn upkeep(&mut self, trial: u64) {
+        self.twin_refit_step(trial);
+        #[cfg(test)]
+        if let Some(delay) = self.slow_upkeep {
+            std::thread::sleep(delay);
+        }
+    }
+
+    /// Tests: every twin-refit upkeep step, in [`Designer::prepare`] or in
+    /// [`Designer::decide`], takes at least this long.
     #[cfg(test)]
     pub(crate) fn slow_upkeep_for_tests(&mut self, delay: std::time::Duration) {
         self.slow_upkeep = Some(delay);
@@ -278,3 +320,13 @@ impl Designer {
 
 /// Scoring was stopped at the decision's time limit.
 pub(super) struct Overran;
+
+/// The random trial (entry `pick`, drawn by every decision) under `mode`.
+fn random_choice(pick: usize, mode: DecisionMode) -> DesignChoice {
+    DesignChoice {
+        entry: pick,
+        mode,
+        score: None,
+        alternatives: Vec::new(),
+    }
+}

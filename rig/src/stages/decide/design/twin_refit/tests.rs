@@ -179,10 +179,12 @@ fn a_failed_twin_refit_leaves_decisions_running() {
 }
 
 /// Activity drawn from fixed rates (the original pool's features at fixed positions), the
-/// same for every designer fed it.
+/// same for every designer fed it. With `prepare`, each decision is followed by the next
+/// one's upkeep, as the daemon and replay do.
 fn drive(
     d: &mut Designer,
     trials: u64,
+    prepare: bool,
 ) -> Vec<(usize, DecisionMode, Option<f64>, Option<TwinRefitNote>)> {
     let truth = pool();
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(3);
@@ -199,6 +201,9 @@ fn drive(
             choice.score,
             d.twin_refit().and_then(|r| r.last_note()),
         ));
+        if prepare {
+            d.prepare(trial + 1);
+        }
         let onset = frame as f64 / HZ;
         d.onset(trial, choice.entry, RigTime::from_secs_f64(onset));
         for k in 0..45u64 {
@@ -229,7 +234,8 @@ fn drive(
 }
 
 /// Replay takes each refit at the trial live logged it, and so reproduces every decision;
-/// the refit really changed the pool's features.
+/// the refit really changed the pool's features. Both where the decision does its own upkeep
+/// and where `prepare` does it ahead (the refit is then logged with the decision it preceded).
 #[test]
 fn replay_takes_refits_at_the_logged_trials_and_reproduces_decisions() {
     let pool = pool();
@@ -239,25 +245,28 @@ fn replay_takes_refits_at_the_logged_trials_and_reproduces_decisions() {
         deadline_ms: 0.0,
         ..design(8, 3)
     };
-    let mut live = Designer::new(Arc::clone(&pool), cfg.clone(), 5, 1.0 / HZ);
-    live.set_twin_refit(TwinRefit::new(setup(&cfg), cfg.twin_refit_every));
-    let a = drive(&mut live, 22);
-    let taken: BTreeSet<u64> = a
-        .iter()
-        .enumerate()
-        .filter(|(_, c)| c.3.is_some())
-        .map(|(t, _)| t as u64)
-        .collect();
-    assert!(!taken.is_empty(), "{a:?}");
-    assert!(a.iter().all(|c| c.3.is_none_or(|n| n.applied)));
-    assert_eq!(live.counts().twin_refits, taken.len() as u64);
-    // The features moved with the twin.
-    let changed = (0..pool.len()).any(|e| live.pool().feature_map(e, 5) != pool.feature_map(e, 5));
-    assert!(changed, "the pool's features after a refit");
-    let mut replay = Designer::new(Arc::clone(&pool), cfg.clone(), 5, 1.0 / HZ);
-    let mut refit = TwinRefit::new(setup(&cfg), cfg.twin_refit_every);
-    refit.script(taken);
-    replay.set_twin_refit(refit);
-    let b = drive(&mut replay, 22);
-    assert_eq!(a, b);
+    for prepare in [false, true] {
+        let mut live = Designer::new(Arc::clone(&pool), cfg.clone(), 5, 1.0 / HZ);
+        live.set_twin_refit(TwinRefit::new(setup(&cfg), cfg.twin_refit_every));
+        let a = drive(&mut live, 22, prepare);
+        let taken: BTreeSet<u64> = a
+            .iter()
+            .enumerate()
+            .filter(|(_, c)| c.3.is_some())
+            .map(|(t, _)| t as u64)
+            .collect();
+        assert!(!taken.is_empty(), "{a:?}");
+        assert!(a.iter().all(|c| c.3.is_none_or(|n| n.applied)));
+        assert_eq!(live.counts().twin_refits, taken.len() as u64);
+        // The features moved with the twin.
+        let changed =
+            (0..pool.len()).any(|e| live.pool().feature_map(e, 5) != pool.feature_map(e, 5));
+        assert!(changed, "the pool's features after a refit");
+        let mut replay = Designer::new(Arc::clone(&pool), cfg.clone(), 5, 1.0 / HZ);
+        let mut refit = TwinRefit::new(setup(&cfg), cfg.twin_refit_every);
+        refit.script(taken);
+        replay.set_twin_refit(refit);
+        let b = drive(&mut replay, 22, prepare);
+        assert_eq!(a, b, "prepare: {prepare}");
+    }
 }
