@@ -61,7 +61,8 @@ fn a_session_on_a_twin_runs_names_the_twin_and_replays() {
     let manifest = dir.read_manifest().unwrap();
     let twin = manifest.twin.expect("the twin is in the manifest");
     let weights = fixture("parity_weights.safetensors");
-    assert_eq!(twin["weights"], weights.display().to_string());
+    let absolute = std::fs::canonicalize(&weights).unwrap();
+    assert_eq!(twin["weights"], absolute.display().to_string());
     assert_eq!(twin["weights_sha256"], sha256sum(&weights));
     assert_eq!(twin["units"], 25);
     assert_eq!(manifest.seeds["twin"], 3);

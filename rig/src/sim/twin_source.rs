@@ -67,6 +67,7 @@ pub struct TwinSourceConfig {
 /// Which twin ran: written in the session manifest (`twin`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TwinIdentity {
+    /// The weights file, absolute.
     pub weights: PathBuf,
     /// SHA-256 of the weights file's bytes, lowercase hex.
     pub weights_sha256: String,
@@ -133,12 +134,14 @@ impl TwinSourceConfig {
                 ),
             )
         })?;
+        // Absolute where the file system can say, so the manifest names the twin from anywhere.
+        let absolute = |p: &Path| std::fs::canonicalize(p).unwrap_or_else(|_| p.to_path_buf());
         Ok(LoadedTwin {
             twin,
             identity: TwinIdentity {
-                weights: self.weights.clone(),
+                weights: absolute(&self.weights),
                 weights_sha256: sha256_hex(&bytes),
-                config: self.config.clone(),
+                config: absolute(&self.config),
                 units,
                 stimulus,
             },
