@@ -55,6 +55,7 @@ pub fn estimate(cfg: &Config) -> Vec<MemoryPart> {
             bytes: activity_pool,
         },
     ];
+    // A twin's cells have no receptive-field bank.
     if cfg.source.kind == SourceKind::Sim {
         parts.push(MemoryPart {
             fields: "display.view_width x display.view_height x sim.neurons",

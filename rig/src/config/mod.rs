@@ -89,21 +89,35 @@ impl Config {
             .expect("embedded configs/sim.toml is valid")
     }
 
+    /// Reads and checks a config file. The twin's files (`[source.twin]` `weights`, `config`)
+    /// given as relative paths are taken from the file's directory, so a config and the twin
+    /// it names move together.
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
         let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
             path: path.to_owned(),
             source,
         })?;
-        Config::from_toml(&text, &path.display().to_string())
-    }
-
-    pub fn from_toml(text: &str, origin: &str) -> Result<Config, ConfigError> {
-        let cfg: Config = toml::from_str(text).map_err(|e| ConfigError::Parse {
-            origin: format!(" {origin}"),
-            message: e.to_string(),
-        })?;
+        let mut cfg = Config::parse(&text, &path.display().to_string())?;
+        if let (Some(t), Some(base)) = (&mut cfg.source.twin, path.parent()) {
+            t.weights = base.join(&t.weights);
+            t.config = base.join(&t.config);
+        }
         cfg.validate()?;
         Ok(cfg)
+    }
+
+    /// Parses and checks config text; relative paths are from the working directory.
+    pub fn from_toml(text: &str, origin: &str) -> Result<Config, ConfigError> {
+        let cfg = Config::parse(text, origin)?;
+        cfg.validate()?;
+        Ok(cfg)
+    }
+
+    fn parse(text: &str, origin: &str) -> Result<Config, ConfigError> {
+        toml::from_str(text).map_err(|e| ConfigError::Parse {
+            origin: format!(" {origin}"),
+            message: e.to_string(),
+        })
     }
 
     /// Checks every section ([`Section::validate`]), then what spans sections; the error names
@@ -141,17 +155,35 @@ impl Config {
             )
             .into());
         }
-        if self.imaging.extraction == Extraction::TruthFootprints
-            && self.source.kind != SourceKind::Sim
+        if self.imaging.extraction == Extraction::TruthFootprints && !self.source.kind.in_process()
         {
             return Err(Invalid::new(
                 "imaging.extraction",
                 "\"truth_footprints\"",
-                "needs source.kind = \"sim\" (only the simulator knows true footprints); use \"grid\"",
+                "needs source.kind = \"sim\" or \"twin\" (only the simulator knows true \
+                 footprints); use \"grid\"",
             )
             .into());
         }
+        if let (SourceKind::Twin, Some(t)) = (self.source.kind, &self.source.twin) {
+            let loaded = t.load()?;
+            t.check_fits(
+                loaded.identity.units,
+                &self.sim,
+                &self.sim_geometry(),
+                self.imaging.planes,
+            )?;
+        }
         Ok(())
+    }
+
+    /// The twin that stands in for the mouse, loaded and checked (`source.kind = "twin"`);
+    /// `None` for other sources.
+    pub fn source_twin(&self) -> Result<Option<crate::sim::LoadedTwin>, Invalid> {
+        match (self.source.kind, &self.source.twin) {
+            (SourceKind::Twin, Some(t)) => t.load().map(Some),
+            _ => Ok(None),
+        }
     }
 
     /// What building the selector needs ([`crate::stages::decide::build_selector`]).
@@ -188,7 +220,7 @@ impl Config {
     /// display, which follows the imaging frames, so the whole rig runs as fast as the CPU
     /// allows and waits where it must (for the twin's next decision, say).
     pub fn lockstep(&self) -> bool {
-        self.source.kind == SourceKind::Sim
+        self.source.kind.in_process()
             && self.display.backend == DisplayBackend::Sim
             && !self.session.realtime
     }

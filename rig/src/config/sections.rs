@@ -1,6 +1,7 @@
 //! The sections of the session's config that no stage owns: the session itself, the source,
 //! the cameras, the display, the rings and the dashboard. Each checks itself ([`Section`]).
 
+use crate::sim::TwinSourceConfig;
 use crate::vocab::section::{Invalid, MAX_DEVICE_RATE_HZ, MAX_SESSION_S, MAX_WAIT_S, Section};
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
@@ -101,6 +102,18 @@ pub enum SourceKind {
     Sim,
     /// An external bridge (a microscope, `twinloop sim-rig`, a Python script) connects.
     Bridge,
+    /// The simulated rig with a fitted twin's units as its cells (`[source.twin]`): the
+    /// stimulus shown and the simulated behaviour drive the twin, its predicted rates the
+    /// spikes, and the microscope and imaging pipeline run unchanged (`sim/twin_source.rs`).
+    Twin,
+}
+
+impl SourceKind {
+    /// The simulated rig runs in-process (`sim`, and `twin`, which is the simulator with a
+    /// twin's cells): it ends the session itself and knows the truth.
+    pub fn in_process(self) -> bool {
+        matches!(self, SourceKind::Sim | SourceKind::Twin)
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -119,6 +132,10 @@ pub struct SourceConfig {
     /// A sample whose time moves further than this (seconds, or 100 of its stream's recent
     /// intervals if longer) from the stream's last accepted time is refused as a `time_jump`.
     pub max_time_jump_s: f64,
+    /// The twin that stands in for the mouse with `kind = "twin"`: `weights`, `config`,
+    /// `noise`, `seed`, `standardisation` (`sim/twin_source.rs` documents each).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub twin: Option<TwinSourceConfig>,
 }
 
 impl Default for SourceConfig {
@@ -130,6 +147,7 @@ impl Default for SourceConfig {
             idle_timeout_s: 10.0,
             flow_window: 32,
             max_time_jump_s: 10.0,
+            twin: None,
         }
     }
 }
@@ -292,7 +310,19 @@ impl Section for SourceConfig {
             1,
             4096,
             "1 ..= 4096 frames",
-        )
+        )?;
+        // Loading the twin (its files, their fit) is checked with the rig it must fit on, in
+        // `Config::validate`.
+        if self.kind == SourceKind::Twin && self.twin.is_none() {
+            return Err(Invalid::new(
+                "source.twin",
+                "(missing)",
+                "required with source.kind = \"twin\": add [source.twin] with weights = \
+                 \"<dir>/twin.safetensors\" and config = \"<dir>/config.json\" (as `twinloop \
+                 twin fit` writes them)",
+            ));
+        }
+        Ok(())
     }
 }
 

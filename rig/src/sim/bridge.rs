@@ -70,6 +70,10 @@ pub enum SimRigError {
     NotConnected(String),
     #[error("writing ground truth: {0}")]
     Truth(#[from] std::io::Error),
+    /// The cells could not be driven (a twin that failed to step): the frames would carry no
+    /// responses.
+    #[error("{0}")]
+    Drive(String),
 }
 
 struct Link {
@@ -281,6 +285,9 @@ pub async fn run(mut mouse: SimMouse, opts: SimRigOptions) -> Result<SimRigRepor
         // Volume scan: frame k images plane k % N.
         let plane = (k % planes) as usize;
         mouse.imaging_plane_frame(plane, RigTime::from_nanos(t_k), &mut pixels);
+        if let Some(why) = mouse.drive_failure() {
+            return Err(SimRigError::Drive(why.to_string()));
+        }
         let t_2p = clocks.stamp(ClockDomain::TwoPhoton, t_k);
         let mut h = Header::new(
             Stream::TwoPhoton,

@@ -23,6 +23,9 @@
 //! - `receptive_field`: the Gabor quadrature pairs applied to the gaze-shifted view.
 //! - [`v1`]: the `v1_rich` cell model (surround suppression, divisive normalisation,
 //!   conjunction cells), each cell's static response and its true optimum under a budget.
+//! - `drive`: what sets a plane's rates each substep: the simulated population (`receptive_field`,
+//!   [`v1`], `neurons`) or, with [`SimMouse::with_twin`], a fitted twin ([`twin_source`],
+//!   `twin_cells`); Poisson spikes are drawn from either.
 //! - `neurons`: temporal filters, direction selectivity, simple/complex, nonlinearity,
 //!   state gain, Poisson spikes.
 //! - `calcium`: indicator kinetics (AR(2)), so F = F0 (1 + dff_per_spike c).
@@ -54,11 +57,13 @@ pub mod eye;
 pub mod truth;
 pub mod tuning;
 pub mod twin_recording;
+pub mod twin_source;
 pub mod v1;
 
 mod anatomy;
 mod behaviour;
 mod calcium;
+mod drive;
 mod field;
 mod microscope;
 mod movie;
@@ -67,6 +72,7 @@ mod random;
 mod receptive_field;
 mod treadmill;
 mod truth_spill;
+mod twin_cells;
 
 #[cfg(test)]
 mod gabor_replay;
@@ -74,21 +80,24 @@ mod gabor_replay;
 mod tests;
 #[cfg(test)]
 mod truth_tests;
+#[cfg(test)]
+mod twin_tests;
 
 pub use config::{SimConfig, SimGeometry};
 pub use eye::EyeCameraModel;
 pub use truth::CellTruth;
 pub use tuning::{CellParams, CellType};
+pub use twin_source::{LoadedTwin, TwinIdentity, TwinSourceConfig};
 
 use crate::vocab::clock::RigTime;
 use behaviour::Behaviour;
 use calcium::{Calcium, Kinetics};
+use drive::{CellDrive, Population, Substep};
 use eye::EyeCamera;
 use microscope::Microscope;
-use neurons::{BrainState, Latent, Neurons};
+use neurons::{BrainState, Latent};
 use rand_chacha::ChaCha8Rng;
 use random::{Stream, stream};
-use receptive_field::RfBank;
 use std::collections::VecDeque;
 use treadmill::Encoder;
 use truth::{FrameRecord, TruthLog};
@@ -119,22 +128,20 @@ pub struct SimStats {
     pub buffers_mis_sized: u64,
 }
 
-/// One imaging plane of the mouse: its own cells (anatomy, tuning, neurons, calcium), its own
-/// microscope (motion, noise) and its own truth. Everything else is the mouse's, shared.
+/// One imaging plane of the mouse: its own cells (anatomy, tuning, what drives them, calcium),
+/// its own microscope (motion, noise) and its own truth. Everything else is the mouse's, shared.
 struct Plane {
     cells: Vec<CellTruth>,
-    rf: RfBank,
-    neurons: Neurons,
+    /// What sets the cells' rates: the simulated population, or a twin (`drive.rs`).
+    drive: Box<dyn CellDrive>,
     calcium: Calcium,
     microscope: Microscope,
     truth: TruthLog,
     spike_rng: ChaCha8Rng,
-    drive_even: Vec<f32>,
-    drive_odd: Vec<f32>,
-    /// Surround, pool and conjunction stage of `v1_rich` cells (`None` for `gabor`).
-    rich: Option<v1::RichStage>,
-    /// Each cell's normalisation gain from `rich`.
-    drive_gain: Vec<f32>,
+    /// Rate of each cell in the last substep, Hz.
+    rates_hz: Vec<f32>,
+    /// Spikes of each cell in the last substep.
+    spikes: Vec<u32>,
     f0_photons: Vec<f32>,
     dff_per_spike: Vec<f32>,
     cell_f: Vec<f32>,
@@ -142,8 +149,15 @@ struct Plane {
 
 impl Plane {
     /// Plane `index` of the mouse: plane 0 from the seed's own streams (so a one-plane mouse is
-    /// what it always was), others from their own ([`random::plane_stream`]).
-    fn new(cfg: &SimConfig, geom: &SimGeometry, index: usize) -> Plane {
+    /// what it always was), others from their own ([`random::plane_stream`]). `twin`, when
+    /// given, drives the cells in place of the simulated population, its spikes drawn from the
+    /// twin's seed.
+    fn new(
+        cfg: &SimConfig,
+        geom: &SimGeometry,
+        index: usize,
+        twin: Option<(Box<dyn CellDrive>, ChaCha8Rng)>,
+    ) -> Plane {
         let seed = cfg.seed;
         let own = |s: Stream| random::plane_stream(seed, s, index);
         let anatomy = anatomy::build(cfg, geom, &mut own(Stream::Anatomy));
@@ -176,9 +190,15 @@ impl Plane {
         }
         let params: Vec<&CellParams> = cells.iter().map(|c| &c.params).collect();
         let n = cells.len();
-        let rf = RfBank::new(&params, geom);
-        let rich = v1::RichStage::new(&params, geom);
-        let neurons = Neurons::new(&params, cfg.neural_dt_s);
+        let (drive, spike_rng): (Box<dyn CellDrive>, _) = match twin {
+            Some(t) => t,
+            None => (
+                Box::new(Population::new(&params, geom, cfg.neural_dt_s)),
+                own(Stream::Spikes),
+            ),
+        };
+        let mut rates_hz = vec![0.0; n];
+        drive.resting_rates(&mut rates_hz);
         let calcium = Calcium::new(
             Kinetics::new(cfg.calcium.decay_s, cfg.calcium.rise_s, cfg.neural_dt_s),
             n,
@@ -196,16 +216,13 @@ impl Plane {
         Plane {
             f0_photons: params.iter().map(|p| p.f0_photons as f32).collect(),
             dff_per_spike: params.iter().map(|p| p.dff_per_spike as f32).collect(),
-            rf,
-            neurons,
+            drive,
             calcium,
             microscope,
             truth: TruthLog::new(n, cfg.calcium.record_calcium, frames_hint),
-            spike_rng: own(Stream::Spikes),
-            drive_even: vec![0.0; n],
-            drive_odd: vec![0.0; n],
-            rich,
-            drive_gain: vec![1.0; n],
+            spike_rng,
+            rates_hz,
+            spikes: vec![0; n],
             cell_f: vec![0.0; n],
             cells,
         }
@@ -251,6 +268,28 @@ impl SimMouse {
         geom: &SimGeometry,
         planes: usize,
     ) -> Result<SimMouse, SimError> {
+        SimMouse::build(cfg, geom, planes, None)
+    }
+
+    /// Builds the mouse with one imaging plane whose cells fire at `twin`'s predicted rates,
+    /// unit `u` as cell `u` (`source.kind = "twin"`; `twin_source`, `twin_cells`). Its spikes
+    /// come from `source.seed`; everything else (anatomy, behaviour, microscope) from
+    /// `cfg.seed`, as for the simulated population.
+    pub fn with_twin(
+        cfg: &SimConfig,
+        geom: &SimGeometry,
+        source: &TwinSourceConfig,
+        twin: twinloop_model::Twin,
+    ) -> Result<SimMouse, SimError> {
+        SimMouse::build(cfg, geom, 1, Some((source, twin)))
+    }
+
+    fn build(
+        cfg: &SimConfig,
+        geom: &SimGeometry,
+        planes: usize,
+        twin: Option<(&TwinSourceConfig, twinloop_model::Twin)>,
+    ) -> Result<SimMouse, SimError> {
         cfg.validate()?;
         geom.validate()?;
         if !(1..=MAX_PLANES).contains(&planes) {
@@ -260,12 +299,6 @@ impl SimMouse {
             });
         }
         let seed = cfg.seed;
-        let planes: Vec<Plane> = (0..planes).map(|p| Plane::new(cfg, geom, p)).collect();
-        let behaviour = Behaviour::new(
-            &cfg.behaviour,
-            cfg.behaviour_dt_s,
-            stream(seed, Stream::Behaviour),
-        );
         let eye = EyeCamera::new(
             &cfg.eye,
             geom.eye_width,
@@ -273,12 +306,53 @@ impl SimMouse {
             &mut stream(seed, Stream::EyeAnatomy),
             stream(seed, Stream::EyeNoise),
         );
+        let new_behaviour = || {
+            Behaviour::new(
+                &cfg.behaviour,
+                cfg.behaviour_dt_s,
+                stream(seed, Stream::Behaviour),
+            )
+        };
+        let mut twin_drive = match twin {
+            None => None,
+            Some((source, twin)) => {
+                let units = twin.config().units;
+                if units != cfg.neurons {
+                    return Err(SimError::InvalidConfig {
+                        field: "sim.neurons",
+                        reason: format!(
+                            "must equal the twin's {units} units (one cell per unit), got {}",
+                            cfg.neurons
+                        ),
+                    });
+                }
+                let px_per_mm = eye.model.px_per_mm;
+                let standard = source.standardisation.unwrap_or_else(|| {
+                    twin_cells::measured_standardisation(
+                        &mut new_behaviour(),
+                        1.0 / 30.0,
+                        px_per_mm,
+                    )
+                });
+                let drive: Box<dyn CellDrive> = Box::new(twin_cells::TwinCells::new(
+                    twin,
+                    geom.imaging_rate_hz,
+                    (geom.view_height, geom.view_width),
+                    standard,
+                    px_per_mm,
+                ));
+                Some((drive, stream(source.seed, Stream::Spikes)))
+            }
+        };
+        let planes: Vec<Plane> = (0..planes)
+            .map(|p| Plane::new(cfg, geom, p, if p == 0 { twin_drive.take() } else { None }))
+            .collect();
         let view_len = geom.view_width * geom.view_height;
         Ok(SimMouse {
             cfg: cfg.clone(),
             geom: geom.clone(),
             planes,
-            behaviour,
+            behaviour: new_behaviour(),
             eye,
             encoder: Encoder::new(&cfg.treadmill),
             latent: Latent::new(
@@ -294,6 +368,12 @@ impl SimMouse {
             substep: 0,
             stats: SimStats::default(),
         })
+    }
+
+    /// Why a plane's cells could not be driven (a twin that failed to step), once that
+    /// happened: the session must stop, the frames since carry no responses.
+    pub fn drive_failure(&self) -> Option<&str> {
+        self.planes.iter().find_map(|p| p.drive.failure())
     }
 
     /// Number of imaging planes.
@@ -357,8 +437,7 @@ impl SimMouse {
             ],
         };
         let calcium = &p.calcium;
-        p.truth
-            .close_frame(&rec, &p.neurons.rates_hz, |i| calcium.level(i));
+        p.truth.close_frame(&rec, &p.rates_hz, |i| calcium.level(i));
     }
 
     /// The neural-only path, for experiments that need the brain but not the microscope (the
@@ -379,7 +458,7 @@ impl SimMouse {
         }
         self.advance_brain(t);
         let p = &mut self.planes[0];
-        p.truth.take_frame(&p.neurons.rates_hz, spikes, rates_hz);
+        p.truth.take_frame(&p.rates_hz, spikes, rates_hz);
         let b = self.behaviour.at(t);
         (b.speed_cm_s, b.pupil_z)
     }
@@ -523,25 +602,23 @@ impl SimMouse {
                 pupil_z: b.pupil_z as f32,
                 latent: self.latent.step() as f32,
             };
+            let step = Substep {
+                t_ns: t_next,
+                view: &self.view,
+                gaze_deg: gaze,
+                refilter,
+                state,
+            };
             for p in &mut self.planes {
-                if refilter {
-                    p.rf.load_view(&self.view, gaze);
-                    p.rf.project(&mut p.drive_even, &mut p.drive_odd);
-                    if let Some(r) = &mut p.rich {
-                        r.apply(
-                            &self.view,
-                            gaze,
-                            &mut p.drive_even,
-                            &mut p.drive_odd,
-                            &mut p.drive_gain,
-                        );
-                    }
-                }
-                let gain = p.rich.as_ref().map(|_| &p.drive_gain[..]);
-                p.neurons
-                    .step(&p.drive_even, &p.drive_odd, gain, &state, &mut p.spike_rng);
-                p.calcium.step(&p.neurons.spikes);
-                p.truth.accumulate(&p.neurons.spikes, &p.neurons.rates_hz);
+                p.drive.rates(&step, &mut self.behaviour, &mut p.rates_hz);
+                neurons::draw_spikes(
+                    &p.rates_hz,
+                    self.cfg.neural_dt_s as f32,
+                    &mut p.spike_rng,
+                    &mut p.spikes,
+                );
+                p.calcium.step(&p.spikes);
+                p.truth.accumulate(&p.spikes, &p.rates_hz);
             }
         }
     }

@@ -9,8 +9,10 @@
 //!    motion in the preferred direction adds and in the null direction cancels;
 //! 3. simple cells half-rectify channel 1, complex cells take the pair's amplitude;
 //! 4. a Naka-Rushton nonlinearity between baseline and baseline + max rate;
-//! 5. a multiplicative state gain from running, pupil size and a shared latent fluctuation;
-//! 6. Poisson spikes with mean rate x dt.
+//! 5. a multiplicative state gain from running, pupil size and a shared latent fluctuation.
+//!
+//! Poisson spikes with mean rate x dt are drawn from the rates ([`draw_spikes`]), whatever set
+//! them (`drive.rs`).
 
 use super::random::{poisson_inversion, unit_from_bits};
 use super::tuning::{CellParams, CellType};
@@ -76,11 +78,14 @@ pub(crate) struct Neurons {
     latent_k: Vec<f32>,
     /// Filter state: [fast even, slow even, fast odd, slow odd, band-passed even, odd].
     state: Vec<[f32; 6]>,
-    /// Rate of each cell in the last substep, Hz.
-    pub rates_hz: Vec<f32>,
-    /// Spikes of each cell in the last substep.
-    pub spikes: Vec<u32>,
-    dt_s: f32,
+}
+
+/// Each cell's Poisson spike count in one substep of `dt_s` at `rates_hz`, one draw per cell in
+/// cell order.
+pub(crate) fn draw_spikes(rates_hz: &[f32], dt_s: f32, rng: &mut impl RngCore, spikes: &mut [u32]) {
+    for (s, &rate) in spikes.iter_mut().zip(rates_hz) {
+        *s = poisson_inversion(rate * dt_s, unit_from_bits(rng.next_u32()));
+    }
 }
 
 /// Complex frequency response (re, im) of the unit-DC-gain low-pass `y = a y + (1 - a) x` at
@@ -152,9 +157,6 @@ impl Neurons {
             pupil_k: Vec::with_capacity(n),
             latent_k: Vec::with_capacity(n),
             state: vec![[0.0; 6]; n],
-            rates_hz: vec![0.0; n],
-            spikes: vec![0; n],
-            dt_s: dt_s as f32,
         };
         for p in cells {
             let omega = std::f64::consts::TAU * p.temporal_freq_hz;
@@ -174,8 +176,6 @@ impl Neurons {
             me.ds.push(p.direction_selectivity as f32);
             me.complex.push(p.cell_type == CellType::Complex);
             me.baseline_hz.push(p.baseline_rate_hz as f32);
-            // Before the first substep a cell fires at its spontaneous rate.
-            me.rates_hz[me.baseline_hz.len() - 1] = p.baseline_rate_hz as f32;
             me.max_hz.push(p.max_rate_hz as f32);
             me.c50_pow.push(p.c50.powf(p.nr_exponent) as f32);
             me.exponent.push(p.nr_exponent as f32);
@@ -187,15 +187,15 @@ impl Neurons {
     }
 
     /// Advances one substep with spatial drives `even`, `odd` and the brain state; fills
-    /// `rates_hz` and `spikes`. `gain`, when given (the `v1_rich` model), multiplies each
-    /// cell's drive after the temporal stage: its normalisation by surround and pool.
+    /// `rates_hz`. `gain`, when given (the `v1_rich` model), multiplies each cell's drive after
+    /// the temporal stage: its normalisation by surround and pool.
     pub(crate) fn step(
         &mut self,
         even: &[f32],
         odd: &[f32],
         gain: Option<&[f32]>,
         state: &BrainState,
-        rng: &mut impl RngCore,
+        rates_hz: &mut [f32],
     ) {
         let BrainState {
             speed_cm_s,
@@ -203,8 +203,7 @@ impl Neurons {
             latent,
         } = *state;
         let run = (speed_cm_s / 10.0).tanh();
-        let dt = self.dt_s;
-        for i in 0..self.state.len() {
+        for i in 0..self.state.len().min(rates_hz.len()) {
             let s = &mut self.state[i];
             let (af, aw) = (self.a_fast[i], self.a_slow[i]);
             let (e, o) = (even[i], odd[i]);
@@ -239,9 +238,7 @@ impl Neurons {
             let gain =
                 (1.0 + self.run_k[i] * run + self.pupil_k[i] * pupil_z + self.latent_k[i] * latent)
                     .max(0.05);
-            let rate = gain * (self.baseline_hz[i] + driven);
-            self.rates_hz[i] = rate;
-            self.spikes[i] = poisson_inversion(rate * dt, unit_from_bits(rng.next_u32()));
+            rates_hz[i] = gain * (self.baseline_hz[i] + driven);
         }
     }
 }
@@ -282,7 +279,7 @@ mod tests {
     fn mean_rate(p: &CellParams, f_hz: f64) -> f64 {
         let dt = 1.0 / 60.0;
         let mut n = Neurons::new(&[p], dt);
-        let mut rng = stream(1, Stream::Spikes);
+        let mut rate = [0f32];
         let state = BrainState::default();
         let (mut sum, mut count) = (0.0, 0);
         for k in 0..600 {
@@ -292,10 +289,10 @@ mod tests {
                 &[ph.sin() as f32],
                 None,
                 &state,
-                &mut rng,
+                &mut rate,
             );
             if k >= 240 {
-                sum += n.rates_hz[0] as f64;
+                sum += rate[0] as f64;
                 count += 1;
             }
         }

@@ -53,6 +53,10 @@ pub struct Manifest {
     /// Free text from the experimenter.
     #[serde(default)]
     pub notes: String,
+    /// The fitted twin that stood in for the mouse (`source.kind = "twin"`): its weights and
+    /// config paths, the weights' SHA-256 and its unit count (`sim::TwinIdentity`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub twin: Option<Value>,
 }
 
 impl Manifest {
@@ -70,6 +74,7 @@ impl Manifest {
             seeds: BTreeMap::new(),
             calibration: None,
             notes: String::new(),
+            twin: None,
         }
     }
 

@@ -105,6 +105,13 @@ pub fn run(
         .map_err(|e| SessionError::Config(format!("the config cannot be encoded as JSON: {e}")))?;
     let mut manifest = Manifest::new(created, command_line, config_value);
     manifest.seeds.insert("session".into(), cfg.session.seed);
+    let twin = cfg
+        .source_twin()
+        .map_err(|e| SessionError::Config(e.to_string()))?;
+    if let (Some(t), Some(c)) = (&twin, &cfg.source.twin) {
+        manifest.twin = serde_json::to_value(&t.identity).ok();
+        manifest.seeds.insert("twin".into(), c.seed);
+    }
     if let Some(seed) = serde_json::to_value(&cfg.sim)
         .ok()
         .and_then(|v| v.get("seed")?.as_u64())
@@ -117,13 +124,22 @@ pub fn run(
     let writer = dir.create_log_with_manifest(&manifest)?;
 
     // The simulated mouse is built first: its true footprints feed the baseline extraction.
-    let mouse = match cfg.source.kind {
-        SourceKind::Sim => Some(
-            SimMouse::with_planes(&cfg.sim, &cfg.sim_geometry(), cfg.imaging.planes.into())
-                .map_err(|e| SessionError::Sim(e.to_string()))?,
-        ),
-        SourceKind::Bridge => None,
-    };
+    let mouse = match (cfg.source.kind, twin, &cfg.source.twin) {
+        (SourceKind::Bridge, ..) => None,
+        (_, Some(t), Some(c)) => Some(SimMouse::with_twin(
+            &cfg.sim,
+            &cfg.sim_geometry(),
+            c,
+            t.twin,
+        )),
+        _ => Some(SimMouse::with_planes(
+            &cfg.sim,
+            &cfg.sim_geometry(),
+            cfg.imaging.planes.into(),
+        )),
+    }
+    .transpose()
+    .map_err(|e| SessionError::Sim(e.to_string()))?;
     if let Some(m) = &mouse {
         // Written now, not only at the end, so a killed session can still be replayed.
         for plane in 0..m.planes() {
@@ -219,12 +235,14 @@ pub fn run(
         // The in-process simulator ends the session itself, and a failed simulator stops it
         // (below); a loaded machine can starve it for longer than a bridge's idle timeout, which
         // must not end a simulated session early. The watchdog stays, for a wedged simulator.
-        SourceKind::Sim => Duration::from_secs_f64(cfg.source.idle_timeout_s.max(SIM_IDLE_S)),
+        SourceKind::Sim | SourceKind::Twin => {
+            Duration::from_secs_f64(cfg.source.idle_timeout_s.max(SIM_IDLE_S))
+        }
         SourceKind::Bridge => Duration::from_secs_f64(cfg.source.idle_timeout_s),
     };
     let duration_ns = match cfg.source.kind {
         // The simulated rig ends the session itself, after exactly `duration_s` of frames.
-        SourceKind::Sim => i64::MAX,
+        SourceKind::Sim | SourceKind::Twin => i64::MAX,
         SourceKind::Bridge => (cfg.session.duration_s * 1e9) as i64 - cfg.frame_period_ns(),
     };
     let io_shared = shared.clone();

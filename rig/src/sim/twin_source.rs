@@ -1,0 +1,211 @@
+//! `[source.twin]`: a fitted twin standing in for the mouse (`source.kind = "twin"`).
+//!
+//! The simulated rig runs as with `kind = "sim"` (behaviour, eye, treadmill, anatomy,
+//! calcium, microscope), but plane 0's cells fire at the twin's predicted rates rather than the
+//! simulated population's (`twin_cells.rs`). This file holds the section, loads and identifies
+//! the twin, and states the rule that maps its units onto imaged cells:
+//!
+//! - **One cell per unit.** Unit `u` is cell `u` of the one imaging plane, so `sim.neurons`
+//!   must equal the twin's unit count and `imaging.planes` must be 1.
+//! - **The field of view must hold them apart.** A twin unit is only worth imaging if its soma
+//!   does not overlap another's: the FOV (less a 2 px margin each side) must hold one square of
+//!   side `2 * soma_radius_px[1] + 1` per unit. A twin with more units than that is refused,
+//!   naming `source.twin.weights` and the fix (a larger `imaging.width`/`height` or smaller
+//!   `sim.cells.soma_radius_px`), rather than imaged as overlapping, unrecoverable cells.
+//!
+//! Not built yet (placeholders, README "Placeholders"): fast mode (the twin's responses as the
+//! session's activity, skipping the microscope and imaging pipeline), behaviour replayed from a
+//! recorded session, a recorded-noise model, the twin on a GPU, and saving the live twin at the
+//! end of a session.
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use twinloop_model::train::BehaviourStandardisation;
+use twinloop_model::{Device, Twin, TwinConfig, Weights};
+
+use super::SimGeometry;
+use super::config::SimConfig;
+use crate::vocab::section::Invalid;
+
+/// How spikes are drawn from the twin's predicted rates.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TwinNoise {
+    /// Poisson spikes at the predicted rate on every neural substep, so a frame's count is
+    /// Poisson with the twin's predicted mean.
+    #[default]
+    Poisson,
+}
+
+/// `[source.twin]`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TwinSourceConfig {
+    /// The twin's weights: safetensors, as `twinloop twin fit` writes `twin.safetensors`.
+    /// A relative path is from the config file's directory (`Config::load`).
+    pub weights: PathBuf,
+    /// Its architecture: the JSON `twin fit` writes beside them (`config.json`).
+    pub config: PathBuf,
+    /// How spikes are drawn: `"poisson"`. The twin's output is read as the expected spike count
+    /// per imaging frame (it is stepped once per frame, as it was fitted on one row per
+    /// frame), so a unit's rate in Hz is that count times `imaging.frame_rate_hz`.
+    #[serde(default)]
+    pub noise: TwinNoise,
+    /// Seed of the spike draws (the mouse's behaviour and anatomy come from `sim.seed`).
+    #[serde(default)]
+    pub seed: u64,
+    /// How the raw behaviour is z-scored into the twin's inputs: perspective = gaze azimuth,
+    /// elevation (deg); modulation = pupil radius (eye-camera px), running speed (cm/s), the
+    /// columns of the truth's `behaviour.npy`. Absent: measured from the simulated behaviour
+    /// model itself (its first 10 minutes from `sim.seed`).
+    #[serde(default)]
+    pub standardisation: Option<BehaviourStandardisation>,
+}
+
+/// Which twin ran: written in the session manifest (`twin`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TwinIdentity {
+    /// The weights file, absolute.
+    pub weights: PathBuf,
+    /// SHA-256 of the weights file's bytes, lowercase hex.
+    pub weights_sha256: String,
+    pub config: PathBuf,
+    pub units: usize,
+    /// The twin's stimulus input, `[height, width]` pixels.
+    pub stimulus: [usize; 2],
+}
+
+/// A twin read and checked, ready to drive the mouse's cells.
+#[derive(Clone)]
+pub struct LoadedTwin {
+    pub twin: Twin,
+    pub identity: TwinIdentity,
+}
+
+impl TwinSourceConfig {
+    /// Reads the config and the weights and builds the twin on the CPU; the error names the
+    /// field whose file is missing or does not load.
+    pub fn load(&self) -> Result<LoadedTwin, Invalid> {
+        let text = std::fs::read_to_string(&self.config).map_err(|e| {
+            bad_file(
+                "source.twin.config",
+                &self.config,
+                format!("cannot be read ({e})"),
+            )
+        })?;
+        let cfg = TwinConfig::from_json(&text).map_err(|e| {
+            bad_file(
+                "source.twin.config",
+                &self.config,
+                format!("is not a twin config ({e})"),
+            )
+        })?;
+        if cfg.perspectives != 2 || cfg.modulations != 2 {
+            return Err(bad_file(
+                "source.twin.config",
+                &self.config,
+                format!(
+                    "has {} perspective and {} modulation inputs; the rig gives 2 and 2 (gaze; \
+                     pupil radius and running)",
+                    cfg.perspectives, cfg.modulations
+                ),
+            ));
+        }
+        let bytes = std::fs::read(&self.weights).map_err(|e| {
+            bad_file(
+                "source.twin.weights",
+                &self.weights,
+                format!("cannot be read ({e}): give the `twin.safetensors` of `twinloop twin fit`"),
+            )
+        })?;
+        let weights = Weights::from_bytes(&bytes, &self.weights)
+            .map_err(|e| bad_file("source.twin.weights", &self.weights, e.to_string()))?;
+        let units = cfg.units;
+        let stimulus = [cfg.stimulus_height, cfg.stimulus_width];
+        let twin = Twin::new(cfg, &weights, &Device::Cpu).map_err(|e| {
+            bad_file(
+                "source.twin.weights",
+                &self.weights,
+                format!(
+                    "do not fit source.twin.config ({}): {e}",
+                    self.config.display()
+                ),
+            )
+        })?;
+        // Absolute where the file system can say, so the manifest names the twin from anywhere.
+        let absolute = |p: &Path| std::fs::canonicalize(p).unwrap_or_else(|_| p.to_path_buf());
+        Ok(LoadedTwin {
+            twin,
+            identity: TwinIdentity {
+                weights: absolute(&self.weights),
+                weights_sha256: sha256_hex(&bytes),
+                config: absolute(&self.config),
+                units,
+                stimulus,
+            },
+        })
+    }
+
+    /// The one-cell-per-unit rule (module docs) for a twin of `units` on this rig.
+    pub fn check_fits(
+        &self,
+        units: usize,
+        sim: &SimConfig,
+        geom: &SimGeometry,
+        planes: u8,
+    ) -> Result<(), Invalid> {
+        if planes != 1 {
+            return Err(Invalid::new(
+                "imaging.planes",
+                planes,
+                "must be 1 with source.kind = \"twin\" (the twin's units are one plane's cells)",
+            ));
+        }
+        let capacity = fov_capacity(sim, geom);
+        if units > capacity {
+            return Err(bad_file(
+                "source.twin.weights",
+                &self.weights,
+                format!(
+                    "has {units} units, more than the {}x{} px field of view holds apart \
+                     ({capacity} somata of radius up to {} px): enlarge imaging.width/height or \
+                     shrink sim.cells.soma_radius_px",
+                    geom.imaging_width, geom.imaging_height, sim.cells.soma_radius_px[1]
+                ),
+            ));
+        }
+        if sim.neurons != units {
+            return Err(Invalid::new(
+                "sim.neurons",
+                sim.neurons,
+                format!(
+                    "must equal the twin's unit count with source.kind = \"twin\" (one imaged \
+                     cell per unit): set sim.neurons = {units}"
+                ),
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// Somata that fit in the field of view without overlapping: one square of side
+/// `2 r_max + 1` px each, inside the 2 px margin the anatomy keeps.
+pub fn fov_capacity(sim: &SimConfig, geom: &SimGeometry) -> usize {
+    let side = 2.0 * sim.cells.soma_radius_px[1] + 1.0;
+    let inner = |px: usize| (px as f64 - 4.0).max(0.0);
+    ((inner(geom.imaging_width) / side).floor() * (inner(geom.imaging_height) / side).floor())
+        as usize
+}
+
+fn bad_file(field: &str, path: &Path, reason: String) -> Invalid {
+    Invalid::new(field, format!("{:?}", path.display().to_string()), reason)
+}
+
+fn sha256_hex(bytes: &[u8]) -> String {
+    Sha256::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}

@@ -1,0 +1,116 @@
+//! A session on a fitted twin (`source.kind = "twin"`, full mode): the whole rig and imaging
+//! path run with the twin's units as the cells, the twin is named in the manifest, the session
+//! replays, and a twin that does not load is refused at validation.
+
+use std::path::{Path, PathBuf};
+
+use twinloop_e2e::{fast_sim_config, run_session};
+use twinloop_rig::backbone::session_log::SessionDir;
+use twinloop_rig::config::{Config, SourceKind};
+use twinloop_rig::sim::TwinSourceConfig;
+use twinloop_rig::sim::twin_source::TwinNoise;
+
+fn fixture(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../model/fixtures")
+        .join(name)
+}
+
+fn twin_config(out: &Path, duration_s: f64) -> Config {
+    let mut cfg = fast_sim_config(out, duration_s);
+    cfg.source.kind = SourceKind::Twin;
+    cfg.source.twin = Some(TwinSourceConfig {
+        weights: fixture("parity_weights.safetensors"),
+        config: fixture("parity_config.json"),
+        noise: TwinNoise::Poisson,
+        seed: 3,
+        standardisation: None,
+    });
+    // The parity twin has 25 units: one imaged cell each.
+    cfg.sim.neurons = 25;
+    cfg
+}
+
+/// The SHA-256 of a file by coreutils' `sha256sum`, not by the code under test.
+fn sha256sum(path: &Path) -> String {
+    let out = std::process::Command::new("sha256sum")
+        .arg(path)
+        .output()
+        .expect("sha256sum (coreutils) runs");
+    String::from_utf8(out.stdout).unwrap()[..64].to_string()
+}
+
+#[test]
+fn a_session_on_a_twin_runs_names_the_twin_and_replays() {
+    let tmp = tempfile::tempdir().unwrap();
+    let duration_s = 6.0;
+    let mut cfg = twin_config(tmp.path(), duration_s);
+    cfg.session.record_frames = true;
+    cfg.validate().expect("a valid twin config");
+    let s = run_session(&cfg);
+    let frames = (duration_s * cfg.imaging.frame_rate_hz).round() as u64;
+    assert_eq!(s.counters.frames_in, frames, "every imaging frame arrived");
+    assert_eq!(s.counters.frames_processed, frames);
+    assert_eq!(
+        s.sim.as_ref().expect("the rig reported").frames_sent,
+        frames
+    );
+    assert_eq!(s.cells, 25, "one cell per twin unit");
+
+    let dir = SessionDir::open(&s.session_dir).unwrap();
+    let manifest = dir.read_manifest().unwrap();
+    let twin = manifest.twin.expect("the twin is in the manifest");
+    let weights = fixture("parity_weights.safetensors");
+    let absolute = std::fs::canonicalize(&weights).unwrap();
+    assert_eq!(twin["weights"], absolute.display().to_string());
+    assert_eq!(twin["weights_sha256"], sha256sum(&weights));
+    assert_eq!(twin["units"], 25);
+    assert_eq!(manifest.seeds["twin"], 3);
+
+    // The truth's rates are the twin's: every cell fires, at rates the simulated population's
+    // seed did not draw (a different drive gives different rates).
+    let rates = std::fs::read(s.session_dir.join("truth/rates.npy")).unwrap();
+    let rates: Vec<f32> = npyz::NpyFile::new(&rates[..]).unwrap().into_vec().unwrap();
+    assert_eq!(rates.len() as u64, 25 * frames);
+    assert!(rates.iter().all(|r| r.is_finite() && *r >= 0.0));
+    assert!(rates.iter().any(|&r| r > 0.0));
+
+    let r = twinloop_rig::offline::replay::replay(&s.session_dir).expect("the session replays");
+    assert_eq!(r.frames_replayed, frames);
+    assert_eq!(
+        r.activity_mismatches, 0,
+        "max diff {}",
+        r.activity_max_abs_diff
+    );
+    assert!(r.reproduced(), "{:?}", r.first_decision_mismatch);
+}
+
+#[test]
+fn a_twin_whose_weights_do_not_load_fails_validation_naming_the_field() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut cfg = twin_config(tmp.path(), 1.0);
+    if let Some(t) = &mut cfg.source.twin {
+        t.weights = tmp.path().join("missing.safetensors");
+    }
+    let e = cfg.validate().unwrap_err().to_string();
+    assert!(
+        e.contains("source.twin.weights") && e.contains("missing.safetensors"),
+        "{e}"
+    );
+    cfg.source.twin = None;
+    let e = cfg.validate().unwrap_err().to_string();
+    assert!(
+        e.contains("source.twin") && e.contains("[source.twin]"),
+        "{e}"
+    );
+}
+
+/// The shipped config finds its twin relative to itself, wherever it is run from.
+#[test]
+fn the_shipped_twin_config_loads_its_twin() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../configs/twin.toml");
+    let cfg = Config::load(&path).expect("configs/twin.toml");
+    assert_eq!(cfg.source.kind, SourceKind::Twin);
+    let twin = cfg.source_twin().unwrap().expect("a twin");
+    assert_eq!(twin.identity.units, cfg.sim.neurons);
+}
