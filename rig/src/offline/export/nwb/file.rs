@@ -191,8 +191,12 @@ pub fn write(c: &SessionContents, session_dir: &Path, out: &Path) -> Result<Writ
 /// The mouse: only that it is one (twinloop's config does not describe the animal).
 fn subject(general: &Group, c: &SessionContents) -> Result<()> {
     let g = h5::group(general, "subject", Some(("Subject", CORE)))?;
-    let simulated = c.config.source.kind == crate::config::SourceKind::Sim;
-    let (id, description) = if simulated {
+    let (id, description) = if c.config.source.kind == crate::config::SourceKind::Twin {
+        (
+            "twin",
+            "a fitted digital twin in the mouse's place (source.kind = \"twin\"); age nominal",
+        )
+    } else if c.config.source.kind.in_process() {
         ("sim", "twinloop's simulated V1-like mouse; age nominal")
     } else {
         (
