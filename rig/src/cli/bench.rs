@@ -1,24 +1,16 @@
-//! `twinloop bench loop`: the closed-loop experiment on the simulated rig — information-
-//! maximising against random trial selection, paired by seed — and the scoring/update
-//! timings of the design maths.
+//! `twinloop bench`: the closed-loop experiment (`bench_loop.rs`), the scoring/update timings of
+//! the design maths, the pool build and the other benchmarks' entry points.
 //!
 //! ```text
-//! twinloop bench loop --seeds 10 --trials 240 --neurons 300 --out bench-loop.json
 //! twinloop bench pool --twin model/fixtures/parity_weights.safetensors \
 //!     --twin-config model/fixtures/parity_config.json
 //! ```
 
 use anyhow::{Context, Result, bail};
 use std::path::PathBuf;
-use std::sync::Arc;
 
-use crate::config::{Config, CoreKind, DEFAULT_SIM_TOML};
-use crate::offline::design_bench::{
-    ArmRun, CurvePoint, DisplayFrames, LoopExperiment, compare, median,
-};
+use crate::config::{Config, CoreKind};
 use crate::stages::decide::default_pool;
-use crate::stages::decide::design::Objective;
-use crate::stages::decide::design::twin_refit::TwinRefitRound;
 use twinloop_model::design::{Criterion, FeatureSource, Posterior, PosteriorConfig, score};
 
 #[derive(Debug, Clone, clap::Args)]
@@ -29,8 +21,9 @@ pub struct BenchArgs {
 
 #[derive(Debug, Clone, clap::Subcommand)]
 pub enum BenchWhat {
-    /// Adaptive vs random trial selection on the simulated mouse: accuracy against trials.
-    Loop(LoopArgs),
+    /// Adaptive vs random trial selection on the simulated mouse: held-out accuracy against
+    /// trials, per arm, paired by seed.
+    Loop(super::bench_loop::LoopArgs),
     /// Time the design maths at rig scale: scoring candidate clips and one posterior update.
     Design(DesignArgs),
     /// Building the candidate pool on the energy bank and on an fnn core (`--twin`).
@@ -74,73 +67,9 @@ pub struct DesignArgs {
     pub repeats: usize,
 }
 
-#[derive(Debug, Clone, clap::Args)]
-pub struct LoopArgs {
-    /// Simulated mice (seeds 1..=N); each runs both arms.
-    #[arg(long, default_value_t = 10)]
-    pub seeds: u64,
-    /// Trials per run (every `test_every`-th is a test trial).
-    #[arg(long, default_value_t = 240)]
-    pub trials: u32,
-    /// Neurons per simulated mouse.
-    #[arg(long, default_value_t = 300)]
-    pub neurons: usize,
-    /// The adaptive arm's objective.
-    #[arg(long, value_enum, default_value_t = ObjectiveArg::InfoGain)]
-    pub objective: ObjectiveArg,
-    /// Share of random trials in the adaptive arm (default: the config's).
-    #[arg(long)]
-    pub random_share: Option<f64>,
-    /// Runs in parallel (each on one thread).
-    #[arg(long, default_value_t = 2)]
-    pub jobs: usize,
-    /// The frozen core the readouts read (default: the config's `[twin] core`).
-    #[arg(long, value_enum)]
-    pub core: Option<CoreArg>,
-    /// An fnn core from these weights instead (`core = "fnn"`), e.g. a candidate for the
-    /// embedded core; its config JSON with `--weights-config`.
-    #[arg(long, conflicts_with = "core")]
-    pub weights: Option<PathBuf>,
-    #[arg(long, requires = "weights")]
-    pub weights_config: Option<PathBuf>,
-    /// Refit the twin itself (perspective, modulation, readouts) every this many trials, in
-    /// both arms (fnn cores; 0 = off, the readouts-only loop).
-    #[arg(long, default_value_t = 0)]
-    pub twin_refit_every: u32,
-    /// Optimiser steps per twin refit (default: the config's).
-    #[arg(long)]
-    pub twin_refit_steps: Option<u32>,
-    /// Write every curve and the comparison here as JSON.
-    #[arg(long)]
-    pub out: Option<PathBuf>,
-}
-
-#[derive(Debug, Clone, Copy, clap::ValueEnum)]
-pub enum CoreArg {
-    Energy,
-    Pretrained,
-}
-
-#[derive(Debug, Clone, Copy, clap::ValueEnum)]
-pub enum ObjectiveArg {
-    InfoGain,
-    VarianceReduction,
-    ResponseMax,
-}
-
-impl From<ObjectiveArg> for Objective {
-    fn from(o: ObjectiveArg) -> Objective {
-        match o {
-            ObjectiveArg::InfoGain => Objective::InfoGain,
-            ObjectiveArg::VarianceReduction => Objective::VarianceReduction,
-            ObjectiveArg::ResponseMax => Objective::ResponseMax,
-        }
-    }
-}
-
 pub fn run(args: &BenchArgs) -> Result<()> {
     match &args.what {
-        BenchWhat::Loop(a) => run_loop(a),
+        BenchWhat::Loop(a) => super::bench_loop::run(a),
         BenchWhat::Design(a) => run_design(a),
         BenchWhat::Pool(a) => run_pool(a),
         BenchWhat::Clocks(a) => super::bench_clocks::run(a),
@@ -148,183 +77,6 @@ pub fn run(args: &BenchArgs) -> Result<()> {
         BenchWhat::Imaging(a) => super::bench_imaging::run(a),
         BenchWhat::Transfer(a) => super::bench_transfer::run(a),
     }
-}
-
-fn run_loop(args: &LoopArgs) -> Result<()> {
-    if args.seeds == 0 || args.trials < 20 || args.neurons == 0 || args.jobs == 0 {
-        bail!("--seeds, --neurons and --jobs must be at least 1 and --trials at least 20");
-    }
-    let mut cfg = Config::from_toml(DEFAULT_SIM_TOML, "(embedded sim.toml)")?;
-    match args.core {
-        Some(CoreArg::Energy) => cfg.twin.core = CoreKind::Energy,
-        Some(CoreArg::Pretrained) => cfg.twin.core = CoreKind::Pretrained,
-        None => {}
-    }
-    if let Some(w) = &args.weights {
-        cfg.twin.core = CoreKind::Fnn;
-        cfg.twin.weights = Some(w.clone());
-        cfg.twin.config = args.weights_config.clone();
-    }
-    let mut design = cfg.trials.design.clone();
-    if let Some(share) = args.random_share {
-        design.random_share = share;
-    }
-    design.twin_refit_every = args.twin_refit_every;
-    if let Some(steps) = args.twin_refit_steps {
-        design.twin_refit_steps = steps;
-    }
-    design.validate().map_err(anyhow::Error::msg)?;
-    let twin_refit = crate::stages::decide::design::twin_refit::setup_for(&cfg.twin, &design)
-        .context("the twin refit")?;
-    let started = std::time::Instant::now();
-    let pool = Arc::new(default_pool(&cfg.decide_setup()).context("building the candidate pool")?);
-    let display = DisplayFrames::render(&pool, cfg.trials.stimulus_s, cfg.display.refresh_hz);
-    tracing::info!(
-        candidates = pool.candidates().len(),
-        tests = pool.tests().len(),
-        s = started.elapsed().as_secs_f64(),
-        "pool rendered and passed through the core"
-    );
-    let experiment = LoopExperiment {
-        trials: args.trials,
-        neurons: args.neurons,
-        stimulus_s: cfg.trials.stimulus_s,
-        gray_s: cfg.trials.gray_s,
-        frame_rate_hz: cfg.imaging.frame_rate_hz,
-        display_hz: cfg.display.refresh_hz,
-        design,
-        twin_refit,
-    };
-    let objective: Objective = args.objective.into();
-    let jobs: Vec<(u64, Objective)> = (1..=args.seeds)
-        .flat_map(|s| [(s, Objective::Random), (s, objective)])
-        .collect();
-    let next = std::sync::atomic::AtomicUsize::new(0);
-    let results = std::sync::Mutex::new(Vec::<ArmRun>::new());
-    std::thread::scope(|scope| {
-        for _ in 0..args.jobs.min(jobs.len()) {
-            scope.spawn(|| {
-                loop {
-                    let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                    let Some(&(seed, obj)) = jobs.get(i) else {
-                        break;
-                    };
-                    match experiment.run(&pool, &display, seed, obj) {
-                        Ok(run) => {
-                            tracing::info!(
-                                seed,
-                                objective = ?obj,
-                                final_cc_norm = run.curve.last().map(|p| p.cc_norm),
-                                final_r_true = run.curve.last().map(|p| p.r_true),
-                                wall_s = run.wall_s,
-                                "arm done"
-                            );
-                            if let Ok(mut r) = results.lock() {
-                                r.push(run);
-                            }
-                        }
-                        Err(e) => tracing::error!(seed, error = %e, "arm failed"),
-                    }
-                }
-            });
-        }
-    });
-    let mut runs = results.into_inner().unwrap_or_default();
-    runs.sort_by_key(|r| (r.seed, r.objective != Objective::Random));
-    let random: Vec<ArmRun> = runs
-        .iter()
-        .filter(|r| r.objective == Objective::Random)
-        .cloned()
-        .collect();
-    let adaptive: Vec<ArmRun> = runs
-        .iter()
-        .filter(|r| r.objective != Objective::Random)
-        .cloned()
-        .collect();
-    if random.len() != adaptive.len() || random.is_empty() {
-        bail!("some arms failed; see the log");
-    }
-    let levels = [0.8, 0.9, 0.95];
-    let mut table = compare(&random, &adaptive, "cc_norm", &levels);
-    table.extend(compare(&random, &adaptive, "r_true", &levels));
-    println!(
-        "closed loop on the simulated rig: {} seeds x {} trials, {} neurons, adaptive = {:?}, random share {}",
-        args.seeds, args.trials, args.neurons, objective, experiment.design.random_share
-    );
-    println!(
-        "| metric | level of random's final | random trials (median) | adaptive trials (median) | ratio random/adaptive (median) | adaptive faster |"
-    );
-    println!("|---|---|---|---|---|---|");
-    for c in &table {
-        println!(
-            "| {} | {:.0}% | {:.1} | {:.1} | {:.2} | {}/{} |",
-            c.metric,
-            c.level * 100.0,
-            c.random_trials,
-            c.adaptive_trials,
-            c.ratio,
-            c.adaptive_wins,
-            c.seeds
-        );
-    }
-    let mean_final = |runs: &[ArmRun], f: fn(&CurvePoint) -> f64| {
-        runs.iter()
-            .filter_map(|r| r.curve.last().map(f))
-            .sum::<f64>()
-            / runs.len() as f64
-    };
-    println!(
-        "final accuracy (mean over seeds): random CC_norm {:.3} r_true {:.3}; adaptive CC_norm {:.3} r_true {:.3}; wall {:.0} s",
-        mean_final(&random, |p| p.cc_norm),
-        mean_final(&random, |p| p.r_true),
-        mean_final(&adaptive, |p| p.cc_norm),
-        mean_final(&adaptive, |p| p.r_true),
-        started.elapsed().as_secs_f64()
-    );
-    // The criterion's own target: posterior uncertainty of the readouts, at the midpoint and end.
-    let sd_at = |runs: &[ArmRun], frac: f64| {
-        runs.iter()
-            .filter_map(|r| {
-                let k = ((r.curve.len() as f64 - 1.0) * frac).round() as usize;
-                r.curve.get(k).map(|p| p.posterior_sd)
-            })
-            .sum::<f64>()
-            / runs.len() as f64
-    };
-    println!(
-        "posterior s.d. of the readout weights (mean): random {:.4} -> {:.4}; adaptive {:.4} -> {:.4} (midpoint -> end)",
-        sd_at(&random, 0.5),
-        sd_at(&random, 1.0),
-        sd_at(&adaptive, 0.5),
-        sd_at(&adaptive, 1.0)
-    );
-    if experiment.twin_refit.is_some() {
-        let applied: Vec<_> = runs
-            .iter()
-            .flat_map(|r| r.twin_refit_rounds.iter().filter(|x| x.applied))
-            .collect();
-        let of = |f: fn(&TwinRefitRound) -> f64| median(applied.iter().map(|x| f(x)).collect());
-        println!(
-            "twin refits: {} applied, {} failed; wall time per round median {:.1} s (fit {:.1} s, the rest the pool's features) over {} rounds; held-out loss drop per round median {:.4}",
-            runs.iter().map(|r| r.twin_refits).sum::<u64>(),
-            runs.iter().map(|r| r.twin_refit_failures).sum::<u64>(),
-            of(|x| x.seconds),
-            of(|x| x.fit_seconds),
-            applied.len(),
-            of(|x| x.initial_val_loss - x.best_val_loss),
-        );
-    }
-    if let Some(out) = &args.out {
-        let json = serde_json::json!({
-            "experiment": experiment,
-            "seeds": args.seeds,
-            "runs": runs,
-            "comparison": table,
-        });
-        std::fs::write(out, serde_json::to_vec_pretty(&json)?)
-            .with_context(|| format!("writing {}", out.display()))?;
-    }
-    Ok(())
 }
 
 /// Random features standing in for the core's (the cost does not depend on their values).

@@ -1,15 +1,19 @@
 //! The experiment that shows whether the closed loop works (`twinloop bench loop`): on the
-//! simulated mouse (the ground truth; its neurons are not the twin's core, so the twin is a
-//! misspecified student as with a real mouse), the same designer runs once choosing adaptively
-//! and once at random, paired by seed, and held-out accuracy is tracked against trials.
+//! simulated mouse (the ground truth), the same designer runs in several arms — random, adaptive
+//! with and without a random share — on the same mouse, designer seed and warm-up, and the
+//! twin's accuracy is tracked against trials. With the usual cores the twin is a misspecified
+//! student, as with a real mouse; with the oracle core (`oracle_core.rs`) it is correctly
+//! specified, the positive control.
 //!
 //! The brain is driven by the same stimuli the daemon would show (the pool's specs rendered at
-//! the display rate on the simulator's view) and observed through its spike counts per imaging
+//! the twin rate on the simulator's view) and observed through its spike counts per imaging
 //! frame; the microscope and the imaging pipeline are left out (their fidelity is measured by
-//! the imaging benchmarks), so the experiment isolates the design. Accuracy is the designer's
-//! own CC_norm on the repeated test block, and the correlation of its predictions with the
-//! simulator's true rates on that block.
+//! the imaging benchmarks), so the experiment isolates the design. Accuracy is scored on a
+//! held-out set no arm shows, against the cells' noise-free rates (`heldout.rs`); the
+//! designer's own CC_norm on the repeated test block and the correlation with the true rates on
+//! that block are kept beside it.
 
+use super::heldout::HeldoutEval;
 use crate::sim::{SimConfig, SimGeometry, SimMouse};
 use crate::stages::decide::design::designer::{BEHAVIOUR_DIMS, DesignConfig, Designer, Objective};
 use crate::stages::decide::design::pool::CandidatePool;
@@ -17,7 +21,7 @@ use crate::vocab::clock::RigTime;
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use twinloop_stimulus::{Prepared, Projection, cpu};
+use twinloop_stimulus::{Prepared, Projection, ViewGeometry, cpu};
 
 /// One run's settings.
 #[derive(Debug, Clone, Serialize)]
@@ -32,12 +36,34 @@ pub struct LoopExperiment {
     /// The twin to refit between blocks (`design.twin_refit_every` > 0, fnn cores).
     #[serde(skip)]
     pub twin_refit: Option<crate::stages::decide::design::TwinRefitSetup>,
+    /// The pool's core is the oracle (the readouts' true weights are known).
+    pub oracle: bool,
+    /// The mouse's gain ignores running, pupil and the latent state, and its gaze does not move
+    /// the view: with the oracle core the readouts are then exactly the cells (the correctly
+    /// specified control; an awake mouse's state gain is outside their model).
+    pub still_mouse: bool,
+}
+
+/// One arm: the designer's objective and random share (everything else is shared).
+#[derive(Debug, Clone, Serialize)]
+pub struct Arm {
+    pub name: String,
+    pub objective: Objective,
+    pub random_share: f64,
 }
 
 /// Accuracy after some trials.
 #[derive(Debug, Clone, Copy, Serialize)]
 pub struct CurvePoint {
     pub trials: u64,
+    /// Mean over cells of the correlation between the twin's predictions and the noise-free
+    /// rates on the held-out set (`heldout.rs`; NaN before the readouts are placed).
+    pub heldout_r: f64,
+    /// Oracle core only (else NaN): mean over the cells whose readout sits at their own column
+    /// of |stimulus weight − 1|, the one readout parameter whose true value is defined.
+    pub param_error: f64,
+    /// Oracle core only: the share of cells whose readout sits at their own column.
+    pub placed_own: f64,
     /// The designer's CC_norm on the test block (NaN before two repeats).
     pub cc_norm: f64,
     /// Mean over units of the correlation between predicted and true rates on the test block.
@@ -51,9 +77,13 @@ pub struct CurvePoint {
 #[derive(Debug, Clone, Serialize)]
 pub struct ArmRun {
     pub seed: u64,
+    pub arm: String,
     pub objective: Objective,
+    pub random_share: f64,
     pub curve: Vec<CurvePoint>,
     pub adaptive_trials: u64,
+    /// Every pool entry this arm showed (for the check that none is held out).
+    pub shown: std::collections::BTreeSet<usize>,
     pub late: u64,
     pub fallback_trials: u64,
     /// Twin refits applied and failed, and every round taken.
@@ -93,6 +123,11 @@ impl DisplayFrames {
         }
     }
 
+    /// Every frame of one entry's clip, frame-major.
+    pub fn clip(&self, entry: usize) -> &[u8] {
+        &self.frames[&entry]
+    }
+
     fn frame(&self, entry: usize, k: usize) -> &[u8] {
         let clip = &self.frames[&entry];
         &clip[k * self.pixels..(k + 1) * self.pixels]
@@ -100,22 +135,19 @@ impl DisplayFrames {
 }
 
 impl LoopExperiment {
-    /// Runs one arm on the simulated mouse of `seed`. The designer's seed is the same for both
-    /// arms of a seed, so they share the test schedule and the random draws.
-    pub fn run(
-        &self,
-        pool: &Arc<CandidatePool>,
-        display: &DisplayFrames,
-        seed: u64,
-        objective: Objective,
-    ) -> Result<ArmRun, crate::sim::SimError> {
-        let started = std::time::Instant::now();
-        let view = pool.view();
-        let sim_cfg = SimConfig {
+    /// The simulated mouse of `seed`, its view the pool's.
+    pub fn mouse(&self, view: ViewGeometry, seed: u64) -> Result<SimMouse, crate::sim::SimError> {
+        let mut sim_cfg = SimConfig {
             seed,
             neurons: self.neurons,
             ..SimConfig::default()
         };
+        if self.still_mouse {
+            sim_cfg.cells.run_coupling = [0.0, 0.0];
+            sim_cfg.cells.pupil_coupling = [0.0, 0.0];
+            sim_cfg.cells.latent_coupling = [0.0, 0.0];
+            sim_cfg.cells.gaze_shifts_view = false;
+        }
         let geom = SimGeometry {
             imaging_width: 256,
             imaging_height: 256,
@@ -126,10 +158,26 @@ impl LoopExperiment {
             view_elevation_deg: view.elevation_deg,
             ..SimGeometry::default()
         };
-        let mut mouse = SimMouse::new(&sim_cfg, &geom)?;
+        SimMouse::new(&sim_cfg, &geom)
+    }
+
+    /// Runs one arm on the simulated mouse of `seed`. The designer's seed is the same for every
+    /// arm of a seed, so they share the test schedule, the warm-up and the random draws.
+    pub fn run(
+        &self,
+        pool: &Arc<CandidatePool>,
+        display: &DisplayFrames,
+        heldout: Option<&HeldoutEval>,
+        seed: u64,
+        arm: &Arm,
+    ) -> Result<ArmRun, crate::sim::SimError> {
+        let started = std::time::Instant::now();
+        let view = pool.view();
+        let mut mouse = self.mouse(view, seed)?;
         let n = mouse.cells().len();
         let design = DesignConfig {
-            objective,
+            objective: arm.objective,
+            random_share: arm.random_share,
             deadline_ms: 0.0,
             ..self.design.clone()
         };
@@ -151,6 +199,7 @@ impl LoopExperiment {
         let mut truth_count = vec![0u32; tests.len() * bins];
         let mut curve = Vec::new();
         let mut adaptive = 0u64;
+        let mut shown = std::collections::BTreeSet::new();
         let mut t_s = 1.0;
         let mut next_frame = 1usize;
         for trial in 0..u64::from(self.trials) {
@@ -158,9 +207,14 @@ impl LoopExperiment {
             if choice.mode == crate::stages::decide::design::DecisionMode::Adaptive {
                 adaptive += 1;
             }
+            shown.insert(choice.entry);
             if choice.mode == crate::stages::decide::design::DecisionMode::Test {
+                let (param_error, placed_own) = self.param_error(&designer);
                 curve.push(CurvePoint {
                     trials: trial,
+                    heldout_r: heldout.map_or(f64::NAN, |h| h.accuracy(&designer)),
+                    param_error,
+                    placed_own,
                     cc_norm: designer.accuracy().last().map_or(f64::NAN, |a| a.cc_norm),
                     r_true: r_true(&designer, pool, &tests, &truth_sum, &truth_count, n, bins),
                     posterior_sd: posterior_sd(&designer),
@@ -202,8 +256,12 @@ impl LoopExperiment {
             }
             t_s = end;
         }
+        let (param_error, placed_own) = self.param_error(&designer);
         curve.push(CurvePoint {
             trials: u64::from(self.trials),
+            heldout_r: heldout.map_or(f64::NAN, |h| h.accuracy(&designer)),
+            param_error,
+            placed_own,
             cc_norm: designer.accuracy().last().map_or(f64::NAN, |a| a.cc_norm),
             r_true: r_true(&designer, pool, &tests, &truth_sum, &truth_count, n, bins),
             posterior_sd: posterior_sd(&designer),
@@ -211,9 +269,12 @@ impl LoopExperiment {
         let counts = designer.counts();
         Ok(ArmRun {
             seed,
-            objective,
+            arm: arm.name.clone(),
+            objective: arm.objective,
+            random_share: arm.random_share,
             curve,
             adaptive_trials: adaptive,
+            shown,
             late: counts.late,
             fallback_trials: counts.fallback_trials,
             twin_refits: counts.twin_refits,
@@ -223,6 +284,34 @@ impl LoopExperiment {
                 .map_or_else(Vec::new, |r| r.rounds().to_vec()),
             wall_s: started.elapsed().as_secs_f64(),
         })
+    }
+}
+
+impl LoopExperiment {
+    /// The oracle's readout error: cell u's true readout sits at its column
+    /// ([`super::oracle_core::column_of`]) with stimulus weight 1. Returns (mean |weight − 1| over the cells placed there, the share
+    /// placed there); NaN for other cores and before the readouts are placed.
+    fn param_error(&self, designer: &Designer) -> (f64, f64) {
+        let Some(post) = designer.posterior().filter(|_| self.oracle) else {
+            return (f64::NAN, f64::NAN);
+        };
+        let positions = designer.positions();
+        if post.units() == 0 || positions.len() != post.units() {
+            return (f64::NAN, f64::NAN);
+        }
+        let n = post.units();
+        let own: Vec<usize> = (0..n)
+            .filter(|&u| {
+                positions[u].1.round() as i64 == super::oracle_core::column_of(u, n) as i64
+            })
+            .collect();
+        let err = own
+            .iter()
+            .map(|&u| (post.mean(u)[0] - 1.0).abs())
+            .sum::<f64>()
+            / own.len().max(1) as f64;
+        let share = own.len() as f64 / post.units() as f64;
+        (if own.is_empty() { f64::NAN } else { err }, share)
     }
 }
 

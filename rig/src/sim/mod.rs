@@ -68,6 +68,7 @@ mod field;
 mod microscope;
 mod movie;
 mod neurons;
+mod noise_free;
 mod random;
 mod receptive_field;
 mod treadmill;
@@ -85,6 +86,7 @@ mod twin_tests;
 
 pub use config::{SimConfig, SimGeometry};
 pub use eye::EyeCameraModel;
+pub use noise_free::{NoiseFreeCells, PREROLL_S as NOISE_FREE_PREROLL_S};
 pub use truth::CellTruth;
 pub use tuning::{CellParams, CellType};
 pub use twin_source::{LoadedTwin, TwinIdentity, TwinSourceConfig};

@@ -776,3 +776,55 @@ fn a_plane_frame_updates_only_that_planes_units() {
     d.decide(20, false);
     assert_eq!(d.predict(0, 0).map(|p| p.len()), Some(8));
 }
+
+/// The repeated test block only scores CC_norm: no frame with a test stimulus on screen moves
+/// any readout's posterior (mean or covariance), while the other trials' frames do.
+#[test]
+fn the_test_block_does_not_move_the_posterior() {
+    let pool = pool();
+    let truth = Truth::new(&pool, 8, 5);
+    let cfg = DesignConfig {
+        warmup_trials: 10,
+        test_every: 4,
+        ..DesignConfig::default()
+    };
+    let mut d = Designer::new(Arc::clone(&pool), cfg, 3, 1.0 / HZ);
+    let snapshot = |d: &Designer| -> Option<Vec<f64>> {
+        let post = d.posterior()?;
+        Some(
+            (0..post.units())
+                .flat_map(|u| post.mean(u).iter().chain(post.cov(u)).copied())
+                .collect(),
+        )
+    };
+    let mut frames: Vec<(u64, Option<Vec<f64>>)> = Vec::new();
+    let choices = run_watching(&mut d, &truth, 40, 9, |d, trial, _| {
+        frames.push((trial, snapshot(d)));
+    });
+    let (mut still, mut moved) = (0, 0);
+    // 90 frames per trial; frames 1..60 have its stimulus on screen (frame 0 is compared with
+    // the previous trial's last, gray, frame).
+    for (i, w) in frames.windows(2).enumerate() {
+        let ((_, Some(before)), (trial, Some(after))) = (&w[0], &w[1]) else {
+            continue;
+        };
+        let k = (i + 1) % 90;
+        if !(1..60).contains(&k) {
+            continue;
+        }
+        if choices[*trial as usize].mode == DecisionMode::Test {
+            assert_eq!(
+                before, after,
+                "trial {trial} frame {k}: the test block moved it"
+            );
+            still += 1;
+        } else if before != after {
+            moved += 1;
+        }
+    }
+    assert!(still > 100, "only {still} test-block frames checked");
+    assert!(
+        moved > 100,
+        "the other trials moved the posterior on only {moved} frames"
+    );
+}

@@ -292,7 +292,8 @@ impl Designer {
     }
 
     /// One imaging frame of plane `plane`: its activity (one value per cell of that plane) and
-    /// the behaviour covariates at it. Only that plane's units learn from it.
+    /// the behaviour covariates at it. Only that plane's units learn from it, and nothing learns
+    /// from a frame of the repeated test block (it only scores CC_norm).
     pub fn observe_plane(
         &mut self,
         plane: u8,
@@ -333,8 +334,16 @@ impl Designer {
             clean.push(v as f32);
         }
         let t_s = t.as_secs_f64() - self.cfg.response_delay_s;
-        self.accumulate_rf(p, t_s, &clean);
         self.accumulate_test(p, t_s, &clean);
+        // The repeated test block is held out: it scores CC_norm and nothing learns from it
+        // (not the receptive-field map, the readouts or the refit history), so the score is not
+        // of data the twin was fitted on.
+        let held_out = self
+            .stimulus_at(t_s)
+            .is_some_and(|(e, _, _)| self.pool.is_test(e));
+        if !held_out {
+            self.accumulate_rf(p, t_s, &clean);
+        }
         if self.planes[p].positions_known {
             let dim = self.dim();
             let range = self.planes[p].range();
@@ -356,7 +365,9 @@ impl Designer {
                     *p *= dt;
                 }
                 self.prediction_valid = true;
-                if range.len() == post.units() {
+                if held_out {
+                    // Predicted, not learnt from.
+                } else if range.len() == post.units() {
                     self.counts.values_skipped += post.observe(&xs, &clean, dt) as u64;
                     post.diffuse(dt);
                 } else {
@@ -372,6 +383,9 @@ impl Designer {
                 }
             }
             self.scratch_xs = xs;
+        }
+        if held_out {
+            return;
         }
         self.history.push_back(FrameRef {
             plane,

@@ -120,12 +120,34 @@ fn a_twin_refit_on_a_simulated_mouse_lowers_held_out_loss() {
         display_hz: 60.0,
         design: cfg.clone(),
         twin_refit,
+        oracle: false,
+        still_mouse: false,
     };
     let with = experiment(Some(setup(&cfg)))
-        .run(&pool, &display, 1, Objective::InfoGain)
+        .run(
+            &pool,
+            &display,
+            None,
+            1,
+            &crate::offline::design_bench::Arm {
+                name: "adaptive".into(),
+                objective: Objective::InfoGain,
+                random_share: cfg.random_share,
+            },
+        )
         .unwrap();
     let without = experiment(None)
-        .run(&pool, &display, 1, Objective::InfoGain)
+        .run(
+            &pool,
+            &display,
+            None,
+            1,
+            &crate::offline::design_bench::Arm {
+                name: "adaptive".into(),
+                objective: Objective::InfoGain,
+                random_share: cfg.random_share,
+            },
+        )
         .unwrap();
     eprintln!("rounds {:?}", with.twin_refit_rounds);
     let r = |run: &crate::offline::design_bench::ArmRun| {
@@ -166,10 +188,22 @@ fn a_failed_twin_refit_leaves_decisions_running() {
         gray_s: 0.5,
         frame_rate_hz: HZ,
         display_hz: 60.0,
-        design: cfg,
+        design: cfg.clone(),
         twin_refit: Some(failing),
+        oracle: false,
+        still_mouse: false,
     }
-    .run(&pool, &display, 2, Objective::InfoGain)
+    .run(
+        &pool,
+        &display,
+        None,
+        2,
+        &crate::offline::design_bench::Arm {
+            name: "adaptive".into(),
+            objective: Objective::InfoGain,
+            random_share: cfg.random_share,
+        },
+    )
     .unwrap();
     assert!(run.twin_refit_failures >= 2, "{run:?}");
     assert_eq!(run.twin_refits, 0);
