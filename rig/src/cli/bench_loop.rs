@@ -13,16 +13,15 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use crate::config::{Config, CoreKind, DEFAULT_SIM_TOML};
-use crate::offline::design_bench::{
-    Arm, ArmRun, CurvePoint, DisplayFrames, LoopExperiment, compare, median,
-};
+use crate::offline::design_bench::{Arm, ArmRun, CurvePoint, LoopExperiment, compare, median};
 use crate::offline::heldout::{HeldoutEval, check_disjoint, heldout_entries};
+use crate::offline::loop_pools::LoopPools;
 use crate::offline::loop_summary::{Summary, summarise};
 use crate::offline::oracle_core::OracleCore;
 use crate::stages::decide::build_core;
+use crate::stages::decide::design::PoolError;
 use crate::stages::decide::design::designer::{DesignConfig, Objective};
 use crate::stages::decide::design::twin_refit::TwinRefitRound;
-use crate::stages::decide::design::{CandidatePool, default_candidates, default_tests};
 use twinloop_model::frozen_core::FrozenCore;
 
 /// Held-out accuracy is tabulated at these trial counts (those past `--trials` are left out).
@@ -122,53 +121,6 @@ fn arm(a: ArmArg, objective: Objective, design: &DesignConfig) -> Arm {
     }
 }
 
-/// A mouse's pools and held-out truth: shared by every mouse for a fixed core, per mouse for the
-/// oracle.
-struct Pools {
-    pool: Arc<CandidatePool>,
-    display: Arc<DisplayFrames>,
-    heldout: Arc<CandidatePool>,
-    heldout_display: Arc<DisplayFrames>,
-}
-
-fn build_pools(
-    cfg: &Config,
-    core: impl Fn() -> Result<Box<dyn FrozenCore>>,
-    twin_hz: f64,
-) -> Result<Pools> {
-    let setup = cfg.decide_setup();
-    let candidates = default_candidates();
-    let tests = default_tests(candidates.len() as u32);
-    let pool = CandidatePool::build(
-        candidates,
-        tests,
-        setup.view,
-        core()?,
-        cfg.trials.stimulus_s,
-        twin_hz,
-    )
-    .context("building the candidate pool")?;
-    let entries = heldout_entries();
-    check_disjoint(&entries, pool.entries()).context("the held-out set")?;
-    let heldout = CandidatePool::build(
-        entries,
-        Vec::new(),
-        setup.view,
-        core()?,
-        cfg.trials.stimulus_s,
-        twin_hz,
-    )
-    .context("building the held-out set")?;
-    let display = DisplayFrames::render(&pool, cfg.trials.stimulus_s, twin_hz);
-    let heldout_display = DisplayFrames::render(&heldout, cfg.trials.stimulus_s, twin_hz);
-    Ok(Pools {
-        pool: Arc::new(pool),
-        display: Arc::new(display),
-        heldout: Arc::new(heldout),
-        heldout_display: Arc::new(heldout_display),
-    })
-}
-
 pub fn run(args: &LoopArgs) -> Result<()> {
     if args.seeds == 0 || args.trials < 20 || args.neurons == 0 || args.jobs == 0 {
         bail!("--seeds, --neurons and --jobs must be at least 1 and --trials at least 20");
@@ -231,7 +183,7 @@ pub fn run(args: &LoopArgs) -> Result<()> {
         None
     } else {
         let twin = cfg.twin.clone();
-        let pools = build_pools(&cfg, || Ok(build_core(&twin, &view, twin_hz)?), twin_hz)?;
+        let pools = LoopPools::build(&cfg, || build_core(&twin, &view, twin_hz), twin_hz)?;
         tracing::info!(
             candidates = pools.pool.candidates().len(),
             tests = pools.pool.tests().len(),
@@ -247,7 +199,7 @@ pub fn run(args: &LoopArgs) -> Result<()> {
         let pools = match &shared {
             Some(p) => p,
             None => {
-                let core = || -> Result<Box<dyn FrozenCore>> {
+                let core = || -> Result<Box<dyn FrozenCore>, PoolError> {
                     Ok(Box::new(OracleCore::new(
                         mouse.noise_free_cells(),
                         view.height,
@@ -255,7 +207,7 @@ pub fn run(args: &LoopArgs) -> Result<()> {
                         twin_hz,
                     )))
                 };
-                per_mouse = build_pools(&cfg, core, twin_hz)?;
+                per_mouse = LoopPools::build(&cfg, core, twin_hz)?;
                 &per_mouse
             }
         };

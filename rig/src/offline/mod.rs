@@ -9,10 +9,12 @@
 //! - [`sweep`]: many sessions or benchmark arms in shards, here or on Slurm, gathered.
 //! - [`design_bench`]: the closed-loop design benchmark harness (`twinloop bench loop`), with
 //!   [`heldout`] (the held-out set and its noise-free truth), [`oracle_core`] (the correctly
-//!   specified core) and [`loop_summary`] (the paired tables).
+//!   specified core), [`loop_pools`] (its stimuli through a core) and [`loop_summary`] (the
+//!   paired tables).
 pub mod design_bench;
 pub mod export;
 pub mod heldout;
+pub mod loop_pools;
 pub mod loop_summary;
 pub mod oracle_core;
 pub mod replay;

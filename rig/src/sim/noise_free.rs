@@ -12,7 +12,6 @@ use super::neurons::{BrainState, Neurons};
 use super::receptive_field::RfBank;
 use super::tuning::CellParams;
 use super::{SimConfig, SimGeometry, SimMouse, v1};
-use rand::SeedableRng;
 
 /// Gray before each clip in [`NoiseFreeCells::binned_rates`], seconds: the band-pass filters
 /// settle on the gray screen's (slightly off-zero) contrast, as after an inter-trial gray.
@@ -90,8 +89,7 @@ impl NoiseFreeCells {
         let count = frames.len() / self.view_len.max(1);
         let refs: Vec<&CellParams> = self.params.iter().collect();
         let mut neurons = Neurons::new(&refs, self.dt_s);
-        // Spikes are drawn by `step` but never read: the rates are the output.
-        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(0);
+        let mut rates = vec![0.0f32; n];
         let gray = vec![128u8; self.view_len];
         let state = BrainState::default();
         let first = (from_s.min(0.0) / self.dt_s).round() as i64;
@@ -120,8 +118,8 @@ impl NoiseFreeCells {
                 loaded = Some(index);
             }
             let gain = self.rich.as_ref().map(|_| &self.gain[..]);
-            neurons.step(&self.even, &self.odd, gain, &state, &mut rng);
-            out.extend_from_slice(&neurons.rates_hz);
+            neurons.step(&self.even, &self.odd, gain, &state, &mut rates);
+            out.extend_from_slice(&rates);
         }
         out
     }

@@ -6,10 +6,11 @@ use super::SweepError;
 use super::plan::{Job, Plan};
 use super::spec::JobKind;
 use crate::config::{Config, CoreKind, DEFAULT_SIM_TOML};
-use crate::offline::design_bench::{ArmRun, DisplayFrames, LoopExperiment};
+use crate::offline::design_bench::{Arm, ArmRun, LoopExperiment};
+use crate::offline::heldout::HeldoutEval;
+use crate::offline::loop_pools::LoopPools;
 use crate::online::session::{self, Hooks};
-use crate::stages::decide::default_pool;
-use crate::stages::decide::design::CandidatePool;
+use crate::stages::decide::build_core;
 use crate::stages::decide::design::Objective;
 use serde_json::{Map, Value};
 use std::collections::BTreeMap;
@@ -177,10 +178,10 @@ fn set_dotted(table: &mut toml::Table, key: &str, value: toml::Value) -> Result<
     Ok(())
 }
 
-/// The candidate pool and its rendered frames, built once per core within a shard.
+/// The benchmark's pools for each core, built once within a shard.
 #[derive(Default)]
 pub struct PoolCache {
-    pools: BTreeMap<String, (Arc<CandidatePool>, Arc<DisplayFrames>)>,
+    pools: BTreeMap<String, Arc<LoopPools>>,
 }
 
 impl JobSetup {
@@ -238,26 +239,31 @@ fn loop_arm(arm: &LoopArm, plan: &Plan, pools: &mut PoolCache) -> Result<JobOutp
     let mut cfg =
         Config::from_toml(DEFAULT_SIM_TOML, "(embedded sim.toml)").map_err(|e| e.to_string())?;
     cfg.twin.core = arm.core;
-    let mut design = cfg.trials.design.clone();
-    if let Some(share) = arm.random_share {
-        design.random_share = share;
-    }
-    design.validate().map_err(|e| e.to_string())?;
+    let design = cfg.trials.design.clone();
+    let random_share = arm.random_share.unwrap_or(design.random_share);
+    // Named as `bench loop` names its arms.
+    let name = match (arm.objective, random_share) {
+        (Objective::Random, _) => "random",
+        (_, 0.0) => "adaptive-share0",
+        _ => "adaptive",
+    };
+    let bench_arm = Arm {
+        name: name.into(),
+        objective: arm.objective,
+        random_share,
+    };
+    let twin_hz = cfg.imaging.frame_rate_hz;
+    let view = cfg.decide_setup().view;
     let key = format!("{:?}", arm.core);
-    let (pool, display) = match pools.pools.get(&key) {
-        Some(p) => p.clone(),
+    let shared = match pools.pools.get(&key) {
+        Some(p) => Arc::clone(p),
         None => {
-            let pool = Arc::new(
-                default_pool(&cfg.decide_setup())
-                    .map_err(|e| format!("building the candidate pool: {e}"))?,
-            );
-            let display = Arc::new(DisplayFrames::render(
-                &pool,
-                cfg.trials.stimulus_s,
-                cfg.display.refresh_hz,
-            ));
-            pools.pools.insert(key, (pool.clone(), display.clone()));
-            (pool, display)
+            let twin = cfg.twin.clone();
+            let built = LoopPools::build(&cfg, || build_core(&twin, &view, twin_hz), twin_hz)
+                .map_err(|e| e.to_string())?;
+            let built = Arc::new(built);
+            pools.pools.insert(key, Arc::clone(&built));
+            built
         }
     };
     let experiment = LoopExperiment {
@@ -265,13 +271,31 @@ fn loop_arm(arm: &LoopArm, plan: &Plan, pools: &mut PoolCache) -> Result<JobOutp
         neurons: plan.loop_.neurons,
         stimulus_s: cfg.trials.stimulus_s,
         gray_s: cfg.trials.gray_s,
-        frame_rate_hz: cfg.imaging.frame_rate_hz,
-        display_hz: cfg.display.refresh_hz,
+        frame_rate_hz: twin_hz,
+        // As `bench loop`: clips shown at the twin rate, exactly what the mouse sees.
+        display_hz: twin_hz,
         design,
         twin_refit: None,
+        oracle: false,
+        still_mouse: false,
     };
+    let mouse = experiment
+        .mouse(view, arm.seed)
+        .map_err(|e| e.to_string())?;
+    let heldout = HeldoutEval::new(
+        Arc::clone(&shared.heldout),
+        &shared.heldout_display,
+        &mut mouse.noise_free_cells(),
+    )
+    .map_err(|e| e.to_string())?;
     let run = experiment
-        .run(&pool, &display, arm.seed, arm.objective)
+        .run(
+            &shared.pool,
+            &shared.display,
+            Some(&heldout),
+            arm.seed,
+            &bench_arm,
+        )
         .map_err(|e| e.to_string())?;
     Ok(JobOutput {
         metrics: arm_metrics(&run),
@@ -285,10 +309,15 @@ fn loop_arm(arm: &LoopArm, plan: &Plan, pools: &mut PoolCache) -> Result<JobOutp
 fn arm_metrics(run: &ArmRun) -> Map<String, Value> {
     let mut m = Map::new();
     if let Some(last) = run.curve.last() {
+        m.insert("final_heldout_r".into(), finite(last.heldout_r));
         m.insert("final_cc_norm".into(), finite(last.cc_norm));
         m.insert("final_r_true".into(), finite(last.r_true));
         m.insert("final_posterior_sd".into(), finite(last.posterior_sd));
     }
+    m.insert(
+        "auc_heldout_r".into(),
+        finite(curve_mean(run, |p| p.heldout_r)),
+    );
     m.insert("auc_r_true".into(), finite(curve_mean(run, |p| p.r_true)));
     m.insert("adaptive_trials".into(), run.adaptive_trials.into());
     m.insert("late".into(), run.late.into());
