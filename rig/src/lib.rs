@@ -8,14 +8,16 @@
 //! - [`config`]: the session's config, one section per component.
 //! - [`online`]: the live daemon's threads, sockets and session wiring.
 //! - [`offline`]: replay, report, export and everything else that reads a recorded session.
+//! - [`sweep`]: many sessions or benchmark arms in shards, here or on Slurm: runs `online`
+//!   sessions and `offline` benchmark arms, so it sits above both.
 //! - [`cli`]: one file per command.
 //!
 //! # The dependency rule
 //! A module imports only from layers below it:
 //!
 //! ```text
-//! vocab ← backbone ← stages ← config ← online
-//! vocab ← sim ──────────────┘        ← offline
+//! vocab ← backbone ← stages ← config ← online  ← sweep
+//! vocab ← sim ──────────────┘        ← offline ┘
 //! ```
 //!
 //! `online` and `offline` never import each other; `cli` may import anything. Test modules are
@@ -28,4 +30,5 @@ pub mod offline;
 pub mod online;
 pub mod sim;
 pub mod stages;
+pub mod sweep;
 pub mod vocab;

@@ -25,7 +25,7 @@ fn every_shipped_config_loads() {
 /// Every shipped sweep file plans: its grid expands and every job's config validates.
 #[test]
 fn every_shipped_sweep_plans() {
-    use twinloop_rig::offline::sweep::{Plan, SweepSpec};
+    use twinloop_rig::sweep::{Plan, SweepSpec};
     let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../configs/sweeps");
     let mut planned = 0;
     for entry in std::fs::read_dir(dir).expect("configs/sweeps/") {

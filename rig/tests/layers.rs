@@ -15,6 +15,9 @@ fn allowed(layer: &str) -> Option<&'static [&'static str]> {
         "config" => &["vocab", "backbone", "stages", "sim"],
         "online" => &["vocab", "backbone", "stages", "sim", "config"],
         "offline" => &["vocab", "backbone", "stages", "sim", "config"],
+        "sweep" => &[
+            "vocab", "backbone", "stages", "sim", "config", "online", "offline",
+        ],
         "cli" => return None,
         other => panic!("rig/src/{other}: a top-level module the rule does not place; add it"),
     })

@@ -4,8 +4,8 @@
 
 use std::fs;
 use std::path::{Path, PathBuf};
-use twinloop_rig::offline::sweep::shard::{self, Outcome, ShardState};
-use twinloop_rig::offline::sweep::{Plan, SweepError, SweepSpec, gather};
+use twinloop_rig::sweep::shard::{self, Outcome, ShardState};
+use twinloop_rig::sweep::{Plan, SweepError, SweepSpec, gather};
 
 fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
     let p = dir.join(name);

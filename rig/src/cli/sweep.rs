@@ -1,5 +1,5 @@
 //! `twinloop sweep plan|run|gather|submit`: many sessions from one sweep file, in shards, on
-//! this machine or on Slurm (rig/src/offline/sweep/ has the layout and guarantees).
+//! this machine or on Slurm (rig/src/sweep/ has the layout and guarantees).
 //!
 //! ```text
 //! twinloop sweep plan configs/sweeps/bench-loop.toml --out sweeps/loop
@@ -8,7 +8,7 @@
 //! twinloop sweep submit sweeps/loop --slurm       # job array + dependent gather job
 //! ```
 
-use crate::offline::sweep::{self, Plan, SweepSpec, shard, slurm};
+use crate::sweep::{self, Plan, SweepSpec, shard, slurm};
 use anyhow::{Context, Result, bail};
 use clap::{Args, Subcommand};
 use std::path::PathBuf;

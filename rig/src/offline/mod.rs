@@ -6,7 +6,6 @@
 //! - [`twin_data`]: a session as a twin-fitting recording.
 //! - [`scanimage`]: ScanImage TIFF reading for `twinloop process`.
 //! - [`suite2p`]: `twinloop process`'s results as suite2p's plane folders.
-//! - [`sweep`]: many sessions or benchmark arms in shards, here or on Slurm, gathered.
 //! - [`design_bench`]: the closed-loop design benchmark harness (`twinloop bench loop`), with
 //!   [`heldout`] (the held-out set and its noise-free truth), [`oracle_core`] (the correctly
 //!   specified core), [`loop_pools`] (its stimuli through a core) and [`loop_summary`] (the
@@ -21,5 +20,4 @@ pub mod replay;
 pub mod report;
 pub mod scanimage;
 pub mod suite2p;
-pub mod sweep;
 pub mod twin_data;
