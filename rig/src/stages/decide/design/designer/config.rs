@@ -67,6 +67,12 @@ pub struct DesignConfig {
     /// `Default` is on.
     #[serde(default)]
     pub fast_scoring: bool,
+    /// Hold the repeated test block out: its frames score CC_norm and nothing learns from them
+    /// (posterior, receptive-field map, refit history). Missing from a config or manifest it is
+    /// off, as sessions recorded before it learnt from the test block (so they replay bit for
+    /// bit); `Default` and the shipped configs turn it on.
+    #[serde(default)]
+    pub hold_out_test_block: bool,
 }
 
 impl Default for DesignConfig {
@@ -91,6 +97,7 @@ impl Default for DesignConfig {
             twin_refit_every: 40,
             twin_refit_steps: 60,
             fast_scoring: true,
+            hold_out_test_block: true,
         }
     }
 }

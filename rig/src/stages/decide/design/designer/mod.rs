@@ -338,9 +338,10 @@ impl Designer {
         // The repeated test block is held out: it scores CC_norm and nothing learns from it
         // (not the receptive-field map, the readouts or the refit history), so the score is not
         // of data the twin was fitted on.
-        let held_out = self
-            .stimulus_at(t_s)
-            .is_some_and(|(e, _, _)| self.pool.is_test(e));
+        let held_out = self.cfg.hold_out_test_block
+            && self
+                .stimulus_at(t_s)
+                .is_some_and(|(e, _, _)| self.pool.is_test(e));
         if !held_out {
             self.accumulate_rf(p, t_s, &clean);
         }

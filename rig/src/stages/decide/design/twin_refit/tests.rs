@@ -104,8 +104,10 @@ fn fitted_positions_map_onto_the_pools_grid() {
 }
 
 /// On a simulated mouse (not the twin's model), paired by seed with the readouts-only loop:
-/// each refit lowers the fit's held-out Poisson loss and the twin's prediction of the
-/// simulator's true rates on the test block is no worse.
+/// each refit lowers the fit's held-out Poisson loss. Whether the twin then predicts the
+/// simulator's true rates on the test block better is not asserted: with the test block held
+/// out (`hold_out_test_block`) this seed's refits lower that correlation (0.286 against 0.312
+/// readouts-only); the earlier "no worse" held only while the twin trained on the test block.
 #[test]
 fn a_twin_refit_on_a_simulated_mouse_lowers_held_out_loss() {
     let pool = pool();
@@ -165,12 +167,7 @@ fn a_twin_refit_on_a_simulated_mouse_lowers_held_out_loss() {
             "held-out loss {round:?}"
         );
     }
-    assert!(
-        r(&with) >= r(&without) - 0.02,
-        "{} vs {}",
-        r(&with),
-        r(&without)
-    );
+    assert!(r(&with).is_finite() && r(&without).is_finite());
     assert!(with.adaptive_trials > 0);
 }
 
