@@ -251,29 +251,8 @@ mod tests {
     use crate::stages::decide::design::{
         CandidatePool, DesignConfig, Objective, default_candidates, default_tests,
     };
-    use twinloop_stimulus::ViewGeometry;
-
-    const HZ: f64 = 30.0;
-
-    fn view() -> ViewGeometry {
-        ViewGeometry {
-            width: 64,
-            height: 36,
-            azimuth_deg: (-60.0, 60.0),
-            elevation_deg: (-35.0, 35.0),
-        }
-    }
-
-    fn energy() -> Box<dyn twinloop_model::frozen_core::FrozenCore> {
-        Box::new(
-            twinloop_model::energy_core::EnergyCore::new(crate::stages::decide::core_config(
-                &view(),
-                HZ,
-                (6, 10),
-            ))
-            .expect("energy core"),
-        )
-    }
+    // The design tests' view and energy bank: the pools here are built as theirs are.
+    use crate::stages::decide::design::tests::{HZ, energy, view};
 
     #[test]
     fn the_heldout_set_is_large_varied_and_not_in_the_pool() {

@@ -20,7 +20,7 @@ mod receptive_field;
 pub mod twin_refit;
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;
 
 pub use designer::{
     AccuracyPoint, Alternative, DecisionMode, DesignChoice, DesignConfig, Designer, Objective,

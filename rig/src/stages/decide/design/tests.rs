@@ -9,10 +9,10 @@ use rand_chacha::ChaCha8Rng;
 use rand_distr::{Distribution, Poisson};
 use twinloop_stimulus::{LibraryEntry, ViewGeometry};
 
-pub(super) const HZ: f64 = 30.0;
+pub(crate) const HZ: f64 = 30.0;
 
 /// The twin's 64x36 view over the display (the tests' pools are built on it).
-pub(super) fn view() -> ViewGeometry {
+pub(crate) fn view() -> ViewGeometry {
     ViewGeometry {
         width: 64,
         height: 36,
@@ -22,7 +22,7 @@ pub(super) fn view() -> ViewGeometry {
 }
 
 /// The energy bank on the view, as sessions run it.
-fn energy() -> Box<dyn twinloop_model::frozen_core::FrozenCore> {
+pub(crate) fn energy() -> Box<dyn twinloop_model::frozen_core::FrozenCore> {
     Box::new(
         twinloop_model::energy_core::EnergyCore::new(crate::stages::decide::core_config(
             &view(),
