@@ -144,7 +144,9 @@ impl FrozenCore for EnergyCore {
 /// Mean gray (the inter-trial screen).
 const MEAN_GRAY: u8 = 128;
 
-fn check_clips(
+/// Checks a [`FrozenCore::clips`] call's buffers: `n` clips of `per_clip_in` pixels in, of
+/// `per_clip_out` values out; a mismatch names the argument and the layout expected.
+pub fn check_clips(
     frames: &[u8],
     out: &[f32],
     n: usize,

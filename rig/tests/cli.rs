@@ -81,6 +81,15 @@ fn calibrate_gamma_writes_what_the_display_reads() {
     };
     let readings = tmp.path().join("readings.csv");
     let out = tmp.path().join("gamma.toml");
+    let calibrate = || {
+        twinloop()
+            .args(["calibrate", "gamma"])
+            .arg(&readings)
+            .arg("--out")
+            .arg(&out)
+            .output()
+            .unwrap()
+    };
     for (name, monitor) in [
         ("power law", &power as &dyn Fn(f64) -> f64),
         ("sRGB", &srgb),
@@ -91,13 +100,7 @@ fn calibrate_gamma_writes_what_the_display_reads() {
             csv += &format!("{v},{}\n", monitor(v as f64) * noise);
         }
         std::fs::write(&readings, csv).unwrap();
-        let run = twinloop()
-            .args(["calibrate", "gamma"])
-            .arg(&readings)
-            .arg("--out")
-            .arg(&out)
-            .output()
-            .unwrap();
+        let run = calibrate();
         assert!(
             run.status.success(),
             "{name}: {}",
@@ -121,13 +124,7 @@ fn calibrate_gamma_writes_what_the_display_reads() {
 
     // Readings that are not a monitor's are refused, naming the line.
     std::fs::write(&readings, "0,1.0\n128,abc\n").unwrap();
-    let run = twinloop()
-        .args(["calibrate", "gamma"])
-        .arg(&readings)
-        .arg("--out")
-        .arg(&out)
-        .output()
-        .unwrap();
+    let run = calibrate();
     assert!(!run.status.success());
     let err = String::from_utf8_lossy(&run.stderr);
     assert!(err.contains("line 2") && err.contains("abc"), "{err}");

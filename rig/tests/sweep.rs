@@ -256,22 +256,18 @@ protocols = ["sim.toml"]
         .stderr(std::process::Stdio::null())
         .spawn()
         .unwrap();
-    // Kill once the session has logged a good part of a second's records; the bound keeps a
-    // session that never starts from hanging the test.
+    // Kill once the session has logged a good part of a second's records. A session that never
+    // logs that much ends on its own (600 s of rig time, run as fast as it goes), and the shard
+    // ending first fails the test: no clock bound is needed.
     let jobs = root.join("shards/0000.partial/jobs/00000");
     let log = || -> Option<PathBuf> {
         let session = fs::read_dir(&jobs).ok()?.flatten().next()?.path();
         Some(session.join("records.log"))
     };
-    let started = std::time::Instant::now();
     while log()
         .and_then(|l| fs::metadata(l).ok())
         .is_none_or(|m| m.len() < 200_000)
     {
-        assert!(
-            started.elapsed() < std::time::Duration::from_secs(300),
-            "the session never logged 200 kB"
-        );
         assert!(
             child.try_wait().unwrap().is_none(),
             "the shard ended before the kill"

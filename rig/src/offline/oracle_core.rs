@@ -15,7 +15,7 @@
 //! sees what the mouse sees when the experiment shows the clips at the twin rate too.
 
 use crate::sim::NoiseFreeCells;
-use twinloop_model::frozen_core::{FrozenCore, FrozenCoreError};
+use twinloop_model::frozen_core::{FrozenCore, FrozenCoreError, check_clips};
 
 /// Rates below this (Hz) read as it before the log: a silent cell's feature stays finite.
 const MIN_RATE_HZ: f32 = 1e-3;
@@ -112,19 +112,7 @@ impl FrozenCore for OracleCore {
     ) -> Result<(), FrozenCoreError> {
         let px = self.input.0 * self.input.1;
         let per_out = t * self.cells.cells();
-        for (arg, got, expected, layout) in [
-            ("frames", frames.len(), n * t * px, "n x t x height x width"),
-            ("out", out.len(), n * per_out, "n x t x positions x 1"),
-        ] {
-            if got != expected {
-                return Err(FrozenCoreError::Length {
-                    arg,
-                    got,
-                    expected,
-                    layout,
-                });
-            }
-        }
+        check_clips(frames, out, n, t * px, per_out)?;
         for (clip, o) in frames
             .chunks_exact(t * px)
             .zip(out.chunks_exact_mut(per_out))

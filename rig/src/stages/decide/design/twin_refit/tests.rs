@@ -125,31 +125,16 @@ fn a_twin_refit_on_a_simulated_mouse_lowers_held_out_loss() {
         oracle: false,
         still_mouse: false,
     };
+    let arm = crate::offline::design_bench::Arm {
+        name: "adaptive".into(),
+        objective: Objective::InfoGain,
+        random_share: cfg.random_share,
+    };
     let with = experiment(Some(setup(&cfg)))
-        .run(
-            &pool,
-            &display,
-            None,
-            1,
-            &crate::offline::design_bench::Arm {
-                name: "adaptive".into(),
-                objective: Objective::InfoGain,
-                random_share: cfg.random_share,
-            },
-        )
+        .run(&pool, &display, None, 1, &arm)
         .unwrap();
     let without = experiment(None)
-        .run(
-            &pool,
-            &display,
-            None,
-            1,
-            &crate::offline::design_bench::Arm {
-                name: "adaptive".into(),
-                objective: Objective::InfoGain,
-                random_share: cfg.random_share,
-            },
-        )
+        .run(&pool, &display, None, 1, &arm)
         .unwrap();
     eprintln!("rounds {:?}", with.twin_refit_rounds);
     let r = |run: &crate::offline::design_bench::ArmRun| {
