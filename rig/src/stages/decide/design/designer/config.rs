@@ -73,6 +73,14 @@ pub struct DesignConfig {
     /// bit); `Default` and the shipped configs turn it on.
     #[serde(default)]
     pub hold_out_test_block: bool,
+    /// Units whose CC_max on the test block is below this are left out of the held-out mean:
+    /// CC_norm divides by CC_max, and a few noisy repeats can put CC_max just above zero (one
+    /// unit then reached a CC_norm of 410,361 and set a best no later evaluation could beat, so
+    /// the rule fell back to random trials). At 0.2 a unit's CC_norm is bounded by 5 · CC_abs.
+    /// Missing from a config or manifest it is 0 (no floor: what sessions recorded before it
+    /// computed, so they replay bit for bit); `Default` and the shipped configs use 0.2.
+    #[serde(default)]
+    pub min_cc_max: f64,
 }
 
 impl Default for DesignConfig {
@@ -98,6 +106,7 @@ impl Default for DesignConfig {
             twin_refit_steps: 60,
             fast_scoring: true,
             hold_out_test_block: true,
+            min_cc_max: 0.2,
         }
     }
 }
@@ -113,6 +122,13 @@ impl DesignConfig {
                 "random_share",
                 self.random_share.to_string(),
                 "must be in [0, 1]",
+            );
+        }
+        if !(0.0..1.0).contains(&self.min_cc_max) {
+            return bad(
+                "min_cc_max",
+                self.min_cc_max.to_string(),
+                "must be in [0, 1) (0: every unit with a defined CC_max counts)",
             );
         }
         if !(self.kind_cap > 0.0 && self.kind_cap <= 1.0) {

@@ -49,7 +49,8 @@ impl Designer {
     }
 
     /// Held-out accuracy on the completed test presentations (each unit's CC_norm over test
-    /// stimuli x response bins, averaged over units where CC_max is defined).
+    /// stimuli x response bins, averaged over units whose CC_max is defined and at least
+    /// `min_cc_max`).
     pub(super) fn evaluate(&mut self) {
         let Some(post) = self.posterior.as_ref() else {
             return;
@@ -103,9 +104,7 @@ impl Designer {
                 }
             }
             let refs: Vec<&[f64]> = trials.iter().map(|t| t.as_slice()).collect();
-            if let Ok(cc) = metrics::cc_norm(&refs, &prediction)
-                && cc.is_finite()
-            {
+            if let Some(cc) = unit_cc_norm(&refs, &prediction, self.cfg.min_cc_max) {
                 unit_cc[u] = cc;
                 total += cc;
                 counted += 1;
@@ -156,9 +155,56 @@ impl Designer {
     }
 }
 
+/// One unit's CC_norm = CC_abs / CC_max, or `None` where it is undefined, not finite, or the
+/// unit is too noisy to score (CC_max under `min_cc_max`): left out rather than divided by a
+/// number near zero. With `min_cc_max = 0` this is `metrics::cc_norm` exactly.
+fn unit_cc_norm(trials: &[&[f64]], prediction: &[f64], min_cc_max: f64) -> Option<f64> {
+    let max = metrics::cc_max(trials).ok().filter(|&m| m >= min_cc_max)?;
+    let cc = metrics::cc_abs(trials, prediction).ok()? / max;
+    cc.is_finite().then_some(cc)
+}
+
 /// Frames `[start, end)` of response bin `bin` of a clip of `frames` frames.
 pub(super) fn bin_frames(bin: usize, frames: usize) -> (usize, usize) {
     let start = bin * frames / TEST_BINS;
     let end = ((bin + 1) * frames / TEST_BINS).max(start + 1).min(frames);
     (start.min(end - 1), end)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_unit_with_cc_max_near_zero_is_left_out_not_divided_by() {
+        let prediction = [0.0, 1.0, 0.0, 1.0, 0.0, 1.0];
+        // Reliable: two repeats of the same modulated response.
+        let a = [0.1, 0.9, 0.2, 1.1, 0.0, 1.0];
+        let b = [0.0, 1.0, 0.1, 0.9, 0.1, 1.1];
+        // Barely reliable: mostly noise, CC_max 0.065 (numpy: CC_abs 0.75, CC_norm 11.5).
+        let c = [-0.6, -0.8, 0.7, 1.4, 0.2, 0.7];
+        let d = [-0.2, 0.4, -1.1, 0.4, -1.0, 0.5];
+        let reliable: [&[f64]; 2] = [&a, &b];
+        let noisy: [&[f64]; 2] = [&c, &d];
+        let noisy_max = metrics::cc_max(&noisy).unwrap();
+        assert!(
+            noisy_max > 0.0 && noisy_max < 0.2,
+            "precondition: CC_max {noisy_max}"
+        );
+
+        // No floor: exactly the model crate's CC_norm, blow-up included.
+        let exact = metrics::cc_norm(&reliable, &prediction).unwrap();
+        assert_eq!(unit_cc_norm(&reliable, &prediction, 0.0), Some(exact));
+        let blown = unit_cc_norm(&noisy, &prediction, 0.0).unwrap();
+        assert_eq!(blown, metrics::cc_norm(&noisy, &prediction).unwrap());
+        assert!(
+            (blown - 11.5).abs() < 1e-9,
+            "the unfloored noisy unit's CC_norm {blown}"
+        );
+        // The floor keeps the reliable unit and leaves the noisy one out.
+        assert_eq!(unit_cc_norm(&reliable, &prediction, 0.2), Some(exact));
+        assert_eq!(unit_cc_norm(&noisy, &prediction, 0.2), None);
+        // Undefined stays undefined: a flat prediction has no correlation.
+        assert_eq!(unit_cc_norm(&reliable, &[0.5; 6], 0.0), None);
+    }
 }
