@@ -119,11 +119,6 @@ pub fn hold_every_frame(cfg: &mut Config, frames: u64) {
     cfg.rings.frame_pool = cfg.rings.stage_ring + cfg.rings.recorder_ring + 4;
 }
 
-/// Whether GPU tests must run (CI) rather than skip.
-pub fn gpu_tests_required() -> bool {
-    skip::required("TWINLOOP_REQUIRE_GPU_TESTS")
-}
-
 /// What a session on a live display must have recorded: every flip in order on the rig clock,
 /// each trial's onset on an onset flip, the selector told of the onsets, and counts that agree
 /// with the summary.
