@@ -126,7 +126,8 @@ pub fn parse_trace_csv(text: &str, path: &str) -> Result<Trace, LatencyError> {
     }
     for w in pairs.windows(2) {
         let step = w[1].1 - w[0].1;
-        if !((step - dt).abs() <= MAX_INTERVAL_DEVIATION * dt) {
+        let off = (step - dt).abs();
+        if off.is_nan() || off > MAX_INTERVAL_DEVIATION * dt {
             return Err(err(format!(
                 "line {}: {step} s after the previous sample, the mean interval is {dt} s: the \
                  trace must be sampled uniformly (one DAQ channel at a fixed rate)",

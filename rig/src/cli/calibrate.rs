@@ -246,7 +246,7 @@ fn latency_cmd(
         ms: applied_ms + report.median_ms,
         jitter_ms: report.jitter_ms,
     };
-    if !(total.ms >= 0.0) {
+    if total.ms.is_nan() || total.ms < 0.0 {
         bail!(
             "the light came {:.3} ms before the flips' times (they already carried {applied_ms} \
              ms): the trace's times are not on the rig clock",
