@@ -11,7 +11,8 @@ function report = fake_scanimage(recording, varargin)
 %     shape.txt   "height width channels"
 %   varargin: passed to twinloop_si on acqModeStart (ingest, publish, channels, ...).
 %
-% Prints one JSON line (the bridge's report) and returns it.
+% Prints one JSON line (the bridge's report, with the frameAcquired callback's median and 95th
+% percentile time, ms) and returns it.
 shape = dlmread(fullfile(recording, 'shape.txt'));
 [height, width, channels] = deal(shape(1), shape(2), shape(3));
 f = fopen(fullfile(recording, 'index.bin'), 'r', 'ieee-le');
@@ -24,6 +25,7 @@ hSI = struct();
 hSI.hDisplay = struct('stripeDataBuffer', {cell(1, 3)}, 'stripeDataBufferPointer', 1);
 src = struct('hSI', hSI);
 twinloop_si(src, struct('EventName', 'acqModeStart'), varargin{:});
+callback_s = zeros(1, size(index, 2));
 for k = 1:size(index, 2)
     imageData = cell(1, channels);
     for c = 1:channels
@@ -38,7 +40,9 @@ for k = 1:size(index, 2)
     p = mod(k, numel(src.hSI.hDisplay.stripeDataBuffer)) + 1;  % ScanImage's display ring
     src.hSI.hDisplay.stripeDataBuffer{p} = stripe;
     src.hSI.hDisplay.stripeDataBufferPointer = p;
+    started = tic();
     twinloop_si(src, struct('EventName', 'frameAcquired'));
+    callback_s(k) = toc(started);  % what ScanImage would wait for, per frame
     if k == 2
         % A second event for the frame already sent: the bridge must not send it twice.
         twinloop_si(src, struct('EventName', 'frameAcquired'));
@@ -48,8 +52,11 @@ fclose(f);
 twinloop_si(src, struct('EventName', 'acqDone'));
 twinloop_si(src, struct('EventName', 'acqModeDone'));
 st = twinloop_si('report');
+sorted_ms = sort(callback_s) * 1e3;
 report = struct('sent', st.sent, 'dropped', st.dropped, 'acked', st.acked, ...
                 'stale_acks', st.stale_acks, 'epoch', sprintf('%d', st.epoch), ...
-                'ended_by', st.ended_by, 'final', st.final);
+                'ended_by', st.ended_by, 'final', st.final, ...
+                'callback_ms_median', sorted_ms(ceil(end / 2)), ...
+                'callback_ms_p95', sorted_ms(ceil(0.95 * end)));
 disp(jsonencode(report));
 end
