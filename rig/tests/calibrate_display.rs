@@ -259,3 +259,23 @@ fn calibrate_latency_recovers_a_known_latency_from_a_photodiode() {
         "{err}"
     );
 }
+
+/// `[display.latency]` outside what a display can be is refused, naming the field.
+#[test]
+fn an_impossible_display_latency_is_refused_by_name() {
+    for (ms, field) in [
+        ("-3.0", "display.latency.ms"),
+        ("5000.0", "display.latency.ms"),
+    ] {
+        let text = format!("{DEFAULT_SIM_TOML}\n[display.latency]\nms = {ms}\n");
+        let e = Config::from_toml(&text, "sim + latency")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains(field), "{ms}: {e}");
+    }
+    let text = format!("{DEFAULT_SIM_TOML}\n[display.latency]\nms = 20.0\njitter = 1.0\n");
+    let e = Config::from_toml(&text, "sim + latency")
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("jitter"), "a misspelt field is named: {e}");
+}
