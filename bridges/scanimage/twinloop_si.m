@@ -5,8 +5,7 @@ function report = twinloop_si(src, evt, varargin)
 %   frameAcquired, acqModeDone and acqAbort, with the same Arguments on acqModeStart (the only
 %   event that reads them), e.g.
 %
-%     {'ingest', 'tcp://10.0.0.2:5555', 'publish', 'tcp://10.0.0.2:5556', ...
-%      'jar', 'C:\twinloop\jeromq-0.6.0.jar', 'channels', 1, 'planes', 1}
+%     {'ingest', 'tcp://10.0.0.2:5555', 'publish', 'tcp://10.0.0.2:5556', 'channels', 1}
 %
 %   acqModeStart    connects to the daemon (SUB first, waits for its heartbeat, then PUSH) and
 %                   sends `hello` with a fresh epoch (docs/protocol.md section 2).
@@ -21,8 +20,9 @@ function report = twinloop_si(src, evt, varargin)
 %
 %   Options (name, value) on acqModeStart:
 %     ingest, publish     the daemon's endpoints (source.ingest, source.publish); required
-%     jar                 the JeroMQ jar; default $TWINLOOP_JEROMQ_JAR, then
-%                         /usr/share/java/jeromq.jar (Debian's libjeromq-java)
+%     jar                 the JeroMQ jar, when it is not on the Java class path already (in
+%                         MATLAB list it in javaclasspath.txt instead); default
+%                         $TWINLOOP_JEROMQ_JAR, then /usr/share/java/jeromq.jar (Debian)
 %     channels            ScanImage channel numbers to send, in wire channel order (default 1:
 %                         the first; wire channel i-1 for the i-th; must be < imaging.channels)
 %     planes              slices per volume (default 1): frame n is plane mod(n-1, planes)

@@ -237,3 +237,51 @@ fn scanimage_bridge_under_octave_delivers_every_frame_exactly() {
         );
     }
 }
+
+/// What a lab gets wrong first, each refused with one error naming the fix: a misspelt option,
+/// no daemon at the endpoint, a JeroMQ jar that is not there.
+#[test]
+fn scanimage_bridge_errors_name_the_fix() {
+    if let Some(why) = octave_missing() {
+        skip_or_fail(
+            "scanimage_bridge_errors_name_the_fix",
+            REQUIRE,
+            &why,
+            INSTALL,
+        );
+        return;
+    }
+    let bridge = repo_root().join("bridges/scanimage");
+    let start = |options: &str, jar: &str| {
+        let eval = format!(
+            "addpath({}); twinloop_si(struct(), struct('EventName', 'acqModeStart'), {options});",
+            quoted(&bridge.to_string_lossy())
+        );
+        let out = Command::new("octave")
+            .args(octave_args())
+            .args(["--eval", &eval])
+            .env("TWINLOOP_JEROMQ_JAR", jar)
+            .output()
+            .expect("run octave");
+        assert!(!out.status.success(), "{options}: accepted");
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    };
+    let jar = jeromq_jar().to_string_lossy().into_owned();
+    // Nothing listens on port 1 (tcpmux, unused on a rig or a CI machine).
+    let endpoints = "'ingest', 'tcp://127.0.0.1:1', 'publish', 'tcp://127.0.0.1:1'";
+    let e = start(&format!("{endpoints}, 'publsh', 'x'"), &jar);
+    assert!(
+        e.contains("unknown option 'publsh'") && e.contains("publish"),
+        "{e}"
+    );
+    let e = start(&format!("{endpoints}, 'connect_timeout_s', 0.5"), &jar);
+    assert!(
+        e.contains("no heartbeat") && e.contains("source.publish"),
+        "{e}"
+    );
+    let e = start(endpoints, "/nonexistent/jeromq.jar");
+    assert!(
+        e.contains("/nonexistent/jeromq.jar") && e.contains("javaclasspath.txt"),
+        "{e}"
+    );
+}
