@@ -9,6 +9,7 @@
 //! Without an adapter these tests print a notice and pass, unless
 //! `TWINLOOP_REQUIRE_GPU_TESTS=1` (as CI sets it), when they fail saying why.
 
+use std::io::Write;
 use std::path::PathBuf;
 use twinloop_stimulus::content::{FrameContent, Prepared, clip};
 use twinloop_stimulus::cpu;
@@ -30,7 +31,17 @@ fn gpu(w: usize, h: usize) -> Option<GpuRenderer> {
                      libegl-mesa0 libgl1-mesa-dri; VK_ICD_FILENAMES=/usr/share/vulkan/icd.d/lvp_icd.x86_64.json)"
                 );
             }
-            eprintln!("NOTICE: skipping GPU test, no adapter: {e}");
+            // Straight to stderr: the harness captures `eprintln!` of a passing test, and a
+            // skip must show in `cargo test`'s output.
+            let test = std::thread::current()
+                .name()
+                .unwrap_or("a GPU test")
+                .to_owned();
+            let _ = writeln!(
+                std::io::stderr(),
+                "SKIPPED {test}: no GPU adapter ({e}; apt-get install mesa-vulkan-drivers for \
+                 lavapipe; set TWINLOOP_REQUIRE_GPU_TESTS=1 to fail instead)"
+            );
             None
         }
     }

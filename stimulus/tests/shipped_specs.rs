@@ -49,3 +49,33 @@ fn the_shipped_trial_list_covers_every_kind_and_renders() {
         s.frames
     );
 }
+
+/// `configs/stimuli/natural_movie.toml` plays the shipped clip (made by
+/// `scripts/make_movie_clip.py`), once and looped, on the CPU reference: the clip loads and
+/// validates as a `movie`, and every frame of the trials renders.
+#[test]
+fn the_shipped_natural_movie_renders() {
+    let root = concat!(env!("CARGO_MANIFEST_DIR"), "/..");
+    let path = format!("{root}/configs/stimuli/natural_movie.toml");
+    let text = std::fs::read_to_string(&path).expect("configs/stimuli/natural_movie.toml");
+    let mut file = RenderFile::parse(&text).unwrap_or_else(|e| panic!("{path}: {e}"));
+    // The movie's path is relative to the working directory, the repository root (the file's
+    // header says so); no other test here depends on the working directory.
+    std::env::set_current_dir(root).expect("the repository root");
+    file.gpu = false;
+    file.fps = 10.0;
+    if let Some(m) = file.monitor.as_mut() {
+        (m.width_px, m.height_px) = (96, 54);
+    }
+    file.twin.width = 32;
+    file.twin.height = 18;
+    let out = std::env::temp_dir().join(format!("twinloop-movie-{}", std::process::id()));
+    let s = render_to_dir(&file, &out).unwrap_or_else(|e| panic!("{path}: {e}"));
+    let _ = std::fs::remove_dir_all(&out);
+    // 3 s + 6 s of movie and three 0.5 s grays at 10 frames/s, give or take a frame per trial.
+    assert!(
+        (s.frames as f64 - 105.0).abs() <= 3.0,
+        "{} frames",
+        s.frames
+    );
+}

@@ -2,9 +2,10 @@
 
 pub mod alloc_count;
 pub mod python;
+pub mod skip;
 
 use std::path::{Path, PathBuf};
-use twinloop_rig::config::Config;
+use twinloop_rig::config::{Config, DisplayBackend, Extraction};
 use twinloop_rig::online::session::{self, Hooks, SessionSummary};
 
 /// The embedded default, shortened and sped up for a test, writing under `out_dir`.
@@ -87,9 +88,35 @@ pub fn live_display_config(
     cfg
 }
 
-/// Whether GPU tests must run (CI) rather than skip.
-pub fn gpu_tests_required() -> bool {
-    std::env::var("TWINLOOP_REQUIRE_GPU_TESTS").as_deref() == Ok("1")
+/// The shipped bridge config (`rig/tests/protocol_doc.rs` checks it loads with every stream on
+/// the rig clock), made small and fast for a test: free ports, its own directory, no browser
+/// view, no window (the simulated display), the grid extraction (16-pixel blocks) whose
+/// activity a peer can check, no waiting on wall time.
+pub fn bridge_test_config(out_dir: &Path, width: u32, height: u32) -> Config {
+    let path = python::repo_root().join("configs/bridge.toml");
+    let mut cfg = Config::load(&path).expect("configs/bridge.toml loads");
+    cfg.source.ingest = "tcp://127.0.0.1:0".into();
+    cfg.source.publish = "tcp://127.0.0.1:0".into();
+    // Also the time the peer has to start (the timer runs before the first message); the
+    // peer's `end` ends the session, not this.
+    cfg.source.idle_timeout_s = 15.0;
+    cfg.imaging.width = width;
+    cfg.imaging.height = height;
+    cfg.imaging.extraction = Extraction::Grid;
+    cfg.imaging.grid_block_px = 16;
+    cfg.session.out_dir = out_dir.to_path_buf();
+    cfg.session.progress = false;
+    cfg.session.realtime = false;
+    cfg.dashboard.enabled = false;
+    cfg.display.backend = DisplayBackend::Sim;
+    cfg
+}
+
+/// A stage ring (and frame pool) that holds `frames` frames: a slow imaging stage skips none,
+/// however loaded the machine.
+pub fn hold_every_frame(cfg: &mut Config, frames: u64) {
+    cfg.rings.stage_ring = frames as usize + 8;
+    cfg.rings.frame_pool = cfg.rings.stage_ring + cfg.rings.recorder_ring + 4;
 }
 
 /// What a session on a live display must have recorded: every flip in order on the rig clock,

@@ -87,10 +87,28 @@ pub fn run_session_with_peer(
     args: impl FnOnce(&str, &str) -> Vec<std::ffi::OsString> + Send + 'static,
     wait_ready: bool,
 ) -> (PeerOutput, twinloop_rig::online::session::SessionSummary) {
+    require_pyzmq();
+    run_session_with_command(
+        cfg,
+        move |ingest: &str, publish: &str| {
+            let mut cmd = python_command();
+            cmd.args(args(ingest, publish));
+            cmd
+        },
+        wait_ready,
+    )
+}
+
+/// [`run_session_with_peer`] with any peer: `command(ingest, publish)` is the command to run
+/// once the daemon's sockets are bound (stdout and stderr are captured here).
+pub fn run_session_with_command(
+    cfg: &twinloop_rig::config::Config,
+    command: impl FnOnce(&str, &str) -> Command + Send + 'static,
+    wait_ready: bool,
+) -> (PeerOutput, twinloop_rig::online::session::SessionSummary) {
     use std::io::{BufRead, BufReader, Read};
     use std::process::Stdio;
     use std::time::{Duration, Instant};
-    require_pyzmq();
     let stderr_file = tempfile::NamedTempFile::new().expect("a file for the peer's stderr");
     let stderr_path = stderr_file.path().to_owned();
     let (tx, rx) = std::sync::mpsc::channel();
@@ -98,12 +116,11 @@ pub fn run_session_with_peer(
         on_ready: Some(Box::new(
             move |_dir: &std::path::Path, ingest: &str, publish: &str| {
                 let stderr = std::fs::File::create(&stderr_path).expect("the peer's stderr");
-                let mut child = python_command()
-                    .args(args(ingest, publish))
+                let mut child = command(ingest, publish)
                     .stdout(Stdio::piped())
                     .stderr(stderr)
                     .spawn()
-                    .expect("start the Python peer");
+                    .expect("start the peer");
                 let mut out = BufReader::new(child.stdout.take().expect("piped stdout"));
                 let mut first = String::new();
                 if wait_ready {

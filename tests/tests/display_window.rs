@@ -1,12 +1,13 @@
 //! A simulated session shown in the stimulus window (`display.backend = "window"`, windowed)
 //! under a virtual X server on lavapipe: flips, onsets and the selector's onsets recorded as
 //! with the simulated monitor. Starts its own Xvfb when `DISPLAY` is unset; without Xvfb or an
-//! adapter it passes with a notice unless `TWINLOOP_REQUIRE_GPU_TESTS=1`.
+//! adapter it says SKIPPED and why, or fails under `TWINLOOP_REQUIRE_GPU_TESTS=1`.
 //!
 //! One session in this file: winit allows one event loop per process. Xvfb has no vsync, so
 //! the loop falls back to timer pacing (reported, not asserted).
 
-use twinloop_e2e::{check_live_session, gpu_tests_required, live_display_config, run_session};
+use twinloop_e2e::skip::skip_or_fail;
+use twinloop_e2e::{check_live_session, live_display_config, run_session};
 use twinloop_rig::config::DisplayBackend;
 use twinloop_stimulus::window::xvfb::Xvfb;
 
@@ -20,11 +21,12 @@ fn a_session_in_the_stimulus_window_records_flips_and_onsets() {
                 Some(x)
             }
             Err(e) => {
-                assert!(
-                    !gpu_tests_required(),
-                    "TWINLOOP_REQUIRE_GPU_TESTS=1 but {e}"
+                skip_or_fail(
+                    "a_session_in_the_stimulus_window_records_flips_and_onsets",
+                    "TWINLOOP_REQUIRE_GPU_TESTS",
+                    &format!("no X server for the window: {e}"),
+                    "apt-get install xvfb",
                 );
-                eprintln!("NOTICE: skipping the window session: {e}");
                 return;
             }
         }
@@ -37,11 +39,13 @@ fn a_session_in_the_stimulus_window_records_flips_and_onsets() {
     let r = &s.renderer;
     if r.backend != "window" {
         let why = r.fallback.clone().unwrap_or_default();
-        assert!(
-            !gpu_tests_required(),
-            "TWINLOOP_REQUIRE_GPU_TESTS=1 but the window did not open: {why}"
+        skip_or_fail(
+            "a_session_in_the_stimulus_window_records_flips_and_onsets (the window half; the \
+             fallback was checked instead)",
+            "TWINLOOP_REQUIRE_GPU_TESTS",
+            &format!("the window did not open: {why}"),
+            "apt-get install mesa-vulkan-drivers libvulkan1",
         );
-        eprintln!("NOTICE: the window did not open ({why}); checked the fallback instead");
     }
     check_live_session(&s, &cfg);
     eprintln!(

@@ -11,10 +11,10 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::ffi::OsString;
-use twinloop_e2e::fast_sim_config;
 use twinloop_e2e::python::{python_command, repo_root, require_pyzmq, run_session_with_peer};
+use twinloop_e2e::{bridge_test_config, fast_sim_config, hold_every_frame};
 use twinloop_rig::backbone::session_log::SessionDir;
-use twinloop_rig::config::{Config, DisplayBackend, Extraction};
+use twinloop_rig::config::{Config, Extraction};
 use twinloop_rig::online::sources::zmq_ingest::IngestEnd;
 use twinloop_rig::stages::clocks::TimeBase;
 use twinloop_rig::vocab::protocol::{
@@ -176,14 +176,10 @@ fn the_clients_offline_checks_pass() {
     assert_eq!(v["ok"], true);
 }
 
-fn bridge_toml() -> Config {
-    Config::load(&repo_root().join("configs/bridge.toml")).expect("configs/bridge.toml loads")
-}
-
 #[test]
 fn a_session_from_the_shipped_bridge_config_takes_the_clients_stream_whole() {
     let out = tempfile::tempdir().expect("tempdir");
-    let cfg = bridge_test_config(out.path(), 64);
+    let cfg = bridge_test_config(out.path(), 64, 64);
     cfg.validate().expect("still valid");
     // Fewer frames than the stage's ring holds: none can be skipped, however slow the machine.
     let frames = cfg.rings.stage_ring as u64 - 2;
@@ -226,7 +222,7 @@ fn a_session_from_the_shipped_bridge_config_takes_the_clients_stream_whole() {
 #[test]
 fn a_bridge_without_clock_ticks_on_a_device_clocked_config_is_told() {
     let out = tempfile::tempdir().expect("tempdir");
-    let mut cfg = bridge_test_config(out.path(), 64);
+    let mut cfg = bridge_test_config(out.path(), 64, 64);
     cfg.clocks.two_photon = TimeBase::Device;
     // Past the 300 samples after which a device-clocked stream without ticks is flagged.
     let frames = 320u64;
@@ -277,33 +273,10 @@ fn a_bridge_without_clock_ticks_on_a_device_clocked_config_is_told() {
     assert_eq!(d.samples_unmapped, frames, "no tick, no mapping: {d:?}");
 }
 
-/// The shipped bridge config (`rig/tests/protocol_doc.rs` checks it loads with every stream on
-/// the rig clock), made small and fast for a test: free ports, its own directory, no browser
-/// view, no window (the simulated display), the grid extraction whose activity numpy can
-/// check, no waiting on wall time.
-fn bridge_test_config(out_dir: &std::path::Path, side: u32) -> Config {
-    let mut cfg = bridge_toml();
-    cfg.source.ingest = "tcp://127.0.0.1:0".into();
-    cfg.source.publish = "tcp://127.0.0.1:0".into();
-    // Also the time the peer has to start (the timer runs before the first message); the
-    // peer's `end` ends the session, not this.
-    cfg.source.idle_timeout_s = 15.0;
-    cfg.imaging.width = side;
-    cfg.imaging.height = side;
-    cfg.imaging.extraction = Extraction::Grid;
-    cfg.imaging.grid_block_px = 16;
-    cfg.session.out_dir = out_dir.to_path_buf();
-    cfg.session.progress = false;
-    cfg.session.realtime = false;
-    cfg.dashboard.enabled = false;
-    cfg.display.backend = DisplayBackend::Sim;
-    cfg
-}
-
 #[test]
 fn a_two_plane_signed_microscope_on_its_own_clock_is_numbered_and_mapped() {
     let out = tempfile::tempdir().expect("tempdir");
-    let mut cfg = bridge_test_config(out.path(), 64);
+    let mut cfg = bridge_test_config(out.path(), 64, 64);
     cfg.imaging.planes = 2;
     cfg.clocks.two_photon = TimeBase::Device;
     let (frames, drift_ppm) = (600u64, 30.0);
@@ -384,11 +357,6 @@ fn every_output_config(out_dir: &std::path::Path) -> Config {
 /// A stage ring longer than the session's `frames` (all it will take): ingest never finds it
 /// full, so the imaging stage skips no frame however slow the machine (the frame pool grows
 /// to match).
-fn hold_every_frame(cfg: &mut Config, frames: u64) {
-    cfg.rings.stage_ring = frames as usize + 8;
-    cfg.rings.frame_pool = cfg.rings.stage_ring + cfg.rings.recorder_ring + 4;
-}
-
 fn json_records(
     recs: &[twinloop_rig::backbone::session_log::Record],
     kind: RecordKind,

@@ -60,40 +60,16 @@ pub struct GammaFit {
 
 /// Parse a `level,luminance` CSV (a header line is optional; `#` starts a comment).
 pub fn parse_csv(text: &str, path: &str) -> Result<Vec<Reading>, GammaFitError> {
-    let mut out = Vec::new();
-    for (n, line) in text.lines().enumerate() {
-        let line = line.split('#').next().unwrap_or("").trim();
-        if line.is_empty() {
-            continue;
-        }
-        let cols: Vec<&str> = line.split(',').map(str::trim).collect();
-        if out.is_empty()
-            && cols
-                .first()
-                .is_some_and(|c| c.eq_ignore_ascii_case("level"))
-        {
-            continue;
-        }
-        let err = |problem: String| GammaFitError::Csv {
+    let pairs = super::csv::parse_pairs(text, ["level", "luminance"]).map_err(|problem| {
+        GammaFitError::Csv {
             path: path.to_string(),
-            problem: format!("line {}: {problem}", n + 1),
-        };
-        if cols.len() != 2 {
-            return Err(err(format!(
-                "expected `level,luminance`, got {} columns",
-                cols.len()
-            )));
+            problem,
         }
-        let num = |s: &str| {
-            s.parse::<f64>()
-                .map_err(|_| err(format!("`{s}` is not a number")))
-        };
-        out.push(Reading {
-            level: num(cols[0])?,
-            luminance: num(cols[1])?,
-        });
-    }
-    Ok(out)
+    })?;
+    Ok(pairs
+        .into_iter()
+        .map(|(_, level, luminance)| Reading { level, luminance })
+        .collect())
 }
 
 pub fn read_csv(path: &Path) -> Result<Vec<Reading>, GammaFitError> {

@@ -91,6 +91,68 @@ pub fn read_trace(path: &Path) -> Result<Vec<f64>, LatencyError> {
     Ok(v)
 }
 
+/// A uniformly sampled trace on the rig clock.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Trace {
+    pub samples: Vec<f64>,
+    pub sample_rate_hz: f64,
+    /// Rig time of sample 0.
+    pub t0_ns: i64,
+}
+
+/// A sample interval further than this fraction from the mean one is not uniform sampling.
+const MAX_INTERVAL_DEVIATION: f64 = 0.25;
+
+/// Parse a `t_s,value` CSV: rig time (s) and photodiode level per line, uniformly sampled (a
+/// DAQ's export; a header line is optional, `#` starts a comment).
+pub fn parse_trace_csv(text: &str, path: &str) -> Result<Trace, LatencyError> {
+    let err = |problem: String| LatencyError::Trace {
+        path: path.to_string(),
+        problem,
+    };
+    let pairs = super::csv::parse_pairs(text, ["t_s", "value"]).map_err(err)?;
+    if pairs.len() < 2 {
+        return Err(err(format!(
+            "{} samples: need a recording of `t_s,value` lines",
+            pairs.len()
+        )));
+    }
+    let (first, last) = (pairs[0].1, pairs[pairs.len() - 1].1);
+    let dt = (last - first) / (pairs.len() - 1) as f64;
+    if !(dt > 0.0 && dt.is_finite()) {
+        return Err(err(format!(
+            "times run from {first} s to {last} s: they must increase (rig time, s)"
+        )));
+    }
+    for w in pairs.windows(2) {
+        let step = w[1].1 - w[0].1;
+        let off = (step - dt).abs();
+        if off.is_nan() || off > MAX_INTERVAL_DEVIATION * dt {
+            return Err(err(format!(
+                "line {}: {step} s after the previous sample, the mean interval is {dt} s: the \
+                 trace must be sampled uniformly (one DAQ channel at a fixed rate)",
+                w[1].0
+            )));
+        }
+    }
+    if let Some(&(line, _, v)) = pairs.iter().find(|p| !p.2.is_finite()) {
+        return Err(err(format!("line {line}: value {v} is not finite")));
+    }
+    Ok(Trace {
+        samples: pairs.iter().map(|p| p.2).collect(),
+        sample_rate_hz: 1.0 / dt,
+        t0_ns: (first * 1e9).round() as i64,
+    })
+}
+
+pub fn read_trace_csv(path: &Path) -> Result<Trace, LatencyError> {
+    let text = std::fs::read_to_string(path).map_err(|e| LatencyError::Trace {
+        path: path.display().to_string(),
+        problem: e.to_string(),
+    })?;
+    parse_trace_csv(&text, &path.display().to_string())
+}
+
 fn percentile(sorted: &[f64], p: f64) -> f64 {
     let i = ((sorted.len() - 1) as f64 * p).round() as usize;
     sorted[i.min(sorted.len() - 1)]
@@ -303,5 +365,37 @@ mod tests {
         w.extend([0i16, 100, -3, 7]).unwrap();
         w.finish().unwrap();
         assert_eq!(read_trace(&path).unwrap(), vec![0.0, 100.0, -3.0, 7.0]);
+    }
+
+    #[test]
+    fn a_csv_trace_reads_its_rate_and_start_and_refuses_gaps() {
+        let t = parse_trace_csv(
+            "t_s,value\n# DAQ ai0\n2.5,0.1\n2.5001,0.2\n2.5002,0.9\n",
+            "p.csv",
+        )
+        .unwrap();
+        assert_eq!(t.samples, vec![0.1, 0.2, 0.9]);
+        assert!(
+            (t.sample_rate_hz - 10_000.0).abs() < 1e-6,
+            "{}",
+            t.sample_rate_hz
+        );
+        assert_eq!(t.t0_ns, 2_500_000_000);
+        // A dropped buffer: the interval on line 4 is twice the others.
+        let e = parse_trace_csv("0,0\n0.001,0\n0.003,1\n0.004,1\n0.005,0\n", "p.csv")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("p.csv") && e.contains("line 3") && e.contains("uniformly"),
+            "{e}"
+        );
+        let e = parse_trace_csv("0,0\n0.001,x\n", "p.csv")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("line 2") && e.contains("`x`"), "{e}");
+        let e = parse_trace_csv("1,0\n0.5,0\n", "p.csv")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("must increase"), "{e}");
     }
 }

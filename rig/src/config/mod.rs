@@ -20,8 +20,8 @@ pub use crate::stages::decide::inception::InceptionConfig;
 pub use crate::stages::extract::config::{Extraction, ImagingConfig};
 pub use crate::vocab::section::{Invalid, Section};
 pub use sections::{
-    DashboardSettings, DisplayBackend, DisplayConfig, EyeConfig, LogErrorPolicy, RingsConfig,
-    SessionConfig, SourceConfig, SourceKind, TreadmillConfig,
+    DashboardSettings, DisplayBackend, DisplayConfig, DisplayLatency, EyeConfig, LogErrorPolicy,
+    RingsConfig, SessionConfig, SourceConfig, SourceKind, TreadmillConfig,
 };
 
 use crate::sim::{SimConfig, SimGeometry};

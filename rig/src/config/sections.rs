@@ -221,6 +221,27 @@ pub struct DisplayConfig {
     /// The inverse gamma LUT, `{ table = [256 drive levels] }` (`twinloop calibrate gamma`);
     /// none: identity (a linear or already linearised monitor).
     pub gamma: Option<twinloop_stimulus::GammaLut>,
+    /// From a logged flip to its light on the screen, measured with a photodiode (`twinloop
+    /// calibrate latency`); when set, the live display's flip times are when the light arrives.
+    pub latency: Option<DisplayLatency>,
+}
+
+/// `[display.latency]`: the measured delay from a flip's timestamp to the light on the screen.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DisplayLatency {
+    /// The median delay, ms; added to every flip time of a live display (window, offscreen).
+    pub ms: f64,
+    /// The delays' standard deviation, ms (recorded, not applied).
+    #[serde(default)]
+    pub jitter_ms: f64,
+}
+
+impl DisplayLatency {
+    /// The shift applied to flip times, ns.
+    pub fn shift_ns(&self) -> i64 {
+        (self.ms * 1e6).round() as i64
+    }
 }
 
 impl Default for DisplayConfig {
@@ -237,6 +258,7 @@ impl Default for DisplayConfig {
             window: twinloop_stimulus::window::WindowConfig::default(),
             photodiode: twinloop_stimulus::PhotodiodePatch::default(),
             gamma: None,
+            latency: None,
         }
     }
 }
@@ -355,6 +377,9 @@ impl Section for TreadmillConfig {
     }
 }
 
+/// A display slower than this from flip to light is broken, not late (LCDs are 10–50 ms).
+const MAX_DISPLAY_LATENCY_MS: f64 = 1000.0;
+
 impl Section for DisplayConfig {
     const NAME: &'static str = "display";
 
@@ -370,6 +395,20 @@ impl Section for DisplayConfig {
                 // The stimulus crate names the field after `monitor.`; keep its message whole.
                 Invalid::new("display.monitor", "", format!("display.{e}"))
             })?;
+        }
+        if let Some(l) = &self.latency {
+            Invalid::non_negative_at_most(
+                "display.latency.ms",
+                l.ms,
+                MAX_DISPLAY_LATENCY_MS,
+                "ms",
+            )?;
+            Invalid::non_negative_at_most(
+                "display.latency.jitter_ms",
+                l.jitter_ms,
+                MAX_DISPLAY_LATENCY_MS,
+                "ms",
+            )?;
         }
         let px = "4 ..= 4096 pixels";
         Invalid::in_range("display.view_width", self.view_width as u64, 4, 4096, px)?;

@@ -126,6 +126,8 @@ pub struct LiveRenderer {
     gamma: GammaLut,
     window: WindowConfig,
     clock: RendererClock,
+    /// `[display.latency]` in ns (0 unmeasured): flip times are when the light arrives.
+    latency_ns: i64,
 }
 
 impl LiveRenderer {
@@ -144,6 +146,7 @@ impl LiveRenderer {
             gamma: display.gamma.clone().unwrap_or_default(),
             window: display.window.clone(),
             clock,
+            latency_ns: display.latency.map_or(0, |l| l.shift_ns()),
         }
     }
 
@@ -165,7 +168,8 @@ impl LiveRenderer {
             return report;
         };
         let host0 = host_monotonic_ns();
-        let clock = move || t0.as_nanos() + (host_monotonic_ns() - host0);
+        let latency_ns = self.latency_ns;
+        let clock = move || t0.as_nanos() + (host_monotonic_ns() - host0) + latency_ns;
         let mut pacer = Pacer::new(params.refresh_hz, !monitor.vsync());
         let queue = DecisionQueue::new(self.link.queue.clone(), params.stimulus_s);
         let mut player = Player::new(
