@@ -24,7 +24,7 @@ pub use sections::{
     SessionConfig, SourceConfig, SourceKind, TreadmillConfig,
 };
 
-use crate::sim::{SimConfig, SimGeometry};
+use crate::sim::{SimConfig, SimGeometry, TwinMode};
 use crate::stages::behaviour::BehaviourStageConfig;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
@@ -166,6 +166,21 @@ impl Config {
             .into());
         }
         if let (SourceKind::Twin, Some(t)) = (self.source.kind, &self.source.twin) {
+            // Fast mode's frames carry counts, not an image: only the one-pixel footprints
+            // read them (`sim/twin_source.rs`).
+            if t.mode == TwinMode::Fast && self.imaging.extraction != Extraction::TruthFootprints {
+                let given = serde_json::to_value(self.imaging.extraction)
+                    .map(|v| v.to_string())
+                    .unwrap_or_default();
+                return Err(Invalid::new(
+                    "imaging.extraction",
+                    given,
+                    "needs pixels, and source.twin.mode = \"fast\" sends none (each frame holds \
+                     the twin's spike counts): set imaging.extraction = \"truth_footprints\", or \
+                     source.twin.mode = \"full\" to image the twin's cells",
+                )
+                .into());
+            }
             let loaded = t.load()?;
             t.check_fits(
                 loaded.identity.units,

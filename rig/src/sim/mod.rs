@@ -89,7 +89,7 @@ pub use eye::EyeCameraModel;
 pub use noise_free::{NoiseFreeCells, PREROLL_S as NOISE_FREE_PREROLL_S};
 pub use truth::CellTruth;
 pub use tuning::{CellParams, CellType};
-pub use twin_source::{LoadedTwin, TwinIdentity, TwinSourceConfig};
+pub use twin_source::{LoadedTwin, TwinIdentity, TwinMode, TwinSourceConfig};
 
 use crate::vocab::clock::RigTime;
 use behaviour::Behaviour;
@@ -250,6 +250,9 @@ pub struct SimMouse {
     filtered_gaze_deg: (f64, f64),
     substep: i64,
     stats: SimStats,
+    /// Fast twin mode (`twin_source`): plane 0's frames carry each cell's spike count in its
+    /// pixel instead of a microscope image.
+    counts_frames: bool,
 }
 
 /// Most imaging planes a simulated mouse has (as `imaging.planes` allows).
@@ -315,6 +318,9 @@ impl SimMouse {
                 stream(seed, Stream::Behaviour),
             )
         };
+        let counts_frames = twin
+            .as_ref()
+            .is_some_and(|(source, _)| source.mode == TwinMode::Fast);
         let mut twin_drive = match twin {
             None => None,
             Some((source, twin)) => {
@@ -346,9 +352,12 @@ impl SimMouse {
                 Some((drive, stream(source.seed, Stream::Spikes)))
             }
         };
-        let planes: Vec<Plane> = (0..planes)
+        let mut planes: Vec<Plane> = (0..planes)
             .map(|p| Plane::new(cfg, geom, p, if p == 0 { twin_drive.take() } else { None }))
             .collect();
+        if counts_frames {
+            twin_source::place_in_count_pixels(&mut planes[0].cells, geom.imaging_width);
+        }
         let view_len = geom.view_width * geom.view_height;
         Ok(SimMouse {
             cfg: cfg.clone(),
@@ -369,6 +378,7 @@ impl SimMouse {
             filtered_gaze_deg: (0.0, 0.0),
             substep: 0,
             stats: SimStats::default(),
+            counts_frames,
         })
     }
 
@@ -417,15 +427,21 @@ impl SimMouse {
         let Some(p) = self.planes.get_mut(plane) else {
             return;
         };
-        p.microscope.advance(t, &mut self.behaviour);
-        let mut population_dff = 0.0f32;
-        for (i, f) in p.cell_f.iter_mut().enumerate() {
-            let dff = p.dff_per_spike[i] * p.calcium.level(i);
-            *f = p.f0_photons[i] * (1.0 + dff);
-            population_dff += dff;
-        }
-        population_dff /= p.cell_f.len().max(1) as f32;
-        let motion_px = p.microscope.render(t, &p.cell_f, population_dff, out);
+        let motion_px = if self.counts_frames {
+            // Fast twin mode: the frame is the counts, and nothing moves the brain.
+            twin_source::write_counts(p.truth.frame_spikes(), out);
+            (0.0, 0.0)
+        } else {
+            p.microscope.advance(t, &mut self.behaviour);
+            let mut population_dff = 0.0f32;
+            for (i, f) in p.cell_f.iter_mut().enumerate() {
+                let dff = p.dff_per_spike[i] * p.calcium.level(i);
+                *f = p.f0_photons[i] * (1.0 + dff);
+                population_dff += dff;
+            }
+            population_dff /= p.cell_f.len().max(1) as f32;
+            p.microscope.render(t, &p.cell_f, population_dff, out)
+        };
         let b = self.behaviour.at(t);
         let rec = FrameRecord {
             t_s: t.as_secs_f64(),
