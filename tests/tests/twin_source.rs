@@ -26,6 +26,7 @@ fn twin_config(out: &Path, duration_s: f64) -> Config {
         config: fixture("parity_config.json"),
         noise: TwinNoise::Poisson,
         mode: TwinMode::Full,
+        behaviour: None,
         seed: 3,
         standardisation: None,
     });

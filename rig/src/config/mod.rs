@@ -12,6 +12,7 @@ pub mod memory;
 mod sections;
 #[cfg(test)]
 mod tests;
+pub mod twin_behaviour;
 
 pub use crate::stages::decide::config::{
     CoreKind, DecideSetup, Policy, TrialsConfig, TwinSettings,
@@ -101,6 +102,7 @@ impl Config {
         if let (Some(t), Some(base)) = (&mut cfg.source.twin, path.parent()) {
             t.weights = base.join(&t.weights);
             t.config = base.join(&t.config);
+            t.behaviour = t.behaviour.as_ref().map(|b| base.join(b));
         }
         cfg.validate()?;
         Ok(cfg)
@@ -181,6 +183,10 @@ impl Config {
                 )
                 .into());
             }
+            if let Some(dir) = &t.behaviour {
+                let track = twin_behaviour::read_recorded(dir)?;
+                twin_behaviour::check_covers(&track, dir, self.session.duration_s)?;
+            }
             let loaded = t.load()?;
             t.check_fits(
                 loaded.identity.units,
@@ -196,7 +202,13 @@ impl Config {
     /// `None` for other sources.
     pub fn source_twin(&self) -> Result<Option<crate::sim::LoadedTwin>, Invalid> {
         match (self.source.kind, &self.source.twin) {
-            (SourceKind::Twin, Some(t)) => t.load().map(Some),
+            (SourceKind::Twin, Some(t)) => {
+                let mut loaded = t.load()?;
+                if let Some(dir) = &t.behaviour {
+                    loaded.behaviour = Some(twin_behaviour::read_recorded(dir)?);
+                }
+                Ok(Some(loaded))
+            }
             _ => Ok(None),
         }
     }

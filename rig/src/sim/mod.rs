@@ -54,6 +54,7 @@ pub mod bridge;
 pub mod clocks;
 pub mod config;
 pub mod eye;
+pub mod recorded_behaviour;
 pub mod truth;
 pub mod tuning;
 pub mod twin_recording;
@@ -87,6 +88,7 @@ mod twin_tests;
 pub use config::{SimConfig, SimGeometry};
 pub use eye::EyeCameraModel;
 pub use noise_free::{NoiseFreeCells, PREROLL_S as NOISE_FREE_PREROLL_S};
+pub use recorded_behaviour::{RecordedBehaviour, RecordedSample};
 pub use truth::CellTruth;
 pub use tuning::{CellParams, CellType};
 pub use twin_source::{LoadedTwin, TwinIdentity, TwinMode, TwinSourceConfig};
@@ -284,7 +286,7 @@ impl SimMouse {
         cfg: &SimConfig,
         geom: &SimGeometry,
         source: &TwinSourceConfig,
-        twin: twinloop_model::Twin,
+        twin: LoadedTwin,
     ) -> Result<SimMouse, SimError> {
         SimMouse::build(cfg, geom, 1, Some((source, twin)))
     }
@@ -293,7 +295,7 @@ impl SimMouse {
         cfg: &SimConfig,
         geom: &SimGeometry,
         planes: usize,
-        twin: Option<(&TwinSourceConfig, twinloop_model::Twin)>,
+        twin: Option<(&TwinSourceConfig, LoadedTwin)>,
     ) -> Result<SimMouse, SimError> {
         cfg.validate()?;
         geom.validate()?;
@@ -311,19 +313,26 @@ impl SimMouse {
             &mut stream(seed, Stream::EyeAnatomy),
             stream(seed, Stream::EyeNoise),
         );
+        let px_per_mm = eye.model.px_per_mm;
+        let recorded = twin.as_ref().and_then(|(_, t)| t.behaviour.clone());
         let new_behaviour = || {
-            Behaviour::new(
+            let b = Behaviour::new(
                 &cfg.behaviour,
                 cfg.behaviour_dt_s,
                 stream(seed, Stream::Behaviour),
-            )
+            );
+            match &recorded {
+                Some(track) => b.with_recorded(track.clone(), px_per_mm),
+                None => b,
+            }
         };
         let counts_frames = twin
             .as_ref()
             .is_some_and(|(source, _)| source.mode == TwinMode::Fast);
         let mut twin_drive = match twin {
             None => None,
-            Some((source, twin)) => {
+            Some((source, loaded)) => {
+                let twin = loaded.twin;
                 let units = twin.config().units;
                 if units != cfg.neurons {
                     return Err(SimError::InvalidConfig {
@@ -334,12 +343,18 @@ impl SimMouse {
                         ),
                     });
                 }
-                let px_per_mm = eye.model.px_per_mm;
+                // Over the recording when the behaviour is replayed (held past its end).
+                let over_s = recorded
+                    .as_ref()
+                    .map_or(twin_cells::STANDARDISE_OVER_S, |r| {
+                        r.span_s().clamp(1.0, twin_cells::STANDARDISE_OVER_S)
+                    });
                 let standard = source.standardisation.unwrap_or_else(|| {
                     twin_cells::measured_standardisation(
                         &mut new_behaviour(),
                         1.0 / 30.0,
                         px_per_mm,
+                        over_s,
                     )
                 });
                 let drive: Box<dyn CellDrive> = Box::new(twin_cells::TwinCells::new(

@@ -26,9 +26,11 @@
 //!   (`imaging.extraction = "pipeline"` or `"grid"`) are refused naming the field
 //!   (`Config::validate`).
 //!
-//! Not built yet (placeholders, README "Placeholders"): behaviour replayed from a recorded
-//! session, a recorded-noise model, the twin on a GPU, and saving the live twin at the end of a
-//! session.
+//! **Behaviour**: the behaviour model's draw (from `sim.seed`), or, with `behaviour = "<session
+//! dir>"`, the running and pupil that session logged (`recorded_behaviour.rs`).
+//!
+//! Not built yet (placeholders, README "Placeholders"): a recorded-noise model, the twin on a
+//! GPU, and saving the live twin at the end of a session.
 
 use std::path::{Path, PathBuf};
 
@@ -39,6 +41,7 @@ use twinloop_model::{Device, Twin, TwinConfig, Weights};
 
 use super::SimGeometry;
 use super::config::SimConfig;
+use super::recorded_behaviour::RecordedBehaviour;
 use crate::vocab::section::Invalid;
 
 /// How spikes are drawn from the twin's predicted rates.
@@ -79,6 +82,12 @@ pub struct TwinSourceConfig {
     /// `"full"` (default) or `"fast"` (module docs).
     #[serde(default)]
     pub mode: TwinMode,
+    /// A recorded session directory whose logged running and pupil the twin (and the simulated
+    /// eye camera and treadmill) replay, from its first frame (`recorded_behaviour.rs`); a
+    /// relative path is from the config file's directory. Absent: the behaviour model, from
+    /// `sim.seed`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub behaviour: Option<PathBuf>,
     /// Seed of the spike draws (the mouse's behaviour and anatomy come from `sim.seed`).
     #[serde(default)]
     pub seed: u64,
@@ -108,6 +117,9 @@ pub struct TwinIdentity {
 pub struct LoadedTwin {
     pub twin: Twin,
     pub identity: TwinIdentity,
+    /// The recorded running and pupil it is given (`behaviour`; read by the config layer,
+    /// which can read session logs); `None`: the behaviour model's.
+    pub behaviour: Option<RecordedBehaviour>,
 }
 
 impl TwinSourceConfig {
@@ -171,6 +183,7 @@ impl TwinSourceConfig {
                 units,
                 stimulus,
             },
+            behaviour: None,
         })
     }
 

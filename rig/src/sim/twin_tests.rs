@@ -32,6 +32,7 @@ fn parity_source() -> TwinSourceConfig {
         config: fixture("parity_config.json"),
         noise: TwinNoise::Poisson,
         mode: TwinMode::Full,
+        behaviour: None,
         seed: 5,
         standardisation: Some(STANDARD),
     }
@@ -76,7 +77,7 @@ fn fire_at_the_prediction(mode: TwinMode) {
         imaging_height: 128,
         ..SimGeometry::default()
     };
-    let mut mouse = SimMouse::with_twin(&small_config(4, units), &geom, &source, loaded.twin)
+    let mut mouse = SimMouse::with_twin(&small_config(4, units), &geom, &source, loaded)
         .expect("a mouse with the twin's cells");
     let frames = 40u64;
     let frame_ns = (1e9 / geom.imaging_rate_hz).round() as i64;
@@ -265,7 +266,7 @@ fn one_imaged_cell_per_unit_or_a_clear_refusal() {
         "{e:?}"
     );
     // The mouse itself refuses a cell count that is not the twin's.
-    let twin = source.load().unwrap().twin;
+    let twin = source.load().unwrap();
     let e = SimMouse::with_twin(&small_config(1, 30), &geom, &source, twin)
         .err()
         .expect("refused")
