@@ -1,14 +1,16 @@
-//! A session on a fitted twin (`source.kind = "twin"`, full mode): the whole rig and imaging
-//! path run with the twin's units as the cells, the twin is named in the manifest, the session
-//! replays, and a twin that does not load is refused at validation.
+//! A session on a fitted twin (`source.kind = "twin"`): in full mode the whole rig and imaging
+//! path run with the twin's units as the cells; in fast mode the twin's spike counts are the
+//! activity. Either way the twin is named in the manifest and the session replays; a twin that
+//! does not load, or fast mode with settings that need pixels, is refused at validation.
 
 use std::path::{Path, PathBuf};
 
 use twinloop_e2e::{fast_sim_config, run_session};
 use twinloop_rig::backbone::session_log::SessionDir;
-use twinloop_rig::config::{Config, SourceKind};
-use twinloop_rig::sim::TwinSourceConfig;
+use twinloop_rig::config::{Config, Extraction, SourceKind};
 use twinloop_rig::sim::twin_source::TwinNoise;
+use twinloop_rig::sim::{TwinMode, TwinSourceConfig};
+use twinloop_rig::vocab::records::{self, RecordKind};
 
 fn fixture(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -23,6 +25,8 @@ fn twin_config(out: &Path, duration_s: f64) -> Config {
         weights: fixture("parity_weights.safetensors"),
         config: fixture("parity_config.json"),
         noise: TwinNoise::Poisson,
+        mode: TwinMode::Full,
+        behaviour: None,
         seed: 3,
         standardisation: None,
     });
@@ -105,12 +109,117 @@ fn a_twin_whose_weights_do_not_load_fails_validation_naming_the_field() {
     );
 }
 
-/// The shipped config finds its twin relative to itself, wherever it is run from.
+fn read_npy(path: &Path) -> Vec<f32> {
+    let bytes = std::fs::read(path).unwrap();
+    npyz::NpyFile::new(&bytes[..]).unwrap().into_vec().unwrap()
+}
+
 #[test]
-fn the_shipped_twin_config_loads_its_twin() {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../configs/twin.toml");
-    let cfg = Config::load(&path).expect("configs/twin.toml");
-    assert_eq!(cfg.source.kind, SourceKind::Twin);
-    let twin = cfg.source_twin().unwrap().expect("a twin");
-    assert_eq!(twin.identity.units, cfg.sim.neurons);
+fn a_fast_session_s_activity_is_the_twins_spike_counts_and_replays() {
+    let tmp = tempfile::tempdir().unwrap();
+    let duration_s = 6.0;
+    let mut cfg = twin_config(tmp.path(), duration_s);
+    if let Some(t) = &mut cfg.source.twin {
+        t.mode = TwinMode::Fast;
+    }
+    // No image is made: a small field of view is enough to carry 25 counts (and the anatomy).
+    cfg.imaging.width = 64;
+    cfg.imaging.height = 64;
+    cfg.session.record_frames = true;
+    cfg.validate().expect("a valid fast twin config");
+    let s = run_session(&cfg);
+    let frames = (duration_s * cfg.imaging.frame_rate_hz).round() as u64;
+    assert_eq!(s.counters.frames_in, frames, "every imaging frame arrived");
+    assert_eq!(s.counters.frames_processed, frames);
+    assert_eq!(s.cells, 25, "one cell per twin unit");
+    let dir = SessionDir::open(&s.session_dir).unwrap();
+    let manifest = dir.read_manifest().unwrap();
+    let twin = manifest.twin.expect("the twin is in the manifest");
+    assert_eq!(
+        twin["weights_sha256"],
+        sha256sum(&fixture("parity_weights.safetensors"))
+    );
+
+    // Each frame's activity is exactly the spikes the twin's Poisson draws gave that frame
+    // (the truth, written by the simulator's own bookkeeping), and those scatter around the
+    // twin's predicted counts (rates per frame; the rates themselves are checked against the
+    // model crate in `sim::twin_tests`).
+    let spikes = read_npy(&s.session_dir.join("truth/spikes.npy"));
+    let rates = read_npy(&s.session_dir.join("truth/rates.npy"));
+    assert_eq!(spikes.len() as u64, 25 * frames);
+    let (records, _) = dir.open_log().unwrap().read_to_end().unwrap();
+    let activity: Vec<_> = records
+        .iter()
+        .filter(|r| r.info.kind == RecordKind::Activity as u16)
+        .map(|r| records::decode_activity(&r.payload).unwrap())
+        .collect();
+    assert_eq!(activity.len() as u64, frames);
+    for a in &activity {
+        assert_eq!(a.values.len(), 25);
+        for (u, &v) in a.values.iter().enumerate() {
+            let want = spikes[u * frames as usize + a.frame_seq as usize];
+            assert_eq!(v, want, "frame {} unit {u}", a.frame_seq);
+        }
+    }
+    let counted: f64 = spikes.iter().map(|&v| f64::from(v)).sum();
+    let expected: f64 = rates
+        .iter()
+        .map(|&r| f64::from(r) / cfg.imaging.frame_rate_hz)
+        .sum();
+    assert!(expected > 20.0, "the twin predicts spikes: {expected}");
+    assert!(
+        (counted - expected).abs() < 5.0 * expected.sqrt(),
+        "{counted} spikes against {expected} predicted"
+    );
+
+    let r = twinloop_rig::offline::replay::replay(&s.session_dir).expect("the session replays");
+    assert_eq!(r.frames_replayed, frames);
+    assert_eq!(r.activity_compared, frames);
+    assert_eq!(
+        r.activity_mismatches, 0,
+        "max diff {}",
+        r.activity_max_abs_diff
+    );
+    assert!(r.reproduced(), "{:?}", r.first_decision_mismatch);
+}
+
+#[test]
+fn fast_mode_refuses_settings_that_need_pixels_naming_the_field() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut cfg = twin_config(tmp.path(), 1.0);
+    if let Some(t) = &mut cfg.source.twin {
+        t.mode = TwinMode::Fast;
+    }
+    cfg.validate().expect("fast mode on the truth footprints");
+    for extraction in [Extraction::Pipeline, Extraction::Grid] {
+        cfg.imaging.extraction = extraction;
+        let e = cfg.validate().unwrap_err().to_string();
+        assert!(
+            e.contains("imaging.extraction") && e.contains("truth_footprints"),
+            "{e}"
+        );
+    }
+    // (A field of view too small for the counts is refused too: `sim::twin_tests`.)
+}
+
+/// The shipped configs find their twin relative to themselves, wherever they are run from.
+#[test]
+fn the_shipped_twin_configs_load_their_twin() {
+    for (name, mode) in [
+        ("twin.toml", TwinMode::Full),
+        ("twin-fast.toml", TwinMode::Fast),
+    ] {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../configs")
+            .join(name);
+        let cfg = Config::load(&path).expect(name);
+        assert_eq!(cfg.source.kind, SourceKind::Twin);
+        assert_eq!(
+            cfg.source.twin.as_ref().map(|t| t.mode),
+            Some(mode),
+            "{name}"
+        );
+        let twin = cfg.source_twin().unwrap().expect("a twin");
+        assert_eq!(twin.identity.units, cfg.sim.neurons);
+    }
 }

@@ -12,6 +12,7 @@ pub mod memory;
 mod sections;
 #[cfg(test)]
 mod tests;
+pub mod twin_behaviour;
 
 pub use crate::stages::decide::config::{
     CoreKind, DecideSetup, Policy, TrialsConfig, TwinSettings,
@@ -24,7 +25,7 @@ pub use sections::{
     RingsConfig, SessionConfig, SourceConfig, SourceKind, TreadmillConfig,
 };
 
-use crate::sim::{SimConfig, SimGeometry};
+use crate::sim::{SimConfig, SimGeometry, TwinMode};
 use crate::stages::behaviour::BehaviourStageConfig;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
@@ -101,6 +102,7 @@ impl Config {
         if let (Some(t), Some(base)) = (&mut cfg.source.twin, path.parent()) {
             t.weights = base.join(&t.weights);
             t.config = base.join(&t.config);
+            t.behaviour = t.behaviour.as_ref().map(|b| base.join(b));
         }
         cfg.validate()?;
         Ok(cfg)
@@ -166,6 +168,25 @@ impl Config {
             .into());
         }
         if let (SourceKind::Twin, Some(t)) = (self.source.kind, &self.source.twin) {
+            // Fast mode's frames carry counts, not an image: only the one-pixel footprints
+            // read them (`sim/twin_source.rs`).
+            if t.mode == TwinMode::Fast && self.imaging.extraction != Extraction::TruthFootprints {
+                let given = serde_json::to_value(self.imaging.extraction)
+                    .map(|v| v.to_string())
+                    .unwrap_or_default();
+                return Err(Invalid::new(
+                    "imaging.extraction",
+                    given,
+                    "needs pixels, and source.twin.mode = \"fast\" sends none (each frame holds \
+                     the twin's spike counts): set imaging.extraction = \"truth_footprints\", or \
+                     source.twin.mode = \"full\" to image the twin's cells",
+                )
+                .into());
+            }
+            if let Some(dir) = &t.behaviour {
+                let track = twin_behaviour::read_recorded(dir)?;
+                twin_behaviour::check_covers(&track, dir, self.session.duration_s)?;
+            }
             let loaded = t.load()?;
             t.check_fits(
                 loaded.identity.units,
@@ -181,7 +202,13 @@ impl Config {
     /// `None` for other sources.
     pub fn source_twin(&self) -> Result<Option<crate::sim::LoadedTwin>, Invalid> {
         match (self.source.kind, &self.source.twin) {
-            (SourceKind::Twin, Some(t)) => t.load().map(Some),
+            (SourceKind::Twin, Some(t)) => {
+                let mut loaded = t.load()?;
+                if let Some(dir) = &t.behaviour {
+                    loaded.behaviour = Some(twin_behaviour::read_recorded(dir)?);
+                }
+                Ok(Some(loaded))
+            }
             _ => Ok(None),
         }
     }

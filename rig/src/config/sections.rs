@@ -133,7 +133,8 @@ pub struct SourceConfig {
     /// intervals if longer) from the stream's last accepted time is refused as a `time_jump`.
     pub max_time_jump_s: f64,
     /// The twin that stands in for the mouse with `kind = "twin"`: `weights`, `config`,
-    /// `noise`, `seed`, `standardisation` (`sim/twin_source.rs` documents each).
+    /// `noise`, `mode`, `behaviour`, `seed`, `standardisation` (`sim/twin_source.rs` documents
+    /// each).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub twin: Option<TwinSourceConfig>,
 }

@@ -12,9 +12,14 @@
 //! - Gaze: fixations with slow drift, and saccades (more frequent while running) that move the
 //!   eye a few degrees within ~40 ms, pulled back towards straight ahead.
 //! - Blinks: the lid closes and reopens over `blink_duration_s`.
+//!
+//! With a recording ([`Behaviour::with_recorded`]) running speed and pupil radius are the
+//! recording's (`recorded_behaviour`), and the distance run integrates the recorded speed; gaze,
+//! blinks and the random stream stay the model's.
 
 use super::config::BehaviourConfig;
 use super::random::normal;
+use super::recorded_behaviour::RecordedBehaviour;
 use crate::vocab::clock::RigTime;
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
@@ -58,6 +63,8 @@ pub(crate) struct Behaviour {
     /// Samples at substeps `head - RING + 1 ..= head`, indexed by substep modulo RING.
     ring: Vec<BehaviourSample>,
     head: i64,
+    /// Running and pupil replayed from a recording, and the eye camera's px per mm.
+    recorded: Option<(RecordedBehaviour, f64)>,
 }
 
 fn sigmoid(v: f64) -> f64 {
@@ -80,10 +87,41 @@ impl Behaviour {
             current: BehaviourSample::default(),
             ring: vec![BehaviourSample::default(); RING],
             head: 0,
+            recorded: None,
         };
         me.current = me.sample_now();
         me.ring[0] = me.current;
         me
+    }
+
+    /// Running and pupil from `track` (pupil radius in eye-camera px, `px_per_mm` of them per
+    /// mm) instead of the model's.
+    pub(crate) fn with_recorded(mut self, track: RecordedBehaviour, px_per_mm: f64) -> Behaviour {
+        self.recorded = Some((track, px_per_mm));
+        self.current.distance_cm = 0.0;
+        self.replace_recorded(0);
+        self.ring[0] = self.current;
+        self
+    }
+
+    /// Sets `current`'s running and pupil to the recording's at `t_ns`.
+    fn replace_recorded(&mut self, t_ns: i64) {
+        if let Some(r) = self.recorded_at(t_ns) {
+            self.current.speed_cm_s = r.0;
+            self.current.pupil_radius_mm = r.1;
+            self.current.pupil_z = r.2;
+        }
+    }
+
+    /// The recording's running speed (cm/s), pupil radius (mm) and dilation in [-1, 1] at
+    /// `t_ns` (placed between the configured radius limits as the model's is).
+    fn recorded_at(&self, t_ns: i64) -> Option<(f64, f64, f64)> {
+        let (track, px_per_mm) = self.recorded.as_ref()?;
+        let (pupil_px, speed) = track.at(t_ns);
+        let radius_mm = pupil_px / px_per_mm;
+        let [r_lo, r_hi] = self.cfg.pupil_radius_mm;
+        let dilation = ((radius_mm - r_lo) / (r_hi - r_lo)).clamp(0.0, 1.0);
+        Some((speed, radius_mm, 2.0 * dilation - 1.0))
     }
 
     /// The mouse at rig time `t` (clamped to the oldest kept sample for times long past).
@@ -101,7 +139,8 @@ impl Behaviour {
         let a = self.ring[i as usize % RING];
         let b = self.ring[(i + 1) as usize % RING];
         let lerp = |x: f64, y: f64| x + frac * (y - x);
-        BehaviourSample {
+        let recorded = self.recorded_at(ns);
+        let sample = BehaviourSample {
             speed_cm_s: lerp(a.speed_cm_s, b.speed_cm_s),
             distance_cm: lerp(a.distance_cm, b.distance_cm),
             pupil_radius_mm: lerp(a.pupil_radius_mm, b.pupil_radius_mm),
@@ -110,6 +149,16 @@ impl Behaviour {
             gaze_elevation_deg: lerp(a.gaze_elevation_deg, b.gaze_elevation_deg),
             lid_opening: lerp(a.lid_opening, b.lid_opening),
             blinking: a.blinking || b.blinking,
+        };
+        match recorded {
+            // Exactly the recording's at `t`, not a blend of the substeps around it.
+            Some((speed_cm_s, pupil_radius_mm, pupil_z)) => BehaviourSample {
+                speed_cm_s,
+                pupil_radius_mm,
+                pupil_z,
+                ..sample
+            },
+            None => sample,
         }
     }
 
@@ -193,6 +242,11 @@ impl Behaviour {
             ..self.current
         };
         self.current = self.sample_now();
+        if self.recorded.is_some() {
+            self.replace_recorded((self.head + 1) * self.dt_ns);
+            self.current.distance_cm =
+                self.ring[self.head as usize % RING].distance_cm + self.current.speed_cm_s * dt;
+        }
         self.head += 1;
         self.ring[self.head as usize % RING] = self.current;
     }

@@ -54,6 +54,7 @@ pub mod bridge;
 pub mod clocks;
 pub mod config;
 pub mod eye;
+pub mod recorded_behaviour;
 pub mod truth;
 pub mod tuning;
 pub mod twin_recording;
@@ -87,9 +88,10 @@ mod twin_tests;
 pub use config::{SimConfig, SimGeometry};
 pub use eye::EyeCameraModel;
 pub use noise_free::{NoiseFreeCells, PREROLL_S as NOISE_FREE_PREROLL_S};
+pub use recorded_behaviour::{RecordedBehaviour, RecordedSample};
 pub use truth::CellTruth;
 pub use tuning::{CellParams, CellType};
-pub use twin_source::{LoadedTwin, TwinIdentity, TwinSourceConfig};
+pub use twin_source::{LoadedTwin, TwinIdentity, TwinMode, TwinSourceConfig};
 
 use crate::vocab::clock::RigTime;
 use behaviour::Behaviour;
@@ -250,6 +252,9 @@ pub struct SimMouse {
     filtered_gaze_deg: (f64, f64),
     substep: i64,
     stats: SimStats,
+    /// Fast twin mode (`twin_source`): plane 0's frames carry each cell's spike count in its
+    /// pixel instead of a microscope image.
+    counts_frames: bool,
 }
 
 /// Most imaging planes a simulated mouse has (as `imaging.planes` allows).
@@ -281,7 +286,7 @@ impl SimMouse {
         cfg: &SimConfig,
         geom: &SimGeometry,
         source: &TwinSourceConfig,
-        twin: twinloop_model::Twin,
+        twin: LoadedTwin,
     ) -> Result<SimMouse, SimError> {
         SimMouse::build(cfg, geom, 1, Some((source, twin)))
     }
@@ -290,7 +295,7 @@ impl SimMouse {
         cfg: &SimConfig,
         geom: &SimGeometry,
         planes: usize,
-        twin: Option<(&TwinSourceConfig, twinloop_model::Twin)>,
+        twin: Option<(&TwinSourceConfig, LoadedTwin)>,
     ) -> Result<SimMouse, SimError> {
         cfg.validate()?;
         geom.validate()?;
@@ -308,16 +313,26 @@ impl SimMouse {
             &mut stream(seed, Stream::EyeAnatomy),
             stream(seed, Stream::EyeNoise),
         );
+        let px_per_mm = eye.model.px_per_mm;
+        let recorded = twin.as_ref().and_then(|(_, t)| t.behaviour.clone());
         let new_behaviour = || {
-            Behaviour::new(
+            let b = Behaviour::new(
                 &cfg.behaviour,
                 cfg.behaviour_dt_s,
                 stream(seed, Stream::Behaviour),
-            )
+            );
+            match &recorded {
+                Some(track) => b.with_recorded(track.clone(), px_per_mm),
+                None => b,
+            }
         };
+        let counts_frames = twin
+            .as_ref()
+            .is_some_and(|(source, _)| source.mode == TwinMode::Fast);
         let mut twin_drive = match twin {
             None => None,
-            Some((source, twin)) => {
+            Some((source, loaded)) => {
+                let twin = loaded.twin;
                 let units = twin.config().units;
                 if units != cfg.neurons {
                     return Err(SimError::InvalidConfig {
@@ -328,12 +343,18 @@ impl SimMouse {
                         ),
                     });
                 }
-                let px_per_mm = eye.model.px_per_mm;
+                // Over the recording when the behaviour is replayed (held past its end).
+                let over_s = recorded
+                    .as_ref()
+                    .map_or(twin_cells::STANDARDISE_OVER_S, |r| {
+                        r.span_s().clamp(1.0, twin_cells::STANDARDISE_OVER_S)
+                    });
                 let standard = source.standardisation.unwrap_or_else(|| {
                     twin_cells::measured_standardisation(
                         &mut new_behaviour(),
                         1.0 / 30.0,
                         px_per_mm,
+                        over_s,
                     )
                 });
                 let drive: Box<dyn CellDrive> = Box::new(twin_cells::TwinCells::new(
@@ -346,9 +367,12 @@ impl SimMouse {
                 Some((drive, stream(source.seed, Stream::Spikes)))
             }
         };
-        let planes: Vec<Plane> = (0..planes)
+        let mut planes: Vec<Plane> = (0..planes)
             .map(|p| Plane::new(cfg, geom, p, if p == 0 { twin_drive.take() } else { None }))
             .collect();
+        if counts_frames {
+            twin_source::place_in_count_pixels(&mut planes[0].cells, geom.imaging_width);
+        }
         let view_len = geom.view_width * geom.view_height;
         Ok(SimMouse {
             cfg: cfg.clone(),
@@ -369,6 +393,7 @@ impl SimMouse {
             filtered_gaze_deg: (0.0, 0.0),
             substep: 0,
             stats: SimStats::default(),
+            counts_frames,
         })
     }
 
@@ -417,15 +442,21 @@ impl SimMouse {
         let Some(p) = self.planes.get_mut(plane) else {
             return;
         };
-        p.microscope.advance(t, &mut self.behaviour);
-        let mut population_dff = 0.0f32;
-        for (i, f) in p.cell_f.iter_mut().enumerate() {
-            let dff = p.dff_per_spike[i] * p.calcium.level(i);
-            *f = p.f0_photons[i] * (1.0 + dff);
-            population_dff += dff;
-        }
-        population_dff /= p.cell_f.len().max(1) as f32;
-        let motion_px = p.microscope.render(t, &p.cell_f, population_dff, out);
+        let motion_px = if self.counts_frames {
+            // Fast twin mode: the frame is the counts, and nothing moves the brain.
+            twin_source::write_counts(p.truth.frame_spikes(), out);
+            (0.0, 0.0)
+        } else {
+            p.microscope.advance(t, &mut self.behaviour);
+            let mut population_dff = 0.0f32;
+            for (i, f) in p.cell_f.iter_mut().enumerate() {
+                let dff = p.dff_per_spike[i] * p.calcium.level(i);
+                *f = p.f0_photons[i] * (1.0 + dff);
+                population_dff += dff;
+            }
+            population_dff /= p.cell_f.len().max(1) as f32;
+            p.microscope.render(t, &p.cell_f, population_dff, out)
+        };
         let b = self.behaviour.at(t);
         let rec = FrameRecord {
             t_s: t.as_secs_f64(),

@@ -117,6 +117,11 @@ impl TruthLog {
         self.substeps += 1;
     }
 
+    /// Each cell's spikes since the previous frame closed (fast twin mode's frame).
+    pub(crate) fn frame_spikes(&self) -> &[u32] {
+        &self.spike_acc
+    }
+
     /// Closes an imaging frame. `rates_now` stands in for the mean rate when no substep
     /// elapsed since the previous frame; `calcium(i)` is cell i's calcium at the frame.
     pub(crate) fn close_frame(

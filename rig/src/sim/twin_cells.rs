@@ -24,7 +24,7 @@ use super::drive::{CellDrive, Substep};
 use crate::vocab::clock::RigTime;
 
 /// How long of the behaviour model the default standardisation is measured over, s.
-const STANDARDISE_OVER_S: f64 = 600.0;
+pub(crate) const STANDARDISE_OVER_S: f64 = 600.0;
 
 pub(crate) struct TwinCells {
     twin: Twin,
@@ -139,14 +139,16 @@ fn raw_behaviour(b: &BehaviourSample, px_per_mm: f64) -> [f64; 4] {
     ]
 }
 
-/// Each raw input's mean and s.d. over the behaviour model's first [`STANDARDISE_OVER_S`]
-/// seconds, sampled every `dt_s` (a constant column is centred, not scaled).
+/// Each raw input's mean and s.d. over the behaviour's first `over_s` seconds (the model's:
+/// [`STANDARDISE_OVER_S`]; a recording's: its length), sampled every `dt_s` (a constant column
+/// is centred, not scaled).
 pub(crate) fn measured_standardisation(
     behaviour: &mut Behaviour,
     dt_s: f64,
     px_per_mm: f64,
+    over_s: f64,
 ) -> BehaviourStandardisation {
-    let n = (STANDARDISE_OVER_S / dt_s).round().max(1.0) as i64;
+    let n = (over_s / dt_s).round().max(1.0) as i64;
     let (mut sum, mut sq) = ([0f64; 4], [0f64; 4]);
     for k in 0..n {
         let r = raw_behaviour(

@@ -13,10 +13,24 @@
 //!   naming `source.twin.weights` and the fix (a larger `imaging.width`/`height` or smaller
 //!   `sim.cells.soma_radius_px`), rather than imaged as overlapping, unrecoverable cells.
 //!
-//! Not built yet (placeholders, README "Placeholders"): fast mode (the twin's responses as the
-//! session's activity, skipping the microscope and imaging pipeline), behaviour replayed from a
-//! recorded session, a recorded-noise model, the twin on a GPU, and saving the live twin at the
-//! end of a session.
+//! **Two modes** (`mode`):
+//! - `"full"`: the twin's spikes drive calcium and the simulated microscope, and the whole
+//!   imaging pipeline runs on its frames (rehearses the pipeline too).
+//! - `"fast"`: the twin's responses arrive as the session's activity. The rig still sends one
+//!   two-photon message per imaging frame (the frame clock, acks, lock-step, log and replay
+//!   are the same as a live session's), but its payload is no image: pixel `u` (row-major) holds
+//!   unit `u`'s spike count in that frame, and cell `u`'s true footprint is that one pixel with
+//!   weight 1, so `imaging.extraction = "truth_footprints"` reads each count back exactly. The
+//!   microscope is never rendered and no imaging pipeline runs. The field of view must have a
+//!   pixel per unit (`imaging.width * imaging.height >= units`); settings that need real pixels
+//!   (`imaging.extraction = "pipeline"` or `"grid"`) are refused naming the field
+//!   (`Config::validate`).
+//!
+//! **Behaviour**: the behaviour model's draw (from `sim.seed`), or, with `behaviour = "<session
+//! dir>"`, the running and pupil that session logged (`recorded_behaviour.rs`).
+//!
+//! Not built yet (placeholders, README "Placeholders"): a recorded-noise model, the twin on a
+//! GPU, and saving the live twin at the end of a session.
 
 use std::path::{Path, PathBuf};
 
@@ -27,6 +41,7 @@ use twinloop_model::{Device, Twin, TwinConfig, Weights};
 
 use super::SimGeometry;
 use super::config::SimConfig;
+use super::recorded_behaviour::RecordedBehaviour;
 use crate::vocab::section::Invalid;
 
 /// How spikes are drawn from the twin's predicted rates.
@@ -37,6 +52,17 @@ pub enum TwinNoise {
     /// Poisson with the twin's predicted mean.
     #[default]
     Poisson,
+}
+
+/// How the twin's responses reach the session (module docs).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TwinMode {
+    /// Spikes drive calcium, the simulated microscope and the imaging pipeline.
+    #[default]
+    Full,
+    /// Each frame's spike counts are the activity: no microscope, no imaging pipeline.
+    Fast,
 }
 
 /// `[source.twin]`.
@@ -53,6 +79,15 @@ pub struct TwinSourceConfig {
     /// frame), so a unit's rate in Hz is that count times `imaging.frame_rate_hz`.
     #[serde(default)]
     pub noise: TwinNoise,
+    /// `"full"` (default) or `"fast"` (module docs).
+    #[serde(default)]
+    pub mode: TwinMode,
+    /// A recorded session directory whose logged running and pupil the twin (and the simulated
+    /// eye camera and treadmill) replay, from its first frame (`recorded_behaviour.rs`); a
+    /// relative path is from the config file's directory. Absent: the behaviour model, from
+    /// `sim.seed`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub behaviour: Option<PathBuf>,
     /// Seed of the spike draws (the mouse's behaviour and anatomy come from `sim.seed`).
     #[serde(default)]
     pub seed: u64,
@@ -82,6 +117,9 @@ pub struct TwinIdentity {
 pub struct LoadedTwin {
     pub twin: Twin,
     pub identity: TwinIdentity,
+    /// The recorded running and pupil it is given (`behaviour`; read by the config layer,
+    /// which can read session logs); `None`: the behaviour model's.
+    pub behaviour: Option<RecordedBehaviour>,
 }
 
 impl TwinSourceConfig {
@@ -145,6 +183,7 @@ impl TwinSourceConfig {
                 units,
                 stimulus,
             },
+            behaviour: None,
         })
     }
 
@@ -164,7 +203,21 @@ impl TwinSourceConfig {
             ));
         }
         let capacity = fov_capacity(sim, geom);
-        if units > capacity {
+        let pixels = geom.imaging_width * geom.imaging_height;
+        if self.mode == TwinMode::Fast && units > pixels {
+            return Err(Invalid::new(
+                "imaging.width",
+                geom.imaging_width,
+                format!(
+                    "with imaging.height = {} gives {pixels} pixels, fewer than the twin's {units} \
+                     units: fast mode carries unit u's count in pixel u, so enlarge \
+                     imaging.width/height",
+                    geom.imaging_height
+                ),
+            ));
+        }
+        // Fast mode images nothing: somata need not be held apart.
+        if self.mode == TwinMode::Full && units > capacity {
             return Err(bad_file(
                 "source.twin.weights",
                 &self.weights,
@@ -197,6 +250,28 @@ pub fn fov_capacity(sim: &SimConfig, geom: &SimGeometry) -> usize {
     let inner = |px: usize| (px as f64 - 4.0).max(0.0);
     ((inner(geom.imaging_width) / side).floor() * (inner(geom.imaging_height) / side).floor())
         as usize
+}
+
+/// Fast mode: cell `u`'s footprint becomes pixel `u` (row-major in an `imaging_width`-wide
+/// frame) with weight 1, and its soma a half-pixel disc there, so the truth the session writes
+/// (and replay reads) extracts each count back exactly.
+pub(crate) fn place_in_count_pixels(cells: &mut [super::CellTruth], imaging_width: usize) {
+    let width = imaging_width.max(1);
+    for (u, c) in cells.iter_mut().enumerate() {
+        c.centre_y_px = (u / width) as f32;
+        c.centre_x_px = (u % width) as f32;
+        c.radius_px = 0.5;
+        c.footprint = vec![(u as u32, 1.0)];
+    }
+}
+
+/// Fast mode's frame: pixel `u` = unit `u`'s spike count (saturating at the u16 range), the
+/// rest 0.
+pub(crate) fn write_counts(spikes: &[u32], out: &mut [u16]) {
+    out.fill(0);
+    for (o, &s) in out.iter_mut().zip(spikes) {
+        *o = u16::try_from(s).unwrap_or(u16::MAX);
+    }
 }
 
 fn bad_file(field: &str, path: &Path, reason: String) -> Invalid {

@@ -9,7 +9,7 @@ use twinloop_model::{Device, Twin, TwinConfig};
 
 use super::tests::small_config;
 use super::twin_cells::resample_bilinear;
-use super::twin_source::{TwinNoise, TwinSourceConfig, fov_capacity};
+use super::twin_source::{TwinMode, TwinNoise, TwinSourceConfig, fov_capacity};
 use super::*;
 
 fn fixture(name: &str) -> PathBuf {
@@ -31,6 +31,8 @@ fn parity_source() -> TwinSourceConfig {
         weights: fixture("parity_weights.safetensors"),
         config: fixture("parity_config.json"),
         noise: TwinNoise::Poisson,
+        mode: TwinMode::Full,
+        behaviour: None,
         seed: 5,
         standardisation: Some(STANDARD),
     }
@@ -53,7 +55,21 @@ fn random_view(k: u64, len: usize) -> Vec<u8> {
 
 #[test]
 fn the_cells_fire_at_the_twins_own_prediction() {
-    let source = parity_source();
+    fire_at_the_prediction(TwinMode::Full);
+}
+
+/// Fast mode: the same rates and spikes, and each frame is those spike counts, unit `u` in
+/// pixel `u`, so the one-pixel footprints extract them back exactly.
+#[test]
+fn fast_frames_are_the_twins_spike_counts() {
+    fire_at_the_prediction(TwinMode::Fast);
+}
+
+fn fire_at_the_prediction(mode: TwinMode) {
+    let source = TwinSourceConfig {
+        mode,
+        ..parity_source()
+    };
     let loaded = source.load().expect("the parity twin loads");
     let units = loaded.identity.units;
     let geom = SimGeometry {
@@ -61,17 +77,19 @@ fn the_cells_fire_at_the_twins_own_prediction() {
         imaging_height: 128,
         ..SimGeometry::default()
     };
-    let mut mouse = SimMouse::with_twin(&small_config(4, units), &geom, &source, loaded.twin)
+    let mut mouse = SimMouse::with_twin(&small_config(4, units), &geom, &source, loaded)
         .expect("a mouse with the twin's cells");
     let frames = 40u64;
     let frame_ns = (1e9 / geom.imaging_rate_hz).round() as i64;
     let px = geom.view_width * geom.view_height;
     let mut out = vec![0u16; geom.imaging_width * geom.imaging_height];
     let views: Vec<Vec<u8>> = (0..frames).map(|k| random_view(k, px)).collect();
+    let mut sent = Vec::new();
     for (k, view) in views.iter().enumerate() {
         let t = RigTime::from_nanos(k as i64 * frame_ns);
         mouse.show(view, t);
         mouse.imaging_frame(t, &mut out);
+        sent.push(out.clone());
     }
     assert!(mouse.drive_failure().is_none());
     let dir = tempfile::tempdir().unwrap();
@@ -114,6 +132,24 @@ fn the_cells_fire_at_the_twins_own_prediction() {
             expected += f64::from(p);
             counted += f64::from(spikes[u * frames as usize + j + 1]);
         }
+    }
+    if mode == TwinMode::Fast {
+        for (u, c) in mouse.cells().iter().enumerate() {
+            assert_eq!(c.footprint, vec![(u as u32, 1.0)], "cell {u}'s pixel");
+        }
+        for (k, frame) in sent.iter().enumerate() {
+            assert!(
+                frame[units..].iter().all(|&p| p == 0),
+                "frame {k}: only counts"
+            );
+            for u in 0..units {
+                let want = spikes[u * frames as usize + k];
+                assert_eq!(f32::from(frame[u]), want, "frame {k} unit {u}");
+            }
+        }
+    } else {
+        // Full mode images cells: the frames are no spike counts.
+        assert!(sent.iter().any(|f| f[units..].iter().any(|&p| p != 0)));
     }
     // Poisson noise: the spikes scatter around the predicted counts.
     assert!(expected > 20.0, "the twin predicts some spikes: {expected}");
@@ -209,8 +245,28 @@ fn one_imaged_cell_per_unit_or_a_clear_refusal() {
         .unwrap_err();
     assert_eq!(e.field, "source.twin.weights");
     assert!(e.allowed.contains("imaging.width"), "{e:?}");
+    // Fast mode images nothing: 17 units fit the 40x40 FOV (a pixel each), but not 8x2 pixels.
+    let fast = TwinSourceConfig {
+        mode: TwinMode::Fast,
+        ..parity_source()
+    };
+    fast.check_fits(17, &small_config(1, 17), &tiny, 1)
+        .expect("a pixel per unit");
+    let strip = SimGeometry {
+        imaging_width: 8,
+        imaging_height: 2,
+        ..geom.clone()
+    };
+    let e = fast
+        .check_fits(17, &small_config(1, 17), &strip, 1)
+        .unwrap_err();
+    assert_eq!(e.field, "imaging.width");
+    assert!(
+        e.allowed.contains("16 pixels") && e.allowed.contains("17 units"),
+        "{e:?}"
+    );
     // The mouse itself refuses a cell count that is not the twin's.
-    let twin = source.load().unwrap().twin;
+    let twin = source.load().unwrap();
     let e = SimMouse::with_twin(&small_config(1, 30), &geom, &source, twin)
         .err()
         .expect("refused")

@@ -1,9 +1,10 @@
-//! One job: a session on a protocol with the job's overrides, or one arm of the closed-loop
-//! benchmark. Each gives a row of metrics; what depends on the machine's speed (wall time) is
+//! One job: a session on a protocol with the job's overrides, one arm of the closed-loop
+//! benchmark, or a replay of a recorded session (`replay.rs`). Each gives a row of metrics; what depends on the machine's speed (wall time) is
 //! kept apart, so a rerun's rows can be compared byte for byte.
 
 use super::SweepError;
 use super::plan::{Job, Plan};
+use super::replay::ReplayJob;
 use super::spec::JobKind;
 use crate::config::{Config, CoreKind, DEFAULT_SIM_TOML};
 use crate::offline::design_bench::{Arm, ArmRun, LoopExperiment};
@@ -21,6 +22,7 @@ use std::sync::Arc;
 pub enum JobSetup {
     Session(Box<Config>),
     LoopArm(LoopArm),
+    Replay(ReplayJob),
 }
 
 /// One arm of one seed of `twinloop bench loop`.
@@ -139,6 +141,7 @@ impl JobSetup {
                     random_share,
                 }))
             }
+            JobKind::Replay => ReplayJob::of(job).map(JobSetup::Replay),
         }
     }
 }
@@ -231,6 +234,7 @@ impl JobSetup {
                 })
             }
             JobSetup::LoopArm(arm) => loop_arm(&arm, plan, pools).map_err(fail),
+            JobSetup::Replay(r) => r.run().map_err(fail),
         }
     }
 }
@@ -347,7 +351,7 @@ fn curve_mean(run: &ArmRun, f: fn(&crate::offline::design_bench::CurvePoint) -> 
 }
 
 /// JSON has no NaN: an undefined figure is null.
-fn finite(v: f64) -> Value {
+pub(super) fn finite(v: f64) -> Value {
     if v.is_finite() { v.into() } else { Value::Null }
 }
 

@@ -19,6 +19,7 @@ pub mod gather;
 mod job;
 pub mod paired;
 pub mod plan;
+mod replay;
 pub mod shard;
 pub mod slurm;
 pub mod spec;

@@ -3,7 +3,8 @@
 //! ```toml
 //! [sweep]
 //! name = "adaptive-vs-random"
-//! kind = "session"             # or "loop_arm": one arm of `twinloop bench loop`
+//! kind = "session"             # or "loop_arm": one arm of `twinloop bench loop`; or "replay":
+//!                              # grid.recording = [session dirs], and policy/objective/twin
 //! shards = 8                   # jobs are dealt round-robin into this many shards
 //!
 //! [session]                    # kind = "session" only
@@ -39,6 +40,9 @@ pub enum JobKind {
     Session,
     /// One arm of one seed of the closed-loop design benchmark (`twinloop bench loop`).
     LoopArm,
+    /// A recorded session replayed, exactly or as a counterfactual (`twinloop replay
+    /// --policy/--objective/--twin`; `replay.rs`).
+    Replay,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -166,16 +170,24 @@ impl SweepSpec {
                 *p = resolve("session.protocols", p)?;
             }
         }
-        if let Some(twins) = spec.grid.get_mut("twin") {
-            for t in twins.iter_mut() {
+        for (axis, what) in [
+            ("twin", "twins are weight files"),
+            ("recording", "recordings are session directories"),
+        ] {
+            let Some(values) = spec.grid.get_mut(axis) else {
+                continue;
+            };
+            for t in values.iter_mut() {
                 match t {
                     toml::Value::String(s) => {
-                        *s = resolve("grid.twin", Path::new(s))?.display().to_string();
+                        *s = resolve(&format!("grid.{axis}"), Path::new(s))?
+                            .display()
+                            .to_string();
                     }
                     other => {
                         return Err(SweepError::Spec {
                             file: path.to_owned(),
-                            message: format!("grid.twin has {other}: twins are weight files"),
+                            message: format!("grid.{axis} has {other}: {what}"),
                         });
                     }
                 }
@@ -237,6 +249,26 @@ impl SweepSpec {
                              session.protocols"
                         )));
                     }
+                }
+            }
+            JobKind::Replay => {
+                if self.session.is_some() || self.loop_.is_some() {
+                    return Err(bad(
+                        "kind = \"replay\" takes neither [session] nor [loop]; remove them".into(),
+                    ));
+                }
+                let axes = super::replay::REPLAY_AXES;
+                if let Some(axis) = self.grid.keys().find(|k| !axes.contains(&k.as_str())) {
+                    return Err(bad(format!(
+                        "grid.{axis} is not a replay axis; these are: {}",
+                        axes.join(", ")
+                    )));
+                }
+                if !self.grid.contains_key("recording") {
+                    return Err(bad(
+                        "kind = \"replay\" needs grid.recording: the session directories to replay"
+                            .into(),
+                    ));
                 }
             }
             JobKind::LoopArm => {

@@ -126,12 +126,7 @@ pub fn run(
     // The simulated mouse is built first: its true footprints feed the baseline extraction.
     let mouse = match (cfg.source.kind, twin, &cfg.source.twin) {
         (SourceKind::Bridge, ..) => None,
-        (_, Some(t), Some(c)) => Some(SimMouse::with_twin(
-            &cfg.sim,
-            &cfg.sim_geometry(),
-            c,
-            t.twin,
-        )),
+        (_, Some(t), Some(c)) => Some(SimMouse::with_twin(&cfg.sim, &cfg.sim_geometry(), c, t)),
         _ => Some(SimMouse::with_planes(
             &cfg.sim,
             &cfg.sim_geometry(),
