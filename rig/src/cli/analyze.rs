@@ -1,6 +1,10 @@
 //! `twinloop analyze`: what a twin's readouts say about anatomy (issue #21), on documented CSV
 //! tables (`analysis/SCHEMA.md`): the wiring rule of Ding et al. and cell-type and area decoding.
-//! `analyze simulate` writes such tables from a simulated connectome whose rule is known.
+//! `analyze simulate` writes such tables from a simulated connectome whose rule is known;
+//! `analyze twin-chain` runs the whole chain on simulated mice with fitted twins.
+
+// `analyze twin-chain` (rig/src/cli/analyze/chain.rs).
+mod chain;
 
 use anyhow::{Context, Result};
 use clap::{Args, Subcommand};
@@ -45,6 +49,10 @@ enum AnalyzeCommand {
         #[arg(long)]
         out: Option<PathBuf>,
     },
+    /// The chain on simulated mice: anatomy planted from the cells' true tuning, twins fitted
+    /// on 10/20/40 min (pretrained core and from scratch), their embeddings through `wiring`
+    /// and `celltypes`; β̂_f / β_f and decoding accuracy per arm, beside the true features.
+    TwinChain(chain::ChainArgs),
     /// A simulated connectome with a planted rule, as the two tables plus its truth.
     Simulate {
         /// Directory for `embeddings.csv`, `pairs.csv` and `truth.json`.
@@ -66,6 +74,7 @@ enum AnalyzeCommand {
 
 pub fn run(args: &AnalyzeArgs) -> Result<()> {
     match &args.command {
+        AnalyzeCommand::TwinChain(a) => chain::run(a),
         AnalyzeCommand::Wiring {
             embeddings,
             pairs,
