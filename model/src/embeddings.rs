@@ -6,9 +6,9 @@
 //!   an ensemble reading one feature space per stream; a one-stream twin is unchanged).
 //! - **Position**: the readout position `tanh(mu)` on the core's grid, in degrees of visual
 //!   angle from the retina's optical axis. The perspective module's retina is an azimuthal
-//!   equidistant grid ([`crate::perspective::isotropic_grid`]): grid x ∈ [−1, 1] spans
-//!   `(W−1)/W · degrees` either side, grid y the same per pixel (`H/W` of it). Elevation is
-//!   taken as up the image (grid −y), azimuth to the right.
+//!   equidistant grid ([`crate::perspective::isotropic_grid`], `degrees` per unit of radius),
+//!   and the core's feature map is on that grid, so a readout position is a point of it.
+//!   Elevation is taken as up the image (grid −y), azimuth to the right.
 //! - **Reference responses**: the twin's mean rate to a fixed set of static images (the
 //!   in-silico library at [`REFERENCE_SEED`], matched to the full-contrast budget), for signal
 //!   correlations; the same set for every twin, so responses of two twins line up column by
@@ -25,6 +25,7 @@ use crate::insilico::budget::StimulusBudget;
 use crate::insilico::library::Library;
 use crate::insilico::responder::{Responder, TwinResponder};
 use crate::network::Twin;
+use crate::perspective::isotropic_grid;
 use crate::readout::Readout;
 use crate::weights::Weights;
 
@@ -50,12 +51,27 @@ pub struct ReadoutEmbedding {
     pub position_grid: Vec<[f64; 2]>,
 }
 
-/// A grid position `tanh(mu)` in degrees of visual angle (see the module doc).
+/// A grid position `tanh(mu)` in degrees of visual angle (see the module doc): the grid
+/// coordinate (grid_sample, align_corners = False) as a fractional pixel of the core's map, the
+/// retina's coordinate there (the isotropic grid is linear in the pixel index), times the
+/// retina's angle per unit.
 pub fn grid_to_degrees(cfg: &TwinConfig, grid: [f64; 2]) -> [f64; 2] {
     let p = &cfg.perspective;
-    let scale = (p.width as f64 - 1.0) / p.width as f64 * p.degrees;
-    let aspect = p.height as f64 / p.width as f64;
-    [grid[0] * scale, -grid[1] * aspect * scale]
+    let (h, w) = (p.height, p.width);
+    if h == 0 || w == 0 {
+        return [f64::NAN; 2];
+    }
+    let retina = isotropic_grid(h, w);
+    let along = |g: f64, n: usize, first: f64, last: f64| {
+        if n < 2 {
+            return first;
+        }
+        let pixel = ((g + 1.0) * n as f64 - 1.0) / 2.0;
+        first + (last - first) * pixel / (n - 1) as f64
+    };
+    let x = along(grid[0], w, retina[0].0, retina[w - 1].0);
+    let y = along(grid[1], h, retina[0].1, retina[(h - 1) * w].1);
+    [x * p.degrees, -y * p.degrees]
 }
 
 /// Reads the readout's feature weights and positions out of a twin's weights.

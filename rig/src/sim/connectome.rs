@@ -20,8 +20,9 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde::Serialize;
 use twinloop_analysis::connectome::{
-    Area, Cell, CellType, ConnectomeConfig, Planted, misregister, plant,
+    Area, Cell, CellType, ConnectomeConfig, Planted, SIMULATED_CORE, misregister, plant,
 };
+use twinloop_analysis::wiring::Embedding;
 
 use super::tuning::{CellParams, CellType as Tuning};
 use super::{SimConfig, SimError, SimGeometry, SimMouse};
@@ -195,6 +196,27 @@ impl SimAnatomy {
             planted,
             config: config.clone(),
         })
+    }
+
+    /// The true features as an embeddings table (the ceiling a twin can reach): true RF
+    /// centres, CC 1, core `simulated-truth`.
+    pub fn true_embeddings(&self) -> Vec<Embedding> {
+        self.cells
+            .iter()
+            .zip(&self.features)
+            .enumerate()
+            .map(|(i, (c, f))| Embedding {
+                cell_id: i as u64,
+                core_id: SIMULATED_CORE.to_string(),
+                features: f.clone(),
+                azimuth_deg: c.rf_deg[0],
+                elevation_deg: c.rf_deg[1],
+                cc_abs: 1.0,
+                cc_max: 1.0,
+                cell_type: c.cell_type.name().to_string(),
+                area: c.area.name().to_string(),
+            })
+            .collect()
     }
 
     /// `cell_id,cell_type,area` per cell: the labels `twin embeddings --labels` reads.

@@ -13,7 +13,7 @@ use anyhow::{Context, Result, bail};
 use clap::Args;
 use serde::Serialize;
 use twinloop_analysis::celltypes::{CellTypeOptions, Input, Target, decode_cell_types};
-use twinloop_analysis::connectome::{ConnectomeConfig, SIMULATED_CORE};
+use twinloop_analysis::connectome::ConnectomeConfig;
 use twinloop_analysis::wiring::{
     Embedding, Measure, Scale, WiringOptions, WiringReport, analyze, table,
 };
@@ -185,27 +185,6 @@ fn score(
     })
 }
 
-/// The true features as an embeddings table (the ceiling): true RF centres, CC 1.
-fn true_rows(anatomy: &SimAnatomy) -> Vec<Embedding> {
-    anatomy
-        .cells
-        .iter()
-        .zip(&anatomy.features)
-        .enumerate()
-        .map(|(i, (c, f))| Embedding {
-            cell_id: i as u64,
-            core_id: SIMULATED_CORE.to_string(),
-            features: f.clone(),
-            azimuth_deg: c.rf_deg[0],
-            elevation_deg: c.rf_deg[1],
-            cc_abs: 1.0,
-            cc_max: 1.0,
-            cell_type: c.cell_type.name().to_string(),
-            area: c.area.name().to_string(),
-        })
-        .collect()
-}
-
 /// Rotates the functional part (everything but id and labels) of the mis-co-registered rows.
 fn misregistered(anatomy: &SimAnatomy, rows: &[Embedding]) -> Vec<Embedding> {
     let mut functional: Vec<Embedding> = rows.to_vec();
@@ -282,7 +261,7 @@ pub fn run(args: &ChainArgs) -> Result<()> {
             })
             .collect();
         let mut outcomes = Vec::new();
-        let truth_rows = misregistered(&anatomy, &true_rows(&anatomy));
+        let truth_rows = misregistered(&anatomy, &anatomy.true_embeddings());
         let o = score("true-features", 0.0, &truth_rows, &anatomy, None)?;
         print(seed, &o);
         outcomes.push(o);
