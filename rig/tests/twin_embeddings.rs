@@ -166,7 +166,14 @@ fn embeddings_are_the_schema_table_tagged_with_the_core() {
     // The twin generated these responses, so most units are well predicted on the repeats,
     // and CC_abs never exceeds its ceiling by more than the estimate's noise.
     let scored: Vec<_> = rows.iter().filter(|r| r.cc_max > 0.0).collect();
-    assert!(scored.len() > UNITS / 2, "{} units scored: {:?}", scored.len(), rows.iter().map(|r| (r.cc_abs, r.cc_max)).collect::<Vec<_>>());
+    assert!(
+        scored.len() > UNITS / 2,
+        "{} units scored: {:?}",
+        scored.len(),
+        rows.iter()
+            .map(|r| (r.cc_abs, r.cc_max))
+            .collect::<Vec<_>>()
+    );
     assert!(scored.iter().filter(|r| r.cc_abs > 0.5).count() > scored.len() / 2);
     // Positions lie within the retina's field (fnn: 75 degrees from the axis at most).
     for r in &rows {
@@ -206,7 +213,7 @@ fn embeddings_are_the_schema_table_tagged_with_the_core() {
         twinloop_model::cli::read_npy_f32(&out.join("reference_responses.npy")).unwrap();
     for (i, img) in images.iter().enumerate() {
         twin.reset();
-        let mut mean = vec![0f64; UNITS];
+        let mut mean = [0f64; UNITS];
         for f in 0..REFERENCE_FRAMES {
             let r = twin.step_u8(img, &[0.0, 0.0], &[0.0, 0.0]).unwrap();
             if f + REFERENCE_SCORED >= REFERENCE_FRAMES {
