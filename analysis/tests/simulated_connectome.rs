@@ -195,3 +195,50 @@ fn tables_round_trip_through_csv_and_bad_tables_are_named() {
         .to_string();
     assert!(err.contains("line 2, column `l_d_um`"), "{err}");
 }
+
+/// The report's binned density: bins partition the type's used pairs (counts add up to the
+/// table's own totals, computed here from the pairs), density rises with feature similarity
+/// under the feature rule and not under the null.
+#[test]
+fn binned_density_partitions_the_pairs_and_follows_the_rule() {
+    use twinloop_analysis::wiring::binned_density;
+    for (beta, seed) in [(1.8, 31), (0.0, 32)] {
+        let c = simulate(&small(seed, beta, 0.0)).unwrap();
+        let options = WiringOptions::default();
+        let report = analyze(&c.embeddings, &c.pairs, &options).unwrap();
+        let curves = binned_density(&c.embeddings, &c.pairs, &options, &report, 6).unwrap();
+        let curve = curves
+            .iter()
+            .find(|k| k.measure == Measure::FeatureSimilarity && k.projection == "V1->V1")
+            .unwrap();
+        // Totals from the tables directly: pairs V1->V1 whose cells pass the CC filters.
+        let kept: std::collections::HashSet<u64> = c
+            .embeddings
+            .iter()
+            .filter(|e| e.cc_max > options.min_cc_max && e.cc_abs > options.min_cc_abs)
+            .map(|e| e.cell_id)
+            .collect();
+        let (n, syn) = c
+            .pairs
+            .iter()
+            .filter(|p| {
+                p.projection == "V1->V1" && kept.contains(&p.pre_id) && kept.contains(&p.post_id)
+            })
+            .fold((0usize, 0f64), |(n, s), p| {
+                (n + 1, s + f64::from(p.synapses))
+            });
+        assert_eq!(curve.bins.iter().map(|b| b.pairs).sum::<usize>(), n);
+        assert_eq!(curve.bins.iter().map(|b| b.synapses).sum::<f64>(), syn);
+        assert!(curve.bins.windows(2).all(|w| w[0].hi <= w[1].lo));
+        let (first, last) = (&curve.bins[0], &curve.bins[curve.bins.len() - 1]);
+        let rise = last.density_per_um / first.density_per_um;
+        if beta > 0.0 {
+            assert!(rise > 2.0, "density rises {rise}x under β_f = {beta}");
+        } else {
+            assert!(
+                rise < 2.0 && rise > 0.5,
+                "density flat under the null: {rise}x"
+            );
+        }
+    }
+}

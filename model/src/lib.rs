@@ -31,6 +31,7 @@ pub mod config;
 pub mod core;
 pub mod design;
 pub mod device;
+pub mod embeddings;
 pub mod energy_core;
 pub mod error;
 pub mod frozen_core;

@@ -93,3 +93,92 @@ fn the_wiring_rule_planted_in_a_simulated_connectome_is_recovered_from_its_table
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("l_d_um") && err.contains("pairs.csv"), "{err}");
 }
+
+/// `analyze report`: one page with a density curve per measure and projection type, the slopes
+/// and the confusion matrices; a pair naming a cell the embeddings lack is refused by line.
+#[test]
+fn the_report_page_plots_the_curves_and_confusion_matrices() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    let run = |args: &[&str]| twinloop().args(args).output().unwrap();
+    let out = run(&[
+        "analyze",
+        "simulate",
+        "--out",
+        d.to_str().unwrap(),
+        "--seed",
+        "4",
+    ]);
+    assert!(out.status.success());
+    let (emb, pairs, page) = (
+        d.join("embeddings.csv"),
+        d.join("pairs.csv"),
+        d.join("report.html"),
+    );
+    let args = |pairs: &std::path::Path| {
+        vec![
+            "analyze".to_string(),
+            "report".into(),
+            "--embeddings".into(),
+            emb.display().to_string(),
+            "--pairs".into(),
+            pairs.display().to_string(),
+            "--out".into(),
+            page.display().to_string(),
+        ]
+    };
+    let a = args(&pairs);
+    let out = run(&a.iter().map(String::as_str).collect::<Vec<_>>());
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let html = std::fs::read_to_string(&page).unwrap();
+    let wiring: serde_json::Value = {
+        let r = d.join("w.json");
+        let o = run(&[
+            "analyze",
+            "wiring",
+            "--embeddings",
+            emb.to_str().unwrap(),
+            "--pairs",
+            pairs.to_str().unwrap(),
+            "--out",
+            r.to_str().unwrap(),
+        ]);
+        assert!(o.status.success());
+        serde_json::from_slice(&std::fs::read(r).unwrap()).unwrap()
+    };
+    // One curve per synaptic-scale slope of the wiring report, each an SVG with its type.
+    let synaptic = wiring["slopes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|s| s["scale"] == "Synaptic")
+        .count();
+    assert!(synaptic >= 2);
+    assert_eq!(html.matches("<svg").count(), synaptic, "{html}");
+    assert!(
+        html.contains("V1-&gt;V1"),
+        "projection types named, escaped"
+    );
+    // Type and area, from three inputs each: six confusion matrices.
+    assert_eq!(html.matches("true \\ predicted").count(), 6);
+
+    // A pair whose post cell is not in the embeddings: refused, naming the line and the id.
+    let text = std::fs::read_to_string(&pairs).unwrap();
+    let mut lines: Vec<String> = text.lines().map(String::from).collect();
+    let mut f: Vec<String> = lines[2].split(',').map(String::from).collect();
+    f[1] = "987654321".into();
+    lines[2] = f.join(",");
+    let bad = d.join("bad_pairs.csv");
+    std::fs::write(&bad, lines.join("\n") + "\n").unwrap();
+    let a = args(&bad);
+    let out = run(&a.iter().map(String::as_str).collect::<Vec<_>>());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && err.contains("987654321") && err.contains("line 3"),
+        "{err}"
+    );
+}

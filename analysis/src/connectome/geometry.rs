@@ -111,8 +111,8 @@ impl CellType {
 }
 
 /// One cell's anatomy.
-#[derive(Debug, Clone)]
-pub(crate) struct Cell {
+#[derive(Debug, Clone, PartialEq)]
+pub struct Cell {
     pub cell_type: CellType,
     pub area: Area,
     pub soma_um: [f64; 3],
@@ -139,6 +139,43 @@ impl Cell {
             cell_type,
             area,
             soma_um,
+            rf_deg,
+        }
+    }
+
+    /// A cell of `cell_type` in `area` whose receptive field is `rf_deg`, placed on this
+    /// slab's maps: across cortex by inverting the retinotopy over the visual field `field_deg`
+    /// ((azimuth lo, hi), (elevation lo, hi)) — V1's azimuth runs from the slab's edge to the
+    /// border, the higher area's mirror-reverses from the border, so the two meet at the same
+    /// azimuth — and at `depth_fraction` ∈ [0, 1] of the type's depth range.
+    pub fn place(
+        cell_type: CellType,
+        area: Area,
+        rf_deg: [f64; 2],
+        field_deg: ([f64; 2], [f64; 2]),
+        depth_fraction: f64,
+    ) -> Self {
+        let frac = |v: f64, [lo, hi]: [f64; 2]| {
+            if hi > lo {
+                ((v - lo) / (hi - lo)).clamp(0.0, 1.0)
+            } else {
+                0.5
+            }
+        };
+        let (fa, fe) = (frac(rf_deg[0], field_deg.0), frac(rf_deg[1], field_deg.1));
+        let x = match area {
+            Area::V1 => fa * BORDER_X_UM,
+            Area::Hva => BORDER_X_UM + (1.0 - fa) * (SLAB_X_UM - BORDER_X_UM),
+        };
+        let (z0, z1) = cell_type.depth_range_um();
+        Self {
+            cell_type,
+            area,
+            soma_um: [
+                x,
+                fe * SLAB_Y_UM,
+                z0 + depth_fraction.clamp(0.0, 1.0) * (z1 - z0),
+            ],
             rf_deg,
         }
     }

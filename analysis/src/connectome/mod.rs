@@ -11,13 +11,17 @@
 //! one. The "imaged" side (what a twin would export) sees noisy features and RF positions, and a
 //! fraction of cells are mis-co-registered (their embedding belongs to another cell).
 //!
-//! Features here are synthetic; the lead's twin readouts replace them in the end-to-end run.
+//! Features here are synthetic. [`plant`] runs the same rule on given cells and features: the
+//! rig's simulated mouse (`rig/src/sim/connectome.rs`) plants it from its cells' true tuning,
+//! and a fitted twin's readouts stand in for the embeddings (`twinloop analyze twin-chain`).
 
 mod geometry;
+mod plant;
 mod simulate;
 
-pub use geometry::{Area, CellType, co_travel_length_um};
-pub use simulate::simulate;
+pub use geometry::{Area, Cell, CellType, co_travel_length_um};
+pub use plant::{Planted, misregister, plant};
+pub use simulate::{SIMULATED_CORE, simulate};
 
 use crate::wiring::{Embedding, Pair};
 

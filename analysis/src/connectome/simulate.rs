@@ -1,14 +1,14 @@
 //! Drawing one connectome: cells, features, proximity pairs, synapse counts, and the exported
 //! (noisy, partly mis-co-registered) embeddings.
 
-use super::geometry::{Area, Cell, CellType, co_travel};
+use super::geometry::{Area, Cell, CellType};
+use super::plant::{Planted, misregister, plant};
 use super::{Connectome, ConnectomeConfig, GroundTruth};
 use crate::error::{Result, invalid};
-use crate::wiring::{Embedding, Pair, cosine_similarity, rf_distance_deg};
-use rand::seq::SliceRandom;
+use crate::wiring::Embedding;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
-use rand_distr::{Distribution, Normal, Poisson};
+use rand_distr::{Distribution, Normal};
 
 /// The core id written into simulated embeddings.
 pub const SIMULATED_CORE: &str = "simulated-truth";
@@ -49,70 +49,15 @@ pub fn simulate(config: &ConnectomeConfig) -> Result<Connectome> {
         })
         .collect();
 
-    // Proofread presynaptic cells: excitatory, as MICrONS' proofread axons.
-    let mut excitatory: Vec<usize> = (0..cells.len())
-        .filter(|&i| {
-            matches!(
-                cells[i].cell_type,
-                CellType::L23Exc | CellType::L4Exc | CellType::L5Exc
-            )
-        })
-        .collect();
-    excitatory.shuffle(&mut rng);
-    if excitatory.len() < config.n_presynaptic {
-        return Err(invalid(
-            "n_presynaptic",
-            format!(
-                "{} exceeds the {} excitatory cells; raise n_cells",
-                config.n_presynaptic,
-                excitatory.len()
-            ),
-        ));
-    }
-    let mut pre: Vec<usize> = excitatory[..config.n_presynaptic].to_vec();
-    pre.sort_unstable();
-    let u_dist = Normal::new(0.0, config.presynaptic_sd).expect("validated SD");
-    let effects: Vec<f64> = pre.iter().map(|_| u_dist.sample(&mut rng)).collect();
-
-    // Proximity pairs and their (unscaled) synapse rates.
-    let mut raw = Vec::new();
-    for (k, &i) in pre.iter().enumerate() {
-        for j in 0..cells.len() {
-            if j == i {
-                continue;
-            }
-            let l = co_travel(&cells[i], &cells[j]);
-            if l < config.min_co_travel_um {
-                continue;
-            }
-            let s = cosine_similarity(&features[i], &features[j]);
-            let r = rf_distance_deg(cells[i].rf_deg, cells[j].rf_deg);
-            let rate =
-                l * (config.beta_feature * s + config.beta_rf_per_deg * r + effects[k]).exp();
-            raw.push((i, j, l, s, r, rate));
-        }
-    }
-    if raw.is_empty() {
-        return Err(invalid(
-            "min_co_travel_um",
-            "no proximity pairs; lower it or add cells",
-        ));
-    }
-    let rates: Vec<f64> = raw.iter().map(|p| p.5).collect();
-    let rho = calibrate_rho(&rates, 1.0 / (1.0 + config.unconnected_per_connected));
-    let pairs: Vec<Pair> = raw
-        .iter()
-        .map(|&(i, j, l, _, _, rate)| {
-            let synapses = Poisson::new(rho * rate).map_or(0.0, |p| p.sample(&mut rng)) as u32;
-            Pair {
-                pre_id: i as u64,
-                post_id: j as u64,
-                l_d_um: l,
-                synapses,
-                projection: format!("{}->{}", cells[i].area.name(), cells[j].area.name()),
-            }
-        })
-        .collect();
+    let planted = plant(&cells, &features, config, &mut rng)?;
+    let Planted {
+        pairs,
+        rho_per_um: rho,
+        presynaptic: pre,
+        presynaptic_effects: effects,
+        pair_similarity,
+        pair_rf_distance_deg,
+    } = planted;
 
     // The exported side: noisy features and RF positions, CC values, and co-registration errors
     // (a random subset's functional data rotated among themselves).
@@ -144,17 +89,7 @@ pub fn simulate(config: &ConnectomeConfig) -> Result<Connectome> {
             (f, rf, cc_abs, cc_max)
         })
         .collect();
-    let n_wrong = (config.coregistration_error * cells.len() as f64).round() as usize;
-    let mut order: Vec<usize> = (0..cells.len()).collect();
-    order.shuffle(&mut rng);
-    let wrong: Vec<usize> = order[..n_wrong.min(cells.len())].to_vec();
-    if wrong.len() >= 2 {
-        let first = functional[wrong[0]].clone();
-        for w in 0..wrong.len() - 1 {
-            functional[wrong[w]] = functional[wrong[w + 1]].clone();
-        }
-        functional[*wrong.last().expect("≥ 2")] = first;
-    }
+    let wrong = misregister(&mut functional, config.coregistration_error, &mut rng);
     let embeddings = cells
         .iter()
         .zip(functional)
@@ -180,11 +115,11 @@ pub fn simulate(config: &ConnectomeConfig) -> Result<Connectome> {
         soma_um: cells.iter().map(|c| c.soma_um).collect(),
         features,
         rf_deg: cells.iter().map(|c| c.rf_deg).collect(),
-        presynaptic: pre.iter().map(|&i| i as u64).collect(),
+        presynaptic: pre,
         presynaptic_effects: effects,
         misregistered: wrong.iter().map(|&i| i as u64).collect(),
-        pair_similarity: raw.iter().map(|p| p.3).collect(),
-        pair_rf_distance_deg: raw.iter().map(|p| p.4).collect(),
+        pair_similarity,
+        pair_rf_distance_deg,
     };
     Ok(Connectome {
         embeddings,
@@ -193,7 +128,7 @@ pub fn simulate(config: &ConnectomeConfig) -> Result<Connectome> {
     })
 }
 
-fn validate(c: &ConnectomeConfig) -> Result<()> {
+pub(super) fn validate(c: &ConnectomeConfig) -> Result<()> {
     if c.n_cells < 10 || c.n_presynaptic == 0 || c.feature_dim < 2 {
         return Err(invalid(
             "connectome",
@@ -237,21 +172,4 @@ fn validate(c: &ConnectomeConfig) -> Result<()> {
         return Err(invalid("min_co_travel_um", "must be > 0"));
     }
     Ok(())
-}
-
-/// ρ such that the expected fraction of pairs with ≥ 1 synapse, mean(1 − e^{−ρ·rate}), is
-/// `target` (bisection on log ρ; the fraction is increasing in ρ).
-fn calibrate_rho(rates: &[f64], target: f64) -> f64 {
-    let frac =
-        |rho: f64| rates.iter().map(|r| -(-rho * r).exp_m1()).sum::<f64>() / rates.len() as f64;
-    let (mut lo, mut hi) = (-40.0f64, 20.0f64);
-    for _ in 0..200 {
-        let mid = 0.5 * (lo + hi);
-        if frac(mid.exp()) < target {
-            lo = mid
-        } else {
-            hi = mid
-        }
-    }
-    (0.5 * (lo + hi)).exp()
 }

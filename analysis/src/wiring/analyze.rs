@@ -108,13 +108,13 @@ impl WiringReport {
 }
 
 /// A pair that survived the filters, with its two measures.
-struct UsedPair {
-    pre: usize,
-    projection: String,
-    similarity: f64,
-    rf_distance: f64,
-    l_d: f64,
-    synapses: f64,
+pub(super) struct UsedPair {
+    pub(super) pre: usize,
+    pub(super) projection: String,
+    pub(super) similarity: f64,
+    pub(super) rf_distance: f64,
+    pub(super) l_d: f64,
+    pub(super) synapses: f64,
 }
 
 /// Runs both scales for both measures. Errors name the offending row (0-based index into the
@@ -124,6 +124,35 @@ pub fn analyze(
     pairs: &[Pair],
     options: &WiringOptions,
 ) -> Result<WiringReport> {
+    let (core_id, used) = used_pairs(embeddings, pairs, options)?;
+    let kept = |e: &Embedding| e.cc_max > options.min_cc_max && e.cc_abs > options.min_cc_abs;
+    let mut models = Vec::new();
+    let mut slopes = Vec::new();
+    for scale in [Scale::Axonal, Scale::Synaptic] {
+        for measure in [Measure::FeatureSimilarity, Measure::RfDistance] {
+            let (summary, mut s) = fit_one(&used, scale, measure, options)?;
+            models.push(summary);
+            slopes.append(&mut s);
+        }
+    }
+    Ok(WiringReport {
+        core_id,
+        n_cells: embeddings.len(),
+        n_cells_kept: embeddings.iter().filter(|e| kept(e)).count(),
+        n_pairs_input: pairs.len(),
+        n_pairs_used: used.len(),
+        models,
+        slopes,
+    })
+}
+
+/// The pairs whose two cells pass the CC filters, with their two measures; checks the
+/// embeddings (one core, unique ids) and that every pair's cells are in them.
+pub(super) fn used_pairs(
+    embeddings: &[Embedding],
+    pairs: &[Pair],
+    options: &WiringOptions,
+) -> Result<(String, Vec<UsedPair>)> {
     let core_id = check_embeddings(embeddings)?;
     let by_id: HashMap<u64, &Embedding> = embeddings.iter().map(|e| (e.cell_id, e)).collect();
     let kept = |e: &Embedding| e.cc_max > options.min_cc_max && e.cc_abs > options.min_cc_abs;
@@ -172,24 +201,7 @@ pub fn analyze(
             "no pair has both cells above the CC_max/CC_abs thresholds",
         ));
     }
-    let mut models = Vec::new();
-    let mut slopes = Vec::new();
-    for scale in [Scale::Axonal, Scale::Synaptic] {
-        for measure in [Measure::FeatureSimilarity, Measure::RfDistance] {
-            let (summary, mut s) = fit_one(&used, scale, measure, options)?;
-            models.push(summary);
-            slopes.append(&mut s);
-        }
-    }
-    Ok(WiringReport {
-        core_id,
-        n_cells: embeddings.len(),
-        n_cells_kept: embeddings.iter().filter(|e| kept(e)).count(),
-        n_pairs_input: pairs.len(),
-        n_pairs_used: used.len(),
-        models,
-        slopes,
-    })
+    Ok((core_id, used))
 }
 
 fn fit_one(

@@ -10,10 +10,12 @@
 //! (scale, measure) model. Tables: `analysis/SCHEMA.md`, read by [`table`].
 
 mod analyze;
+mod bins;
 mod pair_features;
 pub mod table;
 
 pub use analyze::{Measure, ModelSummary, Scale, Slope, WiringOptions, WiringReport, analyze};
+pub use bins::{DensityBin, DensityCurve, binned_density};
 pub use pair_features::{cosine_similarity, rf_distance_deg};
 
 /// One imaged cell's readout embedding (a row of the embeddings table).

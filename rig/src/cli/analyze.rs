@@ -1,6 +1,12 @@
 //! `twinloop analyze`: what a twin's readouts say about anatomy (issue #21), on documented CSV
 //! tables (`analysis/SCHEMA.md`): the wiring rule of Ding et al. and cell-type and area decoding.
-//! `analyze simulate` writes such tables from a simulated connectome whose rule is known.
+//! `analyze simulate` writes such tables from a simulated connectome whose rule is known;
+//! `analyze twin-chain` runs the whole chain on simulated mice with fitted twins.
+
+// `analyze twin-chain` (rig/src/cli/analyze/chain.rs).
+mod chain;
+// `analyze report` (rig/src/cli/analyze/report.rs).
+mod report;
 
 use anyhow::{Context, Result};
 use clap::{Args, Subcommand};
@@ -45,6 +51,13 @@ enum AnalyzeCommand {
         #[arg(long)]
         out: Option<PathBuf>,
     },
+    /// The chain on simulated mice: anatomy planted from the cells' true tuning, twins fitted
+    /// on 10/20/40 min (pretrained core and from scratch), their embeddings through `wiring`
+    /// and `celltypes`; β̂_f / β_f and decoding accuracy per arm, beside the true features.
+    TwinChain(chain::ChainArgs),
+    /// One HTML page: binned synapse density against feature similarity and RF distance with
+    /// the model's curves, the slopes, and the type/area confusion matrices.
+    Report(report::ReportArgs),
     /// A simulated connectome with a planted rule, as the two tables plus its truth.
     Simulate {
         /// Directory for `embeddings.csv`, `pairs.csv` and `truth.json`.
@@ -66,6 +79,8 @@ enum AnalyzeCommand {
 
 pub fn run(args: &AnalyzeArgs) -> Result<()> {
     match &args.command {
+        AnalyzeCommand::TwinChain(a) => chain::run(a),
+        AnalyzeCommand::Report(a) => report::run(a),
         AnalyzeCommand::Wiring {
             embeddings,
             pairs,
@@ -109,24 +124,14 @@ pub fn run(args: &AnalyzeArgs) -> Result<()> {
                 "--block-deg {block_deg}: must be a positive number of degrees"
             );
             let (emb, _) = table::read_embeddings(embeddings)?;
-            // Tiles of RF position: no fold's test cells share a tile with its training cells,
-            // so a decoder cannot read the label off a neighbour's position.
-            let tile = |v: f64| (v / block_deg).floor() as i64;
-            let mut ids = std::collections::BTreeMap::new();
-            let blocks: Vec<usize> = emb
-                .iter()
-                .map(|e| {
-                    let key = (tile(e.azimuth_deg), tile(e.elevation_deg));
-                    let n = ids.len();
-                    *ids.entry(key).or_insert(n)
-                })
-                .collect();
+            let blocks = rf_blocks(&emb, *block_deg);
             let options = CellTypeOptions {
                 n_shuffles: *shuffles,
                 ..CellTypeOptions::default()
             };
             let scores = decode_cell_types(&emb, &blocks, &options)?;
-            println!("{} cells in {} blocks", emb.len(), ids.len());
+            let n_blocks = blocks.iter().max().map_or(0, |b| b + 1);
+            println!("{} cells in {n_blocks} blocks", emb.len());
             for s in &scores {
                 println!(
                     "{:?} from {:?}: balanced accuracy {:.3} (chance {:.3}{})",
@@ -173,6 +178,20 @@ pub fn run(args: &AnalyzeArgs) -> Result<()> {
             Ok(())
         }
     }
+}
+
+/// Tiles of RF position, `block_deg` on a side, as fold ids: no fold's test cells share a tile
+/// with its training cells, so a decoder cannot read the label off a neighbour's position.
+fn rf_blocks(emb: &[twinloop_analysis::wiring::Embedding], block_deg: f64) -> Vec<usize> {
+    let tile = |v: f64| (v / block_deg).floor() as i64;
+    let mut ids = std::collections::BTreeMap::new();
+    emb.iter()
+        .map(|e| {
+            let key = (tile(e.azimuth_deg), tile(e.elevation_deg));
+            let n = ids.len();
+            *ids.entry(key).or_insert(n)
+        })
+        .collect()
 }
 
 fn write_json(path: Option<&PathBuf>, value: &impl serde::Serialize) -> Result<()> {

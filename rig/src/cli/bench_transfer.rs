@@ -83,7 +83,7 @@ struct Results {
     seconds: f64,
 }
 
-fn view(cfg: &TwinConfig) -> ViewGeometry {
+pub(crate) fn view(cfg: &TwinConfig) -> ViewGeometry {
     ViewGeometry {
         width: cfg.stimulus_width,
         height: cfg.stimulus_height,
@@ -92,7 +92,12 @@ fn view(cfg: &TwinConfig) -> ViewGeometry {
     }
 }
 
-fn plan(mouse_seed: u64, stimulus_seed: u64, neurons: usize, minutes: f64) -> SimRecordingPlan {
+pub(crate) fn plan(
+    mouse_seed: u64,
+    stimulus_seed: u64,
+    neurons: usize,
+    minutes: f64,
+) -> SimRecordingPlan {
     SimRecordingPlan {
         mouse_seed,
         neurons,
@@ -123,7 +128,7 @@ fn r_true(
     Ok(rep.median.truth)
 }
 
-fn fit_config(scope: FitScope, seconds: f64, seed: u64) -> FitConfig {
+pub(crate) fn fit_config(scope: FitScope, seconds: f64, seed: u64) -> FitConfig {
     FitConfig {
         scope,
         clip_frames: 24,

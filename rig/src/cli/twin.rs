@@ -10,6 +10,8 @@ use twinloop_model::device::DevicePreference;
 mod insilico;
 // `twin fit` (rig/src/cli/twin/fit.rs).
 mod fit;
+// `twin embeddings` (rig/src/cli/twin/embeddings.rs); the chain in `analyze twin-chain` uses it.
+pub(crate) mod embeddings;
 
 #[derive(Debug, Args)]
 pub struct TwinArgs {
@@ -54,6 +56,11 @@ enum TwinCommand {
     /// perspective, modulation, readouts trained), readout, or full (from scratch without
     /// --weights). Writes twin.safetensors, config.json and fit.json.
     Fit(fit::FitArgs),
+    /// Per-unit embeddings for the anatomy analyses (analysis/SCHEMA.md): standardised readout
+    /// feature weights, readout position in degrees, CC_abs and CC_max on a recording, responses
+    /// to a fixed reference set, and the core's SHA-256. Writes embeddings.csv, features.npy,
+    /// reference_responses.npy, embeddings.json.
+    Embeddings(embeddings::EmbeddingsArgs),
     /// A recorded session as the twin's training/evaluation data: stimulus frames at the twin's
     /// resolution, z-scored pupil centre, pupil radius and treadmill velocity, and the activity,
     /// one row per imaging frame (plus the simulator's true rates as truth.npy when it has them).
@@ -109,6 +116,7 @@ pub fn run(args: &TwinArgs) -> anyhow::Result<()> {
         TwinCommand::Tuning(a) => insilico::tuning(a),
         TwinCommand::Mei(a) => insilico::mei(a),
         TwinCommand::Fit(a) => fit::run(a),
+        TwinCommand::Embeddings(a) => embeddings::run(a),
         TwinCommand::Recording(a) => recording(a),
         TwinCommand::Predict {
             weights,

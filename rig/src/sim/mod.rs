@@ -32,6 +32,8 @@
 //! - `microscope`: neuropil, vessels, bleaching, motion, shot and read noise, u16 frames.
 //! - `eye`: the eye-camera image and its linear camera model.
 //! - `treadmill`: encoder counts from distance run.
+//! - [`connectome`]: each cell's anatomy (area, type, soma) read off its tuning, and synapses
+//!   planted from the true tuning (issue #21; the rule is `twinloop_analysis::connectome`).
 //! - `truth`: [`CellTruth`] and the per-frame truth written by [`SimMouse::write_truth`].
 //! - `movie`: [`SimMouse::record_turning_gratings`], the standard movie imaging tests and
 //!   benchmarks record.
@@ -53,6 +55,7 @@
 pub mod bridge;
 pub mod clocks;
 pub mod config;
+pub mod connectome;
 pub mod eye;
 pub mod recorded_behaviour;
 pub mod truth;
