@@ -83,16 +83,24 @@ pub(super) fn replay_decisions(
     }
     let _ = selector.finish();
     notes.extend(selector.take_records());
-    compare_notes(&logged.selector_notes, &notes, report);
+    let cut = !matches!(logged.tail, crate::backbone::session_log::TailState::Clean);
+    compare_notes(&logged.selector_notes, &notes, cut, report);
     Ok(())
 }
 
 /// The selector's notes made again against the logged ones, in order, as the log holds them
 /// (each made note through the log's JSON, so floats compare as written). A log cut short
-/// (kill -9) is compared up to its last note; its verdict, if it has one, must match.
-fn compare_notes(logged: &[serde_json::Value], again: &[serde_json::Value], report: &mut ReplayReport) {
+/// (`cut`: kill -9) is compared up to the notes its last decision made: live may have logged a
+/// decision's notes and died before the decision itself. Its verdict, if it has one, must match.
+fn compare_notes(
+    logged: &[serde_json::Value],
+    again: &[serde_json::Value],
+    cut: bool,
+    report: &mut ReplayReport,
+) {
     let verdict = |v: &serde_json::Value| {
-        v.get("event").and_then(|e| e.as_str()) == Some(crate::stages::decide::inception::driver::event::VERDICT)
+        v.get("event").and_then(|e| e.as_str())
+            == Some(crate::stages::decide::inception::driver::event::VERDICT)
     };
     let as_logged = |v: &serde_json::Value| {
         serde_json::to_string(v)
@@ -101,6 +109,12 @@ fn compare_notes(logged: &[serde_json::Value], again: &[serde_json::Value], repo
     };
     let (live_verdict, live): (Vec<_>, Vec<_>) = logged.iter().partition(|v| verdict(v));
     let (made_verdict, made): (Vec<_>, Vec<_>) = again.iter().partition(|v| verdict(v));
+    let live = if cut && live.len() > made.len() {
+        report.selector_notes_past_cut = (live.len() - made.len()) as u64;
+        &live[..made.len()]
+    } else {
+        &live[..]
+    };
     report.selector_notes_logged = live.len() as u64;
     for (k, l) in live.iter().enumerate() {
         let m = made.get(k).and_then(|m| as_logged(m));

@@ -81,6 +81,9 @@ pub struct ReplayReport {
     pub selector_notes_logged: u64,
     pub selector_notes_reproduced: u64,
     pub first_selector_note_mismatch: Option<String>,
+    /// A log cut by a crash: notes logged after the last decision that reached the log (the
+    /// decision that made them was lost), not compared.
+    pub selector_notes_past_cut: u64,
     /// Whether the logged inception verdict was reproduced (`None`: none was logged, as in a
     /// session killed before its end).
     pub verdict_reproduced: Option<bool>,
@@ -148,6 +151,7 @@ fn run(path: &Path, overrides: Option<&Overrides>) -> Result<ReplayReport, Repla
         selector_notes_logged: 0,
         selector_notes_reproduced: 0,
         first_selector_note_mismatch: None,
+        selector_notes_past_cut: 0,
         verdict_reproduced: None,
         verdict: None,
         counterfactual: None,

@@ -19,8 +19,7 @@ use serde::{Deserialize, Serialize};
 use std::sync::{Arc, OnceLock};
 use std::time::Instant;
 use twinloop_model::insilico::{
-    Library, MeiOptions, Responder, ScreenOptions, StimulusBudget, TwinResponder, mei_with,
-    screen,
+    Library, MeiOptions, Responder, ScreenOptions, StimulusBudget, TwinResponder, mei_with, screen,
 };
 use twinloop_model::{Tensor, Twin, Weights};
 
@@ -187,13 +186,7 @@ fn run(job: DesignJob, tx: &Sender<DesignMessage>) -> Result<(), String> {
     }
     times.screen_s = t2.elapsed().as_secs_f64();
     let stimuli = predict(&mut model, &job.units, controls, (h, w))?;
-    if tx
-        .send(DesignMessage::Screened {
-            stimuli,
-            times,
-        })
-        .is_err()
-    {
+    if tx.send(DesignMessage::Screened { stimuli, times }).is_err() {
         return Ok(()); // The session ended.
     }
 

@@ -493,7 +493,14 @@ impl InceptionSelector {
         self.event(now, Event::FallbackScheduled { verify_trials: n }, trial);
     }
 
-    fn decision(&self, trial: u64, stimulus: u32, name: String, spec: StimulusSpec, mode: DecisionMode) -> Decision {
+    fn decision(
+        &self,
+        trial: u64,
+        stimulus: u32,
+        name: String,
+        spec: StimulusSpec,
+        mode: DecisionMode,
+    ) -> Decision {
         Decision {
             trial,
             stimulus: StimulusId(stimulus),
@@ -519,7 +526,13 @@ impl InceptionSelector {
             n => self.filler[self.rng.random_range(0..n)],
         };
         let entry = pool.entry(e);
-        self.decision(trial, entry.id.0, entry.name.clone(), entry.spec.clone(), DecisionMode::Filler)
+        self.decision(
+            trial,
+            entry.id.0,
+            entry.name.clone(),
+            entry.spec.clone(),
+            DecisionMode::Filler,
+        )
     }
 
     fn verify_decision(&mut self, trial: u64, index: usize) -> Option<Decision> {
@@ -547,7 +560,13 @@ impl InceptionSelector {
         });
         let name = shown.stimulus().0.clone();
         let round = r.round;
-        let d = self.decision(trial, VERIFY_STIMULUS_BASE + s as u32, name, spec, DecisionMode::Verify);
+        let d = self.decision(
+            trial,
+            VERIFY_STIMULUS_BASE + s as u32,
+            name,
+            spec,
+            DecisionMode::Verify,
+        );
         if let Some(mut v) = logged {
             if let Value::Object(m) = &mut v {
                 m.insert("trial".into(), json!(trial));
@@ -561,11 +580,18 @@ impl InceptionSelector {
     fn apply_onset(&mut self, o: Onset) {
         let units = self.inner.designer().units();
         if let Some(&(round, index)) = self.verify_trials.get(&o.trial) {
-            self.windows.onset(Shown::Verify { round, index }, o.t, units);
+            self.windows
+                .onset(Shown::Verify { round, index }, o.t, units);
         } else if matches!(self.phase(), Some(Phase::Record { .. }))
             && (o.stimulus.0 as usize) < self.inner.designer().pool().len()
         {
-            self.windows.onset(Shown::Pool { entry: o.stimulus.0 as usize }, o.t, units);
+            self.windows.onset(
+                Shown::Pool {
+                    entry: o.stimulus.0 as usize,
+                },
+                o.t,
+                units,
+            );
         }
     }
 
@@ -574,7 +600,10 @@ impl InceptionSelector {
         let Some(r) = self.rounds.last() else {
             return;
         };
-        if !matches!(self.phase(), Some(Phase::Design { .. } | Phase::Verify { .. })) {
+        if !matches!(
+            self.phase(),
+            Some(Phase::Design { .. } | Phase::Verify { .. })
+        ) {
             return;
         }
         let lost: Vec<(u32, TargetCell)> = r
@@ -582,7 +611,9 @@ impl InceptionSelector {
             .iter()
             .enumerate()
             .filter(|(t, c)| {
-                c.cell.plane == plane && c.cell.cell as usize >= cells && !r.lost.contains(&(*t as u32))
+                c.cell.plane == plane
+                    && c.cell.cell as usize >= cells
+                    && !r.lost.contains(&(*t as u32))
             })
             .map(|(t, c)| (t as u32, c.cell))
             .collect();
@@ -679,7 +710,11 @@ impl Selector for InceptionSelector {
                 Shown::Pool { entry } => self.measured.add(entry, &c.means),
                 Shown::Verify { round, index } => {
                     if let Some(r) = self.rounds.iter_mut().find(|r| r.round == round) {
-                        let resp = r.units.iter().map(|&u| c.means.get(u).copied().unwrap_or(f64::NAN)).collect();
+                        let resp = r
+                            .units
+                            .iter()
+                            .map(|&u| c.means.get(u).copied().unwrap_or(f64::NAN))
+                            .collect();
                         r.responses.push((index, resp));
                     }
                 }
@@ -717,12 +752,25 @@ impl Selector for InceptionSelector {
         self.machine
             .get_or_insert_with(|| PhaseMachine::new(self.plan, now));
         self.poll(trial, now);
-        let ts = self.machine.as_mut().map(|m| m.advance(now)).unwrap_or_default();
+        let ts = self
+            .machine
+            .as_mut()
+            .map(|m| m.advance(now))
+            .unwrap_or_default();
         self.transitions(ts, trial, now);
         self.fallback_schedule(trial, now);
-        let show = self.machine.as_ref().map_or(Show::Selector, PhaseMachine::show);
+        let show = self
+            .machine
+            .as_ref()
+            .map_or(Show::Selector, PhaseMachine::show);
         match show {
-            Show::Selector => self.inner.decide(trial, force_late),
+            Show::Selector => {
+                // The designer counts only the pool's onsets; the decision says how many the
+                // selector had seen (replay feeds onsets up to it).
+                let mut d = self.inner.decide(trial, force_late);
+                d.onsets_seen = self.onsets_seen;
+                d
+            }
             Show::Filler => self.filler_decision(trial),
             Show::Verify { index } => match self.verify_decision(trial, index) {
                 Some(d) => {
@@ -741,7 +789,10 @@ impl Selector for InceptionSelector {
     fn prepare(&mut self, next_trial: u64) {
         // The designer's upkeep (readouts, its own refits) runs in the record phases only: the
         // design and verify blocks leave the CPU to the design worker.
-        if matches!(self.phase(), None | Some(Phase::Record { .. } | Phase::Done)) {
+        if matches!(
+            self.phase(),
+            None | Some(Phase::Record { .. } | Phase::Done)
+        ) {
             self.inner.prepare(next_trial);
         }
     }

@@ -463,7 +463,11 @@ fn render_pool(pool: &CandidatePool, size: (usize, usize)) -> Vec<u8> {
 
 /// Pool entry `entry`'s frames (`[frame][pixel]`, u8) at `(height, width)` over the pool's
 /// view, as the pool renders them; a spec that does not prepare stays gray.
-pub fn render_entry(pool: &CandidatePool, entry: usize, (height, width): (usize, usize)) -> Vec<u8> {
+pub fn render_entry(
+    pool: &CandidatePool,
+    entry: usize,
+    (height, width): (usize, usize),
+) -> Vec<u8> {
     let view = ViewGeometry {
         width,
         height,
