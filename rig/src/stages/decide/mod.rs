@@ -154,12 +154,7 @@ pub fn build_selector(setup: &DecideSetup) -> Result<Box<dyn Selector>, design::
                 selector,
                 inception.clone(),
                 fresh,
-                setup.view,
-                trials.stimulus_s + trials.gray_s,
-                trials.stimulus_s,
-                setup.seed,
-                // No decision deadline: the design block's end waits for the design.
-                trials.design.deadline_ms == 0.0,
+                setup,
             )))
         }
     }

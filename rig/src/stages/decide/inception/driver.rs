@@ -28,7 +28,9 @@ use super::windows::{PoolMeasure, Shown, Windows};
 use crate::backbone::frames::ActivityBuf;
 use crate::stages::decide::decision::DecisionMode;
 use crate::stages::decide::design::twin_refit::{Snapshot, TwinRefitSetup};
-use crate::stages::decide::{AdaptiveSelector, Decision, FrameBehaviour, Onset, Selector};
+use crate::stages::decide::{
+    AdaptiveSelector, DecideSetup, Decision, FrameBehaviour, Onset, Selector,
+};
 use crate::vocab::clock::RigTime;
 use crossbeam_channel::{Receiver, TryRecvError};
 use rand::{Rng, SeedableRng, seq::SliceRandom};
@@ -104,19 +106,22 @@ pub struct InceptionSelector {
 }
 
 impl InceptionSelector {
-    /// The protocol `cfg` around `inner`; `fresh` is the twin to design through when `inner`
-    /// refits none; `trial_s` and `stimulus_s` are `[trials]`'; `wait`: no decision deadline.
-    #[allow(clippy::too_many_arguments)]
+    /// The protocol `cfg` around `inner`, for the session `setup` (trial lengths, view, seed;
+    /// no decision deadline: the design block's end waits for the design); `fresh` is the
+    /// twin to design through when `inner` refits none of its own.
     pub fn new(
         inner: AdaptiveSelector,
         cfg: InceptionConfig,
         fresh: Option<TwinRefitSetup>,
-        view: ViewGeometry,
-        trial_s: f64,
-        stimulus_s: f64,
-        seed: u64,
-        wait: bool,
+        setup: &DecideSetup,
     ) -> InceptionSelector {
+        let trials = &setup.trials;
+        let (trial_s, stimulus_s, seed) = (
+            trials.stimulus_s + trials.gray_s,
+            trials.stimulus_s,
+            setup.seed,
+        );
+        let (view, wait) = (setup.view, trials.design.deadline_ms == 0.0);
         let pool = inner.designer().pool();
         let candidates: Vec<usize> = (0..pool.len()).filter(|&e| !pool.is_test(e)).collect();
         // Natural-statistics clips (1/f noise) as the filler; any candidate when there are none.
