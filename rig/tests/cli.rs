@@ -35,15 +35,16 @@ fn an_invalid_config_names_the_field_and_what_is_allowed() {
     assert!(err.contains("/nonexistent/rig.toml"), "{err}");
 }
 
-/// A protocol the daemon cannot run yet is refused before a session directory exists, not
-/// ignored by a session that then looks as if it ran it.
+/// The inception protocol designs through the adaptive designer's twin: with the random
+/// policy it is refused before a session directory exists, naming the field and the fix.
 #[test]
-fn an_inception_section_is_refused_until_sessions_run_it() {
+fn an_inception_section_without_the_adaptive_designer_is_refused() {
     let tmp = tempfile::tempdir().unwrap();
     let out_dir = tmp.path().join("sessions");
     let cfg = tmp.path().join("inception.toml");
     let text = twinloop_rig::config::DEFAULT_SIM_TOML
         .replace("duration_s = 90.0", "duration_s = 7000.0")
+        .replace("policy = \"adaptive\"", "policy = \"random\"")
         .replace(
             "out_dir = \"sessions\"",
             &format!("out_dir = {:?}", out_dir),
@@ -54,7 +55,7 @@ fn an_inception_section_is_refused_until_sessions_run_it() {
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
-        err.contains("[inception]") && err.contains("remove the section"),
+        err.contains("trials.policy") && err.contains("adaptive"),
         "{err}"
     );
     assert!(newest_session(&out_dir).is_none(), "no session directory");

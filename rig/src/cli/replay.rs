@@ -125,6 +125,28 @@ fn print_one(r: &ReplayReport) {
             r.frame_time_mismatches
         );
     }
+    if r.selector_notes_logged > 0 {
+        println!(
+            "  inception        {} of {} notes (phases, pre-registration, designs, verify trials) reproduced; verdict {}",
+            r.selector_notes_reproduced,
+            r.selector_notes_logged,
+            match r.verdict_reproduced {
+                Some(true) => "reproduced",
+                Some(false) => "DIFFERS",
+                None => "not logged (the session did not end)",
+            }
+        );
+        if let Some(m) = &r.first_selector_note_mismatch {
+            println!("  first mismatch   {m}");
+        }
+        if let Some(line) = r
+            .verdict
+            .as_ref()
+            .and_then(|v| v.pointer("/rounds/0/verdict/line"))
+        {
+            println!("  verdict          {}", line.as_str().unwrap_or_default());
+        }
+    }
     match &r.counterfactual {
         None => {
             println!(

@@ -141,6 +141,16 @@ impl Config {
             inception.validate()?;
             let trial_s = self.trials.stimulus_s + self.trials.gray_s;
             inception.check_fits(trial_s, Some(self.session.duration_s))?;
+            // The design reads the adaptive designer's held-out scores, history and twin.
+            if self.trials.policy != crate::stages::decide::Policy::Adaptive {
+                return Err(ConfigError::from(Invalid::new(
+                    "trials.policy",
+                    format!("{:?}", self.trials.policy).to_lowercase(),
+                    "must be \"adaptive\" with [inception] (the design reads the adaptive \
+                     designer's twin and held-out scores; set trials.design.objective = \
+                     \"random\" for a random record phase)",
+                )));
+            }
         }
         // Each section's own bounds first, so the sums below cannot overflow into nonsense.
         memory::check(self)?;
@@ -223,6 +233,7 @@ impl Config {
             planes: self.imaging.planes,
             seed: self.session.seed,
             planned_trials: self.planned_trials(),
+            inception: self.inception.clone(),
         }
     }
 

@@ -34,6 +34,10 @@ pub(super) fn replay_decisions(
             .map(|d| d.trial)
             .collect(),
     );
+    // Results live computed off the selector thread (the inception design) are taken from the
+    // log at the same decisions.
+    selector.script_records(&logged.selector_notes);
+    let mut notes = Vec::new();
     for (&plane, scan) in &logged.scan {
         // Live, each plane's offsets came before its cells' first activity.
         selector.set_scan_offsets(plane, scan.offsets_s.clone());
@@ -55,7 +59,9 @@ pub(super) fn replay_decisions(
         }
         // Live, each decision's upkeep ran right after it was queued.
         let again = selector.decide(live.trial, live.mode == DecisionMode::Late);
+        notes.extend(selector.take_records());
         selector.prepare(live.trial + 1);
+        notes.extend(selector.take_records());
         if let Some(alt) = alt.as_mut() {
             alt.decide(live, report);
         }
@@ -68,13 +74,64 @@ pub(super) fn replay_decisions(
             ));
         }
     }
-    if let Some(mut alt) = alt {
-        // Past the last decision the twins still predict the remaining frames.
-        while feed.onset(selector.as_mut(), Some(&mut alt)) {}
-        while feed.frame(selector.as_mut(), Some(&mut alt)) {}
+    // Past the last decision every frame is still observed (the last verify trials'
+    // responses), then the selector finishes as live did.
+    while feed.onset(selector.as_mut(), alt.as_mut()) {}
+    while feed.frame(selector.as_mut(), alt.as_mut()) {}
+    if let Some(alt) = alt {
         alt.finish(report);
     }
+    let _ = selector.finish();
+    notes.extend(selector.take_records());
+    let cut = !matches!(logged.tail, crate::backbone::session_log::TailState::Clean);
+    compare_notes(&logged.selector_notes, &notes, cut, report);
     Ok(())
+}
+
+/// The selector's notes made again against the logged ones, in order, as the log holds them
+/// (each made note through the log's JSON, so floats compare as written). A log cut short
+/// (`cut`: kill -9) is compared up to the notes its last decision made: live may have logged a
+/// decision's notes and died before the decision itself. Its verdict, if it has one, must match.
+fn compare_notes(
+    logged: &[serde_json::Value],
+    again: &[serde_json::Value],
+    cut: bool,
+    report: &mut ReplayReport,
+) {
+    let verdict = |v: &serde_json::Value| {
+        v.get("event").and_then(|e| e.as_str())
+            == Some(crate::stages::decide::inception::driver::event::VERDICT)
+    };
+    let as_logged = |v: &serde_json::Value| {
+        serde_json::to_string(v)
+            .ok()
+            .and_then(|s| serde_json::from_str::<serde_json::Value>(&s).ok())
+    };
+    let (live_verdict, live): (Vec<_>, Vec<_>) = logged.iter().partition(|v| verdict(v));
+    let (made_verdict, made): (Vec<_>, Vec<_>) = again.iter().partition(|v| verdict(v));
+    let live = if cut && live.len() > made.len() {
+        report.selector_notes_past_cut = (live.len() - made.len()) as u64;
+        &live[..made.len()]
+    } else {
+        &live[..]
+    };
+    report.selector_notes_logged = live.len() as u64;
+    for (k, l) in live.iter().enumerate() {
+        let m = made.get(k).and_then(|m| as_logged(m));
+        if m.as_ref() == Some(*l) {
+            report.selector_notes_reproduced += 1;
+        } else if report.first_selector_note_mismatch.is_none() {
+            report.first_selector_note_mismatch = Some(format!(
+                "note {k}: live {l}, replay {}",
+                m.map_or("(none)".into(), |m| m.to_string())
+            ));
+        }
+    }
+    if let Some(l) = live_verdict.first() {
+        let m = made_verdict.first().and_then(|m| as_logged(m));
+        report.verdict_reproduced = Some(m.as_ref() == Some(*l));
+    }
+    report.verdict = made_verdict.first().map(|v| (*v).clone());
 }
 
 /// The logged onsets and activity, handed out one at a time in the order the live selector

@@ -15,6 +15,9 @@ use crate::vocab::records::{self, RecordKind};
 use std::collections::BTreeMap;
 use twinloop_stimulus::StimulusId;
 
+/// The `event` prefix of the inception protocol's notes.
+const INCEPTION_PREFIX: &str = "inception.";
+
 /// What the log holds, split by what replay needs.
 pub(super) struct Logged {
     pub(super) frames: Vec<(FrameMeta, Option<Vec<u8>>)>,
@@ -31,6 +34,8 @@ pub(super) struct Logged {
     pub(super) clock_updates: Vec<ClockUpdate>,
     /// Each plane's cells' scan offsets the live selector was given.
     pub(super) scan: BTreeMap<u8, crate::vocab::scan::ScanOffsets>,
+    /// The selector's own notes (the inception protocol's), in log order.
+    pub(super) selector_notes: Vec<serde_json::Value>,
     pub(super) records: u64,
     pub(super) tail: TailState,
     pub(super) damage: Vec<Damage>,
@@ -57,6 +62,7 @@ pub(super) fn read_log(dir: &SessionDir) -> Result<Logged, ReplayError> {
         ticks: Vec::new(),
         clock_updates: Vec::new(),
         scan: BTreeMap::new(),
+        selector_notes: Vec::new(),
         records: 0,
         tail: TailState::Clean,
         damage: Vec::new(),
@@ -95,6 +101,12 @@ pub(super) fn read_log(dir: &SessionDir) -> Result<Logged, ReplayError> {
                     // Older logs noted plane 0's frames only, without the plane.
                     let plane = v.get("plane").and_then(|p| p.as_u64()).unwrap_or(0) as u8;
                     logged.behaviour_missing.insert((plane, seq));
+                } else if v
+                    .get("event")
+                    .and_then(|e| e.as_str())
+                    .is_some_and(|e| e.starts_with(INCEPTION_PREFIX))
+                {
+                    logged.selector_notes.push(v);
                 }
             }
             Some(RecordKind::Behaviour) => {

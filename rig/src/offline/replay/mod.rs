@@ -76,6 +76,19 @@ pub struct ReplayReport {
     /// the live activity's, and how many differed.
     pub frame_times_compared: u64,
     pub frame_time_mismatches: u64,
+    /// The selector's own notes (the inception protocol's phases, pre-registrations, design
+    /// results, verify trials with their predictions), logged and made again identically.
+    pub selector_notes_logged: u64,
+    pub selector_notes_reproduced: u64,
+    pub first_selector_note_mismatch: Option<String>,
+    /// A log cut by a crash: notes logged after the last decision that reached the log (the
+    /// decision that made them was lost), not compared.
+    pub selector_notes_past_cut: u64,
+    /// Whether the logged inception verdict was reproduced (`None`: none was logged, as in a
+    /// session killed before its end).
+    pub verdict_reproduced: Option<bool>,
+    /// The verdict the replay reached (inception sessions).
+    pub verdict: Option<serde_json::Value>,
     /// With overrides: how the other selector's decisions (and its twin's predictions) differ.
     /// The live selector is replayed alongside, so `decisions_reproduced` still counts its
     /// decisions against the log.
@@ -91,6 +104,8 @@ impl ReplayReport {
             && self.clock_updates_reproduced == self.clock_updates_logged
             && self.frame_time_mismatches == 0
             && (self.counterfactual.is_some() || self.decisions_reproduced == self.decisions_logged)
+            && self.selector_notes_reproduced == self.selector_notes_logged
+            && self.verdict_reproduced != Some(false)
     }
 }
 
@@ -133,6 +148,12 @@ fn run(path: &Path, overrides: Option<&Overrides>) -> Result<ReplayReport, Repla
         clock_updates_reproduced: clocks.reproduced,
         frame_times_compared: 0,
         frame_time_mismatches: 0,
+        selector_notes_logged: 0,
+        selector_notes_reproduced: 0,
+        first_selector_note_mismatch: None,
+        selector_notes_past_cut: 0,
+        verdict_reproduced: None,
+        verdict: None,
         counterfactual: None,
         wall_s: 0.0,
         frames_per_s: 0.0,

@@ -134,6 +134,8 @@ pub struct Analysis {
     pub pupil: Trace,
     pub speed: Trace,
     pub behaviour_frames: u64,
+    /// The inception protocol's rounds and verdicts (`summary.json`).
+    pub inception: Option<serde_json::Value>,
 }
 
 impl Analysis {
@@ -161,6 +163,7 @@ impl Analysis {
                 .cloned()
                 .collect(),
             behaviour_frames: log.behaviour.len() as u64,
+            inception: data.summary.as_ref().and_then(|s| s.inception.clone()),
             ..Analysis::default()
         };
         for anomaly in &log.anomalies {

@@ -72,6 +72,8 @@ pub struct SummaryView {
     pub log_records: Option<u64>,
     pub log_bytes: Option<u64>,
     pub recorder_error: Option<String>,
+    /// The inception protocol's rounds and verdicts.
+    pub inception: Option<Value>,
 }
 
 impl SummaryView {

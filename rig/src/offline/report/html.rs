@@ -11,8 +11,12 @@ use super::analysis::{Analysis, EXAMPLE_CELLS, HealthRow};
 use super::plots::{self, Axes, ErrorSeries, LatencyBar, Panel, PlotError, Series};
 
 /// The sections, in page order: `(id, heading)`.
-pub const SECTIONS: [(&str, &str); 9] = [
+pub const SECTIONS: [(&str, &str); 10] = [
     ("session", "Session"),
+    (
+        "inception",
+        "Inception loop: MEIs against the best pool stimulus",
+    ),
     ("accuracy", "Held-out accuracy of the twin"),
     ("information-gain", "Information gain of decisions"),
     ("adaptive-vs-random", "Adaptive vs random trials"),
@@ -126,6 +130,7 @@ pub fn page(a: &Analysis) -> String {
         let _ = write!(out, "<section id=\"{id}\"><h2>{}</h2>", esc(heading));
         match id {
             "session" => session(&mut out, a),
+            "inception" => super::inception::section(&mut out, a.inception.as_ref()),
             "accuracy" => accuracy(&mut out, a),
             "information-gain" => information_gain(&mut out, a),
             "adaptive-vs-random" => adaptive_vs_random(&mut out, a),

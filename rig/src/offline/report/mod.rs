@@ -42,6 +42,7 @@ pub(crate) mod analysis;
 pub mod data;
 mod health;
 pub(crate) mod html;
+mod inception;
 mod plots;
 
 #[cfg(test)]

@@ -28,6 +28,8 @@ pub struct SelectorTimes {
     /// From the arrival of the frame that completed a trial's responses to the next trial's
     /// decision queued: imaging, pairing, the wait for the selector and its compute.
     pub responses_to_decision: LatencyHist,
+    /// What the selector summarised at the end (the inception protocol's verdict).
+    pub finished: Option<serde_json::Value>,
 }
 
 /// What the selector thread reads and where it hands things on.
@@ -90,6 +92,7 @@ impl SelectorThread {
         let mut times = SelectorTimes {
             compute: LatencyHist::new("selector: decision compute"),
             responses_to_decision: LatencyHist::new("selector: trial's responses to next decision"),
+            finished: None,
         };
         let _span = tracing::info_span!("stage", name = "selector").entered();
         self.links.wake.register_current();
@@ -123,6 +126,7 @@ impl SelectorThread {
                         self.clock.queued();
                         // Upkeep now, while the decision waits for its onset.
                         self.selector.prepare(self.clock.next_trial());
+                        self.log_selector_records();
                         if let Some(c) = self.selector.design_counts() {
                             self.links.counters.set_design(c);
                         }
@@ -137,6 +141,9 @@ impl SelectorThread {
             }
             self.links.wake.wait(Duration::from_millis(2));
         }
+        // Every frame observed: the selector's verdict, logged and summarised.
+        times.finished = self.selector.finish();
+        self.log_selector_records();
         // The frames observed after the last decision count too (the summary and the final
         // heartbeat read these).
         if let Some(c) = self.selector.design_counts() {
@@ -230,6 +237,8 @@ impl SelectorThread {
         let asked = host_monotonic_ns();
         let d = self.selector.decide(self.clock.next_trial(), false);
         let ready = host_monotonic_ns();
+        // Before the decision: a verify trial's predictions are in the log before it is shown.
+        self.log_selector_records();
         times.compute.record_ns(ready - asked);
         if let Some(recv) = self.clock.decided(ready - asked) {
             times.responses_to_decision.record_ns(ready - recv);
@@ -277,6 +286,13 @@ impl SelectorThread {
         while let Ok(o) = self.links.onsets.try_recv() {
             self.selector.onset(o.trial, o.stimulus, o.t);
             self.clock.onset(o.trial, o.t);
+        }
+    }
+
+    /// The selector's own records (the inception protocol's), as notes, in order.
+    fn log_selector_records(&mut self) {
+        for value in self.selector.take_records() {
+            self.record_json(RecordKind::Note, value);
         }
     }
 

@@ -87,16 +87,6 @@ pub fn run(
     command_line: Vec<String>,
     hooks: Hooks,
 ) -> Result<SessionSummary, SessionError> {
-    // Refused before anything is created, not ignored: a session must not look as if it ran
-    // a protocol it did not. The pieces are built and tested; no thread drives them yet.
-    if cfg.inception.is_some() {
-        return Err(SessionError::Config(
-            "[inception]: sessions do not run the inception protocol yet (its phase machine, \
-             schedule and verdict in rig/src/stages/decide/inception/ are not wired to the \
-             selector); remove the section"
-                .into(),
-        ));
-    }
     let wall = Instant::now();
     let created = SystemTime::now();
     let dir = SessionDir::create(&cfg.session.out_dir, &cfg.session.name, created)?;
@@ -365,6 +355,7 @@ pub fn run(
             sig => Some(sig as i32),
         },
         clocks,
+        inception: joined.selector.finished.clone(),
         rig_time_s: {
             let t = shared.latest_frame_t.load(Ordering::Acquire);
             if t == i64::MIN {

@@ -35,6 +35,9 @@ pub struct SessionSummary {
     pub signal: Option<i32>,
     /// Each device clock's fit at the end (empty when every stream is on the rig clock).
     pub clocks: Vec<crate::stages::clocks::DomainSummary>,
+    /// The inception protocol's rounds and verdicts (`[inception]` sessions only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub inception: Option<serde_json::Value>,
 }
 
 impl SessionSummary {

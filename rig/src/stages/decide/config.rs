@@ -169,4 +169,6 @@ pub struct DecideSetup {
     /// Trials the session can show (none: unbounded); no twin refit is launched that could
     /// not be taken before then.
     pub planned_trials: Option<u64>,
+    /// `[inception]`: the selector runs the protocol around the adaptive designer.
+    pub inception: Option<super::inception::InceptionConfig>,
 }

@@ -91,6 +91,10 @@ pub enum DecisionMode {
     Fallback,
     /// Random because scoring overran its deadline.
     Late,
+    /// A natural clip of the inception protocol's filler block, shown while the twin designs.
+    Filler,
+    /// A stimulus of the inception protocol's verify block (an MEI or a control).
+    Verify,
 }
 
 /// One candidate's score, as logged beside a decision (`entry` is the pool index, which is

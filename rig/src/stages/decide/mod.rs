@@ -141,7 +141,21 @@ pub fn build_selector(setup: &DecideSetup) -> Result<Box<dyn Selector>, design::
                 }
                 selector.set_twin_refit(refit);
             }
-            Ok(Box::new(selector))
+            let Some(inception) = &setup.inception else {
+                return Ok(Box::new(selector));
+            };
+            // The design refits a twin even when the record phase refits none of its own.
+            let every_once = design::DesignConfig {
+                twin_refit_every: trials.design.twin_refit_every.max(1),
+                ..trials.design.clone()
+            };
+            let fresh = design::twin_refit::setup_for(&setup.twin, &every_once)?;
+            Ok(Box::new(inception::InceptionSelector::new(
+                selector,
+                inception.clone(),
+                fresh,
+                setup,
+            )))
         }
     }
 }

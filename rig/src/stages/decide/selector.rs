@@ -62,6 +62,23 @@ pub trait Selector: Send {
     fn script_twin_refits(&mut self, trials: std::collections::BTreeSet<u64>) {
         let _ = trials;
     }
+    /// Records for the log (`Note` payloads) the selector made since it was last asked, in
+    /// order: the inception protocol's phases, pre-registration, design results and verify
+    /// trials. The selector thread logs them before the decision they came with, so a verify
+    /// trial's predictions are in the log before its stimulus can be shown.
+    fn take_records(&mut self) -> Vec<serde_json::Value> {
+        Vec::new()
+    }
+    /// Replay: the live selector's logged records (`Note` payloads, in log order), for a
+    /// selector that takes results computed off its thread from them instead of recomputing.
+    fn script_records(&mut self, records: &[serde_json::Value]) {
+        let _ = records;
+    }
+    /// The session's end, every frame observed: what to log and summarise (the inception
+    /// protocol's verdict), if anything.
+    fn finish(&mut self) -> Option<serde_json::Value> {
+        None
+    }
 }
 
 /// The control arm: uniform random over the library, from a seeded ChaCha8 stream (portable

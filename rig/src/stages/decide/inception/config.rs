@@ -50,6 +50,12 @@ pub struct InceptionConfig {
     pub random_controls: u32,
     /// Candidates the twin screens in silico for each target's predicted best.
     pub library_size: u64,
+    /// Gradient-ascent steps of each MEI (1 ..= 2000; Walker et al. 2019 used a few hundred).
+    pub mei_steps: u32,
+    /// Twin frames of each in-silico presentation (MEIs, the screen, every prediction), a
+    /// static image from a reset twin scored over the last half (2 ..= 60; the design phase's
+    /// cost is proportional to it).
+    pub design_frames: u32,
 }
 
 impl Default for InceptionConfig {
@@ -68,6 +74,8 @@ impl Default for InceptionConfig {
             tolerance: 0.05,
             random_controls: 5,
             library_size: MIN_LIBRARY,
+            mei_steps: 100,
+            design_frames: 10,
         }
     }
 }
@@ -246,6 +254,20 @@ impl Section for InceptionConfig {
             "0 ..= 50 random pool stimuli",
         )?;
         Invalid::in_range(
+            "inception.mei_steps",
+            self.mei_steps.into(),
+            1,
+            2000,
+            "1 ..= 2000 gradient steps",
+        )?;
+        Invalid::in_range(
+            "inception.design_frames",
+            self.design_frames.into(),
+            2,
+            60,
+            "2 ..= 60 twin frames",
+        )?;
+        Invalid::in_range(
             "inception.library_size",
             self.library_size,
             MIN_LIBRARY,
@@ -353,6 +375,8 @@ mod tests {
                 "inception.library_size",
                 "at least 10,000",
             ),
+            ("mei_steps = 0", "inception.mei_steps", "1 ..= 2000"),
+            ("design_frames = 1", "inception.design_frames", "2 ..= 60"),
             ("contrast = 0.1", "contrast", "unknown field"),
         ];
         for (line, field, allowed) in cases {

@@ -14,8 +14,10 @@
 //!   permutation test, the one-line verdict;
 //! - [`records`]: what the session log carries.
 //!
-//! Not wired yet: no session runs this protocol until `online` drives the machine, and a
-//! config with `[inception]` is refused (naming the section) until then.
+//! - [`design`]: the design worker (twin refit, controls, library screen, MEIs);
+//! - [`windows`]: trial responses as the protocol measures them;
+//! - [`driver`]: [`InceptionSelector`], the protocol as the daemon's selector around the
+//!   adaptive designer, which the live selector thread and replay drive alike.
 //!
 //! # Example
 //! Two rounds after ten minutes of recording, three-minute design blocks, 10 repeats:
@@ -42,13 +44,17 @@
 //! 600 + 2 × (180 + 2550) = 6060 s; a shorter one is refused, naming `inception.rounds`.
 
 pub mod config;
+pub mod design;
+pub mod driver;
 pub mod phase;
 pub mod records;
 pub mod schedule;
 pub mod tally;
 pub mod verdict;
+pub mod windows;
 
 pub use config::{InceptionConfig, PhasePlan};
+pub use driver::InceptionSelector;
 pub use phase::{Event, Phase, PhaseMachine, Show, Step, Transition};
 pub use schedule::{Photometry, StimulusSet, VerifySchedule};
 pub use tally::Tally;

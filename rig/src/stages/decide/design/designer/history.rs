@@ -44,6 +44,25 @@ impl Designer {
         });
     }
 
+    /// The kept frames, oldest first, with what was on the screen at each (what a twin fit
+    /// reads).
+    pub fn history_rows(&self) -> impl Iterator<Item = HistoryRow<'_>> {
+        self.history
+            .iter()
+            .zip(&self.history_values)
+            .map(|(f, v)| HistoryRow {
+                t_s: f.t_s,
+                shown: self.stimulus_at(f.t_s),
+                behaviour: f.behaviour,
+                values: v,
+            })
+    }
+
+    /// Seconds of one imaging frame.
+    pub fn frame_period_s(&self) -> f64 {
+        self.frame_period_s
+    }
+
     /// What was on the screen at `t_s` (rig seconds): the pool entry and its twin frame, or
     /// `None` for gray.
     pub(super) fn stimulus_at(&self, t_s: f64) -> Option<(usize, usize, u64)> {

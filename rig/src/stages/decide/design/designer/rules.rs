@@ -198,17 +198,7 @@ impl Designer {
             _ => false,
         };
         if one_plane_placed && tr.launch_due(trial) {
-            let rows = self
-                .history
-                .iter()
-                .zip(&self.history_values)
-                .map(|(f, v)| HistoryRow {
-                    t_s: f.t_s,
-                    shown: self.stimulus_at(f.t_s),
-                    behaviour: f.behaviour,
-                    values: v,
-                });
-            tr.launch(trial, &self.pool, self.frame_period_s, rows);
+            tr.launch(trial, &self.pool, self.frame_period_s, self.history_rows());
         }
         self.twin_refit = Some(tr);
     }

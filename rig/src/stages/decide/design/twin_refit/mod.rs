@@ -191,6 +191,11 @@ impl TwinRefit {
         self.horizon = Some(trials);
     }
 
+    /// The twin as the last applied round left it (the first round's start before any).
+    pub fn setup(&self) -> &TwinRefitSetup {
+        &self.setup
+    }
+
     /// What the last decision took, if anything.
     pub fn last_note(&self) -> Option<TwinRefitNote> {
         self.last_note
@@ -315,7 +320,7 @@ impl TwinRefit {
 /// Drops the calling thread to the lowest CPU priority (nice 19), so a refit on the CPU takes
 /// only what the rig's real-time stages leave idle. Linux nice values are per thread and
 /// inherited by threads it creates; elsewhere this is a no-op.
-fn lowest_priority() {
+pub fn lowest_priority() {
     #[cfg(target_os = "linux")]
     {
         // SAFETY: plain syscalls on this thread's own id; failure only leaves the priority.
@@ -326,8 +331,8 @@ fn lowest_priority() {
     }
 }
 
-/// The designer's history, copied for the worker (the rendering happens there).
-struct Snapshot {
+/// The designer's history, copied for a worker (the rendering happens there).
+pub struct Snapshot {
     rows: Vec<Option<(usize, usize, u64)>>,
     t_s: Vec<f64>,
     behaviour: Vec<[f32; 2]>,
@@ -337,7 +342,8 @@ struct Snapshot {
 }
 
 impl Snapshot {
-    fn take<'a>(
+    /// Copies `history` (the designer's kept frames, oldest first) for a fit off this thread.
+    pub fn take<'a>(
         pool: &CandidatePool,
         frame_period_s: f64,
         history: impl Iterator<Item = HistoryRow<'a>>,
@@ -449,7 +455,19 @@ pub enum TwinRefitError {
 }
 
 /// Every pool entry rendered at the core's input size over the view, as the pool renders it.
-fn render_pool(pool: &CandidatePool, (height, width): (usize, usize)) -> Vec<u8> {
+fn render_pool(pool: &CandidatePool, size: (usize, usize)) -> Vec<u8> {
+    (0..pool.len())
+        .flat_map(|e| render_entry(pool, e, size))
+        .collect()
+}
+
+/// Pool entry `entry`'s frames (`[frame][pixel]`, u8) at `(height, width)` over the pool's
+/// view, as the pool renders them; a spec that does not prepare stays gray.
+pub fn render_entry(
+    pool: &CandidatePool,
+    entry: usize,
+    (height, width): (usize, usize),
+) -> Vec<u8> {
     let view = ViewGeometry {
         width,
         height,
@@ -458,13 +476,13 @@ fn render_pool(pool: &CandidatePool, (height, width): (usize, usize)) -> Vec<u8>
     let px = view.pixels();
     let projection = Projection::Linear(view);
     let frames = pool.frames();
-    let mut out = vec![cpu::MEAN_GRAY; pool.len() * frames * px];
-    for (e, clip) in pool.entries().iter().zip(out.chunks_exact_mut(frames * px)) {
-        // The pool was built from these specs, so they prepare; a failure leaves gray.
-        if let Ok(mut p) = Prepared::new(&e.spec) {
-            for (f, o) in clip.chunks_exact_mut(px).enumerate() {
-                cpu::render_content(&p.frame(f as f64 / pool.twin_hz()), &projection, o);
-            }
+    let mut out = vec![cpu::MEAN_GRAY; frames * px];
+    // The pool was built from these specs, so they prepare; a failure leaves gray.
+    if let Some(e) = pool.entries().get(entry)
+        && let Ok(mut p) = Prepared::new(&e.spec)
+    {
+        for (f, o) in out.chunks_exact_mut(px).enumerate() {
+            cpu::render_content(&p.frame(f as f64 / pool.twin_hz()), &projection, o);
         }
     }
     out
@@ -481,14 +499,16 @@ pub fn mu_to_grid(mu_x: f32, mu_y: f32, (rows, cols): (usize, usize)) -> (f32, f
     )
 }
 
-fn run_round(
+/// A transfer fit of `setup`'s twin on `snapshot`: round `round`'s seed, readouts kept when
+/// they are this mouse's, else fresh and placed from the data. Returns the architecture with
+/// this mouse's units, the fitted weights and the fit's report.
+pub fn transfer_fit(
     setup: &TwinRefitSetup,
     round: u64,
     pool: &CandidatePool,
     rendered: &OnceLock<Vec<u8>>,
     snapshot: Snapshot,
-    started: Instant,
-) -> Result<TwinRefitOutcome, TwinRefitError> {
+) -> Result<(TwinConfig, HashMap<String, Tensor>, FitReport), TwinRefitError> {
     if setup.force_failure {
         return Err(TwinRefitError::Forced);
     }
@@ -538,6 +558,19 @@ fn run_round(
         .into_iter()
         .next()
         .ok_or(TwinRefitError::NoData)?;
+    Ok((cfg, weights, report))
+}
+
+fn run_round(
+    setup: &TwinRefitSetup,
+    round: u64,
+    pool: &CandidatePool,
+    rendered: &OnceLock<Vec<u8>>,
+    snapshot: Snapshot,
+    started: Instant,
+) -> Result<TwinRefitOutcome, TwinRefitError> {
+    let (cfg, weights, report) = transfer_fit(setup, round, pool, rendered, snapshot)?;
+    let dev = twinloop_model::select_device(setup.device);
     let mu = weights
         .get("readout.position.mu")
         .ok_or_else(|| TwinRefitError::NonFinite("no readout positions".into()))?

@@ -1,0 +1,201 @@
+//! The inception loop's section: per round the one-line verdict, per target the MEI (low
+//! contrast) and every control, measured mean ± SEM against the twin's prediction, Welch's test
+//! against the best pool stimulus with its Benjamini–Hochberg q, and the selectivity matrix with
+//! its permutation test. Read from `summary.json`'s `inception`, as the session wrote it.
+//! Not shown yet: the MEI images themselves (they are in the log's design notes).
+
+use super::html::{esc, num};
+use serde_json::Value;
+use std::fmt::Write;
+
+/// `mean ± sem (n)` of a logged `MeanSem`.
+fn mean_sem(v: &Value) -> String {
+    let f = |k: &str| v.get(k).and_then(Value::as_f64);
+    match (f("mean"), f("sem"), v.get("n").and_then(Value::as_u64)) {
+        (Some(m), Some(s), Some(n)) => format!("{} ± {} ({n})", num(m), num(s)),
+        (Some(m), None, Some(n)) => format!("{} ({n})", num(m)),
+        _ => "—".into(),
+    }
+}
+
+fn opt_num(v: Option<&Value>) -> String {
+    v.and_then(Value::as_f64).map_or("—".into(), num)
+}
+
+fn role_name(role: &Value) -> String {
+    let r = role.get("role").and_then(Value::as_str).unwrap_or("?");
+    match role.get("contrast").and_then(Value::as_str) {
+        Some(c) => format!("MEI ({c} contrast)"),
+        None => r.replace('_', " "),
+    }
+}
+
+pub fn section(out: &mut String, inception: Option<&Value>) {
+    let Some(inc) = inception else {
+        out.push_str(
+            "<p class=\"missing\">Not recorded: the session had no <code>[inception]</code> \
+             section, or ended before its summary.</p>",
+        );
+        return;
+    };
+    let _ = write!(
+        out,
+        "<p id=\"inception-phase\">Protocol ended in phase {}; designs that fell back to the \
+         library's predicted best: {}; designs that came after their fallback: {}.</p>",
+        esc(inc["phase"].as_str().unwrap_or("?")),
+        inc["fallbacks"],
+        inc["late_designs"]
+    );
+    for round in inc["rounds"].as_array().into_iter().flatten() {
+        round_section(out, round);
+    }
+}
+
+fn round_section(out: &mut String, round: &Value) {
+    let r = &round["round"];
+    let _ = write!(out, "<h3>Round {r}</h3>");
+    if let Some(reason) = round["design_failed"].as_str() {
+        let _ = write!(out, "<p>Design failed: {}.</p>", esc(reason));
+    }
+    let t = &round["design_times_s"];
+    let _ = write!(
+        out,
+        "<p>Design time (s): refit {}, controls {}, library screen {}, MEIs {}.</p>",
+        opt_num(t.get("refit_s")),
+        opt_num(t.get("controls_s")),
+        opt_num(t.get("screen_s")),
+        opt_num(t.get("mei_s"))
+    );
+    let v = &round["verdict"];
+    if !v.is_object() {
+        out.push_str("<p class=\"missing\">No verify block was shown.</p>");
+        return;
+    }
+    let _ = write!(
+        out,
+        "<p id=\"inception-verdict-{r}\"><strong>{}</strong></p>",
+        esc(v.get("line").and_then(Value::as_str).unwrap_or(""))
+    );
+    let mei = &v["mei_low"];
+    let targets = round["targets"].as_array().cloned().unwrap_or_default();
+    out.push_str(
+        "<table><thead><tr><th>target</th><th>cell (plane, index)</th><th>held-out CC</th>\
+         <th>MEI low: measured</th><th>predicted</th><th>best pool: measured</th>\
+         <th>predicted</th><th>Welch t</th><th>p</th><th>BH q</th><th>controls: measured / \
+         predicted</th></tr></thead><tbody>",
+    );
+    for tv in mei["targets"].as_array().into_iter().flatten() {
+        let k = tv["target"].as_u64().unwrap_or(0) as usize;
+        let cell = targets.get(k).map_or("—".into(), |c| {
+            format!("({}, {})", c["cell"]["plane"], c["cell"]["cell"])
+        });
+        let cc = targets
+            .get(k)
+            .map_or("—".into(), |c| opt_num(c.get("heldout_cc")));
+        let controls: Vec<String> = tv["controls"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|c| {
+                format!(
+                    "{} {}: {} / {}",
+                    esc(&role_name(&c["role"])),
+                    esc(c["stimulus"].as_str().unwrap_or("")),
+                    mean_sem(&c["measured"]),
+                    opt_num(c.get("predicted"))
+                )
+            })
+            .collect();
+        let _ = write!(
+            out,
+            "<tr><td>{k}</td><td>{cell}</td><td>{cc}</td><td>{}</td><td>{}</td><td>{}</td>\
+             <td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            mean_sem(&tv["challenger"]),
+            opt_num(tv.get("predicted_challenger")),
+            mean_sem(&tv["best_pool"]),
+            opt_num(tv.get("predicted_best_pool")),
+            opt_num(tv["welch"].get("t")),
+            opt_num(tv["welch"].get("p_value")),
+            opt_num(tv.get("q")),
+            controls.join("<br>")
+        );
+    }
+    out.push_str("</tbody></table>");
+    let sel = &mei["selectivity"];
+    if sel.is_object() {
+        out.push_str("<p>Selectivity: row i, column j is target i's mean response to target j's MEI (low contrast).</p><table><tbody>");
+        for row in sel["matrix"].as_array().into_iter().flatten() {
+            out.push_str("<tr>");
+            for x in row.as_array().into_iter().flatten() {
+                let _ = write!(out, "<td>{}</td>", opt_num(Some(x)));
+            }
+            out.push_str("</tr>");
+        }
+        let _ = write!(
+            out,
+            "</tbody></table><p>Permutation test (own MEI higher): p = {}.</p>",
+            opt_num(sel["test"].get("p_value"))
+        );
+    }
+    let lib = &v["library_best"];
+    let _ = write!(
+        out,
+        "<p>The twin's library best against the same baseline: {}</p>",
+        esc(&format!(
+            "{} of {} targets significant, {} higher on mean, gain ratio {}",
+            lib["significant"],
+            lib["targets"].as_array().map_or(0, Vec::len),
+            lib["higher"],
+            opt_num(lib.get("gain_ratio"))
+        ))
+    );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A round's verdict renders its line, each target's numbers and the selectivity test; no
+    /// inception section says so.
+    #[test]
+    fn a_verdict_renders_its_numbers() {
+        let inc = serde_json::json!({
+            "phase": "Done", "fallbacks": 0, "late_designs": 0,
+            "rounds": [{
+                "round": 1, "design_failed": null,
+                "design_times_s": {"refit_s": 1.5, "controls_s": 0.1, "screen_s": 2.0, "mei_s": 0.5},
+                "targets": [{"cell": {"plane": 0, "cell": 4}, "heldout_cc": 0.7}],
+                "verdict": {
+                    "line": "MEI (low contrast) beat the best measured pool stimulus for 1 of 1",
+                    "mei_low": {"targets": [{
+                        "target": 0,
+                        "challenger": {"mean": 3.0, "sem": 0.5, "n": 10},
+                        "best_pool": {"mean": 2.0, "sem": 0.25, "n": 10},
+                        "predicted_challenger": 3.5, "predicted_best_pool": 2.5,
+                        "welch": {"t": 1.79, "p_value": 0.04, "df": 13.2, "mean_difference": 1.0},
+                        "q": 0.04,
+                        "controls": [{"role": {"role": "random"}, "stimulus": "pool/9",
+                                      "measured": {"mean": 1.0, "sem": 0.1, "n": 10}, "predicted": 1.2}]
+                    }],
+                    "selectivity": {"matrix": [[3.0, 1.0], [1.5, 2.5]], "test": {"p_value": 0.25}}},
+                    "library_best": {"significant": 0, "higher": 1, "targets": [{}], "gain_ratio": 0.5}
+                }
+            }]
+        });
+        let mut out = String::new();
+        section(&mut out, Some(&inc));
+        for want in [
+            "beat the best measured pool stimulus for 1 of 1",
+            "(0, 4)",
+            "MEI low: measured",
+            "random pool/9",
+            "p = 0.2500",
+            "refit 1.500",
+        ] {
+            assert!(out.contains(want), "{want}: {out}");
+        }
+        let mut none = String::new();
+        section(&mut none, None);
+        assert!(none.contains("Not recorded"), "{none}");
+    }
+}

@@ -1,0 +1,302 @@
+//! The inception protocol in a session (issue #18): a simulated v1_rich mouse, the reduced fnn
+//! network as the twin, not in real time (the design block's end waits for the design, so the
+//! test does not depend on this machine's speed). Small on purpose: 2 targets, 1 random
+//! control, 10 repeats, 2-frame in-silico presentations.
+//!
+//! - A session runs record → design → verify and ends with a verdict in `summary.json`; every
+//!   verify trial's predictions are in the log before its decision, and its decision before its
+//!   onset; every verify image meets its luminance/contrast budget within ±5% (measured here).
+//! - `replay` reproduces every decision, every protocol note (predictions included) and the
+//!   verdict, bit for bit, from the log alone.
+//! - kill -9 during the design and during the verify block leaves a log that replays up to its
+//!   last record.
+
+mod common;
+
+use common::{fixture, twinloop};
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Stdio};
+use std::time::{Duration, Instant};
+use twinloop_rig::backbone::session_log::LogReader;
+use twinloop_rig::vocab::records::{self, RecordKind};
+
+fn config(dir: &Path) -> PathBuf {
+    let mut text = twinloop_rig::config::DEFAULT_SIM_TOML.to_string();
+    let weights = fixture("parity_weights.safetensors");
+    let net = fixture("parity_config.json");
+    for (a, b) in [
+        ("duration_s = 90.0", "duration_s = 300.0".to_string()),
+        ("realtime = true ", "realtime = false".into()),
+        (
+            "out_dir = \"sessions\"",
+            format!("out_dir = {:?}", dir.join("out")),
+        ),
+        ("record_frames = false", "record_frames = true".into()),
+        ("progress = true", "progress = false".into()),
+        (
+            "ingest = \"tcp://127.0.0.1:0\"",
+            format!("ingest = \"ipc://{}\"", dir.join("in").display()),
+        ),
+        (
+            "publish = \"tcp://127.0.0.1:0\"",
+            format!("publish = \"ipc://{}\"", dir.join("pub").display()),
+        ),
+        ("width = 512", "width = 64".into()),
+        ("height = 512", "height = 64".into()),
+        (
+            "extraction = \"pipeline\"",
+            "extraction = \"truth_footprints\"".into(),
+        ),
+        ("width = 320", "width = 32".into()),
+        ("height = 240", "height = 32".into()),
+        ("stimulus_s = 2.0", "stimulus_s = 1.0".into()),
+        ("gray_s = 1.0", "gray_s = 0.5".into()),
+        ("test_every = 5", "test_every = 3".into()),
+        (
+            "warmup_trials = 8",
+            "warmup_trials = 4\ndeadline_ms = 0.0\ntwin_refit_every = 0\ntwin_refit_steps = 4"
+                .into(),
+        ),
+        (
+            "core = \"pretrained\"",
+            format!("core = \"fnn\"\nweights = {weights:?}\nconfig = {net:?}"),
+        ),
+        ("enabled = true\nbind", "enabled = false\nbind".into()),
+        ("neurons = 1000", "neurons = 30".into()),
+        (
+            "seed = 7",
+            "seed = 5\n\n[sim.cells]\nmodel = \"v1_rich\"".into(),
+        ),
+    ] {
+        assert!(text.contains(a), "the default config has no {a:?}");
+        text = text.replacen(a, &b, 1);
+    }
+    text.push_str(
+        "\n[inception]\nrecord_s = 120.0\ndesign_s = 10.0\nverify_repeats = 10\n\
+         min_heldout_cc = 0.0\nmax_targets = 2\nrandom_controls = 1\nlibrary_size = 10000\n\
+         mei_steps = 5\ndesign_frames = 2\n",
+    );
+    let path = dir.join("inception.toml");
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+fn session_dir(dir: &Path) -> Option<PathBuf> {
+    std::fs::read_dir(dir.join("out"))
+        .ok()?
+        .filter_map(|e| e.ok())
+        .map(|e| e.path())
+        .max()
+}
+
+/// The log's records of interest, in order: `(index, kind, JSON)`.
+fn log_json(session: &Path) -> Vec<(usize, RecordKind, Value)> {
+    let mut out = Vec::new();
+    let Ok(mut reader) = LogReader::open(session.join("records.log")) else {
+        return out;
+    };
+    let mut buf = Vec::new();
+    let mut k = 0;
+    while let Ok(Some(info)) = reader.next_into(&mut buf) {
+        k += 1;
+        let kind = RecordKind::from_code(info.kind);
+        if let Some(kind @ (RecordKind::Note | RecordKind::Decision | RecordKind::Stimulus)) = kind
+            && let Ok(v) = records::decode_json::<Value>("json", &buf)
+        {
+            out.push((k, kind, v));
+        }
+    }
+    out
+}
+
+fn event(v: &Value) -> &str {
+    v.get("event").and_then(Value::as_str).unwrap_or("")
+}
+
+fn spawn(cfg: &Path) -> Child {
+    twinloop()
+        .arg("run")
+        .arg(cfg)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap()
+}
+
+/// Waits for the child, killing it past a generous hang guard (not a timing assertion).
+fn wait(child: &mut Child) -> std::process::ExitStatus {
+    let start = Instant::now();
+    loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            return s;
+        }
+        if start.elapsed() > Duration::from_secs(1800) {
+            let _ = child.kill();
+            panic!("the session hung");
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// Pixel mean and RMS contrast in [0, 1] units, computed here, not by the code under test.
+fn photometry(pixels: &[u8]) -> (f64, f64) {
+    let n = pixels.len() as f64;
+    let x: Vec<f64> = pixels.iter().map(|&p| f64::from(p) / 255.0).collect();
+    let mean = x.iter().sum::<f64>() / n;
+    let var = x.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / n;
+    (mean, var.sqrt())
+}
+
+#[test]
+fn a_session_runs_record_design_verify_and_replay_reproduces_its_verdict() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cfg = config(tmp.path());
+    let mut child = spawn(&cfg);
+    assert!(wait(&mut child).success());
+    let session = session_dir(tmp.path()).unwrap();
+
+    let summary: Value =
+        serde_json::from_slice(&std::fs::read(session.join("summary.json")).unwrap()).unwrap();
+    let inc = &summary["inception"];
+    assert_eq!(inc["phase"], "Done", "{inc}");
+    assert_eq!(inc["fallbacks"], 0, "{inc}");
+    let round = &inc["rounds"][0];
+    assert_eq!(round["designed"], true, "{round}");
+    let targets = round["targets"].as_array().unwrap().len();
+    assert!((1..=2).contains(&targets), "{round}");
+    let v = &round["verdict"];
+    // 4 stimuli per target and the random control (fewer when a best pool stimulus is shared),
+    // 10 repeats each, every one's responses measured.
+    let shown = v["presentations"].as_u64().unwrap();
+    assert!(shown >= 10 * (2 * targets as u64 + 2) && shown <= 10 * (4 * targets as u64 + 1));
+    assert_eq!(v["responses_measured"], shown);
+    assert!(
+        v["line"]
+            .as_str()
+            .unwrap()
+            .starts_with("MEI (low contrast) beat the best measured pool"),
+        "{v}"
+    );
+    assert_eq!(v["mei_low"]["targets"].as_array().unwrap().len(), targets);
+
+    // The log: pre-registration before any design result; each verify trial's note (with its
+    // predictions) before its decision, the decision before its onset; images on budget.
+    let log = log_json(&session);
+    let pos = |e: &str| {
+        log.iter()
+            .position(|(_, k, v)| *k == RecordKind::Note && event(v) == e)
+    };
+    assert!(pos("inception.preregistration").unwrap() < pos("inception.design_message").unwrap());
+    let mut designed = std::collections::BTreeMap::new();
+    for (_, _, v) in log
+        .iter()
+        .filter(|(_, _, v)| event(v) == "inception.design_message")
+    {
+        for s in v["payload"]["stimuli"].as_array().into_iter().flatten() {
+            designed.insert(
+                s["id"].as_str().unwrap().to_string(),
+                s["predicted"].clone(),
+            );
+        }
+    }
+    let mut verify = 0;
+    for (i, (_, kind, d)) in log.iter().enumerate() {
+        if *kind != RecordKind::Decision || d["mode"] != "verify" {
+            continue;
+        }
+        verify += 1;
+        let trial = &d["trial"];
+        let note = log[..i]
+            .iter()
+            .rev()
+            .find(|(_, _, v)| event(v) == "inception.verify_trial" && &v["trial"] == trial)
+            .unwrap_or_else(|| panic!("trial {trial}: no prediction logged before its decision"));
+        assert_eq!(
+            note.2["predicted"],
+            designed[note.2["stimulus"].as_str().unwrap()]
+        );
+        let onset = log
+            .iter()
+            .position(|(_, k, v)| *k == RecordKind::Stimulus && &v["trial"] == trial);
+        assert!(
+            onset.is_none_or(|o| o > i),
+            "trial {trial} shown before its decision"
+        );
+        let px: Vec<u8> = serde_json::from_value(d["spec"]["pixels"].clone())
+            .unwrap_or_else(|e| panic!("trial {trial}: {e}: {}", d["spec"]));
+        let (mean, rms) = photometry(&px);
+        assert!(
+            (mean - 0.5).abs() <= 0.05 * 0.5,
+            "trial {trial}: mean {mean}"
+        );
+        assert!(
+            [0.1, 0.25].iter().any(|c| (rms - c).abs() <= 0.05 * c),
+            "trial {trial}: RMS contrast {rms}"
+        );
+    }
+    assert_eq!(verify as u64, shown);
+
+    let r = twinloop_rig::offline::replay::replay(&session).unwrap();
+    assert!(r.reproduced(), "{r:?}");
+    assert_eq!(r.decisions_reproduced, r.decisions_logged);
+    assert!(r.selector_notes_logged as usize > verify);
+    assert_eq!(r.selector_notes_reproduced, r.selector_notes_logged);
+    assert_eq!(r.verdict_reproduced, Some(true));
+    let again = serde_json::to_string(r.verdict.as_ref().unwrap()).unwrap();
+    let mut replayed: Value = serde_json::from_str(&again).unwrap();
+    replayed.as_object_mut().unwrap().remove("event");
+    assert_eq!(&replayed, inc);
+}
+
+/// kill -9 once the design has started (its pre-registration logged) and once the verify block
+/// is under way: what the log holds replays, decisions and protocol notes alike.
+#[test]
+fn kill_9_during_design_or_verify_leaves_a_log_that_replays() {
+    for (when, enough) in [
+        ("inception.preregistration", 1),
+        ("inception.verify_trial", 5),
+    ] {
+        let tmp = tempfile::tempdir().unwrap();
+        let cfg = config(tmp.path());
+        let mut child = spawn(&cfg);
+        let start = Instant::now();
+        loop {
+            let seen = session_dir(tmp.path())
+                .map(|s| {
+                    log_json(&s)
+                        .iter()
+                        .filter(|(_, _, v)| event(v) == when)
+                        .count()
+                })
+                .unwrap_or(0);
+            if seen >= enough {
+                break;
+            }
+            assert!(
+                child.try_wait().unwrap().is_none(),
+                "the session ended before {when}"
+            );
+            assert!(start.elapsed() < Duration::from_secs(1800), "hang guard");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        child.kill().unwrap(); // SIGKILL
+        child.wait().unwrap();
+        let session = session_dir(tmp.path()).unwrap();
+        let r = twinloop_rig::offline::replay::replay(&session).unwrap();
+        assert!(r.decisions_logged > 0, "{when}: {r:?}");
+        assert_eq!(r.decisions_reproduced, r.decisions_logged, "{when}: {r:?}");
+        assert_eq!(r.activity_mismatches, 0, "{when}");
+        assert!(r.selector_notes_logged > 0, "{when}");
+        assert_eq!(
+            r.selector_notes_reproduced, r.selector_notes_logged,
+            "{when}: {:?}",
+            r.first_selector_note_mismatch
+        );
+        assert_eq!(
+            r.verdict_reproduced, None,
+            "{when}: killed before any verdict"
+        );
+        assert!(r.reproduced(), "{when}: {r:?}");
+    }
+}
