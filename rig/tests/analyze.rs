@@ -1,10 +1,30 @@
 //! `twinloop analyze` as a lab meets it: tables written by the simulated connectome (a known
 //! rule) go in, the planted slope comes out; a bad table is one clear error.
 
+use std::path::Path;
 use std::process::Command;
 
 fn twinloop() -> Command {
     Command::new(env!("CARGO_BIN_EXE_twinloop"))
+}
+
+/// `twinloop analyze wiring` on two tables; its JSON report.
+fn wiring_report(emb: &Path, pairs: &Path, out: &Path) -> serde_json::Value {
+    let o = twinloop()
+        .args(["analyze", "wiring", "--embeddings"])
+        .arg(emb)
+        .arg("--pairs")
+        .arg(pairs)
+        .arg("--out")
+        .arg(out)
+        .output()
+        .unwrap();
+    assert!(
+        o.status.success(),
+        "analyze wiring: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    serde_json::from_slice(&std::fs::read(out).unwrap()).unwrap()
 }
 
 #[test]
@@ -33,17 +53,7 @@ fn the_wiring_rule_planted_in_a_simulated_connectome_is_recovered_from_its_table
     ]);
     let (emb, pairs) = (d.join("embeddings.csv"), d.join("pairs.csv"));
     let report = d.join("wiring.json");
-    ok(&[
-        "analyze",
-        "wiring",
-        "--embeddings",
-        emb.to_str().unwrap(),
-        "--pairs",
-        pairs.to_str().unwrap(),
-        "--out",
-        report.to_str().unwrap(),
-    ]);
-    let r: serde_json::Value = serde_json::from_slice(&std::fs::read(&report).unwrap()).unwrap();
+    let r = wiring_report(&emb, &pairs, &report);
     let slope = r["slopes"]
         .as_array()
         .unwrap()
@@ -135,21 +145,7 @@ fn the_report_page_plots_the_curves_and_confusion_matrices() {
         String::from_utf8_lossy(&out.stderr)
     );
     let html = std::fs::read_to_string(&page).unwrap();
-    let wiring: serde_json::Value = {
-        let r = d.join("w.json");
-        let o = run(&[
-            "analyze",
-            "wiring",
-            "--embeddings",
-            emb.to_str().unwrap(),
-            "--pairs",
-            pairs.to_str().unwrap(),
-            "--out",
-            r.to_str().unwrap(),
-        ]);
-        assert!(o.status.success());
-        serde_json::from_slice(&std::fs::read(r).unwrap()).unwrap()
-    };
+    let wiring = wiring_report(&emb, &pairs, &d.join("w.json"));
     // One curve per synaptic-scale slope of the wiring report, each an SVG with its type.
     let synaptic = wiring["slopes"]
         .as_array()

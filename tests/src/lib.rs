@@ -59,6 +59,30 @@ pub fn assert_replays_every_decision(session_dir: &Path, logged: usize) {
     );
 }
 
+/// Replays a session and asserts that its `frames` frames' activity and every decision are
+/// reproduced exactly; the report is returned for further checks.
+pub fn assert_replays_exactly(
+    session_dir: &Path,
+    frames: u64,
+) -> twinloop_rig::offline::replay::ReplayReport {
+    let r = twinloop_rig::offline::replay::replay(session_dir).expect("the session replays");
+    assert_eq!(r.frames_replayed, frames);
+    assert_eq!(
+        r.activity_mismatches, 0,
+        "max diff {}",
+        r.activity_max_abs_diff
+    );
+    assert!(r.reproduced(), "{:?}", r.first_decision_mismatch);
+    r
+}
+
+/// Reads an f32 `.npy` written by a session (`twinloop_model::cli::read_npy_f32`, data only).
+pub fn read_npy_f32(path: &Path) -> Vec<f32> {
+    twinloop_model::cli::read_npy_f32(path)
+        .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+        .1
+}
+
 /// Run a session to its end.
 pub fn run_session(cfg: &Config) -> SessionSummary {
     session::run(cfg, vec!["e2e-test".into()], Hooks::default()).expect("session runs")

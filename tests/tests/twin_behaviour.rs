@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use twinloop_e2e::{fast_sim_config, run_session};
+use twinloop_e2e::{fast_sim_config, read_npy_f32, run_session};
 use twinloop_rig::backbone::session_log::SessionDir;
 use twinloop_rig::config::{Config, SourceKind};
 use twinloop_rig::sim::twin_source::TwinNoise;
@@ -40,11 +40,6 @@ fn twin_config(out: &Path, duration_s: f64, behaviour: Option<PathBuf>) -> Confi
     cfg
 }
 
-fn read_npy(path: &Path) -> Vec<f32> {
-    let bytes = std::fs::read(path).unwrap();
-    npyz::NpyFile::new(&bytes[..]).unwrap().into_vec().unwrap()
-}
-
 #[test]
 fn the_twin_sees_the_recorded_running_and_pupil() {
     let tmp = tempfile::tempdir().unwrap();
@@ -70,7 +65,7 @@ fn the_twin_sees_the_recorded_running_and_pupil() {
     let s = run_session(&cfg);
     // The truth's behaviour is what the twin was given at each frame: gaze, pupil radius (px),
     // running (cm/s).
-    let behaviour = read_npy(&s.session_dir.join("truth/behaviour.npy"));
+    let behaviour = read_npy_f32(&s.session_dir.join("truth/behaviour.npy"));
     let frames = behaviour.len() / 4;
     assert_eq!(frames as u64, s.counters.frames_in);
     let t0 = logged.values().next().unwrap().t_ns;

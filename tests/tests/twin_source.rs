@@ -5,7 +5,7 @@
 
 use std::path::{Path, PathBuf};
 
-use twinloop_e2e::{fast_sim_config, run_session};
+use twinloop_e2e::{assert_replays_exactly, fast_sim_config, read_npy_f32, run_session};
 use twinloop_rig::backbone::session_log::SessionDir;
 use twinloop_rig::config::{Config, Extraction, SourceKind};
 use twinloop_rig::sim::twin_source::TwinNoise;
@@ -73,20 +73,12 @@ fn a_session_on_a_twin_runs_names_the_twin_and_replays() {
 
     // The truth's rates are the twin's: every cell fires, at rates the simulated population's
     // seed did not draw (a different drive gives different rates).
-    let rates = std::fs::read(s.session_dir.join("truth/rates.npy")).unwrap();
-    let rates: Vec<f32> = npyz::NpyFile::new(&rates[..]).unwrap().into_vec().unwrap();
+    let rates = read_npy_f32(&s.session_dir.join("truth/rates.npy"));
     assert_eq!(rates.len() as u64, 25 * frames);
     assert!(rates.iter().all(|r| r.is_finite() && *r >= 0.0));
     assert!(rates.iter().any(|&r| r > 0.0));
 
-    let r = twinloop_rig::offline::replay::replay(&s.session_dir).expect("the session replays");
-    assert_eq!(r.frames_replayed, frames);
-    assert_eq!(
-        r.activity_mismatches, 0,
-        "max diff {}",
-        r.activity_max_abs_diff
-    );
-    assert!(r.reproduced(), "{:?}", r.first_decision_mismatch);
+    assert_replays_exactly(&s.session_dir, frames);
 }
 
 #[test]
@@ -107,11 +99,6 @@ fn a_twin_whose_weights_do_not_load_fails_validation_naming_the_field() {
         e.contains("source.twin") && e.contains("[source.twin]"),
         "{e}"
     );
-}
-
-fn read_npy(path: &Path) -> Vec<f32> {
-    let bytes = std::fs::read(path).unwrap();
-    npyz::NpyFile::new(&bytes[..]).unwrap().into_vec().unwrap()
 }
 
 #[test]
@@ -144,8 +131,8 @@ fn a_fast_session_s_activity_is_the_twins_spike_counts_and_replays() {
     // (the truth, written by the simulator's own bookkeeping), and those scatter around the
     // twin's predicted counts (rates per frame; the rates themselves are checked against the
     // model crate in `sim::twin_tests`).
-    let spikes = read_npy(&s.session_dir.join("truth/spikes.npy"));
-    let rates = read_npy(&s.session_dir.join("truth/rates.npy"));
+    let spikes = read_npy_f32(&s.session_dir.join("truth/spikes.npy"));
+    let rates = read_npy_f32(&s.session_dir.join("truth/rates.npy"));
     assert_eq!(spikes.len() as u64, 25 * frames);
     let (records, _) = dir.open_log().unwrap().read_to_end().unwrap();
     let activity: Vec<_> = records
@@ -172,15 +159,8 @@ fn a_fast_session_s_activity_is_the_twins_spike_counts_and_replays() {
         "{counted} spikes against {expected} predicted"
     );
 
-    let r = twinloop_rig::offline::replay::replay(&s.session_dir).expect("the session replays");
-    assert_eq!(r.frames_replayed, frames);
+    let r = assert_replays_exactly(&s.session_dir, frames);
     assert_eq!(r.activity_compared, frames);
-    assert_eq!(
-        r.activity_mismatches, 0,
-        "max diff {}",
-        r.activity_max_abs_diff
-    );
-    assert!(r.reproduced(), "{:?}", r.first_decision_mismatch);
 }
 
 #[test]

@@ -38,11 +38,6 @@ fn parity_source() -> TwinSourceConfig {
     }
 }
 
-fn read_npy(path: &std::path::Path) -> (Vec<u64>, Vec<f32>) {
-    let npy = npyz::NpyFile::new(std::fs::File::open(path).unwrap()).unwrap();
-    (npy.shape().to_vec(), npy.into_vec().unwrap())
-}
-
 /// A different random image per frame, so every twin frame sees a new stimulus.
 fn random_view(k: u64, len: usize) -> Vec<u8> {
     (0..len as u64)
@@ -94,10 +89,11 @@ fn fire_at_the_prediction(mode: TwinMode) {
     assert!(mouse.drive_failure().is_none());
     let dir = tempfile::tempdir().unwrap();
     mouse.write_truth(dir.path()).unwrap();
-    let (shape, rates) = read_npy(&dir.path().join("rates.npy"));
+    let (shape, rates) = twinloop_model::cli::read_npy_f32(&dir.path().join("rates.npy")).unwrap();
     assert_eq!(shape, vec![units as u64, frames]);
-    let (_, behaviour) = read_npy(&dir.path().join("behaviour.npy"));
-    let (_, spikes) = read_npy(&dir.path().join("spikes.npy"));
+    let (_, behaviour) =
+        twinloop_model::cli::read_npy_f32(&dir.path().join("behaviour.npy")).unwrap();
+    let (_, spikes) = twinloop_model::cli::read_npy_f32(&dir.path().join("spikes.npy")).unwrap();
 
     // The twin again, from its files, fed what the truth says the mouse saw and did.
     let cfg =
