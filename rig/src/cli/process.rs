@@ -8,19 +8,25 @@
 //! and suite2p's folder, `suite2p/plane<p>/` (`stat`, `iscell`, `ops`, `F`, `Fneu`, `spks`, in
 //! suite2p's units: see [`crate::offline::suite2p`]).
 
+mod budget;
+mod plane_run;
+
 use crate::offline::scanimage::header::{Rate, check_rate, rate_from_timestamps};
-use crate::offline::scanimage::{LayoutOverride, ScanImageTiff};
-use crate::offline::suite2p::{MotionLog, PlaneResults, write_suite2p_plane};
-use crate::stages::imaging::{ImagingParams, PlaneCalibration, PlanePipeline, deconvolve_traces};
+use crate::offline::scanimage::{LayoutOverride, StackMeta, TiffSeries};
+use crate::stages::imaging::{ImagingParams, PlaneCalibration};
 use anyhow::{Context, bail};
+use budget::MemoryBudget;
 use clap::Args;
+use plane_run::{PlaneRun, Provenance};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 #[derive(Debug, Args)]
 pub struct ProcessArgs {
-    /// A ScanImage (Big)TIFF or plain multi-page TIFF, u16 or i16.
-    pub movie: PathBuf,
+    /// A ScanImage (Big)TIFF or plain multi-page TIFF, u16 or i16; or the files of one
+    /// multi-file acquisition, in order (`name_00001_*.tif`: the shell sorts them).
+    #[arg(required = true)]
+    pub movie: Vec<PathBuf>,
     /// Output directory (one `plane<p>` folder per plane, and suite2p's `suite2p/plane<p>`).
     #[arg(long)]
     pub out: PathBuf,
@@ -47,17 +53,16 @@ pub struct ProcessArgs {
     /// More frames reveal cells that are silent in a short block.
     #[arg(long, default_value_t = DETECTION_FRAMES)]
     pub detection_frames: usize,
+    /// Memory process may use, GiB. The movie is read twice and never held: the detection
+    /// block fits half of this (fewer frames than --detection-frames if need be), and the
+    /// traces (32 bytes per cell-frame) are checked against it before the second pass.
+    #[arg(long, default_value_t = 4.0)]
+    pub memory_gb: f64,
 }
 
 /// Frames offline detection uses by default: enough for sparse cells to fire (a minute at
 /// 30 Hz), bounded in memory.
 const DETECTION_FRAMES: usize = 2000;
-
-fn write_npy_2d(path: &Path, rows: &[Vec<f32>], cols: usize) -> anyhow::Result<()> {
-    let shape = [rows.len() as u64, cols as u64];
-    crate::vocab::npy::write_f32(path, &shape, rows.iter().flatten().copied())
-        .with_context(|| format!("cannot write {}", path.display()))
-}
 
 /// The volume rate must be a number of Hz a movie can have (`--fs`).
 fn check_fs(fs: f64) -> anyhow::Result<()> {
@@ -132,13 +137,15 @@ pub fn run(args: &ProcessArgs) -> anyhow::Result<()> {
     }
     check_layout(args)?;
     check_out_dir(&args.out)?;
+    let budget = MemoryBudget::new(args.memory_gb)?;
     let layout = LayoutOverride {
         channels: args.channels,
         planes: args.planes,
     };
     let started = Instant::now();
-    let mut movie = ScanImageTiff::open(&args.movie, layout)
-        .with_context(|| format!("cannot open movie {}", args.movie.display()))?;
+    let movie_name = args.movie[0].display().to_string();
+    let mut movie = TiffSeries::open(&args.movie, layout)
+        .with_context(|| format!("cannot open movie {movie_name}"))?;
     let meta = movie.meta().clone();
     if args.channel >= meta.channels {
         bail!(
@@ -149,7 +156,6 @@ pub fn run(args: &ProcessArgs) -> anyhow::Result<()> {
     }
     let (h, w) = (meta.height as usize, meta.width as usize);
     // The rate: the flag, else the header, else measured from the pages' timestamps below.
-    let movie_name = args.movie.display();
     let known = match (args.fs, &meta.plane_rate) {
         (Some(fs), _) => Some((fs, RateSource::Flag)),
         (None, Rate::Hz(hz)) => Some((*hz, RateSource::ScanimageHeader)),
@@ -172,38 +178,18 @@ pub fn run(args: &ProcessArgs) -> anyhow::Result<()> {
             .validate(fs)
             .map_err(|e| anyhow::anyhow!("{origin} at the header's {fs} Hz: {e}"))?;
     }
-    // Read the functional channel, plane by plane (pixels of i16 files keep their bit pattern;
-    // registration treats them as u16, which only matters for negative samples).
     let planes = meta.planes as usize;
-    let mut frames: Vec<Vec<Vec<u16>>> = vec![Vec::new(); planes];
-    // frameTimestamps_sec of the processed channel's first plane: one per volume.
-    let mut stamps = Vec::new();
-    let mut px = Vec::new();
-    let mut read_error = None;
-    loop {
-        match movie.next_page(&mut px) {
-            Ok(Some(info)) if info.channel == args.channel && !info.flyback => {
-                if info.plane == 0
-                    && let Some(t) = info.timestamp_s
-                {
-                    stamps.push(t);
-                }
-                frames[info.plane as usize].push(px.clone())
-            }
-            Ok(Some(_)) => {}
-            Ok(None) => break,
-            Err(e) => {
-                // A truncated file: process what was read, say where it stopped.
-                tracing::warn!(movie = %args.movie.display(), error = %e, "stopping at the damaged page");
-                read_error = Some(format!("{}: {e}", args.movie.display()));
-                break;
-            }
-        }
-    }
+    // Pass 1: each plane's detection block, from its start, and no more of the movie.
+    let wanted = match args.detection_frames {
+        0 => usize::MAX,
+        k => k.max(params.cells.calibration_frames),
+    };
+    let block_len = budget.detection_frames(wanted, planes, h * w);
+    let blocks = read_blocks(&mut movie, args.channel, planes, block_len);
     let (fs, rate_source) = match known {
         Some(known) => known,
         None => {
-            let fs = rate_from_timestamps(&stamps).map_err(|why| {
+            let fs = rate_from_timestamps(&blocks.stamps).map_err(|why| {
                 anyhow::anyhow!("{movie_name}: {why}; pass --fs HZ (the volume rate)")
             })?;
             params
@@ -213,121 +199,114 @@ pub fn run(args: &ProcessArgs) -> anyhow::Result<()> {
         }
     };
     tracing::info!(movie = %movie_name, fs, source = ?rate_source, "volume rate");
-    std::fs::create_dir_all(&args.out)
-        .with_context(|| format!("cannot create --out directory {}", args.out.display()))?;
-    for (p, plane) in frames.iter().enumerate() {
+    let mut runs = Vec::with_capacity(planes);
+    for (p, block) in blocks.frames.into_iter().enumerate() {
         let t_plane = Instant::now();
-        let dir = args.out.join(format!("plane{p}"));
-        std::fs::create_dir_all(&dir)
-            .with_context(|| format!("cannot create {}", dir.display()))?;
-        let n = plane.len();
-        let wanted = match args.detection_frames {
-            0 => n,
-            k => k.max(params.cells.calibration_frames),
-        };
-        let block_len = wanted.min(n);
-        let block: Vec<&[u16]> = plane[..block_len].iter().map(|f| f.as_slice()).collect();
+        let block_len = block.len();
+        let block: Vec<&[u16]> = block.iter().map(|f| f.as_slice()).collect();
         let calibration = PlaneCalibration::from_block(&block, h, w, fs, &params, None)
             .with_context(|| format!("plane {p}: calibration from {block_len} frames failed"))?;
-        let PlaneCalibration {
-            reference,
-            masks,
-            report,
-            extractor,
-            images,
-            probabilities,
-            ..
-        } = calibration;
-        let mut pipeline = PlanePipeline::new(&reference, extractor, h, w, &params)?;
-        let t_calibrated = t_plane.elapsed().as_secs_f64();
-        let cells = pipeline.cells();
-        let (mut f, mut fneu, mut f0, mut dff) = (
-            vec![Vec::with_capacity(n); cells],
-            vec![Vec::with_capacity(n); cells],
-            vec![Vec::with_capacity(n); cells],
-            vec![Vec::with_capacity(n); cells],
-        );
-        let mut shifts = Vec::with_capacity(n);
-        let mut motion = MotionLog::default();
-        let t_frames = Instant::now();
-        for frame in plane {
-            let out = pipeline.process(frame)?;
-            shifts.push(vec![out.registration.rigid_dy, out.registration.rigid_dx]);
-            motion.push(&out.registration, out.blocks);
-            for c in 0..cells {
-                f[c].push(out.f[c]);
-                fneu[c].push(out.fneu[c]);
-                f0[c].push(out.f0[c]);
-                dff[c].push(out.dff[c]);
+        runs.push(PlaneRun::new(
+            calibration,
+            block_len,
+            h,
+            w,
+            &params,
+            t_plane,
+        )?);
+    }
+    // The block is gone; the traces are what grows with the movie.
+    let cells: usize = runs.iter().map(PlaneRun::cells).sum();
+    budget.check_traces(cells, movie.total_bytes(), &meta)?;
+    // Pass 2: every frame, one page in memory at a time, through its plane's pipeline.
+    movie
+        .rewind()
+        .with_context(|| format!("cannot reopen movie {movie_name}"))?;
+    let mut px = Vec::new();
+    let mut read_error = blocks.read_error;
+    loop {
+        match movie.next_page(&mut px) {
+            Ok(Some(info)) if info.channel == args.channel && !info.flyback => {
+                runs[info.plane as usize].push(&px)?;
+            }
+            Ok(Some(_)) => {}
+            Ok(None) => break,
+            Err(e) => {
+                // A truncated file: process what was read, say where it stopped.
+                tracing::warn!(movie = %movie.current_path().display(), error = %e, "stopping at the damaged page");
+                read_error = Some(format!("{}: {e}", movie.current_path().display()));
+                break;
             }
         }
-        let per_frame_ms = t_frames.elapsed().as_secs_f64() * 1e3 / n.max(1) as f64;
-        let spks = deconvolve_traces(&dff, fs, &params)?;
-        write_npy_2d(&dir.join("F.npy"), &f, n)?;
-        write_npy_2d(&dir.join("Fneu.npy"), &fneu, n)?;
-        write_npy_2d(&dir.join("dff.npy"), &dff, n)?;
-        write_npy_2d(&dir.join("spks.npy"), &spks, n)?;
-        write_npy_2d(&dir.join("shifts.npy"), &shifts, 2)?;
-        let ref_rows: Vec<Vec<f32>> = reference.chunks(w).map(<[f32]>::to_vec).collect();
-        write_npy_2d(&dir.join("reference.npy"), &ref_rows, w)?;
-        masks
-            .save(&dir)
-            .with_context(|| format!("cannot save the masks in {}", dir.display()))?;
-        let results = PlaneResults {
-            plane: p,
-            planes,
-            masks: &masks,
-            probabilities: &probabilities,
-            images: &images,
-            reference: &reference,
-            f: &f,
-            fneu: &fneu,
-            f0: &f0,
-            spks_dff: &spks,
-            frames: n,
-            fs_hz: fs,
-        };
-        let suite2p_dir = write_suite2p_plane(&args.out, &results, &motion, &params)?;
-        let summary = serde_json::json!({
-            "movie": args.movie,
-            "plane": p,
-            "channel": args.channel,
-            "frames": n,
-            "height": h,
-            "width": w,
-            "frame_rate_hz": fs,
-            "frame_rate_source": rate_source,
-            "planes": planes,
-            "flyback_pages": meta.flyback,
-            "calibration_frames": block_len,
-            "cells": cells,
-            "detection": format!("{report:?}"),
-            "params": params,
-            "read_error": read_error,
-            "seconds": {
-                "calibration": t_calibrated,
-                "per_frame_ms": per_frame_ms,
-                "total": t_plane.elapsed().as_secs_f64(),
-            },
-        });
-        let summary_path = dir.join("process.json");
-        std::fs::write(&summary_path, serde_json::to_string_pretty(&summary)?)
-            .with_context(|| format!("cannot write {}", summary_path.display()))?;
-        println!(
-            "plane {p}: {n} frames, {cells} cells, {per_frame_ms:.2} ms/frame -> {} and {}",
-            dir.display(),
-            suite2p_dir.display()
-        );
+    }
+    std::fs::create_dir_all(&args.out)
+        .with_context(|| format!("cannot create --out directory {}", args.out.display()))?;
+    let source = Provenance {
+        movie: &args.movie,
+        channel: args.channel,
+        planes,
+        flyback: meta.flyback,
+        fs,
+        rate_source,
+        memory_gb: args.memory_gb,
+        read_error: read_error.as_deref(),
+    };
+    for (p, run) in runs.into_iter().enumerate() {
+        run.write(p, &args.out, &source, &params)?;
     }
     println!(
-        "processed {} in {:.1} s",
-        args.movie.display(),
+        "processed {movie_name}{} in {:.1} s",
+        match args.movie.len() {
+            1 => String::new(),
+            n => format!(" and {} more file(s)", n - 1),
+        },
         started.elapsed().as_secs_f64()
     );
     if let Some(e) = read_error {
         bail!("the movie is damaged: {e} (frames before it were processed and written)");
     }
     Ok(())
+}
+
+/// What pass 1 read: each plane's detection block, and the volume timestamps it passed.
+struct Blocks {
+    frames: Vec<Vec<Vec<u16>>>,
+    /// frameTimestamps_sec of the processed channel's first plane: one per volume.
+    stamps: Vec<f64>,
+    read_error: Option<String>,
+}
+
+/// Reads pages until every plane holds `block_len` frames of `channel` (or the movie ends).
+fn read_blocks(movie: &mut TiffSeries, channel: u8, planes: usize, block_len: usize) -> Blocks {
+    let mut blocks = Blocks {
+        frames: vec![Vec::new(); planes],
+        stamps: Vec::new(),
+        read_error: None,
+    };
+    let mut px = Vec::new();
+    while blocks.frames.iter().any(|b| b.len() < block_len) {
+        match movie.next_page(&mut px) {
+            Ok(Some(info)) if info.channel == channel && !info.flyback => {
+                if info.plane == 0
+                    && let Some(t) = info.timestamp_s
+                {
+                    blocks.stamps.push(t);
+                }
+                let block = &mut blocks.frames[info.plane as usize];
+                if block.len() < block_len {
+                    block.push(px.clone());
+                }
+            }
+            Ok(Some(_)) => {}
+            Ok(None) => break,
+            Err(e) => {
+                // Pass 2 stops at the same page and says so; detection uses what came before.
+                blocks.read_error = Some(format!("{}: {e}", movie.current_path().display()));
+                break;
+            }
+        }
+    }
+    blocks
 }
 
 #[cfg(test)]
@@ -337,7 +316,7 @@ mod tests {
     fn args(dir: &Path) -> ProcessArgs {
         ProcessArgs {
             // Absent: every check below must fire before the movie is opened.
-            movie: dir.join("absent.tif"),
+            movie: vec![dir.join("absent.tif")],
             out: dir.join("out"),
             channels: None,
             planes: None,
@@ -345,6 +324,7 @@ mod tests {
             fs: None,
             params: None,
             detection_frames: DETECTION_FRAMES,
+            memory_gb: 4.0,
         }
     }
 
@@ -455,7 +435,7 @@ mod tests {
         for (software, stamp, want) in cases {
             write_stack(&movie, software, 6, |_| stamp);
             let a = ProcessArgs {
-                movie: movie.clone(),
+                movie: vec![movie.clone()],
                 ..args(dir.path())
             };
             let e = format!("{:#}", run(&a).unwrap_err());

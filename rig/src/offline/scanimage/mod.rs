@@ -8,6 +8,9 @@
 //! channel and one plane unless the caller says otherwise.
 
 pub mod header;
+mod series;
+
+pub use series::TiffSeries;
 
 use crate::vocab::protocol::Dtype;
 use header::{HeaderError, Rate, SiHeader, si_value};
@@ -51,6 +54,13 @@ pub enum TiffSourceError {
     },
     #[error("{path}: {source}")]
     Header { path: PathBuf, source: HeaderError },
+    #[error(
+        "{path} does not continue the acquisition: it is {why} (pass the files of one \
+         acquisition, in order)"
+    )]
+    Series { path: PathBuf, why: String },
+    #[error("no movie file given: pass one TIFF, or the files of one acquisition in order")]
+    NoFiles,
 }
 
 /// How pages map to channels and planes; `None` fields come from the file's metadata.
@@ -243,18 +253,52 @@ impl ScanImageTiff {
             }
         }
         self.next += 1;
-        let (c, p) = (self.meta.channels as usize, self.meta.planes as usize);
-        let slots = p + self.meta.flyback as usize;
-        let slot = (index / c) % slots;
         Ok(Some(PageInfo {
+            frame_number: si_value(&description, "frameNumbers").and_then(|v| v.parse().ok()),
+            timestamp_s: si_value(&description, "frameTimestamps_sec").and_then(|v| v.parse().ok()),
+            ..self.meta.place(index)
+        }))
+    }
+
+    /// Pages read so far.
+    pub fn pages_read(&self) -> usize {
+        self.next
+    }
+
+    /// The file's path.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+impl StackMeta {
+    /// Where the page `index` (counted over the whole acquisition) belongs: channel fastest,
+    /// then plane (flyback slots last), then volume.
+    pub fn place(&self, index: usize) -> PageInfo {
+        let (c, p) = (self.channels as usize, self.planes as usize);
+        let slots = p + self.flyback as usize;
+        let slot = (index / c) % slots;
+        PageInfo {
             index,
             channel: (index % c) as u8,
             plane: slot as u8,
             volume: (index / (c * slots)) as u64,
             flyback: slot >= p,
-            frame_number: si_value(&description, "frameNumbers").and_then(|v| v.parse().ok()),
-            timestamp_s: si_value(&description, "frameTimestamps_sec").and_then(|v| v.parse().ok()),
-        }))
+            frame_number: None,
+            timestamp_s: None,
+        }
+    }
+
+    /// The same acquisition layout: what every file of a series must share with the first.
+    fn same_layout(&self, other: &StackMeta) -> Option<String> {
+        let shape = |m: &StackMeta| {
+            format!(
+                "{}x{} {:?}, {} channel(s), {} plane(s) + {} flyback",
+                m.width, m.height, m.dtype, m.channels, m.planes, m.flyback
+            )
+        };
+        let (a, b) = (shape(self), shape(other));
+        (a != b).then(|| format!("{b}, but the first file is {a}"))
     }
 }
 
