@@ -6,6 +6,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use twinloop_rig::config::Config;
+use twinloop_rig::offline::scanimage::{Acquisition, write_acquisition};
 use twinloop_rig::sim::SimMouse;
 use twinloop_rig::vocab::clock::RigTime;
 use twinloop_stimulus::{StimulusSpec, cpu};
@@ -13,57 +14,33 @@ use twinloop_stimulus::{StimulusSpec, cpu};
 const FRAMES: usize = 360;
 const SIDE: u32 = 128;
 
-/// The simulated mouse's movie as ScanImage 2023 writes a split acquisition: every file starts
-/// with the header, and the pages (and their frame numbers and timestamps) run on.
-fn write_acquisition(dir: &Path, splits: &[usize]) -> Vec<PathBuf> {
+/// The simulated mouse's movie as ScanImage 2023 writes a split acquisition (the library's
+/// writer): every file starts with the header, and the pages (and their frame numbers and
+/// timestamps) run on. `per_file` pages a file.
+fn write_split(dir: &Path, per_file: usize) -> Vec<PathBuf> {
     let mut cfg = Config::default_sim();
     cfg.imaging.width = SIDE;
     cfg.imaging.height = SIDE;
     cfg.sim.neurons = 60;
     let g = cfg.sim_geometry();
     let mut mouse = SimMouse::new(&cfg.sim, &g).unwrap();
-    let header = "SI.VERSION_MAJOR = 2023\nSI.hChannels.channelSave = 1\n\
-                  SI.hRoiManager.scanFrameRate = 30\nSI.hRoiManager.scanVolumeRate = 30\n\
-                  SI.hStackManager.enable = false\n";
-    let mut px = vec![0u16; (SIDE * SIDE) as usize];
     let mut view = vec![0u8; g.view_width * g.view_height];
-    let mut bounds = vec![0];
-    bounds.extend_from_slice(splits);
-    bounds.push(FRAMES);
-    let mut files = Vec::new();
-    for (i, pair) in bounds.windows(2).enumerate() {
-        let path = dir.join(format!("acq_00001_{:05}.tif", i + 1));
-        let mut file = std::fs::File::create(&path).unwrap();
-        let mut tif = tiff::encoder::TiffEncoder::new_big(&mut file).unwrap();
-        for k in pair[0]..pair[1] {
-            let t = RigTime::from_nanos((k as f64 * 1e9 / 30.0) as i64);
-            let spec = StimulusSpec::grating(45.0 * (k / 30 % 8) as f64, 0.04, 2.0, 1.0, 0.0);
-            cpu::render(&spec, k as f64 / 30.0, &cfg.display.view(), &mut view);
-            mouse.show(&view, t);
-            mouse.imaging_frame(t, &mut px);
-            let mut page = tif
-                .new_image::<tiff::encoder::colortype::Gray16>(SIDE, SIDE)
-                .unwrap();
-            if k == pair[0] {
-                page.encoder()
-                    .write_tag(tiff::tags::Tag::Software, header)
-                    .unwrap();
-            }
-            let description = format!(
-                "frameNumbers = {}\nframeTimestamps_sec = {:.6}\n",
-                k + 1,
-                k as f64 / 30.0
-            );
-            page.encoder()
-                .write_tag(tiff::tags::Tag::ImageDescription, description.as_str())
-                .unwrap();
-            page.write_data(&px).unwrap();
-        }
-    }
-    for i in 0..bounds.len() - 1 {
-        files.push(dir.join(format!("acq_00001_{:05}.tif", i + 1)));
-    }
-    files
+    let acq = Acquisition {
+        width: SIDE,
+        height: SIDE,
+        frames: FRAMES,
+        frames_per_file: per_file,
+        rate_hz: 30.0,
+    };
+    write_acquisition(dir, "acq", &acq, |k, px| {
+        let t = RigTime::from_nanos((k as f64 * 1e9 / 30.0) as i64);
+        let spec = StimulusSpec::grating(45.0 * (k / 30 % 8) as f64, 0.04, 2.0, 1.0, 0.0);
+        cpu::render(&spec, k as f64 / 30.0, &cfg.display.view(), &mut view);
+        mouse.show(&view, t);
+        mouse.imaging_frame(t, px);
+        Ok(())
+    })
+    .unwrap()
 }
 
 /// Detection on the first 200 frames (the `[cells]` minimum lowered to allow it), so pass 1
@@ -99,9 +76,9 @@ fn a_split_acquisition_processes_to_the_same_bytes_as_one_file() {
     let (one_dir, split_dir) = (tmp.path().join("one"), tmp.path().join("split"));
     std::fs::create_dir_all(&one_dir).unwrap();
     std::fs::create_dir_all(&split_dir).unwrap();
-    let one = write_acquisition(&one_dir, &[]);
+    let one = write_split(&one_dir, FRAMES);
     // The first split falls inside the detection block, so pass 1 crosses a file boundary.
-    let split = write_acquisition(&split_dir, &[130, 250]);
+    let split = write_split(&split_dir, 130);
     assert_eq!(split.len(), 3);
     let (out_one, out_split) = (tmp.path().join("out_one"), tmp.path().join("out_split"));
     for (files, out) in [(&one, &out_one), (&split, &out_split)] {
@@ -127,7 +104,7 @@ fn a_split_acquisition_processes_to_the_same_bytes_as_one_file() {
 #[test]
 fn a_damaged_last_file_is_processed_to_the_damage_and_named() {
     let tmp = tempfile::tempdir().unwrap();
-    let files = write_acquisition(tmp.path(), &[150, 300]);
+    let files = write_split(tmp.path(), 150);
     // Cut the last file in half: its later pages are gone.
     let last = &files[2];
     let len = std::fs::metadata(last).unwrap().len();
@@ -151,7 +128,7 @@ fn a_damaged_last_file_is_processed_to_the_damage_and_named() {
     // A file from another acquisition is refused before any frame is read.
     let other = tmp.path().join("other");
     std::fs::create_dir_all(&other).unwrap();
-    let mut mixed = write_acquisition(&other, &[]);
+    let mut mixed = write_split(&other, FRAMES);
     let wide = tmp.path().join("wide.tif");
     write_small_stack(&wide);
     mixed.push(wide.clone());

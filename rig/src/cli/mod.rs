@@ -15,6 +15,7 @@ mod render;
 mod replay;
 mod report;
 mod run;
+mod sim_movie;
 mod sim_rig;
 mod sweep;
 mod twin;
@@ -40,6 +41,9 @@ enum Command {
     /// Run the simulated rig alone, as an external bridge to a daemon started with
     /// `source.kind = "bridge"`.
     SimRig(sim_rig::SimRigArgs),
+    /// Write the simulated mouse's imaging as a ScanImage acquisition (BigTIFF files and the
+    /// truth), to try `process` on.
+    SimMovie(sim_movie::SimMovieArgs),
     /// Deconvolve fluorescence traces (cells x frames .npy) into spikes with OASIS.
     Deconvolve(deconvolve::DeconvolveArgs),
     /// Run the imaging pipeline (registration, cells, dF/F, deconvolution) over a TIFF movie.
@@ -78,6 +82,7 @@ pub fn main() -> anyhow::Result<()> {
         None => run::run(&run::RunArgs::default()),
         Some(Command::Run(args)) => run::run(&args),
         Some(Command::SimRig(args)) => sim_rig::run(&args),
+        Some(Command::SimMovie(args)) => sim_movie::run(&args),
         Some(Command::Replay(args)) => replay::run(&args),
         Some(Command::Twin(args)) => twin::run(&args),
         Some(Command::Render(args)) => render::run(&args),

@@ -9,8 +9,10 @@
 
 pub mod header;
 mod series;
+mod write;
 
 pub use series::TiffSeries;
+pub use write::{Acquisition, WriteError, write_acquisition};
 
 use crate::vocab::protocol::Dtype;
 use header::{HeaderError, Rate, SiHeader, si_value};
