@@ -35,7 +35,6 @@
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 use twinloop_model::train::BehaviourStandardisation;
 use twinloop_model::{Device, Twin, TwinConfig, Weights};
 
@@ -69,7 +68,9 @@ pub enum TwinMode {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TwinSourceConfig {
-    /// The twin's weights: safetensors, as `twinloop twin fit` writes `twin.safetensors`.
+    /// The twin's weights: safetensors, as `twinloop twin fit` writes `twin.safetensors`, or
+    /// the live twin a session saved (`<session>/live_twin/twin.safetensors`, sealed: a damaged
+    /// copy is refused here).
     /// A relative path is from the config file's directory (`Config::load`).
     pub weights: PathBuf,
     /// Its architecture: the JSON `twin fit` writes beside them (`config.json`).
@@ -106,6 +107,10 @@ pub struct TwinIdentity {
     pub weights: PathBuf,
     /// SHA-256 of the weights file's bytes, lowercase hex.
     pub weights_sha256: String,
+    /// SHA-256 of the core's tensors, as `twinloop twin embeddings` identifies a core (absent
+    /// for weights without `core.*` tensors).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub core_sha256: Option<String>,
     pub config: PathBuf,
     pub units: usize,
     /// The twin's stimulus input, `[height, width]` pixels.
@@ -158,8 +163,13 @@ impl TwinSourceConfig {
                 format!("cannot be read ({e}): give the `twin.safetensors` of `twinloop twin fit`"),
             )
         })?;
+        // A sealed file (a session's saved live twin) must be whole: a flipped byte is refused
+        // here, not run as a slightly different twin.
+        super::twin_seal::check(&bytes, &self.weights)
+            .map_err(|e| bad_file("source.twin.weights", &self.weights, e))?;
         let weights = Weights::from_bytes(&bytes, &self.weights)
             .map_err(|e| bad_file("source.twin.weights", &self.weights, e.to_string()))?;
+        let core_sha256 = super::twin_seal::core_sha256(&weights).ok();
         let units = cfg.units;
         let stimulus = [cfg.stimulus_height, cfg.stimulus_width];
         let twin = Twin::new(cfg, &weights, &Device::Cpu).map_err(|e| {
@@ -178,7 +188,8 @@ impl TwinSourceConfig {
             twin,
             identity: TwinIdentity {
                 weights: absolute(&self.weights),
-                weights_sha256: sha256_hex(&bytes),
+                weights_sha256: super::twin_seal::sha256_hex(&bytes),
+                core_sha256,
                 config: absolute(&self.config),
                 units,
                 stimulus,
@@ -276,11 +287,4 @@ pub(crate) fn write_counts(spikes: &[u32], out: &mut [u16]) {
 
 fn bad_file(field: &str, path: &Path, reason: String) -> Invalid {
     Invalid::new(field, format!("{:?}", path.display().to_string()), reason)
-}
-
-fn sha256_hex(bytes: &[u8]) -> String {
-    Sha256::digest(bytes)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
 }
