@@ -29,8 +29,12 @@
 //! **Behaviour**: the behaviour model's draw (from `sim.seed`), or, with `behaviour = "<session
 //! dir>"`, the running and pupil that session logged (`recorded_behaviour.rs`).
 //!
-//! Not built yet (placeholders, README "Placeholders"): a recorded-noise model, the twin on a
-//! GPU, and saving the live twin at the end of a session.
+//! **Inputs**: `twin fit` output, or the live twin a closed-loop session saved at its end
+//! (`online::session::live_twin`); that file is sealed (`twin_seal.rs`) and a damaged copy is
+//! refused here, naming `source.twin.weights` and the file.
+//!
+//! Not built yet (placeholders, README "Placeholders"): a recorded-noise model (PLACEHOLDER:
+//! `noise` is Poisson only) and the twin on a GPU.
 
 use std::path::{Path, PathBuf};
 
