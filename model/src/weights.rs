@@ -93,6 +93,34 @@ impl Weights {
         })
     }
 
+    /// Named f32 tensors as safetensors bytes, with `metadata` in the header (what
+    /// [`Weights::from_bytes`] reads; [`Weights::metadata`] gives the metadata back). For
+    /// writers that place the file themselves (atomically).
+    pub fn to_bytes(
+        tensors: &HashMap<String, Tensor>,
+        metadata: HashMap<String, String>,
+    ) -> Result<Vec<u8>> {
+        let mut sorted: Vec<(&String, &Tensor)> = tensors.iter().collect();
+        sorted.sort_by(|a, b| a.0.cmp(b.0));
+        safetensors::serialize(sorted, Some(metadata)).map_err(|e| ModelError::Safetensors {
+            path: std::path::PathBuf::from("<in memory>"),
+            reason: e.to_string(),
+        })
+    }
+
+    /// The header's metadata of safetensors `bytes` (empty when it has none) and the offset at
+    /// which the tensor data begins; the error names `origin`.
+    pub fn metadata(bytes: &[u8], origin: &Path) -> Result<(HashMap<String, String>, usize)> {
+        let (n, meta) = safetensors::SafeTensors::read_metadata(bytes).map_err(|e| {
+            ModelError::Safetensors {
+                path: origin.to_path_buf(),
+                reason: e.to_string(),
+            }
+        })?;
+        // The header is an 8-byte length, then that many bytes of JSON.
+        Ok((meta.metadata().clone().unwrap_or_default(), 8 + n))
+    }
+
     /// Reads a safetensors file of f32 tensors.
     pub fn load(path: &Path) -> Result<Self> {
         let bytes = std::fs::read(path).map_err(|source| ModelError::Io {

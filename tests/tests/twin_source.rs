@@ -161,6 +161,43 @@ fn a_fast_session_s_activity_is_the_twins_spike_counts_and_replays() {
 
     let r = assert_replays_exactly(&s.session_dir, frames);
     assert_eq!(r.activity_compared, frames);
+    #[cfg(feature = "nwb")]
+    nwb_names_the_twin_as_the_subject(&s.session_dir, &twin);
+}
+
+/// The NWB export of a twin session says the subject is simulated, by which twin (read back
+/// with pynwb).
+#[cfg(feature = "nwb")]
+fn nwb_names_the_twin_as_the_subject(session: &Path, twin: &serde_json::Value) {
+    let out = session.join("export.nwb");
+    twinloop_rig::offline::export::nwb::export(session, &out).expect("export");
+    let py = twinloop_e2e::python::python_command()
+        .args([
+            "-c",
+            "import json, sys\nfrom pynwb import NWBHDF5IO\n\
+             with NWBHDF5IO(sys.argv[1], 'r') as io:\n\
+             \x20   s = io.read().subject\n\
+             \x20   print(json.dumps({'id': s.subject_id, 'description': s.description}))\n",
+        ])
+        .arg(&out)
+        .output()
+        .expect("python with pynwb (tests/requirements.txt; set TWINLOOP_PYTHON)");
+    assert!(
+        py.status.success(),
+        "{}",
+        String::from_utf8_lossy(&py.stderr)
+    );
+    let subject: serde_json::Value = serde_json::from_slice(&py.stdout).unwrap();
+    assert_eq!(subject["id"], "twin");
+    let description = subject["description"].as_str().unwrap();
+    assert!(description.starts_with("simulated"), "{description}");
+    for key in ["weights_sha256", "core_sha256"] {
+        let want = twin[key].as_str().expect(key);
+        assert!(
+            description.contains(want),
+            "{key} {want} not in {description}"
+        );
+    }
 }
 
 #[test]

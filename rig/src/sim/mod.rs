@@ -61,6 +61,7 @@ pub mod recorded_behaviour;
 pub mod truth;
 pub mod tuning;
 pub mod twin_recording;
+pub mod twin_seal;
 pub mod twin_source;
 pub mod v1;
 

@@ -29,13 +29,16 @@
 //! **Behaviour**: the behaviour model's draw (from `sim.seed`), or, with `behaviour = "<session
 //! dir>"`, the running and pupil that session logged (`recorded_behaviour.rs`).
 //!
-//! Not built yet (placeholders, README "Placeholders"): a recorded-noise model, the twin on a
-//! GPU, and saving the live twin at the end of a session.
+//! **Inputs**: `twin fit` output, or the live twin a closed-loop session saved at its end
+//! (`online::session::live_twin`); that file is sealed (`twin_seal.rs`) and a damaged copy is
+//! refused here, naming `source.twin.weights` and the file.
+//!
+//! Not built yet (placeholders, README "Placeholders"): a recorded-noise model (PLACEHOLDER:
+//! `noise` is Poisson only) and the twin on a GPU.
 
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 use twinloop_model::train::BehaviourStandardisation;
 use twinloop_model::{Device, Twin, TwinConfig, Weights};
 
@@ -69,7 +72,9 @@ pub enum TwinMode {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TwinSourceConfig {
-    /// The twin's weights: safetensors, as `twinloop twin fit` writes `twin.safetensors`.
+    /// The twin's weights: safetensors, as `twinloop twin fit` writes `twin.safetensors`, or
+    /// the live twin a session saved (`<session>/live_twin/twin.safetensors`, sealed: a damaged
+    /// copy is refused here).
     /// A relative path is from the config file's directory (`Config::load`).
     pub weights: PathBuf,
     /// Its architecture: the JSON `twin fit` writes beside them (`config.json`).
@@ -106,6 +111,10 @@ pub struct TwinIdentity {
     pub weights: PathBuf,
     /// SHA-256 of the weights file's bytes, lowercase hex.
     pub weights_sha256: String,
+    /// SHA-256 of the core's tensors, as `twinloop twin embeddings` identifies a core (absent
+    /// for weights without `core.*` tensors).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub core_sha256: Option<String>,
     pub config: PathBuf,
     pub units: usize,
     /// The twin's stimulus input, `[height, width]` pixels.
@@ -158,8 +167,13 @@ impl TwinSourceConfig {
                 format!("cannot be read ({e}): give the `twin.safetensors` of `twinloop twin fit`"),
             )
         })?;
+        // A sealed file (a session's saved live twin) must be whole: a flipped byte is refused
+        // here, not run as a slightly different twin.
+        super::twin_seal::check(&bytes, &self.weights)
+            .map_err(|e| bad_file("source.twin.weights", &self.weights, e))?;
         let weights = Weights::from_bytes(&bytes, &self.weights)
             .map_err(|e| bad_file("source.twin.weights", &self.weights, e.to_string()))?;
+        let core_sha256 = super::twin_seal::core_sha256(&weights).ok();
         let units = cfg.units;
         let stimulus = [cfg.stimulus_height, cfg.stimulus_width];
         let twin = Twin::new(cfg, &weights, &Device::Cpu).map_err(|e| {
@@ -178,7 +192,8 @@ impl TwinSourceConfig {
             twin,
             identity: TwinIdentity {
                 weights: absolute(&self.weights),
-                weights_sha256: sha256_hex(&bytes),
+                weights_sha256: super::twin_seal::sha256_hex(&bytes),
+                core_sha256,
                 config: absolute(&self.config),
                 units,
                 stimulus,
@@ -276,11 +291,4 @@ pub(crate) fn write_counts(spikes: &[u32], out: &mut [u16]) {
 
 fn bad_file(field: &str, path: &Path, reason: String) -> Invalid {
     Invalid::new(field, format!("{:?}", path.display().to_string()), reason)
-}
-
-fn sha256_hex(bytes: &[u8]) -> String {
-    Sha256::digest(bytes)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
 }

@@ -41,6 +41,7 @@
 //!   manifest.json                     Manifest: versions, start, command line, config, seeds
 //!   records.log                       the record log (below)
 //!   latency.json, summary.json        written by the daemon at the end
+//!   live_twin.json, .safetensors      the refitted twin, at the end (`[twin] save`)
 //!   truth/                            ground truth, simulated sessions only
 //! ```
 //!

@@ -14,13 +14,11 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, bail};
 use clap::Args;
 use serde::Serialize;
-use sha2::{Digest, Sha256};
 use twinloop_analysis::wiring::Embedding;
 use twinloop_analysis::wiring::table::write_embeddings;
 use twinloop_model::cli::{read_npy_f32, write_npy_f32};
 use twinloop_model::embeddings::{
-    REFERENCE_FRAMES, REFERENCE_SCORED, REFERENCE_SEED, core_digest_input, readout_embedding,
-    reference_responses,
+    REFERENCE_FRAMES, REFERENCE_SCORED, REFERENCE_SEED, readout_embedding, reference_responses,
 };
 use twinloop_model::insilico::evaluate::{EvalOptions, evaluate};
 use twinloop_model::train::Recording;
@@ -92,11 +90,7 @@ struct Meta<'a> {
 
 /// SHA-256 of a twin's core, hex.
 pub fn core_id(w: &Weights) -> anyhow::Result<String> {
-    let bytes = core_digest_input(w)?;
-    Ok(Sha256::digest(bytes)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect())
+    Ok(crate::sim::twin_seal::core_sha256(w)?)
 }
 
 /// The embeddings of `weights` scored on `rec` (`truth` `[T, U]`: the true rates, used when

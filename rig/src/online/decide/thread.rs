@@ -30,6 +30,8 @@ pub struct SelectorTimes {
     pub responses_to_decision: LatencyHist,
     /// What the selector summarised at the end (the inception protocol's verdict).
     pub finished: Option<serde_json::Value>,
+    /// The selector's twin at the end (`[twin] save`), or why it has none.
+    pub live_twin: Result<crate::stages::decide::design::LiveTwin, String>,
 }
 
 /// What the selector thread reads and where it hands things on.
@@ -93,6 +95,7 @@ impl SelectorThread {
             compute: LatencyHist::new("selector: decision compute"),
             responses_to_decision: LatencyHist::new("selector: trial's responses to next decision"),
             finished: None,
+            live_twin: Err("the selector thread ended before the session did".into()),
         };
         let _span = tracing::info_span!("stage", name = "selector").entered();
         self.links.wake.register_current();
@@ -143,6 +146,7 @@ impl SelectorThread {
         }
         // Every frame observed: the selector's verdict, logged and summarised.
         times.finished = self.selector.finish();
+        times.live_twin = self.selector.live_twin();
         self.log_selector_records();
         // The frames observed after the last decision count too (the summary and the final
         // heartbeat read these).

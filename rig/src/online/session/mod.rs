@@ -14,6 +14,7 @@
 //! its ring producers; each stage drains its rings and drops its own; the recorder and the
 //! publisher stop last.
 
+pub mod live_twin;
 mod space;
 mod summary;
 pub mod wiring;
@@ -327,6 +328,7 @@ pub fn run(
         None => None,
     };
 
+    let live_twin = live_twin::save(&dir, joined.selector.live_twin, cfg.twin.save);
     let summary = SessionSummary {
         session_dir: dir.path().to_path_buf(),
         cells: joined.stage.cells,
@@ -356,6 +358,7 @@ pub fn run(
         },
         clocks,
         inception: joined.selector.finished.clone(),
+        live_twin,
         rig_time_s: {
             let t = shared.latest_frame_t.load(Ordering::Acquire);
             if t == i64::MIN {

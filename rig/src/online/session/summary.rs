@@ -38,6 +38,8 @@ pub struct SessionSummary {
     /// The inception protocol's rounds and verdicts (`[inception]` sessions only).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub inception: Option<serde_json::Value>,
+    /// The live twin saved at the end (`[twin] save`), or why not.
+    pub live_twin: super::live_twin::LiveTwinReport,
 }
 
 impl SessionSummary {
@@ -163,6 +165,7 @@ impl fmt::Display for SessionSummary {
                 None => String::new(),
             }
         )?;
+        writeln!(f, "  live twin        {}", self.live_twin)?;
         writeln!(f, "  latency          p50        p99        max   stage")?;
         for l in &self.latency {
             if l.count > 0 {

@@ -44,6 +44,11 @@ pub struct TwinSettings {
     /// `core = "fnn"`: mean-gray frames the core runs before each clip, so a clip starts as a
     /// trial does, after the inter-trial gray.
     pub preroll_frames: usize,
+    /// Save the live twin (the refitted fnn twin: weights and this mouse's readouts) in the
+    /// session directory at the end, as `live_twin/twin.safetensors` and `config.json`, which
+    /// `[source.twin]` reads as it reads `twin fit` output. A session without one says why in
+    /// its summary.
+    pub save: bool,
 }
 
 impl Default for TwinSettings {
@@ -55,6 +60,7 @@ impl Default for TwinSettings {
             grid_rows: 6,
             grid_cols: 10,
             preroll_frames: 10,
+            save: true,
         }
     }
 }

@@ -179,6 +179,7 @@ mod tests {
             grid_rows: 3,
             grid_cols: 5,
             preroll_frames: 2,
+            save: true,
         }
     }
 

@@ -79,6 +79,14 @@ pub trait Selector: Send {
     fn finish(&mut self) -> Option<serde_json::Value> {
         None
     }
+    /// The twin the selector learned, at the session's end (`[twin] save` writes it), or why
+    /// it has none that `[source.twin]` could load.
+    fn live_twin(&self) -> Result<super::design::LiveTwin, String> {
+        Err(format!(
+            "the {} policy keeps no twin (trials.policy = \"random\")",
+            self.name()
+        ))
+    }
 }
 
 /// The control arm: uniform random over the library, from a seeded ChaCha8 stream (portable

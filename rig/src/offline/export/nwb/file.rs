@@ -192,20 +192,38 @@ pub fn write(c: &SessionContents, session_dir: &Path, out: &Path) -> Result<Writ
 fn subject(general: &Group, c: &SessionContents) -> Result<()> {
     let g = h5::group(general, "subject", Some(("Subject", CORE)))?;
     let (id, description) = if c.config.source.kind == crate::config::SourceKind::Twin {
+        // Simulated, and by which twin: the manifest's identity (weights file and hashes).
+        let twin = c.data.manifest.twin.as_ref();
+        let field = |k: &str| {
+            twin.and_then(|t| t.get(k)).map_or_else(
+                || "unknown".to_string(),
+                |v| v.as_str().map_or_else(|| v.to_string(), str::to_owned),
+            )
+        };
         (
             "twin",
-            "a fitted digital twin in the mouse's place (source.kind = \"twin\"); age nominal",
+            format!(
+                "simulated: a fitted digital twin in the mouse's place (source.kind = \"twin\"; \
+                 weights {}, weights_sha256 {}, core_sha256 {}, {} units); age nominal",
+                field("weights"),
+                field("weights_sha256"),
+                field("core_sha256"),
+                field("units")
+            ),
         )
     } else if c.config.source.kind.in_process() {
-        ("sim", "twinloop's simulated V1-like mouse; age nominal")
+        (
+            "sim",
+            "twinloop's simulated V1-like mouse; age nominal".to_string(),
+        )
     } else {
         (
             "unknown",
-            "not recorded by twinloop (PLACEHOLDER: age and sex are nominal)",
+            "not recorded by twinloop (PLACEHOLDER: age and sex are nominal)".to_string(),
         )
     };
     h5::text_scalar(&g, "subject_id", id)?;
-    h5::text_scalar(&g, "description", description)?;
+    h5::text_scalar(&g, "description", &description)?;
     // nwbinspector holds an age critical; twinloop does not know it, so a nominal adult range.
     h5::text_scalar(&g, "age", "P60D/P120D")?;
     h5::text_scalar(&g, "species", "Mus musculus")?;

@@ -26,7 +26,7 @@ pub use designer::{
     AccuracyPoint, Alternative, DecisionMode, DesignChoice, DesignConfig, Designer, Objective,
 };
 pub use pool::{CandidatePool, PoolError, default_candidates, default_tests};
-pub use twin_refit::{TwinRefit, TwinRefitNote, TwinRefitSetup};
+pub use twin_refit::{LiveTwin, TwinRefit, TwinRefitNote, TwinRefitSetup};
 
 use super::{Decision, FrameBehaviour, Onset, Selector};
 use crate::backbone::frames::ActivityBuf;
@@ -148,6 +148,17 @@ impl Selector for AdaptiveSelector {
     fn script_twin_refits(&mut self, trials: std::collections::BTreeSet<u64>) {
         if let Some(r) = self.designer.twin_refit_mut() {
             r.script(trials);
+        }
+    }
+
+    fn live_twin(&self) -> Result<LiveTwin, String> {
+        match self.designer.twin_refit() {
+            Some(r) => r.live_twin(),
+            None => Err(
+                "no twin refit runs (trials.design.twin_refit_every = 0, or twin.core = \"energy\"): \
+                 the loop's online readouts alone are not an fnn twin [source.twin] can load"
+                    .into(),
+            ),
         }
     }
 

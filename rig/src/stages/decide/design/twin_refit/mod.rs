@@ -101,6 +101,18 @@ impl TwinRefitSetup {
     }
 }
 
+/// The twin the closed loop refitted, at the session's end: what `[twin] save` writes and
+/// `[source.twin]` reads back.
+#[derive(Clone)]
+pub struct LiveTwin {
+    /// The architecture, with this mouse's unit count.
+    pub config: TwinConfig,
+    /// Every tensor, fnn names, on the CPU.
+    pub weights: HashMap<String, Tensor>,
+    /// Refit rounds applied over the session.
+    pub rounds_applied: usize,
+}
+
 /// What a finished round gives the designer.
 pub struct TwinRefitOutcome {
     pub pool: CandidatePool,
@@ -194,6 +206,33 @@ impl TwinRefit {
     /// The twin as the last applied round left it (the first round's start before any).
     pub fn setup(&self) -> &TwinRefitSetup {
         &self.setup
+    }
+
+    /// The live twin: the architecture with this mouse's units and the weights the last
+    /// applied round left (perspective, modulation, core and this mouse's readouts), or why
+    /// there is none yet (no round applied: the readouts are still another mouse's).
+    pub fn live_twin(&self) -> Result<LiveTwin, String> {
+        let applied = self.rounds_taken.iter().filter(|r| r.applied).count();
+        if applied == 0 {
+            return Err(format!(
+                "no twin refit round was applied ({} taken): the twin's readouts are not this                  mouse's yet",
+                self.rounds_taken.len()
+            ));
+        }
+        let units = self
+            .setup
+            .weights
+            .get("readout.position.mu")
+            .and_then(|mu| mu.dims().first().copied())
+            .ok_or("the refitted twin has no readout.position.mu")?;
+        Ok(LiveTwin {
+            config: TwinConfig {
+                units,
+                ..self.setup.config.clone()
+            },
+            weights: self.setup.weights.clone(),
+            rounds_applied: applied,
+        })
     }
 
     /// What the last decision took, if anything.

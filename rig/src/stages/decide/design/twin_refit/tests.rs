@@ -286,3 +286,93 @@ fn replay_takes_refits_at_the_logged_trials_and_reproduces_decisions() {
         assert_eq!(a, b, "prepare: {prepare}");
     }
 }
+
+/// `[twin] save`: the live twin written at the end and read back by `[source.twin]` gives the
+/// selector's own features, the ones its last decisions were scored on (the pool through the
+/// refitted twin); before any round is applied there is no live twin, and saying so is the
+/// answer.
+#[test]
+fn the_saved_live_twin_loads_as_a_twin_source_and_gives_the_selectors_features() {
+    let pool = pool();
+    let cfg = DesignConfig {
+        warmup_trials: 6,
+        twin_refit_every: 8,
+        deadline_ms: 0.0,
+        ..design(8, 3)
+    };
+    let mut live = Designer::new(Arc::clone(&pool), cfg.clone(), 5, 1.0 / HZ);
+    live.set_twin_refit(TwinRefit::new(setup(&cfg), cfg.twin_refit_every));
+    let before = live.twin_refit().map(|r| r.live_twin().err());
+    assert!(
+        before
+            .flatten()
+            .is_some_and(|e| e.contains("no twin refit round was applied")),
+        "no live twin before a round is applied"
+    );
+    drive(&mut live, 22, false);
+    let twin = live
+        .twin_refit()
+        .expect("a refit")
+        .live_twin()
+        .expect("a round was applied");
+    assert!(twin.rounds_applied >= 1);
+    assert_eq!(twin.config.units, 6, "this mouse's units");
+
+    let tmp = tempfile::tempdir().unwrap();
+    let saved = crate::online::session::live_twin::write(tmp.path(), &twin).unwrap();
+    let crate::online::session::live_twin::LiveTwinReport::Saved {
+        weights, config, ..
+    } = saved
+    else {
+        panic!("{saved:?}");
+    };
+    let source = crate::sim::TwinSourceConfig {
+        weights,
+        config,
+        noise: Default::default(),
+        mode: Default::default(),
+        behaviour: None,
+        seed: 0,
+        standardisation: None,
+    };
+    let loaded = source
+        .load()
+        .expect("the saved live twin loads as a twin source");
+    assert_eq!(loaded.identity.units, 6);
+    let core = FnnCore::new(loaded.twin, pool.core().grid(), setup(&cfg).preroll).unwrap();
+    let entries = pool.entries().to_vec();
+    let split = |test: bool| {
+        entries
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| pool.is_test(*i) == test)
+            .map(|(_, e)| e.clone())
+            .collect::<Vec<_>>()
+    };
+    let reloaded = CandidatePool::build(
+        split(false),
+        split(true),
+        pool.view(),
+        Box::new(core),
+        pool.frames() as f64 / pool.twin_hz(),
+        pool.twin_hz(),
+    )
+    .unwrap();
+    let selectors = live.pool();
+    let mut worst = 0.0f32;
+    for e in 0..pool.len() {
+        for f in [0, pool.frames() / 2, pool.frames() - 1] {
+            for (a, b) in selectors
+                .feature_map(e, f)
+                .iter()
+                .zip(reloaded.feature_map(e, f))
+            {
+                worst = worst.max((a - b).abs() / (1.0 + a.abs()));
+            }
+        }
+    }
+    assert!(worst < 1e-5, "features differ by up to {worst} (relative)");
+    // And the saved twin is the refitted one, not the start: the original pool's differ.
+    let moved = (0..pool.len()).any(|e| pool.feature_map(e, 5) != reloaded.feature_map(e, 5));
+    assert!(moved, "the saved twin is the refitted one");
+}

@@ -660,6 +660,12 @@ impl Selector for InceptionSelector {
         self.script = Some(script);
     }
 
+    /// The designer's refitted twin (the design's own fits are not kept: README
+    /// Placeholders, #22).
+    fn live_twin(&self) -> Result<crate::stages::decide::design::LiveTwin, String> {
+        self.inner.live_twin()
+    }
+
     fn finish(&mut self) -> Option<Value> {
         let v = self.verdicts();
         let mut logged = v.clone();
