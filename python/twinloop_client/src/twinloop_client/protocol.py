@@ -51,6 +51,7 @@ class Stream(enum.IntEnum):
     CELLS = 25
     PREDICTION = 26
     REGISTRATION = 27
+    INCEPTION = 28
 
     @property
     def topic(self) -> bytes:
