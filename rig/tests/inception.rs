@@ -13,6 +13,8 @@
 //! - The dashboard's Inception tile, fed what the daemon published on its `inception` stream
 //!   (subscribed to here), shows the logged images and predictions and the measured means and
 //!   verdict line that `summary.json` holds.
+//! - The report's Inception section embeds every logged image (decoded back here: the same
+//!   pixels), the means figure and the selectivity heat map.
 //! - The NWB export (feature `nwb`) carries every verify image as a `GrayscaleImage` in
 //!   `/stimulus/templates` and the per-target table in `/analysis`: read back with pynwb
 //!   (`TWINLOOP_PYTHON`), pixels equal the log's and table values the summary's; nwbinspector
@@ -287,6 +289,42 @@ fn check_dashboard(published: Vec<Value>, log: &[(usize, RecordKind, Value)], in
     }
 }
 
+/// The report embeds each logged image as a PNG `data:` URI beside its id; decoded here (base64
+/// and png crates), each is the log's pixels.
+fn check_report(session: &Path, log: &[(usize, RecordKind, Value)]) {
+    use base64::Engine;
+    let report = twinloop_rig::offline::report::render(session).unwrap();
+    let html = &report.html;
+    assert!(html.contains("Measured (mean ± SEM) and predicted responses per target"));
+    assert!(html.contains("Selectivity: mean response of target i"));
+    let mut n = 0;
+    for (_, _, v) in log
+        .iter()
+        .filter(|(_, _, v)| event(v) == "inception.design_message")
+    {
+        for s in v["payload"]["stimuli"].as_array().into_iter().flatten() {
+            let id = s["id"].as_str().unwrap();
+            let alt = format!("alt=\"{id}\"");
+            let at = html.find(&alt).unwrap_or_else(|| panic!("no image {id} in the report"));
+            let start = html[..at].rfind("data:image/png;base64,").unwrap() + 22;
+            let end = start + html[start..].find('"').unwrap();
+            let png = base64::engine::general_purpose::STANDARD
+                .decode(&html[start..end])
+                .unwrap();
+            let mut reader = png::Decoder::new(std::io::Cursor::new(png))
+                .read_info()
+                .unwrap();
+            let mut px = vec![0; reader.output_buffer_size().unwrap()];
+            let info = reader.next_frame(&mut px).unwrap();
+            px.truncate(info.buffer_size());
+            let want: Vec<u8> = serde_json::from_value(s["pixels"].clone()).unwrap();
+            assert_eq!(px, want, "{id}");
+            n += 1;
+        }
+    }
+    assert!(n > 0);
+}
+
 /// Reads the export's inception images and table with pynwb, and runs nwbinspector.
 #[cfg(feature = "nwb")]
 const READ_NWB: &str = r#"
@@ -477,6 +515,7 @@ fn a_session_runs_record_design_verify_and_replay_reproduces_its_verdict() {
     }
     assert_eq!(verify as u64, shown);
     check_dashboard(published, &log, inc);
+    check_report(&session, &log);
     #[cfg(feature = "nwb")]
     check_nwb(&session, &log, inc);
 

@@ -124,6 +124,7 @@ ALLOWED: Dict[Stream, FrozenSet[Dtype]] = {
     Stream.CELLS: frozenset({Dtype.JSON}),
     Stream.PREDICTION: frozenset({Dtype.F32}),
     Stream.REGISTRATION: frozenset({Dtype.JSON}),
+    Stream.INCEPTION: frozenset({Dtype.JSON}),
 }
 
 

@@ -399,8 +399,28 @@ mod tests {
                 }
             }]
         });
+        let mei = DesignedStimulus {
+            id: crate::stages::decide::inception::records::StimulusId("mei/r1/t0/low".into()),
+            tag: crate::stages::decide::inception::records::RoleTag {
+                role: Role::Mei {
+                    contrast: Contrast::Low,
+                },
+                target: Some(0),
+            },
+            width: 4,
+            height: 2,
+            pixels: vec![0, 40, 80, 120, 160, 200, 240, 255],
+            predicted: vec![3.5],
+        };
         let mut out = String::new();
-        section(&mut out, Some(&inc), &[]);
+        section(&mut out, Some(&inc), &[(1, mei.clone()), (2, mei)]);
+        // Round 1's image once (round 2 is not in the summary), the means figure and the
+        // selectivity heat map drawn.
+        assert_eq!(out.matches("data:image/png;base64,").count(), 1, "{out}");
+        assert!(out.contains("alt=\"mei/r1/t0/low\"") && out.contains("predicted 3.500"));
+        assert!(out.contains("Measured (mean ± SEM) and predicted"), "{out}");
+        assert!(out.contains("Selectivity: mean response"), "{out}");
+        assert_eq!(out.matches("<svg").count(), 2, "{out}");
         for want in [
             "beat the best measured pool stimulus for 1 of 1",
             "(0, 4)",
