@@ -305,7 +305,9 @@ fn check_report(session: &Path, log: &[(usize, RecordKind, Value)]) {
         for s in v["payload"]["stimuli"].as_array().into_iter().flatten() {
             let id = s["id"].as_str().unwrap();
             let alt = format!("alt=\"{id}\"");
-            let at = html.find(&alt).unwrap_or_else(|| panic!("no image {id} in the report"));
+            let at = html
+                .find(&alt)
+                .unwrap_or_else(|| panic!("no image {id} in the report"));
             let start = html[..at].rfind("data:image/png;base64,").unwrap() + 22;
             let end = start + html[start..].find('"').unwrap();
             let png = base64::engine::general_purpose::STANDARD

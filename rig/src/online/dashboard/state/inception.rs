@@ -12,7 +12,7 @@
 use super::*;
 use crate::stages::decide::inception::design::DesignMessage;
 use crate::stages::decide::inception::driver::event;
-use crate::stages::decide::inception::records::{PreRegistration, Role, VerifyTrial};
+use crate::stages::decide::inception::records::{Contrast, PreRegistration, Role, VerifyTrial};
 use crate::stages::decide::inception::verdict::MeanSem;
 use snapshot::{cut, num_f64};
 
@@ -65,12 +65,17 @@ pub(super) struct InceptionTile {
     unmatched: u64,
 }
 
-fn role_name(role: Role) -> String {
+fn role_name(role: Role) -> &'static str {
     match role {
-        Role::Mei { contrast } => format!("mei_{}", format!("{contrast:?}").to_lowercase()),
-        Role::BestPool => "best_pool".into(),
-        Role::LibraryBest => "library_best".into(),
-        Role::Random => "random".into(),
+        Role::Mei {
+            contrast: Contrast::Low,
+        } => "mei_low",
+        Role::Mei {
+            contrast: Contrast::Full,
+        } => "mei_full",
+        Role::BestPool => "best_pool",
+        Role::LibraryBest => "library_best",
+        Role::Random => "random",
     }
 }
 
