@@ -275,11 +275,8 @@ fn twin_mei_writes_the_design_phases_meis_on_budget() {
         assert!(!out.status.success(), "{flags:?}");
         let err = String::from_utf8_lossy(&out.stderr);
         assert!(err.contains(named), "{flags:?}: {err}");
+        if flags[1] == "30" {
+            assert!(err.contains("unit 30") && err.contains("25 units"), "{err}");
+        }
     }
-    let out = twin_args(twinloop().args(["twin", "mei", "--units", "30", "--out"]))
-        .arg(&meis)
-        .output()
-        .unwrap();
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("unit 30") && err.contains("25 units"), "{err}");
 }
