@@ -239,7 +239,8 @@ fn check_dashboard(published: Vec<Value>, log: &[(usize, RecordKind, Value)], in
             images.insert(s["id"].as_str().unwrap().to_string(), s.clone());
         }
     }
-    let pngs: std::collections::BTreeMap<_, _> = state.inception_pngs().into_iter().collect();
+    let pngs: std::collections::BTreeMap<_, _> =
+        state.inception_pngs().unwrap().into_iter().collect();
     let close = |a: &Value, b: &Value| {
         let (a, b) = (a.as_f64().unwrap(), b.as_f64().unwrap());
         (a - b).abs() <= 1e-4 * b.abs().max(1e-12)
@@ -255,11 +256,7 @@ fn check_dashboard(published: Vec<Value>, log: &[(usize, RecordKind, Value)], in
             let id = s["id"].as_str().unwrap();
             let logged = &images[id];
             assert!(close(&s["predicted"], &logged["predicted"][k]), "{id}: {s}");
-            let png = pngs[&(1, s["stimulus"].as_u64().unwrap() as usize)]
-                .as_ref()
-                .unwrap()
-                .as_ref()
-                .unwrap();
+            let png = &pngs[&(1, s["stimulus"].as_u64().unwrap() as usize)];
             let mut reader = png::Decoder::new(std::io::Cursor::new(png))
                 .read_info()
                 .unwrap();

@@ -127,7 +127,7 @@ fn evaluate_writes_per_unit_scores_and_names_a_unit_mismatch() {
 }
 
 #[test]
-fn tuning_and_mei_write_their_files() {
+fn tuning_writes_its_files() {
     let tmp = tempfile::tempdir().unwrap();
     let tuning = tmp.path().join("tuning.json");
     let out = twin_args(twinloop().args(["twin", "tuning"]))

@@ -176,19 +176,13 @@ impl Publisher {
         }
         if self.inception_version != state.inception_version() {
             self.inception_version = state.inception_version();
-            let mut pngs = InceptionPngs::new();
-            for (key, png) in state.inception_pngs() {
-                match png {
-                    Ok(Some(png)) => {
-                        pngs.insert(key, Bytes::from(png));
-                    }
-                    Ok(None) => {}
-                    Err(e) => {
-                        tracing::warn!(error = %e, "dashboard: an inception image not encoded")
-                    }
+            match state.inception_pngs() {
+                Ok(pngs) => {
+                    let pngs = pngs.into_iter().map(|(k, p)| (k, Bytes::from(p))).collect();
+                    self.inception_png.send_replace(Arc::new(pngs));
                 }
+                Err(e) => tracing::warn!(error = %e, "dashboard: inception images not updated"),
             }
-            self.inception_png.send_replace(Arc::new(pngs));
         }
         let mut snapshot = state.snapshot();
         if let Some(obj) = snapshot.as_object_mut() {

@@ -16,6 +16,9 @@ use crate::stages::decide::inception::records::{Contrast, PreRegistration, Role,
 use crate::stages::decide::inception::verdict::MeanSem;
 use snapshot::{cut, num_f64};
 
+/// One Inception image: `((round, stimulus), PNG bytes)`.
+pub type InceptionPng = ((u32, usize), Vec<u8>);
+
 /// Rounds kept (later ones are ignored).
 pub const MAX_ROUNDS: usize = 16;
 /// Targets kept per round.
@@ -272,12 +275,16 @@ impl InceptionTile {
     }
 
     /// Every image as `((round, stimulus), PNG)`, for the server to publish.
-    pub(super) fn pngs(&self) -> Vec<((u32, usize), Result<Option<Vec<u8>>, DashboardError>)> {
-        self.rounds
-            .iter()
-            .flat_map(|r| (0..r.stimuli.len()).map(move |i| (r.round, i)))
-            .map(|(r, i)| ((r, i), self.png(r, i)))
-            .collect()
+    pub(super) fn pngs(&self) -> Result<Vec<InceptionPng>, DashboardError> {
+        let mut out = Vec::new();
+        for r in &self.rounds {
+            for i in 0..r.stimuli.len() {
+                if let Some(png) = self.png(r.round, i)? {
+                    out.push(((r.round, i), png));
+                }
+            }
+        }
+        Ok(out)
     }
 
     pub(super) fn json(&self) -> Value {

@@ -36,6 +36,7 @@ mod thumbnail;
 
 use buffers::{CellStats, Decimated, Window};
 pub use events::DashEvent;
+pub use inception::InceptionPng;
 use snapshot::cut;
 use thumbnail::{Thumbnail, downsample, stretch_to_u8};
 
@@ -481,8 +482,10 @@ impl DashState {
     }
 
     /// Every Inception image as `((round, stimulus), PNG)`.
-    pub fn inception_pngs(&self) -> Vec<((u32, usize), Result<Option<Vec<u8>>, DashboardError>)> {
-        self.inception.as_ref().map_or_else(Vec::new, |t| t.pngs())
+    pub fn inception_pngs(&self) -> Result<Vec<InceptionPng>, DashboardError> {
+        self.inception
+            .as_ref()
+            .map_or_else(|| Ok(Vec::new()), |t| t.pngs())
     }
 
     /// Thumbnail size of the latest frame, if any.
