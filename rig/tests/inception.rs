@@ -10,6 +10,15 @@
 //!   verdict, bit for bit, from the log alone.
 //! - kill -9 during the design and during the verify block leaves a log that replays up to its
 //!   last record.
+//! - The dashboard's Inception tile, fed what the daemon published on its `inception` stream
+//!   (subscribed to here), shows the logged images and predictions and the measured means and
+//!   verdict line that `summary.json` holds.
+//! - The report's Inception section embeds every logged image (decoded back here: the same
+//!   pixels), the means figure and the selectivity heat map.
+//! - The NWB export (feature `nwb`) carries every verify image as a `GrayscaleImage` in
+//!   `/stimulus/templates` and the per-target table in `/analysis`: read back with pynwb
+//!   (`TWINLOOP_PYTHON`), pixels equal the log's and table values the summary's; nwbinspector
+//!   finds nothing critical or erroneous.
 
 mod common;
 
@@ -148,12 +157,280 @@ fn photometry(pixels: &[u8]) -> (f64, f64) {
     (mean, var.sqrt())
 }
 
+/// Collects what the daemon publishes on its `inception` stream, from before the protocol
+/// starts until [`Published::finish`].
+struct Published {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    thread: std::thread::JoinHandle<Vec<Value>>,
+}
+
+impl Published {
+    fn start(dir: &Path) -> Published {
+        use std::sync::atomic::Ordering;
+        let endpoint = format!("ipc://{}", dir.join("pub").display());
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let flag = stop.clone();
+        let thread = std::thread::spawn(move || {
+            let ctx = zmq::Context::new();
+            let sub = ctx.socket(zmq::SUB).unwrap();
+            sub.set_subscribe(b"inception").unwrap();
+            sub.set_rcvtimeo(100).unwrap();
+            sub.connect(&endpoint).unwrap();
+            let mut notes = Vec::new();
+            loop {
+                match sub.recv_multipart(0) {
+                    Ok(parts) => {
+                        let frames: Vec<bytes::Bytes> =
+                            parts.into_iter().map(bytes::Bytes::from).collect();
+                        let m = twinloop_rig::vocab::protocol::Message::parse(&frames).unwrap();
+                        notes.push(serde_json::from_slice(&m.payload).unwrap());
+                    }
+                    Err(_) if flag.load(Ordering::Acquire) => return notes,
+                    Err(_) => {}
+                }
+            }
+        });
+        Published { stop, thread }
+    }
+
+    fn finish(self) -> Vec<Value> {
+        self.stop.store(true, std::sync::atomic::Ordering::Release);
+        self.thread.join().unwrap()
+    }
+}
+
+/// The dashboard's state fed what was published: its Inception tile against the log (images,
+/// predictions) and the summary (measured means, n, SEMs and the verdict line, which the
+/// verdict computed from its own tally).
+fn check_dashboard(published: Vec<Value>, log: &[(usize, RecordKind, Value)], inc: &Value) {
+    use twinloop_rig::online::dashboard::{DashEvent, DashState};
+    let logged: Vec<&Value> = log
+        .iter()
+        .filter(|(_, k, v)| *k == RecordKind::Note && event(v).starts_with("inception."))
+        .map(|(_, _, v)| v)
+        .collect();
+    let notes: Vec<&Value> = published
+        .iter()
+        .filter(|v| event(v) != "inception.response")
+        .collect();
+    assert_eq!(
+        notes, logged,
+        "every logged protocol note is published, in order"
+    );
+    let mut state = DashState::new(8, 30.0);
+    for v in published {
+        state.apply(DashEvent::Inception(v));
+    }
+    let snap = state.snapshot();
+    assert_eq!(state.event_counts().1, 0, "{}", snap["state"]);
+    let tile = &snap["inception"];
+    assert_eq!(tile["unmatched_responses"], 0);
+    let round = &tile["rounds"][0];
+    let verdict = &inc["rounds"][0]["verdict"];
+    assert_eq!(round["line"], verdict["line"]);
+    assert_eq!(round["responses"], verdict["responses_measured"]);
+    // Images: the served PNGs decode to the logged pixels.
+    let mut images = std::collections::BTreeMap::new();
+    for v in logged
+        .iter()
+        .filter(|v| event(v) == "inception.design_message")
+    {
+        for s in v["payload"]["stimuli"].as_array().into_iter().flatten() {
+            images.insert(s["id"].as_str().unwrap().to_string(), s.clone());
+        }
+    }
+    let pngs: std::collections::BTreeMap<_, _> =
+        state.inception_pngs().unwrap().into_iter().collect();
+    let close = |a: &Value, b: &Value| {
+        let (a, b) = (a.as_f64().unwrap(), b.as_f64().unwrap());
+        (a - b).abs() <= 1e-4 * b.abs().max(1e-12)
+    };
+    for t in round["targets"].as_array().unwrap() {
+        let k = t["target"].as_u64().unwrap() as usize;
+        let tv = verdict["mei_low"]["targets"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|x| x["target"] == k);
+        for s in t["stimuli"].as_array().unwrap() {
+            let id = s["id"].as_str().unwrap();
+            let logged = &images[id];
+            assert!(close(&s["predicted"], &logged["predicted"][k]), "{id}: {s}");
+            let png = &pngs[&(1, s["stimulus"].as_u64().unwrap() as usize)];
+            let mut reader = png::Decoder::new(std::io::Cursor::new(png))
+                .read_info()
+                .unwrap();
+            let mut px = vec![0; reader.output_buffer_size().unwrap()];
+            let info = reader.next_frame(&mut px).unwrap();
+            px.truncate(info.buffer_size());
+            let want: Vec<u8> = serde_json::from_value(logged["pixels"].clone()).unwrap();
+            assert_eq!(px, want, "{id}");
+            // The measured mean ± SEM (n) beside the verdict's, for the MEI and the baseline.
+            let Some(tv) = tv else { continue };
+            let from_verdict = match s["role"].as_str().unwrap() {
+                "mei_low" => &tv["challenger"],
+                "best_pool" => &tv["best_pool"],
+                _ => continue,
+            };
+            let m = &s["measured"];
+            assert_eq!(m["n"], from_verdict["n"], "{id}: {m} vs {from_verdict}");
+            assert!(
+                close(&m["mean"], &from_verdict["mean"]),
+                "{id}: {m} vs {from_verdict}"
+            );
+            assert!(
+                close(&m["sem"], &from_verdict["sem"]),
+                "{id}: {m} vs {from_verdict}"
+            );
+        }
+    }
+}
+
+/// The report embeds each logged image as a PNG `data:` URI beside its id; decoded here (base64
+/// and png crates), each is the log's pixels.
+fn check_report(session: &Path, log: &[(usize, RecordKind, Value)]) {
+    use base64::Engine;
+    let report = twinloop_rig::offline::report::render(session).unwrap();
+    let html = &report.html;
+    assert!(html.contains("Measured (mean ± SEM) and predicted responses per target"));
+    assert!(html.contains("Selectivity: mean response of target i"));
+    let mut n = 0;
+    for (_, _, v) in log
+        .iter()
+        .filter(|(_, _, v)| event(v) == "inception.design_message")
+    {
+        for s in v["payload"]["stimuli"].as_array().into_iter().flatten() {
+            let id = s["id"].as_str().unwrap();
+            let alt = format!("alt=\"{id}\"");
+            let at = html
+                .find(&alt)
+                .unwrap_or_else(|| panic!("no image {id} in the report"));
+            let start = html[..at].rfind("data:image/png;base64,").unwrap() + 22;
+            let end = start + html[start..].find('"').unwrap();
+            let png = base64::engine::general_purpose::STANDARD
+                .decode(&html[start..end])
+                .unwrap();
+            let mut reader = png::Decoder::new(std::io::Cursor::new(png))
+                .read_info()
+                .unwrap();
+            let mut px = vec![0; reader.output_buffer_size().unwrap()];
+            let info = reader.next_frame(&mut px).unwrap();
+            px.truncate(info.buffer_size());
+            let want: Vec<u8> = serde_json::from_value(s["pixels"].clone()).unwrap();
+            assert_eq!(px, want, "{id}");
+            n += 1;
+        }
+    }
+    assert!(n > 0);
+}
+
+/// Reads the export's inception images and table with pynwb, and runs nwbinspector.
+#[cfg(feature = "nwb")]
+const READ_NWB: &str = r#"
+import json, sys
+from pynwb import NWBHDF5IO
+from nwbinspector import inspect_nwbfile, Importance
+with NWBHDF5IO(sys.argv[1], 'r') as io:
+    nwb = io.read()
+    images = nwb.stimulus_template['inception_images']
+    out = {'images': {k: {'pixels': v.data[:].tolist(), 'type': type(v).__name__,
+                          'description': v.description} for k, v in images.images.items()}}
+    table = nwb.analysis['inception_targets'].to_dataframe()
+    out['table'] = {c: [None if x != x else x for x in table[c].tolist()] for c in table.columns}
+worst = [Importance.CRITICAL, Importance.PYNWB_VALIDATION, Importance.ERROR]
+out['bad'] = [f"{m.importance.name} {m.check_function_name}: {m.message}"
+              for m in inspect_nwbfile(nwbfile_path=sys.argv[1]) if m.importance in worst]
+print(json.dumps(out))
+"#;
+
+#[cfg(feature = "nwb")]
+fn check_nwb(session: &Path, log: &[(usize, RecordKind, Value)], inc: &Value) {
+    use twinloop_rig::offline::export::nwb;
+    let out = session.parent().unwrap().join("inception.nwb");
+    let done = nwb::export(session, &out).expect("export");
+    let python = std::env::var("TWINLOOP_PYTHON").unwrap_or_else(|_| "python3".into());
+    let run = std::process::Command::new(&python)
+        .args(["-c", READ_NWB])
+        .arg(&out)
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {python} ({e}): set TWINLOOP_PYTHON"));
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    let read: Value = serde_json::from_slice(&run.stdout).unwrap();
+    assert_eq!(read["bad"], serde_json::json!([]), "nwbinspector");
+    // Every logged image, pixel for pixel, under its round and id.
+    let mut n = 0;
+    for (_, _, v) in log
+        .iter()
+        .filter(|(_, _, v)| event(v) == "inception.design_message")
+    {
+        let round = v["round"].as_u64().unwrap() as u32;
+        for s in v["payload"]["stimuli"].as_array().into_iter().flatten() {
+            let name = nwb::inception::image_name(round, s["id"].as_str().unwrap());
+            let got = &read["images"][&name];
+            assert_eq!(got["type"], "GrayscaleImage", "{name}");
+            let (h, w) = (s["height"].as_u64().unwrap(), s["width"].as_u64().unwrap());
+            let rows = got["pixels"].as_array().unwrap();
+            assert_eq!(rows.len() as u64, h, "{name}");
+            let flat: Vec<&Value> = rows.iter().flat_map(|r| r.as_array().unwrap()).collect();
+            assert_eq!(flat.len() as u64, h * w, "{name}");
+            let want = s["pixels"].as_array().unwrap();
+            assert!(
+                flat.iter().zip(want).all(|(a, b)| a == &b),
+                "{name}: pixels differ"
+            );
+            n += 1;
+        }
+    }
+    assert_eq!(done.inception_images, n);
+    assert_eq!(read["images"].as_object().unwrap().len(), n);
+    // The table: one row per target, its numbers the summary's.
+    let t = &read["table"];
+    let round = &inc["rounds"][0];
+    let targets = round["verdict"]["mei_low"]["targets"].as_array().unwrap();
+    assert_eq!(t["target"].as_array().unwrap().len(), targets.len());
+    for (row, tv) in targets.iter().enumerate() {
+        let k = tv["target"].as_u64().unwrap() as usize;
+        let cell = &round["targets"][k]["cell"];
+        assert_eq!(t["target"][row], k);
+        assert_eq!(t["plane"][row], cell["plane"]);
+        assert_eq!(t["cell"][row], cell["cell"]);
+        for (col, want) in [
+            ("mei_measured_mean", &tv["challenger"]["mean"]),
+            ("mei_measured_se", &tv["challenger"]["sem"]),
+            ("mei_n", &tv["challenger"]["n"]),
+            ("mei_predicted", &tv["predicted_challenger"]),
+            ("best_pool_measured_mean", &tv["best_pool"]["mean"]),
+            ("best_pool_measured_se", &tv["best_pool"]["sem"]),
+            ("best_pool_predicted", &tv["predicted_best_pool"]),
+            ("p_value", &tv["welch"]["p_value"]),
+            ("q_value", &tv["q"]),
+        ] {
+            let got = &t[col][row];
+            match (got.as_f64(), want.as_f64()) {
+                (Some(a), Some(b)) => assert_eq!(a, b, "{col} of target {k}"),
+                _ => assert!(got.is_null() && want.is_null(), "{col}: {got} vs {want}"),
+            }
+        }
+        let gain =
+            tv["challenger"]["mean"].as_f64().unwrap() - tv["best_pool"]["mean"].as_f64().unwrap();
+        assert_eq!(t["measured_gain"][row].as_f64().unwrap(), gain);
+        let mei = t["mei_image"][row].as_str().unwrap();
+        assert!(read["images"].get(mei).is_some(), "{mei}");
+    }
+}
+
 #[test]
 fn a_session_runs_record_design_verify_and_replay_reproduces_its_verdict() {
     let tmp = tempfile::tempdir().unwrap();
     let cfg = config(tmp.path());
+    let published = Published::start(tmp.path());
     let mut child = spawn(&cfg);
     assert!(wait(&mut child).success());
+    let published = published.finish();
     let session = session_dir(tmp.path()).unwrap();
 
     let summary: Value =
@@ -236,6 +513,10 @@ fn a_session_runs_record_design_verify_and_replay_reproduces_its_verdict() {
         );
     }
     assert_eq!(verify as u64, shown);
+    check_dashboard(published, &log, inc);
+    check_report(&session, &log);
+    #[cfg(feature = "nwb")]
+    check_nwb(&session, &log, inc);
 
     let r = twinloop_rig::offline::replay::replay(&session).unwrap();
     assert!(r.reproduced(), "{r:?}");

@@ -127,7 +127,7 @@ fn evaluate_writes_per_unit_scores_and_names_a_unit_mismatch() {
 }
 
 #[test]
-fn tuning_and_mei_write_their_files() {
+fn tuning_writes_its_files() {
     let tmp = tempfile::tempdir().unwrap();
     let tuning = tmp.path().join("tuning.json");
     let out = twin_args(twinloop().args(["twin", "tuning"]))
@@ -157,20 +157,38 @@ fn tuning_and_mei_write_their_files() {
     assert_eq!(u0["responses"].as_array().unwrap().len(), 4);
     let osi = u0["osi"].as_f64().unwrap();
     assert!((0.0..=1.0).contains(&osi));
+}
 
+/// Pixel mean and RMS contrast in [0, 1] units, computed here, not by the code under test.
+fn photometry(pixels: &[u8]) -> (f64, f64) {
+    let n = pixels.len() as f64;
+    let x: Vec<f64> = pixels.iter().map(|&p| f64::from(p) / 255.0).collect();
+    let mean = x.iter().sum::<f64>() / n;
+    let var = x.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / n;
+    (mean, var.sqrt())
+}
+
+/// `twin mei` on the parity network: each MEI is one image within ±5% of the asked mean
+/// luminance and RMS contrast (measured here), byte for byte the inception design's own
+/// function's output in process, its PNG the same pixels, its predictions the design's; bad
+/// flags are named.
+#[test]
+fn twin_mei_writes_the_design_phases_meis_on_budget() {
+    use twinloop_model::insilico::StimulusBudget;
+    use twinloop_rig::stages::decide::inception::design;
+    let tmp = tempfile::tempdir().unwrap();
     let meis = tmp.path().join("mei");
+    let (units, mean, rms, frames, steps, seed) = ([0usize, 7], 0.4, 0.12, 3usize, 3usize, 11u64);
     let out = twin_args(twinloop().args(["twin", "mei"]))
         .args([
             "--units",
             "0,7",
-            "--frames",
-            "3",
-            "--score-frames",
-            "1",
-            "--steps",
-            "2",
-            "--out",
+            "--mean-luminance",
+            "0.4",
+            "--rms-contrast",
+            "0.12",
         ])
+        .args(["--frames", "3", "--steps", "3", "--seed", "11", "--out"])
         .arg(&meis)
         .output()
         .unwrap();
@@ -179,22 +197,86 @@ fn tuning_and_mei_write_their_files() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let (shape, px) = read_npy_u8(&meis.join("unit_7.npy")).unwrap();
-    assert_eq!(shape, [3, 36, 64]);
-    let (h, w, png) = twinloop_stimulus::content::clip::read_png(&meis.join("unit_7.png")).unwrap();
-    assert_eq!((h, w), (36, 64));
-    assert_eq!(png, px[2 * 36 * 64..]);
+
+    let mut twin = load_twin(
+        &fixture("parity_weights.safetensors"),
+        Some(&fixture("parity_config.json")),
+        &twinloop_model::select_device(twinloop_model::DevicePreference::Cpu),
+    )
+    .unwrap();
+    let mut model = design::responder(&mut twin, frames).unwrap();
+    let budget = StimulusBudget {
+        mean_luminance: mean,
+        rms_contrast: rms,
+    };
+    let want = design::synthesise_meis(&mut model, &units, budget, steps, seed).unwrap();
     let json: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(meis.join("mei.json")).unwrap()).unwrap();
-    assert_eq!(json[1]["unit"], 7);
+    for (k, &u) in units.iter().enumerate() {
+        let (shape, px) = read_npy_u8(&meis.join(format!("unit_{u}.npy"))).unwrap();
+        assert_eq!(shape, [36, 64]);
+        assert_eq!(px, want[k], "unit {u}: the CLI's MEI is the design's");
+        let (m, c) = photometry(&px);
+        assert!((m - mean).abs() <= 0.05 * mean, "unit {u}: mean {m}");
+        assert!((c - rms).abs() <= 0.05 * rms, "unit {u}: RMS contrast {c}");
+        let (h, w, png) =
+            twinloop_stimulus::content::clip::read_png(&meis.join(format!("unit_{u}.png")))
+                .unwrap();
+        assert_eq!((h, w), (36, 64));
+        assert_eq!(png, px);
+        let entry = &json["meis"][k];
+        assert_eq!(entry["unit"], u);
+        assert_eq!(entry["predicted"].as_array().unwrap().len(), units.len());
+    }
+    // The predictions are the design's for the same images.
+    let batch = units
+        .iter()
+        .zip(&want)
+        .map(|(u, px)| {
+            (
+                twinloop_rig::stages::decide::inception::records::StimulusId(format!("{u}")),
+                twinloop_rig::stages::decide::inception::records::RoleTag {
+                    role: twinloop_rig::stages::decide::inception::records::Role::Random,
+                    target: None,
+                },
+                px.clone(),
+            )
+        })
+        .collect();
+    let predicted = design::predict(&mut model, &units, batch, (36, 64)).unwrap();
+    for (k, p) in predicted.iter().enumerate() {
+        let got: Vec<f64> = serde_json::from_value(json["meis"][k]["predicted"].clone()).unwrap();
+        assert_eq!(got, p.predicted);
+    }
 
-    // A unit the weights do not have.
-    let out = twin_args(twinloop().args(["twin", "mei"]))
-        .args(["--units", "30", "--out"])
-        .arg(&meis)
-        .output()
-        .unwrap();
-    assert!(!out.status.success());
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("unit 30") && err.contains("25 units"), "{err}");
+    for (flags, named) in [
+        (vec!["--units", "30"], "--units"),
+        (
+            vec!["--units", "0", "--rms-contrast", "0.6"],
+            "--rms-contrast",
+        ),
+        (
+            vec!["--units", "0", "--rms-contrast", "0"],
+            "--rms-contrast",
+        ),
+        (
+            vec!["--units", "0", "--mean-luminance", "1.5"],
+            "--mean-luminance",
+        ),
+        (vec!["--units", "0", "--frames", "1"], "--frames"),
+        (vec!["--units", "0", "--steps", "0"], "--steps"),
+    ] {
+        let out = twin_args(twinloop().args(["twin", "mei"]))
+            .args(&flags)
+            .arg("--out")
+            .arg(&meis)
+            .output()
+            .unwrap();
+        assert!(!out.status.success(), "{flags:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(named), "{flags:?}: {err}");
+        if flags[1] == "30" {
+            assert!(err.contains("unit 30") && err.contains("25 units"), "{err}");
+        }
+    }
 }

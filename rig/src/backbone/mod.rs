@@ -10,6 +10,7 @@
 pub mod bus;
 pub mod durable;
 pub mod frames;
+pub mod image;
 pub mod recorder_item;
 pub mod ring;
 pub mod session_log;

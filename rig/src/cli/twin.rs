@@ -6,8 +6,10 @@ use std::path::PathBuf;
 use twinloop_model::cli::{PredictArgs, predict};
 use twinloop_model::device::DevicePreference;
 
-// `twin evaluate`, `twin tuning`, `twin mei` (rig/src/cli/twin/insilico.rs).
+// `twin evaluate`, `twin tuning` (rig/src/cli/twin/insilico.rs).
 mod insilico;
+// `twin mei` (rig/src/cli/twin/mei.rs): the inception design's MEIs on any fitted twin.
+mod mei;
 // `twin fit` (rig/src/cli/twin/fit.rs).
 mod fit;
 // `twin embeddings` (rig/src/cli/twin/embeddings.rs); the chain in `analyze twin-chain` uses it.
@@ -50,8 +52,10 @@ enum TwinCommand {
     Evaluate(insilico::EvaluateArgs),
     /// Direction and orientation tuning of every unit from full-field drifting gratings.
     Tuning(insilico::TuningArgs),
-    /// Most-exciting input per unit by gradient ascent on the stimulus under a norm bound.
-    Mei(insilico::MeiArgs),
+    /// Most-exciting input per unit, synthesised by the inception design phase's own code: one
+    /// static image under a mean-luminance and RMS-contrast budget, with the twin's predicted
+    /// response of every requested unit to each.
+    Mei(mei::MeiArgs),
     /// Fit this mouse's twin to a session or recording: transfer (core of --weights frozen;
     /// perspective, modulation, readouts trained), readout, or full (from scratch without
     /// --weights). Writes twin.safetensors, config.json and fit.json.
@@ -114,7 +118,7 @@ pub fn run(args: &TwinArgs) -> anyhow::Result<()> {
     match &args.command {
         TwinCommand::Evaluate(a) => insilico::evaluate(a),
         TwinCommand::Tuning(a) => insilico::tuning(a),
-        TwinCommand::Mei(a) => insilico::mei(a),
+        TwinCommand::Mei(a) => mei::mei(a),
         TwinCommand::Fit(a) => fit::run(a),
         TwinCommand::Embeddings(a) => embeddings::run(a),
         TwinCommand::Recording(a) => recording(a),

@@ -1,4 +1,4 @@
-"""Typed views of what the daemon publishes (streams 16-27), and :func:`decode` to make them.
+"""Typed views of what the daemon publishes (streams 16-28), and :func:`decode` to make them.
 
 Each class keeps the message's :class:`~twinloop_client.protocol.Header` and, for JSON streams,
 the parsed payload as ``raw`` so that fields added by a newer daemon are not lost (new JSON
@@ -228,8 +228,18 @@ class Registration:
     raw: Dict[str, Any]
 
 
+@dataclass
+class InceptionNote:
+    """One of the inception protocol's notes (``event`` starts ``inception.``), as logged, or a
+    verify presentation's measured responses (``inception.response``)."""
+
+    header: Header
+    event: str
+    raw: Dict[str, Any]
+
+
 Message = Union[Activity, Prediction, Status, Ack, Decision, StimulusOnset, Flip, View,
-                ClockUpdate, Behaviour, Cells, Registration]
+                ClockUpdate, Behaviour, Cells, Registration, InceptionNote]
 
 
 def _json(payload: bytes) -> Dict[str, Any]:
@@ -310,4 +320,6 @@ def decode(frames: Sequence[bytes]) -> Message:
         return Registration(h, frame_seq=v["frame_seq"], t_ns=v["t_ns"], plane=v["plane"],
                             dy_px=v["dy_px"], dx_px=v["dx_px"], quality=v["quality"],
                             peak_snr=v["peak_snr"], flags=v["flags"], raw=v)
+    if s == Stream.INCEPTION:
+        return InceptionNote(h, event=v["event"], raw=v)
     raise ValueError(f"no decoder for stream {s.name}")  # a code added to Stream but not here

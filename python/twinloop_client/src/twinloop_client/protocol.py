@@ -51,6 +51,7 @@ class Stream(enum.IntEnum):
     CELLS = 25
     PREDICTION = 26
     REGISTRATION = 27
+    INCEPTION = 28
 
     @property
     def topic(self) -> bytes:
@@ -123,6 +124,7 @@ ALLOWED: Dict[Stream, FrozenSet[Dtype]] = {
     Stream.CELLS: frozenset({Dtype.JSON}),
     Stream.PREDICTION: frozenset({Dtype.F32}),
     Stream.REGISTRATION: frozenset({Dtype.JSON}),
+    Stream.INCEPTION: frozenset({Dtype.JSON}),
 }
 
 

@@ -1,4 +1,4 @@
-//! `twinloop twin evaluate | tuning | mei`: in-silico experiments on a twin
+//! `twinloop twin evaluate | tuning`: in-silico experiments on a twin (`twin mei`: mei.rs)
 //! (`twinloop_model::insilico`), files in, a JSON report and a short summary out.
 
 use std::path::{Path, PathBuf};
@@ -7,11 +7,8 @@ use anyhow::{Context, bail};
 use clap::Args;
 use twinloop_model::cli::{load_twin, read_npy_f32};
 use twinloop_model::device::{DevicePreference, select_device};
-use twinloop_model::insilico::{
-    self, EvalOptions, GratingParams, MeiOptions, TuningOptions, response_to_clip,
-};
+use twinloop_model::insilico::{self, EvalOptions, GratingParams, TuningOptions};
 use twinloop_model::train::Recording;
-use twinloop_model::train::recording::write_npy_u8;
 
 /// The twin to run: weights, config, device.
 #[derive(Debug, Args)]
@@ -28,7 +25,7 @@ pub struct TwinSource {
 }
 
 impl TwinSource {
-    fn load(&self) -> anyhow::Result<twinloop_model::Twin> {
+    pub(super) fn load(&self) -> anyhow::Result<twinloop_model::Twin> {
         let dev = select_device(if self.cpu {
             DevicePreference::Cpu
         } else {
@@ -91,38 +88,7 @@ pub struct TuningArgs {
     out: PathBuf,
 }
 
-#[derive(Debug, Args)]
-pub struct MeiArgs {
-    #[command(flatten)]
-    twin: TwinSource,
-    /// Twin unit indices, comma separated.
-    #[arg(long, value_delimiter = ',', required = true)]
-    units: Vec<usize>,
-    /// Output directory: unit_<u>.npy (u8 [T, H, W]), unit_<u>.png (last frame), mei.json.
-    #[arg(long)]
-    out: PathBuf,
-    /// Presentation length in twin frames.
-    #[arg(long, default_value_t = 10)]
-    frames: usize,
-    /// The objective averages the last this many frames.
-    #[arg(long, default_value_t = 5)]
-    score_frames: usize,
-    /// Optimise a clip (one image per frame) instead of one static image.
-    #[arg(long)]
-    clip: bool,
-    /// Norm bound as RMS contrast around mean gray, in [0, 1] pixel units.
-    #[arg(long, default_value_t = 0.1)]
-    rms_contrast: f64,
-    #[arg(long, default_value_t = 100)]
-    steps: usize,
-    /// Step length as a fraction of the norm bound.
-    #[arg(long, default_value_t = 0.1)]
-    step_size: f64,
-    #[arg(long, default_value_t = 0)]
-    seed: u64,
-}
-
-fn write_json(path: &Path, value: &impl serde::Serialize) -> anyhow::Result<()> {
+pub(super) fn write_json(path: &Path, value: &impl serde::Serialize) -> anyhow::Result<()> {
     let text = serde_json::to_string_pretty(value)?;
     std::fs::write(path, text).with_context(|| format!("writing {}", path.display()))
 }
@@ -214,63 +180,5 @@ pub fn tuning(a: &TuningArgs) -> anyhow::Result<()> {
         selective(|t| t.dsi),
         a.out.display()
     );
-    Ok(())
-}
-
-/// One MEI's line in `mei.json`.
-#[derive(serde::Serialize)]
-struct MeiRecord {
-    unit: usize,
-    response: f64,
-    /// The objective of the rounded u8 clip as written.
-    response_u8: f64,
-    start_response: f64,
-    rms_contrast: f64,
-    npy: String,
-}
-
-pub fn mei(a: &MeiArgs) -> anyhow::Result<()> {
-    let mut twin = a.twin.load()?;
-    let opts = MeiOptions {
-        frames: a.frames,
-        static_image: !a.clip,
-        score_frames: a.score_frames,
-        rms_contrast: a.rms_contrast,
-        steps: a.steps,
-        step_size: a.step_size,
-        seed: a.seed,
-    };
-    let meis = insilico::mei(&mut twin, &a.units, &opts).context("twin mei failed")?;
-    std::fs::create_dir_all(&a.out).with_context(|| format!("creating {}", a.out.display()))?;
-    let (h, w) = (twin.config().stimulus_height, twin.config().stimulus_width);
-    let mut records = Vec::new();
-    for m in &meis {
-        let npy = format!("unit_{}.npy", m.unit);
-        write_npy_u8(
-            &a.out.join(&npy),
-            &[opts.frames as u64, h as u64, w as u64],
-            &m.clip,
-        )?;
-        let last = &m.clip[(opts.frames - 1) * h * w..];
-        let png = a.out.join(format!("unit_{}.png", m.unit));
-        twinloop_stimulus::content::clip::write_png(&png, w, h, last)
-            .map_err(anyhow::Error::msg)?;
-        let response_u8 =
-            response_to_clip(&mut twin, &m.clip, m.unit, opts.frames, opts.score_frames)?;
-        println!(
-            "unit {}: response {:.4} (start {:.4}, as u8 {:.4}), RMS contrast {:.3}",
-            m.unit, m.response, m.start_response, response_u8, m.rms_contrast
-        );
-        records.push(MeiRecord {
-            unit: m.unit,
-            response: m.response,
-            response_u8,
-            start_response: m.start_response,
-            rms_contrast: m.rms_contrast,
-            npy,
-        });
-    }
-    write_json(&a.out.join("mei.json"), &records)?;
-    println!("{} MEIs -> {}", meis.len(), a.out.display());
     Ok(())
 }

@@ -136,6 +136,11 @@ pub struct Analysis {
     pub behaviour_frames: u64,
     /// The inception protocol's rounds and verdicts (`summary.json`).
     pub inception: Option<serde_json::Value>,
+    /// Its designed images, by round (the log's design notes).
+    pub inception_images: Vec<(
+        u32,
+        crate::stages::decide::inception::design::DesignedStimulus,
+    )>,
 }
 
 impl Analysis {
@@ -164,6 +169,7 @@ impl Analysis {
                 .collect(),
             behaviour_frames: log.behaviour.len() as u64,
             inception: data.summary.as_ref().and_then(|s| s.inception.clone()),
+            inception_images: log.inception_images.clone(),
             ..Analysis::default()
         };
         for anomaly in &log.anomalies {

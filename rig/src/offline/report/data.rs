@@ -25,6 +25,8 @@ use crate::backbone::session_log::{
     SessionDir, SessionError, TailState,
 };
 use crate::stages::decide::design::{AccuracyPoint, TwinRefitNote};
+use crate::stages::decide::inception::design::{DesignMessage, DesignedStimulus};
+use crate::stages::decide::inception::driver::event as inception_event;
 use crate::vocab::protocol::Stream;
 use crate::vocab::records::{self, RecordKind};
 
@@ -211,6 +213,9 @@ pub struct LogData {
     /// Per `stimuli` entry: the mean activity of each column over the frames in its window
     /// (`None` when no frame fell in it, e.g. the last trial of a cut-short session).
     pub responses: Vec<Option<Vec<f64>>>,
+    /// The inception protocol's designed and matched images (MEIs, controls, library bests)
+    /// with the twin's predictions, by round, in log order (its `design_message` notes).
+    pub inception_images: Vec<(u32, DesignedStimulus)>,
 }
 
 impl SessionData {
@@ -397,6 +402,9 @@ fn read_log(dir: &SessionDir, stimulus_s: f64, responses: bool) -> Result<LogDat
             Some(RecordKind::Behaviour) => {
                 records::decode_json("behaviour", &buf).map(|b| log.behaviour.push(b))
             }
+            Some(RecordKind::Note) => {
+                records::decode_json::<Value>("note", &buf).map(|v| log.see_note(v))
+            }
             _ => Ok(()),
         };
         if let Err(e) = decoded {
@@ -435,6 +443,30 @@ fn read_log(dir: &SessionDir, stimulus_s: f64, responses: bool) -> Result<LogDat
 }
 
 impl LogData {
+    /// An inception design result's images (the other notes the report does not show).
+    fn see_note(&mut self, mut v: Value) {
+        if v.get("event").and_then(Value::as_str) != Some(inception_event::DESIGN_MESSAGE) {
+            return;
+        }
+        let round = v.get("round").and_then(Value::as_u64).unwrap_or(0) as u32;
+        match serde_json::from_value::<DesignMessage>(v["payload"].take()) {
+            Ok(
+                DesignMessage::Screened { stimuli, .. } | DesignMessage::Designed { stimuli, .. },
+            ) => {
+                self.inception_images
+                    .extend(stimuli.into_iter().map(|s| (round, s)));
+            }
+            Ok(DesignMessage::Failed { .. }) => {}
+            Err(e) => {
+                self.undecodable += 1;
+                if self.problems.len() < MAX_NAMED_PROBLEMS {
+                    self.problems
+                        .push(format!("an inception design note (round {round}): {e}"));
+                }
+            }
+        }
+    }
+
     fn see_time(&mut self, t_ns: i64) {
         self.first_t_ns = Some(self.first_t_ns.map_or(t_ns, |t| t.min(t_ns)));
         self.last_t_ns = Some(self.last_t_ns.map_or(t_ns, |t| t.max(t_ns)));

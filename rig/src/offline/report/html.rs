@@ -78,7 +78,7 @@ fn missing(out: &mut String, why: &str) {
     let _ = write!(out, "<p class=\"missing\">not recorded: {}</p>", esc(why));
 }
 
-fn figure(out: &mut String, what: &str, svg: Result<String, PlotError>) {
+pub(super) fn figure(out: &mut String, what: &str, svg: Result<String, PlotError>) {
     match svg {
         Ok(svg) => {
             let _ = write!(out, "<figure>{svg}</figure>");
@@ -130,7 +130,9 @@ pub fn page(a: &Analysis) -> String {
         let _ = write!(out, "<section id=\"{id}\"><h2>{}</h2>", esc(heading));
         match id {
             "session" => session(&mut out, a),
-            "inception" => super::inception::section(&mut out, a.inception.as_ref()),
+            "inception" => {
+                super::inception::section(&mut out, a.inception.as_ref(), &a.inception_images)
+            }
             "accuracy" => accuracy(&mut out, a),
             "information-gain" => information_gain(&mut out, a),
             "adaptive-vs-random" => adaptive_vs_random(&mut out, a),

@@ -452,6 +452,96 @@ pub fn error_bars(
     Ok(finish(svg))
 }
 
+/// A colour from dark blue (0) through teal to yellow (1), viridis-like, for heat maps.
+fn ramp(t: f64) -> RGBColor {
+    const STOPS: [(f64, [f64; 3]); 4] = [
+        (0.0, [68.0, 1.0, 84.0]),
+        (0.33, [49.0, 104.0, 142.0]),
+        (0.66, [53.0, 183.0, 121.0]),
+        (1.0, [253.0, 231.0, 37.0]),
+    ];
+    let t = if t.is_finite() {
+        t.clamp(0.0, 1.0)
+    } else {
+        0.0
+    };
+    let k = STOPS.iter().position(|s| s.0 >= t).unwrap_or(3).max(1);
+    let ((t0, a), (t1, b)) = (STOPS[k - 1], STOPS[k]);
+    let f = (t - t0) / (t1 - t0);
+    let c = |i: usize| (a[i] + f * (b[i] - a[i])).round() as u8;
+    RGBColor(c(0), c(1), c(2))
+}
+
+/// A square matrix as a heat map: row `i` is drawn top to bottom, column `j` left to right,
+/// colour from the smallest finite value (dark) to the largest (yellow), each value printed
+/// in its cell when there are at most 12 rows; non-finite cells are left white.
+pub fn heatmap(axes: Axes<'_>, matrix: &[Vec<f64>], size: (u32, u32)) -> Result<String, PlotError> {
+    let n = matrix.len();
+    let m = matrix.iter().map(Vec::len).max().unwrap_or(0);
+    let (lo, hi) = bounds(matrix.iter().flatten().copied())?;
+    let mut svg = String::new();
+    {
+        let root = SVGBackend::with_string(&mut svg, size).into_drawing_area();
+        root.fill(&WHITE).map_err(draw_err)?;
+        let label = |count: usize| {
+            move |x: &f64| {
+                let i = (x - 0.5).round();
+                if (x - 0.5 - i).abs() < 1e-6 && i >= 0.0 && (i as usize) < count {
+                    format!("{i}")
+                } else {
+                    String::new()
+                }
+            }
+        };
+        let mut chart = ChartBuilder::on(&root)
+            .caption(axes.title, (FONT, 16))
+            .margin(12)
+            .x_label_area_size(40)
+            .y_label_area_size(56)
+            .build_cartesian_2d(0.0..m as f64, (n as f64)..0.0)
+            .map_err(draw_err)?;
+        chart
+            .configure_mesh()
+            .disable_mesh()
+            .x_labels(m.min(12) * 2 + 1)
+            .y_labels(n.min(12) * 2 + 1)
+            .x_label_formatter(&label(m))
+            .y_label_formatter(&label(n))
+            .x_desc(axes.x_desc)
+            .y_desc(axes.y_desc)
+            .label_style((FONT, 12))
+            .draw()
+            .map_err(draw_err)?;
+        let cells: Vec<(usize, usize, f64)> = matrix
+            .iter()
+            .enumerate()
+            .flat_map(|(i, row)| row.iter().enumerate().map(move |(j, &v)| (i, j, v)))
+            .filter(|c| c.2.is_finite())
+            .collect();
+        let span = hi - lo;
+        chart
+            .draw_series(cells.iter().map(|&(i, j, v)| {
+                let (x, y) = (j as f64, i as f64);
+                Rectangle::new([(x, y), (x + 1.0, y + 1.0)], ramp((v - lo) / span).filled())
+            }))
+            .map_err(draw_err)?;
+        if n <= 12 {
+            chart
+                .draw_series(cells.iter().map(|&(i, j, v)| {
+                    let colour = if (v - lo) / span > 0.6 { BLACK } else { WHITE };
+                    Text::new(
+                        tick(&v),
+                        (j as f64 + 0.3, i as f64 + 0.45),
+                        (FONT, 11).into_font().color(&colour),
+                    )
+                }))
+                .map_err(draw_err)?;
+        }
+        root.present().map_err(draw_err)?;
+    }
+    Ok(finish(svg))
+}
+
 /// `text` cut to `max` characters with an ellipsis.
 fn short(text: &str, max: usize) -> String {
     if text.chars().count() <= max {

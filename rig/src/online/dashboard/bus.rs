@@ -219,6 +219,7 @@ fn event(m: &Message, extra: &mut Vec<DashEvent>) -> Option<DashEvent> {
             }
             Some(DashEvent::Counters(c))
         }
+        Stream::Inception => json(m).map(DashEvent::Inception),
         _ => None,
     }
 }
@@ -275,6 +276,14 @@ mod tests {
         assert!(events(&m).is_empty());
         let m = Message::cell_values(Stream::Prediction, 0, 3, 0, &[1.0, 2.0]);
         assert_eq!(events(&m).len(), 1);
+    }
+
+    /// The inception protocol's notes reach the dashboard as they were published.
+    #[test]
+    fn inception_notes_become_inception_events() {
+        let note = serde_json::json!({"event": "inception.response", "round": 1, "index": 0, "measured": [1.5]});
+        let m = Message::json(Stream::Inception, 0, 0, &note);
+        assert_eq!(events(&m), vec![DashEvent::Inception(note)]);
     }
 
     /// The heartbeat's counters, with the design's nested counts as rows of their own, from

@@ -347,10 +347,80 @@ function drawBehaviour(snap) {
   });
 }
 
+// The Inception tile: per target its MEIs beside its controls, each with the twin's
+// prediction (blue bar) and the measured mean ± SEM (yellow bar) as the verify block fills in.
+// Rebuilt when its shape or images change; otherwise only its numbers are updated.
+let inceptionShape = null;
+const ROLE_NAMES = { mei_low: "MEI (low contrast)", mei_full: "MEI (full contrast)", best_pool: "best pool (measured)", library_best: "library best (twin)", random: "random pool" };
+
+function drawInception(snap) {
+  const inc = snap.inception;
+  const panel = $("panel-inception");
+  panel.hidden = !inc;
+  if (!inc) return;
+  setText("inception-phase", inc.phase || "–");
+  const lines = inc.rounds.filter((r) => r.line).map((r) => "round " + r.round + ": " + r.line);
+  setText("inception-verdict", lines.length ? lines.join(" · ") : "verdict: not yet");
+  const notes = $("inception-notices");
+  if (notes.children.length !== inc.notices.length) notes.innerHTML = inc.notices.map(() => "<li></li>").join("");
+  inc.notices.forEach((n, i) => { notes.children[i].textContent = n; });
+  const shape = inc.images_version + "|" + inc.rounds.map((r) => r.round + ":" + r.targets.map((t) => t.stimuli.length).join(",")).join(";");
+  const box = $("inception-rounds");
+  if (shape !== inceptionShape) {
+    inceptionShape = shape;
+    box.replaceChildren();
+    for (const r of inc.rounds) {
+      const h = document.createElement("h3");
+      h.dataset.round = r.round;
+      box.appendChild(h);
+      for (const t of r.targets) {
+        const row = document.createElement("div");
+        row.className = "inc-target";
+        const cell = document.createElement("div");
+        cell.className = "inc-cell";
+        row.appendChild(cell);
+        for (const s of t.stimuli) {
+          const card = document.createElement("div");
+          card.className = "inc-stim " + s.role;
+          const img = document.createElement("img");
+          img.alt = s.id;
+          img.src = url("inception.png", "round=" + r.round + "&stimulus=" + s.stimulus + "&v=" + inc.images_version);
+          const label = document.createElement("div");
+          const pred = document.createElement("div");
+          pred.className = "bar pred";
+          const meas = document.createElement("div");
+          meas.className = "bar meas";
+          const nums = document.createElement("div");
+          card.append(img, label, pred, meas, nums);
+          row.appendChild(card);
+        }
+        box.appendChild(row);
+      }
+    }
+  }
+  let k = 0;
+  for (const r of inc.rounds) {
+    const h = box.children[k++];
+    h.textContent = "Round " + r.round + " — design " + r.design + ", " + r.responses + " responses measured" + (r.selectivity_p === null ? "" : ", selectivity p = " + fmt(r.selectivity_p));
+    for (const t of r.targets) {
+      const row = box.children[k++];
+      row.children[0].textContent = "target " + t.target + ": cell " + t.cell.cell + " (plane " + t.cell.plane + "), held-out CC " + fmt(t.heldout_cc) + (t.lost ? " — LOST" : "");
+      const top = Math.max(1e-9, ...t.stimuli.map((s) => Math.max(s.predicted || 0, s.measured.mean || 0)));
+      t.stimuli.forEach((s, i) => {
+        const card = row.children[i + 1];
+        card.children[1].textContent = ROLE_NAMES[s.role] || s.role;
+        card.children[2].style.width = (100 * Math.max(0, s.predicted || 0) / top) + "%";
+        card.children[3].style.width = (100 * Math.max(0, s.measured.mean || 0) / top) + "%";
+        card.children[4].textContent = "pred " + fmt(s.predicted) + " · meas " + (s.measured.n ? fmt(s.measured.mean) + " ± " + fmt(s.measured.sem) + " (" + s.measured.n + ")" : "–");
+      });
+    }
+  }
+}
+
 function draw(snap) {
   setText("clock", snap.t_s === null ? "–" : fmtT(snap.t_s) + " s");
   if (snap.dashboard) setText("feed-dropped", snap.dashboard.dropped);
-  const panels = [drawFrame, drawTraces, drawStimulus, drawLatency, drawCounters, drawAccuracy, drawDecisions, drawBehaviour];
+  const panels = [drawFrame, drawTraces, drawStimulus, drawLatency, drawCounters, drawAccuracy, drawDecisions, drawBehaviour, drawInception];
   for (const p of panels) {
     try { p(snap); } catch (e) { console.error(p.name, e); }
   }

@@ -60,8 +60,12 @@ struct Shared {
     snapshot: watch::Receiver<Arc<String>>,
     frame_png: watch::Receiver<Option<Bytes>>,
     view_png: watch::Receiver<Option<Bytes>>,
+    inception_png: watch::Receiver<Arc<InceptionPngs>>,
     stream_clients: AtomicUsize,
 }
+
+/// The Inception tile's images by `(round, stimulus)`.
+type InceptionPngs = std::collections::BTreeMap<(u32, usize), Bytes>;
 
 /// How many clients are served at once, and how long one may take over its headers.
 pub(super) struct Limits {
@@ -91,22 +95,26 @@ pub(super) fn run(
         let (snapshot_tx, snapshot_rx) = watch::channel(Arc::new(String::from("{}")));
         let (frame_tx, frame_rx) = watch::channel(None);
         let (view_tx, view_rx) = watch::channel(None);
+        let (inception_tx, inception_rx) = watch::channel(Arc::new(InceptionPngs::new()));
         let shared = Arc::new(Shared {
             token,
             page: page(),
             snapshot: snapshot_rx,
             frame_png: frame_rx,
             view_png: view_rx,
+            inception_png: inception_rx,
             stream_clients: AtomicUsize::new(0),
         });
         let mut publisher = Publisher {
             snapshot: snapshot_tx,
             frame_png: frame_tx,
             view_png: view_tx,
+            inception_png: inception_tx,
             shared: shared.clone(),
             seq: 0,
             frame_version: None,
             view_version: None,
+            inception_version: 0,
         };
         // Clients never see an empty snapshot.
         publisher.publish(&state, &inputs.stats, Instant::now());
@@ -146,10 +154,12 @@ struct Publisher {
     snapshot: watch::Sender<Arc<String>>,
     frame_png: watch::Sender<Option<Bytes>>,
     view_png: watch::Sender<Option<Bytes>>,
+    inception_png: watch::Sender<Arc<InceptionPngs>>,
     shared: Arc<Shared>,
     seq: u64,
     frame_version: Option<(u64, u64, u64)>,
     view_version: Option<u64>,
+    inception_version: u64,
 }
 
 impl Publisher {
@@ -163,6 +173,16 @@ impl Publisher {
         if self.view_version != Some(state.view_version()) {
             self.view_version = Some(state.view_version());
             publish_png("view", state.view_png(), &self.view_png);
+        }
+        if self.inception_version != state.inception_version() {
+            self.inception_version = state.inception_version();
+            match state.inception_pngs() {
+                Ok(pngs) => {
+                    let pngs = pngs.into_iter().map(|(k, p)| (k, Bytes::from(p))).collect();
+                    self.inception_png.send_replace(Arc::new(pngs));
+                }
+                Err(e) => tracing::warn!(error = %e, "dashboard: inception images not updated"),
+            }
         }
         let mut snapshot = state.snapshot();
         if let Some(obj) = snapshot.as_object_mut() {
@@ -262,6 +282,7 @@ fn router(shared: Arc<Shared>) -> Router {
         .route("/snapshot.json", get(snapshot_handler))
         .route("/frame.png", get(frame_handler))
         .route("/view.png", get(view_handler))
+        .route("/inception.png", get(inception_handler))
         .route_layer(middleware::from_fn_with_state(
             shared.clone(),
             require_token,
@@ -368,6 +389,28 @@ async fn frame_handler(State(shared): State<Arc<Shared>>) -> Response {
 
 async fn view_handler(State(shared): State<Arc<Shared>>) -> Response {
     png_response(shared.view_png.borrow().clone(), "view")
+}
+
+/// `/inception.png?round=R&stimulus=I`: one of the Inception tile's images.
+async fn inception_handler(State(shared): State<Arc<Shared>>, uri: axum::http::Uri) -> Response {
+    let param = |name: &str| {
+        uri.query()?
+            .split('&')
+            .filter_map(|pair| pair.split_once('='))
+            .find(|(k, _)| *k == name)
+            .and_then(|(_, v)| v.parse::<usize>().ok())
+    };
+    let (Some(round), Some(stimulus)) = (param("round"), param("stimulus")) else {
+        return no_store((
+            StatusCode::BAD_REQUEST,
+            "400: /inception.png needs ?round=R&stimulus=I (numbers, as the snapshot's \
+             inception rounds give them)\n",
+        ));
+    };
+    let png = u32::try_from(round)
+        .ok()
+        .and_then(|r| shared.inception_png.borrow().get(&(r, stimulus)).cloned());
+    png_response(png, "such inception image")
 }
 
 /// Decrements the stream-client count when a stream ends.

@@ -68,6 +68,8 @@ pub struct SelectorThread {
     /// Host time of the last frame observed.
     last_observed_ns: i64,
     scratch: Vec<f32>,
+    /// `seq` of the next `inception` bus message.
+    protocol_seq: u64,
 }
 
 impl SelectorThread {
@@ -86,6 +88,7 @@ impl SelectorThread {
             scan_given: Vec::new(),
             last_observed_ns: host_monotonic_ns(),
             scratch: Vec::new(),
+            protocol_seq: 0,
         }
     }
 
@@ -109,6 +112,7 @@ impl SelectorThread {
             }
             let finished = self.links.activity.is_finished();
             self.observe_waiting();
+            self.publish_progress();
             self.take_onsets();
             let latest = RigTime::from_nanos(self.links.latest_frame_t.load(Ordering::Acquire));
             if self.clock.is_queued() && pending.is_none() && self.links.queue.is_empty() {
@@ -293,11 +297,30 @@ impl SelectorThread {
         }
     }
 
-    /// The selector's own records (the inception protocol's), as notes, in order.
+    /// The selector's own records (the inception protocol's), as notes, in order; each also
+    /// on the bus for the dashboard and subscribers.
     fn log_selector_records(&mut self) {
         for value in self.selector.take_records() {
+            self.publish_protocol(&value);
             self.record_json(RecordKind::Note, value);
         }
+    }
+
+    /// The selector's live-only progress (verify responses as measured), on the bus only.
+    fn publish_progress(&mut self) {
+        for value in self.selector.take_progress() {
+            self.publish_protocol(&value);
+        }
+    }
+
+    fn publish_protocol(&mut self, value: &serde_json::Value) {
+        self.links.bus.publish(Message::json(
+            Stream::Inception,
+            self.protocol_seq,
+            0,
+            value,
+        ));
+        self.protocol_seq += 1;
     }
 
     fn record_json(&self, kind: RecordKind, value: serde_json::Value) {

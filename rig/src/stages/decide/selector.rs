@@ -69,6 +69,12 @@ pub trait Selector: Send {
     fn take_records(&mut self) -> Vec<serde_json::Value> {
         Vec::new()
     }
+    /// Live progress for the dashboard, not for the log (the inception protocol's measured
+    /// responses of each verify presentation, which its verdict holds): made since last asked,
+    /// in order. Nobody asks in a replay, so a selector keeps at most a bounded backlog.
+    fn take_progress(&mut self) -> Vec<serde_json::Value> {
+        Vec::new()
+    }
     /// Replay: the live selector's logged records (`Note` payloads, in log order), for a
     /// selector that takes results computed off its thread from them instead of recomputing.
     fn script_records(&mut self, records: &[serde_json::Value]) {

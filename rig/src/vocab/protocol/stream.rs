@@ -47,10 +47,15 @@ pub enum Stream {
     /// Motion correction of one imaging frame, JSON (`sinks::records::RegistrationRecord`:
     /// rigid shift, block-shift summary, quality); `seq` = its imaging frame's seq.
     Registration = 27,
+    /// The inception protocol's notes as the session log holds them (phases, pre-registration,
+    /// design results with their images and predictions, verify trials, the verdict), and each
+    /// verify presentation's measured responses as they come in (not logged: the verdict holds
+    /// them), JSON; `seq` = message index.
+    Inception = 28,
 }
 
 impl Stream {
-    pub const ALL: [Stream; 17] = [
+    pub const ALL: [Stream; 18] = [
         Stream::TwoPhoton,
         Stream::EyeCamera,
         Stream::Treadmill,
@@ -68,6 +73,7 @@ impl Stream {
         Stream::Cells,
         Stream::Prediction,
         Stream::Registration,
+        Stream::Inception,
     ];
 
     pub fn from_code(code: u16) -> Option<Stream> {
@@ -98,6 +104,7 @@ impl Stream {
             Stream::Cells => "cells",
             Stream::Prediction => "prediction",
             Stream::Registration => "registration",
+            Stream::Inception => "inception",
         }
     }
 
@@ -116,7 +123,8 @@ impl Stream {
             | Stream::Behaviour
             | Stream::Clock
             | Stream::Cells
-            | Stream::Registration => dtype == Dtype::Json,
+            | Stream::Registration
+            | Stream::Inception => dtype == Dtype::Json,
         }
     }
 

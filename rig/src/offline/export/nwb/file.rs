@@ -33,6 +33,7 @@ pub struct Written {
     pub frames: usize,
     pub movie_frames: usize,
     pub trials: usize,
+    pub inception_images: usize,
 }
 
 /// Writes the whole file at `out` (created; truncated if it exists).
@@ -64,11 +65,11 @@ pub fn write(c: &SessionContents, session_dir: &Path, out: &Path) -> Result<Writ
     h5::text_scalar(root, "timestamps_reference_time", &start)?;
 
     let acquisition = h5::group(root, "acquisition", None)?;
-    h5::group(root, "analysis", None)?;
+    let analysis = h5::group(root, "analysis", None)?;
     let processing = h5::group(root, "processing", None)?;
     let stimulus = h5::group(root, "stimulus", None)?;
     h5::group(&stimulus, "presentation", None)?;
-    h5::group(&stimulus, "templates", None)?;
+    let templates = h5::group(&stimulus, "templates", None)?;
 
     let general = h5::group(root, "general", None)?;
     h5::text_scalar(&general, "session_id", &dir_name)?;
@@ -184,6 +185,7 @@ pub fn write(c: &SessionContents, session_dir: &Path, out: &Path) -> Result<Writ
     }
     behaviour(&processing, c)?;
     written.trials = intervals(root, c)?;
+    written.inception_images = super::inception::write(&templates, &analysis, c)?;
     file.close()?;
     Ok(written)
 }

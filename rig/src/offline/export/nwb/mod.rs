@@ -17,6 +17,7 @@
 //! | `processing/behavior/PupilTracking` (`pupil_radius`, `pupil_centre`), `treadmill_velocity` | `Pupil` records (per eye frame), `Behaviour` records (per imaging frame) |
 //! | `intervals/trials` (start, stop, trial, stimulus id and name, the decision's mode and score) | `Stimulus`, `Flip` and `Decision` records |
 //! | `intervals/stimulus_presentations` (…, `spec` as JSON text) | `Stimulus` records |
+//! | `stimulus/templates/inception_images` (`Images` of `GrayscaleImage`: MEIs and controls as shown), `analysis/inception_targets` (`DynamicTable`: per target cell, measured and predicted means, SE, n, Welch t, p, BH q, gains) | the inception protocol's design notes and `summary.json`'s verdict ([`inception`]) |
 //!
 //! Every timestamp is the rig clock in seconds, as logged (`timestamps_reference_time` is the
 //! session start). A trial runs from its first flip to the first flip that no longer shows it.
@@ -37,6 +38,8 @@ mod session;
 mod file;
 #[cfg(feature = "nwb")]
 mod h5;
+#[cfg(feature = "nwb")]
+pub mod inception;
 
 use std::path::{Path, PathBuf};
 
@@ -88,6 +91,8 @@ pub struct Exported {
     /// Raw frames written to the TwoPhotonSeries (0 when not recorded).
     pub movie_frames: usize,
     pub trials: usize,
+    /// Inception images written to `/stimulus/templates` (0 without the protocol).
+    pub inception_images: usize,
     /// What was missing or odd in the session (a killed run, say); empty for a complete one.
     pub warnings: Vec<String>,
 }
@@ -139,6 +144,7 @@ fn write(
         frames: written.frames,
         movie_frames: written.movie_frames,
         trials: written.trials,
+        inception_images: written.inception_images,
         warnings: contents.warnings.clone(),
     })
 }

@@ -61,6 +61,8 @@ pub enum DashEvent {
     Counters(Map<String, Value>),
     /// Something unusual the experimenter should see.
     Anomaly { message: String },
+    /// One of the inception protocol's notes (`event` starting `inception.`), as published.
+    Inception(Value),
 }
 
 impl DashEvent {
@@ -80,6 +82,7 @@ impl DashEvent {
             DashEvent::Latency { .. } => "latency",
             DashEvent::Counters(_) => "counters",
             DashEvent::Anomaly { .. } => "anomaly",
+            DashEvent::Inception(_) => "inception",
         }
     }
 }

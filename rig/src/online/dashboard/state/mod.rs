@@ -28,6 +28,7 @@ use super::DashboardError;
 
 mod buffers;
 mod events;
+mod inception;
 mod snapshot;
 #[cfg(test)]
 mod tests;
@@ -35,6 +36,7 @@ mod thumbnail;
 
 use buffers::{CellStats, Decimated, Window};
 pub use events::DashEvent;
+pub use inception::InceptionPng;
 use snapshot::cut;
 use thumbnail::{Thumbnail, downsample, stretch_to_u8};
 
@@ -147,6 +149,8 @@ pub struct DashState {
     mode_counts: Vec<u64>,
 
     behaviour: Window<[f32; 4]>,
+
+    inception: Option<inception::InceptionTile>,
 }
 
 impl DashState {
@@ -196,6 +200,7 @@ impl DashState {
             modes: Vec::new(),
             mode_counts: Vec::new(),
             behaviour: Window::new(),
+            inception: None,
         }
     }
 
@@ -393,6 +398,11 @@ impl DashState {
                     self.counters.insert(cut(name), value);
                 }
             }
+            DashEvent::Inception(note) => {
+                self.inception
+                    .get_or_insert_with(Default::default)
+                    .apply(note)?;
+            }
             DashEvent::Anomaly { message } => {
                 self.anomalies += 1;
                 self.recent_anomalies.push_back((self.now_s, cut(message)));
@@ -464,6 +474,18 @@ impl DashState {
     /// Changes whenever the view thumbnail changes.
     pub fn view_version(&self) -> u64 {
         self.view_seq
+    }
+
+    /// Changes whenever the Inception tile gains images (`/inception.png` would serve more).
+    pub fn inception_version(&self) -> u64 {
+        self.inception.as_ref().map_or(0, |t| t.image_version())
+    }
+
+    /// Every Inception image as `((round, stimulus), PNG)`.
+    pub fn inception_pngs(&self) -> Result<Vec<InceptionPng>, DashboardError> {
+        self.inception
+            .as_ref()
+            .map_or_else(|| Ok(Vec::new()), |t| t.pngs())
     }
 
     /// Thumbnail size of the latest frame, if any.

@@ -5,7 +5,7 @@ use super::*;
 impl DashState {
     /// The JSON the page draws: one key per panel (`frame`, `traces`,
     /// `stimulus`, `latency`, `counters`, `accuracy`, `decisions`,
-    /// `behaviour`) plus `t_s` (latest event time), `history_s` and `state`
+    /// `behaviour`, `inception`: null without an inception protocol) plus `t_s` (latest event time), `history_s` and `state`
     /// (event counts).
     pub fn snapshot(&self) -> Value {
         json!({
@@ -24,6 +24,7 @@ impl DashState {
             "accuracy": self.accuracy_json(),
             "decisions": self.decisions_json(),
             "behaviour": self.behaviour_json(),
+            "inception": self.inception.as_ref().map_or(Value::Null, |t| t.json()),
         })
     }
 

@@ -154,13 +154,7 @@ pub(super) fn encode_png(
     colour: png::ColorType,
     data: &[u8],
 ) -> Result<Vec<u8>, DashboardError> {
-    let mut out = Vec::new();
-    let mut encoder = png::Encoder::new(&mut out, width, height);
-    encoder.set_color(colour);
-    encoder.set_depth(png::BitDepth::Eight);
-    encoder.set_compression(png::Compression::Fast);
-    let mut writer = encoder.write_header()?;
-    writer.write_image_data(data)?;
-    writer.finish()?;
-    Ok(out)
+    Ok(crate::backbone::image::encode_png(
+        width, height, colour, data,
+    )?)
 }

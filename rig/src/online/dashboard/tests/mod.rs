@@ -267,6 +267,7 @@ async fn wait_for_ok(addr: SocketAddr, path: &str) -> HttpResponse {
     }
 }
 
+mod inception;
 mod limits;
 
 #[tokio::test]

@@ -126,8 +126,7 @@ fn run(job: DesignJob, tx: &Sender<DesignMessage>) -> Result<(), String> {
     let mut twin = Twin::new(cfg.clone(), &Weights::from_params(weights), &dev)
         .map_err(|e| format!("the refitted twin: {e}"))?;
     let frames = job.cfg.design_frames as usize;
-    let mut model = TwinResponder::new(&mut twin, frames, frames.div_ceil(2))
-        .map_err(|e| format!("the twin as a responder: {e}"))?;
+    let mut model = responder(&mut twin, frames)?;
     let (h, w) = model.stimulus_size();
     let low = StimulusBudget {
         mean_luminance: job.cfg.mean_luminance,
@@ -193,18 +192,15 @@ fn run(job: DesignJob, tx: &Sender<DesignMessage>) -> Result<(), String> {
     let t3 = Instant::now();
     let mut meis = Vec::new();
     for (contrast, budget) in [(Contrast::Low, low), (Contrast::Full, full)] {
-        let opts = MeiOptions {
-            frames,
-            static_image: true,
-            score_frames: frames.div_ceil(2),
-            rms_contrast: budget.rms_contrast,
-            steps: job.cfg.mei_steps as usize,
-            step_size: 0.1,
-            seed: job.seed ^ u64::from(job.round),
-        };
-        let found = mei_with(&mut model, &job.units, &opts, budget.mean_luminance)
-            .map_err(|e| format!("the MEIs at {contrast:?} contrast: {e}"))?;
-        for (t, m) in found.into_iter().enumerate() {
+        let found = synthesise_meis(
+            &mut model,
+            &job.units,
+            budget,
+            job.cfg.mei_steps as usize,
+            job.seed ^ u64::from(job.round),
+        )
+        .map_err(|e| format!("the MEIs at {contrast:?} contrast: {e}"))?;
+        for (t, image) in found.into_iter().enumerate() {
             let name = match contrast {
                 Contrast::Low => "low",
                 Contrast::Full => "full",
@@ -215,7 +211,7 @@ fn run(job: DesignJob, tx: &Sender<DesignMessage>) -> Result<(), String> {
                     role: Role::Mei { contrast },
                     target: Some(t as u32),
                 },
-                m.clip[..h * w].to_vec(),
+                image,
             ));
         }
     }
@@ -226,8 +222,43 @@ fn run(job: DesignJob, tx: &Sender<DesignMessage>) -> Result<(), String> {
     Ok(())
 }
 
+/// The twin as the design sees it: `frames`-frame presentations of a static image, scored
+/// over their last half.
+pub fn responder(twin: &mut Twin, frames: usize) -> Result<TwinResponder<'_>, String> {
+    TwinResponder::new(twin, frames, frames.div_ceil(2))
+        .map_err(|e| format!("the twin as a responder: {e}"))
+}
+
+/// Each unit's MEI under `budget` as the design phase synthesises it: one static image by
+/// `steps` of gradient ascent from a `seed`ed start, u8 `[h, w]` (the model's stimulus size).
+/// `twinloop twin mei` calls this too, so offline MEIs are the live ones.
+pub fn synthesise_meis<R: Responder>(
+    model: &mut R,
+    units: &[usize],
+    budget: StimulusBudget,
+    steps: usize,
+    seed: u64,
+) -> Result<Vec<Vec<u8>>, String> {
+    let frames = model.frames();
+    let (h, w) = model.stimulus_size();
+    let opts = MeiOptions {
+        frames,
+        static_image: true,
+        score_frames: frames.div_ceil(2),
+        rms_contrast: budget.rms_contrast,
+        steps,
+        step_size: 0.1,
+        seed,
+    };
+    let found = mei_with(model, units, &opts, budget.mean_luminance).map_err(|e| e.to_string())?;
+    Ok(found
+        .into_iter()
+        .map(|m| m.clip[..h * w].to_vec())
+        .collect())
+}
+
 /// Every target's predicted response to each image, in one batch.
-fn predict<R: Responder>(
+pub fn predict<R: Responder>(
     model: &mut R,
     units: &[usize],
     images: Vec<(StimulusId, RoleTag, Vec<u8>)>,

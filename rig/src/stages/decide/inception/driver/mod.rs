@@ -51,7 +51,13 @@ pub mod event {
     pub const TARGET_LOST: &str = "inception.target_lost";
     pub const NOTICE: &str = "inception.notice";
     pub const VERDICT: &str = "inception.verdict";
+    /// A verify presentation's measured responses, for the live dashboard only (not logged).
+    pub const RESPONSE: &str = "inception.response";
 }
+
+/// Progress notes kept for the dashboard between two asks; older ones are dropped (a replay
+/// never asks).
+const MAX_PROGRESS: usize = 4096;
 
 /// Significance level of the per-target Welch tests after Benjamini–Hochberg.
 pub const ALPHA: f64 = 0.05;
@@ -97,6 +103,8 @@ pub struct InceptionSelector {
     verify_trials: BTreeMap<u64, (u32, usize)>,
     pending: VecDeque<Onset>,
     records: Vec<Value>,
+    /// Live-only progress ([`Selector::take_progress`]).
+    progress: VecDeque<Value>,
     last_seq: Option<u64>,
     last_t_ns: i64,
     seen: u64,
@@ -151,6 +159,7 @@ impl InceptionSelector {
             verify_trials: BTreeMap::new(),
             pending: VecDeque::new(),
             records: Vec::new(),
+            progress: VecDeque::new(),
             last_seq: None,
             last_t_ns: 0,
             seen: 0,
@@ -547,7 +556,14 @@ impl Selector for InceptionSelector {
                             .units
                             .iter()
                             .map(|&u| c.means.get(u).copied().unwrap_or(f64::NAN))
-                            .collect();
+                            .collect::<Vec<f64>>();
+                        if self.progress.len() >= MAX_PROGRESS {
+                            self.progress.pop_front();
+                        }
+                        self.progress.push_back(json!({
+                            "event": event::RESPONSE, "round": round, "index": index,
+                            "measured": resp,
+                        }));
                         r.responses.push((index, resp));
                     }
                 }
@@ -640,6 +656,10 @@ impl Selector for InceptionSelector {
 
     fn take_records(&mut self) -> Vec<Value> {
         std::mem::take(&mut self.records)
+    }
+
+    fn take_progress(&mut self) -> Vec<Value> {
+        self.progress.drain(..).collect()
     }
 
     fn script_records(&mut self, records: &[Value]) {
