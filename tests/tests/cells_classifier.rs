@@ -17,10 +17,11 @@ use twinloop_moviegen::{MovieConfig, generate, match_masks};
 use twinloop_rig::sim::{SimConfig, SimGeometry, SimMouse};
 
 /// Training seeds of the rig simulator and of moviegen (the evaluation tests use others:
-/// 7 for the simulator; 11-13, and the held-out 21, for moviegen). Moviegen has twice the
-/// seeds: its movies hold half the somata, and all the non-somatic structure.
+/// 7 for the simulator; 11-13, and the held-out 21, for moviegen). Training on moviegen
+/// seeds 1-8 as well was tried (see `CLASSIFIER.md`): precision on moviegen fell, and the
+/// shipped model stays the one trained on 1-4.
 const RIG_TRAINING_SEEDS: &[u64] = &[1, 2, 3, 4];
-const MOVIEGEN_TRAINING_SEEDS: &[u64] = &[1, 2, 3, 4, 5, 6, 7, 8];
+const MOVIEGEN_TRAINING_SEEDS: &[u64] = &[1, 2, 3, 4];
 /// A rig-simulator footprint pixel is in the soma's mask at this fraction of its peak weight
 /// (the nucleus, dimmed to at least 0.4, is inside; the soft edge is cut near the outline).
 const RIG_MASK_FRACTION: f32 = 0.35;

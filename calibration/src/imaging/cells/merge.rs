@@ -316,8 +316,8 @@ mod tests {
         let mut closed = ring(false);
         let n = closed.len();
         fill_enclosed(&mut closed, h, w);
-        // The hole: the 21 pixels closer than 3 px to the centre (d2 < 9).
-        assert_eq!(closed.len(), n + 21);
+        // The hole: the 25 lattice points closer than 3 px to the centre (d2 < 9).
+        assert_eq!(closed.len(), n + 25);
         let cut = closed[..n].iter().map(|v| v.1).fold(f32::MAX, f32::min);
         assert!(closed[n..].iter().all(|&(_, v)| v == cut));
         let mut crescent = ring(true);
