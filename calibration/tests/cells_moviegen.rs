@@ -136,17 +136,26 @@ fn diagnose_missed_somata() {
             calibration_frames: movie.n_frames(),
             ..CellDetectionParams::default()
         };
-        let block = CalibrationBlock::from_frames(&movie.frames, movie.height, movie.width, &params)
-            .expect("block");
+        let block =
+            CalibrationBlock::from_frames(&movie.frames, movie.height, movie.width, &params)
+                .expect("block");
         let det = detect_cells(&block, &params).expect("cells");
         let mut found: Vec<Vec<u32>> = (0..det.masks.len())
             .map(|i| det.masks.cell(i).0.to_vec())
             .collect();
         let n_kept = found.len();
-        found.extend(det.rejected.iter().map(|(m, _)| m.iter().map(|p| p.0).collect::<Vec<u32>>()));
+        found.extend(
+            det.rejected
+                .iter()
+                .map(|(m, _)| m.iter().map(|p| p.0).collect::<Vec<u32>>()),
+        );
         let truth = movie.true_masks();
         let m = match_masks(&truth, &found[..n_kept], 0.5);
-        println!("seed {seed}: recall(active) {:.3} precision {:.3}", m.recall_of(|i| movie.cells[i].active), m.precision());
+        println!(
+            "seed {seed}: recall(active) {:.3} precision {:.3}",
+            m.recall_of(|i| movie.cells[i].active),
+            m.precision()
+        );
         for (i, c) in movie.cells.iter().enumerate() {
             if m.truth_to_detected[i].is_some() || !c.active {
                 continue;
@@ -155,29 +164,58 @@ fn diagnose_missed_somata() {
             let mut best = (0.0, usize::MAX, 0usize);
             for (d, f) in found.iter().enumerate() {
                 let inter = f.iter().filter(|p| t.contains(p)).count();
-                if inter == 0 { continue; }
+                if inter == 0 {
+                    continue;
+                }
                 let iou = inter as f64 / (t.len() + f.len() - inter) as f64;
-                if iou > best.0 { best = (iou, d, inter); }
+                if iou > best.0 {
+                    best = (iou, d, inter);
+                }
             }
             let (iou, d, inter) = best;
-            let what = if d == usize::MAX { "none" } else if d < n_kept { "kept" } else { "rejected" };
+            let what = if d == usize::MAX {
+                "none"
+            } else if d < n_kept {
+                "kept"
+            } else {
+                "rejected"
+            };
             let flen = if d == usize::MAX { 0 } else { found[d].len() };
-            let prob = if d >= n_kept && d != usize::MAX { det.rejected[d - n_kept].1.probability } else { f64::NAN };
+            let prob = if d >= n_kept && d != usize::MAX {
+                det.rejected[d - n_kept].1.probability
+            } else {
+                f64::NAN
+            };
             println!(
                 "  miss cell {i} at ({:.0},{:.0}) r {:.1} donut {} contrast {:.2} true {} px; best {what} iou {iou:.2} det {flen} px inter {inter} p {prob:.2}",
-                c.centre_y_px, c.centre_x_px, c.radius_px, c.donut, c.contrast, t.len()
+                c.centre_y_px,
+                c.centre_x_px,
+                c.radius_px,
+                c.donut,
+                c.contrast,
+                t.len()
             );
         }
-        let fp: Vec<usize> = (0..n_kept).filter(|&d| m.detected_to_truth[d].is_none()).collect();
+        let fp: Vec<usize> = (0..n_kept)
+            .filter(|&d| m.detected_to_truth[d].is_none())
+            .collect();
         for d in fp {
             let f: std::collections::HashSet<u32> = found[d].iter().copied().collect();
             let mut best = (0.0, usize::MAX);
             for (i, c) in movie.cells.iter().enumerate() {
                 let inter = c.mask.iter().filter(|p| f.contains(p)).count();
                 let iou = inter as f64 / (c.mask.len() + f.len() - inter) as f64;
-                if iou > best.0 { best = (iou, i); }
+                if iou > best.0 {
+                    best = (iou, i);
+                }
             }
-            println!("  fp det {d} {} px best iou {:.2} cell {} p {:.2}", f.len(), best.0, best.1 as i64, det.verdicts[d].probability);
+            println!(
+                "  fp det {d} {} px best iou {:.2} cell {} p {:.2}",
+                f.len(),
+                best.0,
+                best.1 as i64,
+                det.verdicts[d].probability
+            );
         }
     }
 }

@@ -130,7 +130,11 @@ fn train_roi_classifier() {
     let mut examples: Vec<(RoiFeatures, bool)> = Vec::new();
     let mut summary = Vec::new();
     for (name, make, seeds) in [
-        ("rig-sim", rig_movie as fn(u64) -> Labelled, RIG_TRAINING_SEEDS),
+        (
+            "rig-sim",
+            rig_movie as fn(u64) -> Labelled,
+            RIG_TRAINING_SEEDS,
+        ),
         ("moviegen", moviegen_movie, MOVIEGEN_TRAINING_SEEDS),
     ] {
         for &seed in seeds {

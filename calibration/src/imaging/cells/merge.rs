@@ -285,17 +285,29 @@ mod tests {
         };
         // Only the near-perfect correlation rule: nothing is one soma.
         let (mut m, mut s) = (masks(), vec![1.0; 4]);
-        assert_eq!(merge_split_cells(&block, &mut m, &mut s, 12.0, 300, 0.95, None), 0);
+        assert_eq!(
+            merge_split_cells(&block, &mut m, &mut s, 12.0, 300, 0.95, None),
+            0
+        );
         // The round rule joins the ring's halves, not the two discs.
         let (mut m, mut s) = (masks(), vec![1.0; 4]);
-        assert_eq!(merge_split_cells(&block, &mut m, &mut s, 12.0, 300, 0.95, Some(rule)), 1);
+        assert_eq!(
+            merge_split_cells(&block, &mut m, &mut s, 12.0, 300, 0.95, Some(rule)),
+            1
+        );
         assert_eq!(m.len(), 3);
         assert_eq!(m[0].len(), ring.len());
         assert_eq!((m[1].len(), m[2].len()), (a.len(), b.len()));
         // With a correlation floor above the pair's, the ring stays split.
-        let strict = RoundMerge { min_r: 0.99, ..rule };
+        let strict = RoundMerge {
+            min_r: 0.99,
+            ..rule
+        };
         let (mut m, mut s) = (masks(), vec![1.0; 4]);
-        assert_eq!(merge_split_cells(&block, &mut m, &mut s, 12.0, 300, 0.95, Some(strict)), 0);
+        assert_eq!(
+            merge_split_cells(&block, &mut m, &mut s, 12.0, 300, 0.95, Some(strict)),
+            0
+        );
     }
 
     #[test]
