@@ -11,7 +11,10 @@ IoU >= 0.5, one to one).
 Run with a venv that has suite2p (it pulls torch), e.g.
     python3 -m venv /work/venv-s2p && /work/venv-s2p/bin/pip install suite2p
     cargo build --release -p twinloop-calibration --example moviegen_vs_suite2p
-    nice -n 19 /work/venv-s2p/bin/python bench/suite2p_moviegen.py 11 12 13 21
+    nice -n 10 /work/venv-s2p/bin/python bench/suite2p_moviegen.py 11 12 13 21
+
+Movies and suite2p's outputs stay under $S2P_BENCH_DIR (default /tmp/s2p-moviegen); a seed
+whose suite2p run is there is only rescored.
 
 Prints one JSON line per detector and seed, and a markdown table.
 """
