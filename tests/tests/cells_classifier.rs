@@ -16,8 +16,12 @@ use twinloop_calibration::imaging::cells::{CalibrationBlock, CellDetectionParams
 use twinloop_moviegen::{MovieConfig, generate, match_masks};
 use twinloop_rig::sim::{SimConfig, SimGeometry, SimMouse};
 
-/// Training seeds of both generators (the evaluation tests use others).
-const TRAINING_SEEDS: [u64; 4] = [1, 2, 3, 4];
+/// Training seeds of the rig simulator and of moviegen (the evaluation tests use others:
+/// 7 for the simulator; 11-13, and the held-out 21, for moviegen). Training on moviegen
+/// seeds 1-8 as well was tried (see `CLASSIFIER.md`): precision on moviegen fell, and the
+/// shipped model stays the one trained on 1-4.
+const RIG_TRAINING_SEEDS: &[u64] = &[1, 2, 3, 4];
+const MOVIEGEN_TRAINING_SEEDS: &[u64] = &[1, 2, 3, 4];
 /// A rig-simulator footprint pixel is in the soma's mask at this fraction of its peak weight
 /// (the nucleus, dimmed to at least 0.4, is inside; the soft edge is cut near the outline).
 const RIG_MASK_FRACTION: f32 = 0.35;
@@ -125,11 +129,15 @@ fn best_iou(truth: &[Vec<u32>], found: &[Vec<u32>]) -> Vec<f64> {
 fn train_roi_classifier() {
     let mut examples: Vec<(RoiFeatures, bool)> = Vec::new();
     let mut summary = Vec::new();
-    for (name, make) in [
-        ("rig-sim", rig_movie as fn(u64) -> Labelled),
-        ("moviegen", moviegen_movie),
+    for (name, make, seeds) in [
+        (
+            "rig-sim",
+            rig_movie as fn(u64) -> Labelled,
+            RIG_TRAINING_SEEDS,
+        ),
+        ("moviegen", moviegen_movie, MOVIEGEN_TRAINING_SEEDS),
     ] {
-        for seed in TRAINING_SEEDS {
+        for &seed in seeds {
             let movie = make(seed);
             let (found, feats, _) = detect(&movie, 0.0);
             let ious = best_iou(&movie.truth, &found);
@@ -170,6 +178,30 @@ fn train_roi_classifier() {
         .count();
     println!("training error {wrong} of {}", examples.len());
     println!("{c:#?}");
+    // The new model on the evaluation movies, before it is compiled in (the shipped figures
+    // come from the evaluation tests after a rebuild; these omit detection's silent-soma rule).
+    for (name, movie) in [
+        ("rig-sim", rig_movie(RIG_EVAL_SEED)),
+        ("moviegen", moviegen_movie(11)),
+        ("moviegen", moviegen_movie(12)),
+        ("moviegen", moviegen_movie(13)),
+        ("moviegen (held out)", moviegen_movie(21)),
+    ] {
+        let (found, feats, _) = detect(&movie, 0.0);
+        let kept: Vec<Vec<u32>> = found
+            .into_iter()
+            .zip(&feats)
+            .filter(|(_, f)| c.probability(f) >= 0.5)
+            .map(|(m, _)| m)
+            .collect();
+        let m = match_masks(&movie.truth, &kept, 0.5);
+        println!(
+            "new model on {name}: recall {:.3} precision {:.3} ({} kept)",
+            m.recall(),
+            m.precision(),
+            kept.len()
+        );
+    }
     let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("../calibration/src/imaging/cells/classifier.json");
     std::fs::write(

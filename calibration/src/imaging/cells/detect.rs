@@ -31,7 +31,12 @@
 //!    brighter ones surface; later seeds must lie 0.75 diameters from every accepted centroid
 //!    (a cell's unmasked rim is not a new cell).
 //! 6. **Merging** (`merge`): touching masks closer than a diameter whose mean traces correlate
-//!    at least `merge_correlation` are one soma seeded twice.
+//!    at least `merge_correlation` are one soma seeded twice. With `fill_holes` on, so are
+//!    touching masks whose traces correlate at least 0.5 and whose union, its enclosed pixels
+//!    filled, is round (aspect ratio <= 1.5, compactness <= 1.1): the two crescents a donut soma
+//!    is grown into when it is seeded on both sides of its dark nucleus (two touching somata
+//!    make an elongated union). Then every mask's enclosed pixels are filled (the nucleus
+//!    between two merged crescents).
 //! 7. **Classification** ([`super::classify`]): every mask is scored on shape, brightness
 //!    against its surround and activity; masks whose probability of being a soma is under
 //!    `classifier_threshold` (vessel edges, dendrites, noise) are rejected, and kept with their
@@ -47,7 +52,7 @@ use super::classify::features::roi_features;
 use super::classify::{RoiClassifier, RoiVerdict};
 use super::grow::Grower;
 use super::images::CalibrationBlock;
-use super::merge::merge_split_cells;
+use super::merge::{RoundMerge, fill_enclosed, merge_split_cells};
 use super::seeds::{centroid, drop_same_cell_seeds, local_maxima, territories};
 use super::{CellDetectionParams, CellMasks, CellsError};
 use serde::Serialize;
@@ -69,6 +74,10 @@ const CLEAR_MARGIN_PX: usize = 1;
 /// which the activity share rises to 1.
 const ACTIVITY_Z0: f32 = 2.0;
 const ACTIVITY_Z_SPAN: f32 = 4.0;
+/// The donut-aware merge (`merge::RoundMerge`): trace correlation and the union's shape.
+const ROUND_MERGE_MIN_R: f32 = 0.5;
+const ROUND_MERGE_MAX_ASPECT: f64 = 1.5;
+const ROUND_MERGE_MAX_COMPACT: f64 = 1.1;
 /// A candidate the classifier rejects is kept as a silent soma when its mean-image z-score
 /// reaches this many seed thresholds and its shape is a soma's (see `silent_soma`).
 const SILENT_ANATOMY_SD: f32 = 5.0;
@@ -253,7 +262,27 @@ pub fn detect_cells(
 
     // 6. Merging.
     let merge_r = params.merge_correlation as f32;
-    report.merged = merge_split_cells(block, &mut masks, &mut scores, d as f32, max_area, merge_r);
+    // The donut-aware rule rides on `fill_holes` (both are off for configs written before them,
+    // so recorded sessions replay bit for bit).
+    let round = params.fill_holes.then_some(RoundMerge {
+        min_r: ROUND_MERGE_MIN_R,
+        max_aspect: ROUND_MERGE_MAX_ASPECT,
+        max_compact: ROUND_MERGE_MAX_COMPACT,
+    });
+    report.merged = merge_split_cells(
+        block,
+        &mut masks,
+        &mut scores,
+        d as f32,
+        max_area,
+        merge_r,
+        round,
+    );
+    if params.fill_holes {
+        for m in &mut masks {
+            fill_enclosed(m, h, w);
+        }
+    }
 
     // 7. Classification.
     let started = std::time::Instant::now();
