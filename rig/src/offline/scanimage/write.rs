@@ -54,28 +54,30 @@ pub fn write_acquisition(
             reason: e.to_string(),
         };
         let mut file = std::fs::File::create(&path).map_err(|e| err(&e))?;
-        let mut tif = TiffEncoder::new_big(&mut file).map_err(|e| err(&e))?;
-        for k in start..(start + acq.frames_per_file).min(acq.frames) {
-            frame(k, &mut px).map_err(|reason| WriteError::Frame { frame: k, reason })?;
-            let mut page = tif
-                .new_image::<Gray16>(acq.width, acq.height)
-                .map_err(|e| err(&e))?;
-            if k == start {
-                page.encoder()
-                    .write_tag(Tag::Software, header.as_str())
+        // The encoder borrows the file until the end of this block; then the file is synced.
+        {
+            let mut tif = TiffEncoder::new_big(&mut file).map_err(|e| err(&e))?;
+            for k in start..(start + acq.frames_per_file).min(acq.frames) {
+                frame(k, &mut px).map_err(|reason| WriteError::Frame { frame: k, reason })?;
+                let mut page = tif
+                    .new_image::<Gray16>(acq.width, acq.height)
                     .map_err(|e| err(&e))?;
+                if k == start {
+                    page.encoder()
+                        .write_tag(Tag::Software, header.as_str())
+                        .map_err(|e| err(&e))?;
+                }
+                let description = format!(
+                    "frameNumbers = {}\nframeTimestamps_sec = {:.6}\n",
+                    k + 1,
+                    k as f64 / acq.rate_hz
+                );
+                page.encoder()
+                    .write_tag(Tag::ImageDescription, description.as_str())
+                    .map_err(|e| err(&e))?;
+                page.write_data(&px).map_err(|e| err(&e))?;
             }
-            let description = format!(
-                "frameNumbers = {}\nframeTimestamps_sec = {:.6}\n",
-                k + 1,
-                k as f64 / acq.rate_hz
-            );
-            page.encoder()
-                .write_tag(Tag::ImageDescription, description.as_str())
-                .map_err(|e| err(&e))?;
-            page.write_data(&px).map_err(|e| err(&e))?;
         }
-        drop(tif);
         file.sync_all().map_err(|e| err(&e))?;
         files.push(path);
     }
