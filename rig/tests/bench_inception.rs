@@ -36,7 +36,7 @@ fn tiny() -> Vec<String> {
         "--design-frames",
         "2",
         "--refit-steps",
-        "4",
+        "1",
         "--optimum-starts",
         "2",
         "--optimum-steps",
@@ -124,6 +124,10 @@ fn a_tiny_bench_runs_and_its_figures_follow_from_its_raw_rates() {
     assert_eq!(targets.len(), 1, "{r}");
     let t = &targets[0];
     let rate = |k: &str| f(t, &["rate_hz", k]);
+    // A best pool frame too dark to carry the full budget has no full-contrast control, and
+    // says why.
+    let full_pool = t["pool_full_unmatched"].is_null();
+    assert_eq!(full_pool, rate("pool_full").is_finite(), "{t}");
     for k in [
         "mei_low",
         "mei_full",
@@ -133,6 +137,9 @@ fn a_tiny_bench_runs_and_its_figures_follow_from_its_raw_rates() {
         "optimum_low",
         "optimum_full",
     ] {
+        if k == "pool_full" && !full_pool {
+            continue;
+        }
         assert!(rate(k).is_finite() && rate(k) > 0.0, "{k}: {}", rate(k));
     }
     // The true optimum is the best the cell's own model allows under each budget: no image
@@ -140,8 +147,9 @@ fn a_tiny_bench_runs_and_its_figures_follow_from_its_raw_rates() {
     for k in ["mei_low", "pool_low", "library"] {
         assert!(rate(k) <= rate("optimum_low") * (1.0 + 1e-6), "{k}");
     }
-    for k in ["mei_full", "pool_full"] {
-        assert!(rate(k) <= rate("optimum_full") * (1.0 + 1e-6), "{k}");
+    assert!(rate("mei_full") <= rate("optimum_full") * (1.0 + 1e-6));
+    if full_pool {
+        assert!(rate("pool_full") <= rate("optimum_full") * (1.0 + 1e-6));
     }
     // One target: each per-mouse median is that target's figure, from its raw rates.
     let m = &r["metrics"];
@@ -150,10 +158,14 @@ fn a_tiny_bench_runs_and_its_figures_follow_from_its_raw_rates() {
         f(m, &["low", "median_log_ratio"]),
         (rate("mei_low") / rate("pool_low")).ln()
     ));
-    assert!(close(
-        f(m, &["full", "median_log_ratio"]),
-        (rate("mei_full") / rate("pool_full")).ln()
-    ));
+    if full_pool {
+        assert!(close(
+            f(m, &["full", "median_log_ratio"]),
+            (rate("mei_full") / rate("pool_full")).ln()
+        ));
+    } else {
+        assert!(m["full"]["median_log_ratio"].is_null(), "{m}");
+    }
     assert!(close(
         f(m, &["low", "median_optimum_fraction"]),
         rate("mei_low") / rate("optimum_low")
@@ -169,6 +181,10 @@ fn a_tiny_bench_runs_and_its_figures_follow_from_its_raw_rates() {
     // The Poisson repeats: 10 whole spike counts over the 2 s window, per 30 Hz frame.
     for k in ["mei_low", "mei_full", "pool_low", "pool_full", "library"] {
         let s = samples(t, k);
+        if k == "pool_full" && !full_pool {
+            assert!(s.is_empty());
+            continue;
+        }
         assert_eq!(s.len(), 10);
         for v in s {
             assert!(
@@ -183,6 +199,11 @@ fn a_tiny_bench_runs_and_its_figures_follow_from_its_raw_rates() {
         ("full", "mei_full", "pool_full"),
     ] {
         let (a, b) = (samples(t, mei), samples(t, pool));
+        if b.is_empty() {
+            // No control: untested, so no win.
+            assert_eq!(m[c]["significant"].as_u64(), Some(0));
+            continue;
+        }
         let mean = |x: &[f64]| x.iter().sum::<f64>() / x.len() as f64;
         let p = scipy_welch(&a, &b);
         let want = usize::from(mean(&a) > mean(&b) && p < 0.05);
@@ -251,7 +272,7 @@ fn sweep_file(dir: &Path, grid: &str, extra: &str) -> PathBuf {
     let text = format!(
         "[sweep]\nname = \"inception-test\"\nkind = \"inception_arm\"\nshards = 2\n\
          [inception]\nneurons = 30\nmax_targets = 1\nmin_heldout_cc = 0.0\nlibrary_size = 64\n\
-         mei_steps = 5\ndesign_frames = 2\nrefit_steps = 4\noptimum_starts = 2\n\
+         mei_steps = 5\ndesign_frames = 2\nrefit_steps = 1\noptimum_starts = 2\n\
          optimum_steps = 60\nweights = {:?}\nweights_config = {:?}\n{extra}\n[grid]\n{grid}\n",
         fixture("parity_weights.safetensors"),
         fixture("parity_config.json"),

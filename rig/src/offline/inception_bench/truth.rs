@@ -50,6 +50,8 @@ pub struct TargetTruth {
     pub measured_best_pool: f64,
     /// A conjunction (corner) cell.
     pub conjunction: bool,
+    /// Why the best pool frame has no full-contrast match (then `pool_full` is NaN).
+    pub pool_full_unmatched: Option<String>,
     pub rate_hz: Rates,
     pub predicted: Rates,
     pub samples: Samples,
@@ -188,12 +190,15 @@ impl<'a> Scorer<'a> {
         let (h, w) = self.size;
         let mid = (self.pool.frames() / 2) * h * w;
         let frame = clip.get(mid..mid + h * w).unwrap_or(&clip[..h * w]);
-        let (full_px, _) = self
-            .budget(Contrast::Full)
-            .match_u8(frame)
-            .map_err(|e| format!("target {target}: the pool frame at full contrast: {e}"))?;
-        let full_view = self.on_view(self.size, &full_px)?;
-        let pool_full = model.response(&view_contrast(&full_view)).rate_hz;
+        // A frame that cannot carry the full budget's contrast at the mean (a dark, sparse
+        // frame) has no full-contrast control: NaN, left out of the medians and untested.
+        let (pool_full, pool_full_unmatched) = match self.budget(Contrast::Full).match_u8(frame) {
+            Ok((full_px, _)) => {
+                let full_view = self.on_view(self.size, &full_px)?;
+                (model.response(&view_contrast(&full_view)).rate_hz, None)
+            }
+            Err(e) => (f64::NAN, Some(e.to_string())),
+        };
         let opts = SearchOptions {
             starts: self.exp.optimum_starts,
             steps: self.exp.optimum_steps,
@@ -231,7 +236,11 @@ impl<'a> Scorer<'a> {
             mei_low: self.draw(mei_low, &mut rng),
             mei_full: self.draw(mei_full, &mut rng),
             pool_low: self.draw(pool_low, &mut rng),
-            pool_full: self.draw(pool_full, &mut rng),
+            pool_full: if pool_full.is_finite() {
+                self.draw(pool_full, &mut rng)
+            } else {
+                Vec::new()
+            },
             library: self.draw(library, &mut rng),
         };
         Ok(TargetTruth {
@@ -241,6 +250,7 @@ impl<'a> Scorer<'a> {
             best_pool_entry,
             measured_best_pool,
             conjunction: cell.v1.as_ref().is_some_and(|v| v.conjunction.is_some()),
+            pool_full_unmatched,
             rate_hz,
             predicted,
             samples,
