@@ -67,8 +67,13 @@ pub struct InceptionArgs {
     #[arg(long, default_value_t = 1)]
     pub jobs: usize,
     /// The results as JSON (every target's rates, predictions and samples).
+    /// Each mouse is also appended to `<out without .json>.runs.jsonl` as it finishes, so a
+    /// run stopped early keeps its mice.
     #[arg(long, default_value = "bench/results/inception.json")]
     pub out: PathBuf,
+    /// Run nothing: the table and --out from the mice of a `.runs.jsonl` an earlier run wrote.
+    #[arg(long)]
+    pub from_runs: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -146,12 +151,67 @@ fn check(args: &InceptionArgs) -> Result<(BenchSettings, Vec<TwinArm>)> {
     Ok((settings, arms))
 }
 
+/// Where each finished mouse is appended.
+fn runs_path(out: &std::path::Path) -> PathBuf {
+    out.with_extension("runs.jsonl")
+}
+
+/// `--from-runs`: the mice an earlier run wrote, in the table and --out.
+fn from_runs(args: &InceptionArgs, path: &std::path::Path) -> Result<()> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("--from-runs: reading {}", path.display()))?;
+    let mut runs = Vec::new();
+    for (i, line) in text.lines().enumerate() {
+        if line.trim().is_empty() {
+            continue;
+        }
+        runs.push(MouseRun::read(line).with_context(|| {
+            format!(
+                "--from-runs: {} line {} is not a mouse's run",
+                path.display(),
+                i + 1
+            )
+        })?);
+    }
+    if runs.is_empty() {
+        bail!("--from-runs: {} holds no mouse", path.display());
+    }
+    let mut arms: Vec<TwinArm> = Vec::new();
+    let mut minutes: Vec<f64> = Vec::new();
+    for r in &runs {
+        if !arms.contains(&r.arm) {
+            arms.push(r.arm);
+        }
+        if !minutes.contains(&(r.record_s / 60.0)) {
+            minutes.push(r.record_s / 60.0);
+        }
+    }
+    println!(
+        "inception loop on simulated v1_rich mice: {} mice read from {}",
+        runs.len(),
+        path.display()
+    );
+    let header = serde_json::json!({ "from_runs": path });
+    report(args, (&arms, &minutes), runs, Vec::new(), header, f64::NAN)
+}
+
 pub fn run(args: &InceptionArgs) -> Result<()> {
-    let (settings, arms) = check(args)?;
     if let Some(dir) = args.out.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir)
             .with_context(|| format!("--out: creating {}", dir.display()))?;
     }
+    if let Some(path) = &args.from_runs {
+        return from_runs(args, path);
+    }
+    let (settings, arms) = check(args)?;
+    let jsonl = runs_path(&args.out);
+    let appended = std::sync::Mutex::new(
+        std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&jsonl)
+            .with_context(|| format!("--out: opening {}", jsonl.display()))?,
+    );
     let started = std::time::Instant::now();
     let shared = Shared::build(&settings)?;
     let mut cells: Vec<(TwinArm, f64, u64)> = Vec::new();
@@ -193,6 +253,13 @@ pub fn run(args: &InceptionArgs) -> Result<()> {
                                 wall_s = r.wall_s,
                                 "mouse done"
                             );
+                            if let Ok(mut f) = appended.lock() {
+                                use std::io::Write;
+                                let line = serde_json::to_string(&r).unwrap_or_default();
+                                if let Err(e) = writeln!(f, "{line}").and_then(|()| f.flush()) {
+                                    tracing::error!(error = %e, "cannot append the mouse to {}", jsonl.display());
+                                }
+                            }
                             if let Ok(mut v) = results.lock() {
                                 v.push(r);
                             }
@@ -209,26 +276,8 @@ pub fn run(args: &InceptionArgs) -> Result<()> {
             });
         }
     });
-    let mut runs = results.into_inner().unwrap_or_default();
-    runs.sort_by(|a, b| {
-        (a.arm.name(), a.record_s, a.seed)
-            .partial_cmp(&(b.arm.name(), b.record_s, b.seed))
-            .unwrap_or(std::cmp::Ordering::Equal)
-    });
+    let runs = results.into_inner().unwrap_or_default();
     let failures = failures.into_inner().unwrap_or_default();
-    let mut groups = Vec::new();
-    for &arm in &arms {
-        for &m in &args.record_min {
-            let of: Vec<&MouseRun> = runs
-                .iter()
-                .filter(|r| r.arm == arm && r.record_s == m * 60.0)
-                .collect();
-            let metrics: Vec<_> = of.iter().map(|r| &r.metrics).collect();
-            for c in [Contrast::Low, Contrast::Full] {
-                groups.push((arm, m, c, across_mice(&metrics, c)));
-            }
-        }
-    }
     let wall_s = started.elapsed().as_secs_f64();
     println!(
         "inception loop on simulated v1_rich mice: {} mice x {} arm(s) x {} record length(s), {} neurons, {:?} record, {} targets at most (held-out CC_norm > {}), library {}{}, {} MEI steps, {} refit steps, {} repeats; wall {:.0} s",
@@ -250,18 +299,55 @@ pub fn run(args: &InceptionArgs) -> Result<()> {
         settings.repeats,
         wall_s
     );
+    let header = serde_json::json!({ "settings": settings, "seeds": args.seeds });
+    report(
+        args,
+        (&arms, &args.record_min),
+        runs,
+        failures,
+        header,
+        wall_s,
+    )
+}
+
+/// The table across mice per arm, record length and contrast, and --out.
+fn report(
+    args: &InceptionArgs,
+    (arms, minutes): (&[TwinArm], &[f64]),
+    mut runs: Vec<MouseRun>,
+    failures: Vec<String>,
+    header: serde_json::Value,
+    wall_s: f64,
+) -> Result<()> {
+    runs.sort_by(|a, b| {
+        (a.arm.name(), a.record_s, a.seed)
+            .partial_cmp(&(b.arm.name(), b.record_s, b.seed))
+            .unwrap_or(std::cmp::Ordering::Equal)
+    });
+    let mut groups = Vec::new();
+    for &arm in arms {
+        for &m in minutes {
+            let of: Vec<&MouseRun> = runs
+                .iter()
+                .filter(|r| r.arm == arm && r.record_s == m * 60.0)
+                .collect();
+            let metrics: Vec<_> = of.iter().map(|r| &r.metrics).collect();
+            for c in [Contrast::Low, Contrast::Full] {
+                groups.push((arm, m, c, across_mice(&metrics, c)));
+            }
+        }
+    }
     print_table(&groups);
     let json = serde_json::json!({
-        "settings": settings,
-        "seeds": args.seeds,
+        "run": header,
         "arms": arms,
-        "record_min": args.record_min,
+        "record_min": minutes,
         "summary": groups.iter().map(|(arm, m, c, a)| serde_json::json!({
             "arm": arm, "record_min": m, "contrast": c, "across": a,
         })).collect::<Vec<_>>(),
         "failures": failures,
         "runs": runs,
-        "wall_s": wall_s,
+        "wall_s": if wall_s.is_finite() { serde_json::json!(wall_s) } else { serde_json::Value::Null },
     });
     std::fs::write(&args.out, serde_json::to_vec_pretty(&json)?)
         .with_context(|| format!("--out: writing {}", args.out.display()))?;

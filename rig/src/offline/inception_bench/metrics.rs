@@ -13,7 +13,7 @@ use rand_chacha::ChaCha8Rng;
 use serde::Serialize;
 
 /// One mouse's figures at one contrast.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Default, Serialize)]
 pub struct ContrastMetrics {
     pub targets: usize,
     /// Median over targets of ln(true rate to the MEI ÷ true rate to the best measured pool
@@ -36,8 +36,8 @@ pub struct ContrastMetrics {
     pub library_median_log_ratio: f64,
 }
 
-/// One mouse's figures.
-#[derive(Debug, Clone, Serialize)]
+/// One mouse's figures (recomputed from its targets when a run is read back).
+#[derive(Debug, Clone, Default, Serialize)]
 pub struct MouseMetrics {
     pub low: ContrastMetrics,
     pub full: ContrastMetrics,

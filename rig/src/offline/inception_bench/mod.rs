@@ -121,7 +121,7 @@ pub enum InceptionBenchError {
 }
 
 /// One mouse's run: the pre-registered targets, what the design made, the truth.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct MouseRun {
     pub seed: u64,
     pub arm: TwinArm,
@@ -131,8 +131,19 @@ pub struct MouseRun {
     pub candidates: u32,
     pub targets: Vec<TargetTruth>,
     pub design_times_s: DesignTimes,
+    /// From `targets` ([`mouse_metrics`]); recomputed when read back ([`MouseRun::read`]).
+    #[serde(skip_deserializing)]
     pub metrics: MouseMetrics,
     pub wall_s: f64,
+}
+
+impl MouseRun {
+    /// A run written as one JSON line, its metrics recomputed from its targets.
+    pub fn read(line: &str) -> Result<MouseRun, serde_json::Error> {
+        let mut r: MouseRun = serde_json::from_str(line)?;
+        r.metrics = mouse_metrics(&r.targets, r.seed);
+        Ok(r)
+    }
 }
 
 impl InceptionExperiment {

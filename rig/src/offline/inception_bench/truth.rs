@@ -13,40 +13,54 @@ use crate::stages::decide::inception::records::{Contrast, Role};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use rand_distr::{Distribution, Poisson};
-use serde::Serialize;
+use serde::{Deserialize, Deserializer, Serialize};
 use std::sync::Arc;
 use twinloop_model::insilico::StimulusBudget;
 use twinloop_stimulus::spec::{Rect, TwinImageSpec};
 use twinloop_stimulus::{Prepared, Projection, StimulusSpec, ViewGeometry, cpu};
 
+/// JSON has no NaN: written as null, read back as NaN.
+fn nan<'de, D: Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
+    Ok(Option::<f64>::deserialize(d)?.unwrap_or(f64::NAN))
+}
+
 /// A target's noise-free rates (Hz), or the twin's predictions (its units: events per frame).
-#[derive(Debug, Clone, Copy, Serialize)]
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
 pub struct Rates {
+    #[serde(deserialize_with = "nan")]
     pub mei_low: f64,
+    #[serde(deserialize_with = "nan")]
     pub mei_full: f64,
     /// The best measured pool stimulus's middle frame matched to the low budget: the live
     /// verify block's key control.
+    #[serde(deserialize_with = "nan")]
     pub pool_low: f64,
     /// The same frame matched to the full budget (a fair match for the full-contrast MEI; the
     /// design predicts nothing for it: NaN among the predictions).
+    #[serde(deserialize_with = "nan")]
     pub pool_full: f64,
     /// The twin's predicted best of the library (low budget).
+    #[serde(deserialize_with = "nan")]
     pub library: f64,
     /// The cell's true optimum under each budget (NaN among the predictions).
+    #[serde(deserialize_with = "nan")]
     pub optimum_low: f64,
+    #[serde(deserialize_with = "nan")]
     pub optimum_full: f64,
 }
 
 /// One target: who it is, the truth and the twin's predictions, and the Poisson samples
 /// (events per frame over the response window) the significance test reads.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct TargetTruth {
     pub target: u32,
     pub unit: usize,
     /// The designer's held-out CC_norm the rule chose it by.
+    #[serde(deserialize_with = "nan")]
     pub heldout_cc: f64,
     pub best_pool_entry: usize,
     /// The best pool entry's mean response in the record phase (events per frame).
+    #[serde(deserialize_with = "nan")]
     pub measured_best_pool: f64,
     /// A conjunction (corner) cell.
     pub conjunction: bool,
@@ -58,7 +72,7 @@ pub struct TargetTruth {
 }
 
 /// `repeats` Poisson responses per stimulus, events per imaging frame.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Samples {
     pub mei_low: Vec<f64>,
     pub mei_full: Vec<f64>,
