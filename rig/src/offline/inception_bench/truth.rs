@@ -66,6 +66,9 @@ pub struct TargetTruth {
     pub conjunction: bool,
     /// Why the best pool frame has no full-contrast match (then `pool_full` is NaN).
     pub pool_full_unmatched: Option<String>,
+    /// Why a budget's true optimum could not be found (then its `optimum_*` is NaN).
+    #[serde(default)]
+    pub optimum_failed: Vec<String>,
     pub rate_hz: Rates,
     pub predicted: Rates,
     pub samples: Samples,
@@ -223,18 +226,23 @@ impl<'a> Scorer<'a> {
                 mean_luminance: b.mean_luminance,
                 rms_contrast: b.rms_contrast,
             };
-            true_optimum(cell, &self.sim, &self.geom, budget, opts)
-                .map(|o| o.response.rate_hz)
-                .map_err(|e| format!("target {target}: the true optimum: {e}"))
+            // The optimum's image can fail the shared u8 matcher (seen at full contrast: a
+            // sparse optimum); then that budget's optimum is NaN and the reason is kept.
+            match true_optimum(cell, &self.sim, &self.geom, budget, opts) {
+                Ok(o) => (o.response.rate_hz, None),
+                Err(e) => (f64::NAN, Some(format!("{c:?} contrast: {e}"))),
+            }
         };
+        let (optimum_low, low_failed) = optimum(Contrast::Low);
+        let (optimum_full, full_failed) = optimum(Contrast::Full);
         let rate_hz = Rates {
             mei_low,
             mei_full,
             pool_low,
             pool_full,
             library,
-            optimum_low: optimum(Contrast::Low)?,
-            optimum_full: optimum(Contrast::Full)?,
+            optimum_low,
+            optimum_full,
         };
         let predicted = Rates {
             mei_low: p_mei_low,
@@ -265,6 +273,7 @@ impl<'a> Scorer<'a> {
             measured_best_pool,
             conjunction: cell.v1.as_ref().is_some_and(|v| v.conjunction.is_some()),
             pool_full_unmatched,
+            optimum_failed: low_failed.into_iter().chain(full_failed).collect(),
             rate_hz,
             predicted,
             samples,
