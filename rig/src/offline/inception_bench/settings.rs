@@ -97,7 +97,7 @@ impl BenchSettings {
         if self.neurons == 0 {
             return Err(bad("neurons", "at least 1".into()));
         }
-        if !(self.library_size >= BENCH_MIN_LIBRARY) {
+        if self.library_size < BENCH_MIN_LIBRARY {
             return Err(bad(
                 "library_size",
                 format!("at least {BENCH_MIN_LIBRARY} (a live session: {MIN_LIBRARY})"),
