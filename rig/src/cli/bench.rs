@@ -40,6 +40,9 @@ pub enum BenchWhat {
     /// The foundation effect on simulated mice: pretrain a small core on several mice, then fit
     /// a new mouse with it frozen vs from scratch, accuracy against minutes of data.
     Transfer(super::bench_transfer::TransferArgs),
+    /// The inception loop on simulated v1_rich mice against their ground truth: MEIs vs the
+    /// best measured pool stimulus and the true optimum, per twin and record length.
+    Inception(super::bench_inception::InceptionArgs),
 }
 
 #[derive(Debug, Clone, clap::Args)]
@@ -76,6 +79,7 @@ pub fn run(args: &BenchArgs) -> Result<()> {
         BenchWhat::Display(a) => super::bench_display::run(a),
         BenchWhat::Imaging(a) => super::bench_imaging::run(a),
         BenchWhat::Transfer(a) => super::bench_transfer::run(a),
+        BenchWhat::Inception(a) => super::bench_inception::run(a),
     }
 }
 

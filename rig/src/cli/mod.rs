@@ -5,6 +5,7 @@ mod bench;
 mod bench_clocks;
 mod bench_display;
 mod bench_imaging;
+mod bench_inception;
 mod bench_loop;
 mod bench_transfer;
 mod calibrate;

@@ -13,6 +13,7 @@
 pub mod design_bench;
 pub mod export;
 pub mod heldout;
+pub mod inception_bench;
 pub mod loop_pools;
 pub mod loop_summary;
 pub mod oracle_core;

@@ -23,6 +23,7 @@ pub enum JobSetup {
     Session(Box<Config>),
     LoopArm(LoopArm),
     Replay(ReplayJob),
+    InceptionArm(super::inception_arm::InceptionArm),
 }
 
 /// One arm of one seed of `twinloop bench loop`.
@@ -142,6 +143,9 @@ impl JobSetup {
                 }))
             }
             JobKind::Replay => ReplayJob::of(job).map(JobSetup::Replay),
+            JobKind::InceptionArm => super::inception_arm::InceptionArm::of(plan, job)
+                .map(JobSetup::InceptionArm)
+                .map_err(|(entry, message)| fail(&entry, message)),
         }
     }
 }
@@ -185,6 +189,7 @@ fn set_dotted(table: &mut toml::Table, key: &str, value: toml::Value) -> Result<
 #[derive(Default)]
 pub struct PoolCache {
     pools: BTreeMap<String, Arc<LoopPools>>,
+    inception: Option<Arc<crate::offline::inception_bench::Shared>>,
 }
 
 impl JobSetup {
@@ -235,6 +240,7 @@ impl JobSetup {
             }
             JobSetup::LoopArm(arm) => loop_arm(&arm, plan, pools).map_err(fail),
             JobSetup::Replay(r) => r.run().map_err(fail),
+            JobSetup::InceptionArm(a) => a.run(plan, &mut pools.inception).map_err(fail),
         }
     }
 }

@@ -8,6 +8,7 @@
 //! - [`shard`]: one shard run all or nothing (`shards/NNNN/` appears by one rename, with its
 //!   rows' CRC); rerunning a finished shard does nothing, a killed one is moved aside and redone.
 //! - [`gather`]: every shard checked, one CSV table, a page comparing the arms with 95% CIs.
+//! - `inception_arm`: one mouse of `twinloop bench inception` per job.
 //! - [`paired`]: each arm against the random baseline of the same seed (`bench loop`'s pairing).
 //! - [`slurm`]: the job-array and gather scripts, and their submission with `sbatch`.
 //!
@@ -16,6 +17,7 @@
 //! how its threads interleaved, like any live session's.
 
 pub mod gather;
+mod inception_arm;
 mod job;
 pub mod paired;
 pub mod plan;

@@ -30,6 +30,9 @@ pub struct Plan {
     pub fast: bool,
     #[serde(rename = "loop")]
     pub loop_: LoopSection,
+    /// `kind = "inception_arm"`: the benchmark's fixed settings.
+    #[serde(default)]
+    pub inception: crate::offline::inception_bench::BenchSettings,
     pub slurm: SlurmSection,
     /// The sweep file the plan came from, and the binary that made it.
     pub source: PathBuf,
@@ -56,6 +59,7 @@ impl Plan {
             jobs: Vec::with_capacity(combos.len()),
             fast: spec.session.as_ref().is_none_or(|s| s.fast),
             loop_: spec.loop_.clone().unwrap_or_default(),
+            inception: spec.inception.clone().unwrap_or_default(),
             slurm: spec.slurm.clone(),
             source: source.to_owned(),
             twinloop_version: env!("CARGO_PKG_VERSION").into(),

@@ -4,7 +4,9 @@
 //! [sweep]
 //! name = "adaptive-vs-random"
 //! kind = "session"             # or "loop_arm": one arm of `twinloop bench loop`; or "replay":
-//!                              # grid.recording = [session dirs], and policy/objective/twin
+//!                              # grid.recording = [session dirs], and policy/objective/twin;
+//!                              # or "inception_arm": one mouse of `twinloop bench inception`
+//!                              # (grid: seed, arm, record_min; fixed settings in [inception])
 //! shards = 8                   # jobs are dealt round-robin into this many shards
 //!
 //! [session]                    # kind = "session" only
@@ -43,6 +45,9 @@ pub enum JobKind {
     /// A recorded session replayed, exactly or as a counterfactual (`twinloop replay
     /// --policy/--objective/--twin`; `replay.rs`).
     Replay,
+    /// One mouse of the inception-loop benchmark (`twinloop bench inception`;
+    /// `inception_arm.rs`).
+    InceptionArm,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -138,6 +143,10 @@ pub struct SweepSpec {
     pub session: Option<SessionSection>,
     #[serde(default, rename = "loop")]
     pub loop_: Option<LoopSection>,
+    /// `inception_arm` only: the benchmark's fixed settings (`twinloop bench inception`'s
+    /// flags, snake_case).
+    #[serde(default)]
+    pub inception: Option<crate::offline::inception_bench::BenchSettings>,
     pub grid: BTreeMap<String, Vec<toml::Value>>,
     #[serde(default)]
     pub slurm: SlurmSection,
@@ -241,6 +250,11 @@ impl SweepSpec {
                 if self.loop_.is_some() {
                     return Err(bad("[loop] is for kind = \"loop_arm\"; remove it".into()));
                 }
+                if self.inception.is_some() {
+                    return Err(bad(
+                        "[inception] is for kind = \"inception_arm\"; remove it".into(),
+                    ));
+                }
                 for axis in ["objective", "core", "random_share", "protocol"] {
                     if self.grid.contains_key(axis) {
                         return Err(bad(format!(
@@ -252,9 +266,10 @@ impl SweepSpec {
                 }
             }
             JobKind::Replay => {
-                if self.session.is_some() || self.loop_.is_some() {
+                if self.session.is_some() || self.loop_.is_some() || self.inception.is_some() {
                     return Err(bad(
-                        "kind = \"replay\" takes neither [session] nor [loop]; remove them".into(),
+                        "kind = \"replay\" takes no [session], [loop] or [inception]; remove them"
+                            .into(),
                     ));
                 }
                 let axes = super::replay::REPLAY_AXES;
@@ -271,7 +286,28 @@ impl SweepSpec {
                     ));
                 }
             }
+            JobKind::InceptionArm => {
+                if self.session.is_some() || self.loop_.is_some() {
+                    return Err(bad(
+                        "kind = \"inception_arm\" takes neither [session] nor [loop]; its \
+                         settings go in [inception]"
+                            .into(),
+                    ));
+                }
+                let axes = super::inception_arm::INCEPTION_AXES;
+                if let Some(axis) = self.grid.keys().find(|k| !axes.contains(&k.as_str())) {
+                    return Err(bad(format!(
+                        "grid.{axis} is not an inception_arm axis; these are: {}",
+                        axes.join(", ")
+                    )));
+                }
+            }
             JobKind::LoopArm => {
+                if self.inception.is_some() {
+                    return Err(bad(
+                        "[inception] is for kind = \"inception_arm\"; remove it".into(),
+                    ));
+                }
                 if self.session.is_some() {
                     return Err(bad("[session] is for kind = \"session\"; remove it".into()));
                 }

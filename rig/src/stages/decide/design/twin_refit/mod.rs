@@ -90,9 +90,10 @@ impl TwinRefitSetup {
     }
 
     /// Round `round`'s settings: its own fixed seed; readouts placed from the data or not.
+    /// The scope is the setup's (the transfer fit everywhere a session refits; `twinloop bench
+    /// inception`'s scratch arm fits everything).
     fn fit_config(&self, round: u64, place_readouts: bool) -> FitConfig {
         FitConfig {
-            scope: FitScope::Transfer,
             max_seconds: f64::INFINITY,
             place_readouts,
             seed: 0x7e1f17 ^ round,

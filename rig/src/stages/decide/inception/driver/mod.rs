@@ -25,6 +25,7 @@ use super::windows::{PoolMeasure, Shown, Windows};
 mod verify;
 use crate::backbone::frames::ActivityBuf;
 use crate::stages::decide::decision::DecisionMode;
+use crate::stages::decide::design::designer::Designer;
 use crate::stages::decide::design::twin_refit::{Snapshot, TwinRefitSetup};
 use crate::stages::decide::{
     AdaptiveSelector, DecideSetup, Decision, FrameBehaviour, Onset, Selector,
@@ -218,51 +219,8 @@ impl InceptionSelector {
     /// and logged, then the worker started (live) on a snapshot of everything recorded.
     fn start_design(&mut self, round: u32, trial: u64, now: RigTime) {
         let d = self.inner.designer();
-        let cc = d.unit_cc_norm().to_vec();
-        let scores: Vec<UnitScores> = cc
-            .iter()
-            .enumerate()
-            .map(|(u, &c)| UnitScores {
-                unit_id: u as u32,
-                cc_abs: None,
-                cc_max: None,
-                cc_norm: c.is_finite().then_some(c),
-                single_trial: None,
-                feve: None,
-                truth: None,
-                frames: 0,
-                repeat_frames: 0,
-            })
-            .collect();
-        // The model's rule (strictly above the threshold, best first, ties to the lower unit).
-        let rule = TargetRule {
-            min_cc_abs: None,
-            min_cc_max: None,
-            min_cc_norm: Some(self.cfg.min_heldout_cc),
-            min_feve: None,
-            rank_by: RankBy::CcNorm,
-            max_targets: self.cfg.max_targets as usize,
-        };
-        let chosen = rule.select(&scores).unwrap_or_default();
-        let cell_of = |u: usize| {
-            (0..=u8::MAX)
-                .find(|&p| d.plane_units(p).contains(&u))
-                .map(|p| TargetCell {
-                    plane: p,
-                    cell: (u - d.plane_units(p).start) as u32,
-                })
-        };
-        let mut targets = Vec::new();
-        let mut units = Vec::new();
-        for c in &chosen {
-            if let Some(cell) = cell_of(c.unit) {
-                targets.push(ChosenTarget {
-                    cell,
-                    heldout_cc: c.score,
-                });
-                units.push(c.unit);
-            }
-        }
+        let chosen = choose_targets(d, &self.cfg);
+        let (targets, units) = (chosen.targets, chosen.units);
         let prereg = PreRegistration {
             round,
             at: now,
@@ -270,12 +228,12 @@ impl InceptionSelector {
                 min_heldout_cc: self.cfg.min_heldout_cc,
                 max_targets: self.cfg.max_targets,
             },
-            candidates: cc.iter().filter(|c| c.is_finite()).count() as u32,
+            candidates: chosen.candidates,
             targets: targets.clone(),
         };
         let mut payload = serde_json::to_value(&prereg).unwrap_or(Value::Null);
         if let Value::Object(m) = &mut payload {
-            m.insert("rule_applied".into(), Value::String(rule.to_json()));
+            m.insert("rule_applied".into(), Value::String(chosen.rule.to_json()));
             m.insert("trial".into(), json!(trial));
         }
         self.note(event::PREREGISTRATION, payload);
@@ -293,7 +251,14 @@ impl InceptionSelector {
             responses: Vec::new(),
             lost: Vec::new(),
         });
-        let job = self.job(round, units);
+        let job = design_job(
+            self.inner.designer(),
+            &self.measured,
+            self.fresh.as_ref(),
+            &self.cfg,
+            (round, self.seed),
+            units,
+        );
         if self.script.is_some() {
             // Replay: the worker's results come from the log.
             return;
@@ -309,53 +274,6 @@ impl InceptionSelector {
                 self.take(DesignMessage::Failed { reason }, trial, now);
             }
         }
-    }
-
-    /// What the worker needs for `units`, or why there can be no design.
-    fn job(&mut self, round: u32, units: Vec<usize>) -> Result<DesignJob, String> {
-        if units.is_empty() {
-            return Err(format!(
-                "no cell's held-out CC_norm is above inception.min_heldout_cc = {}",
-                self.cfg.min_heldout_cc
-            ));
-        }
-        let d = self.inner.designer();
-        let pool = d.pool_arc();
-        let candidate = |e: usize| e < pool.len() && !pool.is_test(e);
-        let mut best_pool = Vec::new();
-        for (t, &u) in units.iter().enumerate() {
-            let (e, _) = self.measured.best(u, candidate).ok_or_else(|| {
-                format!("target {t} (unit {u}) has no measured response to any pool stimulus")
-            })?;
-            best_pool.push(e);
-        }
-        let mut others: Vec<usize> = (0..pool.len()).filter(|&e| candidate(e)).collect();
-        let mut rng = ChaCha8Rng::seed_from_u64(self.seed ^ u64::from(round).rotate_left(32));
-        others.shuffle(&mut rng);
-        let random = others
-            .into_iter()
-            .take(self.cfg.random_controls as usize)
-            .collect();
-        let setup = d
-            .twin_refit()
-            .map(|r| r.setup().clone())
-            .or_else(|| self.fresh.clone())
-            .ok_or_else(|| {
-                "the [twin] core has no twin to synthesise through (the energy bank): use \
-                 twin.core = \"pretrained\" or \"fnn\""
-                    .to_string()
-            })?;
-        Ok(DesignJob {
-            round,
-            cfg: self.cfg.clone(),
-            setup,
-            snapshot: Snapshot::take(&pool, d.frame_period_s(), d.history_rows()),
-            pool,
-            units,
-            best_pool,
-            random,
-            seed: self.seed,
-        })
     }
 
     /// Takes the worker's messages at decision `trial`: the logged ones in replay; live, those
@@ -523,6 +441,129 @@ impl InceptionSelector {
             self.event(now, Event::TargetLost { target }, 0);
         }
     }
+}
+
+/// The pre-registered rule applied to a designer's held-out CC_norm: what the live design
+/// phase logs before any design, and what `twinloop bench inception` takes alike.
+pub struct ChosenTargets {
+    /// The model's rule as applied (strictly above the threshold, best first, ties to the
+    /// lower unit).
+    pub rule: TargetRule,
+    /// Units with a finite held-out score: the rule's candidates.
+    pub candidates: u32,
+    pub targets: Vec<ChosenTarget>,
+    /// Each target's designer unit, in pre-registration order.
+    pub units: Vec<usize>,
+}
+
+/// The targets `cfg`'s rule picks from `d`'s held-out CC_norm on the test block.
+pub fn choose_targets(d: &Designer, cfg: &InceptionConfig) -> ChosenTargets {
+    let cc = d.unit_cc_norm();
+    let scores: Vec<UnitScores> = cc
+        .iter()
+        .enumerate()
+        .map(|(u, &c)| UnitScores {
+            unit_id: u as u32,
+            cc_abs: None,
+            cc_max: None,
+            cc_norm: c.is_finite().then_some(c),
+            single_trial: None,
+            feve: None,
+            truth: None,
+            frames: 0,
+            repeat_frames: 0,
+        })
+        .collect();
+    let rule = TargetRule {
+        min_cc_abs: None,
+        min_cc_max: None,
+        min_cc_norm: Some(cfg.min_heldout_cc),
+        min_feve: None,
+        rank_by: RankBy::CcNorm,
+        max_targets: cfg.max_targets as usize,
+    };
+    let chosen = rule.select(&scores).unwrap_or_default();
+    let cell_of = |u: usize| {
+        (0..=u8::MAX)
+            .find(|&p| d.plane_units(p).contains(&u))
+            .map(|p| TargetCell {
+                plane: p,
+                cell: (u - d.plane_units(p).start) as u32,
+            })
+    };
+    let mut targets = Vec::new();
+    let mut units = Vec::new();
+    for c in &chosen {
+        if let Some(cell) = cell_of(c.unit) {
+            targets.push(ChosenTarget {
+                cell,
+                heldout_cc: c.score,
+            });
+            units.push(c.unit);
+        }
+    }
+    ChosenTargets {
+        rule,
+        candidates: cc.iter().filter(|c| c.is_finite()).count() as u32,
+        targets,
+        units,
+    }
+}
+
+/// What the design worker needs for `units` in `round` of a session seeded `seed`: each
+/// target's best pool stimulus by `measured` response, the random controls, the twin to refit
+/// (the designer's own, else `fresh`) and a snapshot of everything recorded; or why there can
+/// be no design.
+pub fn design_job(
+    d: &Designer,
+    measured: &PoolMeasure,
+    fresh: Option<&TwinRefitSetup>,
+    cfg: &InceptionConfig,
+    (round, seed): (u32, u64),
+    units: Vec<usize>,
+) -> Result<DesignJob, String> {
+    if units.is_empty() {
+        return Err(format!(
+            "no cell's held-out CC_norm is above inception.min_heldout_cc = {}",
+            cfg.min_heldout_cc
+        ));
+    }
+    let pool = d.pool_arc();
+    let candidate = |e: usize| e < pool.len() && !pool.is_test(e);
+    let mut best_pool = Vec::new();
+    for (t, &u) in units.iter().enumerate() {
+        let (e, _) = measured.best(u, candidate).ok_or_else(|| {
+            format!("target {t} (unit {u}) has no measured response to any pool stimulus")
+        })?;
+        best_pool.push(e);
+    }
+    let mut others: Vec<usize> = (0..pool.len()).filter(|&e| candidate(e)).collect();
+    let mut rng = ChaCha8Rng::seed_from_u64(seed ^ u64::from(round).rotate_left(32));
+    others.shuffle(&mut rng);
+    let random = others
+        .into_iter()
+        .take(cfg.random_controls as usize)
+        .collect();
+    let setup = d
+        .twin_refit()
+        .map(|r| r.setup().clone())
+        .or_else(|| fresh.cloned())
+        .ok_or_else(|| {
+            "the [twin] core has no twin to synthesise through (the energy bank): use \
+             twin.core = \"pretrained\" or \"fnn\""
+                .to_string()
+        })?;
+    Ok(DesignJob {
+        round,
+        cfg: cfg.clone(),
+        setup,
+        snapshot: Snapshot::take(&pool, d.frame_period_s(), d.history_rows()),
+        pool,
+        units,
+        best_pool,
+        random,
+        seed,
+    })
 }
 
 impl Selector for InceptionSelector {
