@@ -134,6 +134,21 @@ impl DisplayFrames {
     }
 }
 
+/// The rig the benchmarks' simulated mice sit in: a 256x256 field of view (no imaging runs:
+/// responses are spike counts) at `frame_rate_hz`, the view the pool's.
+pub fn bench_geometry(frame_rate_hz: f64, view: ViewGeometry) -> SimGeometry {
+    SimGeometry {
+        imaging_width: 256,
+        imaging_height: 256,
+        imaging_rate_hz: frame_rate_hz,
+        view_width: view.width,
+        view_height: view.height,
+        view_azimuth_deg: view.azimuth_deg,
+        view_elevation_deg: view.elevation_deg,
+        ..SimGeometry::default()
+    }
+}
+
 impl LoopExperiment {
     /// The simulated mouse of `seed`, its view the pool's.
     pub fn mouse(&self, view: ViewGeometry, seed: u64) -> Result<SimMouse, crate::sim::SimError> {
@@ -148,17 +163,7 @@ impl LoopExperiment {
             sim_cfg.cells.latent_coupling = [0.0, 0.0];
             sim_cfg.cells.gaze_shifts_view = false;
         }
-        let geom = SimGeometry {
-            imaging_width: 256,
-            imaging_height: 256,
-            imaging_rate_hz: self.frame_rate_hz,
-            view_width: view.width,
-            view_height: view.height,
-            view_azimuth_deg: view.azimuth_deg,
-            view_elevation_deg: view.elevation_deg,
-            ..SimGeometry::default()
-        };
-        SimMouse::new(&sim_cfg, &geom)
+        SimMouse::new(&sim_cfg, &bench_geometry(self.frame_rate_hz, view))
     }
 
     /// Runs one arm on the simulated mouse of `seed`. The designer's seed is the same for every

@@ -149,16 +149,7 @@ impl MouseRun {
 impl InceptionExperiment {
     /// The rig geometry the mouse sees: the pool's view at the twin's rate.
     pub fn geometry(&self, view: ViewGeometry) -> SimGeometry {
-        SimGeometry {
-            imaging_width: 256,
-            imaging_height: 256,
-            imaging_rate_hz: self.frame_rate_hz,
-            view_width: view.width,
-            view_height: view.height,
-            view_azimuth_deg: view.azimuth_deg,
-            view_elevation_deg: view.elevation_deg,
-            ..SimGeometry::default()
-        }
+        super::design_bench::bench_geometry(self.frame_rate_hz, view)
     }
 
     /// The `v1_rich` mouse of `seed`.
