@@ -257,12 +257,7 @@ fn check_dashboard(published: Vec<Value>, log: &[(usize, RecordKind, Value)], in
             let logged = &images[id];
             assert!(close(&s["predicted"], &logged["predicted"][k]), "{id}: {s}");
             let png = &pngs[&(1, s["stimulus"].as_u64().unwrap() as usize)];
-            let mut reader = png::Decoder::new(std::io::Cursor::new(png))
-                .read_info()
-                .unwrap();
-            let mut px = vec![0; reader.output_buffer_size().unwrap()];
-            let info = reader.next_frame(&mut px).unwrap();
-            px.truncate(info.buffer_size());
+            let px = png_pixels(png);
             let want: Vec<u8> = serde_json::from_value(logged["pixels"].clone()).unwrap();
             assert_eq!(px, want, "{id}");
             // The measured mean ± SEM (n) beside the verdict's, for the MEI and the baseline.
@@ -284,6 +279,17 @@ fn check_dashboard(published: Vec<Value>, log: &[(usize, RecordKind, Value)], in
             );
         }
     }
+}
+
+/// The pixels of a PNG, as the png crate decodes them.
+fn png_pixels(png: impl AsRef<[u8]>) -> Vec<u8> {
+    let mut reader = png::Decoder::new(std::io::Cursor::new(png.as_ref()))
+        .read_info()
+        .unwrap();
+    let mut px = vec![0; reader.output_buffer_size().unwrap()];
+    let info = reader.next_frame(&mut px).unwrap();
+    px.truncate(info.buffer_size());
+    px
 }
 
 /// The report embeds each logged image as a PNG `data:` URI beside its id; decoded here (base64
@@ -310,12 +316,7 @@ fn check_report(session: &Path, log: &[(usize, RecordKind, Value)]) {
             let png = base64::engine::general_purpose::STANDARD
                 .decode(&html[start..end])
                 .unwrap();
-            let mut reader = png::Decoder::new(std::io::Cursor::new(png))
-                .read_info()
-                .unwrap();
-            let mut px = vec![0; reader.output_buffer_size().unwrap()];
-            let info = reader.next_frame(&mut px).unwrap();
-            px.truncate(info.buffer_size());
+            let px = png_pixels(png);
             let want: Vec<u8> = serde_json::from_value(s["pixels"].clone()).unwrap();
             assert_eq!(px, want, "{id}");
             n += 1;

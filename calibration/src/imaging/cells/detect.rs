@@ -349,20 +349,20 @@ fn silent_soma(f: &super::classify::RoiFeatures, threshold_sd: f32) -> bool {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
     use crate::imaging::cells::images::CalibrationBlock;
 
-    /// xorshift noise in [-0.5, 0.5).
-    struct Noise(u64);
+    /// xorshift noise in [-0.5, 0.5) (also the merge tests').
+    pub(in crate::imaging::cells) struct Noise(pub u64);
     impl Noise {
-        fn next(&mut self) -> f32 {
+        pub fn next(&mut self) -> f32 {
             self.0 ^= self.0 << 13;
             self.0 ^= self.0 >> 7;
             self.0 ^= self.0 << 17;
             (self.0 >> 40) as f32 / (1u64 << 24) as f32 - 0.5
         }
-        fn gauss(&mut self) -> f32 {
+        pub fn gauss(&mut self) -> f32 {
             (0..12).map(|_| self.next()).sum()
         }
     }

@@ -209,18 +209,8 @@ pub(crate) fn fill_enclosed(mask: &mut Vec<(u32, f32)>, h: usize, w: usize) {
 #[cfg(test)]
 mod tests {
     use super::{RoundMerge, fill_enclosed, merge_split_cells};
+    use crate::imaging::cells::detect::tests::Noise;
     use crate::imaging::cells::{CalibrationBlock, CellDetectionParams};
-
-    /// xorshift noise, uniform in [-0.5, 0.5).
-    struct Noise(u64);
-    impl Noise {
-        fn next(&mut self) -> f32 {
-            self.0 ^= self.0 << 13;
-            self.0 ^= self.0 >> 7;
-            self.0 ^= self.0 << 17;
-            (self.0 >> 40) as f32 / (1u64 << 24) as f32 - 0.5
-        }
-    }
 
     /// A ring (radius 3-6 px) split into its left and right halves, and two touching discs
     /// (radius 5, centres 10 px apart). Each pair shares its transients; each mask adds its own

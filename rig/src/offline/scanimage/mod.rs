@@ -293,14 +293,15 @@ impl StackMeta {
 
     /// The same acquisition layout: what every file of a series must share with the first.
     fn same_layout(&self, other: &StackMeta) -> Option<String> {
+        let key = |m: &StackMeta| (m.width, m.height, m.dtype, m.channels, m.planes, m.flyback);
         let shape = |m: &StackMeta| {
             format!(
                 "{}x{} {:?}, {} channel(s), {} plane(s) + {} flyback",
                 m.width, m.height, m.dtype, m.channels, m.planes, m.flyback
             )
         };
-        let (a, b) = (shape(self), shape(other));
-        (a != b).then(|| format!("{b}, but the first file is {a}"))
+        (key(self) != key(other))
+            .then(|| format!("{}, but the first file is {}", shape(other), shape(self)))
     }
 }
 
