@@ -85,13 +85,16 @@ fn suite2p_files_load_in_numpy_with_their_values() {
     let corr = vec![0.9f32; t];
     let blocks = 4;
     let off1: Vec<f32> = (0..t * blocks).map(|i| i as f32 * 0.1).collect();
-    let probability = [0.9, 0.2, 0.7];
+    // The third ROI was kept below the classifier's threshold (a silent soma): `iscell`
+    // says what was kept, not what the probability alone would say.
+    let probability = [0.9, 0.2, 0.3];
+    let is_cell = [true, false, true];
     let plane = Suite2pPlane {
         plane: 1,
         planes: 2,
         masks: &masks,
         probability: &probability,
-        threshold: 0.5,
+        is_cell: &is_cell,
         images: &images,
         reference: &[],
         frames: t,
@@ -211,7 +214,7 @@ fn suite2p_files_load_in_numpy_with_their_values() {
     assert!((v["xoff1_last"].as_f64().unwrap() - f64::from(off1[t * blocks - 1])).abs() < 1e-6);
     assert_eq!(
         v["iscell"],
-        serde_json::json!([[1.0, 0.9], [0.0, 0.2], [1.0, 0.7]])
+        serde_json::json!([[1.0, 0.9], [0.0, 0.2], [1.0, 0.3]])
     );
     assert_eq!(v["iscell_dtype"], "float64");
     assert_eq!(v["F_shape"], serde_json::json!([3, 7]));
@@ -254,7 +257,7 @@ fn inconsistent_inputs_are_named() {
         planes: 1,
         masks: &masks,
         probability: &[],
-        threshold: 0.5,
+        is_cell: &[],
         images: &images,
         reference: &[],
         frames: 3,

@@ -59,6 +59,8 @@ print(json.dumps({
   'f_min_adu': float(F.min()), 'offset': offset,
   'motion_rms_px': rms, 'within_4px': float(np.mean(dist <= 4.0)),
   'spks_min': float(spks.min()), 'spks_step_ratio_median': float(np.median(ratio)),
+  'rejected': int((~cells).sum()), 'rejected_prob_max': float(iscell[~cells, 1].max(initial=0.0)),
+  'rejected_traced': bool(np.isfinite(F[~cells]).all() and (F[~cells].std(1) > 0).all()),
 }))
 "#;
 
@@ -68,9 +70,9 @@ fn read_npy(path: &std::path::Path) -> (Vec<u64>, Vec<f32>) {
     (shape, npy.into_vec().unwrap())
 }
 
-#[test]
-fn process_finds_the_simulated_cells_and_motion() {
-    let tmp = tempfile::tempdir().unwrap();
+/// Writes `frames` of a simulated 256x256 mouse with 250 cells and up to 3 px of motion to
+/// `dir/movie.tif`, its truth to `dir/truth`; returns the microscope's dark offset (ADU).
+fn write_sim_movie(dir: &Path, frames: usize) -> f64 {
     let mut cfg = Config::default_sim();
     cfg.imaging.width = 256;
     cfg.imaging.height = 256;
@@ -78,8 +80,8 @@ fn process_finds_the_simulated_cells_and_motion() {
     cfg.sim.microscope.motion_max_px = 3.0;
     let g = cfg.sim_geometry();
     let mut mouse = SimMouse::new(&cfg.sim, &g).unwrap();
-    let (w, h, frames) = (256u32, 256u32, 400usize);
-    let movie = tmp.path().join("movie.tif");
+    let (w, h) = (256u32, 256u32);
+    let movie = dir.join("movie.tif");
     let mut file = std::fs::File::create(&movie).unwrap();
     let mut tif = tiff::encoder::TiffEncoder::new_big(&mut file).unwrap();
     let mut px = vec![0u16; (w * h) as usize];
@@ -116,23 +118,24 @@ fn process_finds_the_simulated_cells_and_motion() {
         page.write_data(&px).unwrap();
     }
     let _ = tif;
-    let truth_dir = tmp.path().join("truth");
-    mouse.write_truth(&truth_dir).unwrap();
+    mouse.write_truth(&dir.join("truth")).unwrap();
+    cfg.sim.microscope.offset_adu
+}
 
-    let out = tmp.path().join("out");
-    // The microscope's dark offset, told to the pipeline: twinloop's F has it removed, the
-    // suite2p files must not.
-    let offset = cfg.sim.microscope.offset_adu;
-    let params = tmp.path().join("params.toml");
+/// `twinloop process dir/movie.tif` into `dir/out` with `[cells]` settings `cells` and the
+/// dark offset told to the pipeline (twinloop's F has it removed, the suite2p files must not).
+fn process(dir: &Path, offset: f64, cells: &str) -> std::path::PathBuf {
+    let out = dir.join("out");
+    let params = dir.join("params.toml");
     std::fs::write(
         &params,
-        format!("[cells]\n[fluorescence]\ndark_offset_adu = {offset:?}\n"),
+        format!("[cells]\n{cells}[fluorescence]\ndark_offset_adu = {offset:?}\n"),
     )
     .unwrap();
     let status = Command::new(env!("CARGO_BIN_EXE_twinloop"))
         .args([
             "process",
-            movie.to_str().unwrap(),
+            dir.join("movie.tif").to_str().unwrap(),
             "--params",
             params.to_str().unwrap(),
             "--out",
@@ -141,6 +144,16 @@ fn process_finds_the_simulated_cells_and_motion() {
         .status()
         .unwrap();
     assert!(status.success());
+    out
+}
+
+#[test]
+fn process_finds_the_simulated_cells_and_motion() {
+    let tmp = tempfile::tempdir().unwrap();
+    let frames = 400;
+    let offset = write_sim_movie(tmp.path(), frames);
+    let truth_dir = tmp.path().join("truth");
+    let out = process(tmp.path(), offset, "");
     let plane = out.join("plane0");
     let summary: serde_json::Value =
         serde_json::from_slice(&std::fs::read(plane.join("process.json")).unwrap()).unwrap();
@@ -189,10 +202,55 @@ fn process_finds_the_simulated_cells_and_motion() {
         "{cells} cells; registration error vs truth {rms:.3} px RMS (offset {mean_offset:?})"
     );
     assert!(rms < 0.5, "shift error {rms:.3} px RMS");
-    check_suite2p_folder(&out.join("suite2p/plane0"), &truth_dir, offset, frames);
+    let v = check_suite2p_folder(&out.join("suite2p/plane0"), &truth_dir, offset, frames);
+    assert!(v["cells"].as_u64().unwrap() > 150, "{v}");
+    assert_eq!(v["rejected"], 0, "no classifier, no rejected ROIs: {v}");
 }
 
-fn check_suite2p_folder(dir: &Path, truth: &Path, offset_adu: f64, frames: usize) {
+/// With the ROI classifier on, the candidates it turns down are still in suite2p's folder, as
+/// suite2p writes them: `iscell` 0 with their probability, masks in `stat`, and traces in
+/// suite2p's units (the `meanImg` check covers them), so a curator can move them across in
+/// suite2p's GUI. twinloop's own folder holds the cells only.
+#[test]
+fn process_keeps_the_rejected_rois_in_the_suite2p_folder() {
+    let tmp = tempfile::tempdir().unwrap();
+    let frames = 300;
+    let offset = write_sim_movie(tmp.path(), frames);
+    let threshold = 0.5;
+    let out = process(
+        tmp.path(),
+        offset,
+        &format!("classifier_threshold = {threshold}\n"),
+    );
+    let (shape, _) = read_npy(&out.join("plane0/dff.npy"));
+    let v = check_suite2p_folder(
+        &out.join("suite2p/plane0"),
+        &tmp.path().join("truth"),
+        offset,
+        frames,
+    );
+    assert_eq!(v["cells"].as_u64(), Some(shape[0]), "{v}");
+    let summary: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("plane0/process.json")).unwrap()).unwrap();
+    assert_eq!(summary["rejected_rois"], v["rejected"], "{v}");
+    let rejected = v["rejected"].as_u64().unwrap();
+    assert!(
+        rejected > 0,
+        "the classifier rejected nothing on this movie: {v}"
+    );
+    assert_eq!(v["n"].as_u64(), Some(shape[0] + rejected), "{v}");
+    assert!(v["rejected_prob_max"].as_f64().unwrap() < threshold, "{v}");
+    assert_eq!(v["rejected_traced"], true, "{v}");
+}
+
+/// Runs the suite2p user's script on `dir`, asserts what holds for every folder `process`
+/// writes, and returns the script's measurements.
+fn check_suite2p_folder(
+    dir: &Path,
+    truth: &Path,
+    offset_adu: f64,
+    frames: usize,
+) -> serde_json::Value {
     let py = std::env::var("TWINLOOP_PYTHON").unwrap_or_else(|_| "python3".into());
     let out = Command::new(&py)
         .args(["-c", SUITE2P_CHECK])
@@ -224,7 +282,6 @@ fn check_suite2p_folder(dir: &Path, truth: &Path, offset_adu: f64, frames: usize
     assert_eq!(v["meanImg_shape"], serde_json::json!([256, 256]));
     assert_eq!(v["refImg_shape"], serde_json::json!([256, 256]));
     assert_eq!(v["yoff1_shape"][0].as_u64(), Some(frames as u64));
-    assert!(v["cells"].as_u64().unwrap() > 150, "{v}");
     assert_eq!(v["dff_finite"], true);
     // Raw ADU: the mean image (registered, rounded frames) predicts mean F and Fneu to well
     // under one ADU; had the dark offset been left out they would miss by it.
@@ -237,4 +294,5 @@ fn check_suite2p_folder(dir: &Path, truth: &Path, offset_adu: f64, frames: usize
     // In ADU, not dF/F (which would put the ratio near 1 / F0, about 1/500).
     let ratio = v["spks_step_ratio_median"].as_f64().unwrap();
     assert!((0.05..5.0).contains(&ratio), "{v}");
+    v
 }

@@ -6,7 +6,8 @@
 //! `reference.npy` (height x width float32), the masks (`cells.json`, `cell_pixels.npy`,
 //! `cell_weights.npy`, `neuropil_pixels.npy`) and `process.json` (parameters, counts, timings);
 //! and suite2p's folder, `suite2p/plane<p>/` (`stat`, `iscell`, `ops`, `F`, `Fneu`, `spks`, in
-//! suite2p's units: see [`crate::offline::suite2p`]).
+//! suite2p's units: see [`crate::offline::suite2p`]), which also holds the ROIs the classifier
+//! rejected (`iscell` 0), traced like the cells, as suite2p's own folder does.
 
 mod budget;
 mod plane_run;
@@ -204,7 +205,7 @@ pub fn run(args: &ProcessArgs) -> anyhow::Result<()> {
         let t_plane = Instant::now();
         let block_len = block.len();
         let block: Vec<&[u16]> = block.iter().map(|f| f.as_slice()).collect();
-        let calibration = PlaneCalibration::from_block(&block, h, w, fs, &params, None)
+        let calibration = PlaneCalibration::from_block_tracing_rejected(&block, h, w, fs, &params)
             .with_context(|| format!("plane {p}: calibration from {block_len} frames failed"))?;
         runs.push(PlaneRun::new(
             calibration,
@@ -216,8 +217,8 @@ pub fn run(args: &ProcessArgs) -> anyhow::Result<()> {
         )?);
     }
     // The block is gone; the traces are what grows with the movie.
-    let cells: usize = runs.iter().map(PlaneRun::cells).sum();
-    budget.check_traces(cells, movie.total_bytes(), &meta)?;
+    let rois: usize = runs.iter().map(PlaneRun::rois).sum();
+    budget.check_traces(rois, movie.total_bytes(), &meta)?;
     // Pass 2: every frame, one page in memory at a time, through its plane's pipeline.
     movie
         .rewind()

@@ -67,17 +67,19 @@ pub struct PlaneResults<'a> {
     pub plane: usize,
     pub planes: usize,
     pub masks: &'a CellMasks,
-    /// Classifier probability per cell (empty: not classified).
+    /// Classifier probability per ROI (empty: not classified).
     pub probabilities: &'a [f64],
+    /// Whether each ROI is a cell (`iscell` 1) or a rejected candidate (empty: all cells).
+    pub is_cell: &'a [bool],
     pub images: &'a ProjectionImages,
     pub reference: &'a [f32],
     /// F and Fneu minus the dark offset, ADU.
-    pub f: &'a [Vec<f32>],
-    pub fneu: &'a [Vec<f32>],
+    pub f: &'a [&'a [f32]],
+    pub fneu: &'a [&'a [f32]],
     /// The running baseline F0, ADU.
-    pub f0: &'a [Vec<f32>],
+    pub f0: &'a [&'a [f32]],
     /// Deconvolved activity, dF/F.
-    pub spks_dff: &'a [Vec<f32>],
+    pub spks_dff: &'a [&'a [f32]],
     pub frames: usize,
     /// Volume rate, Hz.
     pub fs_hz: f64,
@@ -92,7 +94,7 @@ pub fn write_suite2p_plane(
 ) -> Result<PathBuf, Suite2pError> {
     let offset = params.fluorescence.dark_offset_adu as f32;
     let min_baseline = params.fluorescence.min_baseline as f32;
-    let flat = |rows: &[Vec<f32>], add: &dyn Fn(usize) -> f32| -> Vec<f32> {
+    let flat = |rows: &[&[f32]], add: &dyn Fn(usize) -> f32| -> Vec<f32> {
         rows.iter()
             .enumerate()
             .flat_map(|(c, row)| row.iter().map(move |&v| v + add(c)))
@@ -110,7 +112,11 @@ pub fn write_suite2p_plane(
         .spks_dff
         .iter()
         .zip(r.f0)
-        .flat_map(|(s, f0)| s.iter().zip(f0).map(|(&s, &f0)| s * f0.max(min_baseline)))
+        .flat_map(|(s, f0)| {
+            s.iter()
+                .zip(f0.iter())
+                .map(|(&s, &f0)| s * f0.max(min_baseline))
+        })
         .collect();
     let (blocks, yoff1, xoff1) = motion.blocks();
     let plane = Suite2pPlane {
@@ -118,9 +124,7 @@ pub fn write_suite2p_plane(
         planes: r.planes,
         masks: r.masks,
         probability: r.probabilities,
-        // Every ROI written is one `process` kept (the rejected candidates have no traces):
-        // all are cells; the probability column says how sure the classifier was.
-        threshold: 0.0,
+        is_cell: r.is_cell,
         images: r.images,
         reference: r.reference,
         frames: r.frames,

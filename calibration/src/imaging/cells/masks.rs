@@ -18,6 +18,8 @@
 //! [`CellMasks::load`] checks the version, the frame size and every length and index, and names
 //! the file at fault, so a day's cells stay the same cells across sessions or fail loudly.
 
+mod rejected;
+
 use super::{CellsError, NeuropilParams};
 use npyz::WriterBuilder;
 use serde::{Deserialize, Serialize};

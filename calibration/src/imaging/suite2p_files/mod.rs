@@ -14,7 +14,7 @@
 //! | --- | --- |
 //! | `F.npy`, `Fneu.npy` | float32 [ROIs x frames]: mask-weighted cell fluorescence and the neuropil annulus mean, ADU, dark offset not removed (suite2p's units) |
 //! | `spks.npy` | float32 [ROIs x frames]: deconvolved activity, as the caller's deconvolution gives it (suite2p's OASIS output is in arbitrary units too) |
-//! | `iscell.npy` | float64 [ROIs x 2]: is-cell (0/1) and the classifier's probability |
+//! | `iscell.npy` | float64 [ROIs x 2]: is-cell (0/1, as the caller kept it) and the classifier's probability |
 //! | `stat.npy` | object [ROIs] of dicts: `ypix`, `xpix` (int32), `lam` (float32 weights, summing to 1 where suite2p's do not: only ratios matter downstream), `med` ([y, x] medians), `npix`, `npix_soma`, `radius`, `aspect_ratio`, `compact`, `mrs`, `mrs0`, `npix_norm`, `npix_norm_no_crop`, `skew` and `std` (of F - 0.7 Fneu, as suite2p), `overlap` (bool per pixel), `soma_crop` (all true), `neuropil_mask` (int32 flat indices), `footprint`, `iplane`, `inmerge` |
 //! | `ops.npy` | object 0-d holding a dict: `Ly`, `Lx`, `nframes`, `fs`, `tau`, `diameter`, `neucoeff`, `meanImg`, `refImg`, `max_proj`, `Vcorr`, `yrange`, `xrange`, `nplanes`, `nchannels`, `functional_chan`, `iplane`, `save_path`, `save_path0`, `badframes`, and when motion is given `yoff`, `xoff`, `corrXY`, `yoff1`, `xoff1`, `nblocks` |
 //!
@@ -90,8 +90,10 @@ pub struct Suite2pPlane<'a> {
     pub masks: &'a CellMasks,
     /// Is-cell probability of each ROI (empty: 1 for all).
     pub probability: &'a [f64],
-    /// Is-cell threshold: ROIs at or above it are cells in `iscell.npy`.
-    pub threshold: f64,
+    /// Whether each ROI is a cell, `iscell.npy`'s first column (empty: every ROI). Given, not
+    /// derived from the probability: a detector may keep an ROI below its threshold (a silent
+    /// soma) and the file must say what was kept.
+    pub is_cell: &'a [bool],
     /// Summary images (`meanImg`, `max_proj`, `Vcorr`).
     pub images: &'a ProjectionImages,
     /// Registration reference image (empty: the mean image stands in).
@@ -149,6 +151,9 @@ impl Suite2pPlane<'_> {
         check("spks", self.spks.len(), traces, &why)?;
         if !self.probability.is_empty() {
             check("probability", self.probability.len(), n, "one per ROI")?;
+        }
+        if !self.is_cell.is_empty() {
+            check("is_cell", self.is_cell.len(), n, "one per ROI")?;
         }
         let px = format!("{h}x{w} frames");
         check("images", self.images.height * self.images.width, h * w, &px)?;
@@ -344,7 +349,8 @@ pub fn write_plane(dir: &Path, p: &Suite2pPlane) -> Result<PathBuf, Suite2pError
     let iscell: Vec<f64> = (0..n)
         .flat_map(|i| {
             let prob = p.probability.get(i).copied().unwrap_or(1.0);
-            [if prob >= p.threshold { 1.0 } else { 0.0 }, prob]
+            let cell = p.is_cell.get(i).copied().unwrap_or(true);
+            [if cell { 1.0 } else { 0.0 }, prob]
         })
         .collect();
     let files: [(&str, NdArray); 6] = [

@@ -49,21 +49,22 @@ impl MemoryBudget {
         wanted.min(cap)
     }
 
-    /// Refuses, before pass 2, traces that would not fit: `cells` over all planes, the movie's
-    /// frames estimated from the files' size.
+    /// Refuses, before pass 2, traces that would not fit: `rois` over all planes (cells and the
+    /// classifier's rejected candidates, traced for suite2p's files), the movie's frames
+    /// estimated from the files' size.
     pub fn check_traces(
         &self,
-        cells: usize,
+        rois: usize,
         movie_bytes: u64,
         meta: &StackMeta,
     ) -> anyhow::Result<()> {
         let page = 2.0 * f64::from(meta.width) * f64::from(meta.height);
         let slots = f64::from(meta.channels) * f64::from(meta.planes + meta.flyback);
         let frames = movie_bytes as f64 / page / slots.max(1.0);
-        let need = cells as f64 * frames * TRACE_BYTES;
+        let need = rois as f64 * frames * TRACE_BYTES;
         if need > self.bytes * TRACE_SHARE {
             bail!(
-                "--memory-gb {:.2}: the traces of {cells} cells over about {frames:.0} frames need \
+                "--memory-gb {:.2}: the traces of {rois} ROIs over about {frames:.0} frames need \
                  {:.2} GiB; pass --memory-gb {:.1} or more",
                 self.bytes / GIB,
                 need / GIB,
@@ -109,7 +110,7 @@ mod tests {
             .to_string();
         assert!(
             e.starts_with("--memory-gb 1.00")
-                && e.contains("1000 cells")
+                && e.contains("1000 ROIs")
                 && e.contains("pass --memory-gb 3.0"),
             "{e}"
         );

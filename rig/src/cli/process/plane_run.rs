@@ -3,11 +3,14 @@
 
 use super::RateSource;
 use crate::offline::suite2p::{MotionLog, PlaneResults, write_suite2p_plane};
-use crate::stages::imaging::{ImagingParams, PlaneCalibration, PlanePipeline, deconvolve_traces};
+use crate::stages::imaging::{
+    ImagingParams, PlaneCalibration, PlanePipeline, RejectedRois, deconvolve_traces,
+};
 use anyhow::Context;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 use twinloop_calibration::imaging::cells::{CellMasks, DetectionReport, ProjectionImages};
+use twinloop_calibration::imaging::fluorescence::FluorescenceExtractor;
 
 /// Where the frames came from, the same for every plane (for `process.json`).
 pub(super) struct Provenance<'a> {
@@ -21,6 +24,43 @@ pub(super) struct Provenance<'a> {
     pub read_error: Option<&'a str>,
 }
 
+/// `[roi][frame]`: F and Fneu less the dark offset, the running baseline, dF/F.
+struct Traces {
+    f: Vec<Vec<f32>>,
+    fneu: Vec<Vec<f32>>,
+    f0: Vec<Vec<f32>>,
+    dff: Vec<Vec<f32>>,
+}
+
+impl Traces {
+    fn new(rois: usize) -> Traces {
+        Traces {
+            f: vec![Vec::new(); rois],
+            fneu: vec![Vec::new(); rois],
+            f0: vec![Vec::new(); rois],
+            dff: vec![Vec::new(); rois],
+        }
+    }
+
+    fn push(&mut self, f: &[f32], fneu: &[f32], f0: &[f32], dff: &[f32]) {
+        for c in 0..self.f.len() {
+            self.f[c].push(f[c]);
+            self.fneu[c].push(fneu[c]);
+            self.f0[c].push(f0[c]);
+            self.dff[c].push(dff[c]);
+        }
+    }
+}
+
+/// The classifier's rejected candidates, traced from the same registered frames as the cells
+/// for suite2p's files only (`iscell` 0); twinloop's own files hold the cells.
+struct Rejected {
+    masks: CellMasks,
+    probabilities: Vec<f64>,
+    extractor: FluorescenceExtractor,
+    traces: Traces,
+}
+
 pub(super) struct PlaneRun {
     reference: Vec<f32>,
     masks: CellMasks,
@@ -31,11 +71,8 @@ pub(super) struct PlaneRun {
     block_len: usize,
     height: usize,
     width: usize,
-    /// `[cell][frame]`: F and Fneu less the dark offset, the running baseline, dF/F.
-    f: Vec<Vec<f32>>,
-    fneu: Vec<Vec<f32>>,
-    f0: Vec<Vec<f32>>,
-    dff: Vec<Vec<f32>>,
+    traces: Traces,
+    rejected: Option<Rejected>,
     /// Per frame: rigid (dy, dx), px.
     shifts: Vec<Vec<f32>>,
     motion: MotionLog,
@@ -60,6 +97,7 @@ impl PlaneRun {
             extractor,
             images,
             probabilities,
+            rejected,
             ..
         } = calibration;
         let pipeline = PlanePipeline::new(&reference, extractor, height, width, params)?;
@@ -74,10 +112,19 @@ impl PlaneRun {
             block_len,
             height,
             width,
-            f: vec![Vec::new(); cells],
-            fneu: vec![Vec::new(); cells],
-            f0: vec![Vec::new(); cells],
-            dff: vec![Vec::new(); cells],
+            traces: Traces::new(cells),
+            rejected: rejected.map(
+                |RejectedRois {
+                     masks,
+                     probabilities,
+                     extractor,
+                 }| Rejected {
+                    traces: Traces::new(masks.len()),
+                    masks,
+                    probabilities,
+                    extractor,
+                },
+            ),
             shifts: Vec::new(),
             motion: MotionLog::default(),
             calibration_s: started.elapsed().as_secs_f64(),
@@ -90,6 +137,11 @@ impl PlaneRun {
         self.pipeline.cells()
     }
 
+    /// Cells and rejected candidates: the traces kept until the end.
+    pub fn rois(&self) -> usize {
+        self.cells() + self.rejected.as_ref().map_or(0, |r| r.masks.len())
+    }
+
     /// One raw frame of this plane: registered, extracted, its values kept.
     pub fn push(&mut self, frame: &[u16]) -> anyhow::Result<()> {
         let t = Instant::now();
@@ -97,11 +149,11 @@ impl PlaneRun {
         self.shifts
             .push(vec![out.registration.rigid_dy, out.registration.rigid_dx]);
         self.motion.push(&out.registration, out.blocks);
-        for c in 0..self.f.len() {
-            self.f[c].push(out.f[c]);
-            self.fneu[c].push(out.fneu[c]);
-            self.f0[c].push(out.f0[c]);
-            self.dff[c].push(out.dff[c]);
+        self.traces.push(out.f, out.fneu, out.f0, out.dff);
+        if let Some(r) = &mut self.rejected {
+            let x = &mut r.extractor;
+            x.process(self.pipeline.registered_frame())?;
+            r.traces.push(x.f(), x.fneu(), x.baseline(), x.dff());
         }
         self.frames_time += t.elapsed();
         Ok(())
@@ -121,10 +173,11 @@ impl PlaneRun {
         let n = self.shifts.len();
         let cells = self.cells();
         let per_frame_ms = self.frames_time.as_secs_f64() * 1e3 / n.max(1) as f64;
-        let spks = deconvolve_traces(&self.dff, source.fs, params)?;
-        write_npy_2d(&dir.join("F.npy"), &self.f, n)?;
-        write_npy_2d(&dir.join("Fneu.npy"), &self.fneu, n)?;
-        write_npy_2d(&dir.join("dff.npy"), &self.dff, n)?;
+        let t = &self.traces;
+        let spks = deconvolve_traces(&t.dff, source.fs, params)?;
+        write_npy_2d(&dir.join("F.npy"), &t.f, n)?;
+        write_npy_2d(&dir.join("Fneu.npy"), &t.fneu, n)?;
+        write_npy_2d(&dir.join("dff.npy"), &t.dff, n)?;
         write_npy_2d(&dir.join("spks.npy"), &spks, n)?;
         write_npy_2d(&dir.join("shifts.npy"), &self.shifts, 2)?;
         let ref_rows: Vec<Vec<f32>> = self
@@ -136,17 +189,44 @@ impl PlaneRun {
         self.masks
             .save(&dir)
             .with_context(|| format!("cannot save the masks in {}", dir.display()))?;
+        // suite2p's folder holds every ROI: the cells, then the rejected candidates (`iscell`
+        // 0), each row with the traces of its own extractor.
+        let mut f = rows(&t.f);
+        let mut fneu = rows(&t.fneu);
+        let mut f0 = rows(&t.f0);
+        let mut spks_all = rows(&spks);
+        let mut probabilities = self.probabilities.clone();
+        let mut is_cell = vec![true; cells];
+        let (rejected_spks, joined);
+        let masks = match &self.rejected {
+            None => &self.masks,
+            Some(r) => {
+                rejected_spks = deconvolve_traces(&r.traces.dff, source.fs, params)?;
+                f.extend(rows(&r.traces.f));
+                fneu.extend(rows(&r.traces.fneu));
+                f0.extend(rows(&r.traces.f0));
+                spks_all.extend(rows(&rejected_spks));
+                probabilities.extend_from_slice(&r.probabilities);
+                is_cell.resize(cells + r.masks.len(), false);
+                joined = self
+                    .masks
+                    .followed_by(&r.masks)
+                    .context("the rejected ROIs' masks")?;
+                &joined
+            }
+        };
         let results = PlaneResults {
             plane: p,
             planes: source.planes,
-            masks: &self.masks,
-            probabilities: &self.probabilities,
+            masks,
+            probabilities: &probabilities,
+            is_cell: &is_cell,
             images: &self.images,
             reference: &self.reference,
-            f: &self.f,
-            fneu: &self.fneu,
-            f0: &self.f0,
-            spks_dff: &spks,
+            f: &f,
+            fneu: &fneu,
+            f0: &f0,
+            spks_dff: &spks_all,
             frames: n,
             fs_hz: source.fs,
         };
@@ -165,6 +245,7 @@ impl PlaneRun {
             "calibration_frames": self.block_len,
             "memory_gb": source.memory_gb,
             "cells": cells,
+            "rejected_rois": self.rejected.as_ref().map_or(0, |r| r.masks.len()),
             "detection": format!("{:?}", self.report),
             "params": params,
             "read_error": source.read_error,
@@ -184,6 +265,11 @@ impl PlaneRun {
         );
         Ok(())
     }
+}
+
+/// Each row as a slice.
+fn rows(v: &[Vec<f32>]) -> Vec<&[f32]> {
+    v.iter().map(Vec::as_slice).collect()
 }
 
 fn write_npy_2d(path: &Path, rows: &[Vec<f32>], cols: usize) -> anyhow::Result<()> {

@@ -19,5 +19,5 @@ pub use plane::deconvolve_traces;
 
 pub use plane::{
     ImagingParams, MaskShift, PlaneCalibration, PlaneError, PlaneFrame, PlanePipeline,
-    REFERENCE_FILE, SavedCalibration,
+    REFERENCE_FILE, RejectedRois, SavedCalibration,
 };

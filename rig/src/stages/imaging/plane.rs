@@ -200,6 +200,19 @@ pub struct PlaneCalibration {
     /// The ROI classifier's probability of each cell being a soma, in cell order; empty when
     /// the cells were loaded, not detected.
     pub probabilities: Vec<f64>,
+    /// The candidates the classifier turned down, traced beside the cells: only from
+    /// [`PlaneCalibration::from_block_tracing_rejected`], and only when some were rejected.
+    pub rejected: Option<RejectedRois>,
+}
+
+/// ROIs the classifier rejected, with an extractor of their own primed like the cells', so
+/// that suite2p's files can hold them with `iscell` 0 (its GUI lets a curator move them
+/// across). Their neuropil annuli avoid every ROI's pixels; the cells' are left as drawn.
+pub struct RejectedRois {
+    pub masks: CellMasks,
+    /// The classifier's probability of each being a soma, in row order.
+    pub probabilities: Vec<f64>,
+    pub extractor: FluorescenceExtractor,
 }
 
 impl PlaneCalibration {
@@ -214,6 +227,31 @@ impl PlaneCalibration {
         params: &ImagingParams,
         saved: Option<&SavedCalibration>,
     ) -> Result<PlaneCalibration, PlaneError> {
+        Self::calibrate(frames, height, width, frame_rate_hz, params, saved, false)
+    }
+
+    /// As [`from_block`](Self::from_block) with detection, and the classifier's rejected ROIs
+    /// kept in [`rejected`](Self::rejected) with a primed extractor (offline `process`; a live
+    /// session has no use for them and skips the work).
+    pub fn from_block_tracing_rejected(
+        frames: &[&[u16]],
+        height: usize,
+        width: usize,
+        frame_rate_hz: f64,
+        params: &ImagingParams,
+    ) -> Result<PlaneCalibration, PlaneError> {
+        Self::calibrate(frames, height, width, frame_rate_hz, params, None, true)
+    }
+
+    fn calibrate(
+        frames: &[&[u16]],
+        height: usize,
+        width: usize,
+        frame_rate_hz: f64,
+        params: &ImagingParams,
+        saved: Option<&SavedCalibration>,
+        trace_rejected: bool,
+    ) -> Result<PlaneCalibration, PlaneError> {
         let reference = compute_reference(frames, height, width, &params.registration)?;
         let mut registrar = Registrar::new(&reference, height, width, &params.registration)?;
         let mut acc = BlockAccumulator::new(height, width, &params.cells)?;
@@ -225,11 +263,32 @@ impl PlaneCalibration {
             acc.push(&rounded)?;
         }
         let block = acc.finish()?;
-        let (masks, report, mask_shift, probabilities) = match saved {
+        let (masks, report, mask_shift, probabilities, rejected) = match saved {
             None => {
                 let detection = detect_cells(&block, &params.cells)?;
                 let probabilities = detection.verdicts.iter().map(|v| v.probability).collect();
-                (detection.masks, detection.report, None, probabilities)
+                let rejected = if trace_rejected && !detection.rejected.is_empty() {
+                    let (lists, verdicts): (Vec<_>, Vec<_>) =
+                        detection.rejected.into_iter().unzip();
+                    let masks = detection.masks.rejected_beside(&lists, &[])?;
+                    let mut extractor =
+                        FluorescenceExtractor::new(&masks, &params.fluorescence, frame_rate_hz)?;
+                    extractor.prime(&block)?;
+                    Some(RejectedRois {
+                        masks,
+                        probabilities: verdicts.iter().map(|v| v.probability).collect(),
+                        extractor,
+                    })
+                } else {
+                    None
+                };
+                (
+                    detection.masks,
+                    detection.report,
+                    None,
+                    probabilities,
+                    rejected,
+                )
             }
             Some(saved) => {
                 // The new reference is the saved one displaced by (dy, dx) (suite2p's sign:
@@ -252,7 +311,13 @@ impl PlaneCalibration {
                 let masks = saved
                     .masks
                     .shifted(shift.applied_dy_px, shift.applied_dx_px)?;
-                (masks, DetectionReport::default(), Some(shift), Vec::new())
+                (
+                    masks,
+                    DetectionReport::default(),
+                    Some(shift),
+                    Vec::new(),
+                    None,
+                )
             }
         };
         let mut extractor =
@@ -266,6 +331,7 @@ impl PlaneCalibration {
             mask_shift,
             images: block.images,
             probabilities,
+            rejected,
         })
     }
 
@@ -340,6 +406,12 @@ impl PlanePipeline {
 
     pub fn cells(&self) -> usize {
         self.extractor.cells()
+    }
+
+    /// The last frame registered, as the extractor read it (rounded to u16): for a second
+    /// extractor over other ROIs of the same plane.
+    pub fn registered_frame(&self) -> &[u16] {
+        &self.rounded
     }
 
     /// Register one raw frame and extract its fluorescence.
