@@ -2,6 +2,7 @@
 
 mod analyze;
 mod bench;
+pub mod bench_design;
 mod bench_clocks;
 mod bench_display;
 mod bench_imaging;
