@@ -179,8 +179,9 @@ fn cache_matches_the_reference_on_adversarial_inputs() {
     // Every candidate identical: every score ties, and the fast path ties too (same inputs,
     // same arithmetic per lane).
     let (mut src, tails) = base(6);
-    for c in 1..n_cand {
-        src.data[c] = src.data[0].clone();
+    let first = src.data[0].clone();
+    for clip in src.data.iter_mut().skip(1) {
+        clip.clone_from(&first);
     }
     let (got, _) = run(
         "identical candidates",

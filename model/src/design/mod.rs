@@ -63,11 +63,11 @@ mod lanes;
 pub mod linalg;
 pub mod posterior;
 
+pub use cache::FeatureCache;
 pub use criterion::{
     Criterion, FeatureSource, fold_expected_fisher, greedy_batch, greedy_batch_as, info_gain_unit,
     score, score_reference, score_within, score_within_as,
 };
-pub use cache::FeatureCache;
 pub use posterior::{Posterior, PosteriorConfig};
 
 /// Log-rates (natural log of events per second) are clamped to `±MAX_LOG_RATE` before `exp`.

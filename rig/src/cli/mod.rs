@@ -2,8 +2,8 @@
 
 mod analyze;
 mod bench;
-pub mod bench_design;
 mod bench_clocks;
+pub mod bench_design;
 mod bench_display;
 mod bench_imaging;
 mod bench_inception;
