@@ -52,7 +52,7 @@ impl<'a> Blocks<'a> {
 }
 
 /// Per (unit-block, candidate) accumulators of `Σ_u ln P_u` in mantissa/exponent form.
-struct Acc {
+pub(crate) struct Acc {
     mant: Vec<f64>,
     expo: Vec<i64>,
     /// `Σ ln P_u` of the pairs recomputed in f64 (peak above [`SAFE_PEAK`]).
@@ -60,7 +60,7 @@ struct Acc {
 }
 
 impl Acc {
-    fn new(n: usize) -> Self {
+    pub(crate) fn new(n: usize) -> Self {
         Acc {
             mant: vec![1.0; n],
             expo: vec![0; n],
@@ -68,7 +68,7 @@ impl Acc {
         }
     }
 
-    fn reset(&mut self) {
+    pub(crate) fn reset(&mut self) {
         self.mant.fill(1.0);
         self.expo.fill(0);
         self.extra.fill(0.0);
@@ -83,8 +83,32 @@ impl Acc {
         self.mant[c] *= f64::from_bits((bits & MANT) | (1023u64 << 52));
     }
 
+    /// Adds one kernel call's `members` lanes for candidates `first..`: a NaN peak (non-finite
+    /// features) adds nothing, as in the reference; a peak above [`SAFE_PEAK`] adds `2 ·
+    /// f64_gain(lane)` (the pair recomputed in f64).
+    pub(crate) fn add_lanes(
+        &mut self,
+        first: usize,
+        members: usize,
+        gains: &LaneGains,
+        mut f64_gain: impl FnMut(usize) -> f64,
+    ) {
+        for (lane, (&p, &peak)) in gains.det.iter().zip(&gains.peak).enumerate().take(members) {
+            if peak.is_nan() {
+                // Non-finite features: the pair contributes nothing, as in the reference.
+            } else if peak > SAFE_PEAK {
+                let gain = f64_gain(lane);
+                if gain.is_finite() {
+                    self.extra[first + lane] += 2.0 * gain;
+                }
+            } else if p.is_normal() {
+                self.add(first + lane, p);
+            }
+        }
+    }
+
     /// `½ Σ_u ln P_u` per candidate into `out`.
-    fn finish(&self, out: &mut [f64]) {
+    pub(crate) fn finish(&self, out: &mut [f64]) {
         for (((o, m), e), x) in out
             .iter_mut()
             .zip(&self.mant)
@@ -112,11 +136,35 @@ pub(crate) fn info_gain(
     let (units, d) = (post.units(), post.dim());
     check_len("covariances length", units * d * d, covs.len())?;
     let blocks = Blocks::new(src, candidates);
-    let n = candidates.len();
+    sum_unit_blocks(
+        units,
+        candidates.len(),
+        threads,
+        deadline,
+        || Worker::new(d),
+        |worker, u, acc| {
+            let cov = &covs[u * d * d..(u + 1) * d * d];
+            worker.unit(post.mean(u), cov, dt_s, src, u, &blocks, acc);
+        },
+    )
+}
+
+/// `Σ_u` of what `per_unit(worker, u, acc)` adds to `acc` for each of `n` candidates, units in
+/// fixed blocks of [`UNIT_BLOCK`] spread over `threads` (one `new_worker()` each) and the
+/// blocks' totals added in block order, so the result is bit-identical for any thread count.
+/// Checks `deadline` before each block.
+pub(crate) fn sum_unit_blocks<W>(
+    units: usize,
+    n: usize,
+    threads: usize,
+    deadline: Option<Instant>,
+    new_worker: impl Fn() -> W + Sync,
+    per_unit: impl Fn(&mut W, usize, &mut Acc) + Sync,
+) -> Result<Vec<f64>, DesignError> {
     let unit_blocks = units.div_ceil(UNIT_BLOCK);
     let chunk = |range: std::ops::Range<usize>, (): ()| -> Option<Vec<f64>> {
         let mut out = vec![0.0; range.len() * n];
-        let mut worker = Worker::new(d);
+        let mut worker = new_worker();
         let mut acc = Acc::new(n);
         for (b, o) in range.zip(out.chunks_exact_mut(n.max(1))) {
             if deadline.is_some_and(|t| Instant::now() >= t) {
@@ -124,8 +172,7 @@ pub(crate) fn info_gain(
             }
             acc.reset();
             for u in b * UNIT_BLOCK..((b + 1) * UNIT_BLOCK).min(units) {
-                let cov = &covs[u * d * d..(u + 1) * d * d];
-                worker.unit(post.mean(u), cov, dt_s, src, u, &blocks, &mut acc);
+                per_unit(&mut worker, u, &mut acc);
             }
             acc.finish(o);
         }
@@ -145,27 +192,55 @@ pub(crate) fn info_gain(
 }
 
 /// One thread's buffers.
-struct Worker {
+pub(crate) struct Worker {
     d: usize,
     l64: Vec<f64>,
-    l32: Vec<f32>,
-    mean: Vec<f32>,
+    pub(crate) l32: Vec<f32>,
+    pub(crate) mean: Vec<f32>,
+    /// `padded(d)` zeros: the offsets of a full block.
+    zeros: Vec<f32>,
     row: Vec<f32>,
     x: Vec<Lane>,
-    scratch: Scratch,
+    pub(crate) scratch: Scratch,
 }
 
 impl Worker {
-    fn new(d: usize) -> Self {
+    pub(crate) fn new(d: usize) -> Self {
         Worker {
             d,
             l64: vec![0.0; d * d],
             l32: vec![0.0; d * lanes::padded(d)],
             mean: vec![0.0; d],
+            zeros: vec![0.0; lanes::padded(d)],
             row: Vec::new(),
             x: Vec::new(),
             scratch: Scratch::default(),
         }
+    }
+
+    /// The f64 Cholesky factor of the last [`Self::prepare`]d covariance (row-major `d × d`).
+    pub(crate) fn l64(&self) -> &[f64] {
+        &self.l64
+    }
+
+    /// Rounds unit's `μ` and the Cholesky factor of `cov` to f32 into `mean` and `l32`; false
+    /// when `cov` is not positive definite (the unit then adds nothing, as in the reference).
+    pub(crate) fn prepare(&mut self, mean: &[f64], cov: &[f64]) -> bool {
+        let d = self.d;
+        self.l64.copy_from_slice(cov);
+        if cholesky(&mut self.l64, d).is_err() {
+            return false;
+        }
+        let dp = lanes::padded(d);
+        for (row32, row64) in self.l32.chunks_exact_mut(dp).zip(self.l64.chunks_exact(d)) {
+            for (a, &b) in row32.iter_mut().zip(row64) {
+                *a = b as f32;
+            }
+        }
+        for (a, &b) in self.mean.iter_mut().zip(mean) {
+            *a = b as f32;
+        }
+        true
     }
 
     /// Adds unit `u`'s gains for every candidate to `acc`; a unit whose covariance is not
@@ -181,24 +256,17 @@ impl Worker {
         blocks: &Blocks<'_>,
         acc: &mut Acc,
     ) {
-        let d = self.d;
-        self.l64.copy_from_slice(cov);
-        if cholesky(&mut self.l64, d).is_err() {
+        if !self.prepare(mean, cov) {
             return;
         }
-        let dp = lanes::padded(d);
-        for (row32, row64) in self.l32.chunks_exact_mut(dp).zip(self.l64.chunks_exact(d)) {
-            for (a, &b) in row32.iter_mut().zip(row64) {
-                *a = b as f32;
-            }
-        }
-        for (a, &b) in self.mean.iter_mut().zip(mean) {
-            *a = b as f32;
-        }
+        let d = self.d;
         let unit = UnitF32 {
             l: &self.l32,
             mean: &self.mean,
             half_ln_dt: (0.5 * dt_s.ln()) as f32,
+            cols: d,
+            rate_offset: 0.0,
+            psi_offset: &self.zeros,
         };
         let mut gains = LaneGains {
             det: [0.0; LANES],
@@ -218,25 +286,14 @@ impl Worker {
                     xl[lane] = v;
                 }
             }
-            lanes::info_gain_lanes(&unit, &self.x, t_len, &mut self.scratch, &mut gains);
-            for (lane, (&p, &peak)) in gains.det.iter().zip(&gains.peak).enumerate() {
-                let Some(&c) = members.get(lane) else {
-                    break;
-                };
-                if peak.is_nan() {
-                    // Non-finite features: the pair contributes nothing, as in the reference.
-                } else if peak > SAFE_PEAK {
-                    let t = blocks.frames[first + lane];
-                    self.row.resize(t * d, 0.0);
-                    src.fill(c, u, &mut self.row[..t * d]);
-                    let gain = info_gain_unit(mean, cov, &self.row[..t * d], t, dt_s);
-                    if gain.is_finite() {
-                        acc.extra[first + lane] += 2.0 * gain;
-                    }
-                } else if p.is_normal() {
-                    acc.add(first + lane, p);
-                }
-            }
+            lanes::info_gain_lanes(&unit, &self.x, t_len, None, &mut self.scratch, &mut gains);
+            let row = &mut self.row;
+            acc.add_lanes(first, members.len(), &gains, |lane| {
+                let t = blocks.frames[first + lane];
+                row.resize(t * d, 0.0);
+                src.fill(members[lane], u, &mut row[..t * d]);
+                info_gain_unit(mean, cov, &row[..t * d], t, dt_s)
+            });
         }
     }
 }

@@ -60,6 +60,12 @@ pub(crate) fn padded(d: usize) -> usize {
 }
 
 /// One unit's inputs, rounded to f32 once per unit.
+///
+/// A block may carry only the leading `cols` of the `d` features: the rest (behaviour
+/// covariates and the bias, constant over a clip) enter as per-unit offsets, `μ·x_t =
+/// rate_offset + Σ_{k<cols} μ_k x_tk` and `(Lᵀx_t)_j = psi_offset_j + Σ_{j≤k<cols} L_kj x_tk`,
+/// computed once per unit instead of once per frame and candidate ([`super::cache`]). A full
+/// block has `cols = d` and zero offsets, which add exactly nothing.
 pub(crate) struct UnitF32<'a> {
     /// `L` with `Σ = L Lᵀ`, row-major `d × padded(d)`, zero above the diagonal and in the
     /// padding columns.
@@ -68,6 +74,12 @@ pub(crate) struct UnitF32<'a> {
     pub mean: &'a [f32],
     /// `½ ln dt`: `√(λ dt) = exp(½ρ + ½ ln dt)`, one `exp` per frame and no square root.
     pub half_ln_dt: f32,
+    /// Feature columns present in the block (`≤ d`).
+    pub cols: usize,
+    /// The constant columns' share of `μ·x_t`.
+    pub rate_offset: f32,
+    /// The constant columns' share of `Lᵀx_t`, `padded(d)` long.
+    pub psi_offset: &'a [f32],
 }
 
 /// What the kernel gives per lane.
@@ -79,11 +91,15 @@ pub(crate) struct LaneGains {
     pub peak: Lane,
 }
 
-/// [`LaneGains`] for the block `x` (`frames × d` lanes, row-major; `frames ≤ MAX_FRAMES`).
+/// [`LaneGains`] for the block `x` (`frames × unit.cols` lanes, row-major; `frames ≤
+/// MAX_FRAMES`).
+/// `mask` (one lane per frame, 1 or 0), where given, zeroes the frames past each lane's clip:
+/// with offsets a zero-padded frame is not a zero row of `Ψ`, so padding must be masked.
 pub(crate) fn info_gain_lanes(
     unit: &UnitF32<'_>,
     x: &[Lane],
     frames: usize,
+    mask: Option<&[Lane]>,
     scratch: &mut Scratch,
     out: &mut LaneGains,
 ) {
@@ -91,15 +107,15 @@ pub(crate) fn info_gain_lanes(
     {
         if std::arch::is_x86_feature_detected!("avx512f") {
             // SAFETY: the CPU supports the features the function is compiled for.
-            return unsafe { kernel_avx512(unit, x, frames, scratch, out) };
+            return unsafe { kernel_avx512(unit, x, frames, mask, scratch, out) };
         }
         if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
         {
             // SAFETY: as above.
-            return unsafe { kernel_avx2(unit, x, frames, scratch, out) };
+            return unsafe { kernel_avx2(unit, x, frames, mask, scratch, out) };
         }
     }
-    kernel::<false, false>(unit, x, frames, scratch, out)
+    kernel::<false, false>(unit, x, frames, mask, scratch, out)
 }
 
 #[cfg(target_arch = "x86_64")]
@@ -108,10 +124,11 @@ unsafe fn kernel_avx512(
     unit: &UnitF32<'_>,
     x: &[Lane],
     frames: usize,
+    mask: Option<&[Lane]>,
     scratch: &mut Scratch,
     out: &mut LaneGains,
 ) {
-    kernel::<true, true>(unit, x, frames, scratch, out)
+    kernel::<true, true>(unit, x, frames, mask, scratch, out)
 }
 
 #[cfg(target_arch = "x86_64")]
@@ -120,10 +137,11 @@ unsafe fn kernel_avx2(
     unit: &UnitF32<'_>,
     x: &[Lane],
     frames: usize,
+    mask: Option<&[Lane]>,
     scratch: &mut Scratch,
     out: &mut LaneGains,
 ) {
-    kernel::<true, false>(unit, x, frames, scratch, out)
+    kernel::<true, false>(unit, x, frames, mask, scratch, out)
 }
 
 /// `a·b + c`, fused where the caller's target has FMA (a library call otherwise, hence the
@@ -160,14 +178,14 @@ fn whiten<const FMA: bool>(
     dp: usize,
     x: &[Lane],
     w: &[Lane],
-    d: usize,
+    cols: usize,
+    offset: &[f32],
     psi: &mut [Lane],
 ) {
-    let zero = [0.0f32; LANES];
-    for ((xt, pt), w) in x.chunks_exact(d).zip(psi.chunks_exact_mut(dp)).zip(w) {
+    for ((xt, pt), w) in x.chunks_exact(cols).zip(psi.chunks_exact_mut(dp)).zip(w) {
         for (j0, tile) in (0..dp).step_by(COLS).zip(pt.chunks_exact_mut(COLS)) {
             for (q, p) in tile.iter_mut().enumerate() {
-                let mut acc = zero;
+                let mut acc = [offset[j0 + q]; LANES];
                 for (k, xk) in xt.iter().enumerate().skip(j0) {
                     lane_madd::<FMA>(&mut acc, xk, l[k * dp + j0 + q]);
                 }
@@ -186,19 +204,32 @@ fn whiten<const FMA: bool>(
 /// The CPU must support AVX-512F (the caller is compiled for it and inlines this).
 #[cfg(target_arch = "x86_64")]
 #[inline(always)]
-unsafe fn whiten_zmm(l: &[f32], dp: usize, x: &[Lane], w: &[Lane], d: usize, psi: &mut [Lane]) {
+unsafe fn whiten_zmm(
+    l: &[f32],
+    dp: usize,
+    x: &[Lane],
+    w: &[Lane],
+    cols: usize,
+    offset: &[f32],
+    psi: &mut [Lane],
+) {
     use std::arch::x86_64::{
-        _mm512_fmadd_ps, _mm512_loadu_ps, _mm512_mul_ps, _mm512_set1_ps, _mm512_setzero_ps,
-        _mm512_storeu_ps,
+        _mm512_fmadd_ps, _mm512_loadu_ps, _mm512_mul_ps, _mm512_set1_ps, _mm512_storeu_ps,
     };
     const _: () = assert!(COLS == 4 && LANES == 16);
-    for ((xt, pt), wt) in x.chunks_exact(d).zip(psi.chunks_exact_mut(dp)).zip(w) {
+    for ((xt, pt), wt) in x.chunks_exact(cols).zip(psi.chunks_exact_mut(dp)).zip(w) {
         // SAFETY (all intrinsics below): AVX-512F per the contract; every pointer is from a
         // `Lane` (16 f32) or a 4-entry slice of `l`, in bounds.
         unsafe {
             let wv = _mm512_loadu_ps(wt.as_ptr());
             for (j0, tile) in (0..dp).step_by(COLS).zip(pt.chunks_exact_mut(COLS)) {
-                let mut acc = [_mm512_setzero_ps(); COLS];
+                let o = &offset[j0..][..COLS];
+                let mut acc = [
+                    _mm512_set1_ps(o[0]),
+                    _mm512_set1_ps(o[1]),
+                    _mm512_set1_ps(o[2]),
+                    _mm512_set1_ps(o[3]),
+                ];
                 for (k, xk) in xt.iter().enumerate().skip(j0) {
                     let xv = _mm512_loadu_ps(xk.as_ptr());
                     let lk = &l[k * dp + j0..][..COLS];
@@ -220,10 +251,11 @@ fn kernel<const FMA: bool, const ZMM: bool>(
     unit: &UnitF32<'_>,
     x: &[Lane],
     t_len: usize,
+    mask: Option<&[Lane]>,
     s: &mut Scratch,
     out: &mut LaneGains,
 ) {
-    let d = unit.mean.len();
+    let (d, cols) = (unit.mean.len(), unit.cols);
     let dp = padded(d);
     let zero = [0.0f32; LANES];
     s.w.resize(t_len, zero);
@@ -233,8 +265,8 @@ fn kernel<const FMA: bool, const ZMM: bool>(
     s.e.resize(t_len, zero);
     let max = MAX_LOG_RATE as f32;
     // √(λ_t dt) with λ_t = exp(clamp(μ·x_t)).
-    for (xt, w) in x.chunks_exact(d).zip(s.w.iter_mut()) {
-        let mut rho = zero;
+    for (xt, w) in x.chunks_exact(cols).zip(s.w.iter_mut()) {
+        let mut rho = [unit.rate_offset; LANES];
         for (xk, &m) in xt.iter().zip(unit.mean) {
             lane_madd::<FMA>(&mut rho, xk, m);
         }
@@ -242,16 +274,24 @@ fn kernel<const FMA: bool, const ZMM: bool>(
             *wi = exp_approx(0.5 * r.clamp(-max, max) + unit.half_ln_dt);
         }
     }
+    if let Some(mask) = mask {
+        // Finite weights times 0: the masked frames' rows of Ψ are exactly 0.
+        for (w, m) in s.w.iter_mut().zip(mask) {
+            for (wi, &mi) in w.iter_mut().zip(m) {
+                *wi *= mi;
+            }
+        }
+    }
     // ψ_t = w_t · Lᵀx_t (padding columns come out 0).
     #[cfg(target_arch = "x86_64")]
     if ZMM {
         // SAFETY: ZMM is only set by `kernel_avx512`, compiled for AVX-512F.
-        unsafe { whiten_zmm(unit.l, dp, x, &s.w, d, &mut s.psi) };
+        unsafe { whiten_zmm(unit.l, dp, x, &s.w, cols, unit.psi_offset, &mut s.psi) };
     } else {
-        whiten::<FMA>(unit.l, dp, x, &s.w, d, &mut s.psi);
+        whiten::<FMA>(unit.l, dp, x, &s.w, cols, unit.psi_offset, &mut s.psi);
     }
     #[cfg(not(target_arch = "x86_64"))]
-    whiten::<FMA>(unit.l, dp, x, &s.w, d, &mut s.psi);
+    whiten::<FMA>(unit.l, dp, x, &s.w, cols, unit.psi_offset, &mut s.psi);
     // Lower triangle of ΨΨᵀ, and its largest diagonal entry.
     let mut peak = zero;
     for t in 0..t_len {
@@ -338,10 +378,14 @@ mod tests {
                 .map(|_| std::array::from_fn(|_| rng.random_range(-1.0..1.0)))
                 .collect();
             x[0][3] = f32::NAN;
+            let zeros = vec![0.0f32; dp];
             let unit = UnitF32 {
                 l: &l,
                 mean: &mean,
                 half_ln_dt: 0.5 * 0.2f32.ln(),
+                cols: d,
+                rate_offset: 0.0,
+                psi_offset: &zeros,
             };
             let run = |f: &dyn Fn(&mut Scratch, &mut LaneGains)| {
                 let mut out = LaneGains {
@@ -351,15 +395,17 @@ mod tests {
                 f(&mut Scratch::default(), &mut out);
                 out
             };
-            let portable = run(&|s, o| kernel::<false, false>(&unit, &x, t_len, s, o));
-            let dispatched = run(&|s, o| info_gain_lanes(&unit, &x, t_len, s, o));
+            let portable = run(&|s, o| kernel::<false, false>(&unit, &x, t_len, None, s, o));
+            let dispatched = run(&|s, o| info_gain_lanes(&unit, &x, t_len, None, s, o));
             let mut others = vec![dispatched];
             #[cfg(target_arch = "x86_64")]
             if std::arch::is_x86_feature_detected!("avx2")
                 && std::arch::is_x86_feature_detected!("fma")
             {
                 // SAFETY: the CPU has the features.
-                others.push(run(&|s, o| unsafe { kernel_avx2(&unit, &x, t_len, s, o) }));
+                others.push(run(&|s, o| unsafe {
+                    kernel_avx2(&unit, &x, t_len, None, s, o)
+                }));
             }
             for other in &others {
                 assert!(other.det[3].is_nan() && other.peak[3].is_nan(), "d={d}");

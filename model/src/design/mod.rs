@@ -35,7 +35,10 @@
 //! bounded in its tests (2e-5 relative per total); a (unit, clip) pair too informative for f32
 //! is recomputed in f64. [`score_reference`] keeps the f64 reference for every criterion; the
 //! other criteria and clips longer than 96 frames always use it. Log-rates are clamped to
-//! `±`[`MAX_LOG_RATE`] before `exp`.
+//! `±`[`MAX_LOG_RATE`] before `exp`. Between decisions only the posteriors change, so a
+//! [`FeatureCache`] (`cache.rs`) holds every (unit, candidate)'s features in the kernel's
+//! layout, built once per placement of the readouts; the behaviour covariates and the bias,
+//! constant over a clip, enter per unit as rank-one offsets instead of per frame.
 //!
 //! # Use
 //! ```text
@@ -54,11 +57,13 @@
 //! `U d²` f64 for the covariances (and as much again for a greedy batch's scratch copy).
 
 mod batched;
+pub mod cache;
 pub mod criterion;
 mod lanes;
 pub mod linalg;
 pub mod posterior;
 
+pub use cache::FeatureCache;
 pub use criterion::{
     Criterion, FeatureSource, fold_expected_fisher, greedy_batch, greedy_batch_as, info_gain_unit,
     score, score_reference, score_within, score_within_as,

@@ -3,6 +3,7 @@
 mod analyze;
 mod bench;
 mod bench_clocks;
+pub mod bench_design;
 mod bench_display;
 mod bench_imaging;
 mod bench_inception;

@@ -828,3 +828,6 @@ fn the_test_block_does_not_move_the_posterior() {
         "the other trials moved the posterior on only {moved} frames"
     );
 }
+
+#[path = "tests_cached.rs"]
+mod cached;

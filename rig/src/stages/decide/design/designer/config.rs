@@ -67,6 +67,12 @@ pub struct DesignConfig {
     /// `Default` is on.
     #[serde(default)]
     pub fast_scoring: bool,
+    /// With `fast_scoring`, information gain and `batch = 1`: score from the candidates'
+    /// features cached between decisions (rebuilt when readouts move or the pool changes;
+    /// `designer/cached.rs`), within 1e-6 of the uncached lane path. Missing from a config or
+    /// manifest it is off (so sessions recorded before replay bit for bit); `Default` is on.
+    #[serde(default)]
+    pub feature_cache: bool,
     /// Hold the repeated test block out: its frames score CC_norm and nothing learns from them
     /// (posterior, receptive-field map, refit history). Missing from a config or manifest it is
     /// off, as sessions recorded before it learnt from the test block (so they replay bit for
@@ -105,6 +111,7 @@ impl Default for DesignConfig {
             twin_refit_every: 40,
             twin_refit_steps: 60,
             fast_scoring: true,
+            feature_cache: true,
             hold_out_test_block: true,
             min_cc_max: 0.2,
         }

@@ -32,6 +32,7 @@
 
 use super::pool::CandidatePool;
 
+mod cached;
 mod choice;
 mod config;
 mod heldout;
@@ -129,6 +130,10 @@ pub struct Designer {
     /// The trial whose twin-refit upkeep [`Designer::prepare`] already ran, off its decision's
     /// clock.
     prepared: Option<u64>,
+    /// The candidates' features cached between decisions (`cached.rs`).
+    cached: Option<cached::CachedFeatures>,
+    /// Feature caches built so far.
+    cache_builds: u64,
     #[cfg(test)]
     slow_upkeep: Option<std::time::Duration>,
 }
@@ -187,6 +192,8 @@ impl Designer {
             twin_refit: None,
             budget: None,
             prepared: None,
+            cached: None,
+            cache_builds: 0,
             #[cfg(test)]
             slow_upkeep: None,
         }

@@ -123,6 +123,7 @@ impl Designer {
         self.prepared = Some(next_trial);
         if next_trial >= u64::from(self.cfg.warmup_trials) && self.units > 0 {
             self.maintain(next_trial);
+            self.refresh_feature_cache();
         }
     }
 
@@ -217,6 +218,7 @@ impl Designer {
                 alternatives: Vec::new(),
             }));
         }
+        self.refresh_feature_cache();
         let post = self.posterior.as_ref()?;
         let allowed: Vec<usize> = self
             .pool
@@ -269,16 +271,19 @@ impl Designer {
                 alternatives: Vec::new(),
             }));
         }
-        let scores = match score_within_as(
-            post,
-            &src,
-            &allowed,
-            &criterion,
-            dt,
-            self.cfg.threads,
-            stop,
-            self.cfg.fast_scoring,
-        ) {
+        let scored = self.score_cached(&allowed, dt, stop).unwrap_or_else(|| {
+            score_within_as(
+                post,
+                &src,
+                &allowed,
+                &criterion,
+                dt,
+                self.cfg.threads,
+                stop,
+                self.cfg.fast_scoring,
+            )
+        });
+        let scores = match scored {
             Ok(scores) => scores,
             Err(DesignError::DeadlinePassed) => return Some(Err(Overran)),
             Err(e) => {

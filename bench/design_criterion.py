@@ -1,9 +1,10 @@
 """The information-gain criterion of `model/src/design/criterion.rs` in numpy, timed.
 
-Peer of `cargo run --release -p twinloop-model --example bench_criterion`, which writes the
-inputs and runs this script in the same invocation:
+Peer of `twinloop bench design --scoring` (`rig/src/cli/bench_design.rs`), which writes the
+inputs and runs this script in the same invocation, and of `rig/tests/design_numpy.rs`, which
+checks it equal to the Rust reference on a small case:
 
-    python bench_criterion.py DIR ROUNDS
+    python design_criterion.py DIR ROUNDS
 
 DIR holds `features.npy` (units, candidates, frames, dim; float32), `means.npy` (units, dim),
 `covs.npy` (units, dim, dim) and `meta.json` ({"dt_s": ...}). For every candidate c the score
