@@ -47,8 +47,7 @@ fn config(dir: &Path, duration_s: f64, steps: usize, max_s: f64) -> PathBuf {
             "extraction = \"pipeline\"",
             "extraction = \"truth_footprints\"".into(),
         ),
-        ("width = 320", "width = 32".into()),
-        ("height = 240", "height = 32".into()),
+        // The eye camera keeps its size: the embeddings' recording needs the pupil it measures.
         (
             "core = \"pretrained\"",
             format!("core = \"fnn\"\nweights = {weights:?}\nconfig = {net:?}"),
@@ -193,6 +192,7 @@ fn the_default_length_session_saves_a_final_refit_twin_and_its_embeddings() {
     // features equal to features.npy's.
     let emb = session.join("live_twin_embeddings");
     assert!(stdout.contains("live twin embeddings"), "{stdout}");
+    assert!(!stdout.contains("not written"), "{stdout}");
     let (rows, _) =
         twinloop_analysis::wiring::table::read_embeddings(&emb.join("embeddings.csv")).unwrap();
     assert_eq!(rows.len(), 12);

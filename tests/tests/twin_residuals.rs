@@ -12,11 +12,11 @@ use twinloop_e2e::python::python_command;
 use twinloop_e2e::{assert_replays_exactly, fast_sim_config, read_npy_f32, run_session};
 use twinloop_rig::backbone::session_log::SessionDir;
 use twinloop_rig::config::{Policy, SourceKind};
-use twinloop_rig::sim::{TwinMode, TwinNoise, TwinSourceConfig};
-use twinloop_rig::vocab::records::{self, RecordKind};
 use twinloop_rig::offline::twin_data::recording_from_session;
 use twinloop_rig::offline::twin_residuals::residual_bank;
 use twinloop_rig::sim::twin_residuals::{RESIDUALS_FILE, ResidualBank};
+use twinloop_rig::sim::{TwinMode, TwinNoise, TwinSourceConfig};
+use twinloop_rig::vocab::records::{self, RecordKind};
 
 fn fixture(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -154,7 +154,10 @@ fn the_residual_bank_is_the_recording_minus_the_prediction_by_numpy() {
             fractional += usize::from(want.fract() > 0.0);
         }
     }
-    assert!(fractional > 0, "residuals move the responses off whole counts");
+    assert!(
+        fractional > 0,
+        "residuals move the responses off whole counts"
+    );
     assert_replays_exactly(&t.session_dir, frames as u64);
 
     // Another twin's bank, and a flipped byte, are refused naming the file.

@@ -370,10 +370,8 @@ impl SimMouse {
                     px_per_mm,
                 );
                 if let Some(bank) = loaded.residuals {
-                    cells = cells.with_recorded_noise(twin_residuals::ResidualDraw::new(
-                        bank,
-                        source.seed,
-                    ));
+                    cells = cells
+                        .with_recorded_noise(twin_residuals::ResidualDraw::new(bank, source.seed));
                 }
                 let drive: Box<dyn CellDrive> = Box::new(cells);
                 Some((drive, stream(source.seed, Stream::Spikes)))

@@ -46,9 +46,7 @@ use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 use twinloop_model::frozen_core::FnnCore;
-use twinloop_model::train::{
-    FitConfig, FitReport, FitScope, MouseFit,
-};
+use twinloop_model::train::{FitConfig, FitReport, FitScope, MouseFit};
 use twinloop_model::{Device, DevicePreference, Tensor, Twin, TwinConfig, Weights};
 use twinloop_stimulus::{LibraryEntry, Prepared, Projection, ViewGeometry, cpu};
 
