@@ -87,7 +87,8 @@ pub struct TwinSourceConfig {
     pub weights: PathBuf,
     /// Its architecture: the JSON `twin fit` writes beside them (`config.json`).
     pub config: PathBuf,
-    /// How spikes are drawn: `"poisson"`. The twin's output is read as the expected spike count
+    /// How spikes are drawn: `"poisson"`, or `{ recorded = "<bank dir>" }` (the prediction plus
+    /// a recorded session's residuals, [`TwinNoise::Recorded`]). The twin's output is read as the expected spike count
     /// per imaging frame (it is stepped once per frame, as it was fitted on one row per
     /// frame), so a unit's rate in Hz is that count times `imaging.frame_rate_hz`.
     #[serde(default)]
