@@ -66,6 +66,8 @@ fn a_full_disk_stops_the_session_cleanly_and_leaves_no_empty_files() {
     cfg.eye.width = 32;
     cfg.eye.height = 24;
     cfg.dashboard.enabled = false;
+    // No final twin refit after it (rig/tests/final_refit.rs tests that).
+    cfg.twin.final_refit_steps = 0;
     // 128 x 128 frames at 30 Hz are ~1 MB/s: the 12 MiB disk (4 MB of it the simulator's
     // truth) is full a few seconds in.
     let summary = session::run(&cfg, vec!["disk-full".into()], Hooks::default());

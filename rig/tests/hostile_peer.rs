@@ -36,6 +36,8 @@ fn an_oversized_message_disconnects_its_peer_and_the_session_goes_on() {
     cfg.session.progress = false;
     cfg.session.out_dir = tmp.path().to_path_buf();
     cfg.source.idle_timeout_s = 3.0;
+    // No final twin refit after it (rig/tests/final_refit.rs tests that).
+    cfg.twin.final_refit_steps = 0;
     let (tx, rx) = mpsc::channel();
     let hooks = Hooks {
         on_ready: Some(Box::new(

@@ -71,6 +71,7 @@ fn config(dir: &Path) -> PathBuf {
             "core = \"pretrained\"",
             format!("core = \"fnn\"\nweights = {weights:?}\nconfig = {net:?}"),
         ),
+        ("final_refit_steps = 60", "final_refit_steps = 0".into()),
         ("enabled = true\nbind", "enabled = false\nbind".into()),
         ("neurons = 1000", "neurons = 30".into()),
         (

@@ -21,6 +21,9 @@ pub fn fast_sim_config(out_dir: &Path, duration_s: f64) -> Config {
     cfg.imaging.extraction = twinloop_rig::config::Extraction::TruthFootprints;
     // Tests run sessions side by side; the dashboard has its own tests.
     cfg.dashboard.enabled = false;
+    // The final twin refit costs minutes of CPU after every closed loop on the pretrained core;
+    // `live_twin.rs` and `rig/tests/final_refit.rs` turn it on.
+    cfg.twin.final_refit_steps = 0;
     cfg
 }
 

@@ -43,6 +43,7 @@ fn closed_loop(out: &Path) -> Config {
     cfg.trials.design.deadline_ms = 0.0;
     cfg.trials.design.twin_refit_every = 4;
     cfg.trials.design.twin_refit_steps = 4;
+    cfg.twin.final_refit_steps = 4;
     cfg.twin.core = CoreKind::Fnn;
     cfg.twin.weights = Some(fixture("parity_weights.safetensors"));
     cfg.twin.config = Some(fixture("parity_config.json"));

@@ -11,6 +11,7 @@
 //! evaluations, and the best evaluated weights are returned.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
 use candle_core::{Device, Tensor};
@@ -193,6 +194,9 @@ fn mouse_cfg(base: &TwinConfig, rec: &Recording) -> Result<TwinConfig> {
     Ok(cfg)
 }
 
+/// Why a fit stopped when [`fit_until`]'s `stop` flag was raised (`FitReport::stopped`).
+pub const STOPPED_BY_FLAG: &str = "interrupted";
+
 /// Fits the twin to one or more mice (see the module docs). `base` gives the architecture; each
 /// mouse's unit count comes from its recording.
 pub fn fit(
@@ -200,6 +204,20 @@ pub fn fit(
     mice: Vec<MouseFit<'_>>,
     fc: &FitConfig,
     dev: &Device,
+) -> Result<Fitted> {
+    fit_until(base, mice, fc, dev, &AtomicBool::new(false))
+}
+
+/// [`fit`], stopping before the next step (or before training starts) once `stop` is raised: the
+/// report then says [`STOPPED_BY_FLAG`] and the weights are the best evaluated so far. The
+/// readout placement and each held-out evaluation run to their end once begun, so a raised
+/// flag is seen within one step or one evaluation.
+pub fn fit_until(
+    base: &TwinConfig,
+    mice: Vec<MouseFit<'_>>,
+    fc: &FitConfig,
+    dev: &Device,
+    stop: &AtomicBool,
 ) -> Result<Fitted> {
     fc.validate()?;
     if mice.is_empty() {
@@ -267,7 +285,7 @@ pub fn fit(
         v.push(&m.params);
         v
     }
-    if fc.place_readouts {
+    if fc.place_readouts && !stop.load(Ordering::Relaxed) {
         for m in &ms {
             let mut starts = m.train.clone();
             starts.shuffle(&mut rng);
@@ -334,6 +352,10 @@ pub fn fit(
     let mut stopped = "max_steps".to_string();
     let mut step = 0usize;
     while step < fc.max_steps {
+        if stop.load(Ordering::Relaxed) {
+            stopped = STOPPED_BY_FLAG.into();
+            break;
+        }
         if started.elapsed().as_secs_f64() > fc.max_seconds {
             stopped = "max_seconds".into();
             break;

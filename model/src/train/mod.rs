@@ -14,7 +14,7 @@ pub mod params;
 pub mod placement;
 pub mod recording;
 
-pub use fit::{FitConfig, FitReport, Fitted, MouseFit, fit};
+pub use fit::{FitConfig, FitReport, Fitted, MouseFit, STOPPED_BY_FLAG, fit, fit_until};
 pub use init::{fresh_weights, transfer_weights};
 pub use params::FitScope;
 pub use recording::{BehaviourStandardisation, RecordedTrial, Recording, RecordingMeta};

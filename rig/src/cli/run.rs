@@ -31,6 +31,26 @@ pub fn load_config(path: Option<&std::path::Path>) -> anyhow::Result<Config> {
     })
 }
 
+/// A session that saved its live twin gets the twin's per-unit embeddings beside it, by the
+/// code of `twinloop twin embeddings`. The session is complete without them: a failure is
+/// reported, not fatal.
+fn live_twin_embeddings(summary: &session::SessionSummary) {
+    if !matches!(
+        summary.live_twin,
+        session::live_twin::LiveTwinReport::Saved { .. }
+    ) {
+        return;
+    }
+    let _span = tracing::info_span!("live_twin_embeddings").entered();
+    match super::twin::embeddings::live_twin_embeddings(&summary.session_dir) {
+        Ok(dir) => println!("  live twin embeddings {}", dir.display()),
+        Err(e) => {
+            tracing::error!(error = %format!("{e:#}"), "the live twin's embeddings were not written");
+            println!("  live twin embeddings not written: {e:#}");
+        }
+    }
+}
+
 pub fn run(args: &RunArgs) -> anyhow::Result<()> {
     let mut cfg = load_config(args.config.as_deref())?;
     if let Some(d) = args.duration {
@@ -47,6 +67,7 @@ pub fn run(args: &RunArgs) -> anyhow::Result<()> {
     let command_line = std::env::args().collect();
     let summary = session::run(&cfg, command_line, Hooks::default()).context("session failed")?;
     println!("{summary}");
+    live_twin_embeddings(&summary);
     if let Some(e) = &summary.recorder_error {
         anyhow::bail!("the session log could not be written completely: {e}");
     }

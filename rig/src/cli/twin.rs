@@ -69,6 +69,48 @@ enum TwinCommand {
     /// resolution, z-scored pupil centre, pupil radius and treadmill velocity, and the activity,
     /// one row per imaging frame (plus the simulator's true rates as truth.npy when it has them).
     Recording(RecordingArgs),
+    /// A twin's recorded-noise bank on a recording (as `twin recording` writes it): per unit,
+    /// the responses minus the twin's prediction on every row past each segment's burn-in.
+    /// Writes residuals.npy [N, U], prediction.npy [T, U] and residuals.json (hashes of the
+    /// residuals and of the twin's weights).
+    Residuals(ResidualsArgs),
+}
+
+#[derive(Debug, Args)]
+struct ResidualsArgs {
+    /// The twin (`twin.safetensors`, or a session's `live_twin.safetensors`).
+    #[arg(long)]
+    weights: PathBuf,
+    /// Its architecture (`config.json` / `live_twin.json`).
+    #[arg(long)]
+    config: PathBuf,
+    /// The recording (a `twin recording` output directory).
+    #[arg(long)]
+    recording: PathBuf,
+    /// Frames at the start of each segment left out while the twin's state settles.
+    #[arg(long, default_value_t = 10)]
+    burn_in: usize,
+    /// Output directory.
+    #[arg(long)]
+    out: PathBuf,
+}
+
+fn residuals(a: &ResidualsArgs) -> anyhow::Result<()> {
+    let m = crate::offline::twin_residuals::residual_bank(
+        &a.weights,
+        &a.config,
+        &a.recording,
+        &a.out,
+        a.burn_in,
+    )?;
+    println!(
+        "{} residual rows x {} units in {} runs -> {}",
+        m.rows,
+        m.units,
+        m.runs.len(),
+        a.out.display()
+    );
+    Ok(())
 }
 
 #[derive(Debug, Args)]
@@ -122,6 +164,7 @@ pub fn run(args: &TwinArgs) -> anyhow::Result<()> {
         TwinCommand::Fit(a) => fit::run(a),
         TwinCommand::Embeddings(a) => embeddings::run(a),
         TwinCommand::Recording(a) => recording(a),
+        TwinCommand::Residuals(a) => residuals(a),
         TwinCommand::Predict {
             weights,
             config,

@@ -103,6 +103,9 @@ impl Config {
             t.weights = base.join(&t.weights);
             t.config = base.join(&t.config);
             t.behaviour = t.behaviour.as_ref().map(|b| base.join(b));
+            if let crate::sim::TwinNoise::Recorded(dir) = &mut t.noise {
+                *dir = base.join(&*dir);
+            }
         }
         cfg.validate()?;
         Ok(cfg)

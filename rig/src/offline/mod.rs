@@ -22,3 +22,4 @@ pub mod report;
 pub mod scanimage;
 pub mod suite2p;
 pub mod twin_data;
+pub mod twin_residuals;

@@ -42,6 +42,12 @@ pub(crate) trait CellDrive: Send {
     fn failure(&self) -> Option<&str> {
         None
     }
+
+    /// The last frame's counts per cell when the drive sets them itself (a twin with recorded
+    /// noise, for fast mode's frames), instead of the Poisson spikes drawn from its rates.
+    fn frame_counts(&self) -> Option<&[u32]> {
+        None
+    }
 }
 
 /// The simulated V1 population: spatial filtering of the gaze-shifted view, the `v1_rich`

@@ -61,6 +61,7 @@ pub mod recorded_behaviour;
 pub mod truth;
 pub mod tuning;
 pub mod twin_recording;
+pub mod twin_residuals;
 pub mod twin_seal;
 pub mod twin_source;
 pub mod v1;
@@ -95,7 +96,7 @@ pub use noise_free::{NoiseFreeCells, PREROLL_S as NOISE_FREE_PREROLL_S};
 pub use recorded_behaviour::{RecordedBehaviour, RecordedSample};
 pub use truth::CellTruth;
 pub use tuning::{CellParams, CellType};
-pub use twin_source::{LoadedTwin, TwinIdentity, TwinMode, TwinSourceConfig};
+pub use twin_source::{LoadedTwin, TwinIdentity, TwinMode, TwinNoise, TwinSourceConfig};
 
 use crate::vocab::clock::RigTime;
 use behaviour::Behaviour;
@@ -361,13 +362,18 @@ impl SimMouse {
                         over_s,
                     )
                 });
-                let drive: Box<dyn CellDrive> = Box::new(twin_cells::TwinCells::new(
+                let mut cells = twin_cells::TwinCells::new(
                     twin,
                     geom.imaging_rate_hz,
                     (geom.view_height, geom.view_width),
                     standard,
                     px_per_mm,
-                ));
+                );
+                if let Some(bank) = loaded.residuals {
+                    cells = cells
+                        .with_recorded_noise(twin_residuals::ResidualDraw::new(bank, source.seed));
+                }
+                let drive: Box<dyn CellDrive> = Box::new(cells);
                 Some((drive, stream(source.seed, Stream::Spikes)))
             }
         };
@@ -448,7 +454,10 @@ impl SimMouse {
         };
         let motion_px = if self.counts_frames {
             // Fast twin mode: the frame is the counts, and nothing moves the brain.
-            twin_source::write_counts(p.truth.frame_spikes(), out);
+            match p.drive.frame_counts() {
+                Some(counts) => twin_source::write_counts(counts, out),
+                None => twin_source::write_counts(p.truth.frame_spikes(), out),
+            }
             (0.0, 0.0)
         } else {
             p.microscope.advance(t, &mut self.behaviour);

@@ -37,6 +37,8 @@ pub(crate) struct TwinCells {
     standard: BehaviourStandardisation,
     px_per_mm: f64,
     predicted_hz: Vec<f32>,
+    /// Recorded noise (`noise = { recorded = ... }`): the prediction plus a bank's residuals.
+    recorded: Option<super::twin_residuals::ResidualDraw>,
     failure: Option<String>,
 }
 
@@ -61,8 +63,19 @@ impl TwinCells {
             standard,
             px_per_mm,
             predicted_hz: vec![0.0; units],
+            recorded: None,
             failure: None,
         }
+    }
+
+    /// Responses are the prediction plus `draw`'s residuals (rates in Hz for full mode's
+    /// Poisson spikes; counts for fast mode's frames, [`CellDrive::frame_counts`]).
+    pub(crate) fn with_recorded_noise(
+        mut self,
+        draw: super::twin_residuals::ResidualDraw,
+    ) -> TwinCells {
+        self.recorded = Some(draw);
+        self
     }
 
     /// The twin's raw behaviour inputs from one sample: gaze azimuth, elevation (deg), pupil
@@ -88,6 +101,10 @@ impl TwinCells {
         ];
         match self.twin.step_u8(&self.stimulus, &perspective, &modulation) {
             Ok(counts) => {
+                let counts = match &mut self.recorded {
+                    Some(draw) => draw.respond(&counts).to_vec(),
+                    None => counts,
+                };
                 for (hz, n) in self.predicted_hz.iter_mut().zip(counts) {
                     *hz = n * self.frame_hz;
                 }
@@ -125,6 +142,10 @@ impl CellDrive for TwinCells {
 
     fn failure(&self) -> Option<&str> {
         self.failure.as_deref()
+    }
+
+    fn frame_counts(&self) -> Option<&[u32]> {
+        self.recorded.as_ref().map(|d| d.counts())
     }
 }
 

@@ -33,8 +33,10 @@
 //! (`online::session::live_twin`); that file is sealed (`twin_seal.rs`) and a damaged copy is
 //! refused here, naming `source.twin.weights` and the file.
 //!
-//! Not built yet (placeholders, README "Placeholders"): a recorded-noise model (PLACEHOLDER:
-//! `noise` is Poisson only) and the twin on a GPU.
+//! **Noise**: Poisson spikes at the prediction, or the prediction plus a recorded session's
+//! residuals (`noise = { recorded = "<bank dir>" }`, `twin_residuals.rs`, `twin_cells.rs`).
+//!
+//! Not built yet (placeholders, README "Placeholders"): the twin on a GPU.
 
 use std::path::{Path, PathBuf};
 
@@ -48,13 +50,19 @@ use super::recorded_behaviour::RecordedBehaviour;
 use crate::vocab::section::Invalid;
 
 /// How spikes are drawn from the twin's predicted rates.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum TwinNoise {
     /// Poisson spikes at the predicted rate on every neural substep, so a frame's count is
     /// Poisson with the twin's predicted mean.
     #[default]
     Poisson,
+    /// `noise = { recorded = "<bank dir>" }`: each frame's response is the prediction plus a
+    /// residual row of a recorded session, drawn from the bank `twinloop twin residuals`
+    /// wrote for this twin (`twin_residuals.rs`; a relative path is from the config file's
+    /// directory). Fast mode's frame carries it as a count, rounded stochastically; full mode
+    /// fires Poisson spikes at it (`twin_cells.rs`).
+    Recorded(PathBuf),
 }
 
 /// How the twin's responses reach the session (module docs).
@@ -79,7 +87,8 @@ pub struct TwinSourceConfig {
     pub weights: PathBuf,
     /// Its architecture: the JSON `twin fit` writes beside them (`config.json`).
     pub config: PathBuf,
-    /// How spikes are drawn: `"poisson"`. The twin's output is read as the expected spike count
+    /// How spikes are drawn: `"poisson"`, or `{ recorded = "<bank dir>" }` (the prediction plus
+    /// a recorded session's residuals, [`TwinNoise::Recorded`]). The twin's output is read as the expected spike count
     /// per imaging frame (it is stepped once per frame, as it was fitted on one row per
     /// frame), so a unit's rate in Hz is that count times `imaging.frame_rate_hz`.
     #[serde(default)]
@@ -129,6 +138,8 @@ pub struct LoadedTwin {
     /// The recorded running and pupil it is given (`behaviour`; read by the config layer,
     /// which can read session logs); `None`: the behaviour model's.
     pub behaviour: Option<RecordedBehaviour>,
+    /// The recorded-noise bank (`noise = { recorded = ... }`), checked against this twin.
+    pub residuals: Option<super::twin_residuals::ResidualBank>,
 }
 
 impl TwinSourceConfig {
@@ -175,6 +186,25 @@ impl TwinSourceConfig {
             .map_err(|e| bad_file("source.twin.weights", &self.weights, e.to_string()))?;
         let core_sha256 = super::twin_seal::core_sha256(&weights).ok();
         let units = cfg.units;
+        let weights_sha256 = super::twin_seal::sha256_hex(&bytes);
+        let residuals = match &self.noise {
+            TwinNoise::Poisson => None,
+            TwinNoise::Recorded(dir) => {
+                let bank = super::twin_residuals::ResidualBank::load(dir, Some(&weights_sha256))
+                    .map_err(|e| bad_file("source.twin.noise.recorded", &e.path, e.reason))?;
+                if bank.meta.units != units {
+                    return Err(bad_file(
+                        "source.twin.noise.recorded",
+                        dir,
+                        format!(
+                            "holds residuals of {} units; the twin has {units}",
+                            bank.meta.units
+                        ),
+                    ));
+                }
+                Some(bank)
+            }
+        };
         let stimulus = [cfg.stimulus_height, cfg.stimulus_width];
         let twin = Twin::new(cfg, &weights, &Device::Cpu).map_err(|e| {
             bad_file(
@@ -192,13 +222,14 @@ impl TwinSourceConfig {
             twin,
             identity: TwinIdentity {
                 weights: absolute(&self.weights),
-                weights_sha256: super::twin_seal::sha256_hex(&bytes),
+                weights_sha256,
                 core_sha256,
                 config: absolute(&self.config),
                 units,
                 stimulus,
             },
             behaviour: None,
+            residuals,
         })
     }
 

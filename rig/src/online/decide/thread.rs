@@ -32,6 +32,8 @@ pub struct SelectorTimes {
     pub finished: Option<serde_json::Value>,
     /// The selector's twin at the end (`[twin] save`), or why it has none.
     pub live_twin: Result<crate::stages::decide::design::LiveTwin, String>,
+    /// The final twin refit to run once the session is over, or why there is none.
+    pub final_refit: Result<crate::stages::decide::design::twin_refit::FinalRefitJob, String>,
 }
 
 /// What the selector thread reads and where it hands things on.
@@ -99,6 +101,7 @@ impl SelectorThread {
             responses_to_decision: LatencyHist::new("selector: trial's responses to next decision"),
             finished: None,
             live_twin: Err("the selector thread ended before the session did".into()),
+            final_refit: Err("the selector thread ended before the session did".into()),
         };
         let _span = tracing::info_span!("stage", name = "selector").entered();
         self.links.wake.register_current();
@@ -151,6 +154,7 @@ impl SelectorThread {
         // Every frame observed: the selector's verdict, logged and summarised.
         times.finished = self.selector.finish();
         times.live_twin = self.selector.live_twin();
+        times.final_refit = self.selector.final_refit();
         self.log_selector_records();
         // The frames observed after the last decision count too (the summary and the final
         // heartbeat read these).

@@ -173,17 +173,8 @@ pub fn run(
     // written, and the signal is named in it.
     let stop = Arc::clone(&shared.stop);
     let signal = Arc::new(AtomicUsize::new(0));
-    let mut handlers = Vec::new();
-    for sig in STOP_SIGNALS {
-        handlers.extend(signal_hook::flag::register(sig, Arc::clone(&stop)).ok());
-        handlers
-            .extend(signal_hook::flag::register_usize(sig, Arc::clone(&signal), sig as usize).ok());
-    }
-    let unregister = || {
-        for id in &handlers {
-            signal_hook::low_level::unregister(*id);
-        }
-    };
+    let handlers = arm_stop_signals(&stop, &signal);
+    let unregister = || disarm(&handlers);
 
     // The publisher has a thread of its own, so heartbeats and acks keep flowing while ingest
     // waits on a slow recorder.
@@ -328,7 +319,20 @@ pub fn run(
         None => None,
     };
 
-    let live_twin = live_twin::save(&dir, joined.selector.live_twin, cfg.twin.save);
+    // The final twin refit runs now that every thread has joined and the log is closed (off the
+    // real-time path). A stop signal from here on ends it, not the session (already over).
+    let refit_stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let refit_signal = Arc::new(AtomicUsize::new(0));
+    let refit_handlers = arm_stop_signals(&refit_stop, &refit_signal);
+    let (live_twin, final_refit) = live_twin::finish(
+        &dir,
+        joined.selector.live_twin,
+        joined.selector.final_refit,
+        &cfg.twin,
+        &refit_stop,
+        &refit_signal,
+    );
+    disarm(&refit_handlers);
     let summary = SessionSummary {
         session_dir: dir.path().to_path_buf(),
         cells: joined.stage.cells,
@@ -359,6 +363,7 @@ pub fn run(
         clocks,
         inception: joined.selector.finished.clone(),
         live_twin,
+        final_refit,
         rig_time_s: {
             let t = shared.latest_frame_t.load(Ordering::Acquire);
             if t == i64::MIN {
@@ -370,6 +375,26 @@ pub fn run(
     };
     summary.write(&dir)?;
     Ok(summary)
+}
+
+/// Raises `stop` and stores the signal's number in `signal` on every [`STOP_SIGNALS`] signal.
+fn arm_stop_signals(
+    stop: &Arc<std::sync::atomic::AtomicBool>,
+    signal: &Arc<AtomicUsize>,
+) -> Vec<signal_hook::SigId> {
+    let mut handlers = Vec::new();
+    for sig in STOP_SIGNALS {
+        handlers.extend(signal_hook::flag::register(sig, Arc::clone(stop)).ok());
+        handlers
+            .extend(signal_hook::flag::register_usize(sig, Arc::clone(signal), sig as usize).ok());
+    }
+    handlers
+}
+
+fn disarm(handlers: &[signal_hook::SigId]) {
+    for id in handlers {
+        signal_hook::low_level::unregister(*id);
+    }
 }
 
 /// The simulator's true footprints, for the baseline extractor.

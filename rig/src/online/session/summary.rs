@@ -40,6 +40,9 @@ pub struct SessionSummary {
     pub inception: Option<serde_json::Value>,
     /// The live twin saved at the end (`[twin] save`), or why not.
     pub live_twin: super::live_twin::LiveTwinReport,
+    /// The final twin refit at the end (`[twin] final_refit_steps`): steps, held-out loss and
+    /// seconds, or why it did not run or was interrupted.
+    pub final_refit: crate::stages::decide::design::twin_refit::FinalRefitReport,
 }
 
 impl SessionSummary {
@@ -165,6 +168,7 @@ impl fmt::Display for SessionSummary {
                 None => String::new(),
             }
         )?;
+        writeln!(f, "  final refit      {}", self.final_refit)?;
         writeln!(f, "  live twin        {}", self.live_twin)?;
         writeln!(f, "  latency          p50        p99        max   stage")?;
         for l in &self.latency {

@@ -45,10 +45,18 @@ pub struct TwinSettings {
     /// trial does, after the inter-trial gray.
     pub preroll_frames: usize,
     /// Save the live twin (the refitted fnn twin: weights and this mouse's readouts) in the
-    /// session directory at the end, as `live_twin/twin.safetensors` and `config.json`, which
-    /// `[source.twin]` reads as it reads `twin fit` output. A session without one says why in
-    /// its summary.
+    /// session directory at the end, as `live_twin.safetensors` and `live_twin.json`, which
+    /// `[source.twin]` reads as it reads `twin fit` output, with its per-unit embeddings in
+    /// `live_twin_embeddings/` (`twinloop run`). A session without one says why in its summary.
     pub save: bool,
+    /// The final refit at the session's end (`design/twin_refit/final_round.rs`): at most this
+    /// many optimiser steps of the transfer fit on everything the designer kept, after the
+    /// recording is closed; its twin is the one saved. 0: no final refit (the twin of the last
+    /// periodic round, if any, is saved).
+    pub final_refit_steps: usize,
+    /// ... and at most this many seconds of wall clock (the best evaluated weights are kept
+    /// when it runs out). A stop signal (Ctrl-C, SIGTERM) during it skips it.
+    pub final_refit_max_s: f64,
 }
 
 impl Default for TwinSettings {
@@ -61,6 +69,8 @@ impl Default for TwinSettings {
             grid_cols: 10,
             preroll_frames: 10,
             save: true,
+            final_refit_steps: 60,
+            final_refit_max_s: 300.0,
         }
     }
 }
@@ -79,6 +89,19 @@ impl Section for TwinSettings {
             0,
             10_000,
             "0 ..= 10000 frames",
+        )?;
+        Invalid::in_range(
+            "twin.final_refit_steps",
+            self.final_refit_steps as u64,
+            0,
+            1_000_000,
+            "0 ..= 1000000 steps (0: no final refit)",
+        )?;
+        Invalid::positive_at_most(
+            "twin.final_refit_max_s",
+            self.final_refit_max_s,
+            MAX_WAIT_S,
+            "s",
         )?;
         if self.core == CoreKind::Fnn && self.weights.is_none() {
             return Err(Invalid::new(

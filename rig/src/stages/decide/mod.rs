@@ -132,7 +132,15 @@ pub fn build_selector(setup: &DecideSetup) -> Result<Box<dyn Selector>, design::
                 1.0 / setup.frame_rate_hz,
             )
             .with_planes(setup.planes);
-            if let Some(refit_setup) = design::twin_refit::setup_for(&setup.twin, &trials.design)? {
+            // Periodic rounds when `twin_refit_every > 0`; the final refit alone otherwise.
+            let refits = design::DesignConfig {
+                twin_refit_every: match trials.design.twin_refit_every {
+                    0 if setup.twin.final_refit_steps > 0 => 1,
+                    every => every,
+                },
+                ..trials.design.clone()
+            };
+            if let Some(refit_setup) = design::twin_refit::setup_for(&setup.twin, &refits)? {
                 let mut refit = design::TwinRefit::new(refit_setup, trials.design.twin_refit_every);
                 // The session's planned trials: a round that could not be taken before its end
                 // is not launched (it would only hold the CPU). Replay builds the same.
@@ -180,6 +188,7 @@ mod tests {
             grid_cols: 5,
             preroll_frames: 2,
             save: true,
+            ..TwinSettings::default()
         }
     }
 

@@ -93,6 +93,14 @@ pub trait Selector: Send {
             self.name()
         ))
     }
+    /// The final twin refit on everything the selector kept, to run once the session is over
+    /// (`[twin] final_refit_steps`), or why there is nothing to fit.
+    fn final_refit(&self) -> Result<super::design::twin_refit::FinalRefitJob, String> {
+        Err(format!(
+            "the {} policy keeps no twin to refit (trials.policy = \"random\")",
+            self.name()
+        ))
+    }
 }
 
 /// The control arm: uniform random over the library, from a seeded ChaCha8 stream (portable

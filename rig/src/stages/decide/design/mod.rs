@@ -154,12 +154,12 @@ impl Selector for AdaptiveSelector {
     fn live_twin(&self) -> Result<LiveTwin, String> {
         match self.designer.twin_refit() {
             Some(r) => r.live_twin(),
-            None => Err(
-                "no twin refit runs (trials.design.twin_refit_every = 0, or twin.core = \"energy\"): \
-                 the loop's online readouts alone are not an fnn twin [source.twin] can load"
-                    .into(),
-            ),
+            None => Err(designer::NO_FNN_TWIN.into()),
         }
+    }
+
+    fn final_refit(&self) -> Result<twin_refit::FinalRefitJob, String> {
+        self.designer.final_refit_job()
     }
 
     fn decide(&mut self, trial: u64, force_late: bool) -> Decision {

@@ -2,6 +2,12 @@
 //! and the twin refit read.
 
 use super::*;
+use crate::stages::decide::design::twin_refit::FinalRefitJob;
+
+/// Why a designer has no fnn twin to refit or save.
+pub const NO_FNN_TWIN: &str = "no fnn twin to refit (twin.core = \"energy\": the motion-energy \
+     bank has no perspective, modulation or fnn readouts; the loop's online readouts alone are \
+     not a twin [source.twin] can load)";
 
 pub(super) struct Onset {
     pub(super) trial: u64,
@@ -56,6 +62,23 @@ impl Designer {
                 behaviour: f.behaviour,
                 values: v,
             })
+    }
+
+    /// The final refit at the session's end, on every kept frame (`twin_refit/final_round.rs`),
+    /// or why there is none: no twin refit on this core, cells on several planes, nothing seen.
+    pub fn final_refit_job(&self) -> Result<FinalRefitJob, String> {
+        let Some(tr) = &self.twin_refit else {
+            return Err(NO_FNN_TWIN.into());
+        };
+        // PLACEHOLDER for multi-plane sessions, as for the rounds: a fit's recording is one
+        // plane's frames.
+        if self.planes.iter().filter(|p| p.units > 0).count() > 1 {
+            return Err(
+                "the session's cells are on several imaging planes, and a twin refit fits one                  plane's frames (multi-plane refits are not built)"
+                    .into(),
+            );
+        }
+        tr.final_job(&self.pool, self.frame_period_s, self.history_rows())
     }
 
     /// Seconds of one imaging frame.

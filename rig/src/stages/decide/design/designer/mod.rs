@@ -43,6 +43,7 @@ mod rules;
 pub use choice::{AccuracyPoint, Alternative, DecisionMode, DesignChoice, DesignCounts};
 pub use config::{DesignConfig, Objective};
 use heldout::TestPresentation;
+pub use history::NO_FNN_TWIN;
 use history::{FrameRef, Onset};
 use readouts::{Features, PlaneUnits, RunningStats};
 

@@ -27,18 +27,26 @@
 //!
 //! The energy bank has no perspective or modulation to fit: with it the loop stays
 //! readouts-only (`twin_refit_every` is ignored, with a notice).
+//!
+//! At the session's end one more fit runs on everything kept ([`final_round`]), so that the
+//! live twin is saved even when no round was applied; with `twin_refit_every = 0` that final
+//! refit is the only one.
+
+mod final_round;
+mod snapshot;
+pub use final_round::{FinalRefitBudget, FinalRefitJob, FinalRefitReport};
+pub use snapshot::Snapshot;
 
 use super::pool::{CandidatePool, PoolError};
 pub use crate::stages::decide::decision::TwinRefitNote;
 use crossbeam_channel::{Receiver, RecvTimeoutError};
 use serde::Serialize;
 use std::collections::{BTreeSet, HashMap};
+use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 use twinloop_model::frozen_core::FnnCore;
-use twinloop_model::train::{
-    FitConfig, FitReport, FitScope, MouseFit, RecordedTrial, Recording, RecordingMeta,
-};
+use twinloop_model::train::{FitConfig, FitReport, FitScope, MouseFit};
 use twinloop_model::{Device, DevicePreference, Tensor, Twin, TwinConfig, Weights};
 use twinloop_stimulus::{LibraryEntry, Prepared, Projection, ViewGeometry, cpu};
 
@@ -89,12 +97,13 @@ impl TwinRefitSetup {
         }
     }
 
-    /// Round `round`'s settings: its own fixed seed; readouts placed from the data or not.
-    /// The scope is the setup's (the transfer fit everywhere a session refits; `twinloop bench
-    /// inception`'s scratch arm fits everything).
-    fn fit_config(&self, round: u64, place_readouts: bool) -> FitConfig {
+    /// Round `round`'s settings: its own fixed seed; readouts placed from the data or not;
+    /// `max_seconds` of wall clock (infinite for the rounds, so a snapshot always gives the same
+    /// weights). The scope is the setup's (the transfer fit everywhere a session refits;
+    /// `twinloop bench inception`'s scratch arm fits everything).
+    fn fit_config(&self, round: u64, place_readouts: bool, max_seconds: f64) -> FitConfig {
         FitConfig {
-            max_seconds: f64::INFINITY,
+            max_seconds,
             place_readouts,
             seed: 0x7e1f17 ^ round,
             ..self.fit.clone()
@@ -146,6 +155,10 @@ struct Pending {
 pub struct TwinRefit {
     setup: TwinRefitSetup,
     every: u64,
+    /// Rounds between blocks (`twin_refit_every > 0`); without, only the final refit runs.
+    periodic: bool,
+    /// Raised at the session's end: a round still running stops at its next step.
+    abandon: Arc<AtomicBool>,
     rounds: u64,
     next_launch: u64,
     pending: Option<Pending>,
@@ -176,10 +189,14 @@ pub struct TwinRefitRound {
 }
 
 impl TwinRefit {
+    /// Rounds every `every` trials; `every = 0`: none, only the final refit
+    /// ([`Self::final_job`]).
     pub fn new(setup: TwinRefitSetup, every: u32) -> TwinRefit {
         TwinRefit {
             setup,
             every: u64::from(every.max(1)),
+            periodic: every > 0,
+            abandon: Arc::new(AtomicBool::new(false)),
             rounds: 0,
             // The first round comes after a block of data, not straight after the warm-up.
             next_launch: u64::from(every.max(1)),
@@ -308,7 +325,36 @@ impl TwinRefit {
         let in_time = self
             .horizon
             .is_none_or(|h| trial + (self.every / 2).max(1) < h);
-        self.pending.is_none() && trial >= self.next_launch && wanted && in_time
+        self.periodic && self.pending.is_none() && trial >= self.next_launch && wanted && in_time
+    }
+
+    /// The final refit on `history` (the designer's kept frames, oldest first), after the
+    /// last decision. A round still running is abandoned (it stops at its next step: the final
+    /// refit fits on more).
+    pub fn final_job<'a>(
+        &self,
+        pool: &Arc<CandidatePool>,
+        frame_period_s: f64,
+        history: impl Iterator<Item = HistoryRow<'a>>,
+    ) -> Result<FinalRefitJob, String> {
+        self.abandon
+            .store(true, std::sync::atomic::Ordering::Relaxed);
+        let snapshot = Snapshot::take(pool, frame_period_s, history);
+        let frames = snapshot.rows.len();
+        let stimulus_frames = snapshot.rows.iter().filter(|r| r.is_some()).count();
+        if stimulus_frames == 0 || snapshot.units == 0 {
+            return Err(final_round::nothing_to_fit(frames, stimulus_frames));
+        }
+        Ok(FinalRefitJob {
+            setup: self.setup.clone(),
+            pool: Arc::clone(pool),
+            rendered: Arc::clone(&self.rendered),
+            snapshot,
+            round: self.rounds,
+            rounds_applied: self.rounds_taken.iter().filter(|r| r.applied).count(),
+            frames,
+            stimulus_frames,
+        })
     }
 
     /// Launches a round on `history` (the designer's kept frames, oldest first) at decision
@@ -333,6 +379,7 @@ impl TwinRefit {
         let setup = self.setup.clone();
         let pool = Arc::clone(pool);
         let rendered = Arc::clone(&self.rendered);
+        let abandon = Arc::clone(&self.abandon);
         tracing::info!(
             trial,
             round,
@@ -345,8 +392,9 @@ impl TwinRefit {
             .spawn(move || {
                 lowest_priority();
                 let started = Instant::now();
-                let result = run_round(&setup, round, &pool, &rendered, snapshot, started)
-                    .map_err(|e| e.to_string());
+                let result =
+                    run_round(&setup, round, &pool, &rendered, snapshot, &abandon, started)
+                        .map_err(|e| e.to_string());
                 // The designer may have gone (end of session): nothing to do then.
                 let _ = tx.send(result);
             });
@@ -371,114 +419,6 @@ pub fn lowest_priority() {
     }
 }
 
-/// The designer's history, copied for a worker (the rendering happens there).
-pub struct Snapshot {
-    rows: Vec<Option<(usize, usize, u64)>>,
-    t_s: Vec<f64>,
-    behaviour: Vec<[f32; 2]>,
-    values: Vec<f32>,
-    units: usize,
-    frame_period_s: f64,
-}
-
-impl Snapshot {
-    /// Copies `history` (the designer's kept frames, oldest first) for a fit off this thread.
-    pub fn take<'a>(
-        pool: &CandidatePool,
-        frame_period_s: f64,
-        history: impl Iterator<Item = HistoryRow<'a>>,
-    ) -> Snapshot {
-        let mut s = Snapshot {
-            rows: Vec::new(),
-            t_s: Vec::new(),
-            behaviour: Vec::new(),
-            values: Vec::new(),
-            units: 0,
-            frame_period_s,
-        };
-        for h in history {
-            if s.rows.is_empty() {
-                s.units = h.values.len();
-            }
-            if h.values.len() != s.units {
-                continue;
-            }
-            s.rows.push(
-                h.shown
-                    .filter(|&(e, f, _)| e < pool.len() && f < pool.frames()),
-            );
-            s.t_s.push(h.t_s);
-            s.behaviour.push(h.behaviour);
-            s.values.extend_from_slice(h.values);
-        }
-        s
-    }
-
-    /// The snapshot as the twin's recording, frames from `rendered` (`[entry][frame][px]`).
-    fn recording(
-        &self,
-        pool: &CandidatePool,
-        rendered: &[u8],
-        (height, width): (usize, usize),
-    ) -> Recording {
-        let px = height * width;
-        let t = self.rows.len();
-        let mut frames = vec![cpu::MEAN_GRAY; t * px];
-        for (row, out) in self.rows.iter().zip(frames.chunks_exact_mut(px)) {
-            if let Some((e, f, _)) = *row {
-                let at = (e * pool.frames() + f) * px;
-                out.copy_from_slice(&rendered[at..at + px]);
-            }
-        }
-        // fnn's modulation takes pupil size then running speed; the designer keeps them the
-        // other way round.
-        let modulation = self.behaviour.iter().flat_map(|b| [b[1], b[0]]).collect();
-        // Gap-free spans: consecutive kept frames about one frame period apart.
-        let mut segments = Vec::new();
-        let mut start = 0;
-        for i in 1..=t {
-            if i == t || self.t_s[i] - self.t_s[i - 1] > 1.5 * self.frame_period_s {
-                if i > start {
-                    segments.push(start..i);
-                }
-                start = i;
-            }
-        }
-        let mut trials = Vec::new();
-        let mut i = 0;
-        while i < t {
-            let Some((e, _, trial)) = self.rows[i] else {
-                i += 1;
-                continue;
-            };
-            let first = i;
-            while i < t && self.rows[i].is_some_and(|r| r.2 == trial) {
-                i += 1;
-            }
-            trials.push(RecordedTrial {
-                start: first,
-                frames: i - first,
-                stimulus: pool.entry(e).name.clone(),
-            });
-        }
-        Recording {
-            height,
-            width,
-            frames,
-            perspective: vec![0.0; t * 2],
-            modulation,
-            responses: self.values.clone(),
-            meta: RecordingMeta {
-                frame_hz: 1.0 / self.frame_period_s,
-                unit_ids: (0..self.units as u32).collect(),
-                segments,
-                trials,
-                standardisation: None,
-            },
-        }
-    }
-}
-
 /// Why a round failed (logged; the loop keeps the old twin).
 #[derive(Debug, thiserror::Error)]
 pub enum TwinRefitError {
@@ -492,6 +432,8 @@ pub enum TwinRefitError {
     NonFinite(String),
     #[error("pool features through the refitted twin: {0}")]
     Pool(#[from] PoolError),
+    #[error("abandoned at the session's end (the final refit fits on more)")]
+    Abandoned,
 }
 
 /// Every pool entry rendered at the core's input size over the view, as the pool renders it.
@@ -549,6 +491,29 @@ pub fn transfer_fit(
     rendered: &OnceLock<Vec<u8>>,
     snapshot: Snapshot,
 ) -> Result<(TwinConfig, HashMap<String, Tensor>, FitReport), TwinRefitError> {
+    let never = AtomicBool::new(false);
+    transfer_fit_until(
+        setup,
+        round,
+        pool,
+        rendered,
+        snapshot,
+        &never,
+        f64::INFINITY,
+    )
+}
+
+/// [`transfer_fit`] within `max_seconds` of wall clock, stopping before its next step once
+/// `stop` is raised (the report's `stopped` then says `interrupted`).
+fn transfer_fit_until(
+    setup: &TwinRefitSetup,
+    round: u64,
+    pool: &CandidatePool,
+    rendered: &OnceLock<Vec<u8>>,
+    snapshot: Snapshot,
+    stop: &AtomicBool,
+    max_seconds: f64,
+) -> Result<(TwinConfig, HashMap<String, Tensor>, FitReport), TwinRefitError> {
     if setup.force_failure {
         return Err(TwinRefitError::Forced);
     }
@@ -576,8 +541,8 @@ pub fn transfer_fit(
         weights.extend(fresh.into_iter().filter(|(k, _)| k.starts_with("readout.")));
     }
     let dev = twinloop_model::select_device(setup.device);
-    let fc = setup.fit_config(round, !has_readouts);
-    let fitted = twinloop_model::train::fit(
+    let fc = setup.fit_config(round, !has_readouts, max_seconds);
+    let fitted = twinloop_model::train::fit_until(
         &cfg,
         vec![MouseFit {
             recording: &recording,
@@ -585,6 +550,7 @@ pub fn transfer_fit(
         }],
         &fc,
         &dev,
+        stop,
     )?;
     let report = fitted.report;
     if !report.best_val_loss.is_finite() {
@@ -607,9 +573,21 @@ fn run_round(
     pool: &CandidatePool,
     rendered: &OnceLock<Vec<u8>>,
     snapshot: Snapshot,
+    abandon: &AtomicBool,
     started: Instant,
 ) -> Result<TwinRefitOutcome, TwinRefitError> {
-    let (cfg, weights, report) = transfer_fit(setup, round, pool, rendered, snapshot)?;
+    let (cfg, weights, report) = transfer_fit_until(
+        setup,
+        round,
+        pool,
+        rendered,
+        snapshot,
+        abandon,
+        f64::INFINITY,
+    )?;
+    if report.stopped == twinloop_model::train::STOPPED_BY_FLAG {
+        return Err(TwinRefitError::Abandoned);
+    }
     let dev = twinloop_model::select_device(setup.device);
     let mu = weights
         .get("readout.position.mu")

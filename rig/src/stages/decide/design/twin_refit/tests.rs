@@ -319,7 +319,7 @@ fn the_saved_live_twin_loads_as_a_twin_source_and_gives_the_selectors_features()
     assert_eq!(twin.config.units, 6, "this mouse's units");
 
     let tmp = tempfile::tempdir().unwrap();
-    let saved = crate::online::session::live_twin::write(tmp.path(), &twin).unwrap();
+    let saved = crate::online::session::live_twin::write(tmp.path(), &twin, false).unwrap();
     let crate::online::session::live_twin::LiveTwinReport::Saved {
         weights, config, ..
     } = saved
@@ -375,4 +375,65 @@ fn the_saved_live_twin_loads_as_a_twin_source_and_gives_the_selectors_features()
     // And the saved twin is the refitted one, not the start: the original pool's differ.
     let moved = (0..pool.len()).any(|e| pool.feature_map(e, 5) != reloaded.feature_map(e, 5));
     assert!(moved, "the saved twin is the refitted one");
+}
+
+/// The final refit: with `twin_refit_every = 0` no round runs, yet the end of the session has a
+/// job on everything kept; run to its budget it gives this mouse's twin with fitted readouts;
+/// with its stop flag raised it gives none and says it was interrupted; a designer that saw
+/// nothing has nothing to fit and says so.
+#[test]
+fn the_final_refit_fits_on_everything_kept_and_stops_when_told() {
+    let pool = pool();
+    let cfg = DesignConfig {
+        warmup_trials: 6,
+        deadline_ms: 0.0,
+        ..design(0, 3)
+    };
+    // The fit's settings of a 3-step round; no round is launched (`every` = 0).
+    let fit = setup(&design(1, 3));
+    let mut empty = Designer::new(Arc::clone(&pool), cfg.clone(), 5, 1.0 / HZ);
+    empty.set_twin_refit(TwinRefit::new(fit.clone(), 0));
+    let why = empty.final_refit_job().err().expect("nothing to fit");
+    assert!(why.contains("nothing to fit"), "{why}");
+
+    let mut live = Designer::new(Arc::clone(&pool), cfg.clone(), 5, 1.0 / HZ);
+    live.set_twin_refit(TwinRefit::new(fit, 0));
+    drive(&mut live, 14, false);
+    assert_eq!(live.counts().twin_refits, 0, "no periodic round");
+    assert!(live.twin_refit().unwrap().live_twin().is_err());
+    let budget = FinalRefitBudget {
+        steps: 3,
+        max_s: f64::INFINITY,
+    };
+    let job = live.final_refit_job().expect("a final refit job");
+    assert_eq!(job.rounds_applied(), 0);
+    let (twin, report) = job.run(budget, &AtomicBool::new(false));
+    let FinalRefitReport::Fitted {
+        steps,
+        units,
+        initial_held_out_loss,
+        best_held_out_loss,
+        ..
+    } = report.clone()
+    else {
+        panic!("{report}");
+    };
+    assert_eq!((steps, units), (3, 6));
+    assert!(best_held_out_loss <= initial_held_out_loss, "{report}");
+    let twin = twin.expect("the refitted twin");
+    assert_eq!(twin.config.units, 6);
+    let mu = twin.weights["readout.position.mu"]
+        .flatten_all()
+        .and_then(|t| t.to_vec1::<f32>())
+        .unwrap();
+    assert_eq!(mu.len(), 12);
+    assert!(mu.iter().all(|v| v.is_finite()));
+
+    let job = live.final_refit_job().expect("a final refit job");
+    let (twin, report) = job.run(budget, &AtomicBool::new(true));
+    assert!(twin.is_none());
+    assert!(
+        matches!(report, FinalRefitReport::Interrupted { steps: 0, .. }),
+        "{report}"
+    );
 }

@@ -727,6 +727,12 @@ impl Selector for InceptionSelector {
         self.inner.live_twin()
     }
 
+    fn final_refit(
+        &self,
+    ) -> Result<crate::stages::decide::design::twin_refit::FinalRefitJob, String> {
+        self.inner.final_refit()
+    }
+
     fn finish(&mut self) -> Option<Value> {
         let v = self.verdicts();
         let mut logged = v.clone();
