@@ -198,9 +198,10 @@ impl SimdPath {
         self.0
     }
 
-    /// Runs `f` compiled for this path: `f` (a closure over `#[inline(always)]` kernel code) is
-    /// inlined into a function built with the path's target features, so the compiler
-    /// vectorises it for that instruction set.
+    /// Runs `f` compiled for this path: `f` is inlined into a function built with the path's
+    /// target features, so the compiler vectorises it for that instruction set. Mark the
+    /// closure `#[inline(always)]` (and the kernel it calls): a closure called from three
+    /// trampolines is otherwise often left out of line, compiled for the baseline.
     #[inline(always)]
     pub fn run<R>(self, f: impl FnOnce() -> R) -> R {
         match self.0 {

@@ -16,7 +16,7 @@ const HALF_DOWN: f32 = 0.499_999_97;
 /// are integers.
 pub fn round_to_u16(src: &[f32], dst: &mut [u16], simd: SimdPath) {
     assert_eq!(src.len(), dst.len(), "round_to_u16: lengths differ");
-    simd.run(|| round_to_u16_body(src, dst))
+    simd.run(#[inline(always)] || round_to_u16_body(src, dst))
 }
 
 #[inline(always)]
