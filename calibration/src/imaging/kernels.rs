@@ -19,6 +19,8 @@ pub fn round_to_u16(src: &[f32], dst: &mut [u16], simd: SimdPath) {
     simd.run(#[inline(always)] || round_to_u16_body(src, dst))
 }
 
+// `max`/`min`, not `clamp`: `clamp` keeps a NaN, which `max` maps to 0 as the old `as u16` did.
+#[allow(clippy::manual_clamp)]
 #[inline(always)]
 fn round_to_u16_body(src: &[f32], dst: &mut [u16]) {
     for (d, &s) in dst.iter_mut().zip(src) {
