@@ -16,7 +16,10 @@ const HALF_DOWN: f32 = 0.499_999_97;
 /// are integers.
 pub fn round_to_u16(src: &[f32], dst: &mut [u16], simd: SimdPath) {
     assert_eq!(src.len(), dst.len(), "round_to_u16: lengths differ");
-    simd.run(#[inline(always)] || round_to_u16_body(src, dst))
+    simd.run(
+        #[inline(always)]
+        || round_to_u16_body(src, dst),
+    )
 }
 
 // `max`/`min`, not `clamp`: `clamp` keeps a NaN, which `max` maps to 0 as the old `as u16` did.

@@ -45,6 +45,8 @@ use std::time::{Duration, Instant};
 use twinloop_calibration::imaging::kernels::round_to_u16;
 use twinloop_calibration::imaging::register::Registrar;
 
+mod paths;
+
 #[derive(Debug, Clone, clap::Args)]
 pub struct ImagingArgs {
     /// Frame side, px (frames are square, u16).
@@ -540,6 +542,16 @@ fn run_with(a: &ImagingArgs, python: Option<&Path>) -> Result<()> {
     let inline_calibration_s = t.elapsed().as_secs_f64();
     let detected = calibration.masks.len();
 
+    // Registration per instruction-set path, interleaved (same frames, same load).
+    let by_path = std::thread::scope(|s| {
+        s.spawn(|| {
+            pin(0, 0);
+            paths::time_paths(&calibration.reference, timed, size, &params.registration)
+        })
+        .join()
+        .map_err(|_| anyhow::anyhow!("the timing thread panicked"))?
+    })?;
+
     // 2. Per stage on one pinned core.
     tracing::info!(cells = detected, "timing each stage on one core");
     let stages = std::thread::scope(|s| {
@@ -718,6 +730,12 @@ fn run_with(a: &ImagingArgs, python: Option<&Path>) -> Result<()> {
         fmt_ms(ha.summary().p50_us),
         fmt_ms(hb.summary().p50_us),
     );
+    println!();
+    println!("| registration + rounding, paths interleaved frame by frame | p50 (ms) | p99 (ms) |");
+    println!("|---|---:|---:|");
+    for (path, p50, p99) in &by_path {
+        println!("| {} | {} | {} |", path.isa(), fmt_ms(*p50), fmt_ms(*p99));
+    }
     match peers {
         Some((reg_ms, oasis_ns)) => {
             let (r50, _) = p50_p99(&stages.register);

@@ -387,7 +387,10 @@ impl Registrar {
     ) -> Result<Option<FrameStats>, RegistrationError> {
         self.check_len("frame", frame.len())?;
         let dst = &mut self.frame;
-        let stats = self.simd.run(#[inline(always)] || load(frame, dst));
+        let stats = self.simd.run(
+            #[inline(always)]
+            || load(frame, dst),
+        );
         if !stats.finite {
             let index = self.frame.iter().position(|v| !v.is_finite()).unwrap_or(0);
             return Err(RegistrationError::NonFiniteFrame { index });
@@ -475,11 +478,17 @@ impl Registrar {
                     .chain(bc.dx.iter().map(|&v| (v - rigid.dx).abs()))
                     .fold(0.0, f32::max);
                 let frame = &self.frame;
-                simd.run(#[inline(always)] || fw.warp(frame, &bc.dy, &bc.dx, out));
+                simd.run(
+                    #[inline(always)]
+                    || fw.warp(frame, &bc.dy, &bc.dx, out),
+                );
             }
             None => {
                 let (frame, h, w) = (&self.frame, self.h, self.w);
-                simd.run(#[inline(always)] || warp::warp_rigid(frame, h, w, rigid.dy, rigid.dx, out))
+                simd.run(
+                    #[inline(always)]
+                    || warp::warp_rigid(frame, h, w, rigid.dy, rigid.dx, out),
+                )
             }
         }
         Ok(result)

@@ -319,13 +319,19 @@ impl BlockCorrelator {
                 mean: self.block_mean[b],
             };
             let block = &mut self.block;
-            simd.run(#[inline(always)] || cut.write_to(block));
+            simd.run(
+                #[inline(always)]
+                || cut.write_to(block),
+            );
             self.fft.forward(&mut self.block, &mut self.spec)?;
             let (spec, reference) = (
                 &mut self.spec,
                 &self.ref_specs[b * spec_len..(b + 1) * spec_len],
             );
-            simd.run(#[inline(always)] || phasecorr::whiten_and_multiply(spec, reference));
+            simd.run(
+                #[inline(always)]
+                || phasecorr::whiten_and_multiply(spec, reference),
+            );
             self.fft.inverse_window(
                 &mut self.spec,
                 self.window.half(),

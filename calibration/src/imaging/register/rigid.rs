@@ -119,10 +119,16 @@ impl RigidCorrelator {
     ) -> Result<RigidShift, RegistrationError> {
         debug_assert_eq!(frame.len(), self.h * self.w);
         let (tapered, mask, mean) = (&mut self.tapered, &self.mask_mul, self.mean);
-        simd.run(#[inline(always)] || phasecorr::taper_into(tapered, frame, mask, mean, clip));
+        simd.run(
+            #[inline(always)]
+            || phasecorr::taper_into(tapered, frame, mask, mean, clip),
+        );
         self.fft.forward(&mut self.tapered, &mut self.spec)?;
         let (spec, reference) = (&mut self.spec, &self.ref_spec);
-        simd.run(#[inline(always)] || phasecorr::whiten_and_multiply(spec, reference));
+        simd.run(
+            #[inline(always)]
+            || phasecorr::whiten_and_multiply(spec, reference),
+        );
         self.fft
             .inverse_window(&mut self.spec, self.window.half(), &mut self.cc)?;
         Ok(shift_from_window(self.window, &self.cc, &mut self.kriging))

@@ -72,14 +72,23 @@ fn load_taper_and_whiten_equal_scalar_on_every_path() {
             let mut out = Vec::new();
             for clip in [None, Some((-100.0f32, 40000.0f32))] {
                 let mut d = vec![0.0; n];
-                path.run(#[inline(always)] || phasecorr::taper_into(&mut d, &img, &mask, 812.25, clip));
+                path.run(
+                    #[inline(always)]
+                    || phasecorr::taper_into(&mut d, &img, &mask, 812.25, clip),
+                );
                 out.extend(bits(&d));
             }
             let mut s = spec.clone();
-            path.run(#[inline(always)] || phasecorr::whiten_and_multiply(&mut s, &reference));
+            path.run(
+                #[inline(always)]
+                || phasecorr::whiten_and_multiply(&mut s, &reference),
+            );
             out.extend(s.iter().flat_map(|c| [c.re.to_bits(), c.im.to_bits()]));
             let mut d = vec![0.0; n];
-            let st = path.run(#[inline(always)] || load(&u16s, &mut d));
+            let st = path.run(
+                #[inline(always)]
+                || load(&u16s, &mut d),
+            );
             out.extend(bits(&d));
             out.extend([
                 st.min.to_bits(),
@@ -87,7 +96,10 @@ fn load_taper_and_whiten_equal_scalar_on_every_path() {
                 st.n_saturated as u32,
                 st.finite as u32,
             ]);
-            let st = path.run(#[inline(always)] || load(&i16s, &mut d));
+            let st = path.run(
+                #[inline(always)]
+                || load(&i16s, &mut d),
+            );
             out.extend(bits(&d));
             out.extend([
                 st.min.to_bits(),
@@ -97,7 +109,10 @@ fn load_taper_and_whiten_equal_scalar_on_every_path() {
             ]);
             let mut nan = img.clone();
             nan[n - 1] = f32::NAN;
-            let st = path.run(#[inline(always)] || load(&nan, &mut d));
+            let st = path.run(
+                #[inline(always)]
+                || load(&nan, &mut d),
+            );
             out.extend([st.finite as u32]);
             out
         };
@@ -127,9 +142,15 @@ fn warps_equal_scalar_on_every_path_at_odd_sizes_and_large_shifts() {
         let run = |path: SimdPath| {
             let mut fw = FieldWarp::new(&grid, h, w);
             let mut a = vec![0.0; h * w];
-            path.run(#[inline(always)] || fw.warp(&src, &dy, &dx, &mut a));
+            path.run(
+                #[inline(always)]
+                || fw.warp(&src, &dy, &dx, &mut a),
+            );
             let mut b = vec![0.0; h * w];
-            path.run(#[inline(always)] || warp_rigid(&src, h, w, dy[0], dx[0], &mut b));
+            path.run(
+                #[inline(always)]
+                || warp_rigid(&src, h, w, dy[0], dx[0], &mut b),
+            );
             [bits(&a), bits(&b)].concat()
         };
         let want = run(scalar());
