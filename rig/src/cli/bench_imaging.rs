@@ -42,7 +42,10 @@ use crate::vocab::protocol::{Dtype, Stream};
 use anyhow::{Context, Result, bail};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
+use twinloop_calibration::imaging::kernels::round_to_u16;
 use twinloop_calibration::imaging::register::Registrar;
+
+mod paths;
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct ImagingArgs {
@@ -105,6 +108,19 @@ fn pin(tid: i32, cpu: usize) -> bool {
         let _ = (tid, cpu);
         false
     }
+}
+
+/// The CPU's model name (`/proc/cpuinfo`), for the benchmark's record.
+fn cpu_model() -> String {
+    std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("model name"))
+                .and_then(|l| l.split(':').nth(1))
+                .map(|m| m.trim().to_string())
+        })
+        .unwrap_or_else(|| "unknown".into())
 }
 
 fn load_average() -> String {
@@ -253,9 +269,7 @@ fn time_stages(
         let t0 = host_monotonic_ns();
         registrar.register(frame, &mut registered)?;
         let t1 = host_monotonic_ns();
-        for (d, v) in rounded.iter_mut().zip(&registered) {
-            *d = v.round().clamp(0.0, u16::MAX as f32) as u16;
-        }
+        round_to_u16(&registered, &mut rounded, registrar.simd());
         extractor.process(&rounded)?;
         let t2 = host_monotonic_ns();
         bank.push_frame(extractor.dff(), &mut spikes)?;
@@ -504,6 +518,8 @@ fn run_with(a: &ImagingArgs, python: Option<&Path>) -> Result<()> {
     }
     let (size, block) = (a.size, a.calibration_frames);
     let px = size * size;
+    // A bad `TWINLOOP_SIMD` stops here, named, rather than being logged and ignored.
+    let isa = twinloop_calibration::simd::init()?;
     let load_start = load_average();
     let started = Instant::now();
     let (movie, dark) = render(a, block + a.frames)?;
@@ -525,6 +541,16 @@ fn run_with(a: &ImagingArgs, python: Option<&Path>) -> Result<()> {
         .context("calibrating from the simulated block")?;
     let inline_calibration_s = t.elapsed().as_secs_f64();
     let detected = calibration.masks.len();
+
+    // Registration per instruction-set path, interleaved (same frames, same load).
+    let by_path = std::thread::scope(|s| {
+        s.spawn(|| {
+            pin(0, 0);
+            paths::time_paths(&calibration.reference, timed, size, &params.registration)
+        })
+        .join()
+        .map_err(|_| anyhow::anyhow!("the timing thread panicked"))?
+    })?;
 
     // 2. Per stage on one pinned core.
     tracing::info!(cells = detected, "timing each stage on one core");
@@ -639,6 +665,20 @@ fn run_with(a: &ImagingArgs, python: Option<&Path>) -> Result<()> {
         a.neurons, detected, a.frames
     );
     println!(
+        "kernels: {isa} path ({}; the CPU supports {}); CPU: {}",
+        if std::env::var_os(twinloop_calibration::simd::ENV_VAR).is_some() {
+            "forced by TWINLOOP_SIMD"
+        } else {
+            "detected"
+        },
+        twinloop_calibration::simd::Isa::supported_paths()
+            .iter()
+            .map(|i| i.name())
+            .collect::<Vec<_>>()
+            .join(", "),
+        cpu_model()
+    );
+    println!(
         "calibration ({block} frames): {inline_calibration_s:.2} s in line on one thread; {daemon_calibration_s:.2} s on the daemon's workers with two planes at once; {:.2} s in the extraction stage (to the backlog's last activity); movie rendered in {render_s:.1} s",
         ring_run.calibration_s
     );
@@ -690,6 +730,12 @@ fn run_with(a: &ImagingArgs, python: Option<&Path>) -> Result<()> {
         fmt_ms(ha.summary().p50_us),
         fmt_ms(hb.summary().p50_us),
     );
+    println!();
+    println!("| registration + rounding, paths interleaved frame by frame | p50 (ms) | p99 (ms) |");
+    println!("|---|---:|---:|");
+    for (path, p50, p99) in &by_path {
+        println!("| {} | {} | {} |", path.isa(), fmt_ms(*p50), fmt_ms(*p99));
+    }
     match peers {
         Some((reg_ms, oasis_ns)) => {
             let (r50, _) = p50_p99(&stages.register);

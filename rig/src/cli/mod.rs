@@ -80,6 +80,9 @@ pub fn main() -> anyhow::Result<()> {
         )
         .with_writer(std::io::stderr)
         .init();
+    // The imaging kernels' instruction set, chosen and logged once; a bad `TWINLOOP_SIMD`
+    // stops every command here with the variable named.
+    twinloop_calibration::simd::init()?;
     match cli.command {
         None => run::run(&run::RunArgs::default()),
         Some(Command::Run(args)) => run::run(&args),

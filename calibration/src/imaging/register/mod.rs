@@ -50,6 +50,8 @@ mod warp;
 #[cfg(test)]
 mod fixture_tests;
 #[cfg(test)]
+mod simd_tests;
+#[cfg(test)]
 mod tests;
 
 pub use error::RegistrationError;
@@ -58,6 +60,7 @@ pub use params::RegistrationParams;
 pub use reference::compute_reference;
 pub use rigid::RigidShift;
 
+use crate::simd::SimdPath;
 use fft::Planners;
 use nonrigid::BlockCorrelator;
 use rigid::RigidCorrelator;
@@ -163,6 +166,7 @@ struct FrameStats {
     finite: bool,
 }
 
+#[inline(always)]
 fn load<P: Pixel>(frame: &[P], dst: &mut [f32]) -> FrameStats {
     // Eight independent lanes with compare-select min/max, so the loop vectorises.
     const L: usize = 8;
@@ -240,6 +244,8 @@ pub struct Registrar {
     frame: Vec<f32>,
     /// Rigid peak correlation of the reference with itself.
     self_corr: f32,
+    /// Instruction set of the per-pixel kernels.
+    simd: SimdPath,
 }
 
 impl Registrar {
@@ -283,9 +289,10 @@ impl Registrar {
         if hi <= lo {
             return Err(RegistrationError::FlatReference);
         }
+        let simd = SimdPath::active();
         let mut planners = Planners::new();
         let mut rigid = RigidCorrelator::new(&reference, h, w, params, &mut planners)?;
-        let self_corr = rigid.estimate(&reference, clip)?.corr;
+        let self_corr = rigid.estimate(&reference, clip, simd)?.corr;
         let blocks = if params.nonrigid {
             let bc = BlockCorrelator::new(&reference, h, w, params, &mut planners)?;
             let fw = FieldWarp::new(&bc.grid, h, w);
@@ -302,7 +309,19 @@ impl Registrar {
             blocks,
             frame: vec![0.0; h * w],
             self_corr,
+            simd,
         })
+    }
+
+    /// Instruction set of the per-pixel kernels ([`SimdPath::active`] unless set).
+    pub fn simd(&self) -> SimdPath {
+        self.simd
+    }
+
+    /// Runs the per-pixel kernels on `simd` (every path gives the same bits; this is for
+    /// measuring and testing them).
+    pub fn set_simd(&mut self, simd: SimdPath) {
+        self.simd = simd;
     }
 
     /// Frame height, px.
@@ -367,7 +386,11 @@ impl Registrar {
         frame: &[P],
     ) -> Result<Option<FrameStats>, RegistrationError> {
         self.check_len("frame", frame.len())?;
-        let stats = load(frame, &mut self.frame);
+        let dst = &mut self.frame;
+        let stats = self.simd.run(
+            #[inline(always)]
+            || load(frame, dst),
+        );
         if !stats.finite {
             let index = self.frame.iter().position(|v| !v.is_finite()).unwrap_or(0);
             return Err(RegistrationError::NonFiniteFrame { index });
@@ -390,7 +413,7 @@ impl Registrar {
                 snr: 0.0,
                 at_limit: false,
             }),
-            Some(_) => self.rigid.estimate(&self.frame, self.clip),
+            Some(_) => self.rigid.estimate(&self.frame, self.clip, self.simd),
         }
     }
 
@@ -425,7 +448,8 @@ impl Registrar {
                 },
             });
         };
-        let rigid = self.rigid.estimate(&self.frame, self.clip)?;
+        let simd = self.simd;
+        let rigid = self.rigid.estimate(&self.frame, self.clip, simd)?;
         let mut result = RegistrationResult {
             rigid_dy: rigid.dy,
             rigid_dx: rigid.dx,
@@ -445,7 +469,7 @@ impl Registrar {
         match &mut self.blocks {
             Some((bc, fw)) => {
                 let (ry, rx) = (rigid.dy.round() as isize, rigid.dx.round() as isize);
-                result.n_blocks_smoothed = bc.estimate(&self.frame, self.clip, ry, rx)?;
+                result.n_blocks_smoothed = bc.estimate(&self.frame, self.clip, ry, rx, simd)?;
                 result.n_blocks = bc.grid.len();
                 result.max_block_residual_px = bc
                     .dy
@@ -453,9 +477,19 @@ impl Registrar {
                     .map(|&v| (v - rigid.dy).abs())
                     .chain(bc.dx.iter().map(|&v| (v - rigid.dx).abs()))
                     .fold(0.0, f32::max);
-                fw.warp(&self.frame, &bc.dy, &bc.dx, out);
+                let frame = &self.frame;
+                simd.run(
+                    #[inline(always)]
+                    || fw.warp(frame, &bc.dy, &bc.dx, out),
+                );
             }
-            None => warp::warp_rigid(&self.frame, self.h, self.w, rigid.dy, rigid.dx, out),
+            None => {
+                let (frame, h, w) = (&self.frame, self.h, self.w);
+                simd.run(
+                    #[inline(always)]
+                    || warp::warp_rigid(frame, h, w, rigid.dy, rigid.dx, out),
+                )
+            }
         }
         Ok(result)
     }

@@ -96,6 +96,7 @@ pub(crate) fn reference_spectrum(
 }
 
 /// `spec <- spec / (eps + |spec|) * reference`, elementwise.
+#[inline(always)]
 pub(crate) fn whiten_and_multiply(spec: &mut [Complex32], reference: &[Complex32]) {
     for (c, r) in spec.iter_mut().zip(reference) {
         let inv = 1.0 / (WHITEN_EPS + (c.re * c.re + c.im * c.im).sqrt());
@@ -104,23 +105,24 @@ pub(crate) fn whiten_and_multiply(spec: &mut [Complex32], reference: &[Complex32
     }
 }
 
-/// `dst = image * mask + offset`, each pixel first clamped to `clip` (when given).
+/// `dst = image * mask + mean * (1 - mask)`, each pixel first clamped to `clip` (when given).
+#[inline(always)]
 pub(crate) fn taper_into(
     dst: &mut [f32],
     image: &[f32],
     mask: &[f32],
-    offset: &[f32],
+    mean: f32,
     clip: Option<(f32, f32)>,
 ) {
     match clip {
         Some((lo, hi)) => {
-            for (((d, &v), &m), &o) in dst.iter_mut().zip(image).zip(mask).zip(offset) {
-                *d = v.clamp(lo, hi) * m + o;
+            for ((d, &v), &m) in dst.iter_mut().zip(image).zip(mask) {
+                *d = v.clamp(lo, hi) * m + mean * (1.0 - m);
             }
         }
         None => {
-            for (((d, &v), &m), &o) in dst.iter_mut().zip(image).zip(mask).zip(offset) {
-                *d = v * m + o;
+            for ((d, &v), &m) in dst.iter_mut().zip(image).zip(mask) {
+                *d = v * m + mean * (1.0 - m);
             }
         }
     }

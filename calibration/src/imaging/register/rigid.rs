@@ -17,6 +17,7 @@ use super::fft::{Fft2, Planners};
 use super::params::RegistrationParams;
 use super::phasecorr::{self, LPAD, PATCH_LEN, Window};
 use super::subpixel::Kriging;
+use crate::simd::SimdPath;
 
 /// A rigid shift estimate: where the frame's content sits relative to the reference.
 ///
@@ -46,7 +47,8 @@ pub(crate) struct RigidCorrelator {
     w: usize,
     window: Window,
     mask_mul: Vec<f32>,
-    mask_offset: Vec<f32>,
+    /// The reference's mean, what the taper fades to (`mean * (1 - mask)` per pixel).
+    mean: f32,
     ref_spec: Vec<Complex32>,
     fft: Fft2,
     /// `[h][w]`: the tapered frame (clobbered by the FFT).
@@ -84,7 +86,6 @@ impl RigidCorrelator {
         )?;
         let mask_mul = phasecorr::spatial_taper(params.spatial_taper_px as f64, h, w);
         let mean = (reference.iter().map(|&v| v as f64).sum::<f64>() / (h * w) as f64) as f32;
-        let mask_offset = mask_mul.iter().map(|&m| mean * (1.0 - m)).collect();
         let window = Window {
             lcorr: rigid_lcorr(h, w, params.max_shift_fraction),
         };
@@ -94,7 +95,7 @@ impl RigidCorrelator {
             w,
             window,
             mask_mul,
-            mask_offset,
+            mean,
             spec: vec![Complex32::default(); fft.spectrum_len()],
             ref_spec,
             fft,
@@ -114,17 +115,20 @@ impl RigidCorrelator {
         &mut self,
         frame: &[f32],
         clip: Option<(f32, f32)>,
+        simd: SimdPath,
     ) -> Result<RigidShift, RegistrationError> {
         debug_assert_eq!(frame.len(), self.h * self.w);
-        phasecorr::taper_into(
-            &mut self.tapered,
-            frame,
-            &self.mask_mul,
-            &self.mask_offset,
-            clip,
+        let (tapered, mask, mean) = (&mut self.tapered, &self.mask_mul, self.mean);
+        simd.run(
+            #[inline(always)]
+            || phasecorr::taper_into(tapered, frame, mask, mean, clip),
         );
         self.fft.forward(&mut self.tapered, &mut self.spec)?;
-        phasecorr::whiten_and_multiply(&mut self.spec, &self.ref_spec);
+        let (spec, reference) = (&mut self.spec, &self.ref_spec);
+        simd.run(
+            #[inline(always)]
+            || phasecorr::whiten_and_multiply(spec, reference),
+        );
         self.fft
             .inverse_window(&mut self.spec, self.window.half(), &mut self.cc)?;
         Ok(shift_from_window(self.window, &self.cc, &mut self.kriging))

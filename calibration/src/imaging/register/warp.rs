@@ -27,6 +27,7 @@ fn sample(src: &[f32], h: usize, w: usize, py: f32, px: f32) -> f32 {
 
 /// Rigid shift by bilinear interpolation: `out(y, x) = src(y + dy, x + dx)`, clamped.
 /// `src`, `out`: `[h][w]`, `h, w >= 2`.
+#[inline(always)]
 pub(crate) fn warp_rigid(src: &[f32], h: usize, w: usize, dy: f32, dx: f32, out: &mut [f32]) {
     // Columns whose two source samples are both inside need no clamping.
     let ix = dx.floor();
@@ -173,6 +174,7 @@ impl FieldWarp {
     ///
     /// Each output row is done in two passes so that the arithmetic vectorises: first the
     /// source index and fractions of every pixel (no memory dependence), then the gathers.
+    #[inline(always)]
     pub(crate) fn warp(&mut self, src: &[f32], dy: &[f32], dx: &[f32], out: &mut [f32]) {
         self.fill_rows(dy, dx);
         let (h, w) = (self.h, self.w);

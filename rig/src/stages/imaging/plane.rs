@@ -12,6 +12,7 @@ use twinloop_calibration::imaging::cells::{
     detect_cells,
 };
 use twinloop_calibration::imaging::fluorescence::{FluorescenceExtractor, FluorescenceParams};
+use twinloop_calibration::imaging::kernels::round_to_u16;
 use twinloop_calibration::imaging::register::{
     BlockShifts, Registrar, RegistrationParams, RegistrationResult, compute_reference, rigid_shift,
 };
@@ -259,7 +260,7 @@ impl PlaneCalibration {
         let mut rounded = vec![0u16; height * width];
         for f in frames {
             registrar.register(f, &mut registered)?;
-            round_into(&registered, &mut rounded);
+            round_to_u16(&registered, &mut rounded, registrar.simd());
             acc.push(&rounded)?;
         }
         let block = acc.finish()?;
@@ -420,7 +421,7 @@ impl PlanePipeline {
         let summary = summarise(&registration, self.registrar.block_shifts());
         // The extractor reads u16 frames: rounding the registered frame costs at most 0.5 ADU,
         // far below the shot noise of one photon (tens of ADU).
-        round_into(&self.registered, &mut self.rounded);
+        round_to_u16(&self.registered, &mut self.rounded, self.registrar.simd());
         self.extractor.process(&self.rounded)?;
         let blocks = self
             .registrar
@@ -464,12 +465,6 @@ fn summarise(r: &RegistrationResult, blocks: Option<BlockShifts<'_>>) -> FrameRe
         block_mean_px: if n > 0 { sum / n as f32 } else { 0.0 },
         saturated_fraction: r.saturated_fraction,
         flags: u8::from(f.blank) | u8::from(f.at_shift_limit) << 1 | u8::from(f.low_snr) << 2,
-    }
-}
-
-fn round_into(src: &[f32], dst: &mut [u16]) {
-    for (d, s) in dst.iter_mut().zip(src) {
-        *d = s.round().clamp(0.0, u16::MAX as f32) as u16;
     }
 }
 
