@@ -525,7 +525,8 @@ fn run_with(a: &ImagingArgs, python: Option<&Path>) -> Result<()> {
     let (movie, dark) = render(a, block + a.frames)?;
     let render_s = started.elapsed().as_secs_f64();
     let (block_px, timed) = movie.split_at(block * px);
-    let mut params = ImagingParams::default();
+    // A session's pipeline, as configs/sim.toml runs it (no ROI classifier).
+    let mut params = ImagingParams::as_configured();
     params.cells.calibration_frames = block;
     params.fluorescence.dark_offset_adu = dark;
     tracing::info!(

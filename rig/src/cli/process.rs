@@ -121,7 +121,7 @@ pub fn run(args: &ProcessArgs) -> anyhow::Result<()> {
         // As a parameters file that does not name them: no ROI classifier, no hole filling
         // (on the simulator's 400-frame movies the classifier keeps 27 of 250 cells; it is
         // opt-in with `[cells] classifier_threshold = 0.5`, `fill_holes = true`).
-        None => toml::from_str("[cells]").context("the default pipeline parameters")?,
+        None => ImagingParams::as_configured(),
     };
     let origin = args
         .params

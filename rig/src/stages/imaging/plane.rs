@@ -54,6 +54,16 @@ impl Default for ImagingParams {
 }
 
 impl ImagingParams {
+    /// What a config gets whose `[imaging.pipeline]` names nothing: `Default`, less the ROI
+    /// classifier and hole filling, which a config must ask for (sessions recorded before
+    /// them replay bit for bit; on the simulator's short blocks the classifier costs cells).
+    pub fn as_configured() -> ImagingParams {
+        let mut p = ImagingParams::default();
+        p.cells.classifier_threshold = 0.0;
+        p.cells.fill_holes = false;
+        p
+    }
+
     /// Checks every field at each plane's frame rate; the error names it by its full path
     /// (`imaging.pipeline.cells.calibration_frames`). The calibration crate checks its own
     /// parameter groups; this adds the deconvolution's.
@@ -490,4 +500,19 @@ pub fn deconvolve_traces(
                 .collect())
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::ImagingParams;
+
+    /// `as_configured` is what serde gives a config that names nothing (fields added with
+    /// `#[serde(default)]` for old manifests differ from `Default`), field for field.
+    #[test]
+    fn as_configured_is_what_an_empty_config_table_gives() {
+        let parsed: ImagingParams = toml::from_str("[cells]").unwrap();
+        let json = |p: &ImagingParams| serde_json::to_value(p).unwrap();
+        assert_eq!(json(&ImagingParams::as_configured()), json(&parsed));
+        assert_ne!(json(&ImagingParams::default()), json(&parsed));
+    }
 }
