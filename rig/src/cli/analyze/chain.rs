@@ -30,8 +30,8 @@ use twinloop_model::{Device, TwinConfig, Weights};
 use crate::cli::bench_transfer::{fit_config, plan, view};
 use crate::cli::twin::embeddings::{TwinEmbeddings, twin_embeddings};
 use crate::sim::connectome::{SimAnatomy, recorded_mouse_cells};
-use crate::sim::twin_recording::record;
 use crate::sim::tuning::CellParams;
+use crate::sim::twin_recording::record;
 
 /// Frame rate of the simulated recordings, Hz.
 const RATE_HZ: f64 = 30.0;
@@ -244,10 +244,7 @@ fn score(
         .filter(|v| v.is_finite())
         .collect();
     r.sort_by(f64::total_cmp);
-    let (f, rf) = (
-        v1(Measure::FeatureSimilarity),
-        v1(Measure::RfDistance),
-    );
+    let (f, rf) = (v1(Measure::FeatureSimilarity), v1(Measure::RfDistance));
     Ok(Outcome {
         arm: arm.to_string(),
         minutes,
@@ -328,7 +325,11 @@ fn print(seed: u64, o: &Outcome) {
 }
 
 /// Every (rule, presynaptic count) connectome of one mouse.
-fn anatomies(args: &ChainArgs, seed: u64, params: &[CellParams]) -> Result<Vec<(Rule, SimAnatomy)>> {
+fn anatomies(
+    args: &ChainArgs,
+    seed: u64,
+    params: &[CellParams],
+) -> Result<Vec<(Rule, SimAnatomy)>> {
     let mut out = Vec::new();
     for &rule in &args.rules {
         let (beta_feature, beta_rf_per_deg) = match rule {
@@ -403,7 +404,10 @@ pub fn run(args: &ChainArgs) -> Result<()> {
         let planted = anatomies(args, seed, &params)?;
         for (rule, anatomy) in &planted {
             let tag = format!("{rule:?}-{}pre", anatomy.config.n_presynaptic).to_lowercase();
-            table::write_pairs(&dir.join(format!("pairs-{tag}.csv")), &anatomy.planted.pairs)?;
+            table::write_pairs(
+                &dir.join(format!("pairs-{tag}.csv")),
+                &anatomy.planted.pairs,
+            )?;
             std::fs::write(
                 dir.join(format!("anatomy_truth-{tag}.json")),
                 anatomy.truth_json()?,

@@ -23,7 +23,6 @@ use twinloop_model::train::Recording;
 pub use crate::sim::twin_embeddings::{CcSource, TwinEmbeddings, twin_embeddings};
 use crate::sim::twin_embeddings::{DEFAULT_BURN_IN, DEFAULT_REFERENCE, load_twin};
 
-
 #[derive(Debug, Args)]
 pub struct EmbeddingsArgs {
     /// The fitted twin (`twin.safetensors` from `twin fit`).
