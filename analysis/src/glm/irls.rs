@@ -85,13 +85,16 @@ pub fn fit_glm(
             hint: "the design has collinear or all-zero columns".into(),
         })?;
         let target = chol.solve(&xtwz);
-        // Step halving: accept the full step unless the deviance rises.
+        // Step halving: accept the full step unless the deviance rises or is not finite (μ
+        // overflowed). The first step halves from β = 0 (η = offset); before, a first step
+        // whose deviance was infinite was retried unchanged for ever (a hang seen with 25
+        // presynaptic cells under an RF rule), and a later one halved to a zero step for ever.
         let mut step = 1.0;
         let (new_beta, new_eta, new_dev) = loop {
             let b: Vec<f64> = beta
                 .iter()
                 .zip(&target)
-                .map(|(o, t)| if first { *t } else { o + step * (t - o) })
+                .map(|(o, t)| o + step * (t - o))
                 .collect();
             let e: Vec<f64> = design
                 .times(&b)
@@ -103,6 +106,16 @@ pub fn fit_glm(
             let d = dev(&mu);
             if d.is_finite() && (first || d <= deviance * (1.0 + 1e-12) || step < 1e-6) {
                 break (b, e, d);
+            }
+            if step < 1e-12 {
+                return Err(Error::NotConverged {
+                    what: "GLM IRLS".into(),
+                    iterations: iteration,
+                    detail: format!(
+                        "the deviance is not finite even a 1e-12 step from the last estimate \
+                         ({deviance}): the fitted mean overflows (a separated or extreme design)"
+                    ),
+                });
             }
             step /= 2.0;
         };

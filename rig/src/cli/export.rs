@@ -21,14 +21,33 @@ pub enum Format {
         session_dir: PathBuf,
         /// The NWB file to write (replaced if it exists).
         out: PathBuf,
+        /// A fitted twin of this session's cells (`twin fit`'s `twin.safetensors`) whose
+        /// per-unit embeddings go into `/analysis/twin_embeddings`; without it, the session's
+        /// live twin (`live_twin.safetensors`) when it saved one.
+        #[arg(long, requires = "twin_config")]
+        twin_weights: Option<PathBuf>,
+        /// Its architecture (`config.json` beside the weights).
+        #[arg(long, requires = "twin_weights")]
+        twin_config: Option<PathBuf>,
     },
 }
 
 pub fn run(args: &ExportArgs) -> anyhow::Result<()> {
     match &args.format {
-        Format::Nwb { session_dir, out } => {
+        Format::Nwb {
+            session_dir,
+            out,
+            twin_weights,
+            twin_config,
+        } => {
             let started = Instant::now();
-            let done = nwb::export(session_dir, out)
+            let options = nwb::ExportOptions {
+                twin: twin_weights
+                    .clone()
+                    .zip(twin_config.clone())
+                    .map(|(weights, config)| nwb::TwinFiles { weights, config }),
+            };
+            let done = nwb::export_with(session_dir, out, &options)
                 .with_context(|| format!("cannot export {}", session_dir.display()))?;
             if !done.warnings.is_empty() {
                 tracing::warn!(
@@ -44,6 +63,7 @@ pub fn run(args: &ExportArgs) -> anyhow::Result<()> {
                 frames = done.frames,
                 raw_frames = done.movie_frames,
                 trials = done.trials,
+                twin_units = done.twin.as_ref().map_or(0, |t| t.1),
                 seconds = started.elapsed().as_secs_f64(),
                 "NWB file written"
             );

@@ -60,6 +60,7 @@ pub mod eye;
 pub mod recorded_behaviour;
 pub mod truth;
 pub mod tuning;
+pub mod twin_embeddings;
 pub mod twin_recording;
 pub mod twin_residuals;
 pub mod twin_seal;

@@ -18,29 +18,17 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, bail};
 use clap::Args;
 use serde::Serialize;
-use twinloop_analysis::wiring::Embedding;
 use twinloop_analysis::wiring::table::write_embeddings;
 use twinloop_model::cli::{read_npy_f32, write_npy_f32};
-use twinloop_model::embeddings::{
-    REFERENCE_FRAMES, REFERENCE_SCORED, REFERENCE_SEED, readout_embedding, reference_responses,
-};
-use twinloop_model::insilico::evaluate::{EvalOptions, evaluate};
+use twinloop_model::embeddings::{REFERENCE_FRAMES, REFERENCE_SCORED, REFERENCE_SEED};
 use twinloop_model::train::Recording;
-use twinloop_model::{Device, Twin, TwinConfig, Weights};
 
-/// Label written when a unit has no anatomy label (`--labels` absent or silent on it).
-pub const UNLABELLED: &str = "unknown";
-/// Images in the reference set, by default.
-pub const REFERENCE_IMAGES: usize = 120;
-/// Frames at the start of each segment not scored, by default.
-pub const BURN_IN: usize = 10;
+// The computation is shared with the NWB export and the chain (one implementation).
+pub use crate::sim::twin_embeddings::{CcSource, TwinEmbeddings, twin_embeddings};
+use crate::sim::twin_embeddings::{DEFAULT_BURN_IN, DEFAULT_REFERENCE, load_twin};
+
 /// Where `twinloop run` writes the embeddings of a session's live twin, in its directory.
 pub const LIVE_TWIN_EMBEDDINGS_DIR: &str = "live_twin_embeddings";
-/// Reference images for a live twin's embeddings. PLACEHOLDER: the shared u8 luminance and
-/// contrast matcher refuses image 4 of the reference set at a 36x64 input (the matcher bug
-/// README's Placeholders name), and the embeddings must not fail a session's end over it;
-/// `twinloop twin embeddings --reference N` gives more where the matcher takes them.
-pub const LIVE_TWIN_REFERENCE_IMAGES: usize = 4;
 
 #[derive(Debug, Args)]
 pub struct EmbeddingsArgs {
@@ -60,34 +48,14 @@ pub struct EmbeddingsArgs {
     #[arg(long)]
     labels: Option<PathBuf>,
     /// Images in the reference set.
-    #[arg(long, default_value_t = REFERENCE_IMAGES)]
+    #[arg(long, default_value_t = DEFAULT_REFERENCE)]
     reference: usize,
     /// Frames at the start of each segment not scored.
-    #[arg(long, default_value_t = BURN_IN)]
+    #[arg(long, default_value_t = DEFAULT_BURN_IN)]
     burn_in: usize,
     /// Output directory.
     #[arg(long)]
     out: PathBuf,
-}
-
-/// Where a unit's CC_abs and CC_max came from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum CcSource {
-    /// Repeated trials of the recording (CC_abs of the repeat means; CC_max their ceiling).
-    Repeats,
-    /// The simulator's noise-free rates: CC_abs = correlation with them, CC_max = 1.
-    Truth,
-}
-
-/// A twin's embeddings.
-pub struct TwinEmbeddings {
-    /// SHA-256 (hex) of the core's tensors.
-    pub core_id: String,
-    pub rows: Vec<Embedding>,
-    /// `[U][R]` responses to the reference set.
-    pub reference: Vec<Vec<f32>>,
-    pub cc_source: CcSource,
 }
 
 #[derive(Serialize)]
@@ -101,73 +69,6 @@ struct Meta<'a> {
     reference_frames: usize,
     reference_scored_frames: usize,
     weights: String,
-}
-
-/// SHA-256 of a twin's core, hex.
-pub fn core_id(w: &Weights) -> anyhow::Result<String> {
-    Ok(crate::sim::twin_seal::core_sha256(w)?)
-}
-
-/// The embeddings of `weights` scored on `rec` (`truth` `[T, U]`: the true rates, used when
-/// the recording has no repeats). `labels` maps a unit id to (cell type, area).
-pub fn twin_embeddings(
-    weights: &Weights,
-    cfg: &TwinConfig,
-    rec: &Recording,
-    truth: Option<&[f32]>,
-    labels: &HashMap<u64, (String, String)>,
-    reference: usize,
-    burn_in: usize,
-) -> anyhow::Result<TwinEmbeddings> {
-    let core_id = core_id(weights)?;
-    let readout = readout_embedding(weights, cfg)?;
-    let mut twin = Twin::new(cfg.clone(), weights, &Device::Cpu)?;
-    let report = evaluate(&mut twin, rec, truth, &EvalOptions { burn_in })?;
-    let cc_source = if report.repeated_stimuli > 0 {
-        CcSource::Repeats
-    } else if truth.is_some() {
-        CcSource::Truth
-    } else {
-        bail!(
-            "the recording has no repeated trials and no truth.npy: CC_abs and CC_max need \
-             repeats of a stimulus (or the simulator's true rates)"
-        );
-    };
-    let reference = reference_responses(&mut twin, reference)?;
-    let rows = report
-        .units
-        .iter()
-        .enumerate()
-        .map(|(u, s)| {
-            let (cc_abs, cc_max) = match cc_source {
-                CcSource::Repeats => (s.cc_abs, s.cc_max),
-                CcSource::Truth => (s.truth, s.truth.map(|_| 1.0)),
-            };
-            let id = u64::from(s.unit_id);
-            let (cell_type, area) = labels
-                .get(&id)
-                .cloned()
-                .unwrap_or_else(|| (UNLABELLED.into(), UNLABELLED.into()));
-            Embedding {
-                cell_id: id,
-                core_id: core_id.clone(),
-                features: readout.features[u].clone(),
-                azimuth_deg: readout.position_deg[u][0],
-                elevation_deg: readout.position_deg[u][1],
-                // A unit the data cannot score is kept in the table but fails the CC filter.
-                cc_abs: cc_abs.unwrap_or(0.0),
-                cc_max: cc_max.unwrap_or(0.0),
-                cell_type,
-                area,
-            }
-        })
-        .collect();
-    Ok(TwinEmbeddings {
-        core_id,
-        rows,
-        reference,
-        cc_source,
-    })
 }
 
 /// Reads `cell_id,cell_type,area`; every error names the file and line.
@@ -269,12 +170,7 @@ pub fn live_twin_embeddings(session_dir: &Path) -> anyhow::Result<PathBuf> {
     use crate::online::session::live_twin::{LIVE_TWIN_CONFIG, LIVE_TWIN_WEIGHTS};
     let config = session_dir.join(LIVE_TWIN_CONFIG);
     let weights_path = session_dir.join(LIVE_TWIN_WEIGHTS);
-    let text = std::fs::read_to_string(&config)
-        .with_context(|| format!("reading {}", config.display()))?;
-    let cfg =
-        TwinConfig::from_json(&text).with_context(|| format!("config {}", config.display()))?;
-    let weights = Weights::load(&weights_path)
-        .with_context(|| format!("reading weights {}", weights_path.display()))?;
+    let (cfg, weights) = load_twin(&weights_path, &config)?;
     let rec = crate::offline::twin_data::recording_from_session(
         session_dir,
         cfg.stimulus_height,
@@ -286,8 +182,8 @@ pub fn live_twin_embeddings(session_dir: &Path) -> anyhow::Result<PathBuf> {
         &rec.recording,
         rec.truth.as_deref(),
         &HashMap::new(),
-        LIVE_TWIN_REFERENCE_IMAGES,
-        BURN_IN,
+        DEFAULT_REFERENCE,
+        DEFAULT_BURN_IN,
     )
     .with_context(|| {
         format!(
@@ -302,12 +198,7 @@ pub fn live_twin_embeddings(session_dir: &Path) -> anyhow::Result<PathBuf> {
 }
 
 pub fn run(args: &EmbeddingsArgs) -> anyhow::Result<()> {
-    let text = std::fs::read_to_string(&args.config)
-        .with_context(|| format!("reading {}", args.config.display()))?;
-    let cfg = TwinConfig::from_json(&text)
-        .with_context(|| format!("config {}", args.config.display()))?;
-    let weights = Weights::load(&args.weights)
-        .with_context(|| format!("reading weights {}", args.weights.display()))?;
+    let (cfg, weights) = load_twin(&args.weights, &args.config)?;
     let rec = Recording::load(&args.recording)
         .with_context(|| format!("reading recording {}", args.recording.display()))?;
     let truth_path = args.recording.join("truth.npy");

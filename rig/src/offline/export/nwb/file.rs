@@ -1,7 +1,7 @@
 //! The NWB file's layout, written from [`SessionContents`] (see the module docs of
 //! [`super`] for what goes where).
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use hdf5_metno::{Group, H5Type};
 use ndarray::{Array2, ArrayView1, ArrayView2, ArrayView3, s};
@@ -11,6 +11,7 @@ use super::NWB_VERSION;
 use super::h5::{self, CORE, Column, HDMF, Result};
 use super::session::{MaskPixel, RoiSource, SessionContents, Traces};
 use crate::backbone::session_log::SessionDir;
+use crate::sim::twin_embeddings::TwinEmbeddings;
 use crate::vocab::protocol::Stream;
 use crate::vocab::records::{self, RecordKind};
 
@@ -37,7 +38,12 @@ pub struct Written {
 }
 
 /// Writes the whole file at `out` (created; truncated if it exists).
-pub fn write(c: &SessionContents, session_dir: &Path, out: &Path) -> Result<Written> {
+pub fn write(
+    c: &SessionContents,
+    session_dir: &Path,
+    out: &Path,
+    twin: Option<&(PathBuf, TwinEmbeddings)>,
+) -> Result<Written> {
     let file = hdf5_metno::File::create(out)?;
     let root: &Group = &file;
     let mut written = Written::default();
@@ -186,6 +192,12 @@ pub fn write(c: &SessionContents, session_dir: &Path, out: &Path) -> Result<Writ
     behaviour(&processing, c)?;
     written.trials = intervals(root, c)?;
     written.inception_images = super::inception::write(&templates, &analysis, c)?;
+    if let Some((weights, e)) = twin {
+        // The units are the ROIs when there are as many (a twin of this session's cells).
+        let rois = c.rois.as_ref().map(|r| r.masks.len());
+        let segmentation = (rois == Some(e.rows.len())).then_some(SEGMENTATION);
+        super::embeddings::write(&analysis, e, weights, segmentation)?;
+    }
     file.close()?;
     Ok(written)
 }

@@ -122,6 +122,11 @@ pub enum Column<'a> {
     F64(&'a [f64]),
     I64(&'a [i64]),
     Text(&'a [String]),
+    /// A 2-D column, row-major values of `width` per row (a vector per row).
+    F64Rows(&'a [f64], usize),
+    F32Rows(&'a [f32], usize),
+    /// A `DynamicTableRegion`: row indices into the table at this absolute path.
+    Region(&'a [i64], &'a str),
 }
 
 /// hdmf's `DynamicTable` of `rows` rows in `g` (already created and typed by the caller as the
@@ -148,10 +153,29 @@ pub fn dynamic_table(
             Column::F64(v) => g.new_dataset_builder().with_data(*v).create(*name)?,
             Column::I64(v) => g.new_dataset_builder().with_data(*v).create(*name)?,
             Column::Text(v) => text_array(g, name, v)?,
+            Column::F64Rows(v, width) => array(g, name, rows_view(v, rows, *width)?)?,
+            Column::F32Rows(v, width) => array(g, name, rows_view(v, rows, *width)?)?,
+            Column::Region(v, table) => {
+                let ds = g.new_dataset_builder().with_data(*v).create(*name)?;
+                typed(&ds, "DynamicTableRegion", HDMF)?;
+                attr_text(&ds, "description", description)?;
+                attr_ref(&ds, "table", table)?;
+                continue;
+            }
         };
         vector_data(&ds, description)?;
     }
     Ok(())
+}
+
+/// `values` as `rows` x `width`, or an error saying the column does not fit the table.
+fn rows_view<T>(values: &[T], rows: usize, width: usize) -> Result<ndarray::ArrayView2<'_, T>> {
+    ndarray::ArrayView2::from_shape((rows, width), values).map_err(|e| {
+        other(format!(
+            "a {rows} x {width} column holds {} values: {e}",
+            values.len()
+        ))
+    })
 }
 
 /// Marks a dataset as a `VectorData` column.

@@ -17,6 +17,7 @@
 //! | `processing/behavior/PupilTracking` (`pupil_radius`, `pupil_centre`), `treadmill_velocity` | `Pupil` records (per eye frame), `Behaviour` records (per imaging frame) |
 //! | `intervals/trials` (start, stop, trial, stimulus id and name, the decision's mode and score) | `Stimulus`, `Flip` and `Decision` records |
 //! | `intervals/stimulus_presentations` (…, `spec` as JSON text) | `Stimulus` records |
+//! | `analysis/twin_embeddings` (`DynamicTable`: per twin unit, its ROI (`DynamicTableRegion`), core SHA-256, standardised readout feature weights, position in degrees, CC_abs, CC_max, reference responses) | a twin given to the export, else the session's live twin (`live_twin.safetensors`), scored on the session ([`embeddings`]) |
 //! | `stimulus/templates/inception_images` (`Images` of `GrayscaleImage`: MEIs and controls as shown), `analysis/inception_targets` (`DynamicTable`: per target cell, measured and predicted means, SE, n, Welch t, p, BH q, gains) | the inception protocol's design notes and `summary.json`'s verdict ([`inception`]) |
 //!
 //! Every timestamp is the rig clock in seconds, as logged (`timestamps_reference_time` is the
@@ -34,6 +35,8 @@
 
 mod session;
 
+#[cfg(feature = "nwb")]
+pub mod embeddings;
 #[cfg(feature = "nwb")]
 mod file;
 #[cfg(feature = "nwb")]
@@ -78,6 +81,26 @@ pub enum ExportError {
 
     #[error("cannot write the NWB file {path}: {reason}")]
     Write { path: PathBuf, reason: String },
+
+    /// The twin whose embeddings were asked for cannot be read or scored on the session.
+    #[error("cannot export the embeddings of the twin {path}: {reason}")]
+    Twin { path: PathBuf, reason: String },
+}
+
+/// A fitted twin's files (as `twin fit` writes them, or the session's live twin).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TwinFiles {
+    pub weights: PathBuf,
+    pub config: PathBuf,
+}
+
+/// What to add to a session's file.
+#[derive(Debug, Clone, Default)]
+pub struct ExportOptions {
+    /// The twin whose per-unit embeddings go into `/analysis/twin_embeddings`; `None`: the
+    /// session's live twin when it saved one (a live twin that cannot be scored is a warning,
+    /// a twin given here an error).
+    pub twin: Option<TwinFiles>,
 }
 
 /// What an export wrote.
@@ -93,28 +116,55 @@ pub struct Exported {
     pub trials: usize,
     /// Inception images written to `/stimulus/templates` (0 without the protocol).
     pub inception_images: usize,
+    /// The twin whose embeddings were written, and its units (rows of the table).
+    pub twin: Option<(PathBuf, usize)>,
     /// What was missing or odd in the session (a killed run, say); empty for a complete one.
     pub warnings: Vec<String>,
 }
 
-/// Writes the session in `session_dir` as an NWB file at `out`.
+/// Writes the session in `session_dir` as an NWB file at `out` (with its live twin's
+/// embeddings when it saved one).
 pub fn export(session_dir: &Path, out: &Path) -> Result<Exported, ExportError> {
+    export_with(session_dir, out, &ExportOptions::default())
+}
+
+/// [`export`] with options.
+pub fn export_with(
+    session_dir: &Path,
+    out: &Path,
+    options: &ExportOptions,
+) -> Result<Exported, ExportError> {
     if !BUILT {
         return Err(ExportError::NotBuilt);
     }
-    let contents = SessionContents::load(session_dir)?;
+    let mut contents = SessionContents::load(session_dir)?;
     for warning in &contents.warnings {
         tracing::warn!(session = %session_dir.display(), "{warning}");
     }
-    write(&contents, session_dir, out)
+    write(&mut contents, session_dir, out, options)
 }
 
 #[cfg(feature = "nwb")]
 fn write(
-    contents: &SessionContents,
+    contents: &mut SessionContents,
     session_dir: &Path,
     out: &Path,
+    options: &ExportOptions,
 ) -> Result<Exported, ExportError> {
+    let twin = match embeddings::choose(session_dir, options.twin.as_ref()) {
+        None => None,
+        Some(chosen) => match embeddings::compute(session_dir, &chosen.files) {
+            Ok(e) => Some((chosen.files.weights, e)),
+            Err(e) if chosen.given => return Err(e),
+            Err(e) => {
+                let warning = format!("the live twin's embeddings are not exported: {e}");
+                tracing::warn!(session = %session_dir.display(), "{warning}");
+                contents.warnings.push(warning);
+                None
+            }
+        },
+    };
+    let contents = &*contents;
     let write_err = |reason: String| ExportError::Write {
         path: out.to_path_buf(),
         reason,
@@ -122,7 +172,7 @@ fn write(
     let mut tmp_name = out.file_name().unwrap_or_default().to_os_string();
     tmp_name.push(".tmp");
     let tmp = out.with_file_name(tmp_name);
-    let written = file::write(contents, session_dir, &tmp)
+    let written = file::write(contents, session_dir, &tmp, twin.as_ref())
         .map_err(|e| e.to_string())
         .and_then(|w| {
             std::fs::rename(&tmp, out)
@@ -145,12 +195,18 @@ fn write(
         movie_frames: written.movie_frames,
         trials: written.trials,
         inception_images: written.inception_images,
+        twin: twin.map(|(path, e)| (path, e.rows.len())),
         warnings: contents.warnings.clone(),
     })
 }
 
 #[cfg(not(feature = "nwb"))]
-fn write(_: &SessionContents, _: &Path, _: &Path) -> Result<Exported, ExportError> {
+fn write(
+    _: &mut SessionContents,
+    _: &Path,
+    _: &Path,
+    _: &ExportOptions,
+) -> Result<Exported, ExportError> {
     Err(ExportError::NotBuilt)
 }
 
