@@ -164,6 +164,34 @@ fn the_residual_bank_is_the_recording_minus_the_prediction_by_numpy() {
     );
     assert_replays_exactly(&t.session_dir, frames as u64);
 
+    // Full mode draws from the same bank: the responses drive Poisson spikes through the
+    // simulated microscope (calcium, fluorescence, frames) and the test config's extraction;
+    // every frame arrives and is processed, one cell per unit, and the session replays exactly.
+    let mut fc = tc.clone();
+    fc.session.out_dir = tmp.path().join("f");
+    if let Some(twin) = fc.source.twin.as_mut() {
+        twin.mode = TwinMode::Full;
+    }
+    fc.validate()
+        .expect("a valid full-mode recorded-noise twin config");
+    let f = run_session(&fc);
+    assert_eq!(
+        f.counters.frames_in, frames as u64,
+        "every imaging frame arrived"
+    );
+    assert_eq!(f.counters.frames_processed, frames as u64);
+    assert_eq!(f.cells, 25, "one cell per twin unit");
+    let full_rates = read_npy_f32(&f.session_dir.join("truth/rates.npy"));
+    assert_eq!(full_rates.len(), 25 * frames);
+    assert!(full_rates.iter().all(|r| r.is_finite() && *r >= 0.0));
+    assert!(
+        full_rates
+            .iter()
+            .any(|r| (r / fc.imaging.frame_rate_hz as f32).fract() > 0.0),
+        "the full mode's rates are the bank's responses, not rounded counts"
+    );
+    assert_replays_exactly(&f.session_dir, frames as u64);
+
     // Another twin's bank, and a flipped byte, are refused naming the file.
     let e = ResidualBank::load(&bank_dir, Some(&"0".repeat(64))).unwrap_err();
     assert!(e.to_string().contains("residuals.json"), "{e}");
