@@ -9,7 +9,7 @@
 
 mod common;
 
-use common::{fixture, twinloop};
+use common::{small_loop_config, twinloop};
 use serde_json::Value;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -22,53 +22,23 @@ use twinloop_rig::vocab::records::RecordKind;
 /// The embedded default session (90 s, default trials and design) on the small fnn fixture
 /// twin, fast, small frames, the final refit at `steps` steps.
 fn config(dir: &Path, duration_s: f64, steps: usize, max_s: f64) -> PathBuf {
-    let mut text = twinloop_rig::config::DEFAULT_SIM_TOML.to_string();
-    let weights = fixture("parity_weights.safetensors");
-    let net = fixture("parity_config.json");
-    for (a, b) in [
-        ("duration_s = 90.0", format!("duration_s = {duration_s:?}")),
-        ("realtime = true ", "realtime = false".into()),
-        (
-            "out_dir = \"sessions\"",
-            format!("out_dir = {:?}", dir.join("out")),
-        ),
-        ("progress = true", "progress = false".into()),
-        (
-            "ingest = \"tcp://127.0.0.1:0\"",
-            format!("ingest = \"ipc://{}\"", dir.join("in").display()),
-        ),
-        (
-            "publish = \"tcp://127.0.0.1:0\"",
-            format!("publish = \"ipc://{}\"", dir.join("pub").display()),
-        ),
-        ("width = 512", "width = 64".into()),
-        ("height = 512", "height = 64".into()),
-        (
-            "extraction = \"pipeline\"",
-            "extraction = \"truth_footprints\"".into(),
-        ),
-        // The eye camera keeps its size: the embeddings' recording needs the pupil it measures.
-        (
-            "core = \"pretrained\"",
-            format!("core = \"fnn\"\nweights = {weights:?}\nconfig = {net:?}"),
-        ),
-        (
-            "final_refit_steps = 60",
-            format!("final_refit_steps = {steps}"),
-        ),
-        (
-            "final_refit_max_s = 300.0",
-            format!("final_refit_max_s = {max_s:?}"),
-        ),
-        ("enabled = true\nbind", "enabled = false\nbind".into()),
-        ("neurons = 1000", "neurons = 12".into()),
-    ] {
-        assert!(text.contains(a), "the default config has no {a:?}");
-        text = text.replacen(a, &b, 1);
-    }
-    let path = dir.join("session.toml");
-    std::fs::write(&path, text).unwrap();
-    path
+    // The eye camera keeps its size: the embeddings' recording needs the pupil it measures.
+    small_loop_config(
+        dir,
+        "session.toml",
+        &[
+            ("duration_s = 90.0", format!("duration_s = {duration_s:?}")),
+            (
+                "final_refit_steps = 60",
+                format!("final_refit_steps = {steps}"),
+            ),
+            (
+                "final_refit_max_s = 300.0",
+                format!("final_refit_max_s = {max_s:?}"),
+            ),
+            ("neurons = 1000", "neurons = 12".into()),
+        ],
+    )
 }
 
 fn session_dir(dir: &Path) -> PathBuf {

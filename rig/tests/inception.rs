@@ -22,7 +22,7 @@
 
 mod common;
 
-use common::{fixture, twinloop};
+use common::{small_loop_config, twinloop};
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Stdio};
@@ -31,63 +31,36 @@ use twinloop_rig::backbone::session_log::LogReader;
 use twinloop_rig::vocab::records::{self, RecordKind};
 
 fn config(dir: &Path) -> PathBuf {
-    let mut text = twinloop_rig::config::DEFAULT_SIM_TOML.to_string();
-    let weights = fixture("parity_weights.safetensors");
-    let net = fixture("parity_config.json");
-    for (a, b) in [
-        ("duration_s = 90.0", "duration_s = 300.0".to_string()),
-        ("realtime = true ", "realtime = false".into()),
-        (
-            "out_dir = \"sessions\"",
-            format!("out_dir = {:?}", dir.join("out")),
-        ),
-        ("record_frames = false", "record_frames = true".into()),
-        ("progress = true", "progress = false".into()),
-        (
-            "ingest = \"tcp://127.0.0.1:0\"",
-            format!("ingest = \"ipc://{}\"", dir.join("in").display()),
-        ),
-        (
-            "publish = \"tcp://127.0.0.1:0\"",
-            format!("publish = \"ipc://{}\"", dir.join("pub").display()),
-        ),
-        ("width = 512", "width = 64".into()),
-        ("height = 512", "height = 64".into()),
-        (
-            "extraction = \"pipeline\"",
-            "extraction = \"truth_footprints\"".into(),
-        ),
-        ("width = 320", "width = 32".into()),
-        ("height = 240", "height = 32".into()),
-        ("stimulus_s = 2.0", "stimulus_s = 1.0".into()),
-        ("gray_s = 1.0", "gray_s = 0.5".into()),
-        ("test_every = 5", "test_every = 3".into()),
-        (
-            "warmup_trials = 8",
-            "warmup_trials = 4\ndeadline_ms = 0.0\ntwin_refit_every = 0\ntwin_refit_steps = 4"
-                .into(),
-        ),
-        (
-            "core = \"pretrained\"",
-            format!("core = \"fnn\"\nweights = {weights:?}\nconfig = {net:?}"),
-        ),
-        ("final_refit_steps = 60", "final_refit_steps = 0".into()),
-        ("enabled = true\nbind", "enabled = false\nbind".into()),
-        ("neurons = 1000", "neurons = 30".into()),
-        (
-            "seed = 7",
-            "seed = 5\n\n[sim.cells]\nmodel = \"v1_rich\"".into(),
-        ),
-    ] {
-        assert!(text.contains(a), "the default config has no {a:?}");
-        text = text.replacen(a, &b, 1);
-    }
+    let path = small_loop_config(
+        dir,
+        "inception.toml",
+        &[
+            ("duration_s = 90.0", "duration_s = 300.0".into()),
+            ("record_frames = false", "record_frames = true".into()),
+            ("width = 320", "width = 32".into()),
+            ("height = 240", "height = 32".into()),
+            ("stimulus_s = 2.0", "stimulus_s = 1.0".into()),
+            ("gray_s = 1.0", "gray_s = 0.5".into()),
+            ("test_every = 5", "test_every = 3".into()),
+            (
+                "warmup_trials = 8",
+                "warmup_trials = 4\ndeadline_ms = 0.0\ntwin_refit_every = 0\ntwin_refit_steps = 4"
+                    .into(),
+            ),
+            ("final_refit_steps = 60", "final_refit_steps = 0".into()),
+            ("neurons = 1000", "neurons = 30".into()),
+            (
+                "seed = 7",
+                "seed = 5\n\n[sim.cells]\nmodel = \"v1_rich\"".into(),
+            ),
+        ],
+    );
+    let mut text = std::fs::read_to_string(&path).unwrap();
     text.push_str(
         "\n[inception]\nrecord_s = 120.0\ndesign_s = 10.0\nverify_repeats = 10\n\
          min_heldout_cc = 0.0\nmax_targets = 2\nrandom_controls = 1\nlibrary_size = 10000\n\
          mei_steps = 5\ndesign_frames = 2\n",
     );
-    let path = dir.join("inception.toml");
     std::fs::write(&path, text).unwrap();
     path
 }

@@ -15,7 +15,7 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use common::{fixture, twinloop};
+use common::{fixture, small_loop_config, twinloop};
 use serde_json::Value;
 use twinloop_rig::offline::export::nwb::embeddings as nwb_embeddings;
 use twinloop_rig::online::session::live_twin;
@@ -27,52 +27,22 @@ fn python() -> String {
 /// A 20 s closed loop (not real time) on the small fnn fixture twin, refitted every 4 trials
 /// (the live-twin test's settings), so the session saves a live twin of its 12 cells.
 fn config(dir: &Path) -> PathBuf {
-    let mut text = twinloop_rig::config::DEFAULT_SIM_TOML.to_string();
-    let weights = fixture("parity_weights.safetensors");
-    let net = fixture("parity_config.json");
-    for (a, b) in [
-        ("duration_s = 90.0", "duration_s = 20.0".to_string()),
-        ("realtime = true ", "realtime = false".into()),
-        (
-            "out_dir = \"sessions\"",
-            format!("out_dir = {:?}", dir.join("out")),
-        ),
-        ("progress = true", "progress = false".into()),
-        (
-            "ingest = \"tcp://127.0.0.1:0\"",
-            format!("ingest = \"ipc://{}\"", dir.join("in").display()),
-        ),
-        (
-            "publish = \"tcp://127.0.0.1:0\"",
-            format!("publish = \"ipc://{}\"", dir.join("pub").display()),
-        ),
-        ("width = 512", "width = 64".into()),
-        ("height = 512", "height = 64".into()),
-        (
-            "extraction = \"pipeline\"",
-            "extraction = \"truth_footprints\"".into(),
-        ),
-        ("stimulus_s = 2.0", "stimulus_s = 0.8".into()),
-        ("gray_s = 1.0", "gray_s = 0.4".into()),
-        ("test_every = 5", "test_every = 3".into()),
-        (
-            "warmup_trials = 8",
-            "warmup_trials = 4\ndeadline_ms = 0.0\ntwin_refit_every = 4\ntwin_refit_steps = 4"
-                .into(),
-        ),
-        (
-            "core = \"pretrained\"",
-            format!("core = \"fnn\"\nweights = {weights:?}\nconfig = {net:?}"),
-        ),
-        ("enabled = true\nbind", "enabled = false\nbind".into()),
-        ("neurons = 1000", "neurons = 12".into()),
-    ] {
-        assert!(text.contains(a), "the default config has no {a:?}");
-        text = text.replacen(a, &b, 1);
-    }
-    let path = dir.join("loop.toml");
-    std::fs::write(&path, text).unwrap();
-    path
+    small_loop_config(
+        dir,
+        "loop.toml",
+        &[
+            ("duration_s = 90.0", "duration_s = 20.0".into()),
+            ("stimulus_s = 2.0", "stimulus_s = 0.8".into()),
+            ("gray_s = 1.0", "gray_s = 0.4".into()),
+            ("test_every = 5", "test_every = 3".into()),
+            (
+                "warmup_trials = 8",
+                "warmup_trials = 4\ndeadline_ms = 0.0\ntwin_refit_every = 4\ntwin_refit_steps = 4"
+                    .into(),
+            ),
+            ("neurons = 1000", "neurons = 12".into()),
+        ],
+    )
 }
 
 fn ok(o: &Output, what: &str) {

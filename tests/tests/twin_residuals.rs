@@ -172,6 +172,9 @@ fn the_residual_bank_is_the_recording_minus_the_prediction_by_numpy() {
     if let Some(twin) = fc.source.twin.as_mut() {
         twin.mode = TwinMode::Full;
     }
+    // The microscope places one soma per unit: 25 need more room than 64x64 px.
+    fc.imaging.width = 128;
+    fc.imaging.height = 128;
     fc.validate()
         .expect("a valid full-mode recorded-noise twin config");
     let f = run_session(&fc);
