@@ -9,12 +9,12 @@
 
 mod common;
 
-use common::{small_loop_config, twinloop};
+use common::{small_loop_config, twinloop, wait};
 use serde_json::Value;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Stdio;
+
 use twinloop_rig::backbone::session_log::LogReader;
 use twinloop_rig::sim::TwinSourceConfig;
 use twinloop_rig::vocab::records::RecordKind;
@@ -52,21 +52,6 @@ fn session_dir(dir: &Path) -> PathBuf {
 
 fn summary(session: &Path) -> Value {
     serde_json::from_slice(&std::fs::read(session.join("summary.json")).unwrap()).unwrap()
-}
-
-/// Waits for the child, killing it past a generous hang guard (not a timing assertion).
-fn wait(child: &mut Child) -> std::process::ExitStatus {
-    let start = Instant::now();
-    loop {
-        if let Some(s) = child.try_wait().unwrap() {
-            return s;
-        }
-        if start.elapsed() > Duration::from_secs(1800) {
-            let _ = child.kill();
-            panic!("the session hung");
-        }
-        std::thread::sleep(Duration::from_millis(200));
-    }
 }
 
 /// Whether the session's log ends in the recorder's `End` record (a whole recording).

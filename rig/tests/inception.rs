@@ -22,7 +22,7 @@
 
 mod common;
 
-use common::{small_loop_config, twinloop};
+use common::{small_loop_config, twinloop, wait};
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Stdio};
@@ -105,21 +105,6 @@ fn spawn(cfg: &Path) -> Child {
         .stderr(Stdio::null())
         .spawn()
         .unwrap()
-}
-
-/// Waits for the child, killing it past a generous hang guard (not a timing assertion).
-fn wait(child: &mut Child) -> std::process::ExitStatus {
-    let start = Instant::now();
-    loop {
-        if let Some(s) = child.try_wait().unwrap() {
-            return s;
-        }
-        if start.elapsed() > Duration::from_secs(1800) {
-            let _ = child.kill();
-            panic!("the session hung");
-        }
-        std::thread::sleep(Duration::from_millis(200));
-    }
 }
 
 /// Pixel mean and RMS contrast in [0, 1] units, computed here, not by the code under test.

@@ -45,6 +45,9 @@ use crate::backbone::session_log::{RECORDS_LOG_FILE, SessionDir};
 use crate::config::Extraction;
 use crate::offline::export::nwb::{CALIBRATION_DIR, ExportError, SessionContents};
 use crate::offline::report::data::{BehaviourView, LogData, StimulusView};
+use crate::sim::twin_embeddings::{
+    DEFAULT_BURN_IN, DEFAULT_REFERENCE, EmbeddingsError, TwinEmbeddings, load_twin, twin_embeddings,
+};
 
 /// The truth file written beside a recording: `[T, U]` float32, NaN for unmatched columns.
 pub const TRUTH_FILE: &str = "truth.npy";
@@ -612,6 +615,43 @@ pub fn match_cells(
         }
     }
     out
+}
+
+/// The embeddings of the twin at `weights` + `config` scored on the session in `session_dir`
+/// (as `twin recording` reads it), with the default reference set and burn-in: what a
+/// session's end writes beside its live twin and what the NWB export tabulates. A twin of
+/// another session (a unit count that is not the session's cells) is refused naming it.
+pub fn session_embeddings(
+    session_dir: &Path,
+    weights: &Path,
+    config: &Path,
+) -> Result<TwinEmbeddings, EmbeddingsError> {
+    let refused = |reason: String| EmbeddingsError::Twin {
+        path: weights.to_path_buf(),
+        reason,
+    };
+    let (cfg, w) = load_twin(weights, config)?;
+    let rec = recording_from_session(session_dir, cfg.stimulus_height, cfg.stimulus_width)
+        .map_err(|e| refused(format!("cannot score it on the session: {e}")))?;
+    if rec.recording.units() != cfg.units {
+        return Err(refused(format!(
+            "it has {} units ({}) and the session {} cells: the twin of another session or \
+             mouse; give the twin fitted on this session",
+            cfg.units,
+            config.display(),
+            rec.recording.units()
+        )));
+    }
+    twin_embeddings(
+        &w,
+        &cfg,
+        &rec.recording,
+        rec.truth.as_deref(),
+        &HashMap::new(),
+        DEFAULT_REFERENCE,
+        DEFAULT_BURN_IN,
+    )
+    .map_err(|e| refused(e.to_string()))
 }
 
 #[cfg(test)]

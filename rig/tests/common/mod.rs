@@ -1,7 +1,8 @@
 //! Shared by the `twinloop twin ...` CLI tests: the binary under test and the model fixtures.
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Child, Command};
+use std::time::{Duration, Instant};
 
 /// The `twinloop` binary cargo built for these tests.
 pub fn twinloop() -> Command {
@@ -64,4 +65,21 @@ pub fn small_loop_config(dir: &Path, name: &str, edits: &[(&str, String)]) -> Pa
     let path = dir.join(name);
     std::fs::write(&path, text).unwrap();
     path
+}
+
+/// Waits for a `twinloop` child, killing it past a generous hang guard (30 minutes: not a
+/// timing assertion, only so that a hung session fails instead of stalling the suite).
+#[allow(dead_code)] // Each test binary compiles its own copy; not every one spawns.
+pub fn wait(child: &mut Child) -> std::process::ExitStatus {
+    let start = Instant::now();
+    loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            return s;
+        }
+        if start.elapsed() > Duration::from_secs(1800) {
+            let _ = child.kill();
+            panic!("the session hung");
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
 }

@@ -170,28 +170,14 @@ pub fn live_twin_embeddings(session_dir: &Path) -> anyhow::Result<PathBuf> {
     use crate::online::session::live_twin::{LIVE_TWIN_CONFIG, LIVE_TWIN_WEIGHTS};
     let config = session_dir.join(LIVE_TWIN_CONFIG);
     let weights_path = session_dir.join(LIVE_TWIN_WEIGHTS);
-    let (cfg, weights) = load_twin(&weights_path, &config)?;
-    let rec = crate::offline::twin_data::recording_from_session(
-        session_dir,
-        cfg.stimulus_height,
-        cfg.stimulus_width,
-    )?;
-    let e = twin_embeddings(
-        &weights,
-        &cfg,
-        &rec.recording,
-        rec.truth.as_deref(),
-        &HashMap::new(),
-        DEFAULT_REFERENCE,
-        DEFAULT_BURN_IN,
-    )
-    .with_context(|| {
-        format!(
-            "scoring {} on its session {}",
-            weights_path.display(),
-            session_dir.display()
-        )
-    })?;
+    let e = crate::offline::twin_data::session_embeddings(session_dir, &weights_path, &config)
+        .with_context(|| {
+            format!(
+                "scoring {} on its session {}",
+                weights_path.display(),
+                session_dir.display()
+            )
+        })?;
     let out = session_dir.join(LIVE_TWIN_EMBEDDINGS_DIR);
     save(&e, &out, &weights_path)?;
     Ok(out)

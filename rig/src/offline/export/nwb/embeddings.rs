@@ -9,7 +9,6 @@
 //! runs (`sim::twin_embeddings`), so the table holds the values of that command's CSV and npy
 //! files on the same twin and recording.
 
-use std::collections::HashMap;
 use std::path::Path;
 
 use hdf5_metno::Group;
@@ -17,11 +16,8 @@ use twinloop_model::embeddings::{REFERENCE_FRAMES, REFERENCE_SCORED, REFERENCE_S
 
 use super::h5::{self, Column, HDMF, Result};
 use super::{ExportError, TwinFiles};
-use crate::offline::twin_data::recording_from_session;
-use crate::sim::twin_embeddings::{
-    CcSource, DEFAULT_BURN_IN, DEFAULT_REFERENCE, EmbeddingsError, TwinEmbeddings, load_twin,
-    twin_embeddings,
-};
+use crate::offline::twin_data::session_embeddings;
+use crate::sim::twin_embeddings::{CcSource, EmbeddingsError, TwinEmbeddings};
 
 /// The table's name under `/analysis`.
 pub const TABLE: &str = "twin_embeddings";
@@ -57,48 +53,19 @@ pub fn choose(session_dir: &Path, given: Option<&TwinFiles>) -> Option<Chosen> {
     })
 }
 
-/// The twin's embeddings, scored on the session in `session_dir`.
+/// The twin's embeddings, scored on the session in `session_dir`
+/// ([`session_embeddings`], the code a session's end runs).
 pub fn compute(
     session_dir: &Path,
     twin: &TwinFiles,
 ) -> std::result::Result<TwinEmbeddings, ExportError> {
-    let err = |path: &Path, reason: String| ExportError::Twin {
-        path: path.to_path_buf(),
-        reason,
-    };
-    let (cfg, weights) = load_twin(&twin.weights, &twin.config).map_err(|e| match e {
+    session_embeddings(session_dir, &twin.weights, &twin.config).map_err(|e| match e {
         EmbeddingsError::Twin { path, reason } => ExportError::Twin { path, reason },
-        e => err(&twin.weights, e.to_string()),
-    })?;
-    let rec = recording_from_session(session_dir, cfg.stimulus_height, cfg.stimulus_width)
-        .map_err(|e| {
-            err(
-                &twin.weights,
-                format!("cannot score it on the session: {e}"),
-            )
-        })?;
-    if rec.recording.units() != cfg.units {
-        return Err(err(
-            &twin.weights,
-            format!(
-                "it has {} units ({}) and the session {} cells: the twin of another session \
-                 or mouse; give the twin fitted on this session",
-                cfg.units,
-                twin.config.display(),
-                rec.recording.units()
-            ),
-        ));
-    }
-    twin_embeddings(
-        &weights,
-        &cfg,
-        &rec.recording,
-        rec.truth.as_deref(),
-        &HashMap::new(),
-        DEFAULT_REFERENCE,
-        DEFAULT_BURN_IN,
-    )
-    .map_err(|e| err(&twin.weights, e.to_string()))
+        e => ExportError::Twin {
+            path: twin.weights.clone(),
+            reason: e.to_string(),
+        },
+    })
 }
 
 /// Writes the table; `segmentation` is the plane segmentation's path when the units are its
